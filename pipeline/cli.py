@@ -1,0 +1,147 @@
+"""The ``hostlogs`` command: a thin shell over the library. Each command calls one library function
+and renders its report; ``HostlogsError`` subclasses become their exit codes here and only here.
+
+Exit codes (docs/exit-codes.md): 0 ok · 1 internal error · 2 usage · 3 config · 4 source ·
+5 format · 6 store · 10 some sources failed · 75 another ingest holds the lock.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__, config, ingest, query
+from .errors import HostlogsError, PartialFailure
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into a one-line message on stderr and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HostlogsError as exc:
+            click.echo(f"hostlogs: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hostlogs")
+def main() -> None:
+    """hostlogs: web-hosting access logs → privacy-safe, date-partitioned Parquet evidence store.
+
+    Example:
+
+        hostlogs ingest sample_logs/other_vhosts_access.log --store ./store
+    """
+
+
+@main.command("ingest")
+@click.argument("paths", nargs=-1)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (sources, store, privacy).")
+@click.option("--store", help="Store directory (overrides the config).")
+@click.option("--format", "fmt", default=None, help="auto (default), common, combined, vhost_combined or a LogFormat.")
+@click.option("--domain", help="Domain for formats without %v/%V/%{Host}i.")
+@click.option("--domain-from-path", help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*.")
+@click.option("--server", help="Name of the web server the logs come from (default: this host's name).")
+@click.option("--final", is_flag=True, help="Treat every file as complete: consume a last line without newline.")
+@click.option("--wait", "lock_wait", type=click.FloatRange(min=0), help="Seconds to wait for a running ingest.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
+@handle_errors
+def ingest_cmd(
+    paths: tuple[str, ...], config_path: str | None, store: str | None, fmt: str | None, domain: str | None,
+    domain_from_path: str | None, server: str | None, final: bool, lock_wait: float | None, as_json: bool,
+    quiet: bool,
+) -> None:
+    """Ingest access logs (files, globs, .gz/.zst, or - for stdin) into the store.
+
+    Re-running is safe: each file is read on from where the last run stopped.
+
+    Example:
+
+        hostlogs ingest /var/log/apache2/other_vhosts_access.log --store /var/lib/hostlogs/store
+    """
+    cfg = config.load(config_path)
+    cfg = cfg.with_overrides(store=store, server=server)
+    if lock_wait is not None:
+        cfg = cfg.with_overrides(ingest=config.replace(cfg.ingest, lock_wait=lock_wait))
+    specs = None
+    if paths or domain_from_path:
+        specs = [
+            config.SourceConfig(path=p, format=fmt or "auto", domain=domain, domain_from_path=domain_from_path)
+            for p in (paths or ("",))
+        ]
+    elif fmt or domain:
+        specs = [config.replace(s, format=fmt or s.format, domain=domain or s.domain) for s in cfg.sources]
+    report = ingest.run(cfg, specs, final=True if final else None)
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+    elif not quiet:
+        click.echo(render_ingest(report))
+    if report.failed:
+        for s in report.failed:
+            click.echo(f"hostlogs: error: {s.error}", err=True)
+        raise PartialFailure(f"{len(report.failed)} source(s) could not be read; the rest was ingested")
+
+
+def render_ingest(report: ingest.IngestReport) -> str:
+    """One screen: per-file lines and the totals."""
+    out = [f"store: {report.store}"]
+    for s in report.sources:
+        status = s.error or s.note or ""
+        rej = sum(s.rejects.values())
+        out.append(
+            f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected"
+            f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
+        )
+        if s.domain_unknown:
+            out.append(f"    warning: {s.domain_unknown:,} rows without a domain (use --domain or --domain-from-path)")
+    files = sum(1 for s in report.sources if s.lines or s.error)
+    rate = report.lines / report.seconds if report.seconds else 0.0
+    mb = report.bytes_read / 1e6
+    out.append(
+        f"files: {files}  lines: {report.lines:,}  rows: {report.rows:,}  "
+        f"rejected: {sum(report.rejects.values()):,}  partitions: {len(report.partitions)}"
+    )
+    if report.rejects:
+        out.append("rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in report.rejects.items()))
+        out.append(f"  quarantined (IPs scrubbed) under {report.store}/_rejects/")
+    if report.partitions:
+        shown = report.partitions if len(report.partitions) <= 6 else (*report.partitions[:3], "…", report.partitions[-1])
+        out.append("partitions: " + " ".join(shown))
+    out.append(f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
+               f"({mb:,.1f} MB in {report.seconds:.2f} s)")
+    return "\n".join(out)
+
+
+@main.command("query")
+@click.argument("sql")
+@click.option("--store", default=None, help="Store directory (default from --config or ./hostlogs-store).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False))
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table")
+@handle_errors
+def query_cmd(sql: str, store: str | None, config_path: str | None, out_format: str) -> None:
+    """Run read-only DuckDB SQL over the store (views: pageviews, rejects, ingest_runs).
+
+    Example:
+
+        hostlogs query --store ./store "SELECT domain, count(*) FROM pageviews GROUP BY 1"
+    """
+    cfg = config.load(config_path).with_overrides(store=store)
+    result = query.run(cfg.store, sql)
+    click.echo(query.render(result, out_format))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,168 @@
+"""Configuration: one TOML file (see configs/hostlogs.toml), typed, validated with one-line errors.
+
+Every setting has a default chosen for privacy; command-line options override the file.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import formats
+from .errors import ConfigError
+from .privacy import DEFAULT_SENSITIVE_PARAMS
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """One [[sources]] entry."""
+
+    path: str
+    """Glob of log files, e.g. /var/log/apache2/*access.log* ('-' = stdin)."""
+    format: str = "auto"
+    """auto, common, combined, vhost_combined, or an Apache LogFormat string."""
+    domain: str | None = None
+    """Domain for formats without %v/%V/%{Host}i."""
+    domain_from_path: str | None = None
+    """Template such as /var/www/vhosts/{domain}/logs/access_log* when the domain is in the path."""
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    ipv4_prefix: int = 24
+    """Bits of an IPv4 client address kept (24 → 203.0.113.0/24)."""
+    ipv6_prefix: int = 48
+    """Bits of an IPv6 client address kept (48: what ISPs hand to one customer site)."""
+    sensitive_params: tuple[str, ...] = DEFAULT_SENSITIVE_PARAMS
+    """Query/referrer parameters whose values become REDACTED."""
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    block_bytes: int = 32 << 20
+    """Bytes read and parsed per batch; bounds memory (about 6x this at peak)."""
+    max_line_bytes: int = 64 << 10
+    """Longer lines are rejected as too_long without being loaded whole."""
+    partial_line_grace: float = 300.0
+    """Seconds after which a live file's trailing line without newline is taken as complete."""
+    workers: int = 2
+    """Blocks parsed in parallel (threads); memory grows by one block per worker."""
+    lock_wait: float = 0.0
+    """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
+
+
+@dataclass(frozen=True)
+class Config:
+    store: str = "./hostlogs-store"
+    server: str = field(default_factory=socket.gethostname)
+    sources: tuple[SourceConfig, ...] = ()
+    privacy: PrivacyConfig = PrivacyConfig()
+    ingest: IngestConfig = IngestConfig()
+
+    def with_overrides(self, **changes: Any) -> Config:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def load(path: str | Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return from_dict(data, origin=str(path))
+
+
+def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
+    known = {"store", "server", "sources", "privacy", "ingest"}
+    _no_unknown(data, known, origin)
+    base = Config()
+    sources = tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", [])))
+    privacy = _section(PrivacyConfig, data.get("privacy", {}), f"{origin}: [privacy]")
+    ingest = _section(IngestConfig, data.get("ingest", {}), f"{origin}: [ingest]")
+    cfg = Config(
+        store=str(data.get("store", base.store)),
+        server=str(data.get("server", base.server)),
+        sources=sources,
+        privacy=privacy,
+        ingest=ingest,
+    )
+    validate(cfg, origin)
+    return cfg
+
+
+def validate(cfg: Config, origin: str = "config") -> None:
+    p = cfg.privacy
+    if not 0 <= p.ipv4_prefix <= 32:
+        raise ConfigError(f"{origin}: privacy.ipv4_prefix must be 0-32, got {p.ipv4_prefix}")
+    if not 0 <= p.ipv6_prefix <= 128:
+        raise ConfigError(f"{origin}: privacy.ipv6_prefix must be 0-128, got {p.ipv6_prefix}")
+    i = cfg.ingest
+    if not 1 <= i.workers <= 64:
+        raise ConfigError(f"{origin}: ingest.workers must be 1-64, got {i.workers}")
+    if i.max_line_bytes < 256 or i.block_bytes < 2 * i.max_line_bytes:
+        raise ConfigError(f"{origin}: ingest.block_bytes must be at least twice ingest.max_line_bytes (≥256)")
+
+
+def _source(raw: Any, where: str) -> SourceConfig:
+    if not isinstance(raw, dict) or "path" not in raw:
+        raise ConfigError(f"{where}: each source needs a path")
+    src: SourceConfig = _section(SourceConfig, raw, where)
+    if src.format != "auto" and not formats.is_format_spec(src.format):
+        raise ConfigError(f"{where}: unknown format {src.format!r}")
+    if src.domain_from_path is not None and "{domain}" not in src.domain_from_path:
+        raise ConfigError(f"{where}: domain_from_path must contain {{domain}}")
+    return src
+
+
+def _section(cls: Any, raw: Any, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table")
+    fields = cls.__dataclass_fields__
+    _no_unknown(raw, set(fields), where)
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = getattr(cls(), name) if name != "path" else ""
+        values[name] = _coerce(value, default, f"{where}.{name}")
+    return cls(**values)
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int | float) and not isinstance(default, bool):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        value = type(default)(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ConfigError(f"{where}: invalid value {value!r}")
+    return value
+
+
+def _no_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+
+def domain_from_path(template: str, path: str) -> str | None:
+    """The {domain} part of ``path`` per a template such as /var/www/vhosts/{domain}/logs/access_log*."""
+    pattern = re.escape(template).replace(r"\{domain\}", r"(?P<domain>[^/]+)")
+    pattern = pattern.replace(r"\*", r"[^/]*").replace(r"\?", r"[^/]")
+    m = re.fullmatch(pattern, path)
+    return m.group("domain").lower() if m else None
+
+
+def template_glob(template: str) -> str:
+    return template.replace("{domain}", "*")

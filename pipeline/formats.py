@@ -1,0 +1,198 @@
+"""Log formats as data: Apache ``LogFormat`` directives → one anchored regex with named groups.
+
+A format is compiled once into a regex whose named groups are the *fields* hostlogs keeps
+(``client``, ``ts``, ``request``, ``status`` ...). Directives whose value is never stored
+(``%l``, ``%u``, ``%D`` ...) become non-capturing groups: fewer groups keep the regex engine on
+its fast one-pass path (see ../shared/docs/PERF_NOTES.md: shape mattered 3x).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .errors import FormatError
+
+# Regex building blocks. Rust regex (polars) has no look-around; every class excludes the
+# delimiter that follows it so that the pattern stays one-pass (unambiguous left to right).
+QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'  # Apache escapes " and \ inside quoted fields as \" and \\
+TOKEN = r"[^ ]*"
+TOKEN1 = r"[^ ]+"
+HOST = r"[^ ]+"  # an IP, [IPv6]:port, a hostname (HostnameLookups On), 'unix:', '-'
+VHOST = r"\[[0-9A-Fa-f:.]+\]|[^ :\[\]]+"  # server name or [IPv6] literal, without port
+NUM = r"[0-9]+"
+NUM_OR_DASH = r"[0-9]+|-"
+
+# directive → (field name or None when the value is not stored, regex when unquoted, quoted-ok)
+# Field names are the parser's internal names; parse.py maps them to the pageviews schema.
+DIRECTIVES: dict[str, tuple[str | None, str]] = {
+    "h": ("client", HOST),  # remote host; an IP unless HostnameLookups is on
+    "a": ("client", HOST),  # client IP (mod_remoteip's view when enabled)
+    "l": (None, TOKEN1),  # identd: always '-' in practice, never stored
+    "u": (None, TOKEN1),  # remote user: personal data, never stored
+    "t": ("ts", r"\[[^\]]+\]"),  # [10/Oct/2000:13:55:36 -0700]
+    "r": ("request", QUOTED),  # first line of the request, escaped by the server
+    "m": ("method", r"[A-Za-z]+|-"),
+    "U": ("path", r"[^ ?\"]*"),
+    "q": ("query", r"(?:\?[^ \"]*)?"),  # includes the leading '?', empty when none
+    "H": ("protocol", r"[^ \"]*"),
+    ">s": ("status", r"[0-9]{3}"),
+    "s": ("status", r"[0-9]{3}"),
+    "<s": ("status", r"[0-9]{3}"),
+    "b": ("bytes", NUM_OR_DASH),  # CLF: '-' for zero bytes
+    "B": ("bytes", NUM),
+    "O": ("bytes", NUM_OR_DASH),  # bytes sent incl. headers (mod_logio)
+    "I": (None, NUM_OR_DASH),
+    "S": (None, NUM_OR_DASH),
+    "v": ("domain", VHOST),  # canonical ServerName
+    "V": ("domain", VHOST),  # server name per UseCanonicalName
+    "p": (None, NUM),  # port: the domain is stored without it
+    "D": (None, NUM_OR_DASH),  # duration µs
+    "T": (None, r"[0-9.]+|-"),
+    "X": (None, r"[X+\-]"),
+    "k": (None, NUM),
+    "P": (None, NUM),
+    "L": (None, TOKEN),
+    "f": (None, TOKEN),
+    "A": (None, TOKEN),
+    "R": (None, TOKEN),
+}
+
+# %{NAME}i headers that map to stored fields; any other header is matched but not stored.
+HEADER_FIELDS: dict[str, str] = {"referer": "referrer", "user-agent": "user_agent", "host": "domain"}
+
+NAMED_FORMATS: dict[str, str] = {
+    "common": '%h %l %u %t "%r" %>s %b',
+    # Apache's and nginx's default "combined". Referer and User-Agent are optional so that
+    # the common-format lines some servers mix in still parse (their fields become null).
+    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
+    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+}
+# Auto-detection preference on ties: the more specific format first.
+DETECT_ORDER = ("vhost_combined", "combined", "common")
+
+_DIRECTIVE_RE = re.compile(r"%(?:[!0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
+
+
+@dataclass(frozen=True)
+class LogFormat:
+    """A compiled log format: the regex (polars/Rust syntax) and the fields it captures."""
+
+    name: str
+    spec: str
+    regex: str
+    fields: tuple[str, ...]
+    has_domain: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "has_domain", "domain" in self.fields)
+
+
+def resolve(name_or_spec: str) -> LogFormat:
+    """A named format (``combined``) or a raw Apache LogFormat string (``%h %l ...``)."""
+    if name_or_spec in NAMED_FORMATS:
+        return compile_format(NAMED_FORMATS[name_or_spec], name=name_or_spec)
+    if "%" not in name_or_spec:
+        known = ", ".join([*NAMED_FORMATS, "auto"])
+        raise FormatError(f"unknown log format {name_or_spec!r}: use one of {known} or a LogFormat string")
+    return compile_format(name_or_spec, name="custom")
+
+
+def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
+    """Translate an Apache LogFormat string into an anchored regex with named groups.
+
+    Trailing quoted request headers (combined's ``"%{Referer}i" "%{User-Agent}i"``) are optional as
+    a block, so common-format lines mixed into a combined log still parse (those fields are null).
+    Extra quoted fields after the format (nginx setups often append ``"$http_x_forwarded_for"``) are
+    matched but never stored: they hold client addresses. Anything else is a reject. The pattern is
+    kept one-pass (every branch starts with a distinct character) for the regex engine's fast path.
+    """
+    head_spec, tail_spec = _split_optional_tail(spec)
+    fields: list[str] = []
+    head = _translate(head_spec, fields, spec)
+    extra = f'(?: "{QUOTED}")*'
+    if tail_spec:
+        tail = _translate(tail_spec, fields, spec)
+        regex = f"^{head}(?:{tail}{extra})?$"
+    else:
+        regex = f"^{head}{extra}$"
+    if "ts" not in fields:
+        raise FormatError(f"log format {spec!r} has no %t: hostlogs needs the request time")
+    return LogFormat(name=name, spec=spec, regex=regex, fields=tuple(fields))
+
+
+_OPTIONAL_TAIL_RE = re.compile(r'((?: "%\{[^}]+\}i")+)$')
+
+
+def _split_optional_tail(spec: str) -> tuple[str, str]:
+    m = _OPTIONAL_TAIL_RE.search(spec)
+    if not m or m.start() == 0:
+        return spec, ""
+    return spec[: m.start()], m.group(1)
+
+
+def _translate(spec: str, fields: list[str], whole: str) -> str:
+    parts: list[str] = []
+    pos = 0
+    in_quotes = False
+    for m in _DIRECTIVE_RE.finditer(spec):
+        literal = spec[pos : m.start()]
+        in_quotes ^= literal.count('"') % 2 == 1
+        arg, letter = m.group(1), m.group(2)
+        parts.append(_literal(literal, before_port=letter == "p"))
+        pos = m.end()
+        if letter == "%":
+            parts.append("%")
+            continue
+        fname, pattern = _directive(arg, letter, whole)
+        if in_quotes:
+            pattern = QUOTED  # inside quotes the server escapes " and \; any quoted text is valid
+        if fname is None or fname in fields:
+            parts.append(f"(?:{pattern})")
+        else:
+            fields.append(fname)
+            parts.append(f"(?P<{fname}>{pattern})")
+        if letter == "p" and parts[-2].endswith("(?::"):
+            parts.append(")?")
+    tail = spec[pos:]
+    if (in_quotes ^ (tail.count('"') % 2 == 1)) is True:
+        raise FormatError(f"unbalanced quotes in log format {whole!r}")
+    parts.append(_literal(tail, before_port=False))
+    return "".join(parts)
+
+
+def _directive(arg: str | None, letter: str, spec: str) -> tuple[str | None, str]:
+    if arg is not None:
+        if letter == "i":
+            return HEADER_FIELDS.get(arg.lower()), TOKEN
+        if letter == "t":
+            raise FormatError(f"custom time format %{{{arg}}}t is not supported yet in {spec!r}; use %t")
+        return None, TOKEN  # %{VAR}e, %{Foo}o, %{cookie}C, %{format}p ...: matched, not stored
+    if letter not in DIRECTIVES:
+        raise FormatError(f"unsupported LogFormat directive %{letter} in {spec!r}")
+    return DIRECTIVES[letter]
+
+
+def _literal(text: str, *, before_port: bool) -> str:
+    escaped = re.escape(text).replace("\\ ", " ")
+    # Quirk: in "%v:%p" the ':' and port are optional together; nginx "$host" lines often lack the port.
+    if before_port and text.endswith(":"):
+        return escaped[: -len(re.escape(":"))] + "(?::"
+    return escaped
+
+
+def detect(sample_lines: list[str]) -> LogFormat | None:
+    """Pick the named format matching most sample lines (ties → the more specific format)."""
+    best: tuple[int, int] | None = None
+    chosen: LogFormat | None = None
+    for rank, name in enumerate(DETECT_ORDER):
+        fmt = resolve(name)
+        rx = re.compile(fmt.regex)  # the generated syntax is common to Rust regex and Python re
+        hits = sum(1 for line in sample_lines if rx.match(line))
+        if hits and (best is None or (hits, -rank) > best):
+            best, chosen = (hits, -rank), fmt
+    return chosen
+
+
+def is_format_spec(value: str) -> bool:
+    return value == "auto" or value in NAMED_FORMATS or "%" in value

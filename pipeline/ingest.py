@@ -1,0 +1,366 @@
+"""The ingest stage: sources → parsed, privacy-safe batches → committed Parquet + quarantine.
+
+``run(config, sources)`` is the library entry point; the CLI only renders its ``IngestReport``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections import Counter
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+import polars as pl
+import pyarrow as pa
+
+from . import __version__, formats, privacy, sources
+from .config import Config, SourceConfig, domain_from_path, template_glob
+from .errors import FormatError, HostlogsError, SourceError
+from .lines import split_block
+from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, parse_lines
+from .schema import PAGEVIEWS, REJECTS
+from .store import Progress, Store, encode_parquet
+
+DETECT_SAMPLE_BYTES = 64 << 10
+DETECT_SAMPLE_LINES = 200
+
+
+@dataclass(frozen=True)
+class SourceReport:
+    path: str
+    format: str | None = None
+    fingerprint: str | None = None
+    start: int = 0
+    end: int = 0
+    lines: int = 0
+    rows: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+    batches: int = 0
+    domain_unknown: int = 0
+    note: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    store: str
+    sources: tuple[SourceReport, ...]
+    partitions: tuple[str, ...]
+    bytes_read: int
+    seconds: float
+
+    @property
+    def lines(self) -> int:
+        return sum(s.lines for s in self.sources)
+
+    @property
+    def rows(self) -> int:
+        return sum(s.rows for s in self.sources)
+
+    @property
+    def rejects(self) -> dict[str, int]:
+        total: Counter[str] = Counter()
+        for s in self.sources:
+            total.update(s.rejects)
+        return dict(sorted(total.items()))
+
+    @property
+    def failed(self) -> tuple[SourceReport, ...]:
+        return tuple(s for s in self.sources if s.error)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.update(lines=self.lines, rows=self.rows, rejects=self.rejects)
+        data["lines_per_second"] = round(self.lines / self.seconds) if self.seconds else None
+        data["mb_per_second"] = round(self.bytes_read / 1e6 / self.seconds, 1) if self.seconds else None
+        return data
+
+
+@dataclass
+class _Run:
+    cfg: Config
+    store: Store
+    progress: Progress
+    masker: privacy.ClientMasker
+    run_id: str
+    sensitive_regex: str
+    final: bool | None
+    partitions: set[str] = field(default_factory=set)
+    bytes_read: int = 0
+
+
+def run(
+    cfg: Config, source_specs: Iterable[SourceConfig] | None = None, *, stdin: BinaryIO | None = None,
+    final: bool | None = None,
+) -> IngestReport:
+    """Ingest every file matched by ``source_specs`` (default: the config's sources).
+
+    ``final=True`` treats every file as complete (its last line is consumed even without a newline);
+    ``None`` decides per file (rotated/compressed, or untouched for ``ingest.partial_line_grace``).
+    """
+    specs = list(cfg.sources if source_specs is None else source_specs)
+    if not specs:
+        raise SourceError("no sources: give log files on the command line or [[sources]] in the config")
+    started = time.monotonic()
+    store = Store(cfg.store)
+    store.init()
+    reports: list[SourceReport] = []
+    with store.lock(cfg.ingest.lock_wait):
+        run_state = _Run(
+            cfg=cfg,
+            store=store,
+            progress=store.recover(),
+            masker=privacy.ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix),
+            run_id=uuid.uuid4().hex[:12],
+            sensitive_regex=privacy.sensitive_param_regex(cfg.privacy.sensitive_params),
+            final=final,
+        )
+        for spec in specs:
+            pattern = template_glob(spec.domain_from_path) if spec.path == "" and spec.domain_from_path else spec.path
+            paths = sources.expand([pattern])
+            if not paths:
+                reports.append(SourceReport(path=pattern, note="no file matches"))
+            for path in paths:
+                reports.append(_ingest_path(run_state, spec, path, stdin))
+    return IngestReport(
+        store=str(store.root),
+        sources=tuple(reports),
+        partitions=tuple(sorted(run_state.partitions)),
+        bytes_read=run_state.bytes_read,
+        seconds=time.monotonic() - started,
+    )
+
+
+def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None) -> SourceReport:
+    try:
+        if path == sources.STDIN:
+            import sys
+
+            return _ingest_stream(r, spec, path, stdin or sys.stdin.buffer, None, 0, [], final=True)
+        final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
+        ident = _identify(r.progress, path, final)
+        if ident is None:
+            return SourceReport(path=path, note="waiting: no complete line yet")
+        key, fp_len, start, replaces = ident
+        with sources.open_stream(path) as stream:
+            reached = sources.skip(stream, start)
+            if reached < start:
+                return SourceReport(path=path, fingerprint=key, start=start, end=reached,
+                                    note="file is shorter than the committed offset (truncated?): skipped")
+            return _ingest_stream(r, spec, path, stream, (key, fp_len), start, replaces, final=final)
+    except HostlogsError as exc:
+        return SourceReport(path=path, error=str(exc))
+    except OSError as exc:
+        return SourceReport(path=path, error=f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int, list[str]] | None:
+    """(stream key, fingerprint length, committed offset, keys it supersedes) or None to wait."""
+    full = sources.fingerprint(path, sources.FINGERPRINT_BYTES, final=final)
+    if full is None:
+        return None
+    key, fp_len = full
+    if key in progress.streams:
+        return key, fp_len, progress.streams[key].offset, []
+    # A stream first seen while shorter than FINGERPRINT_BYTES was keyed on fewer bytes.
+    for old_key, state in progress.streams.items():
+        if state.fp_len < fp_len:
+            short = sources.fingerprint(path, state.fp_len, final=final)
+            if short is not None and short[0] == old_key:
+                return key, fp_len, state.offset, [old_key]
+    return key, fp_len, 0, []
+
+
+def _ingest_stream(
+    r: _Run, spec: SourceConfig, path: str, stream: BinaryIO, ident: tuple[str, int] | None,
+    start: int, replaces: list[str], *, final: bool,
+) -> SourceReport:
+    fmt, note = _choose_format(spec, path)
+    domain = spec.domain
+    if domain is None and spec.domain_from_path and path != sources.STDIN:
+        domain = domain_from_path(spec.domain_from_path, path)
+    settings = ParseSettings(domain=domain, server=r.cfg.server, sensitive_param_regex=r.sensitive_regex)
+    totals: Counter[str] = Counter()
+    lines = rows = batches = domain_unknown = 0
+    end = start
+    ing = r.cfg.ingest
+    blocks = sources.iter_blocks(
+        stream, start, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=final
+    )
+    # Blocks are parsed and encoded by worker threads (polars, numpy and pyarrow release the GIL);
+    # commits happen strictly in order on this thread, so progress never runs ahead of the data.
+    in_flight: deque[Future[_Prepared]] = deque()
+    with ThreadPoolExecutor(max_workers=ing.workers, thread_name_prefix="hostlogs-parse") as pool:
+        for block in _bounded(blocks, in_flight, ing.workers):
+            in_flight.append(pool.submit(_prepare, block, fmt, settings, r.masker, ing.max_line_bytes))
+            while len(in_flight) > ing.workers or (in_flight and in_flight[0].done()):
+                prepared = in_flight.popleft().result()
+                _commit_batch(r, path, ident, fmt, prepared, replaces)
+                replaces = []
+                lines, rows = lines + prepared.lines, rows + prepared.rows
+                totals.update(prepared.rejects)
+                domain_unknown += prepared.domain_unknown
+                batches += 1
+                end = prepared.block.end
+        while in_flight:
+            prepared = in_flight.popleft().result()
+            _commit_batch(r, path, ident, fmt, prepared, replaces)
+            replaces = []
+            lines, rows = lines + prepared.lines, rows + prepared.rows
+            totals.update(prepared.rejects)
+            domain_unknown += prepared.domain_unknown
+            batches += 1
+            end = prepared.block.end
+    return SourceReport(
+        path=sources.display_name(path), format=fmt.name, fingerprint=ident[0] if ident else None,
+        start=start, end=end, lines=lines, rows=rows, rejects=dict(totals), batches=batches,
+        domain_unknown=domain_unknown, note=note,
+    )
+
+
+def _bounded(blocks: Iterator[sources.Block], in_flight: deque[Any], limit: int) -> Iterator[sources.Block]:
+    """Read the next block only when a worker slot is free: memory stays ≈ (workers+1) blocks."""
+    for block in blocks:
+        while len(in_flight) > limit:
+            in_flight[0].result()
+        yield block
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A parsed block, ready to commit: Parquet already encoded in memory."""
+
+    block: sources.Block
+    lines: int
+    rows: int
+    rejects: dict[str, int]
+    domain_unknown: int
+    pageviews: dict[str, tuple[int, pa.Buffer]]  # date → (rows, parquet bytes)
+    reject_frame: pl.DataFrame
+
+
+def _prepare(
+    block: sources.Block, fmt: formats.LogFormat, settings: ParseSettings, masker: privacy.ClientMasker,
+    max_line_bytes: int,
+) -> _Prepared:
+    split = split_block(block.data, block.data_start, max_line_bytes)
+    parsed = _add_oversized(parse_lines(split, fmt, settings, masker), block.oversized, masker)
+    tables = _partition(parsed.rows)
+    return _Prepared(
+        block=block,
+        lines=parsed.lines,
+        rows=parsed.rows.height,
+        rejects=parsed.reject_counts,
+        domain_unknown=parsed.rows.get_column("domain").null_count(),
+        pageviews={d: (t.num_rows, encode_parquet(t)) for d, t in tables.items()},
+        reject_frame=parsed.rejects,
+    )
+
+
+def _choose_format(spec: SourceConfig, path: str) -> tuple[formats.LogFormat, str | None]:
+    if spec.format != "auto":
+        return formats.resolve(spec.format), None
+    if path == sources.STDIN:
+        raise FormatError("--format auto cannot read ahead on stdin: name the format (e.g. vhost_combined)")
+    with sources.open_stream(path) as stream:
+        head = stream.read(DETECT_SAMPLE_BYTES)
+    sample = [ln for ln in head.decode("utf-8", "replace").splitlines() if ln.strip()][:DETECT_SAMPLE_LINES]
+    fmt = formats.detect(sample)
+    if fmt is None:
+        # Fail closed: every line becomes a counted, scrubbed reject rather than a guess.
+        return formats.resolve("combined"), "format not recognised: all lines quarantined"
+    return fmt, f"auto-detected {fmt.name}"
+
+
+def _add_oversized(
+    parsed: ParsedBatch, oversized: tuple[tuple[int, int, bytes], ...], masker: privacy.ClientMasker
+) -> ParsedBatch:
+    if not oversized:
+        return parsed
+    text = pl.Series([o[2][:REJECT_TEXT_LIMIT].decode("utf-8", "backslashreplace") for o in oversized])
+    extra = pl.DataFrame(
+        {
+            "offset": pl.Series([o[0] for o in oversized], dtype=pl.Int64),
+            "reason": pl.Series(["too_long"] * len(oversized), dtype=pl.String),
+            "line": privacy.mask_text(text, masker),
+        }
+    )
+    return ParsedBatch(rows=parsed.rows, rejects=pl.concat([parsed.rejects, extra]), lines=parsed.lines + len(oversized))
+
+
+def _commit_batch(
+    r: _Run, path: str, ident: tuple[str, int] | None, fmt: formats.LogFormat, prepared: _Prepared,
+    replaces: list[str],
+) -> None:
+    block = prepared.block
+    seq = r.progress.seq + 1
+    stream_key = ident[0] if ident else f"stdin-{r.run_id}"
+    batch = hashlib.sha256(f"{stream_key}:{block.start}:{block.end}".encode()).hexdigest()[:16]
+    now = datetime.now(UTC)
+    files = {f"pageviews/date={d}/part-{batch}.parquet": v for d, v in prepared.pageviews.items()}
+    has_rejects = prepared.reject_frame.height > 0
+    reject_file = f"_rejects/date={now:%Y-%m-%d}/rejects-{batch}.parquet"
+    r.store.begin(seq, [*files, *([reject_file] if has_rejects else [])])
+    written = []
+    for rel, (n_rows, payload) in files.items():
+        size = r.store.write_bytes(r.store.root / rel, payload)
+        written.append({"path": rel, "rows": n_rows, "bytes": size})
+    if has_rejects:
+        table = _rejects_table(prepared.reject_frame, path, batch, now)
+        size = r.store.write_parquet(r.store.root / reject_file, table)
+        written.append({"path": reject_file, "rows": table.num_rows, "bytes": size})
+    manifest = {
+        "version": 1,
+        "seq": seq,
+        "batch": batch,
+        "run": r.run_id,
+        "created": now.isoformat(),
+        "hostlogs": __version__,
+        "server": r.cfg.server,
+        "source": {
+            "path": sources.display_name(path),
+            "fingerprint": ident[0] if ident else None,
+            "fingerprint_bytes": ident[1] if ident else 0,
+            "start": block.start,
+            "end": block.end,
+            "sha256": block.sha256,
+            "replaces": replaces,
+        },
+        "format": fmt.name if fmt.name != "custom" else fmt.spec,
+        "lines": prepared.lines,
+        "rows": prepared.rows,
+        "rejects": prepared.rejects,
+        "files": written,
+    }
+    r.store.commit(r.progress, manifest)
+    r.partitions.update(prepared.pageviews)
+    r.bytes_read += block.end - block.start
+
+
+def _partition(rows: pl.DataFrame) -> dict[str, pa.Table]:
+    """Split by UTC event date; each part sorted by (domain, ts) so one-domain queries prune row groups."""
+    if rows.height == 0:
+        return {}
+    rows = rows.with_columns(_date=pl.col("ts").dt.date().cast(pl.String))
+    out: dict[str, pa.Table] = {}
+    for (day,), part in rows.partition_by("_date", as_dict=True).items():
+        part = part.drop("_date").sort(["domain", "ts"], nulls_last=True)
+        out[str(day)] = part.to_arrow().cast(PAGEVIEWS)
+    return out
+
+
+def _rejects_table(rejects: pl.DataFrame, path: str, batch: str, now: datetime) -> pa.Table:
+    n = rejects.height
+    frame = rejects.with_columns(
+        ingested_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
+        source=pl.lit(sources.display_name(path)),
+        batch=pl.lit(batch),
+    ).select(REJECTS.names)
+    assert frame.height == n
+    return frame.to_arrow().cast(REJECTS)

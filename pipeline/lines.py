@@ -1,0 +1,97 @@
+"""Split a block of raw bytes into lines without a Python loop per line.
+
+numpy finds the newlines; arrow wraps the block zero-copy as one string array whose values still
+carry their line terminator (stripped later in polars, one vectorised pass). Lines that are not clean
+text (control bytes, invalid UTF-8) or are longer than the limit are flagged here and blanked in the
+array, so the parser only ever sees valid UTF-8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class SplitLines:
+    """Lines of one block; ``offsets`` are absolute byte offsets of each line start in the source."""
+
+    text: pa.LargeStringArray  # one value per line, terminator included; flagged lines blanked
+    offsets: np.ndarray  # int64
+    lengths: np.ndarray  # int64, bytes without the terminator
+    blank: np.ndarray  # bool: empty line (neither a row nor a reject)
+    binary: np.ndarray  # bool: control bytes or invalid UTF-8
+    too_long: np.ndarray  # bool: longer than max_line_bytes
+    block: bytes
+    base_offset: int
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def raw_line(self, i: int, limit: int) -> bytes:
+        start = int(self.offsets[i]) - self.base_offset
+        return self.block[start : start + min(int(self.lengths[i]), limit)]
+
+
+def split_block(block: bytes, base_offset: int, max_line_bytes: int) -> SplitLines:
+    arr = np.frombuffer(block, dtype=np.uint8)
+    odd = np.flatnonzero((arr < 32) | (arr >= 127))  # newlines, control and non-ASCII bytes
+    newlines = odd[arr[odd] == 10]
+    starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
+    if len(arr) == 0 or arr[-1] == 10:  # nothing after the last '\n'
+        starts = starts[:-1]
+    bounds = np.concatenate((starts, [len(arr)])).astype(np.int64)
+    ends = np.minimum(np.concatenate((newlines, [len(arr)]))[: len(starts)], bounds[1:])
+    has_cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13) if len(starts) else np.zeros(0, bool)
+    ends = ends - has_cr
+    lengths = ends - starts
+    binary, high = _flag_lines(arr, odd[arr[odd] != 10], starts, ends)
+    for i in np.flatnonzero(high & ~binary):  # rare: Apache and nginx escape non-ASCII bytes
+        try:
+            block[starts[i] : ends[i]].decode("utf-8")
+        except UnicodeDecodeError:
+            binary[i] = True
+    too_long = lengths > max_line_bytes
+    bad = np.flatnonzero(binary | too_long)
+    data = block
+    if len(bad):
+        # Blank flagged lines in a copy (their raw bytes are rendered separately for the quarantine).
+        copy = bytearray(block)
+        for i in bad:
+            copy[bounds[i] : bounds[i + 1]] = b" " * int(bounds[i + 1] - bounds[i])
+        data = bytes(copy)
+    text = pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(bounds.tobytes()), pa.py_buffer(data))
+    return SplitLines(
+        text=text,
+        offsets=starts + base_offset,
+        lengths=lengths,
+        blank=lengths == 0,
+        binary=binary & ~too_long,
+        too_long=too_long,
+        block=block,
+        base_offset=base_offset,
+    )
+
+
+def _flag_lines(
+    arr: np.ndarray, odd: np.ndarray, starts: np.ndarray, ends: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per line: has control bytes (binary), has bytes ≥ 0x80 (needs a UTF-8 check).
+
+    ``odd`` holds the positions of unusual bytes (normally none); only they are mapped to lines.
+    Tab is tolerated (W3C and some custom formats use it); a lone \r inside a line is binary.
+    """
+    binary = np.zeros(len(starts), dtype=bool)
+    high = np.zeros(len(starts), dtype=bool)
+    if len(odd) == 0:
+        return binary, high
+    values = arr[odd]
+    line = np.searchsorted(starts, odd, side="right") - 1
+    inside = odd < ends[line]  # not the terminator itself
+    is_ctrl = inside & (((values < 32) & (values != 9)) | (values == 127))
+    is_high = inside & (values >= 128)
+    binary[line[is_ctrl]] = True
+    high[line[is_high]] = True
+    return binary, high

@@ -1,0 +1,234 @@
+"""Where a log line becomes a row: one vectorised pass per batch with polars.
+
+Input: the lines of a block (``lines.SplitLines``). Output: ``pageviews`` rows (already privacy-safe,
+see ``privacy.py``) and quarantine records for every line that is not a row, each with a reason.
+Every non-blank line ends up in exactly one of the two.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import polars as pl
+
+from . import privacy
+from .formats import LogFormat
+from .lines import SplitLines
+from .schema import PAGEVIEW_COLUMNS
+
+RejectReason = Literal["unparseable", "bad_timestamp", "binary", "too_long", "bad_field"]
+REJECT_REASONS: tuple[RejectReason, ...] = ("unparseable", "bad_timestamp", "binary", "too_long", "bad_field")
+REJECT_TEXT_LIMIT = 2048  # bytes of a rejected line kept (after scrubbing) in the quarantine
+
+_TS_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+# METHOD SP target [SP protocol]; runs of spaces inside the target happen (NASA log, Nikto probes).
+_REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z_-]*) +(?P<target>.*?)(?: +(?P<protocol>[A-Za-z]+/[0-9.]+))? *$"
+
+
+@dataclass(frozen=True)
+class ParseSettings:
+    domain: str | None  # used when the format has no domain field
+    server: str
+    sensitive_param_regex: str
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    rows: pl.DataFrame  # PAGEVIEW_COLUMNS
+    rejects: pl.DataFrame  # offset, reason, line (scrubbed)
+    lines: int  # non-blank lines seen
+
+    @property
+    def reject_counts(self) -> dict[str, int]:
+        if self.rejects.height == 0:
+            return {}
+        counts = self.rejects.group_by("reason").len()
+        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def parse_lines(
+    split: SplitLines, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
+) -> ParsedBatch:
+    frame = pl.DataFrame(
+        {
+            "line": pl.from_arrow(split.text),
+            "offset": split.offsets,
+            "blank": split.blank,
+            "binary": split.binary,
+            "too_long": split.too_long,
+        }
+    ).filter(~pl.col("blank"))
+    # Values still end with their terminator; the pattern accepts it instead of a strip pass.
+    fields = frame.get_column("line").str.extract_groups(fmt.regex[:-1] + r"\r?\n?$").struct.unnest()
+    frame = pl.concat([frame, fields], how="horizontal")
+    frame = frame.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), **_field_checks(fmt))
+    frame = frame.with_columns(reason=_reject_reason())
+    good = frame.filter(pl.col("reason").is_null())
+    rows = _to_rows(good, fmt, settings, masker)
+    rejects = _to_rejects(frame.filter(pl.col("reason").is_not_null()), split, masker)
+    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height)
+
+
+def _parse_ts(col: pl.Expr) -> pl.Expr:
+    # strptime caches repeated values (many lines share a second); %z gives the true UTC instant,
+    # so a line logged at 23:30 -0700 lands on the next UTC day.
+    return col.str.strip_chars("[]").str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+
+
+def _reject_reason() -> pl.Expr:
+    return (
+        pl.when(pl.col("too_long"))
+        .then(pl.lit("too_long"))
+        .when(pl.col("binary"))
+        .then(pl.lit("binary"))
+        .when(pl.col("ts_raw").is_null())
+        .then(pl.lit("unparseable"))
+        .when(pl.col("ts").is_null())
+        .then(pl.lit("bad_timestamp"))
+        .when(pl.col("bad_field"))
+        .then(pl.lit("bad_field"))
+    )
+
+
+def _field_checks(fmt: LogFormat) -> dict[str, pl.Expr]:
+    """A numeric field that matched the regex but does not fit its type (e.g. a 20-digit byte count)."""
+    if "bytes" not in fmt.fields:
+        return {"bad_field": pl.lit(False)}
+    b = pl.col("bytes")
+    return {"bad_field": (b.is_not_null() & (b != "-") & b.cast(pl.Int64, strict=False).is_null())}
+
+
+def _to_rows(
+    good: pl.DataFrame, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
+) -> pl.DataFrame:
+    n = good.height
+    req = _split_request(good, fmt)
+    target = req.get_column("target")
+    path = target.str.split_exact("?", 1).struct.field("field_0")
+    query = target.str.split_exact("?", 1).struct.field("field_1")
+    if "query" in fmt.fields:  # %U%q formats
+        query = good.get_column("query").str.strip_prefix("?").replace("", None)
+    sensitive = settings.sensitive_param_regex
+    query = privacy.mask_text(privacy.redact_params(query, sensitive), masker)
+    referrer = _dash_null(good, "referrer")
+    referrer = privacy.mask_text(privacy.redact_params(referrer, sensitive), masker)
+    user_agent = privacy.mask_text(_dash_null(good, "user_agent"), masker)
+    out = pl.DataFrame(
+        {
+            "ts": good.get_column("ts"),
+            "domain": _domain(good, fmt, settings.domain),
+            "method": req.get_column("method"),
+            "path": privacy.mask_text(path, masker),
+            "query": query,
+            "protocol": req.get_column("protocol"),
+            "status": _int(good, "status", pl.Int16),
+            "bytes": _int(good, "bytes", pl.Int64),
+            "referrer": referrer,
+            "user_agent": user_agent,
+            "client_net": masker.networks(good.get_column("client"))
+            if "client" in fmt.fields
+            else pl.Series([None] * n, dtype=pl.String),
+            "server": pl.Series([settings.server] * n, dtype=pl.String),
+        }
+    )
+    return out.select(PAGEVIEW_COLUMNS)
+
+
+def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
+    n = good.height
+    if "request" not in fmt.fields:  # %m %U%q %H formats
+        def col(name: str) -> pl.Series:
+            if name in fmt.fields:
+                return good.get_column(name).replace("-", None)
+            return pl.Series([None] * n, dtype=pl.String)
+
+        return pl.DataFrame({"method": col("method"), "target": col("path"), "protocol": col("protocol")})
+    request = good.get_column("request")
+    # Fast path without capture groups: "METHOD target HTTP/x" split on its two spaces.
+    parts = request.str.split_exact(" ", 2).struct.rename_fields(["method", "target", "protocol"]).struct.unnest()
+    proto = parts.get_column("protocol")
+    odd = ~(
+        parts.get_column("method").str.contains(r"^[A-Za-z]+$")
+        & proto.str.starts_with("HTTP/")
+        & ~proto.str.contains(" ", literal=True)
+    ).fill_null(False)
+    parts = parts.with_columns(
+        [parts.get_column(c).set(odd, None) for c in parts.columns]  # type: ignore[arg-type]
+    )
+    if odd.any():  # spaces inside the target, HTTP/0.9 without protocol, junk: the general pattern
+        slow = request.filter(odd).str.extract_groups(_REQUEST_RE).struct.unnest()
+        parts = parts.with_columns(
+            [parts.get_column(c).scatter(odd.arg_true(), slow.get_column(c)) for c in parts.columns]
+        )
+    # A request line that is not "METHOD target [protocol]" (a TLS handshake sent to port 80, "-" on a
+    # timeout, junk from scanners) is still a request the server logged: keep it, verbatim, as path.
+    unparsed = parts.get_column("method").is_null()
+    raw = request.replace({"-": None, "": None})
+    target = parts.get_column("target").zip_with(~unparsed, raw)
+    return pl.DataFrame({"method": parts.get_column("method"), "target": target, "protocol": parts["protocol"]})
+
+
+def _dash_null(frame: pl.DataFrame, name: str) -> pl.Series:
+    if name not in frame.columns:
+        return pl.Series(name, [None] * frame.height, dtype=pl.String)
+    return frame.get_column(name).replace("-", None)
+
+
+def _int(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:
+    if name not in frame.columns:
+        return pl.Series(name, [None] * frame.height, dtype=dtype)
+    return frame.get_column(name).replace("-", None).cast(dtype, strict=False)
+
+
+def _domain(frame: pl.DataFrame, fmt: LogFormat, fallback: str | None) -> pl.Series:
+    if "domain" not in fmt.fields:
+        return pl.Series("domain", [fallback] * frame.height, dtype=pl.String)
+    domain = normalize_domain(frame.get_column("domain"))
+    return domain if fallback is None else domain.fill_null(fallback)
+
+
+def normalize_domain(values: pl.Series) -> pl.Series:
+    """Lower-case, port stripped (also from ``[v6]:443``), trailing dot removed; '-' and '' → null.
+
+    Only values that need it are rewritten (one cheap scan instead of a capture regex per row).
+    """
+    needs = values.str.contains(r"[A-Z:\[]|\.$|^-?$").fill_null(False)
+    if not needs.any():
+        return values
+    fixed = (
+        values.filter(needs)
+        .str.to_lowercase()
+        .str.replace(r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$", "${1}${2}")
+        .str.strip_chars_end(".")
+        .replace({"-": None, "": None})
+    )
+    return values.scatter(needs.arg_true(), fixed)
+
+
+def _to_rejects(bad: pl.DataFrame, split: SplitLines, masker: privacy.ClientMasker) -> pl.DataFrame:
+    if bad.height == 0:
+        return pl.DataFrame(schema={"offset": pl.Int64, "reason": pl.String, "line": pl.String})
+    text = bad.get_column("line").str.strip_chars_end("\r\n")
+    raw_needed = (bad.get_column("binary") | bad.get_column("too_long")).to_numpy()
+    if raw_needed.any():
+        # Blanked lines are rendered from the raw bytes, escaped like Apache does (\xNN). Rejects are
+        # the exception path; this loop runs per rejected line only.
+        index = {int(o): i for i, o in enumerate(split.offsets)}
+        offsets = bad.get_column("offset").to_numpy()
+        rendered = [
+            split.raw_line(index[int(offsets[k])], REJECT_TEXT_LIMIT).decode("utf-8", "backslashreplace")
+            if raw_needed[k]
+            else None
+            for k in range(bad.height)
+        ]
+        text = pl.Series(rendered, dtype=pl.String).fill_null(text)
+        text = text.str.replace_all(r"[\x00-\x08\x0b-\x1f\x7f]", "\u2400")  # keep control bytes visible
+    text = text.str.slice(0, REJECT_TEXT_LIMIT)
+    return pl.DataFrame(
+        {
+            "offset": bad.get_column("offset"),
+            "reason": bad.get_column("reason"),
+            "line": privacy.mask_text(text, masker),
+        }
+    )

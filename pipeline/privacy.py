@@ -1,0 +1,185 @@
+"""Everything that stands between a raw address (or other personal data) and the disk.
+
+* ``ClientMasker`` turns the client field into the truncated network (``203.0.113.0/24``), once per
+  distinct value with a cache across batches: distinct clients are far fewer than lines.
+* ``mask_text`` replaces every IP-looking token and e-mail address in free text (paths, referrers,
+  user agents, quarantined lines) by its truncated network / a placeholder.
+* ``redact_params`` replaces values of sensitive query parameters by ``REDACTED``.
+
+Raw addresses live only in the in-memory polars frames of the batch being processed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+
+import polars as pl
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+DEFAULT_SENSITIVE_PARAMS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "pass", "token", "access_token", "refresh_token", "id_token", "auth",
+    "authorization", "session", "sessionid", "session_id", "sid", "phpsessid", "jsessionid", "key",
+    "api_key", "apikey", "secret", "client_secret", "email", "mail", "e-mail", "code", "otp", "signature",
+    "sig", "credentials", "ssn", "iban", "card", "cc", "cvv",
+)  # fmt: skip
+REDACTED = "REDACTED"
+EMAIL_MASK = "[email]"
+
+# Candidate tokens; every candidate is validated by ``ipaddress`` before it is replaced. IPv4 octets
+# are bounded so that version strings such as Chrome/70.0.3538.102 are not candidates.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_TOKEN = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+# IPv6: hex groups with at least two colons, optional embedded IPv4 tail and %zone; validated later.
+IPV6_TOKEN = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?:%[0-9A-Za-z._-]+)?"
+IP_CANDIDATE = rf"(?:{IPV4_TOKEN}|{IPV6_TOKEN})"
+# Cheap pre-filter: a row needs masking only if it has a dotted quad, a '::'/hex:hex run or an '@'.
+# Version strings (Chrome/116.0.5845.187) must not pass it: the dotted quad needs a non-digit start.
+_NEEDS_MASK = (
+    r"(?:^|[^0-9.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
+)
+_EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+
+
+class ClientMasker:
+    """Maps client field values to truncated networks, caching per distinct value."""
+
+    def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> None:
+        if not 0 <= ipv4_prefix <= 32 or not 0 <= ipv6_prefix <= 128:
+            raise ValueError("prefix lengths must be 0-32 (IPv4) and 0-128 (IPv6)")
+        self.ipv4_prefix = ipv4_prefix
+        self.ipv6_prefix = ipv6_prefix
+        self._cache: dict[str, str | None] = {}
+
+    def network(self, value: str) -> str | None:
+        """Truncated network of a client field value, or None when it is not an IP address."""
+        addr = parse_address(value)
+        if addr is None:
+            return None
+        return self.network_of(addr)
+
+    def network_of(self, addr: IPAddress) -> str:
+        prefix = self.ipv4_prefix if addr.version == 4 else self.ipv6_prefix
+        net = ipaddress.ip_network((int(addr), prefix), strict=False) if prefix else None
+        if net is None:
+            return "0.0.0.0/0" if addr.version == 4 else "::/0"
+        return net.with_prefixlen
+
+    def networks(self, values: pl.Series) -> pl.Series:
+        """Vectorised on the distinct values of the batch (far fewer than lines), joined back."""
+        distinct = values.unique()
+        nets = self._networks_distinct(distinct)
+        return values.replace_strict(distinct, nets, return_dtype=pl.String)
+
+    def _networks_distinct(self, values: pl.Series) -> pl.Series:
+        """Plain dotted-quad IPv4 in polars; anything else once per distinct value in Python."""
+        fast = self._ipv4_networks(values)
+        rest = values.filter(fast.is_null() & values.is_not_null())
+        if rest.len() == 0:
+            return fast
+        return fast.fill_null(self._slow_networks(values.set(fast.is_not_null(), None)))
+
+    def _ipv4_networks(self, values: pl.Series) -> pl.Series:
+        octets = values.str.extract_groups(_PLAIN_IPV4).struct.unnest().cast(pl.Int64, strict=False)
+        host = 1 << (32 - self.ipv4_prefix)  # integer arithmetic: polars has no shift operators
+        addr = pl.col("a") * (1 << 24) + pl.col("b") * (1 << 16) + pl.col("c") * (1 << 8) + pl.col("d")
+        addr = (addr // host) * host
+        valid = pl.all_horizontal([pl.col(c) <= 255 for c in "abcd"])
+        net = pl.concat_str(
+            [((addr // (1 << s)) % 256).cast(pl.String) for s in (24, 16, 8, 0)], separator="."
+        ) + pl.lit(f"/{self.ipv4_prefix}")
+        return octets.select(pl.when(valid).then(net).alias("client_net")).to_series()
+
+    def _slow_networks(self, values: pl.Series) -> pl.Series:
+        """One Python call per *new* distinct value (IPv6, mapped, ports, hostnames), then a join."""
+        distinct = values.unique().drop_nulls()
+        new = [v for v in distinct.to_list() if v not in self._cache]
+        for v in new:
+            self._cache[v] = self.network(v)
+        if len(self._cache) > 2_000_000:  # bound memory on endless streams
+            self._cache = {v: self._cache[v] for v in distinct.to_list()}
+        keys = distinct.to_list()
+        mapping = pl.DataFrame(
+            {"client": keys, "client_net": [self._cache[k] for k in keys]},
+            schema={"client": pl.String, "client_net": pl.String},
+        )
+        frame = values.to_frame("client").join(mapping, on="client", how="left", maintain_order="left")
+        return frame.get_column("client_net")
+
+
+# No leading zeros (ipaddress rejects them as ambiguous octal; both paths must agree).
+_O = r"(?:0|[1-9][0-9]{0,2})"
+_PLAIN_IPV4 = rf"^(?P<a>{_O})\.(?P<b>{_O})\.(?P<c>{_O})\.(?P<d>{_O})$"
+
+
+def parse_address(value: str) -> IPAddress | None:
+    """Parse a client field: strips brackets, ports and zone ids; IPv4-mapped IPv6 becomes IPv4.
+
+    Returns None for anything that is not an address (hostnames, ``unix:``, ``-``).
+    """
+    v = value.strip()
+    if v.startswith("["):  # [2001:db8::1]:443
+        v = v[1 : v.find("]")] if "]" in v else v[1:]
+    elif v.count(":") == 1:  # 198.51.100.7:51234
+        v = v.split(":", 1)[0]
+    v = v.split("%", 1)[0]  # fe80::1%eth0
+    try:
+        addr = ipaddress.ip_address(v)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return mapped
+        if addr.packed[:12] == bytes(12) and int(addr) > 0xFFFF:
+            # deprecated IPv4-compatible form ::198.51.100.7 (seen in MaxMind's test data)
+            return ipaddress.IPv4Address(int(addr))
+    return addr
+
+
+def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
+    """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder."""
+    needs = values.str.contains(_NEEDS_MASK).fill_null(False)
+    if not needs.any():
+        return values
+    subset = values.filter(needs)
+    subset = subset.str.replace_all(_EMAIL, EMAIL_MASK)
+    tokens = subset.str.extract_all(IP_CANDIDATE).explode().drop_nulls().unique().to_list()
+    mapping = _token_mapping(tokens, masker)
+    if mapping:
+        # Longest first + leftmost: a token never has a shorter token's replacement applied inside it.
+        olds = sorted(mapping, key=len, reverse=True)
+        subset = subset.str.replace_many(olds, [mapping[o] for o in olds], leftmost=True)
+    return values.scatter(needs.arg_true(), subset) if len(subset) else values
+
+
+def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for tok in tokens:
+        addr = parse_address(tok)
+        if addr is None:
+            # A candidate that is not an address on its own (e.g. "1.2.3.4.5"): its IPv4 prefix may
+            # still be one; mask any embedded dotted quad rather than let it through.
+            for sub in re.findall(IPV4_TOKEN, tok):
+                sub_addr = parse_address(sub)
+                if sub_addr is not None:
+                    out[sub] = masker.network_of(sub_addr)
+            continue
+        out[tok] = masker.network_of(addr)
+    return out
+
+
+def sensitive_param_regex(names: Sequence[str]) -> str:
+    """Regex matching ``name=value`` pairs whose name is sensitive (also ``user[password]``, ``x_token``)."""
+    alts = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+    # group 1: separator + name, group 2 would be the value (replaced)
+    return rf"(?i)((?:^|[?&;])(?:[^=&;#]*[_\-.\[])?(?:{alts})\]?=)[^&;#]*"
+
+
+def redact_params(values: pl.Series, pattern: str) -> pl.Series:
+    needs = values.str.contains(pattern).fill_null(False)  # DFA scan, no captures: cheap
+    if not needs.any():
+        return values
+    return values.scatter(needs.arg_true(), values.filter(needs).str.replace_all(pattern, "${1}" + REDACTED))

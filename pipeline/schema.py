@@ -1,0 +1,37 @@
+"""The ``pageviews`` table: names and types are a contract (saved SQL, purge and query rely on them).
+
+Documented in docs/schema.md; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+PAGEVIEWS = pa.schema(
+    [
+        pa.field("ts", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("domain", pa.string()),
+        pa.field("method", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("query", pa.string()),
+        pa.field("protocol", pa.string()),
+        pa.field("status", pa.int16()),
+        pa.field("bytes", pa.int64()),
+        pa.field("referrer", pa.string()),
+        pa.field("user_agent", pa.string()),
+        pa.field("client_net", pa.string()),
+        pa.field("server", pa.string()),
+    ]
+)
+PAGEVIEW_COLUMNS: list[str] = PAGEVIEWS.names
+
+REJECTS = pa.schema(
+    [
+        pa.field("ingested_at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("offset", pa.int64(), nullable=False),
+        pa.field("reason", pa.string(), nullable=False),
+        pa.field("line", pa.string()),  # scrubbed: every IP-looking token replaced by its network
+        pa.field("batch", pa.string(), nullable=False),
+    ]
+)

@@ -1,0 +1,212 @@
+"""Finding log files and reading them as blocks of complete lines, from a committed offset.
+
+Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its later
+``access.log.1.gz`` share offsets. A file is identified by a fingerprint of its first bytes
+(see ``fingerprint``), not by name or inode, which logrotate changes and the kernel reuses.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+
+from .errors import SourceError
+
+FINGERPRINT_BYTES = 1024
+COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
+# logrotate names: access.log.1, access.log.2.gz, access.log-20261122, access_log.2026-11-22.gz
+_ROTATED_RE = re.compile(r"(?:\.[0-9]+|[-_.][0-9]{8}|[-_.][0-9]{4}-[0-9]{2}-[0-9]{2})(?:\.(?:gz|zst|bz2))?$")
+STDIN = "-"
+
+
+@dataclass(frozen=True)
+class Block:
+    """Complete lines ``data`` starting at decompressed offset ``start``; ``end`` is one past them.
+
+    ``oversized`` lists lines longer than the block that were skipped without being loaded whole:
+    (offset, length, first bytes).
+    """
+
+    start: int  # where this block's byte range begins (including skipped oversized lines)
+    data_start: int  # offset of data[0]
+    end: int
+    data: bytes
+    sha256: str  # of every byte in [start, end), skipped oversized lines included
+    oversized: tuple[tuple[int, int, bytes], ...] = ()
+
+
+def expand(patterns: list[str]) -> list[str]:
+    """Glob patterns → existing files, oldest first (rotated files before the live one)."""
+    found: dict[str, float] = {}
+    for pattern in patterns:
+        if pattern == STDIN:
+            found[STDIN] = 0.0
+            continue
+        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        for m in matches:
+            if glob.has_magic(pattern) and not os.path.isfile(m):
+                continue
+            found[m] = _mtime(m)
+    return sorted(found, key=lambda p: (found[p], p))
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0  # reported as unreadable when opened
+
+
+def is_compressed(path: str) -> bool:
+    return path.endswith(COMPRESSED_SUFFIXES)
+
+
+def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
+    """A file no writer appends to any more: its last line is consumed even without a newline.
+
+    Rotated or compressed files are final. A live file is final when untouched for ``grace_seconds``
+    (servers write whole lines; a trailing partial line that old is a file without final newline).
+    """
+    if is_compressed(path) or _ROTATED_RE.search(os.path.basename(path)):
+        return True
+    age = (now if now is not None else time.time()) - _mtime(path)
+    return grace_seconds >= 0 and age >= grace_seconds
+
+
+def open_stream(path: str) -> BinaryIO:
+    """A binary stream of the decompressed content (gzip, zstd, bz2 by suffix), via pyarrow."""
+    try:
+        raw = pa.OSFile(path, "rb")
+    except (OSError, pa.ArrowException) as exc:
+        raise SourceError(f"cannot open {path}: {exc}") from exc
+    for suffix, codec in ((".gz", "gzip"), (".zst", "zstd"), (".bz2", "bz2")):
+        if path.endswith(suffix):
+            return pa.CompressedInputStream(raw, codec)  # type: ignore[return-value]
+    return raw  # type: ignore[return-value]
+
+
+def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False) -> tuple[str, int] | None:
+    """SHA-256 of the first ``length`` bytes (decompressed), and how many bytes it covers.
+
+    A file shorter than ``length`` is fingerprinted over what it has, cut back to its last complete
+    line (so the hash is stable while the writer appends); one without a complete line yet gets None
+    and waits, unless ``final`` (nobody appends any more). ``length`` lets the caller re-check a
+    stream first seen while it was short.
+    """
+    with open_stream(path) as stream:
+        head = _read_exact(stream, length)
+    if not head:
+        return None
+    if len(head) < length and not final:
+        cut = head.rfind(b"\n")
+        if cut < 0:
+            return None
+        head = head[: cut + 1]
+    return hashlib.sha256(head).hexdigest()[:32], len(head)
+
+
+def _read_exact(stream: BinaryIO, n: int) -> bytes:
+    parts: list[bytes] = []
+    remaining = n
+    while remaining > 0:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def skip(stream: BinaryIO, offset: int, chunk: int = 1 << 22) -> int:
+    """Advance a (possibly compressed) stream to ``offset``; returns the offset actually reached."""
+    pos = 0
+    try:
+        stream.seek(offset)
+        return offset
+    except (OSError, pa.ArrowException, AttributeError):
+        pass
+    while pos < offset:
+        data = stream.read(min(chunk, offset - pos))
+        if not data:
+            break
+        pos += len(data)
+    return pos
+
+
+def iter_blocks(
+    stream: BinaryIO, start: int, *, block_bytes: int, max_line_bytes: int, final: bool
+) -> Iterator[Block]:
+    """Yield blocks of complete lines from ``start``; memory ≤ block_bytes + max_line_bytes.
+
+    When ``final`` is false an incomplete trailing line is not consumed: it waits for the next run.
+    """
+    carry = b""
+    offset = range_start = start
+    oversized: list[tuple[int, int, bytes]] = []
+    digest = hashlib.sha256()
+    while True:
+        chunk = stream.read(block_bytes)
+        buf = carry + chunk if carry else chunk
+        if not chunk:
+            if buf and final:
+                digest.update(buf)
+                yield Block(range_start, offset, offset + len(buf), buf, digest.hexdigest(), tuple(oversized))
+            elif oversized:
+                yield Block(range_start, offset, offset, b"", digest.hexdigest(), tuple(oversized))
+            return
+        cut = buf.rfind(b"\n")
+        if cut < 0 and len(buf) > max_line_bytes:
+            skipped = _skip_line(stream, buf, block_bytes, digest)
+            oversized.append((offset, skipped.length, buf[:REJECT_PREFIX]))
+            offset += skipped.consumed
+            carry = skipped.rest
+            continue
+        if cut < 0:
+            carry = buf
+            continue
+        digest.update(memoryview(buf)[: cut + 1])
+        yield Block(range_start, offset, offset + cut + 1, buf[: cut + 1], digest.hexdigest(), tuple(oversized))
+        digest = hashlib.sha256()
+        oversized = []
+        offset += cut + 1
+        range_start = offset
+        carry = buf[cut + 1 :]
+
+
+REJECT_PREFIX = 2048
+
+
+@dataclass(frozen=True)
+class _Skipped:
+    length: int  # bytes of the line, without terminator (may stop at EOF)
+    consumed: int  # bytes consumed including the newline
+    rest: bytes  # what followed the newline in the last chunk read
+
+
+def _skip_line(stream: BinaryIO, buf: bytes, block_bytes: int, digest: Any) -> _Skipped:
+    """Discard an oversized line chunk by chunk until its newline (never holding it whole)."""
+    consumed = len(buf)
+    digest.update(buf)
+    while True:
+        chunk = stream.read(block_bytes)
+        if not chunk:
+            return _Skipped(length=consumed, consumed=consumed, rest=b"")
+        nl = chunk.find(b"\n")
+        if nl >= 0:
+            digest.update(memoryview(chunk)[: nl + 1])
+            return _Skipped(length=consumed + nl, consumed=consumed + nl + 1, rest=chunk[nl + 1 :])
+        digest.update(chunk)
+        consumed += len(chunk)
+
+
+def display_name(path: str) -> str:
+    return "<stdin>" if path == STDIN else str(Path(path))

@@ -1,0 +1,265 @@
+"""The on-disk store and its commit protocol.
+
+Layout under the store root::
+
+    pageviews/date=YYYY-MM-DD/part-<batch>.parquet   rows, by UTC event date, zstd, sorted (domain, ts)
+    _rejects/date=YYYY-MM-DD/rejects-<batch>.parquet quarantine (scrubbed), by UTC ingest date
+    _manifests/<seq>.json                             one commit record per batch (chain of custody)
+    _state/progress.json                              committed offsets per stream (a cache of manifests)
+    _state/pending.json                               intent record of the batch being written
+    _state/ingest.lock                                one writer at a time
+
+Commit protocol for one batch (why it is exactly-once is argued in docs/ingestion.md):
+
+1. write ``pending.json`` naming the batch's files and the sequence number it will take;
+2. write every data and reject file (temporary name, fsync, rename: complete or absent);
+3. write ``_manifests/<seq>.json`` — **this is the commit**;
+4. update ``progress.json`` and remove ``pending.json``.
+
+On start, ``recover`` applies manifests newer than ``progress.json`` and deletes the files of a
+pending batch that has no manifest. Readers skip files named in ``pending.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import LockedError, StoreError
+
+STATE_VERSION = 1
+ROW_GROUP_ROWS = 131_072  # ≥128k rows per row group: smaller ones made files 10% larger
+
+
+@dataclass
+class StreamState:
+    """Committed progress of one log stream (a file and its rotated/compressed successors)."""
+
+    fp_len: int
+    offset: int
+    path: str
+    updated: str
+
+
+@dataclass
+class Progress:
+    seq: int = 0
+    streams: dict[str, StreamState] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": STATE_VERSION,
+            "seq": self.seq,
+            "streams": {k: vars(v) for k, v in sorted(self.streams.items())},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Progress:
+        version = data.get("version")
+        if version != STATE_VERSION:
+            raise StoreError(f"progress state version {version} is not supported by this hostlogs")
+        return cls(
+            seq=int(data["seq"]),
+            streams={k: StreamState(**v) for k, v in data.get("streams", {}).items()},
+        )
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        src = manifest["source"]
+        key = src["fingerprint"]
+        if key is None:  # stdin batches have no stream to resume
+            self.seq = manifest["seq"]
+            return
+        current = self.streams.get(key)
+        if current is None or src["end"] >= current.offset:
+            self.streams[key] = StreamState(
+                fp_len=src["fingerprint_bytes"], offset=src["end"], path=src["path"], updated=manifest["created"]
+            )
+        for old in src.get("replaces", []):  # a short fingerprint upgraded to a full one
+            if old != key:
+                self.streams.pop(old, None)
+        self.seq = manifest["seq"]
+
+
+class Store:
+    """A store rooted at a local directory. Object storage will come behind the same methods."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    # --- paths ---------------------------------------------------------------------------------
+    @property
+    def pageviews(self) -> Path:
+        return self.root / "pageviews"
+
+    @property
+    def rejects(self) -> Path:
+        return self.root / "_rejects"
+
+    @property
+    def manifests(self) -> Path:
+        return self.root / "_manifests"
+
+    @property
+    def state(self) -> Path:
+        return self.root / "_state"
+
+    def manifest_path(self, seq: int) -> Path:
+        return self.manifests / f"{seq:012d}.json"
+
+    def init(self) -> None:
+        try:
+            for d in (self.pageviews, self.rejects, self.manifests, self.state):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create store at {self.root}: {exc.strerror}") from exc
+
+    # --- atomic writes -------------------------------------------------------------------------
+    def write_parquet(self, path: Path, table: pa.Table) -> int:
+        """Write a zstd Parquet file atomically; returns its size in bytes."""
+        return self.write_bytes(path, encode_parquet(table))
+
+    def write_bytes(self, path: Path, payload: bytes | pa.Buffer) -> int:
+        return _atomic_write(path, lambda f: f.write(payload))
+
+    def write_json(self, path: Path, data: dict[str, Any]) -> None:
+        payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
+        _atomic_write(path, lambda f: f.write(payload))
+
+    @staticmethod
+    def read_json(path: Path) -> dict[str, Any] | None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                data: dict[str, Any] = json.load(f)
+                return data
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"cannot read {path}: {exc}") from exc
+
+    # --- progress, commit and recovery ---------------------------------------------------------
+    def load_progress(self) -> Progress:
+        data = self.read_json(self.state / "progress.json")
+        return Progress() if data is None else Progress.from_json(data)
+
+    def recover(self) -> Progress:
+        """Finish what a crashed run committed and discard what it did not (call under the lock)."""
+        progress = self.load_progress()
+        applied = False
+        while (manifest := self.read_json(self.manifest_path(progress.seq + 1))) is not None:
+            progress.apply(manifest)
+            applied = True
+        pending = self.read_json(self.state / "pending.json")
+        if pending is not None and pending["seq"] > progress.seq:
+            for rel in pending["files"]:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.root / rel)
+        if applied:
+            self.write_json(self.state / "progress.json", progress.to_json())
+        if pending is not None:
+            os.unlink(self.state / "pending.json")
+        _remove_temporaries(self.root)
+        return progress
+
+    def begin(self, seq: int, files: list[str]) -> None:
+        self.write_json(self.state / "pending.json", {"seq": seq, "files": files})
+
+    def commit(self, progress: Progress, manifest: dict[str, Any]) -> None:
+        self.write_json(self.manifest_path(manifest["seq"]), manifest)
+        progress.apply(manifest)
+        self.write_json(self.state / "progress.json", progress.to_json())
+        os.unlink(self.state / "pending.json")
+
+    def uncommitted_files(self) -> set[Path]:
+        """Files of a batch in flight (or left by a crash): readers must not see them."""
+        pending = self.read_json(self.state / "pending.json")
+        if pending is None:
+            return set()
+        return {self.root / rel for rel in pending["files"]}
+
+    def committed_parquet(self) -> list[Path]:
+        skip = self.uncommitted_files()
+        return sorted(p for p in self.pageviews.glob("date=*/*.parquet") if p not in skip)
+
+    def iter_manifests(self) -> Iterator[dict[str, Any]]:
+        for path in sorted(self.manifests.glob("*.json")):
+            data = self.read_json(path)
+            if data is not None:
+                yield data
+
+    @contextlib.contextmanager
+    def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
+        """Exclusive ingest lock (flock: released by the kernel if the process dies)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.state / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise LockedError(
+                            f"another hostlogs ingest is running on {self.root}; "
+                            "this run did nothing (use --wait SECONDS to queue behind it)"
+                        ) from None
+                    time.sleep(0.2)
+            yield
+        finally:
+            os.close(fd)
+
+
+def encode_parquet(table: pa.Table) -> pa.Buffer:
+    """zstd Parquet in memory (so worker threads do the CPU work; writing is then a plain copy)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True, use_dictionary=True
+    )
+    return sink.getvalue()
+
+
+def _atomic_write(path: Path, write: Any) -> int:
+    """Temporary name in the same directory, fsync, rename, fsync the directory."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        size = tmp.stat().st_size
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+        return size
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_temporaries(root: Path) -> None:
+    for tmp in root.glob("**/.*.tmp"):
+        with contextlib.suppress(OSError):
+            tmp.unlink()
