@@ -99,7 +99,7 @@ def render_ingest(report: ingest.IngestReport) -> str:
     """One screen: per-file lines and the totals."""
     out = [f"store: {report.store}"]
     for s in report.sources:
-        status = s.error or s.note or ""
+        status = s.error or s.note or ("up to date" if s.lines == 0 and s.start == s.end else "")
         rej = sum(s.rejects.values())
         out.append(
             f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import tomllib
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +129,8 @@ def _section(cls: Any, raw: Any, where: str) -> Any:
     _no_unknown(raw, set(fields), where)
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        default = getattr(cls(), name) if name != "path" else ""
-        values[name] = _coerce(value, default, f"{where}.{name}")
+        default = fields[name].default
+        values[name] = _coerce(value, "" if default is MISSING else default, f"{where}.{name}")
     return cls(**values)
 
 

@@ -82,6 +82,7 @@ class LogFormat:
     spec: str
     regex: str
     fields: tuple[str, ...]
+    strict_regex: str  # every directive required, nothing extra: used to score auto-detection
     has_domain: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -115,10 +116,11 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
         tail = _translate(tail_spec, fields, spec)
         regex = f"^{head}(?:{tail}{extra})?$"
     else:
+        tail = ""
         regex = f"^{head}{extra}$"
     if "ts" not in fields:
         raise FormatError(f"log format {spec!r} has no %t: hostlogs needs the request time")
-    return LogFormat(name=name, spec=spec, regex=regex, fields=tuple(fields))
+    return LogFormat(name=name, spec=spec, regex=regex, fields=tuple(fields), strict_regex=f"^{head}{tail}$")
 
 
 _OPTIONAL_TAIL_RE = re.compile(r'((?: "%\{[^}]+\}i")+)$')
@@ -187,7 +189,7 @@ def detect(sample_lines: list[str]) -> LogFormat | None:
     chosen: LogFormat | None = None
     for rank, name in enumerate(DETECT_ORDER):
         fmt = resolve(name)
-        rx = re.compile(fmt.regex)  # the generated syntax is common to Rust regex and Python re
+        rx = re.compile(fmt.strict_regex)  # the generated syntax is common to Rust regex and Python re
         hits = sum(1 for line in sample_lines if rx.match(line))
         if hits and (best is None or (hits, -rank) > best):
             best, chosen = (hits, -rank), fmt

@@ -1,0 +1,74 @@
+"""Shared fixtures: the third-party logs in ../shared/data and small store helpers."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import config, ingest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared" / "data"
+SHARED_LOGS = SHARED / "logs"
+LICENSE_NAMES = {"LICENSE", "LICENSE.txt", "UPSTREAM-README.md", "NASA-HTTP.html"}
+
+
+def shared_log_files() -> list[Path]:
+    files = [p for p in sorted(SHARED_LOGS.rglob("*")) if p.is_file() and p.name not in LICENSE_NAMES]
+    assert files, f"no shared logs found under {SHARED_LOGS}"
+    return files
+
+
+def make_config(store: Path, **ingest_overrides: object) -> config.Config:
+    return config.Config(store=str(store), server="test-web-1").with_overrides(
+        ingest=config.replace(config.IngestConfig(), **ingest_overrides) if ingest_overrides else None
+    )
+
+
+def ingest_paths(
+    store: Path, paths: list[Path] | list[str], fmt: str = "auto", domain: str | None = "example.test",
+    final: bool | None = True, **ingest_overrides: object,
+) -> ingest.IngestReport:
+    cfg = make_config(store, **ingest_overrides)
+    specs = [config.SourceConfig(path=str(p), format=fmt, domain=domain) for p in paths]
+    return ingest.run(cfg, specs, final=final)
+
+
+def store_rows(store: Path) -> list[dict[str, object]]:
+    files = sorted((store / "pageviews").glob("date=*/*.parquet"))
+    rows: list[dict[str, object]] = []
+    for f in files:
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+def store_rejects(store: Path) -> list[dict[str, object]]:
+    rows: list[dict[str, object]] = []
+    for f in sorted((store / "_rejects").glob("date=*/*.parquet")):
+        rows.extend(pq.read_table(f).to_pylist())
+    return rows
+
+
+_V4 = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
+_V6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Fa-f:])")
+
+
+def ip_tokens(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every valid IPv4/IPv6 address written anywhere in ``text`` (zone ids and brackets aside)."""
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    for rx in (_V4, _V6):
+        for m in rx.finditer(text):
+            try:
+                found.add(ipaddress.ip_address(m.group(0)))
+            except ValueError:
+                continue
+    return found
+
+
+@pytest.fixture()
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store"

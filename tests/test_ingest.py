@@ -1,0 +1,193 @@
+"""Ingest behaviour on real files: partitions, idempotence, rotation basics, limits, recovery."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import config, ingest
+from pipeline.errors import LockedError, SourceError
+from pipeline.store import Store
+
+from .conftest import ROOT, ingest_paths, make_config, store_rejects, store_rows
+
+LINE = '{ip} - - [{ts}] "GET /p{n}?q={n} HTTP/1.1" 200 {n} "-" "agent/{n}"\n'
+
+
+def lines(n: int, start: int = 0, ts: str = "10/Oct/2026:13:55:36 +0000") -> str:
+    return "".join(LINE.format(ip=f"198.51.100.{i % 250 + 1}", ts=ts, n=i) for i in range(start, start + n))
+
+
+def paths_in(store: Path) -> Counter[str]:
+    return Counter(f"{r['path']}" for r in store_rows(store))
+
+
+def test_partition_by_utc_event_date_across_midnight(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(
+        '203.0.113.9 - - [31/Oct/2026:23:30:00 -0700] "GET /late HTTP/1.1" 200 1 "-" "ua"\n'
+        '203.0.113.9 - - [01/Nov/2026:01:15:00 +0330] "GET /early HTTP/1.1" 200 1 "-" "ua"\n'
+        '203.0.113.9 - - [31/Oct/2026:23:59:59 +0000] "GET /edge HTTP/1.1" 200 1 "-" "ua"\n'
+    )
+    ingest_paths(store, [log])
+    days = {p.parent.name: [r["path"] for r in pq.read_table(p).to_pylist()] for p in store.glob("pageviews/*/*")}
+    assert days == {"date=2026-11-01": ["/late"], "date=2026-10-31": ["/early", "/edge"]}
+
+
+def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "other_vhosts_access.log"
+    log.write_text(
+        'b.example:443 192.0.2.1 - - [10/Oct/2026:10:00:02 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'a.example:80 192.0.2.1 - - [10/Oct/2026:10:00:03 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'B.EXAMPLE 192.0.2.1 - - [10/Oct/2026:10:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+    )
+    ingest_paths(store, [log], fmt="vhost_combined", domain=None)
+    (f,) = store.glob("pageviews/date=2026-10-10/*.parquet")
+    rows = pq.read_table(f).to_pylist()
+    assert [(r["domain"], r["ts"].second) for r in rows] == [("a.example", 3), ("b.example", 1), ("b.example", 2)]
+    meta = pq.ParquetFile(f).metadata
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    assert meta.schema.to_arrow_schema().field("status").type == "int16"
+
+
+def test_rerun_reads_only_new_lines(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(100))
+    first = ingest_paths(store, [log])
+    again = ingest_paths(store, [log])
+    with log.open("a") as f:
+        f.write(lines(50, start=100))
+    third = ingest_paths(store, [log])
+    assert (first.rows, again.rows, third.rows) == (100, 0, 50)
+    assert paths_in(store) == Counter(f"/p{i}" for i in range(150))
+
+
+def test_partial_last_line_waits_until_complete(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    full = lines(3)
+    log.write_text(full[:-20])  # last line cut mid-way, as if the server were writing it
+    r1 = ingest_paths(store, [log], final=False, partial_line_grace=3600)
+    log.write_text(full)
+    r2 = ingest_paths(store, [log], final=False, partial_line_grace=3600)
+    assert (r1.rows, r2.rows, sum(r1.rejects.values()) + sum(r2.rejects.values())) == (2, 1, 0)
+    assert paths_in(store) == Counter({"/p0": 1, "/p1": 1, "/p2": 1})
+
+
+def test_rotation_rename_then_gzip_is_the_same_stream(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(40))
+    ingest_paths(store, [str(tmp_path / "access.log*")], final=None)
+    with log.open("a") as f:
+        f.write(lines(10, start=40))  # written after the run, before rotation
+    os.rename(log, tmp_path / "access.log.1")
+    log.write_text(lines(5, start=50))  # new live file
+    ingest_paths(store, [str(tmp_path / "access.log*")], final=None)
+    with open(tmp_path / "access.log.1", "rb") as src, gzip.open(tmp_path / "access.log.2.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    os.unlink(tmp_path / "access.log.1")
+    ingest_paths(store, [str(tmp_path / "access.log*")], final=None)
+    assert paths_in(store) == Counter(f"/p{i}" for i in range(55))
+
+
+def test_oversized_line_is_rejected_without_loading_it_whole(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    huge = "203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] \"GET /" + "A" * (3 << 20) + ' HTTP/1.1" 200 1\n'
+    log.write_text(lines(2) + huge + lines(2, start=2))
+    report = ingest_paths(store, [log], block_bytes=1 << 20, max_line_bytes=64 << 10)
+    assert (report.rows, report.rejects) == (4, {"too_long": 1})
+    (reject,) = store_rejects(store)
+    # the first 2048 raw bytes are kept, then scrubbed (a masked address is a few bytes longer)
+    assert reject["offset"] == len(lines(2)) and 2048 <= len(str(reject["line"])) < 2100
+    assert str(reject["line"]).startswith("203.0.113.0/24 - - [10/Oct/2026")
+
+
+def test_crashed_batch_is_discarded_and_redone(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(20))
+    ingest_paths(store, [log])
+    # Leave what a run killed between data and commit would leave: an intent, a data file, a temp file.
+    st = Store(store)
+    orphan = store / "pageviews/date=2026-10-10/part-deadbeefdeadbeef.parquet"
+    shutil.copy(next(store.glob("pageviews/date=2026-10-10/*.parquet")), orphan)
+    (orphan.parent / ".part-x.parquet.1234.tmp").write_bytes(b"half a file")
+    st.begin(st.load_progress().seq + 1, [str(orphan.relative_to(store))])
+    assert orphan not in st.committed_parquet()  # readers already skip it
+    with log.open("a") as f:
+        f.write(lines(5, start=20))
+    ingest_paths(store, [log])
+    assert not orphan.exists() and not list(store.rglob("*.tmp"))
+    assert paths_in(store) == Counter(f"/p{i}" for i in range(25))
+
+
+def test_manifest_is_the_commit_record(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(10) + "garbage\n")
+    ingest_paths(store, [log])
+    manifest = json.loads((store / "_manifests/000000000001.json").read_text())
+    assert manifest["source"]["start"] == 0 and manifest["source"]["end"] == log.stat().st_size
+    import hashlib
+
+    assert manifest["source"]["sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
+    assert (manifest["lines"], manifest["rows"], manifest["rejects"]) == (11, 10, {"unparseable": 1})
+    assert sum(f["rows"] for f in manifest["files"]) == 11
+    # a crash after the manifest but before progress.json: recovery applies it
+    (store / "_state/progress.json").unlink()
+    assert ingest_paths(store, [log]).rows == 0
+
+
+def test_second_writer_is_refused_while_the_lock_is_held(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(3))
+    st = Store(store)
+    with st.lock(), pytest.raises(LockedError, match="another hostlogs ingest is running"):
+        ingest_paths(store, [log])
+    assert ingest_paths(store, [log]).rows == 3
+
+
+def test_unreadable_file_is_reported_and_others_ingested(tmp_path: Path, store: Path) -> None:
+    good = tmp_path / "good.log"
+    good.write_text(lines(3))
+    bad = tmp_path / "missing.log"
+    report = ingest_paths(store, [bad, good])
+    assert report.rows == 3 and len(report.failed) == 1 and "missing.log" in str(report.failed[0].error)
+
+
+def test_no_sources_is_an_error(store: Path) -> None:
+    with pytest.raises(SourceError):
+        ingest.run(make_config(store), [])
+
+
+def test_domain_from_path_template(tmp_path: Path, store: Path) -> None:
+    site = tmp_path / "vhosts" / "Shop.Example.com" / "logs"
+    site.mkdir(parents=True)
+    (site / "access_log").write_text(lines(2))
+    template = str(tmp_path / "vhosts/{domain}/logs/access_log*")
+    cfg = make_config(store)
+    spec = config.SourceConfig(path=str(site / "access_log"), domain_from_path=template)
+    ingest.run(cfg, [spec], final=True)
+    assert {r["domain"] for r in store_rows(store)} == {"shop.example.com"}
+
+
+def test_sample_config_ingests_the_bundled_samples(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "sample_logs", tmp_path / "sample_logs")
+    cfg = config.load(ROOT / "configs" / "sample.toml").with_overrides(store=str(tmp_path / "store"))
+    os.chdir(tmp_path)
+    report = ingest.run(cfg, final=True)
+    assert report.lines == 4208 and report.rows == 4202
+    assert report.rejects == {"bad_timestamp": 2, "binary": 2, "unparseable": 2}
+    formats = {str(Path(s.path).relative_to("sample_logs")): s.format for s in report.sources}
+    assert formats == {
+        "other_vhosts_access.log": "vhost_combined",
+        "www.example.com/access_log": "combined",
+        "www.example.com/access_log.1.gz": "combined",
+        "legacy.example.org/access_log": "common",
+    }
+    domains = Counter(r["domain"] for r in store_rows(tmp_path / "store"))
+    assert domains["legacy.example.org"] == 300 and domains[None] == 0 and domains["www.example.com"] >= 1401
