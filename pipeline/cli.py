@@ -48,20 +48,38 @@ def main() -> None:
 
 @main.command("ingest")
 @click.argument("paths", nargs=-1)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (sources, store, privacy).")
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (sources, store, privacy)."
+)
 @click.option("--store", help="Store directory (overrides the config).")
-@click.option("--format", "fmt", default=None, help="auto (default), common, combined, vhost_combined or a LogFormat.")
+@click.option(
+    "--format", "fmt", default=None, help="auto (default), common, combined, vhost_combined or a LogFormat."
+)
 @click.option("--domain", help="Domain for formats without %v/%V/%{Host}i.")
-@click.option("--domain-from-path", help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*.")
+@click.option(
+    "--domain-from-path", help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*."
+)
 @click.option("--server", help="Name of the web server the logs come from (default: this host's name).")
-@click.option("--final", is_flag=True, help="Treat every file as complete: consume a last line without newline.")
-@click.option("--wait", "lock_wait", type=click.FloatRange(min=0), help="Seconds to wait for a running ingest.")
+@click.option(
+    "--final", is_flag=True, help="Treat every file as complete: consume a last line without newline."
+)
+@click.option(
+    "--wait", "lock_wait", type=click.FloatRange(min=0), help="Seconds to wait for a running ingest."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
 @handle_errors
 def ingest_cmd(
-    paths: tuple[str, ...], config_path: str | None, store: str | None, fmt: str | None, domain: str | None,
-    domain_from_path: str | None, server: str | None, final: bool, lock_wait: float | None, as_json: bool,
+    paths: tuple[str, ...],
+    config_path: str | None,
+    store: str | None,
+    fmt: str | None,
+    domain: str | None,
+    domain_from_path: str | None,
+    server: str | None,
+    final: bool,
+    lock_wait: float | None,
+    as_json: bool,
     quiet: bool,
 ) -> None:
     """Ingest access logs (files, globs, .gz/.zst, or - for stdin) into the store.
@@ -79,7 +97,9 @@ def ingest_cmd(
     specs = None
     if paths or domain_from_path:
         specs = [
-            config.SourceConfig(path=p, format=fmt or "auto", domain=domain, domain_from_path=domain_from_path)
+            config.SourceConfig(
+                path=p, format=fmt or "auto", domain=domain, domain_from_path=domain_from_path
+            )
             for p in (paths or ("",))
         ]
     elif fmt or domain:
@@ -106,7 +126,8 @@ def render_ingest(report: ingest.IngestReport) -> str:
             f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
         )
         if s.domain_unknown:
-            out.append(f"    warning: {s.domain_unknown:,} rows without a domain (use --domain or --domain-from-path)")
+            hint = "use --domain or --domain-from-path"
+            out.append(f"    warning: {s.domain_unknown:,} rows without a domain ({hint})")
     files = sum(1 for s in report.sources if s.lines or s.error)
     rate = report.lines / report.seconds if report.seconds else 0.0
     mb = report.bytes_read / 1e6
@@ -118,10 +139,16 @@ def render_ingest(report: ingest.IngestReport) -> str:
         out.append("rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in report.rejects.items()))
         out.append(f"  quarantined (IPs scrubbed) under {report.store}/_rejects/")
     if report.partitions:
-        shown = report.partitions if len(report.partitions) <= 6 else (*report.partitions[:3], "…", report.partitions[-1])
+        shown = (
+            report.partitions
+            if len(report.partitions) <= 6
+            else (*report.partitions[:3], "…", report.partitions[-1])
+        )
         out.append("partitions: " + " ".join(shown))
-    out.append(f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
-               f"({mb:,.1f} MB in {report.seconds:.2f} s)")
+    out.append(
+        f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
+        f"({mb:,.1f} MB in {report.seconds:.2f} s)"
+    )
     return "\n".join(out)
 
 

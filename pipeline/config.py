@@ -9,6 +9,8 @@ import re
 import socket
 import tomllib
 from dataclasses import MISSING, dataclass, field, replace
+
+__all__ = ["Config", "IngestConfig", "PrivacyConfig", "SourceConfig", "load", "replace"]
 from pathlib import Path
 from typing import Any
 

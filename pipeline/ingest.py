@@ -8,8 +8,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections import Counter
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -96,7 +95,10 @@ class _Run:
 
 
 def run(
-    cfg: Config, source_specs: Iterable[SourceConfig] | None = None, *, stdin: BinaryIO | None = None,
+    cfg: Config,
+    source_specs: Iterable[SourceConfig] | None = None,
+    *,
+    stdin: BinaryIO | None = None,
     final: bool | None = None,
 ) -> IngestReport:
     """Ingest every file matched by ``source_specs`` (default: the config's sources).
@@ -107,6 +109,9 @@ def run(
     specs = list(cfg.sources if source_specs is None else source_specs)
     if not specs:
         raise SourceError("no sources: give log files on the command line or [[sources]] in the config")
+    for spec in specs:  # a bad format is an argument error: fail before touching anything
+        if spec.format != "auto":
+            formats.resolve(spec.format)
     started = time.monotonic()
     store = Store(cfg.store)
     store.init()
@@ -122,7 +127,11 @@ def run(
             final=final,
         )
         for spec in specs:
-            pattern = template_glob(spec.domain_from_path) if spec.path == "" and spec.domain_from_path else spec.path
+            pattern = (
+                template_glob(spec.domain_from_path)
+                if spec.path == "" and spec.domain_from_path
+                else spec.path
+            )
             paths = sources.expand([pattern])
             if not paths:
                 reports.append(SourceReport(path=pattern, note="no file matches"))
@@ -151,8 +160,13 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
         with sources.open_stream(path) as stream:
             reached = sources.skip(stream, start)
             if reached < start:
-                return SourceReport(path=path, fingerprint=key, start=start, end=reached,
-                                    note="file is shorter than the committed offset (truncated?): skipped")
+                return SourceReport(
+                    path=path,
+                    fingerprint=key,
+                    start=start,
+                    end=reached,
+                    note="file is shorter than the committed offset (truncated?): skipped",
+                )
             return _ingest_stream(r, spec, path, stream, (key, fp_len), start, replaces, final=final)
     except HostlogsError as exc:
         return SourceReport(path=path, error=str(exc))
@@ -178,8 +192,15 @@ def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int
 
 
 def _ingest_stream(
-    r: _Run, spec: SourceConfig, path: str, stream: BinaryIO, ident: tuple[str, int] | None,
-    start: int, replaces: list[str], *, final: bool,
+    r: _Run,
+    spec: SourceConfig,
+    path: str,
+    stream: BinaryIO,
+    ident: tuple[str, int] | None,
+    start: int,
+    replaces: list[str],
+    *,
+    final: bool,
 ) -> SourceReport:
     fmt, note = _choose_format(spec, path)
     domain = spec.domain
@@ -218,9 +239,17 @@ def _ingest_stream(
             batches += 1
             end = prepared.block.end
     return SourceReport(
-        path=sources.display_name(path), format=fmt.name, fingerprint=ident[0] if ident else None,
-        start=start, end=end, lines=lines, rows=rows, rejects=dict(totals), batches=batches,
-        domain_unknown=domain_unknown, note=note,
+        path=sources.display_name(path),
+        format=fmt.name,
+        fingerprint=ident[0] if ident else None,
+        start=start,
+        end=end,
+        lines=lines,
+        rows=rows,
+        rejects=dict(totals),
+        batches=batches,
+        domain_unknown=domain_unknown,
+        note=note,
     )
 
 
@@ -246,7 +275,10 @@ class _Prepared:
 
 
 def _prepare(
-    block: sources.Block, fmt: formats.LogFormat, settings: ParseSettings, masker: privacy.ClientMasker,
+    block: sources.Block,
+    fmt: formats.LogFormat,
+    settings: ParseSettings,
+    masker: privacy.ClientMasker,
     max_line_bytes: int,
 ) -> _Prepared:
     split = split_block(block.data, block.data_start, max_line_bytes)
@@ -291,11 +323,17 @@ def _add_oversized(
             "line": privacy.mask_text(text, masker),
         }
     )
-    return ParsedBatch(rows=parsed.rows, rejects=pl.concat([parsed.rejects, extra]), lines=parsed.lines + len(oversized))
+    return ParsedBatch(
+        rows=parsed.rows, rejects=pl.concat([parsed.rejects, extra]), lines=parsed.lines + len(oversized)
+    )
 
 
 def _commit_batch(
-    r: _Run, path: str, ident: tuple[str, int] | None, fmt: formats.LogFormat, prepared: _Prepared,
+    r: _Run,
+    path: str,
+    ident: tuple[str, int] | None,
+    fmt: formats.LogFormat,
+    prepared: _Prepared,
     replaces: list[str],
 ) -> None:
     block = prepared.block

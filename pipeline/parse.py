@@ -138,6 +138,7 @@ def _to_rows(
 def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
     n = good.height
     if "request" not in fmt.fields:  # %m %U%q %H formats
+
         def col(name: str) -> pl.Series:
             if name in fmt.fields:
                 return good.get_column(name).replace("-", None)
@@ -146,7 +147,9 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
         return pl.DataFrame({"method": col("method"), "target": col("path"), "protocol": col("protocol")})
     request = good.get_column("request")
     # Fast path without capture groups: "METHOD target HTTP/x" split on its two spaces.
-    parts = request.str.split_exact(" ", 2).struct.rename_fields(["method", "target", "protocol"]).struct.unnest()
+    parts = (
+        request.str.split_exact(" ", 2).struct.rename_fields(["method", "target", "protocol"]).struct.unnest()
+    )
     proto = parts.get_column("protocol")
     odd = ~(
         parts.get_column("method").str.contains(r"^[A-Za-z]+$")
@@ -166,7 +169,9 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
     unparsed = parts.get_column("method").is_null()
     raw = request.replace({"-": None, "": None})
     target = parts.get_column("target").zip_with(~unparsed, raw)
-    return pl.DataFrame({"method": parts.get_column("method"), "target": target, "protocol": parts["protocol"]})
+    return pl.DataFrame(
+        {"method": parts.get_column("method"), "target": target, "protocol": parts["protocol"]}
+    )
 
 
 def _dash_null(frame: pl.DataFrame, name: str) -> pl.Series:

@@ -37,9 +37,7 @@ IPV6_TOKEN = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?
 IP_CANDIDATE = rf"(?:{IPV4_TOKEN}|{IPV6_TOKEN})"
 # Cheap pre-filter: a row needs masking only if it has a dotted quad, a '::'/hex:hex run or an '@'.
 # Version strings (Chrome/116.0.5845.187) must not pass it: the dotted quad needs a non-digit start.
-_NEEDS_MASK = (
-    r"(?:^|[^0-9.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
-)
+_NEEDS_MASK = r"(?:^|[^0-9.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
 _EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
 

@@ -79,7 +79,9 @@ def run(store_root: str | Path, sql: str) -> QueryResult:
 
 def render(result: QueryResult, fmt: str) -> str:
     if fmt == "json":
-        return "\n".join(json.dumps(dict(zip(result.columns, r, strict=True)), default=str) for r in result.rows)
+        return "\n".join(
+            json.dumps(dict(zip(result.columns, r, strict=True)), default=str) for r in result.rows
+        )
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

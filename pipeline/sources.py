@@ -90,8 +90,10 @@ def open_stream(path: str) -> BinaryIO:
         raise SourceError(f"cannot open {path}: {exc}") from exc
     for suffix, codec in ((".gz", "gzip"), (".zst", "zstd"), (".bz2", "bz2")):
         if path.endswith(suffix):
-            return pa.CompressedInputStream(raw, codec)  # type: ignore[return-value]
-    return raw  # type: ignore[return-value]
+            stream: BinaryIO = pa.CompressedInputStream(raw, codec)
+            return stream
+    plain: BinaryIO = raw
+    return plain
 
 
 def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False) -> tuple[str, int] | None:
@@ -174,7 +176,9 @@ def iter_blocks(
             carry = buf
             continue
         digest.update(memoryview(buf)[: cut + 1])
-        yield Block(range_start, offset, offset + cut + 1, buf[: cut + 1], digest.hexdigest(), tuple(oversized))
+        yield Block(
+            range_start, offset, offset + cut + 1, buf[: cut + 1], digest.hexdigest(), tuple(oversized)
+        )
         digest = hashlib.sha256()
         oversized = []
         offset += cut + 1

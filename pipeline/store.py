@@ -84,7 +84,10 @@ class Progress:
         current = self.streams.get(key)
         if current is None or src["end"] >= current.offset:
             self.streams[key] = StreamState(
-                fp_len=src["fingerprint_bytes"], offset=src["end"], path=src["path"], updated=manifest["created"]
+                fp_len=src["fingerprint_bytes"],
+                offset=src["end"],
+                path=src["path"],
+                updated=manifest["created"],
             )
         for old in src.get("replaces", []):  # a short fingerprint upgraded to a full one
             if old != key:
@@ -227,7 +230,12 @@ def encode_parquet(table: pa.Table) -> pa.Buffer:
     """zstd Parquet in memory (so worker threads do the CPU work; writing is then a plain copy)."""
     sink = pa.BufferOutputStream()
     pq.write_table(
-        table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True, use_dictionary=True
+        table,
+        sink,
+        compression="zstd",
+        row_group_size=ROW_GROUP_ROWS,
+        write_statistics=True,
+        use_dictionary=True,
     )
     return sink.getvalue()
 

@@ -30,8 +30,12 @@ def make_config(store: Path, **ingest_overrides: object) -> config.Config:
 
 
 def ingest_paths(
-    store: Path, paths: list[Path] | list[str], fmt: str = "auto", domain: str | None = "example.test",
-    final: bool | None = True, **ingest_overrides: object,
+    store: Path,
+    paths: list[Path] | list[str],
+    fmt: str = "auto",
+    domain: str | None = "example.test",
+    final: bool | None = True,
+    **ingest_overrides: object,
 ) -> ingest.IngestReport:
     cfg = make_config(store, **ingest_overrides)
     specs = [config.SourceConfig(path=str(p), format=fmt, domain=domain) for p in paths]
@@ -54,7 +58,9 @@ def store_rejects(store: Path) -> list[dict[str, object]]:
 
 
 _V4 = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
-_V6 = re.compile(r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Fa-f:])")
+_V6 = re.compile(
+    r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Fa-f:])"
+)
 
 
 def ip_tokens(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:

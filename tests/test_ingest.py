@@ -37,7 +37,9 @@ def test_partition_by_utc_event_date_across_midnight(tmp_path: Path, store: Path
         '203.0.113.9 - - [31/Oct/2026:23:59:59 +0000] "GET /edge HTTP/1.1" 200 1 "-" "ua"\n'
     )
     ingest_paths(store, [log])
-    days = {p.parent.name: [r["path"] for r in pq.read_table(p).to_pylist()] for p in store.glob("pageviews/*/*")}
+    days = {
+        p.parent.name: [r["path"] for r in pq.read_table(p).to_pylist()] for p in store.glob("pageviews/*/*")
+    }
     assert days == {"date=2026-11-01": ["/late"], "date=2026-10-31": ["/early", "/edge"]}
 
 
@@ -51,7 +53,11 @@ def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> N
     ingest_paths(store, [log], fmt="vhost_combined", domain=None)
     (f,) = store.glob("pageviews/date=2026-10-10/*.parquet")
     rows = pq.read_table(f).to_pylist()
-    assert [(r["domain"], r["ts"].second) for r in rows] == [("a.example", 3), ("b.example", 1), ("b.example", 2)]
+    assert [(r["domain"], r["ts"].second) for r in rows] == [
+        ("a.example", 3),
+        ("b.example", 1),
+        ("b.example", 2),
+    ]
     meta = pq.ParquetFile(f).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert meta.schema.to_arrow_schema().field("status").type == "int16"
@@ -98,7 +104,7 @@ def test_rotation_rename_then_gzip_is_the_same_stream(tmp_path: Path, store: Pat
 
 def test_oversized_line_is_rejected_without_loading_it_whole(tmp_path: Path, store: Path) -> None:
     log = tmp_path / "access.log"
-    huge = "203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] \"GET /" + "A" * (3 << 20) + ' HTTP/1.1" 200 1\n'
+    huge = '203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] "GET /' + "A" * (3 << 20) + ' HTTP/1.1" 200 1\n'
     log.write_text(lines(2) + huge + lines(2, start=2))
     report = ingest_paths(store, [log], block_bytes=1 << 20, max_line_bytes=64 << 10)
     assert (report.rows, report.rejects) == (4, {"too_long": 1})

@@ -17,7 +17,11 @@ from .conftest import ingest_paths, ip_tokens, shared_log_files, store_rejects, 
 def non_blank_lines(path: Path) -> int:
     import gzip
 
-    data = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
+    if path.suffix == ".gz":
+        with gzip.open(path) as f:
+            data = f.read()
+    else:
+        data = path.read_bytes()
     return sum(1 for line in data.split(b"\n") if line.rstrip(b"\r"))
 
 

@@ -1,0 +1,130 @@
+"""The command line: wiring, output, exit codes, help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.store import Store
+
+from .conftest import ROOT
+
+LOG = '203.0.113.5 - - [10/Oct/2026:13:55:36 +0000] "GET /a?token=s3cret HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ingest_then_query(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG * 3 + "nonsense\n")
+    store = str(tmp_path / "store")
+    code, out, _ = invoke("ingest", str(log), "--store", store, "--domain", "example.com", "--final")
+    assert code == 0
+    assert "4 lines → 3 rows, 1 rejected [combined] (auto-detected combined)" in out
+    assert "rejected by reason: unparseable 1" in out and "partitions: 2026-10-10" in out
+    code, out, _ = invoke(
+        "query",
+        "--store",
+        store,
+        "--format",
+        "csv",
+        "SELECT domain, path, query, client_net FROM pageviews LIMIT 1",
+    )
+    assert (code, out.strip()) == (
+        0,
+        "domain,path,query,client_net\nexample.com,/a,token=REDACTED,203.0.113.0/24",
+    )
+    code, out, _ = invoke("query", "--store", store, "--format", "json", "SELECT count(*) AS n FROM rejects")
+    assert json.loads(out) == {"n": 1}
+
+
+def test_ingest_json_report(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    code, out, _ = invoke(
+        "ingest", str(log), "--store", str(tmp_path / "s"), "--json", "--final", "--format", "combined"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["rows"] == 1 and data["sources"][0]["format"] == "combined"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["ingest", "x.log", "--format", "%h %Z"], 5, "unsupported LogFormat directive %Z"),
+        (["ingest", "x.log", "--format", "nginx"], 5, "unknown log format 'nginx'"),
+        (["ingest", "--config", "/nonexistent.toml"], 3, "config file /nonexistent.toml not found"),
+        (["ingest"], 4, "no sources"),
+        (["query", "--store", "/nonexistent-store", "SELECT 1"], 6, "no store at /nonexistent-store"),
+        (["ingest", "x.log", "--wait", "-1"], 2, "Invalid value for '--wait'"),
+    ],
+)
+def test_errors_are_one_line_with_documented_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, message: str
+) -> None:
+    (tmp_path / "x.log").write_text(LOG)
+    monkeypatch.chdir(tmp_path)  # x.log and ./hostlogs-store resolve inside the test directory
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    if code != 2:  # click's own usage errors print usage lines as well
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("hostlogs: error: ")
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("store = 1\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 0-32, got 40"),
+        ("[privacy]\nipv6_bits = 40\n", "unknown setting 'ipv6_bits'"),
+        ("[[sources]]\nformat = 'combined'\n", "each source needs a path"),
+        ("[ingest]\nworkers = 'many'\n", "[ingest].workers: invalid value 'many'"),
+        ("not toml = = 1", "is not valid TOML"),
+    ],
+)
+def test_bad_config_exit_3(tmp_path: Path, toml: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    code, _, err = invoke("ingest", "--config", str(cfg))
+    assert code == 3 and message in err and err.count("\n") == 1
+
+
+def test_overlapping_run_exits_75(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    store = Store(tmp_path / "store")
+    with store.lock():
+        code, _, err = invoke("ingest", str(log), "--store", str(store.root))
+    assert code == 75 and "another hostlogs ingest is running" in err
+
+
+def test_partial_failure_exit_10(tmp_path: Path) -> None:
+    (tmp_path / "ok.log").write_text(LOG)
+    code, out, err = invoke(
+        "ingest",
+        str(tmp_path / "ok.log"),
+        str(tmp_path / "gone.log"),
+        "--store",
+        str(tmp_path / "s"),
+        "--final",
+    )
+    assert code == 10 and "1 lines → 1 rows" in out and "gone.log" in err
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for name in main.commands:  # type: ignore[attr-defined]
+        code, out, _ = invoke(name, "--help")
+        assert code == 0 and "Example:" in out, name
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    head = readme[: readme.index("\n## ", 1)]
+    assert "bash scripts/demo.sh" in head and "bash scripts/test.sh" in head
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,25 @@
+"""Docs that cannot drift: the schema table matches the code."""
+
+from __future__ import annotations
+
+import re
+
+from pipeline.schema import PAGEVIEWS, REJECTS
+
+from .conftest import ROOT
+
+
+def table_columns(section: str) -> dict[str, str]:
+    text = (ROOT / "docs" / "schema.md").read_text()
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `([a-z_]+)` \| `([^`]+)` \|", body, re.M))
+
+
+def test_schema_doc_matches_pageviews() -> None:
+    assert table_columns("# The `pageviews` table") == {
+        f.name: str(f.type).replace("tz=", "") for f in PAGEVIEWS
+    }
+
+
+def test_schema_doc_matches_rejects() -> None:
+    assert table_columns("## `rejects`") == {f.name: str(f.type).replace("tz=", "") for f in REJECTS}
