@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from . import __version__, formats, privacy, sources
 from .config import Config, SourceConfig, domain_from_path, template_glob
-from .errors import FormatError, HostlogsError, SourceError
+from .errors import HostlogsError, SourceError
 from .lines import split_block
 from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, parse_lines
 from .schema import PAGEVIEWS, REJECTS
@@ -151,7 +151,8 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
         if path == sources.STDIN:
             import sys
 
-            return _ingest_stream(r, spec, path, stdin or sys.stdin.buffer, None, 0, [], final=True)
+            stream = sources.Prefixed(stdin or sys.stdin.buffer, DETECT_SAMPLE_BYTES)
+            return _ingest_stream(r, spec, path, stream, None, 0, [], final=True)
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
         ident = _identify(r.progress, path, final)
         if ident is None:
@@ -202,7 +203,8 @@ def _ingest_stream(
     *,
     final: bool,
 ) -> SourceReport:
-    fmt, note = _choose_format(spec, path)
+    head = stream.head if isinstance(stream, sources.Prefixed) else None
+    fmt, note = _choose_format(spec, path, head)
     domain = spec.domain
     if domain is None and spec.domain_from_path and path != sources.STDIN:
         domain = domain_from_path(spec.domain_from_path, path)
@@ -295,13 +297,14 @@ def _prepare(
     )
 
 
-def _choose_format(spec: SourceConfig, path: str) -> tuple[formats.LogFormat, str | None]:
+def _choose_format(
+    spec: SourceConfig, path: str, head: bytes | None = None
+) -> tuple[formats.LogFormat, str | None]:
     if spec.format != "auto":
         return formats.resolve(spec.format), None
-    if path == sources.STDIN:
-        raise FormatError("--format auto cannot read ahead on stdin: name the format (e.g. vhost_combined)")
-    with sources.open_stream(path) as stream:
-        head = stream.read(DETECT_SAMPLE_BYTES)
+    if head is None:
+        with sources.open_stream(path) as stream:
+            head = stream.read(DETECT_SAMPLE_BYTES)
     sample = [ln for ln in head.decode("utf-8", "replace").splitlines() if ln.strip()][:DETECT_SAMPLE_LINES]
     fmt = formats.detect(sample)
     if fmt is None:

@@ -212,5 +212,21 @@ def _skip_line(stream: BinaryIO, buf: bytes, block_bytes: int, digest: Any) -> _
         consumed += len(chunk)
 
 
+class Prefixed:
+    """A non-seekable stream (stdin) whose first bytes can be looked at before reading it."""
+
+    def __init__(self, stream: BinaryIO, peek: int) -> None:
+        self._stream = stream
+        self.head = _read_exact(stream, peek)
+        self._pos = 0
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos < len(self.head):
+            out = self.head[self._pos : self._pos + n] if n >= 0 else self.head[self._pos :]
+            self._pos += len(out)
+            return out
+        return self._stream.read(n)
+
+
 def display_name(path: str) -> str:
     return "<stdin>" if path == STDIN else str(Path(path))

@@ -128,3 +128,12 @@ def test_readme_starts_with_the_two_commands() -> None:
     head = readme[: readme.index("\n## ", 1)]
     assert "bash scripts/demo.sh" in head and "bash scripts/test.sh" in head
     assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_stdin_is_detected_and_ingested(tmp_path: Path) -> None:
+    data = (ROOT / "sample_logs" / "other_vhosts_access.log").read_bytes()[:200_000]
+    data = data[: data.rfind(b"\n") + 1]
+    result = CliRunner().invoke(main, ["ingest", "-", "--store", str(tmp_path / "s"), "--json"], input=data)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["sources"][0]["format"] == "vhost_combined"
+    assert report["lines"] == data.count(b"\n") == report["rows"] + sum(report["rejects"].values())
