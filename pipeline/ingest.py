@@ -151,8 +151,8 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
         if path == sources.STDIN:
             import sys
 
-            stream = sources.Prefixed(stdin or sys.stdin.buffer, DETECT_SAMPLE_BYTES)
-            return _ingest_stream(r, spec, path, stream, None, 0, [], final=True)
+            piped = sources.Prefixed(stdin or sys.stdin.buffer, DETECT_SAMPLE_BYTES)
+            return _ingest_stream(r, spec, path, piped, None, 0, [], final=True)
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
         ident = _identify(r.progress, path, final)
         if ident is None:
@@ -196,7 +196,7 @@ def _ingest_stream(
     r: _Run,
     spec: SourceConfig,
     path: str,
-    stream: BinaryIO,
+    stream: sources.Readable,
     ident: tuple[str, int] | None,
     start: int,
     replaces: list[str],

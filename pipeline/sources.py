@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import pyarrow as pa
 
@@ -26,6 +26,10 @@ COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
 # logrotate names: access.log.1, access.log.2.gz, access.log-20261122, access_log.2026-11-22.gz
 _ROTATED_RE = re.compile(r"(?:\.[0-9]+|[-_.][0-9]{8}|[-_.][0-9]{4}-[0-9]{2}-[0-9]{2})(?:\.(?:gz|zst|bz2))?$")
 STDIN = "-"
+
+
+class Readable(Protocol):
+    def read(self, n: int = -1, /) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -116,7 +120,7 @@ def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = Fal
     return hashlib.sha256(head).hexdigest()[:32], len(head)
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: Readable, n: int) -> bytes:
     parts: list[bytes] = []
     remaining = n
     while remaining > 0:
@@ -128,14 +132,16 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes:
     return b"".join(parts)
 
 
-def skip(stream: BinaryIO, offset: int, chunk: int = 1 << 22) -> int:
+def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
     """Advance a (possibly compressed) stream to ``offset``; returns the offset actually reached."""
     pos = 0
-    try:
-        stream.seek(offset)
-        return offset
-    except (OSError, pa.ArrowException, AttributeError):
-        pass
+    seek = getattr(stream, "seek", None)
+    if seek is not None:
+        try:
+            seek(offset)
+            return offset
+        except (OSError, pa.ArrowException):
+            pass
     while pos < offset:
         data = stream.read(min(chunk, offset - pos))
         if not data:
@@ -145,7 +151,7 @@ def skip(stream: BinaryIO, offset: int, chunk: int = 1 << 22) -> int:
 
 
 def iter_blocks(
-    stream: BinaryIO, start: int, *, block_bytes: int, max_line_bytes: int, final: bool
+    stream: Readable, start: int, *, block_bytes: int, max_line_bytes: int, final: bool
 ) -> Iterator[Block]:
     """Yield blocks of complete lines from ``start``; memory ≤ block_bytes + max_line_bytes.
 
@@ -196,7 +202,7 @@ class _Skipped:
     rest: bytes  # what followed the newline in the last chunk read
 
 
-def _skip_line(stream: BinaryIO, buf: bytes, block_bytes: int, digest: Any) -> _Skipped:
+def _skip_line(stream: Readable, buf: bytes, block_bytes: int, digest: Any) -> _Skipped:
     """Discard an oversized line chunk by chunk until its newline (never holding it whole)."""
     consumed = len(buf)
     digest.update(buf)
@@ -215,7 +221,7 @@ def _skip_line(stream: BinaryIO, buf: bytes, block_bytes: int, digest: Any) -> _
 class Prefixed:
     """A non-seekable stream (stdin) whose first bytes can be looked at before reading it."""
 
-    def __init__(self, stream: BinaryIO, peek: int) -> None:
+    def __init__(self, stream: Readable, peek: int) -> None:
         self._stream = stream
         self.head = _read_exact(stream, peek)
         self._pos = 0
