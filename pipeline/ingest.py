@@ -23,8 +23,8 @@ from .config import Config, SourceConfig, domain_from_path, template_glob
 from .errors import HostlogsError, SourceError
 from .lines import split_block
 from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, parse_lines
-from .schema import PAGEVIEWS, REJECTS
-from .store import Progress, Store, encode_parquet
+from .schema import REJECTS
+from .store import Progress, Store, encode_frame
 
 DETECT_SAMPLE_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 200
@@ -272,7 +272,7 @@ class _Prepared:
     rows: int
     rejects: dict[str, int]
     domain_unknown: int
-    pageviews: dict[str, tuple[int, pa.Buffer]]  # date → (rows, parquet bytes)
+    pageviews: dict[str, tuple[int, bytes]]  # date → (rows, parquet bytes)
     reject_frame: pl.DataFrame
 
 
@@ -292,7 +292,7 @@ def _prepare(
         rows=parsed.rows.height,
         rejects=parsed.reject_counts,
         domain_unknown=parsed.rows.get_column("domain").null_count(),
-        pageviews={d: (t.num_rows, encode_parquet(t)) for d, t in tables.items()},
+        pageviews={d: (t.height, encode_frame(t)) for d, t in tables.items()},
         reject_frame=parsed.rejects,
     )
 
@@ -384,15 +384,14 @@ def _commit_batch(
     r.bytes_read += block.end - block.start
 
 
-def _partition(rows: pl.DataFrame) -> dict[str, pa.Table]:
+def _partition(rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
     """Split by UTC event date; each part sorted by (domain, ts) so one-domain queries prune row groups."""
     if rows.height == 0:
         return {}
     rows = rows.with_columns(_date=pl.col("ts").dt.date().cast(pl.String))
-    out: dict[str, pa.Table] = {}
+    out: dict[str, pl.DataFrame] = {}
     for (day,), part in rows.partition_by("_date", as_dict=True).items():
-        part = part.drop("_date").sort(["domain", "ts"], nulls_last=True)
-        out[str(day)] = part.to_arrow().cast(PAGEVIEWS)
+        out[str(day)] = part.drop("_date").sort(["domain", "ts"], nulls_last=True)
     return out
 
 
