@@ -71,6 +71,9 @@ NAMED_FORMATS: dict[str, str] = {
 # Auto-detection preference on ties: the more specific format first.
 DETECT_ORDER = ("vhost_combined", "combined", "common")
 
+# Directives whose pattern already excludes '"': inside quotes they keep it ("%m %U%q %H" splits).
+_OWN_PATTERN_IN_QUOTES = frozenset({"m", "U", "q", "H"})
+_LETTERS_WITH_ARGUMENT = frozenset("ioenCcxpPTahLt") | {"^ti", "^to"}
 _DIRECTIVE_RE = re.compile(r"%(?:[!0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
 
 
@@ -147,7 +150,7 @@ def _translate(spec: str, fields: list[str], whole: str) -> str:
             parts.append("%")
             continue
         fname, pattern = _directive(arg, letter, whole)
-        if in_quotes:
+        if in_quotes and letter not in _OWN_PATTERN_IN_QUOTES:
             pattern = QUOTED  # inside quotes the server escapes " and \; any quoted text is valid
         if fname is None or fname in fields:
             parts.append(f"(?:{pattern})")
@@ -167,6 +170,8 @@ def _directive(arg: str | None, letter: str, spec: str) -> tuple[str | None, str
     if arg is not None:
         if letter == "i":
             return HEADER_FIELDS.get(arg.lower()), TOKEN
+        if letter not in _LETTERS_WITH_ARGUMENT:
+            raise FormatError(f"unsupported LogFormat directive %{{{arg}}}{letter} in {spec!r}")
         if letter == "t":
             raise FormatError(f"custom time format %{{{arg}}}t is not supported yet in {spec!r}; use %t")
         return None, TOKEN  # %{VAR}e, %{Foo}o, %{cookie}C, %{format}p ...: matched, not stored
@@ -185,14 +190,17 @@ def _literal(text: str, *, before_port: bool) -> str:
 
 def detect(sample_lines: list[str]) -> LogFormat | None:
     """Pick the named format matching most sample lines (ties → the more specific format)."""
-    best: tuple[int, int] | None = None
+    best: tuple[int, int, int] | None = None
     chosen: LogFormat | None = None
     for rank, name in enumerate(DETECT_ORDER):
         fmt = resolve(name)
-        rx = re.compile(fmt.strict_regex)  # the generated syntax is common to Rust regex and Python re
-        hits = sum(1 for line in sample_lines if rx.match(line))
-        if hits and (best is None or (hits, -rank) > best):
-            best, chosen = (hits, -rank), fmt
+        # The generated syntax is common to Rust regex and Python re. Lines parsed decide; lines that
+        # match every directive exactly break ties (a common log also parses as combined).
+        lenient, strict = re.compile(fmt.regex), re.compile(fmt.strict_regex)
+        hits = sum(1 for line in sample_lines if lenient.match(line))
+        exact = sum(1 for line in sample_lines if strict.match(line))
+        if hits and (best is None or (hits, exact, -rank) > best):
+            best, chosen = (hits, exact, -rank), fmt
     return chosen
 
 

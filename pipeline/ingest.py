@@ -22,7 +22,7 @@ from . import __version__, formats, privacy, sources
 from .config import Config, SourceConfig, domain_from_path, template_glob
 from .errors import HostlogsError, SourceError
 from .lines import split_block
-from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, parse_lines
+from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, drop_cut_token, parse_lines
 from .schema import REJECTS
 from .store import Progress, Store, encode_frame
 
@@ -323,7 +323,7 @@ def _add_oversized(
         {
             "offset": pl.Series([o[0] for o in oversized], dtype=pl.Int64),
             "reason": pl.Series(["too_long"] * len(oversized), dtype=pl.String),
-            "line": privacy.mask_text(text, masker),
+            "line": privacy.mask_text(drop_cut_token(text), masker),
         }
     )
     return ParsedBatch(

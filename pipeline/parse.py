@@ -105,8 +105,9 @@ def _to_rows(
     n = good.height
     req = _split_request(good, fmt)
     target = req.get_column("target")
-    path = target.str.split_exact("?", 1).struct.field("field_0")
-    query = target.str.split_exact("?", 1).struct.field("field_1")
+    halves = target.str.splitn("?", 2)  # the query keeps later '?' (RFI probes, encoded PHP)
+    path = halves.struct.field("field_0")
+    query = halves.struct.field("field_1")
     if "query" in fmt.fields:  # %U%q formats
         query = good.get_column("query").str.strip_prefix("?").replace("", None)
     sensitive = settings.sensitive_param_regex
@@ -211,6 +212,12 @@ def normalize_domain(values: pl.Series) -> pl.Series:
     return values.scatter(needs.arg_true(), fixed)
 
 
+def drop_cut_token(text: pl.Series) -> pl.Series:
+    """A text cut at the limit may end in half an address that no longer parses: drop that tail."""
+    cut = text.str.len_bytes() >= REJECT_TEXT_LIMIT - 8
+    return text.zip_with(~cut, text.str.replace(r"[0-9A-Fa-f:.%\[\]]+$", "")).fill_null(text)
+
+
 def _to_rejects(bad: pl.DataFrame, split: SplitLines, masker: privacy.ClientMasker) -> pl.DataFrame:
     if bad.height == 0:
         return pl.DataFrame(schema={"offset": pl.Int64, "reason": pl.String, "line": pl.String})
@@ -229,7 +236,7 @@ def _to_rejects(bad: pl.DataFrame, split: SplitLines, masker: privacy.ClientMask
         ]
         text = pl.Series(rendered, dtype=pl.String).fill_null(text)
         text = text.str.replace_all(r"[\x00-\x08\x0b-\x1f\x7f]", "\u2400")  # keep control bytes visible
-    text = text.str.slice(0, REJECT_TEXT_LIMIT)
+    text = drop_cut_token(text.str.slice(0, REJECT_TEXT_LIMIT))
     return pl.DataFrame(
         {
             "offset": bad.get_column("offset"),

