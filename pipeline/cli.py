@@ -66,6 +66,10 @@ def main() -> None:
 @click.option(
     "--wait", "lock_wait", type=click.FloatRange(min=0), help="Seconds to wait for a running ingest."
 )
+@click.option(
+    "--flush-seconds", type=click.FloatRange(min=0.01), help="Piped mode: commit at least this often."
+)
+@click.option("--flush-lines", type=click.IntRange(min=1), help="Piped mode: commit at least every N lines.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
 @handle_errors
@@ -79,6 +83,8 @@ def ingest_cmd(
     server: str | None,
     final: bool,
     lock_wait: float | None,
+    flush_seconds: float | None,
+    flush_lines: int | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
@@ -92,8 +98,14 @@ def ingest_cmd(
     """
     cfg = config.load(config_path)
     cfg = cfg.with_overrides(store=store, server=server)
-    if lock_wait is not None:
-        cfg = cfg.with_overrides(ingest=config.replace(cfg.ingest, lock_wait=lock_wait))
+    given: dict[str, float | int | None] = {
+        "lock_wait": lock_wait,
+        "flush_seconds": flush_seconds,
+        "flush_lines": flush_lines,
+    }
+    tuning: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
+    if tuning:
+        cfg = cfg.with_overrides(ingest=config.replace(cfg.ingest, **tuning))
     specs = None
     if paths or domain_from_path:
         specs = [

@@ -53,6 +53,10 @@ class IngestConfig:
     """Seconds after which a live file's trailing line without newline is taken as complete."""
     workers: int = 2
     """Blocks parsed in parallel (threads); memory grows by one block per worker."""
+    flush_seconds: float = 30.0
+    """Piped mode (source '-'): longest time a line waits in memory before it is committed."""
+    flush_lines: int = 100_000
+    """Piped mode: commit at least every this many lines."""
     lock_wait: float = 0.0
     """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
 
@@ -107,6 +111,8 @@ def validate(cfg: Config, origin: str = "config") -> None:
     if not 0 <= p.ipv6_prefix <= 128:
         raise ConfigError(f"{origin}: privacy.ipv6_prefix must be 0-128, got {p.ipv6_prefix}")
     i = cfg.ingest
+    if i.flush_seconds <= 0 or i.flush_lines < 1:
+        raise ConfigError(f"{origin}: ingest.flush_seconds and ingest.flush_lines must be positive")
     if not 1 <= i.workers <= 64:
         raise ConfigError(f"{origin}: ingest.workers must be 1-64, got {i.workers}")
     if i.max_line_bytes < 256 or i.block_bytes < 2 * i.max_line_bytes:

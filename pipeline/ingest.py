@@ -5,11 +5,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
+import os
+import signal
+import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +30,7 @@ from .errors import HostlogsError, SourceError
 from .lines import split_block
 from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, drop_cut_token, parse_lines
 from .schema import REJECTS
-from .store import Progress, Store, encode_frame
+from .store import DEFAULT_WRITER, Progress, Store, encode_frame
 
 DETECT_SAMPLE_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 200
@@ -113,7 +119,10 @@ def run(
         if spec.format != "auto":
             formats.resolve(spec.format)
     started = time.monotonic()
-    store = Store(cfg.store)
+    # A piped logger runs for days: it gets its own writer namespace (progress, lock, manifests) so
+    # that cron ingestion of files into the same store never waits for it, nor it for cron.
+    piped_only = all(spec.path == sources.STDIN for spec in specs)
+    store = Store(cfg.store, writer=f"pipe-{os.getpid()}" if piped_only else DEFAULT_WRITER)
     store.init()
     reports: list[SourceReport] = []
     with store.lock(cfg.ingest.lock_wait):
@@ -149,10 +158,7 @@ def run(
 def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None) -> SourceReport:
     try:
         if path == sources.STDIN:
-            import sys
-
-            piped = sources.Prefixed(stdin or sys.stdin.buffer, DETECT_SAMPLE_BYTES)
-            return _ingest_stream(r, spec, path, piped, None, 0, [], final=True)
+            return _ingest_stdin(r, spec, stdin or sys.stdin.buffer)
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
         ident = _identify(r.progress, path, final)
         if ident is None:
@@ -161,18 +167,74 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
         with sources.open_stream(path) as stream:
             reached = sources.skip(stream, start)
             if reached < start:
-                return SourceReport(
-                    path=path,
-                    fingerprint=key,
-                    start=start,
-                    end=reached,
-                    note="file is shorter than the committed offset (truncated?): skipped",
-                )
-            return _ingest_stream(r, spec, path, stream, (key, fp_len), start, replaces, final=final)
+                note = "file is shorter than the committed offset (truncated?): skipped"
+                return SourceReport(path=path, fingerprint=key, start=start, end=reached, note=note)
+            fmt, fmt_note = _choose_format(spec, path)
+            ing = r.cfg.ingest
+            blocks = sources.iter_blocks(
+                stream, start, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=final
+            )
+            src = _Source(path, fmt, fmt_note, (key, fp_len), start, replaces, _domain_for(spec, path))
+            return _consume(r, src, blocks, workers=ing.workers)
     except HostlogsError as exc:
         return SourceReport(path=path, error=str(exc))
     except OSError as exc:
         return SourceReport(path=path, error=f"cannot read {path}: {exc.strerror or exc}")
+
+
+def _ingest_stdin(r: _Run, spec: SourceConfig, stdin: BinaryIO) -> SourceReport:
+    """Piped mode: flush every ``flush_seconds``/``flush_lines``; on EOF, SIGTERM or SIGHUP flush and stop."""
+    ing = r.cfg.ingest
+    try:
+        fd: int | None = stdin.fileno()
+    except (OSError, AttributeError, ValueError):
+        fd = None  # an in-memory stream (tests, embedding): read it to the end
+    with _stop_signals() as stopped:
+        if fd is None:
+            piped = sources.Prefixed(stdin, DETECT_SAMPLE_BYTES)
+            blocks = sources.iter_blocks(
+                piped, 0, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=True
+            )
+        else:
+            blocks = sources.iter_pipe_blocks(
+                fd,
+                flush_seconds=ing.flush_seconds,
+                flush_lines=ing.flush_lines,
+                block_bytes=ing.block_bytes,
+                max_line_bytes=ing.max_line_bytes,
+                stop=stopped,
+            )
+        first = next(blocks, None)
+        if first is None:
+            return SourceReport(path=sources.display_name(sources.STDIN), note="no input")
+        fmt, note = _choose_format(spec, sources.STDIN, first.data[:DETECT_SAMPLE_BYTES])
+        src = _Source(sources.STDIN, fmt, note, None, 0, [], spec.domain)
+        # Inline (no worker pool): each flush is committed before the next is read, so the latency
+        # from a line arriving to it being durable is at most flush_seconds plus one batch.
+        return _consume(r, src, itertools.chain([first], blocks), workers=0)
+
+
+@contextlib.contextmanager
+def _stop_signals() -> Iterator[Callable[[], bool]]:
+    """SIGTERM/SIGHUP (Apache restarting its piped loggers) ask for a clean flush-and-exit."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: flag.set())
+    try:
+        yield flag.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _domain_for(spec: SourceConfig, path: str) -> str | None:
+    if spec.domain is None and spec.domain_from_path:
+        return domain_from_path(spec.domain_from_path, path)
+    return spec.domain
 
 
 def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int, list[str]] | None:
@@ -192,66 +254,74 @@ def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int
     return key, fp_len, 0, []
 
 
-def _ingest_stream(
-    r: _Run,
-    spec: SourceConfig,
-    path: str,
-    stream: sources.Readable,
-    ident: tuple[str, int] | None,
-    start: int,
-    replaces: list[str],
-    *,
-    final: bool,
-) -> SourceReport:
-    head = stream.head if isinstance(stream, sources.Prefixed) else None
-    fmt, note = _choose_format(spec, path, head)
-    domain = spec.domain
-    if domain is None and spec.domain_from_path and path != sources.STDIN:
-        domain = domain_from_path(spec.domain_from_path, path)
-    settings = ParseSettings(domain=domain, server=r.cfg.server, sensitive_param_regex=r.sensitive_regex)
-    totals: Counter[str] = Counter()
-    lines = rows = batches = domain_unknown = 0
-    end = start
-    ing = r.cfg.ingest
-    blocks = sources.iter_blocks(
-        stream, start, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=final
-    )
-    # Blocks are parsed and encoded by worker threads (polars, numpy and pyarrow release the GIL);
-    # commits happen strictly in order on this thread, so progress never runs ahead of the data.
-    in_flight: deque[Future[_Prepared]] = deque()
-    with ThreadPoolExecutor(max_workers=ing.workers, thread_name_prefix="hostlogs-parse") as pool:
-        for block in _bounded(blocks, in_flight, ing.workers):
-            in_flight.append(pool.submit(_prepare, block, fmt, settings, r.masker, ing.max_line_bytes))
-            while len(in_flight) > ing.workers or (in_flight and in_flight[0].done()):
-                prepared = in_flight.popleft().result()
-                _commit_batch(r, path, ident, fmt, prepared, replaces)
-                replaces = []
-                lines, rows = lines + prepared.lines, rows + prepared.rows
-                totals.update(prepared.rejects)
-                domain_unknown += prepared.domain_unknown
-                batches += 1
-                end = prepared.block.end
-        while in_flight:
-            prepared = in_flight.popleft().result()
-            _commit_batch(r, path, ident, fmt, prepared, replaces)
-            replaces = []
-            lines, rows = lines + prepared.lines, rows + prepared.rows
-            totals.update(prepared.rejects)
-            domain_unknown += prepared.domain_unknown
-            batches += 1
-            end = prepared.block.end
+@dataclass(frozen=True)
+class _Source:
+    path: str
+    fmt: formats.LogFormat
+    note: str | None
+    ident: tuple[str, int] | None  # (fingerprint, bytes it covers); None for stdin
+    start: int
+    replaces: list[str]
+    domain: str | None
+
+
+@dataclass
+class _Tally:
+    lines: int = 0
+    rows: int = 0
+    batches: int = 0
+    domain_unknown: int = 0
+    end: int = 0
+    rejects: Counter[str] = field(default_factory=Counter)
+
+    def add(self, prepared: _Prepared) -> None:
+        self.lines += prepared.lines
+        self.rows += prepared.rows
+        self.batches += 1
+        self.domain_unknown += prepared.domain_unknown
+        self.end = prepared.block.end
+        self.rejects.update(prepared.rejects)
+
+
+def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers: int) -> SourceReport:
+    """Parse blocks (on ``workers`` threads; 0 = inline) and commit them strictly in order."""
+    settings = ParseSettings(domain=src.domain, server=r.cfg.server, sensitive_param_regex=r.sensitive_regex)
+    tally = _Tally(end=src.start)
+    replaces = src.replaces
+
+    def commit(prepared: _Prepared) -> None:
+        nonlocal replaces
+        _commit_batch(r, src.path, src.ident, src.fmt, prepared, replaces)
+        replaces = []
+        tally.add(prepared)
+
+    max_line = r.cfg.ingest.max_line_bytes
+    if workers == 0:
+        for block in blocks:
+            commit(_prepare(block, src.fmt, settings, r.masker, max_line))
+    else:
+        # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
+        # happen in order on this thread, so progress never runs ahead of the data.
+        in_flight: deque[Future[_Prepared]] = deque()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
+            for block in _bounded(blocks, in_flight, workers):
+                in_flight.append(pool.submit(_prepare, block, src.fmt, settings, r.masker, max_line))
+                while len(in_flight) > workers or (in_flight and in_flight[0].done()):
+                    commit(in_flight.popleft().result())
+            while in_flight:
+                commit(in_flight.popleft().result())
     return SourceReport(
-        path=sources.display_name(path),
-        format=fmt.name,
-        fingerprint=ident[0] if ident else None,
-        start=start,
-        end=end,
-        lines=lines,
-        rows=rows,
-        rejects=dict(totals),
-        batches=batches,
-        domain_unknown=domain_unknown,
-        note=note,
+        path=sources.display_name(src.path),
+        format=src.fmt.name,
+        fingerprint=src.ident[0] if src.ident else None,
+        start=src.start,
+        end=tally.end,
+        lines=tally.lines,
+        rows=tally.rows,
+        rejects=dict(tally.rejects),
+        batches=tally.batches,
+        domain_unknown=tally.domain_unknown,
+        note=src.note,
     )
 
 
@@ -342,7 +412,8 @@ def _commit_batch(
     block = prepared.block
     seq = r.progress.seq + 1
     stream_key = ident[0] if ident else f"stdin-{r.run_id}"
-    batch = hashlib.sha256(f"{stream_key}:{block.start}:{block.end}".encode()).hexdigest()[:16]
+    batch_key = f"{r.store.writer}:{stream_key}:{block.start}:{block.end}"
+    batch = hashlib.sha256(batch_key.encode()).hexdigest()[:16]
     now = datetime.now(UTC)
     files = {f"pageviews/date={d}/part-{batch}.parquet": v for d, v in prepared.pageviews.items()}
     has_rejects = prepared.reject_frame.height > 0

@@ -215,7 +215,9 @@ def normalize_domain(values: pl.Series) -> pl.Series:
 def drop_cut_token(text: pl.Series) -> pl.Series:
     """A text cut at the limit may end in half an address that no longer parses: drop that tail."""
     cut = text.str.len_bytes() >= REJECT_TEXT_LIMIT - 8
-    return text.zip_with(~cut, text.str.replace(r"[0-9A-Fa-f\[]*[:.][0-9A-Fa-f:.%\[\]]*$", "")).fill_null(text)
+    return text.zip_with(~cut, text.str.replace(r"[0-9A-Fa-f\[]*[:.][0-9A-Fa-f:.%\[\]]*$", "")).fill_null(
+        text
+    )
 
 
 def _to_rejects(bad: pl.DataFrame, split: SplitLines, masker: privacy.ClientMasker) -> pl.DataFrame:

@@ -42,7 +42,7 @@ def connect(store_root: str | Path) -> duckdb.DuckDBPyConnection:
     skip = store.uncommitted_files()
     rejects = sorted(str(p) for p in store.rejects.glob("date=*/*.parquet") if p not in skip)
     _view(con, "rejects", rejects, REJECTS, hive=True)
-    manifests = sorted(str(p) for p in store.manifests.glob("*.json"))
+    manifests = sorted(str(p) for p in (store.root / "_manifests").glob("*/*.json"))
     if manifests:
         con.execute(
             f"CREATE VIEW ingest_runs AS SELECT * FROM read_json({sql_list(manifests)}, format='auto', "

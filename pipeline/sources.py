@@ -11,8 +11,9 @@ import glob
 import hashlib
 import os
 import re
+import select
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -216,6 +217,67 @@ def _skip_line(stream: Readable, buf: bytes, block_bytes: int, digest: Any) -> _
             return _Skipped(length=consumed + nl, consumed=consumed + nl + 1, rest=chunk[nl + 1 :])
         digest.update(chunk)
         consumed += len(chunk)
+
+
+def iter_pipe_blocks(
+    fd: int,
+    *,
+    flush_seconds: float,
+    flush_lines: int,
+    block_bytes: int,
+    max_line_bytes: int,
+    stop: Callable[[], bool],
+) -> Iterator[Block]:
+    """Blocks from a pipe (Apache ``CustomLog "|hostlogs ingest -"``), flushed by time or line count.
+
+    Reads whatever is available (never waits for a full block), so lines reach the store within
+    ``flush_seconds``. At EOF or when ``stop()`` turns true (SIGTERM/SIGHUP) everything read is
+    flushed, a last line without newline included: nothing read is lost on a clean stop.
+    """
+    buf = bytearray()
+    offset = 0
+    lines = 0
+    oversized: list[tuple[int, int, bytes]] = []
+    skipping: tuple[int, int, bytes] | None = None  # an oversized line being discarded
+    deadline = time.monotonic() + flush_seconds
+    while True:
+        eof = False
+        ready, _, _ = select.select([fd], [], [], max(0.0, min(deadline - time.monotonic(), 0.25)))
+        if ready:
+            chunk = os.read(fd, 1 << 20)
+            eof = not chunk
+            if skipping is not None and chunk:
+                nl = chunk.find(b"\n")
+                if nl < 0:
+                    skipping = (skipping[0], skipping[1] + len(chunk), skipping[2])
+                    chunk = b""
+                else:
+                    oversized.append((skipping[0], skipping[1] + nl, skipping[2]))
+                    offset = skipping[0] + skipping[1] + nl + 1
+                    skipping, chunk = None, chunk[nl + 1 :]
+            buf += chunk
+            lines += chunk.count(b"\n")
+            if skipping is None and b"\n" not in buf and len(buf) > max_line_bytes:
+                skipping, buf = (offset, len(buf), bytes(buf[:REJECT_PREFIX])), bytearray()
+        stopping = eof or stop()
+        if stopping and skipping is not None:  # an unterminated oversized last line
+            oversized.append(skipping)
+            offset, skipping = skipping[0] + skipping[1], None
+        if stopping or lines >= flush_lines or len(buf) >= block_bytes or time.monotonic() >= deadline:
+            cut = len(buf) if stopping else buf.rfind(b"\n") + 1
+            if cut or oversized:
+                data = bytes(buf[:cut])
+                start = oversized[0][0] if oversized else offset
+                yield Block(
+                    start, offset, offset + cut, data, hashlib.sha256(data).hexdigest(), tuple(oversized)
+                )
+                del buf[:cut]
+                offset += cut
+                oversized = []
+            lines = buf.count(b"\n")
+            deadline = time.monotonic() + flush_seconds
+        if stopping:
+            return
 
 
 class Prefixed:

@@ -4,20 +4,25 @@ Layout under the store root::
 
     pageviews/date=YYYY-MM-DD/part-<batch>.parquet   rows, by UTC event date, zstd, sorted (domain, ts)
     _rejects/date=YYYY-MM-DD/rejects-<batch>.parquet quarantine (scrubbed), by UTC ingest date
-    _manifests/<seq>.json                             one commit record per batch (chain of custody)
-    _state/progress.json                              committed offsets per stream (a cache of manifests)
-    _state/pending.json                               intent record of the batch being written
-    _state/ingest.lock                                one writer at a time
+    _manifests/<writer>/<seq>.json                    one commit record per batch (chain of custody)
+    _state/<writer>/progress.json                     committed offsets per stream (a cache of manifests)
+    _state/<writer>/pending.json                      intent record of the batch being written
+    _state/<writer>/ingest.lock                       one process per writer at a time
+
+A *writer* is an independent producer with its own progress, lock and manifest sequence: cron
+ingestion of files (``files``), each piped logger (``pipe-…``), later each web server writing to shared
+object storage. Writers never wait for each other; readers merge all of them.
 
 Commit protocol for one batch (why it is exactly-once is argued in docs/ingestion.md):
 
 1. write ``pending.json`` naming the batch's files and the sequence number it will take;
 2. write every data and reject file (temporary name, fsync, rename: complete or absent);
-3. write ``_manifests/<seq>.json`` — **this is the commit**;
+3. write ``_manifests/<writer>/<seq>.json`` — **this is the commit**;
 4. update ``progress.json`` and remove ``pending.json``.
 
 On start, ``recover`` applies manifests newer than ``progress.json`` and deletes the files of a
-pending batch that has no manifest. Readers skip files named in ``pending.json``.
+pending batch that has no manifest, for this writer and for any other writer whose process is gone
+(its lock is free). Readers skip files named in any ``pending.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ import fcntl
 import io
 import json
 import os
+import re
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -97,11 +104,18 @@ class Progress:
         self.seq = manifest["seq"]
 
 
+WRITER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+DEFAULT_WRITER = "files"
+
+
 class Store:
     """A store rooted at a local directory. Object storage will come behind the same methods."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(self, root: str | os.PathLike[str], writer: str = DEFAULT_WRITER) -> None:
+        if not WRITER_RE.fullmatch(writer):
+            raise StoreError(f"invalid writer name {writer!r}: use letters, digits, '.', '_' or '-'")
         self.root = Path(root)
+        self.writer = writer
 
     # --- paths ---------------------------------------------------------------------------------
     @property
@@ -114,11 +128,11 @@ class Store:
 
     @property
     def manifests(self) -> Path:
-        return self.root / "_manifests"
+        return self.root / "_manifests" / self.writer
 
     @property
     def state(self) -> Path:
-        return self.root / "_state"
+        return self.root / "_state" / self.writer
 
     def manifest_path(self, seq: int) -> Path:
         return self.manifests / f"{seq:012d}.json"
@@ -159,7 +173,26 @@ class Store:
         return Progress() if data is None else Progress.from_json(data)
 
     def recover(self) -> Progress:
-        """Finish what a crashed run committed and discard what it did not (call under the lock)."""
+        """Finish what a crashed run committed and discard what it did not (call under the lock).
+
+        Other writers whose process is gone (lock free) are recovered too, so a piped logger killed
+        mid-batch leaves nothing behind once any ingest runs again.
+        """
+        for other in self.writers():
+            if other != self.writer:
+                with contextlib.suppress(LockedError):
+                    peer = Store(self.root, other)
+                    with peer.lock():
+                        peer._recover_own()
+                    if other.startswith("pipe-"):  # a finished piped logger: nothing to resume
+                        shutil.rmtree(peer.state, ignore_errors=True)
+        return self._recover_own()
+
+    def writers(self) -> list[str]:
+        base = self.root / "_state"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def _recover_own(self) -> Progress:
         progress = self.load_progress()
         applied = False
         while (manifest := self.read_json(self.manifest_path(progress.seq + 1))) is not None:
@@ -187,18 +220,20 @@ class Store:
         os.unlink(self.state / "pending.json")
 
     def uncommitted_files(self) -> set[Path]:
-        """Files of a batch in flight (or left by a crash): readers must not see them."""
-        pending = self.read_json(self.state / "pending.json")
-        if pending is None:
-            return set()
-        return {self.root / rel for rel in pending["files"]}
+        """Files of batches in flight (or left by a crash), of every writer: readers must not see them."""
+        out: set[Path] = set()
+        for path in (self.root / "_state").glob("*/pending.json"):
+            pending = self.read_json(path)
+            if pending is not None:
+                out |= {self.root / rel for rel in pending["files"]}
+        return out
 
     def committed_parquet(self) -> list[Path]:
         skip = self.uncommitted_files()
         return sorted(p for p in self.pageviews.glob("date=*/*.parquet") if p not in skip)
 
     def iter_manifests(self) -> Iterator[dict[str, Any]]:
-        for path in sorted(self.manifests.glob("*.json")):
+        for path in sorted((self.root / "_manifests").glob("*/*.json")):
             data = self.read_json(path)
             if data is not None:
                 yield data

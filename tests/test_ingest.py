@@ -136,7 +136,7 @@ def test_manifest_is_the_commit_record(tmp_path: Path, store: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text(lines(10) + "garbage\n")
     ingest_paths(store, [log])
-    manifest = json.loads((store / "_manifests/000000000001.json").read_text())
+    manifest = json.loads((store / "_manifests/files/000000000001.json").read_text())
     assert manifest["source"]["start"] == 0 and manifest["source"]["end"] == log.stat().st_size
     import hashlib
 
@@ -144,7 +144,7 @@ def test_manifest_is_the_commit_record(tmp_path: Path, store: Path) -> None:
     assert (manifest["lines"], manifest["rows"], manifest["rejects"]) == (11, 10, {"unparseable": 1})
     assert sum(f["rows"] for f in manifest["files"]) == 11
     # a crash after the manifest but before progress.json: recovery applies it
-    (store / "_state/progress.json").unlink()
+    (store / "_state/files/progress.json").unlink()
     assert ingest_paths(store, [log]).rows == 0
 
 

@@ -1,0 +1,431 @@
+"""Per-period secret keys, keyed pseudonyms of client addresses, and crypto-shredding.
+
+A pseudonym is HMAC-SHA256(key of the period, canonical address) cut to a signed 64-bit integer. The
+same address gets the same pseudonym throughout one period (an investigator can follow it across
+requests and days) and an unrelated one in the next period. An *unkeyed* hash of an IPv4 address is
+reversed by trying all 2^32 addresses; a keyed one cannot be, and once the retention purge destroys
+the key of a period (``destroy_before``) its pseudonyms, wherever copies of them survive, can no
+longer be linked to any address: crypto-shredding.
+
+Keys live outside the store, one 32-byte file per period (``2026-11.key``) in a 0700 directory. A
+destroyed key leaves a tombstone (``2026-11.destroyed``) so that lookups answer "destroyed" rather
+than nothing, and so that no new key is ever made for a purged period.
+"""
+
+from __future__ import annotations
+
+import builtins
+import calendar
+import datetime as dt
+import hmac
+import json
+import os
+import re
+import secrets
+import shlex
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import polars as pl
+
+from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
+from pipeline.privacy import parse_address
+
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = get_args(Period)
+KeyStatus = Literal["present", "destroyed", "missing"]
+
+KEY_BYTES = 32
+KEY_SUFFIX = ".key"
+TOMBSTONE_SUFFIX = ".destroyed"
+
+# strftime patterns of the period ids; %G-W%V is the ISO week (2027-01-01 is in 2026-W53).
+_FORMATS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y-%m"}
+# [0-9], not \d: \d also matches non-ASCII digits, which int() would accept.
+_DAY_ID = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
+_WEEK_ID = re.compile(r"([0-9]{4})-W([0-9]{2})")
+_MONTH_ID = re.compile(r"([0-9]{4})-([0-9]{2})")
+
+
+class KeyDestroyedError(HostlogsError):
+    """The key of a period was destroyed by the retention purge; no pseudonym can be made for it."""
+
+    exit_code = 7
+
+
+# ----------------------------------------------------------------------------------------------------
+# Period ids
+
+
+def period_id(d: dt.date, period: Period) -> str:
+    """``2026-11-22`` (day), ``2026-W47`` (ISO week), ``2026-11`` (month)."""
+    if period == "day":
+        return f"{d.year:04d}-{d.month:02d}-{d.day:02d}"  # not isoformat(): a datetime adds the time
+    if period == "week":
+        year, week, _ = d.isocalendar()
+        return f"{year:04d}-W{week:02d}"
+    if period == "month":
+        return f"{d.year:04d}-{d.month:02d}"
+    raise ValueError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
+
+
+def period_ids(ts: pl.Series, period: Period) -> pl.Series:
+    """Vectorised ``period_id`` of UTC timestamps (naive ones are taken as UTC); null stays null."""
+    if period not in PERIODS:
+        raise ValueError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
+    dtype = ts.dtype
+    if isinstance(dtype, pl.Datetime):
+        if dtype.time_zone not in (None, "UTC"):
+            ts = ts.dt.convert_time_zone("UTC")  # periods are UTC periods, whatever the column's zone
+        ts = ts.dt.date()
+    elif dtype != pl.Date:
+        raise TypeError(f"period_ids needs a Datetime or Date series, got {dtype}")
+    # Format each distinct day once: a batch spans a few days but may hold millions of rows.
+    days = ts.unique()
+    return ts.replace_strict(days, days.dt.strftime(_FORMATS[period]), return_dtype=pl.String).alias("period")
+
+
+def period_bounds(pid: str) -> tuple[dt.date, dt.date]:
+    """First and last day (inclusive) of a period id."""
+    _, first, last = _parse_period(pid)
+    return first, last
+
+
+def period_kind(pid: str) -> Period:
+    """Which kind of period an id names (``2026-W47`` → ``"week"``)."""
+    return _parse_period(pid)[0]
+
+
+def _parse_period(pid: str) -> tuple[Period, dt.date, dt.date]:
+    try:
+        if m := _DAY_ID.fullmatch(pid):
+            day = dt.date(int(m[1]), int(m[2]), int(m[3]))
+            return "day", day, day
+        if m := _WEEK_ID.fullmatch(pid):
+            monday = dt.date.fromisocalendar(int(m[1]), int(m[2]), 1)  # rejects W53 of 52-week years
+            return "week", monday, monday + dt.timedelta(days=6)
+        if m := _MONTH_ID.fullmatch(pid):
+            year, month = int(m[1]), int(m[2])
+            last = calendar.monthrange(year, month)[1]
+            return "month", dt.date(year, month, 1), dt.date(year, month, last)
+    except ValueError:
+        pass  # a well-formed id of a day that does not exist: same message as any other
+    raise ValueError(f"not a period id: {pid!r} (expected e.g. 2026-11-22, 2026-W47 or 2026-11)")
+
+
+def _is_period_id(pid: str) -> bool:
+    try:
+        _parse_period(pid)
+    except ValueError:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------------------------------
+# Key store
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One period's key as listed: dates only, never the key bytes."""
+
+    period_id: str
+    created: dt.datetime
+    destroyed: dt.datetime | None = None
+
+
+class KeyStore:
+    """One random 32-byte key per period, in files under ``key_dir`` (kept outside the store)."""
+
+    def __init__(self, key_dir: Path, period: Period = "month") -> None:
+        if period not in PERIODS:
+            raise ConfigError(f"unknown key period {period!r}: expected one of {', '.join(PERIODS)}")
+        self.key_dir = Path(key_dir)
+        self.period: Period = period
+        _prepare_key_dir(self.key_dir)
+
+    def __repr__(self) -> str:
+        return f"KeyStore({str(self.key_dir)!r}, period={self.period!r})"
+
+    def key(self, period_id: str, *, create: bool) -> bytes | None:
+        """The key of a period; None when missing (create=False) or destroyed (create=False).
+
+        With create=True a missing key is made; a destroyed one raises KeyDestroyedError: a new key
+        for a purged period would quietly start a second, unlinkable pseudonym series.
+        """
+        kind = period_kind(period_id)
+        data = self._read_key(period_id)
+        # Tombstone checked after reading: the purge writes it before zeroing the key, so a purge
+        # racing this read is always seen here rather than as a damaged (zeroed) key.
+        if self._tombstone_path(period_id).exists():
+            if create:
+                raise self._destroyed_error(period_id)
+            return None
+        if data is not None:
+            return self._checked(period_id, data)
+        if not create:
+            return None
+        if kind != self.period:
+            raise ValueError(
+                f"period id {period_id} is a {kind}, but this key store makes {self.period} keys"
+            )
+        return self._create(period_id)
+
+    def status(self, period_id: str) -> KeyStatus:
+        _parse_period(period_id)  # validates: the id becomes part of a path
+        if self._tombstone_path(period_id).exists():
+            return "destroyed"
+        return "present" if self._key_path(period_id).exists() else "missing"
+
+    def list(self) -> builtins.list[KeyInfo]:
+        """Every period with a key or a tombstone, oldest first."""
+        infos: dict[str, KeyInfo] = {}
+        for pid in self._period_ids(TOMBSTONE_SUFFIX):
+            infos[pid] = self._read_tombstone(pid)
+        for pid in self._period_ids(KEY_SUFFIX):
+            if pid not in infos:  # a key left by a purge that crashed half-way is still destroyed
+                infos[pid] = KeyInfo(pid, _mtime(self._key_path(pid)))
+        return sorted(infos.values(), key=lambda i: (period_bounds(i.period_id), i.period_id))
+
+    def destroy_before(self, d: dt.date) -> builtins.list[str]:
+        """Crypto-shred the key of every period whose last day is before ``d``; returns their ids."""
+        doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
+        for pid in sorted(doomed, key=period_bounds):
+            self._destroy(pid)
+        return sorted(doomed, key=lambda p: (period_bounds(p), p))
+
+    # -- internals ------------------------------------------------------------------------------------
+
+    def _key_path(self, pid: str) -> Path:
+        return self.key_dir / f"{pid}{KEY_SUFFIX}"
+
+    def _tombstone_path(self, pid: str) -> Path:
+        return self.key_dir / f"{pid}{TOMBSTONE_SUFFIX}"
+
+    def _period_ids(self, suffix: str) -> builtins.list[str]:
+        names = (p.name for p in self.key_dir.iterdir())
+        return [n[: -len(suffix)] for n in names if n.endswith(suffix) and _is_period_id(n[: -len(suffix)])]
+
+    def _read_key(self, pid: str) -> bytes | None:
+        path = self._key_path(pid)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise StoreError(f"cannot read key file {path}: {e.strerror}") from e
+
+    def _checked(self, pid: str, data: bytes) -> bytes:
+        if len(data) != KEY_BYTES or not any(data):
+            path = self._key_path(pid)
+            raise StoreError(
+                f"key file {path} is damaged ({len(data)} bytes): restore it from the key backup"
+            )
+        return data
+
+    def _create(self, pid: str) -> bytes:
+        """Make and publish a new key; when another process published one first, use that one."""
+        final = self._key_path(pid)
+        tmp = self.key_dir / f".{pid}{KEY_SUFFIX}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        key = _new_key()
+        _write_exclusive(tmp, key)
+        try:
+            # link(), not replace(): atomic AND never overwrites, so of two racing processes exactly
+            # one key wins and the loser cannot clobber a key whose pseudonyms are already written.
+            os.link(tmp, final)
+            won = True
+        except FileExistsError:
+            won = False
+        except OSError as e:
+            raise StoreError(
+                f"cannot create key file {final}: {e.strerror} (key_dir needs hard links)"
+            ) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(self.key_dir)
+        if not won:
+            return self.key(pid, create=False) or self._lost_race(pid)
+        if self._tombstone_path(pid).exists():  # a purge ran between our check and the link
+            _shred(final)
+            raise self._destroyed_error(pid)
+        return key
+
+    def _lost_race(self, pid: str) -> bytes:
+        if self._tombstone_path(pid).exists():
+            raise self._destroyed_error(pid)
+        raise StoreError(f"key file {self._key_path(pid)} vanished while being created")
+
+    def _destroy(self, pid: str) -> None:
+        # Tombstone first: if we crash after it, the period reads as destroyed and the next purge
+        # finishes the shredding; the other order could leave a period that looks never keyed.
+        tomb = self._tombstone_path(pid)
+        key_path = self._key_path(pid)
+        if not tomb.exists():
+            now = dt.datetime.now(dt.UTC)
+            record = {"period": pid, "created": _iso(_mtime(key_path)), "destroyed": _iso(now)}
+            _write_atomic(tomb, json.dumps(record).encode())
+        # Temp files of a crashed creation may hold the key too (a hard link to it, or a copy).
+        for path in [key_path, *self.key_dir.glob(f".{pid}{KEY_SUFFIX}.*.tmp")]:
+            _shred(path)
+        _fsync_dir(self.key_dir)
+
+    def _read_tombstone(self, pid: str) -> KeyInfo:
+        path = self._tombstone_path(pid)
+        try:
+            record = json.loads(path.read_bytes())
+            created = dt.datetime.fromisoformat(record["created"])
+            destroyed = dt.datetime.fromisoformat(record["destroyed"])
+        except (OSError, ValueError, KeyError, TypeError):
+            # The tombstone's existence is what matters; its dates are informational.
+            created = destroyed = _mtime(path)
+        return KeyInfo(pid, created, destroyed)
+
+    def _destroyed_error(self, pid: str) -> KeyDestroyedError:
+        when = self._read_tombstone(pid).destroyed
+        day = when.date().isoformat() if when else "an unknown date"
+        return KeyDestroyedError(
+            f"the key of period {pid} was destroyed on {day} (its data was purged); "
+            f"no new pseudonyms can be made for it: are old logs being re-ingested?"
+        )
+
+
+def _prepare_key_dir(path: Path) -> None:
+    try:
+        path.mkdir(mode=0o700, parents=True)
+        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise StoreError(f"cannot create key directory {path}: {e.strerror}") from e
+    try:
+        mode = path.stat().st_mode
+    except OSError as e:
+        raise StoreError(f"cannot read key directory {path}: {e.strerror}") from e
+    if not stat.S_ISDIR(mode):
+        raise StoreError(f"key directory {path} is not a directory")
+    if mode & 0o077:
+        quoted = shlex.quote(str(path))
+        raise StoreError(
+            f"key directory {path} is open to group/other (mode {stat.S_IMODE(mode):04o}): "
+            f"run chmod 700 {quoted}"
+        )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Files
+
+
+def _new_key() -> bytes:
+    return secrets.token_bytes(KEY_BYTES)
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    """Create ``path`` (never an existing one) with mode 0600, write ``data`` and fsync it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # exact mode whatever the umask
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Readers see the old file or the complete new one, never a partial one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    _write_exclusive(tmp, data)
+    try:
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _shred(path: Path) -> None:
+    """Overwrite with zeros, fsync, unlink. Zeroing reaches every hard link of the file too."""
+    try:
+        with path.open("r+b") as f:
+            f.write(bytes(os.fstat(f.fileno()).st_size))
+            f.flush()
+            os.fsync(f.fileno())
+    except FileNotFoundError:
+        return
+    path.unlink(missing_ok=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mtime(path: Path) -> dt.datetime:
+    try:
+        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    except FileNotFoundError:
+        return dt.datetime.now(dt.UTC)  # raced with a purge: the date is informational only
+
+
+def _iso(t: dt.datetime) -> str:
+    return t.astimezone(dt.UTC).isoformat()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Pseudonyms
+
+
+def pseudonym(key: bytes, address_text: str) -> int:
+    """HMAC-SHA256 of the canonical address text, first 8 bytes as a big-endian signed int64."""
+    return int.from_bytes(hmac.digest(key, address_text.encode(), "sha256")[:8], "big", signed=True)
+
+
+def canonical_address(value: str) -> str | None:
+    """The text that is keyed: ``::ffff:198.51.100.7`` and ``198.51.100.7:443`` → ``198.51.100.7``."""
+    addr = parse_address(value)
+    return None if addr is None else str(addr)
+
+
+def pseudonyms(
+    addresses: pl.Series, periods: pl.Series, store: KeyStore, *, create: bool = True
+) -> pl.Series:
+    """Pseudonym of each (address, period) row: Int64, null for a null or non-address client.
+
+    Computed once per distinct pair and joined back. create=True makes missing keys and raises
+    KeyDestroyedError for a destroyed one; create=False gives null for missing or destroyed keys.
+    """
+    if len(addresses) != len(periods):
+        raise ValueError(f"{len(addresses)} addresses but {len(periods)} periods")
+    frame = pl.DataFrame({"address": addresses.cast(pl.String), "period": periods.cast(pl.String)})
+    pairs = frame.unique().drop_nulls()
+    texts = {a: canonical_address(a) for a in pairs.get_column("address").unique().to_list()}
+    keys = {p: store.key(p, create=create) for p in pairs.get_column("period").unique().to_list()}
+    values = [_pair_pseudonym(keys[p], texts[a]) for a, p in pairs.iter_rows()]
+    mapping = pairs.with_columns(pl.Series("pseudonym", values, dtype=pl.Int64))
+    joined = frame.join(mapping, on=["address", "period"], how="left", maintain_order="left")
+    return joined.get_column("pseudonym")
+
+
+def _pair_pseudonym(key: bytes | None, text: str | None) -> int | None:
+    return None if key is None or text is None else pseudonym(key, text)
+
+
+def lookup_pseudonyms(address: str, store: KeyStore) -> dict[str, int | Literal["destroyed"]]:
+    """For an investigator: the pseudonym of ``address`` in every period that has (had) a key."""
+    text = canonical_address(address)
+    if text is None:
+        raise UsageError(f"not an IP address: {address!r}")
+    out: dict[str, int | Literal["destroyed"]] = {}
+    for info in store.list():
+        key = None if info.destroyed else store.key(info.period_id, create=False)
+        if key is not None:
+            out[info.period_id] = pseudonym(key, text)
+        elif store.status(info.period_id) == "destroyed":
+            out[info.period_id] = "destroyed"
+    return out

@@ -1,0 +1,186 @@
+"""Log rotation scenarios between cron runs: each ends with the exact multiset of lines in the store.
+
+Steps: ("write", file, n) appends n new lines; ("run",) ingests the glob access.log*; ("mv", a, b);
+("gzip", a) compresses a to a.gz; ("copytruncate", a, b); ("rm", a); ("partial", file) writes half a line;
+("finish", file) completes it. Lines are numbered; ``lost`` lists numbers that cannot be in the store.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from .conftest import ingest_paths, store_rows
+
+Step = tuple[object, ...]
+
+SCENARIOS: dict[str, tuple[list[Step], set[int]]] = {
+    "rename-and-create": (
+        [
+            ("write", "access.log", 30),
+            ("run",),
+            ("write", "access.log", 10),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 5),
+            ("run",),
+        ],
+        set(),
+    ),
+    "rename-then-gzip-at-once": (
+        [
+            ("write", "access.log", 30),
+            ("run",),
+            ("write", "access.log", 10),
+            ("mv", "access.log", "access.log.1"),
+            ("gzip", "access.log.1"),
+            ("write", "access.log", 5),
+            ("run",),
+        ],
+        set(),
+    ),
+    "delaycompress": (
+        [
+            ("write", "access.log", 20),
+            ("run",),
+            ("write", "access.log", 5),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 7),
+            ("run",),
+            ("write", "access.log", 3),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 4),
+            ("run",),
+            ("run",),
+        ],
+        set(),
+    ),
+    "copytruncate": (
+        [
+            ("write", "access.log", 25),
+            ("run",),
+            ("write", "access.log", 8),
+            ("copytruncate", "access.log", "access.log.1"),
+            ("write", "access.log", 6),
+            ("run",),
+        ],
+        set(),
+    ),
+    "many-rotations-between-runs": (
+        [
+            ("write", "access.log", 15),
+            ("run",),
+            ("write", "access.log", 5),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 6),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 7),
+            ("mv", "access.log.2.gz", "access.log.3.gz"),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    "inode-reuse": (
+        [("write", "access.log", 12), ("run",), ("rm", "access.log"), ("write", "access.log", 9), ("run",)],
+        set(),
+    ),
+    "deleted-before-fully-read": (
+        [
+            ("write", "access.log", 12),
+            ("run",),
+            ("write", "access.log", 4),
+            ("mv", "access.log", "access.log.1"),
+            ("rm", "access.log.1"),
+            ("write", "access.log", 3),
+            ("run",),
+        ],
+        {12, 13, 14, 15},  # rotated away and deleted before any run saw them
+    ),
+    "empty-file": (
+        [("touch", "access.log"), ("run",), ("write", "access.log", 3), ("run",)],
+        set(),
+    ),
+    "only-a-partial-line": (
+        [
+            ("partial", "access.log"),
+            ("run",),
+            ("run",),
+            ("finish", "access.log"),
+            ("write", "access.log", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    "rerun-changes-nothing": (
+        [
+            ("write", "access.log", 10),
+            ("run",),
+            ("run",),
+            ("mv", "access.log", "access.log.1"),
+            ("run",),
+            ("gzip", "access.log.1"),
+            ("run",),
+        ],
+        set(),
+    ),
+}
+
+
+def line(n: int) -> str:
+    return f'198.51.100.{n % 250 + 1} - - [10/Oct/2026:13:{n // 60 % 60:02d}:{n % 60:02d} +0000] "GET /l{n} HTTP/1.1" 200 {n}\n'
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_rotation_scenario(tmp_path: Path, name: str) -> None:
+    steps, lost = SCENARIOS[name]
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    logs.mkdir()
+    written = 0
+    partial = ""
+    for step in steps:
+        op, *args = step
+        p = [logs / str(a) for a in args if isinstance(a, str)]
+        if op == "write":
+            with p[0].open("a") as f:
+                f.write("".join(line(n) for n in range(written, written + int(args[1]))))  # type: ignore[call-overload]
+            written += int(args[1])  # type: ignore[call-overload]
+        elif op == "partial":
+            partial = line(written)
+            with p[0].open("a") as f:
+                f.write(partial[:25])
+        elif op == "finish":
+            with p[0].open("a") as f:
+                f.write(partial[25:])
+            written += 1
+        elif op == "touch":
+            p[0].touch()
+        elif op == "mv":
+            os.rename(p[0], p[1])
+        elif op == "gzip":
+            with p[0].open("rb") as src, gzip.open(f"{p[0]}.gz", "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            p[0].unlink()
+        elif op == "copytruncate":
+            shutil.copyfile(p[0], p[1])
+            with p[0].open("r+") as f:
+                f.truncate(0)
+        elif op == "rm":
+            p[0].unlink()
+        elif op == "run":
+            # A live file counts as complete only after the grace period: a half-written line waits.
+            report = ingest_paths(store, [str(logs / "access.log*")], final=None, partial_line_grace=3600)
+            assert not report.failed and not report.rejects, report
+    got = Counter(str(r["path"]) for r in store_rows(store)) if (store / "pageviews").exists() else Counter()
+    assert got == Counter(f"/l{n}" for n in range(written) if n not in lost)
