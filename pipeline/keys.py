@@ -192,9 +192,10 @@ class KeyStore:
     def destroy_before(self, d: dt.date) -> builtins.list[str]:
         """Crypto-shred the key of every period whose last day is before ``d``; returns their ids."""
         doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
-        for pid in sorted(doomed, key=period_bounds):
+        doomed.sort(key=lambda p: (period_bounds(p), p))
+        for pid in doomed:
             self._destroy(pid)
-        return sorted(doomed, key=lambda p: (period_bounds(p), p))
+        return doomed
 
     # -- internals ------------------------------------------------------------------------------------
 

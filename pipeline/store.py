@@ -85,7 +85,10 @@ class Progress:
         )
 
     def apply(self, manifest: dict[str, Any]) -> None:
-        src = manifest["source"]
+        src = manifest.get("source")
+        if src is None:  # a rewrite (purge, erase, compaction): no stream moves
+            self.seq = manifest["seq"]
+            return
         key = src["fingerprint"]
         if key is None:  # stdin batches have no stream to resume
             self.seq = manifest["seq"]
@@ -199,8 +202,10 @@ class Store:
             progress.apply(manifest)
             applied = True
         pending = self.read_json(self.state / "pending.json")
-        if pending is not None and pending["seq"] > progress.seq:
-            for rel in pending["files"]:
+        if pending is not None:
+            # Not committed: discard what was added. Committed (a rewrite): finish retiring old files.
+            doomed = pending["files"] if pending["seq"] > progress.seq else pending.get("retire", [])
+            for rel in doomed:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.root / rel)
         if applied:
@@ -210,22 +215,49 @@ class Store:
         _remove_temporaries(self.root)
         return progress
 
-    def begin(self, seq: int, files: list[str]) -> None:
-        self.write_json(self.state / "pending.json", {"seq": seq, "files": files})
+    def begin(self, seq: int, files: list[str], retire: list[str] | None = None) -> None:
+        """Intent record: ``files`` will be added (hidden until committed), ``retire`` removed."""
+        record = {"seq": seq, "files": files, "retire": retire or [], "phase": "writing"}
+        self.write_json(self.state / "pending.json", record)
 
     def commit(self, progress: Progress, manifest: dict[str, Any]) -> None:
         self.write_json(self.manifest_path(manifest["seq"]), manifest)
+        pending = self.read_json(self.state / "pending.json") or {}
+        if pending.get("retire"):
+            # The visible switch for readers: one atomic rename flips old → new for the whole rewrite.
+            self.write_json(self.state / "pending.json", {**pending, "phase": "committed"})
         progress.apply(manifest)
         self.write_json(self.state / "progress.json", progress.to_json())
+        for rel in pending.get("retire", []):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.root / rel)
         os.unlink(self.state / "pending.json")
 
+    def swap(
+        self, progress: Progress, retire: list[str], add: dict[str, bytes], record: dict[str, Any]
+    ) -> None:
+        """Replace files atomically for readers (rewrite of partitions: purge, erase, compaction).
+
+        Readers see the old set until the commit and the new set after it, never both or neither;
+        a crash before the commit leaves the old set, after it the next ``recover`` finishes the job.
+        """
+        seq = progress.seq + 1
+        self.begin(seq, list(add), retire)
+        written = [
+            {"path": rel, "bytes": self.write_bytes(self.root / rel, data)} for rel, data in add.items()
+        ]
+        self.commit(progress, {**record, "seq": seq, "files": written, "retired": retire})
+
     def uncommitted_files(self) -> set[Path]:
-        """Files of batches in flight (or left by a crash), of every writer: readers must not see them."""
+        """Files readers must not see: added by an uncommitted batch, or retired by a committed rewrite."""
         out: set[Path] = set()
         for path in (self.root / "_state").glob("*/pending.json"):
             pending = self.read_json(path)
             if pending is not None:
-                out |= {self.root / rel for rel in pending["files"]}
+                hidden = (
+                    pending.get("retire", []) if pending.get("phase") == "committed" else pending["files"]
+                )
+                out |= {self.root / rel for rel in hidden}
         return out
 
     def committed_parquet(self) -> list[Path]:

@@ -197,3 +197,26 @@ def test_sample_config_ingests_the_bundled_samples(tmp_path: Path) -> None:
     }
     domains = Counter(r["domain"] for r in store_rows(tmp_path / "store"))
     assert domains["legacy.example.org"] == 300 and domains[None] == 0 and domains["www.example.com"] >= 1401
+
+
+def test_swap_flips_readers_from_old_to_new_files_atomically(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(10))
+    ingest_paths(store, [log])
+    st = Store(store, writer="maintenance")
+    (old,) = st.committed_parquet()
+    new_rel = "pageviews/date=2026-10-10/part-rewritten.parquet"
+    progress = st.recover()
+    # Crash after writing the new file but before the commit: readers keep the old file.
+    st.begin(progress.seq + 1, [new_rel], [str(old.relative_to(store))])
+    shutil.copy(old, store / new_rel)
+    assert st.committed_parquet() == [old]
+    st.recover()  # discards the uncommitted new file
+    assert st.committed_parquet() == [old] and not (store / new_rel).exists()
+    # A committed swap: readers see only the new file; the old one is gone.
+    progress = st.recover()
+    st.swap(progress, [str(old.relative_to(store))], {new_rel: old.read_bytes()}, {"kind": "rewrite"})
+    assert st.committed_parquet() == [store / new_rel] and not old.exists()
+    assert json.loads((store / "_manifests/maintenance/000000000001.json").read_text())["retired"] == [
+        str(old.relative_to(store))
+    ]

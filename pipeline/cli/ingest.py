@@ -1,49 +1,15 @@
-"""The ``hostlogs`` command: a thin shell over the library. Each command calls one library function
-and renders its report; ``HostlogsError`` subclasses become their exit codes here and only here.
-
-Exit codes (docs/exit-codes.md): 0 ok · 1 internal error · 2 usage · 3 config · 4 source ·
-5 format · 6 store · 10 some sources failed · 75 another ingest holds the lock.
-"""
+"""hostlogs ingest: the ingest command and its one-screen report."""
 
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
-from functools import wraps
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
-from . import __version__, config, ingest, query
-from .errors import HostlogsError, PartialFailure
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def handle_errors(fn: F) -> F:
-    """Turn library errors into a one-line message on stderr and the documented exit code."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except HostlogsError as exc:
-            click.echo(f"hostlogs: error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-
-    return wrapper  # type: ignore[return-value]
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hostlogs")
-def main() -> None:
-    """hostlogs: web-hosting access logs → privacy-safe, date-partitioned Parquet evidence store.
-
-    Example:
-
-        hostlogs ingest sample_logs/other_vhosts_access.log --store ./store
-    """
+from .. import config, ingest
+from ..errors import PartialFailure
+from ._common import handle_errors, main
 
 
 @main.command("ingest")
@@ -162,25 +128,3 @@ def render_ingest(report: ingest.IngestReport) -> str:
         f"({mb:,.1f} MB in {report.seconds:.2f} s)"
     )
     return "\n".join(out)
-
-
-@main.command("query")
-@click.argument("sql")
-@click.option("--store", default=None, help="Store directory (default from --config or ./hostlogs-store).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table")
-@handle_errors
-def query_cmd(sql: str, store: str | None, config_path: str | None, out_format: str) -> None:
-    """Run read-only DuckDB SQL over the store (views: pageviews, rejects, ingest_runs).
-
-    Example:
-
-        hostlogs query --store ./store "SELECT domain, count(*) FROM pageviews GROUP BY 1"
-    """
-    cfg = config.load(config_path).with_overrides(store=store)
-    result = query.run(cfg.store, sql)
-    click.echo(query.render(result, out_format))
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

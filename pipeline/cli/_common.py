@@ -1,0 +1,44 @@
+"""The command group and the one place where library errors become exit codes.
+
+Exit codes (docs/exit-codes.md): 0 ok · 1 internal error · 2 usage · 3 config · 4 source ·
+5 format · 6 store · 7 key destroyed · 10 some sources failed · 75 another ingest holds the lock.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+
+from .. import __version__
+from ..errors import HostlogsError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """Turn library errors into a one-line message on stderr and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except HostlogsError as exc:
+            click.echo(f"hostlogs: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="hostlogs")
+def main() -> None:
+    """hostlogs: web-hosting access logs → privacy-safe, date-partitioned Parquet evidence store.
+
+    Example:
+
+        hostlogs ingest sample_logs/other_vhosts_access.log --store ./store
+    """
