@@ -130,6 +130,11 @@ def _to_rows(
             "client_net": masker.networks(good.get_column("client"))
             if "client" in fmt.fields
             else pl.Series([None] * n, dtype=pl.String),
+            "client_id": pl.Series([None] * n, dtype=pl.Int64),
+            "country": pl.Series([None] * n, dtype=pl.String),
+            "asn": pl.Series([None] * n, dtype=pl.Int64),
+            "as_org": pl.Series([None] * n, dtype=pl.String),
+            "geo_db": pl.Series([None] * n, dtype=pl.String),
             "server": pl.Series([settings.server] * n, dtype=pl.String),
         }
     )

@@ -20,6 +20,11 @@ PAGEVIEWS = pa.schema(
         pa.field("referrer", pa.string()),
         pa.field("user_agent", pa.string()),
         pa.field("client_net", pa.string()),
+        pa.field("client_id", pa.int64()),  # keyed pseudonym of the full address, per key period
+        pa.field("country", pa.string()),  # ISO code of the location country, from the full address
+        pa.field("asn", pa.int64()),
+        pa.field("as_org", pa.string()),
+        pa.field("geo_db", pa.string()),  # which GeoIP build(s) produced country/asn
         pa.field("server", pa.string()),
     ]
 )

@@ -29,8 +29,8 @@ from pipeline.parse import ParsedBatch, ParseSettings, parse_lines
 MAX_LINE = 65536
 COLUMNS = (
     "ts", "domain", "method", "path", "query", "protocol", "status", "bytes", "referrer", "user_agent",
-    "client_net", "server",
-)  # fmt: skip
+    "client_net", "client_id", "country", "asn", "as_org", "geo_db", "server",
+)  # fmt: skip  (the parser leaves the enrichment columns null; ingest fills them)
 
 # A custom LogFormat for nginx lines whose "$remote_addr" slot holds an X-Forwarded-For list
 # ("<client>, <proxy> <remote_addr> - - [...]"): %h is the original client, the rest is not stored.
