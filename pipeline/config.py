@@ -10,7 +10,10 @@ import socket
 import tomllib
 from dataclasses import MISSING, dataclass, field, replace
 
-__all__ = ["Config", "IngestConfig", "PrivacyConfig", "SourceConfig", "load", "replace"]
+__all__ = [
+    "Config", "GeoipConfig", "IngestConfig", "PrivacyConfig", "QueryConfig", "RetentionConfig",
+    "SourceConfig", "load", "replace",
+]  # fmt: skip
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,42 @@ class PrivacyConfig:
     """Bits of an IPv6 client address kept (48: what ISPs hand to one customer site)."""
     sensitive_params: tuple[str, ...] = DEFAULT_SENSITIVE_PARAMS
     """Query/referrer parameters whose values become REDACTED."""
+    pseudonym: str = "hmac"
+    """hmac: keyed pseudonym client_id per key period; off: no client_id."""
+    key_period: str = "month"
+    """Period of one pseudonym key: day, week or month (of the event date)."""
+    key_dir: str = ""
+    """Directory of the pseudonym keys, outside the store (default: <store>-keys beside the store)."""
+
+
+@dataclass(frozen=True)
+class GeoipConfig:
+    country_db: str = ""
+    """MaxMind GeoLite2/GeoIP2 Country or City database (.mmdb); empty = no country."""
+    asn_db: str = ""
+    """MaxMind GeoLite2-ASN (or GeoIP2-ISP) database; empty = no ASN."""
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    retention: str = "2y"
+    """Rows older than this (by UTC event date) are purged: '2y', '730d', '18m'."""
+    rejects: str = "30d"
+    """Retention of the quarantine (by ingest date)."""
+    manifests: str = "2y"
+    """Retention of ingest manifests (chain of custody), by creation date."""
+    domains: dict[str, str] = field(default_factory=dict)
+    """Shorter retention per domain (customer contracts), e.g. {"example.com" = "1y"}."""
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    require_case: bool = True
+    """Refuse queries without --case (exit 2)."""
+    memory_limit: str = "4GB"
+    """DuckDB memory limit for queries."""
+    threads: int = 2
+    """DuckDB threads for queries."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +107,14 @@ class Config:
     sources: tuple[SourceConfig, ...] = ()
     privacy: PrivacyConfig = PrivacyConfig()
     ingest: IngestConfig = IngestConfig()
+    geoip: GeoipConfig = GeoipConfig()
+    retention: RetentionConfig = RetentionConfig()
+    query: QueryConfig = QueryConfig()
+
+    @property
+    def key_dir(self) -> str:
+        """Pseudonym keys live outside the store so that a copy of the store carries no keys."""
+        return self.privacy.key_dir or str(self.store).rstrip("/") + "-keys"
 
     def with_overrides(self, **changes: Any) -> Config:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -87,7 +134,7 @@ def load(path: str | Path | None) -> Config:
 
 
 def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    known = {"store", "server", "sources", "privacy", "ingest"}
+    known = {"store", "server", "sources", "privacy", "ingest", "geoip", "retention", "query"}
     _no_unknown(data, known, origin)
     base = Config()
     sources = tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", [])))
@@ -99,6 +146,9 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         sources=sources,
         privacy=privacy,
         ingest=ingest,
+        geoip=_section(GeoipConfig, data.get("geoip", {}), f"{origin}: [geoip]"),
+        retention=_section(RetentionConfig, data.get("retention", {}), f"{origin}: [retention]"),
+        query=_section(QueryConfig, data.get("query", {}), f"{origin}: [query]"),
     )
     validate(cfg, origin)
     return cfg
@@ -110,6 +160,19 @@ def validate(cfg: Config, origin: str = "config") -> None:
         raise ConfigError(f"{origin}: privacy.ipv4_prefix must be 0-32, got {p.ipv4_prefix}")
     if not 0 <= p.ipv6_prefix <= 128:
         raise ConfigError(f"{origin}: privacy.ipv6_prefix must be 0-128, got {p.ipv6_prefix}")
+    if p.pseudonym not in ("hmac", "off"):
+        raise ConfigError(f"{origin}: privacy.pseudonym must be 'hmac' or 'off', got {p.pseudonym!r}")
+    if p.key_period not in ("day", "week", "month"):
+        raise ConfigError(f"{origin}: privacy.key_period must be day, week or month, got {p.key_period!r}")
+    r = cfg.retention
+    for name, value in [
+        ("retention", r.retention),
+        ("rejects", r.rejects),
+        ("manifests", r.manifests),
+        *((f"domains.{d}", v) for d, v in r.domains.items()),
+    ]:
+        if not DURATION_RE.fullmatch(value):
+            raise ConfigError(f"{origin}: retention.{name} must look like 2y, 18m or 730d, got {value!r}")
     i = cfg.ingest
     if i.flush_seconds <= 0 or i.flush_lines < 1:
         raise ConfigError(f"{origin}: ingest.flush_seconds and ingest.flush_lines must be positive")
@@ -137,12 +200,20 @@ def _section(cls: Any, raw: Any, where: str) -> Any:
     _no_unknown(raw, set(fields), where)
     values: dict[str, Any] = {}
     for name, value in raw.items():
-        default = fields[name].default
+        f = fields[name]
+        default = f.default_factory() if f.default_factory is not MISSING else f.default
         values[name] = _coerce(value, "" if default is MISSING else default, f"{where}.{name}")
     return cls(**values)
 
 
+DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
+
+
 def _coerce(value: Any, default: Any, where: str) -> Any:
+    if isinstance(default, dict):
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise ConfigError(f"{where}: expected a table of strings")
+        return {str(k).lower(): v for k, v in value.items()}
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int | float) and not isinstance(default, bool):
