@@ -74,10 +74,10 @@ class Geo:
         distinct = frame.get_column("address").drop_nulls().unique().to_list()
         with self._lock:
             answers = self._lookup_all(distinct)
+        columns: list[tuple[object, ...]] = list(zip(*answers, strict=True)) if answers else [(), (), ()]
         mapping = pl.DataFrame(
-            [[a, *ans] for a, ans in zip(distinct, answers, strict=True)],
+            {"address": distinct, **dict(zip(COLUMNS, columns, strict=True))},
             schema={"address": pl.String(), **COLUMNS},
-            orient="row",
         )
         joined = frame.join(mapping, on="address", how="left", maintain_order="left")
         return joined.drop("address")

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from . import __version__, formats, privacy, sources
 from .config import Config, SourceConfig, domain_from_path, template_glob
+from .enrich import Enricher, EnrichStatus
 from .errors import HostlogsError, SourceError
 from .lines import split_block
 from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, drop_cut_token, parse_lines
@@ -59,6 +60,8 @@ class IngestReport:
     partitions: tuple[str, ...]
     bytes_read: int
     seconds: float
+    enrichment: EnrichStatus = field(default_factory=lambda: EnrichStatus(pseudonyms="off", geo=None))
+    key_destroyed_rows: int = 0  # rows of periods whose key the purge destroyed: client_id null
 
     @property
     def lines(self) -> int:
@@ -96,6 +99,7 @@ class _Run:
     run_id: str
     sensitive_regex: str
     final: bool | None
+    enricher: Enricher
     partitions: set[str] = field(default_factory=set)
     bytes_read: int = 0
 
@@ -118,6 +122,7 @@ def run(
     for spec in specs:  # a bad format is an argument error: fail before touching anything
         if spec.format != "auto":
             formats.resolve(spec.format)
+    enricher = Enricher.from_config(cfg)  # opens GeoIP databases: a bad one fails before any work
     started = time.monotonic()
     # A piped logger runs for days: it gets its own writer namespace (progress, lock, manifests) so
     # that cron ingestion of files into the same store never waits for it, nor it for cron.
@@ -134,6 +139,7 @@ def run(
             run_id=uuid.uuid4().hex[:12],
             sensitive_regex=privacy.sensitive_param_regex(cfg.privacy.sensitive_params),
             final=final,
+            enricher=enricher,
         )
         for spec in specs:
             pattern = (
@@ -146,8 +152,12 @@ def run(
                 reports.append(SourceReport(path=pattern, note="no file matches"))
             for path in paths:
                 reports.append(_ingest_path(run_state, spec, path, stdin))
+    if enricher.geo:
+        enricher.geo.close()
     return IngestReport(
         store=str(store.root),
+        enrichment=enricher.status,
+        key_destroyed_rows=enricher.key_destroyed_rows,
         sources=tuple(reports),
         partitions=tuple(sorted(run_state.partitions)),
         bytes_read=run_state.bytes_read,
@@ -298,14 +308,15 @@ def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers:
     max_line = r.cfg.ingest.max_line_bytes
     if workers == 0:
         for block in blocks:
-            commit(_prepare(block, src.fmt, settings, r.masker, max_line))
+            commit(_prepare(block, src.fmt, settings, r.masker, max_line, r.enricher))
     else:
         # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
         # happen in order on this thread, so progress never runs ahead of the data.
         in_flight: deque[Future[_Prepared]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
             for block in _bounded(blocks, in_flight, workers):
-                in_flight.append(pool.submit(_prepare, block, src.fmt, settings, r.masker, max_line))
+                job = (block, src.fmt, settings, r.masker, max_line, r.enricher)
+                in_flight.append(pool.submit(_prepare, *job))
                 while len(in_flight) > workers or (in_flight and in_flight[0].done()):
                     commit(in_flight.popleft().result())
             while in_flight:
@@ -352,10 +363,14 @@ def _prepare(
     settings: ParseSettings,
     masker: privacy.ClientMasker,
     max_line_bytes: int,
+    enricher: Enricher | None = None,
 ) -> _Prepared:
     split = split_block(block.data, block.data_start, max_line_bytes)
     parsed = _add_oversized(parse_lines(split, fmt, settings, masker), block.oversized, masker)
-    tables = _partition(parsed.rows)
+    rows = parsed.rows
+    if enricher is not None and parsed.clients is not None:
+        rows = enricher.apply(rows, parsed.clients)
+    tables = _partition(rows)
     return _Prepared(
         block=block,
         lines=parsed.lines,

@@ -38,6 +38,8 @@ class ParsedBatch:
     rows: pl.DataFrame  # PAGEVIEW_COLUMNS
     rejects: pl.DataFrame  # offset, reason, line (scrubbed)
     lines: int  # non-blank lines seen
+    # The raw client field per row, for enrichment (pseudonym, GeoIP). In memory only: never written.
+    clients: pl.Series | None = None
 
     @property
     def reject_counts(self) -> dict[str, int]:
@@ -67,7 +69,8 @@ def parse_lines(
     good = frame.filter(pl.col("reason").is_null())
     rows = _to_rows(good, fmt, settings, masker)
     rejects = _to_rejects(frame.filter(pl.col("reason").is_not_null()), split, masker)
-    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height)
+    clients = good.get_column("client") if "client" in fmt.fields else None
+    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height, clients=clients)
 
 
 def _parse_ts(col: pl.Expr) -> pl.Expr:

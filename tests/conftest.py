@@ -23,9 +23,16 @@ def shared_log_files() -> list[Path]:
     return files
 
 
-def make_config(store: Path, **ingest_overrides: object) -> config.Config:
+GEOIP = SHARED / "geoip" / "maxmind-test"
+
+
+def make_config(store: Path, *, geoip: bool = False, **ingest_overrides: object) -> config.Config:
+    geo = config.GeoipConfig(
+        country_db=str(GEOIP / "GeoIP2-Country-Test.mmdb"), asn_db=str(GEOIP / "GeoLite2-ASN-Test.mmdb")
+    )
     return config.Config(store=str(store), server="test-web-1").with_overrides(
-        ingest=config.replace(config.IngestConfig(), **ingest_overrides) if ingest_overrides else None
+        ingest=config.replace(config.IngestConfig(), **ingest_overrides) if ingest_overrides else None,
+        geoip=geo if geoip else None,
     )
 
 

@@ -123,6 +123,12 @@ def render_ingest(report: ingest.IngestReport) -> str:
             else (*report.partitions[:3], "…", report.partitions[-1])
         )
         out.append("partitions: " + " ".join(shown))
+    enr = report.enrichment
+    out.append(f"enrichment: pseudonyms {enr.pseudonyms}; GeoIP {enr.geo or 'off (no databases configured)'}")
+    if report.key_destroyed_rows:
+        out.append(
+            f"  {report.key_destroyed_rows:,} rows of periods whose key was destroyed: client_id left empty"
+        )
     out.append(
         f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
         f"({mb:,.1f} MB in {report.seconds:.2f} s)"

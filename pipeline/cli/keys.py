@@ -1,0 +1,85 @@
+"""hostlogs keys: list and destroy the per-period pseudonym keys (never shows key bytes)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import config, keys
+from ._common import handle_errors, main
+
+
+def _keystore(config_path: str | None, store: str | None, key_dir: str | None) -> keys.KeyStore:
+    cfg = config.load(config_path).with_overrides(store=store)
+    path = key_dir or cfg.key_dir
+    return keys.KeyStore(Path(path), cfg.privacy.key_period)  # type: ignore[arg-type]
+
+
+@main.group("keys")
+def keys_group() -> None:
+    """Pseudonym keys: one per period, outside the store, destroyed with the period's data.
+
+    Example:
+
+        hostlogs keys list --config /etc/hostlogs/hostlogs.toml
+    """
+
+
+_opts = [
+    click.option("--config", "config_path", type=click.Path(dir_okay=False)),
+    click.option("--store", help="Store directory (keys default to <store>-keys)."),
+    click.option("--key-dir", help="Key directory (overrides privacy.key_dir)."),
+]
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _key_options(fn: F) -> F:
+    for opt in reversed(_opts):
+        fn = opt(fn)
+    return fn
+
+
+@keys_group.command("list")
+@_key_options
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as_json: bool) -> None:
+    """List key periods with creation and destruction times.
+
+    Example:
+
+        hostlogs keys list --store /var/lib/hostlogs/store
+    """
+    infos = _keystore(config_path, store, key_dir).list()
+    if as_json:
+        rows = [{"period": i.period_id, "created": i.created, "destroyed": i.destroyed} for i in infos]
+        click.echo(json.dumps(rows, default=str, indent=1))
+        return
+    click.echo(f"{'period':<12}  {'created (UTC)':<20}  destroyed (UTC)")
+    for i in infos:
+        destroyed = f"{i.destroyed:%Y-%m-%d %H:%M:%S}" if i.destroyed else "-"
+        click.echo(f"{i.period_id:<12}  {i.created:%Y-%m-%d %H:%M:%S}   {destroyed}")
+
+
+@keys_group.command("destroy")
+@_key_options
+@click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="First day kept.")
+@handle_errors
+def destroy_cmd(config_path: str | None, store: str | None, key_dir: str | None, before: dt.datetime) -> None:
+    """Destroy the keys of every period that ends before DATE (crypto-shredding).
+
+    Pseudonyms of those periods can no longer be linked to an address, in the store or in any copy.
+
+    Example:
+
+        hostlogs keys destroy --before 2024-11-01 --store /var/lib/hostlogs/store
+    """
+    destroyed = _keystore(config_path, store, key_dir).destroy_before(before.date())
+    click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
