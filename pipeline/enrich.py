@@ -19,6 +19,15 @@ from .geo import Geo
 from .privacy import _PLAIN_IPV4, parse_address
 
 CACHE_MAX = 1_000_000
+_EMPTY = pl.DataFrame(
+    schema={
+        "client": pl.String,
+        "client_id": pl.Int64,
+        "country": pl.String,
+        "asn": pl.Int64,
+        "as_org": pl.String,
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -35,8 +44,7 @@ class Enricher:
         self.period = period
         self.geo = geo if geo is not None and geo.enabled else None
         self.geo_db = self.geo.provenance() if self.geo else None
-        self._canonical: dict[str, str | None] = {}
-        self._pseudonyms: dict[tuple[str, str], int] = {}
+        self._caches: dict[str, pl.DataFrame] = {}  # key period → answers per raw client value
         self._destroyed: set[str] = set()
         self._lock = threading.Lock()
         self.key_destroyed_rows = 0
@@ -54,70 +62,95 @@ class Enricher:
         return EnrichStatus(pseudonyms=f"hmac per {self.period}" if self.keystore else "off", geo=self.geo_db)
 
     def apply(self, rows: pl.DataFrame, clients: pl.Series) -> pl.DataFrame:
-        """Fill client_id, country, asn, as_org and geo_db; ``clients`` is the raw client field per row."""
-        if self.keystore is None and self.geo is None:
+        """Fill client_id, country, asn, as_org and geo_db; ``clients`` is the raw client field per row.
+
+        Answers are cached per key period and raw client value: each batch joins against the cache and
+        computes only the clients never seen in that period (a few thousand per batch once warm).
+        """
+        if (self.keystore is None and self.geo is None) or rows.height == 0:
             return rows
-        addresses = self.canonical(clients)
-        cols: dict[str, pl.Series] = {}
-        if self.keystore is not None:
-            cols["client_id"] = self.pseudonyms(
-                addresses, keys.period_ids(rows.get_column("ts"), self.period)
-            )
-        if self.geo is not None:
-            geo = self.geo.enrich(addresses)
-            cols.update({c: geo.get_column(c) for c in ("country", "asn", "as_org")})
+        clients = clients.cast(pl.String)
+        if self.keystore is None:
+            periods = pl.Series([""] * rows.height, dtype=pl.String)  # GeoIP only: one cache
+        else:
+            periods = keys.period_ids(rows.get_column("ts"), self.period).cast(pl.String)
+        distinct_periods = periods.unique().to_list()
+        if len(distinct_periods) == 1:  # the common case: the whole batch is in one period
+            values = self._lookup(distinct_periods[0], clients)
+        else:
+            parts = [
+                self._lookup(pid, clients.filter(periods == pid)).with_columns(
+                    _row=pl.Series((periods == pid).arg_true())
+                )
+                for pid in distinct_periods
+            ]
+            values = pl.concat(parts).sort("_row").drop("_row")
+        cols = {c: values.get_column(c) for c in ("client_id", "country", "asn", "as_org")}
+        if self.geo_db is not None:
             cols["geo_db"] = pl.Series([self.geo_db] * rows.height, dtype=pl.String)
+        self._count_destroyed(periods)
         return rows.with_columns(**cols)
 
+    def _lookup(self, pid: str, clients: pl.Series) -> pl.DataFrame:
+        with self._lock:
+            cache = self._caches.get(pid, _EMPTY)
+        new = clients.drop_nulls().unique().to_frame("client").join(cache, on="client", how="anti")
+        if new.height:
+            computed = self._compute(new.get_column("client"), pid)
+            with self._lock:  # another worker may have added some of them meanwhile: keep keys unique
+                current = self._caches.get(pid, _EMPTY)
+                if current.height > CACHE_MAX:
+                    current = _EMPTY
+                fresh = computed.join(current, on="client", how="anti")
+                cache = self._caches[pid] = pl.concat([current, fresh])
+        return clients.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
+
+    def _compute(self, clients: pl.Series, pid: str) -> pl.DataFrame:
+        """Canonical address, pseudonym and GeoIP answer for clients not seen yet in this period."""
+        addresses = self.canonical(clients)
+        n = len(clients)
+        ids = pl.Series("client_id", [None] * n, dtype=pl.Int64)
+        if self.keystore is not None:
+            ids = self.pseudonyms(addresses, pl.Series([pid] * n, dtype=pl.String))
+        out = pl.DataFrame({"client": clients, "client_id": ids})
+        if self.geo is not None:
+            return pl.concat([out, self.geo.enrich(addresses)], how="horizontal")
+        return out.with_columns(
+            country=pl.lit(None, pl.String), asn=pl.lit(None, pl.Int64), as_org=pl.lit(None, pl.String)
+        )
+
     def canonical(self, clients: pl.Series) -> pl.Series:
-        """Canonical address text per row (null for host names, '-', 'unix:'), cached per raw value."""
-        distinct = clients.unique().drop_nulls()
-        plain = distinct.str.contains(_PLAIN_IPV4)
-        others = distinct.filter(~plain).to_list()
+        """Canonical address text (null for host names, '-', 'unix:'); plain IPv4 is already canonical."""
+        plain = clients.str.contains(_PLAIN_IPV4).fill_null(False)
+        others = clients.filter(~plain).drop_nulls().unique().to_list()
+        texts = []
         for v in others:
-            if v not in self._canonical:
-                addr = parse_address(v)
-                self._canonical[v] = None if addr is None else str(addr)
-        if len(self._canonical) > CACHE_MAX:
-            self._canonical = {v: self._canonical[v] for v in others}
-        texts = pl.Series([self._canonical[v] for v in others], dtype=pl.String)
-        mapped = clients.replace_strict(pl.Series(others, dtype=pl.String), texts, default=None)
-        return clients.zip_with(clients.str.contains(_PLAIN_IPV4).fill_null(False), mapped)
+            addr = parse_address(v)
+            texts.append(None if addr is None else str(addr))
+        mapped = clients.replace_strict(
+            pl.Series(others, dtype=pl.String), pl.Series(texts, dtype=pl.String), default=None
+        )
+        return clients.zip_with(plain, mapped)
 
     def pseudonyms(self, addresses: pl.Series, periods: pl.Series) -> pl.Series:
-        """Keyed pseudonym per row, once per distinct (address, period) and cached across batches.
+        """Keyed pseudonym per (address, period) row; null for non-addresses.
 
-        A period whose key was destroyed by the purge gets null (its data is past retention and a new
-        key would undo the crypto-shredding); the count is reported.
+        A period whose key was destroyed by the purge gets null: its data is past retention, and a new
+        key would undo the crypto-shredding.
         """
-        assert self.keystore is not None
-        frame = pl.DataFrame({"address": addresses, "period": periods})
-        pairs = frame.drop_nulls().unique()
-        live: dict[str, bytes] = {}
-        for pid in pairs.get_column("period").unique().to_list():
-            key = None if pid in self._destroyed else self._key(pid)
-            if key is not None:
-                live[pid] = key
-        values: list[int | None] = []
-        for text, pid in pairs.iter_rows():
-            key = live.get(pid)
-            if key is None:
-                values.append(None)
-                continue
-            cached = self._pseudonyms.get((text, pid))
-            if cached is None:
-                cached = int(np.frombuffer(keys._digest8(key, text), dtype=">i8")[0])
-                self._pseudonyms[(text, pid)] = cached
-            values.append(cached)
-        if len(self._pseudonyms) > CACHE_MAX:
-            self._pseudonyms = {}
-        mapping = pairs.with_columns(client_id=pl.Series(values, dtype=pl.Int64))
-        out = frame.join(mapping, on=["address", "period"], how="left", maintain_order="left")
+        live = {pid: self._key(pid) for pid in periods.drop_nulls().unique().to_list()}
+        digests = [
+            None if a is None or live.get(p) is None else keys._digest8(live[p], a)  # type: ignore[arg-type]
+            for a, p in zip(addresses.to_list(), periods.to_list(), strict=True)
+        ]
+        values = [None if d is None else int(np.frombuffer(d, dtype=">i8")[0]) for d in digests]
+        return pl.Series("client_id", values, dtype=pl.Int64)
+
+    def _count_destroyed(self, periods: pl.Series) -> None:
         if self._destroyed:
-            n = int(frame.get_column("period").is_in(list(self._destroyed)).sum())
+            n = int(periods.is_in(list(self._destroyed)).sum())
             with self._lock:
                 self.key_destroyed_rows += n
-        return out.get_column("client_id")
 
     def _key(self, pid: str) -> bytes | None:
         assert self.keystore is not None

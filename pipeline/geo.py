@@ -98,9 +98,10 @@ class Geo:
 
     def _lookup_all(self, distinct: list[str]) -> list[Answer]:
         cache = self._cache
+        lookup = self._lookup  # hoisted: this loop runs once per address never seen before
         for address in distinct:
             if address not in cache:
-                cache[address] = self._lookup(address)
+                cache[address] = lookup(address)
         answers = [cache[a] for a in distinct]
         if len(cache) > self.cache_max:
             # Bound memory on endless streams: keep what the latest batch used (LRU-ish, no bookkeeping).
