@@ -220,3 +220,17 @@ def test_swap_flips_readers_from_old_to_new_files_atomically(tmp_path: Path, sto
     assert json.loads((store / "_manifests/maintenance/000000000001.json").read_text())["retired"] == [
         str(old.relative_to(store))
     ]
+
+
+def test_short_file_is_rekeyed_when_it_grows(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(3))  # < 1 KiB: fingerprinted over its complete lines
+    first = ingest_paths(store, [log], final=False, partial_line_grace=3600)
+    with log.open("a") as f:
+        f.write(lines(40, start=3))
+    second = ingest_paths(store, [log], final=False, partial_line_grace=3600)
+    assert (first.rows, second.rows) == (3, 40)
+    assert first.sources[0].fingerprint != second.sources[0].fingerprint  # re-keyed on 1 KiB now
+    progress = Store(store).load_progress()
+    assert list(progress.streams) == [second.sources[0].fingerprint]  # the short key was replaced
+    assert paths_in(store) == Counter(f"/p{i}" for i in range(43))

@@ -103,6 +103,9 @@ def render_ingest(report: ingest.IngestReport) -> str:
             f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected"
             f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
         )
+        if s.fingerprint and s.end > s.start:  # chain of custody: what exactly was read
+            stream = s.fingerprint[:12]
+            out.append(f"    bytes {s.start:,}–{s.end:,} of stream {stream} in {s.batches} batch(es)")
         if s.domain_unknown:
             hint = "use --domain or --domain-from-path"
             out.append(f"    warning: {s.domain_unknown:,} rows without a domain ({hint})")
