@@ -16,12 +16,13 @@ import polars as pl
 from . import keys
 from .config import Config
 from .geo import Geo
-from .privacy import _PLAIN_IPV4, parse_address
+from .privacy import _PLAIN_IPV4, ClientMasker, parse_address
 
 CACHE_MAX = 1_000_000
 _EMPTY = pl.DataFrame(
     schema={
         "client": pl.String,
+        "client_net": pl.String,
         "client_id": pl.Int64,
         "country": pl.String,
         "asn": pl.Int64,
@@ -61,42 +62,43 @@ class Enricher:
     def status(self) -> EnrichStatus:
         return EnrichStatus(pseudonyms=f"hmac per {self.period}" if self.keystore else "off", geo=self.geo_db)
 
-    def apply(self, rows: pl.DataFrame, clients: pl.Series) -> pl.DataFrame:
-        """Fill client_id, country, asn, as_org and geo_db; ``clients`` is the raw client field per row.
+    @property
+    def active(self) -> bool:
+        return self.keystore is not None or self.geo is not None
+
+    def annotate(self, clients: pl.Series, ts: pl.Series, masker: ClientMasker) -> dict[str, pl.Series]:
+        """client_net, client_id, country, asn, as_org and geo_db for each row's raw client field.
 
         Answers are cached per key period and raw client value: each batch joins against the cache and
         computes only the clients never seen in that period (a few thousand per batch once warm).
         """
-        if (self.keystore is None and self.geo is None) or rows.height == 0:
-            return rows
         clients = clients.cast(pl.String)
         if self.keystore is None:
-            periods = pl.Series([""] * rows.height, dtype=pl.String)  # GeoIP only: one cache
+            periods = pl.Series([""] * len(clients), dtype=pl.String)  # no keys: one cache
         else:
-            periods = keys.period_ids(rows.get_column("ts"), self.period).cast(pl.String)
+            periods = keys.period_ids(ts, self.period).cast(pl.String)
         distinct_periods = periods.unique().to_list()
         if len(distinct_periods) == 1:  # the common case: the whole batch is in one period
-            values = self._lookup(distinct_periods[0], clients)
+            values = self._lookup(distinct_periods[0], clients, masker)
         else:
             parts = [
-                self._lookup(pid, clients.filter(periods == pid)).with_columns(
+                self._lookup(pid, clients.filter(periods == pid), masker).with_columns(
                     _row=pl.Series((periods == pid).arg_true())
                 )
                 for pid in distinct_periods
             ]
             values = pl.concat(parts).sort("_row").drop("_row")
-        cols = {c: values.get_column(c) for c in ("client_id", "country", "asn", "as_org")}
-        if self.geo_db is not None:
-            cols["geo_db"] = pl.Series([self.geo_db] * rows.height, dtype=pl.String)
         self._count_destroyed(periods)
-        return rows.with_columns(**cols)
+        cols = {c: values.get_column(c) for c in _EMPTY.columns if c != "client"}
+        cols["geo_db"] = pl.Series("geo_db", [self.geo_db] * len(clients), dtype=pl.String)
+        return cols
 
-    def _lookup(self, pid: str, clients: pl.Series) -> pl.DataFrame:
+    def _lookup(self, pid: str, clients: pl.Series, masker: ClientMasker) -> pl.DataFrame:
         with self._lock:
             cache = self._caches.get(pid, _EMPTY)
         new = clients.drop_nulls().unique().to_frame("client").join(cache, on="client", how="anti")
         if new.height:
-            computed = self._compute(new.get_column("client"), pid)
+            computed = self._compute(new.get_column("client"), pid, masker)
             with self._lock:  # another worker may have added some of them meanwhile: keep keys unique
                 current = self._caches.get(pid, _EMPTY)
                 if current.height > CACHE_MAX:
@@ -105,14 +107,15 @@ class Enricher:
                 cache = self._caches[pid] = pl.concat([current, fresh])
         return clients.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
 
-    def _compute(self, clients: pl.Series, pid: str) -> pl.DataFrame:
-        """Canonical address, pseudonym and GeoIP answer for clients not seen yet in this period."""
+    def _compute(self, clients: pl.Series, pid: str, masker: ClientMasker) -> pl.DataFrame:
+        """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
         addresses = self.canonical(clients)
         n = len(clients)
         ids = pl.Series("client_id", [None] * n, dtype=pl.Int64)
         if self.keystore is not None:
             ids = self.pseudonyms(addresses, pl.Series([pid] * n, dtype=pl.String))
-        out = pl.DataFrame({"client": clients, "client_id": ids})
+        nets = masker.networks(clients).rename("client_net")
+        out = pl.DataFrame({"client": clients, "client_net": nets, "client_id": ids})
         if self.geo is not None:
             return pl.concat([out, self.geo.enrich(addresses)], how="horizontal")
         return out.with_columns(

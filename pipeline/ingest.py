@@ -135,7 +135,9 @@ def run(
             cfg=cfg,
             store=store,
             progress=store.recover(),
-            masker=privacy.ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix),
+            masker=privacy.ClientMasker(
+                cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix, enricher if enricher.active else None
+            ),
             run_id=uuid.uuid4().hex[:12],
             sensitive_regex=privacy.sensitive_param_regex(cfg.privacy.sensitive_params),
             final=final,
@@ -308,14 +310,14 @@ def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers:
     max_line = r.cfg.ingest.max_line_bytes
     if workers == 0:
         for block in blocks:
-            commit(_prepare(block, src.fmt, settings, r.masker, max_line, r.enricher))
+            commit(_prepare(block, src.fmt, settings, r.masker, max_line))
     else:
         # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
         # happen in order on this thread, so progress never runs ahead of the data.
         in_flight: deque[Future[_Prepared]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
             for block in _bounded(blocks, in_flight, workers):
-                job = (block, src.fmt, settings, r.masker, max_line, r.enricher)
+                job = (block, src.fmt, settings, r.masker, max_line)
                 in_flight.append(pool.submit(_prepare, *job))
                 while len(in_flight) > workers or (in_flight and in_flight[0].done()):
                     commit(in_flight.popleft().result())
@@ -363,13 +365,10 @@ def _prepare(
     settings: ParseSettings,
     masker: privacy.ClientMasker,
     max_line_bytes: int,
-    enricher: Enricher | None = None,
 ) -> _Prepared:
     split = split_block(block.data, block.data_start, max_line_bytes)
     parsed = _add_oversized(parse_lines(split, fmt, settings, masker), block.oversized, masker)
     rows = parsed.rows
-    if enricher is not None and parsed.clients is not None:
-        rows = enricher.apply(rows, parsed.clients)
     tables = _partition(rows)
     return _Prepared(
         block=block,

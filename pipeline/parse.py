@@ -38,8 +38,6 @@ class ParsedBatch:
     rows: pl.DataFrame  # PAGEVIEW_COLUMNS
     rejects: pl.DataFrame  # offset, reason, line (scrubbed)
     lines: int  # non-blank lines seen
-    # The raw client field per row, for enrichment (pseudonym, GeoIP). In memory only: never written.
-    clients: pl.Series | None = None
 
     @property
     def reject_counts(self) -> dict[str, int]:
@@ -69,8 +67,7 @@ def parse_lines(
     good = frame.filter(pl.col("reason").is_null())
     rows = _to_rows(good, fmt, settings, masker)
     rejects = _to_rejects(frame.filter(pl.col("reason").is_not_null()), split, masker)
-    clients = good.get_column("client") if "client" in fmt.fields else None
-    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height, clients=clients)
+    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height)
 
 
 def _parse_ts(col: pl.Expr) -> pl.Expr:
@@ -130,14 +127,12 @@ def _to_rows(
             "bytes": _int(good, "bytes", pl.Int64),
             "referrer": referrer,
             "user_agent": user_agent,
-            "client_net": masker.networks(good.get_column("client"))
-            if "client" in fmt.fields
-            else pl.Series([None] * n, dtype=pl.String),
-            "client_id": pl.Series([None] * n, dtype=pl.Int64),
-            "country": pl.Series([None] * n, dtype=pl.String),
-            "asn": pl.Series([None] * n, dtype=pl.Int64),
-            "as_org": pl.Series([None] * n, dtype=pl.String),
-            "geo_db": pl.Series([None] * n, dtype=pl.String),
+            # network, pseudonym and GeoIP: all from the full address, once per distinct client
+            **(
+                masker.annotate(good.get_column("client"), good.get_column("ts"))
+                if "client" in fmt.fields
+                else privacy.null_client_columns(n)
+            ),
             "server": pl.Series([settings.server] * n, dtype=pl.String),
         }
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import polars as pl
 
@@ -41,15 +42,46 @@ _NEEDS_MASK = r"(?:^|[^0-9])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f
 _EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
 
-class ClientMasker:
-    """Maps client field values to truncated networks, caching per distinct value."""
+CLIENT_COLUMNS: dict[str, type[pl.DataType]] = {
+    "client_net": pl.String, "client_id": pl.Int64, "country": pl.String, "asn": pl.Int64,
+    "as_org": pl.String, "geo_db": pl.String,
+}  # fmt: skip
 
-    def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> None:
+
+def null_client_columns(n: int) -> dict[str, pl.Series]:
+    return {name: pl.Series(name, [None] * n, dtype=dtype) for name, dtype in CLIENT_COLUMNS.items()}
+
+
+class Annotator(Protocol):
+    """Adds pseudonym and GeoIP columns from the full address (``enrich.Enricher``)."""
+
+    def annotate(self, clients: pl.Series, ts: pl.Series, masker: ClientMasker) -> dict[str, pl.Series]: ...
+
+
+class ClientMasker:
+    """Maps client field values to truncated networks, caching per distinct value.
+
+    With an ``annotator`` (pseudonyms, GeoIP) the same per-distinct-client pass also yields those
+    columns, so a batch pays for one distinct/join round instead of one per feature.
+    """
+
+    def __init__(
+        self, ipv4_prefix: int = 24, ipv6_prefix: int = 48, annotator: Annotator | None = None
+    ) -> None:
         if not 0 <= ipv4_prefix <= 32 or not 0 <= ipv6_prefix <= 128:
             raise ValueError("prefix lengths must be 0-32 (IPv4) and 0-128 (IPv6)")
         self.ipv4_prefix = ipv4_prefix
         self.ipv6_prefix = ipv6_prefix
+        self.annotator = annotator
         self._cache: dict[str, str | None] = {}
+
+    def annotate(self, clients: pl.Series, ts: pl.Series) -> dict[str, pl.Series]:
+        """The CLIENT_COLUMNS for each row's client field (``ts`` picks the pseudonym key period)."""
+        if self.annotator is not None and len(clients):
+            return self.annotator.annotate(clients, ts, self)
+        columns = null_client_columns(len(clients))
+        columns["client_net"] = self.networks(clients).rename("client_net")
+        return columns
 
     def network(self, value: str) -> str | None:
         """Truncated network of a client field value, or None when it is not an IP address."""
