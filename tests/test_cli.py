@@ -33,6 +33,8 @@ def test_ingest_then_query(tmp_path: Path) -> None:
         "query",
         "--store",
         store,
+        "--case",
+        "TEST-1",
         "--format",
         "csv",
         "SELECT domain, path, query, client_net FROM pageviews LIMIT 1",
@@ -41,7 +43,9 @@ def test_ingest_then_query(tmp_path: Path) -> None:
         0,
         "domain,path,query,client_net\nexample.com,/a,token=REDACTED,203.0.113.0/24",
     )
-    code, out, _ = invoke("query", "--store", store, "--format", "json", "SELECT count(*) AS n FROM rejects")
+    code, out, _ = invoke(
+        "query", "--store", store, "--case", "TEST-1", "--format", "json", "SELECT count(*) AS n FROM rejects"
+    )
     assert json.loads(out) == {"n": 1}
 
 

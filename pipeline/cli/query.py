@@ -1,26 +1,213 @@
-"""hostlogs query: read-only DuckDB SQL over the store."""
+"""hostlogs query / shell / audit: sandboxed, audited DuckDB SQL over the store."""
 
 from __future__ import annotations
 
-import click
+import json
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from .. import config, query
+import click
+import polars as pl
+
+from .. import audit, config, query
+from ..errors import HostlogsError, StoreError, UsageError
+from ..privacy import ClientMasker, mask_text
 from ._common import handle_errors, main
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def store_options(fn: F) -> F:
+    """--store and --config, shared by every command that reads the store."""
+    fn = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")(fn)
+    return click.option(
+        "--store", default=None, help="Store directory (default from --config or ./hostlogs-store)."
+    )(fn)
+
+
+def case_options(fn: F) -> F:
+    fn = click.option("--reason", default=None, help="Why you are looking (recorded in the audit log).")(fn)
+    return click.option("--case", default=None, help="Case id the access is recorded under (audit log).")(fn)
+
+
+def load_config(config_path: str | None, store: str | None) -> config.Config:
+    return config.load(config_path).with_overrides(store=store)
+
+
+def terminal_width() -> int | None:
+    return shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else None
+
+
+def mask_sql(cfg: config.Config, sql: str) -> str:
+    """Full client addresses typed into SQL are logged as their truncated network, like everything else."""
+    masker = ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
+    return str(mask_text(pl.Series([sql]), masker)[0])
 
 
 @main.command("query")
 @click.argument("sql")
-@click.option("--store", default=None, help="Store directory (default from --config or ./hostlogs-store).")
-@click.option("--config", "config_path", type=click.Path(dir_okay=False))
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table")
+@store_options
+@case_options
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "parquet"]), default=None,
+              help="Output format (default: table, or from the --output file's extension).")  # fmt: skip
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="Write the result to this file (csv/json/parquet)."
+)
 @handle_errors
-def query_cmd(sql: str, store: str | None, config_path: str | None, out_format: str) -> None:
-    """Run read-only DuckDB SQL over the store (views: pageviews, rejects, ingest_runs).
+def query_cmd(
+    sql: str, store: str | None, config_path: str | None, case: str | None, reason: str | None,
+    out_format: str | None, output: str | None,
+) -> None:  # fmt: skip
+    """Run one read-only DuckDB SELECT over the store (views: pageviews, rejects, ingest_runs).
+
+    The query can read only the store (no other files, no COPY/ATTACH/INSTALL/SET); every run is
+    recorded in the audit log under --case. See docs/investigation.md for a cookbook.
 
     Example:
 
-        hostlogs query --store ./store "SELECT domain, count(*) FROM pageviews GROUP BY 1"
+        hostlogs query --case INC-2026-042 "SELECT client_net, count(*) FROM pageviews
+        WHERE path LIKE '%/wp-login.php' GROUP BY 1 ORDER BY 2 DESC LIMIT 20"
     """
-    cfg = config.load(config_path).with_overrides(store=store)
-    result = query.run(cfg.store, sql)
-    click.echo(query.render(result, out_format))
+    cfg = load_config(config_path, store)
+    query.connect(cfg.store).close()  # a missing store is a store error, before anything is logged
+    case = audit.check_case(case, cfg.query.require_case)
+    if out_format == "parquet" and not output:
+        raise UsageError("--format parquet needs --output FILE")
+    log = audit.AuditLog(cfg.store)
+    with log.record("query", case, reason, sql=mask_sql(cfg, sql)) as rec:
+        result = query.run(cfg.store, sql, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
+        rec.rows = len(result.rows)
+    if output:
+        used = query.write_output(result, output, out_format)
+        click.echo(f"{len(result.rows):,} rows written to {output} ({used})", err=True)
+        return
+    click.echo(query.render(result, out_format or "table", width=terminal_width()))
+
+
+@main.command("shell")
+@store_options
+@case_options
+@handle_errors
+def shell_cmd(store: str | None, config_path: str | None, case: str | None, reason: str | None) -> None:
+    """Interactive SQL over the same sandboxed views; every statement is audited under --case.
+
+    End a statement with ';'. '.tables' lists the views, '.quit' leaves.
+
+    Example:
+
+        hostlogs shell --case INC-2026-042 --reason "wp-login brute force"
+    """
+    cfg = load_config(config_path, store)
+    case = audit.check_case(case, cfg.query.require_case)
+    con = query.connect(cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
+    log = audit.AuditLog(cfg.store)
+    interactive = sys.stdin.isatty()
+    failed = 0
+    if interactive:
+        click.echo(f"hostlogs shell on {cfg.store} (case {case}); views: pageviews, rejects, ingest_runs")
+    for sql in _statements(interactive):
+        if sql in (".quit", ".exit"):
+            break
+        if sql == ".tables":
+            sql = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+        try:
+            with log.record("shell", case, reason, sql=mask_sql(cfg, sql)) as rec:
+                query.check_statement(con, sql)
+                result = query.execute(con, sql)
+                rec.rows = len(result.rows)
+            click.echo(query.render(result, "table", width=terminal_width()))
+        except HostlogsError as exc:
+            if isinstance(exc, StoreError):
+                raise
+            failed += 1
+            click.echo(f"hostlogs: error: {exc}", err=True)
+    con.close()
+    if failed and not interactive:
+        sys.exit(UsageError.exit_code)
+
+
+def _statements(interactive: bool) -> Iterator[str]:
+    """Statements ending in ';' (or dot commands), from a prompt or from piped input."""
+    buf: list[str] = []
+    while True:
+        try:
+            if interactive:
+                line = input("     ...> " if buf else "hostlogs> ")
+            elif not (line := sys.stdin.readline()):
+                break
+        except EOFError:
+            break
+        stripped = line.strip()
+        if not buf and stripped.startswith("."):
+            yield stripped
+            continue
+        if stripped:
+            buf.append(line.rstrip("\n"))
+        if stripped.endswith(";"):
+            yield "\n".join(buf).strip().rstrip(";").strip()
+            buf = []
+    if buf:
+        yield "\n".join(buf).strip().rstrip(";").strip()
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log of every query, shell statement and investigation (hash-chained).
+
+    Example:
+
+        hostlogs audit list --case INC-2026-042
+    """
+
+
+@audit_group.command("list")
+@store_options
+@click.option("--case", default=None, help="Only entries of this case.")
+@click.option("--format", "out_format", type=click.Choice(["table", "json"]), default="table")
+@handle_errors
+def audit_list(store: str | None, config_path: str | None, case: str | None, out_format: str) -> None:
+    """List audit entries (oldest first), optionally of one case.
+
+    Example:
+
+        hostlogs audit list --case INC-2026-042 --format json
+    """
+    cfg = load_config(config_path, store)
+    entries = audit.AuditLog(cfg.store).list(case)
+    if out_format == "json":
+        for e in entries:
+            click.echo(json.dumps(e, sort_keys=True, default=str))
+        return
+    rows = [
+        (e["seq"], e["time"], e["user"], e.get("case"), e["command"], e.get("status"), e.get("rows"),
+         e.get("seconds"), _what(e))
+        for e in entries
+    ]  # fmt: skip
+    cols = ["seq", "time", "user", "case", "command", "status", "rows", "seconds", "what"]
+    click.echo(query.table(query.QueryResult(cols, rows), max_width=80, width=terminal_width()))
+
+
+def _what(e: dict[str, Any]) -> str:
+    if e.get("sql"):
+        return " ".join(str(e["sql"]).split())
+    params = {k: v for k, v in (e.get("params") or {}).items() if v not in (None, [], {})}
+    return f"{e.get('investigation', '')} {json.dumps(params, sort_keys=True, default=str)}".strip()
+
+
+@audit_group.command("verify")
+@store_options
+@handle_errors
+def audit_verify(store: str | None, config_path: str | None) -> None:
+    """Check the hash chain: exit 6 naming the first modified, deleted or reordered entry.
+
+    Example:
+
+        hostlogs audit verify --store /var/lib/hostlogs/store
+    """
+    cfg = load_config(config_path, store)
+    report = audit.AuditLog(cfg.store).verify()
+    if not report.ok:
+        raise StoreError(f"audit log damaged: {report.problem}")
+    click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")
