@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -78,13 +75,5 @@ def test_report_has_every_section(report: tuple[Path, str]) -> None:
     assert "198.51.100.23" not in page  # the audited lookup shows the network and pseudonyms only
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed (optional)")
-def test_report_renders_in_headless_chromium(report: tuple[Path, str], tmp_path: Path) -> None:
-    html = tmp_path / "r.html"
-    html.write_text(report[1])
-    png = tmp_path / "r.png"
-    subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "render_report.py"), str(html), str(png), "--height", "900"],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+# Rendering in a real browser is checked by scripts/render_report.py (headless Chromium from Debian's
+# packages), not here: CI machines do not have a browser, and a test that skips there proves nothing.
