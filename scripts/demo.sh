@@ -8,6 +8,6 @@ bash scripts/setup.sh
 .venv/bin/hostlogs ingest --config configs/sample.toml
 echo
 echo "Requests per domain and UTC day (hostlogs query over ./demo-store):"
-.venv/bin/hostlogs query --config configs/sample.toml \
+.venv/bin/hostlogs query --config configs/sample.toml --case DEMO-1 --reason "README demo" \
   "SELECT domain, date, count(*) AS requests, count(DISTINCT client_net) AS networks
    FROM pageviews GROUP BY ALL ORDER BY domain, date"
