@@ -28,8 +28,23 @@ from pipeline.parse import ParsedBatch, ParseSettings, parse_lines
 
 MAX_LINE = 65536
 COLUMNS = (
-    "ts", "domain", "method", "path", "query", "protocol", "status", "bytes", "referrer", "user_agent",
-    "client_net", "client_id", "country", "asn", "as_org", "geo_db", "server",
+    "ts",
+    "domain",
+    "method",
+    "path",
+    "query",
+    "protocol",
+    "status",
+    "bytes",
+    "referrer",
+    "user_agent",
+    "client_net",
+    "client_id",
+    "country",
+    "asn",
+    "as_org",
+    "geo_db",
+    "server",
 )  # fmt: skip  (the parser leaves the enrichment columns null; ingest fills them)
 
 # A custom LogFormat for nginx lines whose "$remote_addr" slot holds an X-Forwarded-For list

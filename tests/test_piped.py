@@ -80,10 +80,13 @@ def test_two_ingests_started_together_are_exactly_once(tmp_path: Path) -> None:
     log = tmp_path / "access.log"
     log.write_bytes(lines(0, 40_000))
     procs = [
-        subprocess.Popen(hostlogs("ingest", str(log), "--store", str(store), "--final", "-q")) for _ in range(2)
+        subprocess.Popen(hostlogs("ingest", str(log), "--store", str(store), "--final", "-q"))
+        for _ in range(2)
     ]
     codes = sorted(p.wait(timeout=60) for p in procs)
     assert codes in ([0, 0], [0, 75])  # the loser either found nothing left to do or was refused
-    waited = subprocess.Popen(hostlogs("ingest", str(log), "--store", str(store), "--final", "-q", "--wait", "30"))
+    waited = subprocess.Popen(
+        hostlogs("ingest", str(log), "--store", str(store), "--final", "-q", "--wait", "30")
+    )
     assert waited.wait(timeout=60) == 0
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(40_000))

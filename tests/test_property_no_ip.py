@@ -55,7 +55,13 @@ def leaked(values: list[object], secret: set[ipaddress.IPv4Address | ipaddress.I
     return found
 
 
-@settings(max_examples=150, derandomize=True, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(st.lists(log_lines(), min_size=1, max_size=8))
 def test_no_address_survives_parsing(
     batch: list[tuple[str, set[ipaddress.IPv4Address | ipaddress.IPv6Address]]],

@@ -6,7 +6,7 @@ Each command calls one library function and renders its report; errors become ex
 
 from __future__ import annotations
 
-from . import ingest, keys, query  # noqa: F401  (registers the commands)
+from . import ingest, investigate, keys, lifecycle, query  # noqa: F401  (registers the commands)
 from ._common import main
 
 __all__ = ["main"]

@@ -1,0 +1,342 @@
+"""hostlogs purge / hold / erase / export / compact: the store lifecycle (see docs/lifecycle.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from .. import config, holds, lifecycle, retention
+from ..compact import DEFAULT_TARGET_MB, CompactReport, compact
+from ..errors import StoreError
+from ..rewrite import PartitionChange
+from ._common import handle_errors, main
+
+F = TypeVar("F", bound=Callable[..., Any])
+SHOWN = 12  # partitions listed one per line before the rest are summarised
+
+
+# click.ParamType is generic only in newer click releases: not subscripted, so older ones still work
+class _Date(click.ParamType):  # type: ignore[type-arg]
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+DATE = _Date()
+
+
+def _options(*, wait: bool = True) -> Callable[[F], F]:
+    """--config, --store, --json (and --wait): shared by every lifecycle command."""
+    opts = [
+        click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML config."),
+        click.option("--store", help="Store directory (overrides the config)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the report as JSON."),
+    ]
+    if wait:
+        help_text = "Seconds to wait for another maintenance run (default 0: exit 75)."
+        opts.append(click.option("--wait", type=click.FloatRange(min=0), default=0.0, help=help_text))
+
+    def decorate(fn: F) -> F:
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return decorate
+
+
+def _cfg(config_path: str | None, store: str | None) -> config.Config:
+    return config.load(config_path).with_overrides(store=store)
+
+
+def _emit(report: Any, as_json: bool, render: Callable[[Any], str]) -> None:
+    click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else render(report))
+
+
+# ----------------------------------------------------------------------------------------------------
+# purge
+
+
+@main.command("purge")
+@_options()
+@click.option("--as-of", type=DATE, help="Evaluate the horizon at this UTC date (default: today).")
+@click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
+@click.option("--verify", is_flag=True, help="Change nothing; prove nothing past the horizon remains.")
+@handle_errors
+def purge_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, as_of: dt.date | None,
+    dry_run: bool, verify: bool,
+) -> None:  # fmt: skip
+    """Delete rows past retention (by UTC event date), old rejects and manifests, and expired keys.
+
+    Rows under a legal hold are kept; every run appends a record to the store's deletion log.
+
+    Example:
+
+        hostlogs purge --config /etc/hostlogs/hostlogs.toml --dry-run --as-of 2026-12-31
+    """
+    cfg = _cfg(config_path, store)
+    if verify:
+        checked = retention.verify(cfg, as_of=as_of)
+        _emit(checked, as_json, render_verify)
+        if not checked.ok:
+            raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
+        return
+    _emit(retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait), as_json, render_purge)
+
+
+def render_purge(r: retention.PurgeReport) -> str:
+    p = r.policy
+    out = [
+        f"store: {r.store}{'  (dry run: nothing changed)' if r.dry_run else ''}",
+        f"as of {p.as_of}: retention {p.retention}, first day kept {p.horizon}"
+        + "".join(f"; {d} from {h}" for d, h in p.domains.items()),
+    ]
+    if p.ignored:
+        out.append(f"  note: retention of {', '.join(p.ignored)} is not shorter than {p.retention}: ignored")
+    verb = "would delete" if r.dry_run else "deleted"
+    out.append(
+        f"{verb}: {r.rows_deleted:,} rows in {sum(1 for c in r.partitions if c.rows_deleted)} partitions"
+    )
+    out += _partition_lines(r.partitions)
+    out += _held_lines(r.held, r.holds)
+    rej = [c for c in r.rejects if c.rows_deleted]
+    out.append(f"rejects {verb}: {sum(c.rows_deleted for c in rej):,} rows in {len(rej)} partitions")
+    out.append(f"manifests {verb}: {sum(r.manifests_deleted.values()):,}")
+    out.append(f"keys {'to destroy' if r.dry_run else 'destroyed'}: {', '.join(r.keys_destroyed) or '-'}")
+    if r.keys_kept:
+        out.append(f"keys kept for held rows: {', '.join(r.keys_kept)}")
+    if r.record:
+        out.append(f"deletion record: {r.record}")
+    return "\n".join(out)
+
+
+def render_verify(r: retention.VerifyReport) -> str:
+    p = r.policy
+    head = "verified" if r.ok else "FAILED"
+    out = [f"{head}: as of {p.as_of}, nothing before {p.horizon} remains in {r.store} except under hold"]
+    if not r.ok:
+        out[0] = f"FAILED: as of {p.as_of}, data past the horizon ({p.horizon}) remains in {r.store}"
+        out += [f"  {day}: {n:,} rows not under any hold" for day, n in r.expired_rows.items()]
+        out += [f"  rejects {day}: past their retention" for day in r.expired_rejects]
+        out += [f"  key {k}: not destroyed" for k in r.keys_not_destroyed]
+    out += _held_lines(r.held, r.holds)
+    out.append(f"oldest partition: {r.oldest or '-'}")
+    return "\n".join(out)
+
+
+def _partition_lines(changes: tuple[PartitionChange, ...]) -> list[str]:
+    lines = []
+    for c in changes[:SHOWN]:
+        kept = f", {c.rows_left:,} kept" if c.rows_left else ""
+        why = f" (hold {', '.join(c.holds)})" if c.holds else ""
+        lines.append(f"  {c.date}  {c.action:<9}  {c.rows_deleted:,} rows{kept}{why}")
+    if len(changes) > SHOWN:
+        rest = changes[SHOWN:]
+        lines.append(f"  … {len(rest)} more partitions, {sum(c.rows_deleted for c in rest):,} rows")
+    return lines
+
+
+def _held_lines(held: dict[str, int], described: tuple[str, ...]) -> list[str]:
+    lines = [f"kept under hold {case}: {n:,} rows" for case, n in held.items()]
+    return lines + [f"active hold: {d}" for d in described]
+
+
+# ----------------------------------------------------------------------------------------------------
+# hold
+
+
+@main.group("hold")
+def hold_group() -> None:
+    """Legal holds: stop the purge and erasure for the rows a case needs, until released.
+
+    Example:
+
+        hostlogs hold add --case INC-2026-042 --reason "breach at example.com" --domain example.com
+    """
+
+
+@hold_group.command("add")
+@_options()
+@click.option("--case", required=True, help="Case id (letters, digits, '.', '_', '-').")
+@click.option("--reason", required=True, help="Why (kept in the hold record; no personal data).")
+@click.option("--domain", help="Only this domain's rows (default: all domains).")
+@click.option("--from", "date_from", type=DATE, help="First UTC event date held (default: unbounded).")
+@click.option("--to", "date_to", type=DATE, help="Last UTC event date held (default: unbounded).")
+@handle_errors
+def hold_add_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, case: str, reason: str,
+    domain: str | None, date_from: dt.date | None, date_to: dt.date | None,
+) -> None:  # fmt: skip
+    """Place a legal hold (recorded with your user name and the UTC time).
+
+    Example:
+
+        hostlogs hold add --case INC-2026-042 --reason "breach" --domain example.com --from 2026-03-01
+    """
+    cfg = _cfg(config_path, store)
+    hold = holds.add_hold(
+        cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
+    )
+    click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold placed: {hold.describe()}")
+
+
+@hold_group.command("list")
+@_options(wait=False)
+@handle_errors
+def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> None:
+    """List every hold, active and released.
+
+    Example:
+
+        hostlogs hold list --store /var/lib/hostlogs/store
+    """
+    found = holds.list_holds(_cfg(config_path, store).store)
+    if as_json:
+        click.echo(json.dumps([h.to_json() for h in found], indent=2))
+        return
+    click.echo(f"{'case':<20}  {'status':<8}  {'domain':<20}  {'from':<10}  {'to':<10}  by / when (UTC)")
+    for h in found:
+        status = "active" if h.active else "released"
+        when = f"{h.created_by} {h.created:%Y-%m-%d %H:%M}"
+        if h.released:
+            when += f"; released by {h.released_by} {h.released:%Y-%m-%d %H:%M}"
+        span = f"{h.date_from or '…'!s:<10}  {h.date_to or '…'!s:<10}"
+        click.echo(f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}")
+
+
+@hold_group.command("release")
+@click.argument("case")
+@_options()
+@handle_errors
+def hold_release_cmd(
+    case: str, config_path: str | None, store: str | None, as_json: bool, wait: float
+) -> None:
+    """Release the active hold of CASE; the next purge may delete what it kept.
+
+    Example:
+
+        hostlogs hold release INC-2026-042 --store /var/lib/hostlogs/store
+    """
+    hold = holds.release_hold(_cfg(config_path, store).store, case, wait=wait)
+    click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold released: {hold.describe()}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# erase, export, compact
+
+
+@main.command("erase")
+@_options()
+@click.option("--domain", help="Erase this domain's rows (a customer leaving).")
+@click.option("--ip", "address", help="Erase one visitor's rows, found through the pseudonym keys.")
+@click.option("--from", "date_from", type=DATE, help="First UTC event date (default: all).")
+@click.option("--to", "date_to", type=DATE, help="Last UTC event date (default: all).")
+@click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
+@handle_errors
+def erase_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str | None,
+    address: str | None, date_from: dt.date | None, date_to: dt.date | None, dry_run: bool,
+) -> None:  # fmt: skip
+    """Erase a domain's or a visitor's rows everywhere, now (held rows stay; see the report).
+
+    Example:
+
+        hostlogs erase --domain example.com --store /var/lib/hostlogs/store --dry-run
+    """
+    report = lifecycle.erase(
+        _cfg(config_path, store), domain=domain, address=address, date_from=date_from, date_to=date_to,
+        dry_run=dry_run, wait=wait,
+    )  # fmt: skip
+    _emit(report, as_json, render_erase)
+
+
+def render_erase(r: lifecycle.EraseReport) -> str:
+    what = " and ".join(x for x in (r.domain, "one visitor's address" if r.by_address else None) if x)
+    verb = "would delete" if r.dry_run else "deleted"
+    out = [f"store: {r.store}{'  (dry run: nothing changed)' if r.dry_run else ''}", f"erase: {what}"]
+    out.append(
+        f"{verb}: {r.rows_deleted:,} rows in {sum(1 for c in r.partitions if c.rows_deleted)} partitions"
+    )
+    out += _partition_lines(r.partitions)
+    out += _held_lines(r.held, r.holds)
+    for n in r.not_erasable:
+        out.append(
+            f"NOT erasable: period {n.period} ({n.reason}; {n.partitions} partitions): its rows cannot be "
+            "linked to the address, and erasing by network would hit other visitors"
+        )
+    if r.record:
+        out.append(f"deletion record: {r.record}")
+    return "\n".join(out)
+
+
+@main.command("export")
+@_options()
+@click.option("--domain", required=True, help="The domain whose rows are exported.")
+@click.option(
+    "--format", "fmt", type=click.Choice(lifecycle.EXPORT_FORMATS), default="csv", show_default=True
+)
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="File to write (atomically).")
+@click.option("--from", "date_from", type=DATE, help="First UTC event date (default: all).")
+@click.option("--to", "date_to", type=DATE, help="Last UTC event date (default: all).")
+@handle_errors
+def export_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str, fmt: Any,
+    output: str, date_from: dt.date | None, date_to: dt.date | None,
+) -> None:  # fmt: skip
+    """Export a domain's rows as CSV, JSON lines or Parquet (access and portability requests).
+
+    Example:
+
+        hostlogs export --domain example.com --format csv --output example.com.csv --store ./store
+    """
+    report = lifecycle.export(
+        _cfg(config_path, store), domain=domain, fmt=fmt, output=output, date_from=date_from,
+        date_to=date_to, wait=wait,
+    )  # fmt: skip
+    _emit(
+        report,
+        as_json,
+        lambda r: f"exported {r.rows:,} rows of {r.domain} ({r.partitions} days) to {r.output}",
+    )
+
+
+@main.command("compact")
+@_options()
+@click.option("--date", "day", type=DATE, help="Only this partition (default: every day).")
+@click.option("--target-mb", type=click.FloatRange(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Change nothing; report what would be merged.")
+@handle_errors
+def compact_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, day: dt.date | None,
+    target_mb: float, dry_run: bool,
+) -> None:  # fmt: skip
+    """Merge each day's small files into few files sorted by domain and time (safe during ingest).
+
+    Example:
+
+        hostlogs compact --store /var/lib/hostlogs/store --target-mb 128
+    """
+    cfg = _cfg(config_path, store)
+    _emit(compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait), as_json, render_compact)
+
+
+def render_compact(r: CompactReport) -> str:
+    verb = "would merge" if r.dry_run else "merged"
+    out = [f"store: {r.store}{'  (dry run: nothing changed)' if r.dry_run else ''}"]
+    for d in r.days:
+        out.append(
+            f"  {d.date}  {verb} {d.files_merged} of {d.files_before} files ({d.rows_merged:,} rows) "
+            f"→ {d.files_after} files"
+        )
+    out.append(f"days {verb}: {len(r.days)}  already compact: {r.days_unchanged}")
+    return "\n".join(out)

@@ -1,0 +1,126 @@
+"""Proof of deletion: one JSON record per purge or erasure under ``_deletions/`` in the store.
+
+A record says when, who (the OS user), what (table, partition dates, rows deleted per partition and
+per domain, keys destroyed, holds honoured and the rows they kept) — never personal data: no
+addresses, no pseudonyms, no request paths, no hold reasons (free text typed by an operator).
+
+Crash safety: the record is written (status ``running``) before the first deletion, and every
+partition rewrite carries the operation id in its commit record (``_manifests/maintenance/``). If the
+process dies, the next maintenance run rebuilds the record from those commit records and marks it
+``interrupted``; keys the run was about to destroy are listed as destroyed only if their tombstone
+exists. So every deletion that happened is in some record, and no record claims one that did not.
+Records are kept forever: they are the proof, and they hold nothing that retention must remove.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .store import Store
+
+DELETIONS_DIR = "_deletions"
+
+
+def record_path(store: Store, started: dt.datetime, op: str) -> Path:
+    return store.root / DELETIONS_DIR / f"{started:%Y%m%dT%H%M%S%fZ}-{op}.json"
+
+
+def start(store: Store, path: Path, *, op: str, operation: str, by: str, params: dict[str, Any]) -> None:
+    """Write the record of an operation about to delete (status ``running``)."""
+    store.write_json(
+        path,
+        {
+            "version": 1,
+            "id": op,
+            "operation": operation,
+            "status": "running",
+            "started": _now(),
+            "by": by,
+            "hostlogs": __version__,
+            "params": params,
+        },
+    )
+
+
+def update(store: Store, path: Path, **fields: Any) -> None:
+    record = store.read_json(path) or {}
+    store.write_json(path, {**record, **fields})
+
+
+def finish(store: Store, path: Path, status: str = "complete", **fields: Any) -> None:
+    update(store, path, status=status, finished=_now(), **fields)
+
+
+def records(store_root: str | Path) -> list[dict[str, Any]]:
+    """Every deletion record, oldest first."""
+    out = []
+    for path in sorted((Path(store_root) / DELETIONS_DIR).glob("*.json")):
+        data = Store.read_json(path)
+        if data is not None:
+            out.append(data)
+    return out
+
+
+def recover(store: Store, key_dir: Path | None) -> list[str]:
+    """Complete the records of operations that died mid-way (call under the maintenance lock)."""
+    done = []
+    for path in sorted((store.root / DELETIONS_DIR).glob("*.json")):
+        record = store.read_json(path)
+        if record is None or record.get("status") != "running":
+            continue
+        parts = partitions_of(store, record["id"])
+        pending = record.get("keys_pending", [])
+        destroyed = [p for p in pending if key_dir is not None and (key_dir / f"{p}.destroyed").exists()]
+        finish(
+            store,
+            path,
+            status="interrupted",
+            partitions=parts,
+            rows_deleted=sum(p["rows_deleted"] for p in parts),
+            keys_destroyed=destroyed,
+            note="the process stopped before the end; this record was completed from the commit "
+            "records by the next maintenance run, which finished the work",
+        )
+        done.append(record["id"])
+    return done
+
+
+def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> Path:
+    """The record of a key destruction outside a purge (``hostlogs keys destroy``): call it after."""
+    store = Store(store_root, "maintenance")
+    started = dt.datetime.now(dt.UTC)
+    op = uuid.uuid4().hex[:12]
+    path = record_path(store, started, op)
+    params = {"before": before.isoformat()}
+    start(store, path, op=op, operation="destroy-keys", by=by, params=params)
+    finish(store, path, partitions=[], rows_deleted=0, keys_destroyed=sorted(periods))
+    return path
+
+
+def partitions_of(store: Store, op: str) -> list[dict[str, Any]]:
+    """The partition entries committed by one operation, from the maintenance commit records."""
+    fields = ("table", "date", "action", "rows_deleted", "rows_left", "domains", "holds")
+    out = []
+    for path in sorted(store.manifests.glob("*.json")):
+        manifest = store.read_json(path)
+        if manifest is not None and manifest.get("op") == op:
+            out.append({k: manifest.get(k) for k in fields})
+    return out
+
+
+def counts(mapping: dict[str, int], key: str) -> list[dict[str, Any]]:
+    """{name: rows} as a list of {key: name, "rows": n} (uniform JSON for DuckDB's ingest_runs view)."""
+    return [{key: name, "rows": n} for name, n in sorted(mapping.items())]
+
+
+def total(entries: Iterable[dict[str, Any]], field: str) -> int:
+    return sum(int(e.get(field) or 0) for e in entries)
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()

@@ -1,0 +1,206 @@
+"""Legal holds: while a case is open, the purge and erasure keep the rows the hold covers.
+
+A hold names a case, a reason, its creator and creation time, and optionally a domain and an
+inclusive range of UTC event dates. Holds are JSON files under ``_holds/`` in the store, one per
+hold, written atomically. Releasing a hold rewrites its file with the release time and user: holds
+are never deleted, so the store keeps the record of which evidence was held, when and by whom.
+
+``hold add`` and ``hold release`` take the maintenance lock, so a purge or erasure that is running
+finishes under the holds it started with and the next one sees the change: a hold that has been
+added (the command returned) is honoured by every later deletion.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from .errors import LockedError, StoreError, UsageError
+from .store import Store
+
+HOLDS_DIR = "_holds"
+MAINTENANCE_WRITER = "maintenance"
+CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+# An ingest that recovers a crashed maintenance run holds the maintenance lock for milliseconds.
+LOCK_GRACE_SECONDS = 0.5
+
+
+@contextlib.contextmanager
+def maintenance_lock(store: Store, wait: float) -> Iterator[None]:
+    """The one lock of purge, erase, compact, export and hold changes (never an ingest writer's)."""
+    try:
+        lock = store.lock(max(wait, LOCK_GRACE_SECONDS))
+        lock.__enter__()
+    except LockedError:
+        raise LockedError(
+            f"another hostlogs maintenance run (purge, erase, compact, export or hold) is running on "
+            f"{store.root}; this run did nothing (use --wait SECONDS to queue behind it)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """One legal hold. ``date_from``/``date_to`` are inclusive UTC event dates; None = unbounded."""
+
+    case: str
+    reason: str
+    created: dt.datetime
+    created_by: str
+    domain: str | None = None
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    released: dt.datetime | None = None
+    released_by: str | None = None
+    file: str = ""  # name of its file under _holds/
+
+    @property
+    def active(self) -> bool:
+        return self.released is None
+
+    def covers_date(self, day: dt.date) -> bool:
+        return (self.date_from is None or day >= self.date_from) and (
+            self.date_to is None or day <= self.date_to
+        )
+
+    def row_filter(self) -> pl.Expr:
+        """The rows of a covered partition that the hold keeps (null domains only by a domain-less hold)."""
+        if self.domain is None:
+            return pl.lit(True)
+        return (pl.col("domain") == self.domain).fill_null(False)
+
+    def describe(self) -> str:
+        scope = self.domain or "all domains"
+        start = self.date_from.isoformat() if self.date_from else "…"
+        end = self.date_to.isoformat() if self.date_to else "…"
+        return f"{self.case} ({scope}, {start} to {end})"
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("file")
+        return {"version": 1, **{k: _text(v) for k, v in data.items()}}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], file: str) -> Hold:
+        try:
+            return cls(
+                case=str(data["case"]),
+                reason=str(data["reason"]),
+                created=dt.datetime.fromisoformat(data["created"]),
+                created_by=str(data["created_by"]),
+                domain=data.get("domain"),
+                date_from=_date(data.get("date_from")),
+                date_to=_date(data.get("date_to")),
+                released=_datetime(data.get("released")),
+                released_by=data.get("released_by"),
+                file=file,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"hold file {HOLDS_DIR}/{file} is damaged ({exc}): restore it from backup"
+            ) from None
+
+
+def list_holds(store_root: str | Path) -> list[Hold]:
+    """Every hold, active and released, oldest first. Read-only: creates nothing."""
+    folder = Path(store_root) / HOLDS_DIR
+    if not folder.is_dir():
+        return []
+    holds = []
+    for path in sorted(folder.glob("*.json")):
+        data = Store.read_json(path)
+        if data is not None:
+            holds.append(Hold.from_json(data, path.name))
+    return holds
+
+
+def active_holds(store_root: str | Path) -> list[Hold]:
+    return [h for h in list_holds(store_root) if h.active]
+
+
+def add_hold(
+    store_root: str | Path,
+    case: str,
+    reason: str,
+    *,
+    domain: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    wait: float = 0.0,
+) -> Hold:
+    """Place a hold. One active hold per case id; a released case may be held again (a new record)."""
+    if not CASE_RE.fullmatch(case):
+        raise UsageError(f"invalid case id {case!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    if not reason.strip():
+        raise UsageError("a hold needs a reason (--reason)")
+    if date_from and date_to and date_from > date_to:
+        raise UsageError(f"--from {date_from} is after --to {date_to}")
+    store = _store(store_root)
+    with maintenance_lock(store, wait):
+        if any(h.case == case for h in active_holds(store.root)):
+            raise UsageError(f"case {case} already has an active hold (see 'hostlogs hold list')")
+        now = dt.datetime.now(dt.UTC)
+        hold = Hold(
+            case=case,
+            reason=reason.strip(),
+            created=now,
+            created_by=current_user(),
+            domain=domain.lower() if domain else None,
+            date_from=date_from,
+            date_to=date_to,
+            file=f"{now:%Y%m%dT%H%M%S%fZ}-{case}.json",
+        )
+        store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
+    return hold
+
+
+def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Hold:
+    """Release the active hold of a case: its file records who released it and when."""
+    store = _store(store_root)
+    with maintenance_lock(store, wait):
+        current = [h for h in active_holds(store.root) if h.case == case]
+        if not current:
+            raise UsageError(f"no active hold for case {case!r} (see 'hostlogs hold list')")
+        now = dt.datetime.now(dt.UTC)
+        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": current_user()})
+        store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
+    return hold
+
+
+def current_user() -> str:
+    """The operating-system user running the command (recorded in holds and the deletion log)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no passwd entry (containers): the uid still identifies the account
+        return f"uid {os.getuid()}"
+
+
+def _store(store_root: str | Path) -> Store:
+    store = Store(store_root, writer=MAINTENANCE_WRITER)
+    if not store.root.is_dir():
+        raise StoreError(f"no store at {store.root}: run 'hostlogs ingest' first or give --store")
+    return store
+
+
+def _text(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _date(value: Any) -> dt.date | None:
+    return None if value is None else dt.date.fromisoformat(value)
+
+
+def _datetime(value: Any) -> dt.datetime | None:
+    return None if value is None else dt.datetime.fromisoformat(value)

@@ -1,0 +1,330 @@
+"""Retention: the purge by UTC event date, its proof (``verify``), and the horizon arithmetic.
+
+The horizon is the **first day kept**: a row goes when its partition date (the UTC date of ``ts``) is
+before it. ``"730d"`` is days; ``"2y"`` and ``"18m"`` are calendar years and months, counted back from
+the as-of date; when that lands on a day the month does not have (29 February in a common year, 31
+in a short month) it becomes the month's last day: as of 2028-02-29, "2y" keeps 2026-02-28 onwards.
+Rounding down keeps at most one extra day and never deletes a day early.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import polars as pl
+
+from . import deletions
+from .config import DURATION_RE, Config, RetentionConfig
+from .errors import ConfigError
+from .holds import Hold, active_holds
+from .keys import KeyStore, period_bounds
+from .rewrite import (
+    PartitionChange,
+    Selection,
+    Session,
+    apply_partition,
+    file_rows,
+    held_counts,
+    key_store,
+    partitions,
+    plan_partition,
+    remove_empty_dir,
+    session,
+)
+from .store import WRITER_RE, Store
+
+Unit = Literal["y", "m", "d"]
+
+
+def first_day_kept(as_of: dt.date, duration: str) -> dt.date:
+    """``as_of`` minus ``"2y"``/``"18m"``/``"730d"`` (calendar-correct; see the module docstring)."""
+    if not DURATION_RE.fullmatch(duration):
+        raise ConfigError(f"retention must look like 2y, 18m or 730d, got {duration!r}")
+    count, unit = int(duration[:-1]), duration[-1]
+    try:
+        if unit == "d":
+            return as_of - dt.timedelta(days=count)
+        months = as_of.year * 12 + as_of.month - 1 - count * (12 if unit == "y" else 1)
+        year, month = divmod(months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return dt.date(year, month + 1, min(as_of.day, last))
+    except (ValueError, OverflowError):  # "5000y": before the first representable day, keep everything
+        return dt.date.min
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The horizons in force on ``as_of`` (first day kept of rows, rejects and manifests)."""
+
+    as_of: dt.date
+    retention: str
+    horizon: dt.date
+    domains: dict[str, dt.date]  # shorter per-domain retention: first day kept per domain
+    rejects: dt.date
+    manifests: dt.date
+    ignored: tuple[str, ...] = ()  # domains whose retention is not shorter than the global one
+
+    @classmethod
+    def from_config(cls, r: RetentionConfig, as_of: dt.date) -> Policy:
+        horizon = first_day_kept(as_of, r.retention)
+        per_domain = {d: first_day_kept(as_of, v) for d, v in sorted(r.domains.items())}
+        return cls(
+            as_of=as_of,
+            retention=r.retention,
+            horizon=horizon,
+            domains={d: h for d, h in per_domain.items() if h > horizon},
+            rejects=first_day_kept(as_of, r.rejects),
+            manifests=first_day_kept(as_of, r.manifests),
+            ignored=tuple(d for d, h in per_domain.items() if h <= horizon),
+        )
+
+    @property
+    def latest(self) -> dt.date:
+        """Partitions from this day on hold nothing expired: they are never opened."""
+        return max([self.horizon, *self.domains.values()])
+
+    def doomed(self, day: dt.date) -> pl.Expr | None:
+        if day < self.horizon:
+            return pl.lit(True)
+        names = [d for d, first in self.domains.items() if day < first]
+        return pl.col("domain").is_in(names) if names else None
+
+    def params(self, holds: list[Hold]) -> dict[str, Any]:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "retention": self.retention,
+            "first_day_kept": self.horizon.isoformat(),
+            "domains": [{"domain": d, "first_day_kept": h.isoformat()} for d, h in self.domains.items()],
+            "rejects_first_day_kept": self.rejects.isoformat(),
+            "manifests_first_day_kept": self.manifests.isoformat(),
+            "holds": [h.describe() for h in holds],
+        }
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    store: str
+    policy: Policy
+    dry_run: bool
+    partitions: tuple[PartitionChange, ...]
+    rejects: tuple[PartitionChange, ...]
+    manifests_deleted: dict[str, int]
+    keys_destroyed: tuple[str, ...]
+    keys_kept: tuple[str, ...]  # periods before the horizon whose keys held rows still need
+    held: dict[str, int]  # rows kept per hold case
+    holds: tuple[str, ...]  # every active hold, described
+    record: str | None = None  # the deletion record (None in a dry run)
+
+    @property
+    def rows_deleted(self) -> int:
+        return sum(p.rows_deleted for p in self.partitions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_deleted": self.rows_deleted}
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    store: str
+    policy: Policy
+    expired_rows: dict[str, int]  # partition date → rows past the horizon and under no hold
+    expired_rejects: tuple[str, ...]
+    keys_not_destroyed: tuple[str, ...]
+    held: dict[str, int]
+    holds: tuple[str, ...]
+    oldest: str | None = None  # oldest partition date still present
+
+    @property
+    def ok(self) -> bool:
+        return not (self.expired_rows or self.expired_rejects or self.keys_not_destroyed)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
+
+
+def purge(
+    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0
+) -> PurgeReport:
+    """Delete everything past retention except what holds cover; destroy keys no kept row needs."""
+    policy = Policy.from_config(cfg.retention, as_of or today())
+    with session(cfg, "purge", dry_run=dry_run, wait=wait) as s:
+        holds = active_holds(s.store.root)
+        plans = _plan_rows(s.store, policy, holds, hidden=False)
+        rejects = _plan_rejects(s.store, policy, holds)
+        manifests = _old_manifests(s.store, policy, holds)
+        keys = key_store(cfg)
+        cutoff = _key_cutoff(policy, [c for c, _ in plans])
+        doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)
+        report = PurgeReport(
+            store=str(s.store.root),
+            policy=policy,
+            dry_run=dry_run,
+            partitions=tuple(c for c, _ in plans),
+            rejects=tuple(rejects),
+            manifests_deleted={w: len(p) for w, p in manifests.items()},
+            keys_destroyed=tuple(doomed_keys),
+            keys_kept=tuple(kept_keys),
+            held=held_counts(c for c, _ in plans),
+            holds=tuple(h.describe() for h in holds),
+            record=None if dry_run else str(s.record),
+        )
+        if not dry_run:
+            _execute(s, report, plans, manifests, keys, cutoff, holds)
+    return report
+
+
+def _execute(
+    s: Session,
+    report: PurgeReport,
+    plans: list[tuple[PartitionChange, Selection]],
+    manifests: dict[str, list[Path]],
+    keys: KeyStore | None,
+    cutoff: dt.date,
+    holds: list[Hold],
+) -> None:
+    deletions.start(
+        s.store, s.record, op=s.op, operation="purge", by=s.by, params=report.policy.params(holds)
+    )
+    for change, sel in plans:
+        apply_partition(s, change, sel, drop_empty=change.date < report.policy.horizon)
+    for change in report.rejects:
+        if change.files:
+            s.swap(list(change.files), {}, change.record())
+            remove_empty_dir(s.store.rejects / f"date={change.date.isoformat()}")
+    deletions.update(
+        s.store,
+        s.record,
+        keys_pending=list(report.keys_destroyed),
+        manifests_pending=report.manifests_deleted,
+    )
+    for paths in manifests.values():
+        for path in paths:
+            path.unlink(missing_ok=True)
+    destroyed = keys.destroy_before(cutoff) if keys else []
+    horizons = ((s.store.pageviews, report.policy.horizon), (s.store.rejects, report.policy.rejects))
+    for table, first_kept in horizons:  # directories emptied by a run that crashed
+        for day, folder in _day_dirs(table):
+            if day < first_kept:
+                remove_empty_dir(folder)
+    entries = [c.record() for c in (*report.partitions, *report.rejects) if c.action != "kept"]
+    deletions.finish(
+        s.store,
+        s.record,
+        partitions=entries,
+        rows_deleted=report.rows_deleted,
+        manifests_deleted=report.manifests_deleted,
+        keys_destroyed=destroyed,
+        keys_kept_for_holds=list(report.keys_kept),
+        holds_honoured=deletions.counts(report.held, "case"),
+    )
+
+
+def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
+    """Prove (read-only) that nothing past the horizon remains on disk except rows under a hold."""
+    policy = Policy.from_config(cfg.retention, as_of or today())
+    with session(cfg, "verify", dry_run=True, wait=0) as s:
+        holds = active_holds(s.store.root)
+        plans = [c for c, _ in _plan_rows(s.store, policy, holds, hidden=True)]
+        rejects = _plan_rejects(s.store, policy, holds, hidden=True)
+        not_destroyed, _ = _key_plan(key_store(cfg), policy, _key_cutoff(policy, plans))
+        days = partitions(s.store, hidden=True)
+        return VerifyReport(
+            store=str(s.store.root),
+            policy=policy,
+            expired_rows={c.date.isoformat(): c.rows_deleted for c in plans if c.rows_deleted},
+            expired_rejects=tuple(c.date.isoformat() for c in rejects if c.rows_deleted),
+            keys_not_destroyed=tuple(not_destroyed),
+            held=held_counts(plans),
+            holds=tuple(h.describe() for h in holds),
+            oldest=min(days).isoformat() if days else None,
+        )
+
+
+def _plan_rows(
+    store: Store, policy: Policy, holds: list[Hold], *, hidden: bool
+) -> list[tuple[PartitionChange, Selection]]:
+    out = []
+    for day, files in partitions(store, hidden=hidden).items():
+        doomed = policy.doomed(day) if day < policy.latest else None
+        if doomed is None:
+            continue
+        sel = Selection(doomed, tuple(h for h in holds if h.covers_date(day)))
+        change = plan_partition(store, day, files, sel)
+        if change is not None:
+            out.append((change, sel))
+    return out
+
+
+def _plan_rejects(
+    store: Store, policy: Policy, holds: list[Hold], hidden: bool = False
+) -> list[PartitionChange]:
+    """Whole quarantine partitions by ingest date; a hold without a domain keeps the days it covers."""
+    out = []
+    for day, files in partitions(store, "_rejects", hidden=hidden).items():
+        if day >= policy.rejects:
+            continue
+        rows = sum(file_rows(store.root / f) for f in files)
+        held = {h.case: rows for h in holds if h.domain is None and h.covers_date(day)}
+        if held:
+            out.append(PartitionChange("_rejects", day, "kept", 0, rows, holds=held))
+        else:
+            out.append(PartitionChange("_rejects", day, "deleted", rows, 0, tuple(files)))
+    return out
+
+
+def _old_manifests(store: Store, policy: Policy, holds: list[Hold]) -> dict[str, list[Path]]:
+    """Manifests created before their horizon, except each writer's newest and any not yet applied.
+
+    Recovery reads manifests from ``progress.seq + 1`` on, so only manifests at or below a writer's
+    committed sequence can go, and the newest always stays (the sequence continues from it). While a
+    hold is active, manifests created on or after its first day stay: the chain of custody of held rows.
+    """
+    keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
+    out: dict[str, list[Path]] = {}
+    base = store.root / "_manifests"
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
+        numbered = sorted((int(p.stem), p) for p in folder.glob("*.json") if p.stem.isdigit())
+        if len(numbered) < 2 or not WRITER_RE.fullmatch(folder.name):
+            continue
+        writer = Store(store.root, folder.name)
+        applied = writer.load_progress().seq if writer.state.is_dir() else numbered[-1][0]
+        for seq, path in numbered[:-1]:
+            created = (store.read_json(path) or {}).get("created", "")
+            if seq > applied or not created or dt.date.fromisoformat(created[:10]) >= keep_from:
+                break  # ascending creation order: the rest are newer
+            out.setdefault(folder.name, []).append(path)
+    return out
+
+
+def _key_cutoff(policy: Policy, changes: list[PartitionChange]) -> dt.date:
+    """Keys of periods ending before this day go: the horizon, or the oldest row kept by a hold."""
+    kept = [c.date for c in changes if c.date < policy.horizon and c.rows_left]
+    return min([policy.horizon, *kept])
+
+
+def _key_plan(keys: KeyStore | None, policy: Policy, cutoff: dt.date) -> tuple[list[str], list[str]]:
+    """(keys to destroy, keys past the horizon kept for held rows)."""
+    if keys is None:
+        return [], []
+    live = [i.period_id for i in keys.list() if i.destroyed is None]
+    doomed = [p for p in live if period_bounds(p)[1] < cutoff]
+    kept = [p for p in live if cutoff <= period_bounds(p)[1] < policy.horizon]
+    return doomed, kept
+
+
+def _day_dirs(table: Path) -> list[tuple[dt.date, Path]]:
+    out = []
+    for folder in table.glob("date=*"):
+        try:
+            out.append((dt.date.fromisoformat(folder.name[5:]), folder))
+        except ValueError:
+            continue
+    return out

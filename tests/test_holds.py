@@ -1,0 +1,149 @@
+"""Legal holds (pipeline/holds.py): records, release, and what purge and erasure keep under them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline import lifecycle, retention
+from pipeline.errors import LockedError, StoreError, UsageError
+from pipeline.holds import HOLDS_DIR, Hold, active_holds, add_hold, list_holds, release_hold
+from pipeline.store import Store
+
+from .conftest import ingest_paths
+from .test_lifecycle import A, B, D, build, by_date, cfg_for, invoke, paths, visible
+
+
+def rows() -> list[tuple[int, dt.date, str, str]]:
+    """Ten days of March 2024, each with rows of two domains (expired as of 2026-06-01 under "2y")."""
+    return [(n, D(2024, 3, 1 + n % 10), (A, B)[n // 10 % 2], f"203.0.113.{n % 5 + 1}") for n in range(60)]
+
+
+def test_add_list_release_are_recorded(store: Path) -> None:
+    build(store, rows())
+    before = dt.datetime.now(dt.UTC)
+    hold = add_hold(
+        store, "INC-2026-042", " breach at a.example ", domain="A.example", date_from=D(2024, 3, 2)
+    )
+    assert (hold.case, hold.reason, hold.domain, hold.date_from, hold.date_to) == (
+        "INC-2026-042", "breach at a.example", A, D(2024, 3, 2), None,
+    )  # fmt: skip
+    assert hold.created_by == getpass.getuser() and hold.created >= before and hold.created.tzinfo == dt.UTC
+    released = release_hold(store, "INC-2026-042")
+    assert released.released is not None and released.released_by == getpass.getuser()
+    again = add_hold(store, "INC-2026-042", "reopened")  # a released case may be held again: a new record
+    listed = list_holds(store)
+    assert [(h.case, h.active) for h in listed] == [("INC-2026-042", False), ("INC-2026-042", True)]
+    assert listed[0] == released and listed[1] == again and active_holds(store) == [again]
+    files = sorted((store / HOLDS_DIR).glob("*.json"))
+    assert len(files) == 2 and json.loads(files[0].read_text())["released_by"] == getpass.getuser()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"case": "bad id/../x"}, "invalid case id"),
+        ({"reason": "  "}, "needs a reason"),
+        ({"date_from": D(2024, 3, 5), "date_to": D(2024, 3, 1)}, "is after"),
+        ({"case": "DUP"}, "already has an active hold"),
+    ],
+)
+def test_bad_holds_are_refused(store: Path, kwargs: dict[str, object], message: str) -> None:
+    build(store, rows())
+    add_hold(store, "DUP", "first")
+    args: dict[str, object] = {"case": "X-1", "reason": "r", **kwargs}
+    with pytest.raises(UsageError, match=message):
+        add_hold(store, **args)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="no active hold"):
+        release_hold(store, "NOPE")
+
+
+def test_a_hold_needs_a_store_and_waits_for_maintenance(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store"):
+        add_hold(tmp_path / "missing", "X", "r")
+    build(store, rows())
+    with Store(store, "maintenance").lock(), pytest.raises(LockedError):
+        add_hold(store, "X", "r", wait=0.3)  # a purge is running: the hold applies to the next one
+    assert list_holds(store) == []
+
+
+def test_held_rows_survive_the_purge_until_released(store: Path) -> None:
+    data = rows()
+    build(store, data)
+    add_hold(store, "CASE-A", "test", domain=A, date_from=D(2024, 3, 3), date_to=D(2024, 3, 4))
+    cfg = cfg_for(store)
+    report = retention.purge(cfg, as_of=D(2026, 6, 1))
+    held = [r for r in data if r[2] == A and D(2024, 3, 3) <= r[1] <= D(2024, 3, 4)]
+    assert visible(store) == paths(held)  # only the held rows of the held partitions: the rest is rewritten
+    assert report.held == {"CASE-A": len(held)}
+    held_days = {str(c.date): c.action for c in report.partitions if c.holds}
+    assert held_days == {"2024-03-03": "rewritten", "2024-03-04": "rewritten"}
+    code, out, _ = invoke("purge", "--store", str(store), "--as-of", "2026-06-01")
+    assert code == 0 and f"kept under hold CASE-A: {len(held)} rows" in out
+    assert "active hold: CASE-A (a.example, 2024-03-03 to 2024-03-04)" in out
+    code, out, _ = invoke("hold", "release", "CASE-A", "--store", str(store))
+    assert code == 0 and "hold released: CASE-A" in out
+    code, out, _ = invoke("hold", "list", "--store", str(store))
+    assert code == 0 and "released" in out and f"released by {getpass.getuser()}" in out
+    retention.purge(cfg, as_of=D(2026, 6, 1))
+    assert visible(store) == paths([]) and not list((store / "pageviews").iterdir())
+
+
+def test_a_hold_without_domain_keeps_whole_days_and_their_rejects(store: Path, tmp_path: Path) -> None:
+    build(store, rows())
+    today = retention.today()
+    add_hold(store, "ALL", "everything in the range", date_from=D(2024, 3, 9))
+    (tmp_path / "bad.log").write_text("not a log line\n")
+    ingest_paths(store, [tmp_path / "bad.log"], fmt="vhost_combined", domain=None)
+    report = retention.purge(cfg_for(store), as_of=today + dt.timedelta(days=3 * 365))
+    assert set(by_date(store)) == {"2024-03-09", "2024-03-10"}
+    assert [(c.action, c.holds) for c in report.rejects] == [("kept", {"ALL": 1})]
+    assert list(store.glob("_rejects/date=*/*.parquet"))
+
+
+def test_erasure_keeps_held_rows_and_says_so(store: Path) -> None:
+    data = rows()
+    build(store, data)
+    add_hold(store, "LEGAL-1", "claim", domain=B, date_to=D(2024, 3, 2))
+    report = lifecycle.erase(cfg_for(store), domain=B)
+    kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
+    assert visible(store) == paths(r for r in data if r[2] == A) + paths(kept)
+    assert report.held == {"LEGAL-1": len(kept)} and report.rows_deleted == 30 - len(kept)
+    code, out, _ = invoke("erase", "--store", str(store), "--domain", B)
+    assert code == 0 and f"kept under hold LEGAL-1: {len(kept)} rows" in out and "deleted: 0 rows" in out
+
+
+def test_hold_cli_add_and_json(store: Path) -> None:
+    build(store, rows())
+    code, out, _ = invoke(
+        "hold",
+        "add",
+        "--store",
+        str(store),
+        "--case",
+        "INC-1",
+        "--reason",
+        "r",
+        "--from",
+        "2024-03-01",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (
+        code == 0
+        and data["case"] == "INC-1"
+        and data["date_from"] == "2024-03-01"
+        and data["released"] is None
+    )
+    code, _, err = invoke(
+        "hold", "add", "--store", str(store), "--case", "INC-2", "--reason", "r", "--from", "March"
+    )
+    assert code == 2 and "is not a date" in err
+    code, _, err = invoke("hold", "release", "INC-9", "--store", str(store))
+    assert code == 2 and "no active hold for case 'INC-9'" in err
+    code, out, _ = invoke("hold", "list", "--store", str(store), "--json")
+    assert [Hold.from_json(h, "").case for h in json.loads(out)] == ["INC-1"]
