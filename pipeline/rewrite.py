@@ -77,7 +77,7 @@ def session(cfg: Config, kind: str, *, dry_run: bool, wait: float) -> Iterator[S
         # Own state only: recovering other writers (Store.recover) would take their locks, and a cron
         # ingest or piped logger starting at that instant would exit 75. Ingest recovers them itself,
         # and readers (and so every maintenance operation) never see their uncommitted files.
-        progress = store._recover_own()
+        progress = store.recover(peers=False)  # never take an ingest writer's lock
         key_dir = Path(cfg.key_dir)
         deletions.recover(store, key_dir if key_dir.is_dir() else None)
         yield Session(store, cfg, kind, progress)

@@ -175,13 +175,13 @@ class Store:
         data = self.read_json(self.state / "progress.json")
         return Progress() if data is None else Progress.from_json(data)
 
-    def recover(self) -> Progress:
+    def recover(self, *, peers: bool = True) -> Progress:
         """Finish what a crashed run committed and discard what it did not (call under the lock).
 
         Other writers whose process is gone (lock free) are recovered too, so a piped logger killed
         mid-batch leaves nothing behind once any ingest runs again.
         """
-        for other in self.writers():
+        for other in self.writers() if peers else []:
             if other != self.writer:
                 with contextlib.suppress(LockedError):
                     peer = Store(self.root, other)
@@ -198,6 +198,14 @@ class Store:
     def _recover_own(self) -> Progress:
         progress = self.load_progress()
         applied = False
+        if not (self.state / "progress.json").exists():
+            # Lost (or never written) progress: rebuild it from every manifest there is. Old manifests
+            # may have been purged, so the sequence need not start at 1.
+            for path in sorted(self.manifests.glob("*.json")):
+                manifest = self.read_json(path)
+                if manifest is not None and manifest["seq"] > progress.seq:
+                    progress.apply(manifest)
+                    applied = True
         while (manifest := self.read_json(self.manifest_path(progress.seq + 1))) is not None:
             progress.apply(manifest)
             applied = True
@@ -321,7 +329,12 @@ def _atomic_write(path: Path, write: Any) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "wb") as f:
+        try:
+            f = open(tmp, "wb")  # noqa: SIM115 (closed below)
+        except FileNotFoundError:  # the purge removed an emptied date= directory meanwhile
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(tmp, "wb")  # noqa: SIM115
+        with f:
             write(f)
             f.flush()
             os.fsync(f.fileno())

@@ -23,3 +23,13 @@ def test_schema_doc_matches_pageviews() -> None:
 
 def test_schema_doc_matches_rejects() -> None:
     assert table_columns("## `rejects`") == {f.name: str(f.type).replace("tz=", "") for f in REJECTS}
+
+
+def test_reference_config_is_valid_and_documents_every_section() -> None:
+    from pipeline import config
+
+    cfg = config.load(ROOT / "configs" / "hostlogs.toml")
+    text = (ROOT / "configs" / "hostlogs.toml").read_text()
+    for section in ("[privacy]", "[geoip]", "[retention]", "[query]", "[ingest]", "[[sources]]"):
+        assert section in text
+    assert cfg.retention.retention == "2y" and cfg.privacy.key_period == "month"

@@ -234,3 +234,21 @@ def test_short_file_is_rekeyed_when_it_grows(tmp_path: Path, store: Path) -> Non
     progress = Store(store).load_progress()
     assert list(progress.streams) == [second.sources[0].fingerprint]  # the short key was replaced
     assert paths_in(store) == Counter(f"/p{i}" for i in range(43))
+
+
+def test_lost_progress_is_rebuilt_from_surviving_manifests(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(3000))
+    ingest_paths(store, [log], block_bytes=64 << 10, max_line_bytes=4096)
+    manifests = sorted((store / "_manifests/files").glob("*.json"))
+    assert len(manifests) > 3
+    for old in manifests[:2]:  # as the purge of old manifests leaves it
+        old.unlink()
+    (store / "_state/files/progress.json").unlink()
+    with log.open("a") as f:
+        f.write(lines(10, start=3000))
+    report = ingest_paths(store, [log], block_bytes=64 << 10, max_line_bytes=4096)
+    assert report.rows == 10  # nothing read twice
+    assert paths_in(store) == Counter(f"/p{i}" for i in range(3010))
+    newest = max(int(p.stem) for p in (store / "_manifests/files").glob("*.json"))
+    assert newest == len(manifests) + 1  # the sequence went on; no manifest was overwritten

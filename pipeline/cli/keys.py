@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import config, keys
+from .. import config, deletions, keys
 from ._common import handle_errors, main
 
 
@@ -81,5 +82,8 @@ def destroy_cmd(config_path: str | None, store: str | None, key_dir: str | None,
 
         hostlogs keys destroy --before 2024-11-01 --store /var/lib/hostlogs/store
     """
+    cfg = config.load(config_path).with_overrides(store=store)
     destroyed = _keystore(config_path, store, key_dir).destroy_before(before.date())
+    if destroyed and Path(cfg.store).is_dir():  # proof of deletion, like a purge's
+        deletions.record_keys_destroyed(cfg.store, destroyed, before=before.date(), by=getpass.getuser())
     click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
