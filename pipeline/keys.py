@@ -33,6 +33,7 @@ import polars as pl
 
 from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
 from pipeline.privacy import parse_address
+from pipeline.store import fsync_dir
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)
@@ -249,7 +250,7 @@ class KeyStore:
             ) from e
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(self.key_dir)
+        fsync_dir(self.key_dir)
         if not won:
             return self.key(pid, create=False) or self._lost_race(pid)
         if self._tombstone_path(pid).exists():  # a purge ran between our check and the link
@@ -274,7 +275,7 @@ class KeyStore:
         # Temp files of a crashed creation may hold the key too (a hard link to it, or a copy).
         for path in [key_path, *self.key_dir.glob(f".{pid}{KEY_SUFFIX}.*.tmp")]:
             _shred(path)
-        _fsync_dir(self.key_dir)
+        fsync_dir(self.key_dir)
 
     def _read_tombstone(self, pid: str) -> KeyInfo:
         path = self._tombstone_path(pid)
@@ -348,7 +349,7 @@ def _write_atomic(path: Path, data: bytes) -> None:
     except OSError:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _shred(path: Path) -> None:
@@ -361,14 +362,6 @@ def _shred(path: Path) -> None:
     except FileNotFoundError:
         return
     path.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _mtime(path: Path) -> dt.datetime:

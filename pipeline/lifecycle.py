@@ -35,7 +35,6 @@ from .rewrite import (
     PartitionChange,
     Selection,
     apply_partition,
-    fsync_dir,
     held_counts,
     key_store,
     partitions,
@@ -44,6 +43,7 @@ from .rewrite import (
     session,
 )
 from .schema import PAGEVIEWS
+from .store import fsync_dir
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "parquet")

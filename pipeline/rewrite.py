@@ -116,14 +116,6 @@ def file_rows(path: Path) -> int:
         raise StoreError(f"cannot read {path}: {exc}") from exc
 
 
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def held_counts(changes: Iterable[PartitionChange]) -> dict[str, int]:
     """Rows kept per hold case, over partitions."""
     out: dict[str, int] = {}

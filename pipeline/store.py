@@ -340,7 +340,7 @@ def _atomic_write(path: Path, write: Any) -> int:
             os.fsync(f.fileno())
         size = tmp.stat().st_size
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         return size
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -348,7 +348,7 @@ def _atomic_write(path: Path, write: Any) -> int:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

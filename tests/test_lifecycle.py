@@ -339,11 +339,10 @@ def kill_mid_operation(template: Path, dest: Path, args: list[str], rng: random.
     while not writing.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.001)
     time.sleep(rng.uniform(0.0, 0.12))
-    killed = proc.poll() is None
-    if killed:
+    if proc.poll() is None:
         proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    return killed
+    # Killed only if the signal ended it: it may have finished between poll() and the signal.
+    return proc.wait() == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("operation", ["purge", "erase", "compact"])
