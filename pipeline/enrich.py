@@ -10,7 +10,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from . import keys
@@ -74,7 +73,7 @@ class Enricher:
         """
         clients = clients.cast(pl.String)
         if self.keystore is None:
-            periods = pl.Series([""] * len(clients), dtype=pl.String)  # no keys: one cache
+            periods = pl.repeat("", len(clients), dtype=pl.String, eager=True)  # no keys: one cache
         else:
             periods = keys.period_ids(ts, self.period).cast(pl.String)
         distinct_periods = periods.unique().to_list()
@@ -90,7 +89,7 @@ class Enricher:
             values = pl.concat(parts).sort("_row").drop("_row")
         self._count_destroyed(periods)
         cols = {c: values.get_column(c) for c in _EMPTY.columns if c != "client"}
-        cols["geo_db"] = pl.Series("geo_db", [self.geo_db] * len(clients), dtype=pl.String)
+        cols["geo_db"] = pl.repeat(self.geo_db, len(clients), dtype=pl.String, eager=True).alias("geo_db")
         return cols
 
     def _lookup(self, pid: str, clients: pl.Series, masker: ClientMasker) -> pl.DataFrame:
@@ -111,9 +110,9 @@ class Enricher:
         """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
         addresses = self.canonical(clients)
         n = len(clients)
-        ids = pl.Series("client_id", [None] * n, dtype=pl.Int64)
+        ids = pl.repeat(None, n, dtype=pl.Int64, eager=True).alias("client_id")
         if self.keystore is not None:
-            ids = self.pseudonyms(addresses, pl.Series([pid] * n, dtype=pl.String))
+            ids = self.pseudonyms(addresses, pl.repeat(pid, n, dtype=pl.String, eager=True))
         nets = masker.networks(clients).rename("client_net")
         out = pl.DataFrame({"client": clients, "client_net": nets, "client_id": ids})
         if self.geo is not None:
@@ -142,11 +141,13 @@ class Enricher:
         key would undo the crypto-shredding.
         """
         live = {pid: self._key(pid) for pid in periods.drop_nulls().unique().to_list()}
-        digests = [
-            None if a is None or live.get(p) is None else keys._digest8(live[p], a)  # type: ignore[arg-type]
-            for a, p in zip(addresses.to_list(), periods.to_list(), strict=True)
-        ]
-        values = [None if d is None else int(np.frombuffer(d, dtype=">i8")[0]) for d in digests]
+        values: list[int | None] = []
+        for address, pid in zip(addresses.to_list(), periods.to_list(), strict=True):
+            key = live.get(pid)
+            if address is None or key is None:
+                values.append(None)
+            else:  # same value as keys.pseudonym(): first 8 bytes of the HMAC, big-endian, signed
+                values.append(int.from_bytes(keys._digest8(key, address), "big", signed=True))
         return pl.Series("client_id", values, dtype=pl.Int64)
 
     def _count_destroyed(self, periods: pl.Series) -> None:

@@ -133,7 +133,7 @@ def _to_rows(
                 if "client" in fmt.fields
                 else privacy.null_client_columns(n)
             ),
-            "server": pl.Series([settings.server] * n, dtype=pl.String),
+            "server": pl.repeat(settings.server, n, dtype=pl.String, eager=True),
         }
     )
     return out.select(PAGEVIEW_COLUMNS)
@@ -146,7 +146,7 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
         def col(name: str) -> pl.Series:
             if name in fmt.fields:
                 return good.get_column(name).replace("-", None)
-            return pl.Series([None] * n, dtype=pl.String)
+            return pl.repeat(None, n, dtype=pl.String, eager=True)
 
         return pl.DataFrame({"method": col("method"), "target": col("path"), "protocol": col("protocol")})
     request = good.get_column("request")
@@ -180,19 +180,19 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
 
 def _dash_null(frame: pl.DataFrame, name: str) -> pl.Series:
     if name not in frame.columns:
-        return pl.Series(name, [None] * frame.height, dtype=pl.String)
+        return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(name)
     return frame.get_column(name).replace("-", None)
 
 
 def _int(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:
     if name not in frame.columns:
-        return pl.Series(name, [None] * frame.height, dtype=dtype)
+        return pl.repeat(None, frame.height, dtype=dtype, eager=True).alias(name)
     return frame.get_column(name).replace("-", None).cast(dtype, strict=False)
 
 
 def _domain(frame: pl.DataFrame, fmt: LogFormat, fallback: str | None) -> pl.Series:
     if "domain" not in fmt.fields:
-        return pl.Series("domain", [fallback] * frame.height, dtype=pl.String)
+        return pl.repeat(fallback, frame.height, dtype=pl.String, eager=True).alias("domain")
     domain = normalize_domain(frame.get_column("domain"))
     return domain if fallback is None else domain.fill_null(fallback)
 

@@ -49,7 +49,10 @@ CLIENT_COLUMNS: dict[str, type[pl.DataType]] = {
 
 
 def null_client_columns(n: int) -> dict[str, pl.Series]:
-    return {name: pl.Series(name, [None] * n, dtype=dtype) for name, dtype in CLIENT_COLUMNS.items()}
+    return {
+        name: pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
+        for name, dtype in CLIENT_COLUMNS.items()
+    }
 
 
 class Annotator(Protocol):
