@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import __version__, deletions
@@ -33,7 +34,7 @@ from .errors import StoreError
 from .holds import MAINTENANCE_WRITER, Hold, current_user, maintenance_lock
 from .keys import KeyStore, Period
 from .schema import PAGEVIEW_COLUMNS, PAGEVIEWS
-from .store import Progress, Store, encode_frame
+from .store import Progress, Store, encode_indexed
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 UNKNOWN_DOMAIN = "-"
@@ -227,9 +228,10 @@ def new_part_name(day: dt.date) -> str:
     return f"pageviews/date={day.isoformat()}/part-{uuid.uuid4().hex[:16]}.parquet"
 
 
-def encode_sorted(frame: pl.DataFrame) -> bytes:
-    """The store's file format: sorted by (domain, ts) so one-domain queries prune row groups."""
-    return encode_frame(frame.sort(["domain", "ts"], nulls_last=True))
+def encode_sorted(frame: pl.DataFrame) -> pa.Buffer:
+    """The compacted file format: sorted by (domain, ts) so one-domain queries prune row groups, with
+    a bloom filter on client_id so pseudonym lookups skip row groups (see ``store.encode_indexed``)."""
+    return encode_indexed(frame.sort(["domain", "ts"], nulls_last=True))
 
 
 def read_rows(path: Path, columns: list[str] | None = None) -> pl.DataFrame:

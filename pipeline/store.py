@@ -324,6 +324,25 @@ def encode_frame(frame: pl.DataFrame) -> bytes:
     return sink.getvalue()
 
 
+def encode_indexed(frame: pl.DataFrame) -> pa.Buffer:
+    """The compacted format: like ``encode_frame`` plus a bloom filter on ``client_id`` per row group.
+
+    Pseudonyms are random, so min/max statistics cannot skip anything; a bloom filter lets DuckDB
+    skip every row group that lacks the pseudonyms ``investigate ip`` looks for (measured: 1 of 16 row
+    groups read for ``=``, 3 of 16 for a two-value ``IN``). It costs ~15 % file size and the slower
+    pyarrow encoder, so ingest does not write it: compaction and other rewrites do.
+    """
+    from .schema import PAGEVIEWS
+
+    table = frame.to_arrow().cast(PAGEVIEWS)
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True,
+        bloom_filter_options={"client_id": {"ndv": min(max(table.num_rows, 1), ROW_GROUP_ROWS), "fpp": 0.01}},
+    )  # fmt: skip
+    return sink.getvalue()
+
+
 def _atomic_write(path: Path, write: Any) -> int:
     """Temporary name in the same directory, fsync, rename, fsync the directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
