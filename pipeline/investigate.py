@@ -124,6 +124,27 @@ def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str) -> Match:
     )
 
 
+def _match_and_top(
+    con: duckdb.DuckDBPyConnection, scope: Scope, cond: str, by: str, n: int = 10
+) -> tuple[Match, QueryResult]:
+    """``_match`` and ``_top`` in one scan (GROUPING SETS): for selective conditions with few groups."""
+    grouped = execute(
+        con,
+        f"SELECT grouping(date) AS g, date, {by}, count(*), min(ts), max(ts) FROM pageviews "
+        f"WHERE {scope.where()} AND ({cond}) GROUP BY GROUPING SETS ((date), ({by}))",
+    ).rows
+    per_day = sorted((r[1], int(r[3]), r[4], r[5]) for r in grouped if r[0] == 0)
+    top = sorted((r for r in grouped if r[0] == 1), key=lambda r: (-r[3], str(r[2])))[:n]
+    match = Match(
+        f"{scope.where()} AND ({cond})",
+        tuple((d, c) for d, c, _, _ in per_day),
+        min((r[2] for r in per_day), default=None),
+        max((r[3] for r in per_day), default=None),
+    )
+    table = QueryResult([by, "requests", "first", "last"], [(r[2], r[3], r[4], r[5]) for r in top])
+    return match, table
+
+
 def _facts(m: Match) -> list[tuple[str, str]]:
     """From the first pass alone: no extra scan."""
     return [
@@ -222,10 +243,10 @@ def ip(
     facts = [("address", address), ("truncated network", network or "-"), ("exact requests", f"{exact:,}")]
     tables = [("pseudonym per key period", periods_table)]
     if network:
-        nm = _match(con, scope, f"client_net = {sql_str(network)}")
+        nm, top_paths = _match_and_top(con, scope, f"client_net = {sql_str(network)}", "path")
         span = dict(_facts(nm))
         facts.append(("requests from the network", f"{span['requests']} ({span['first']} – {span['last']})"))
-        tables.append((f"network {network}: top paths", _top(con, ("path",), nm)))
+        tables.append((f"network {network}: top paths", top_paths))
     return Investigation(
         "ip", f"address {address}", facts, tables, rows, notes,
         audit={"network": network, "pseudonyms": live, "destroyed": destroyed},
