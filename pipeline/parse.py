@@ -160,10 +160,8 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
         & proto.str.starts_with("HTTP/")
         & ~proto.str.contains(" ", literal=True)
     ).fill_null(False)
-    parts = parts.with_columns(
-        [parts.get_column(c).set(odd, None) for c in parts.columns]  # type: ignore[arg-type]
-    )
     if odd.any():  # spaces inside the target, HTTP/0.9 without protocol, junk: the general pattern
+        # (it overwrites every odd row, with nulls where even the general pattern does not match)
         slow = request.filter(odd).str.extract_groups(_REQUEST_RE).struct.unnest()
         parts = parts.with_columns(
             [parts.get_column(c).scatter(odd.arg_true(), slow.get_column(c)) for c in parts.columns]
@@ -171,8 +169,9 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
     # A request line that is not "METHOD target [protocol]" (a TLS handshake sent to port 80, "-" on a
     # timeout, junk from scanners) is still a request the server logged: keep it, verbatim, as path.
     unparsed = parts.get_column("method").is_null()
-    raw = request.replace({"-": None, "": None})
-    target = parts.get_column("target").zip_with(~unparsed, raw)
+    target = parts.get_column("target")
+    if unparsed.any():
+        target = target.zip_with(~unparsed, request.replace({"-": None, "": None}))
     return pl.DataFrame(
         {"method": parts.get_column("method"), "target": target, "protocol": parts["protocol"]}
     )
