@@ -470,13 +470,21 @@ def _commit_batch(
 
 
 def _partition(rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
-    """Split by UTC event date; each part sorted by (domain, ts) so one-domain queries prune row groups."""
+    """Split by UTC event date; each part sorted by (domain, ts) so one-domain queries prune row groups.
+
+    One sort by (date, domain, ts), then zero-copy slices: cheaper than partitioning then sorting.
+    """
     if rows.height == 0:
         return {}
-    rows = rows.with_columns(_date=pl.col("ts").dt.date().cast(pl.String))
+    ordered = rows.with_columns(_date=pl.col("ts").dt.date()).sort(["_date", "domain", "ts"], nulls_last=True)
+    counts = ordered.get_column("_date").value_counts(sort=False)
     out: dict[str, pl.DataFrame] = {}
-    for (day,), part in rows.partition_by("_date", as_dict=True).items():
-        out[str(day)] = part.drop("_date").sort(["domain", "ts"], nulls_last=True)
+    offset = 0
+    for day, n in sorted(
+        zip(counts.get_column("_date").to_list(), counts.get_column("count").to_list(), strict=True)
+    ):
+        out[day.isoformat()] = ordered.slice(offset, n).drop("_date")
+        offset += n
     return out
 
 

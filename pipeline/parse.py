@@ -114,7 +114,7 @@ def _to_rows(
     query = privacy.mask_text(privacy.redact_params(query, sensitive), masker)
     referrer = _dash_null(good, "referrer")
     referrer = privacy.mask_text(privacy.redact_params(referrer, sensitive), masker)
-    user_agent = privacy.mask_text(_dash_null(good, "user_agent"), masker)
+    user_agent = privacy.mask_text_distinct(_dash_null(good, "user_agent"), masker)
     out = pl.DataFrame(
         {
             "ts": good.get_column("ts"),
@@ -211,7 +211,7 @@ def normalize_domain(values: pl.Series) -> pl.Series:
         .str.strip_chars_end(".")
         .replace({"-": None, "": None})
     )
-    return values.scatter(needs.arg_true(), fixed)
+    return values.clone().scatter(needs.arg_true(), fixed)  # scatter works in place: not on the caller's
 
 
 def drop_cut_token(text: pl.Series) -> pl.Series:

@@ -186,7 +186,14 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
         # Longest first + leftmost: a token never has a shorter token's replacement applied inside it.
         olds = sorted(mapping, key=len, reverse=True)
         subset = subset.str.replace_many(olds, [mapping[o] for o in olds], leftmost=True)
-    return values.scatter(needs.arg_true(), subset) if len(subset) else values
+    # scatter works in place: on a clone (copy-on-write), never on the caller's series
+    return values.clone().scatter(needs.arg_true(), subset) if len(subset) else values
+
+
+def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
+    """``mask_text`` over the distinct values, joined back: for columns that repeat (user agents)."""
+    distinct = values.drop_nulls().unique()
+    return values.replace_strict(distinct, mask_text(distinct, masker), default=None, return_dtype=pl.String)
 
 
 def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:
@@ -232,4 +239,5 @@ def redact_params(values: pl.Series, pattern: str) -> pl.Series:
     needs = values.str.contains(pattern).fill_null(False)  # DFA scan, no captures: cheap
     if not needs.any():
         return values
-    return values.scatter(needs.arg_true(), values.filter(needs).str.replace_all(pattern, "${1}" + REDACTED))
+    redacted = values.filter(needs).str.replace_all(pattern, "${1}" + REDACTED)
+    return values.clone().scatter(needs.arg_true(), redacted)  # not in place on the caller's series

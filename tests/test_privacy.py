@@ -425,3 +425,16 @@ def test_redact_params_custom_names() -> None:
 def test_redact_params_property(name: str, value: str, other: str) -> None:
     out = redact(f"page={other}&{name}={value}&lang={other}")
     assert out == f"page={other}&{name}=REDACTED&lang={other}"
+
+
+def test_masking_functions_never_modify_their_input() -> None:
+    masker = privacy.ClientMasker()
+    original = ["/a?ip=198.51.100.7&password=x", "joe@example.org", None, "plain"]
+    values = pl.Series(original)
+    privacy.mask_text(values, masker)
+    privacy.redact_params(values, privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS))
+    assert values.to_list() == original
+    repeated = pl.Series(["ua 203.0.113.9", "ua 203.0.113.9", None, "other"])
+    assert privacy.mask_text_distinct(repeated, masker).to_list() == [
+        "ua 203.0.113.0/24", "ua 203.0.113.0/24", None, "other",
+    ]  # fmt: skip
