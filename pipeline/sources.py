@@ -118,7 +118,24 @@ def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = Fal
         if cut < 0:
             return None
         head = head[: cut + 1]
-    return hashlib.sha256(head).hexdigest()[:32], len(head)
+    scope = stream_scope(path).encode()
+    return hashlib.sha256(scope + b"\0" + head).hexdigest()[:32], len(head)
+
+
+def stream_scope(path: str) -> str:
+    """What, besides content, tells two logs apart: their directory and base name without rotation suffix.
+
+    Content alone is not enough: per-vhost logs carry no domain, and a monitor hitting every site in the
+    same second right after rotation starts many files with identical bytes. ``access.log``,
+    ``access.log.1``, ``access.log.2.gz`` and ``access.log-20261122`` share a scope (rename, compress,
+    dateext and copytruncate keep working); logs in other directories or with other names never collide.
+    logrotate's ``olddir`` (rotated files moved to another directory) is therefore not supported.
+    """
+    directory, name = os.path.split(os.path.realpath(path))
+    base = _ROTATED_RE.sub("", name)
+    for suffix in COMPRESSED_SUFFIXES:
+        base = base.removesuffix(suffix)
+    return f"{directory}/{base}"
 
 
 def _read_exact(stream: Readable, n: int) -> bytes:

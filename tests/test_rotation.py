@@ -184,3 +184,24 @@ def test_rotation_scenario(tmp_path: Path, name: str) -> None:
             assert not report.failed and not report.rejects, report
     got = Counter(str(r["path"]) for r in store_rows(store)) if (store / "pageviews").exists() else Counter()
     assert got == Counter(f"/l{n}" for n in range(written) if n not in lost)
+
+
+def test_logs_that_start_identically_are_different_streams(tmp_path: Path) -> None:
+    """An uptime monitor hits every site in the same second right after rotation: per-vhost logs (no
+    domain in the line) then begin with identical bytes. None of them may be taken for another."""
+    monitor = "".join(line(n) for n in range(3))  # the same first lines everywhere (< 1 KiB)
+    logs = [
+        tmp_path / "a.example" / "access_log",
+        tmp_path / "b.example" / "access_log",
+        tmp_path / "domlogs" / "c.example",
+    ]
+    for i, log in enumerate(logs):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(monitor + "".join(line(n) for n in range(100 * (i + 1), 100 * (i + 1) + 5)))
+    (tmp_path / "domlogs" / "d.example").write_text(monitor)  # same directory, another site's log
+    store = tmp_path / "store"
+    # The short, monitor-only log first: the others' first bytes equal all of it.
+    report = ingest_paths(store, [tmp_path / "domlogs" / "d.example", *logs])
+    assert [s.rows for s in report.sources] == [3, 8, 8, 8]
+    got = Counter(str(r["path"]) for r in store_rows(store))
+    assert got["/l0"] == 4 and sum(got.values()) == 27
