@@ -15,7 +15,7 @@ import polars as pl
 from . import keys
 from .config import Config
 from .geo import Geo
-from .privacy import _PLAIN_IPV4, ClientMasker, parse_address
+from .privacy import ClientMasker
 
 CACHE_MAX = 1_000_000
 _EMPTY = pl.DataFrame(
@@ -108,7 +108,7 @@ class Enricher:
 
     def _compute(self, clients: pl.Series, pid: str, masker: ClientMasker) -> pl.DataFrame:
         """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
-        addresses = self.canonical(clients)
+        addresses = keys.canonical_addresses(clients)
         n = len(clients)
         ids = pl.repeat(None, n, dtype=pl.Int64, eager=True).alias("client_id")
         if self.keystore is not None:
@@ -120,19 +120,6 @@ class Enricher:
         return out.with_columns(
             country=pl.lit(None, pl.String), asn=pl.lit(None, pl.Int64), as_org=pl.lit(None, pl.String)
         )
-
-    def canonical(self, clients: pl.Series) -> pl.Series:
-        """Canonical address text (null for host names, '-', 'unix:'); plain IPv4 is already canonical."""
-        plain = clients.str.contains(_PLAIN_IPV4).fill_null(False)
-        others = clients.filter(~plain).drop_nulls().unique().to_list()
-        texts = []
-        for v in others:
-            addr = parse_address(v)
-            texts.append(None if addr is None else str(addr))
-        mapped = clients.replace_strict(
-            pl.Series(others, dtype=pl.String), pl.Series(texts, dtype=pl.String), default=None
-        )
-        return clients.zip_with(plain, mapped)
 
     def pseudonyms(self, addresses: pl.Series, periods: pl.Series) -> pl.Series:
         """Keyed pseudonym per (address, period) row; null for non-addresses.
@@ -146,8 +133,8 @@ class Enricher:
             key = live.get(pid)
             if address is None or key is None:
                 values.append(None)
-            else:  # same value as keys.pseudonym(): first 8 bytes of the HMAC, big-endian, signed
-                values.append(int.from_bytes(keys._digest8(key, address), "big", signed=True))
+            else:
+                values.append(keys.pseudonym(key, address))
         return pl.Series("client_id", values, dtype=pl.Int64)
 
     def _count_destroyed(self, periods: pl.Series) -> None:
