@@ -316,9 +316,11 @@ def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers:
         # happen in order on this thread, so progress never runs ahead of the data.
         in_flight: deque[Future[_Prepared]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
-            for block in _bounded(blocks, in_flight, workers):
+            for block in blocks:
                 job = (block, src.fmt, settings, r.masker, max_line)
                 in_flight.append(pool.submit(_prepare, *job))
+                # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
+                # while the next one is read, so memory stays ≈ (workers + 1) blocks.
                 while len(in_flight) > workers or (in_flight and in_flight[0].done()):
                     commit(in_flight.popleft().result())
             while in_flight:
@@ -336,14 +338,6 @@ def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers:
         domain_unknown=tally.domain_unknown,
         note=src.note,
     )
-
-
-def _bounded(blocks: Iterator[sources.Block], in_flight: deque[Any], limit: int) -> Iterator[sources.Block]:
-    """Read the next block only when a worker slot is free: memory stays ≈ (workers+1) blocks."""
-    for block in blocks:
-        while len(in_flight) > limit:
-            in_flight[0].result()
-        yield block
 
 
 @dataclass(frozen=True)
