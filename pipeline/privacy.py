@@ -127,20 +127,16 @@ class ClientMasker:
         return octets.select(pl.when(valid).then(net).alias("client_net")).to_series()
 
     def _slow_networks(self, values: pl.Series) -> pl.Series:
-        """One Python call per *new* distinct value (IPv6, mapped, ports, hostnames), then a join."""
+        """One Python call per *new* distinct value (IPv6, mapped, ports, hostnames), mapped back."""
         distinct = values.unique().drop_nulls()
-        new = [v for v in distinct.to_list() if v not in self._cache]
-        for v in new:
-            self._cache[v] = self.network(v)
-        if len(self._cache) > 2_000_000:  # bound memory on endless streams
-            self._cache = {v: self._cache[v] for v in distinct.to_list()}
         keys = distinct.to_list()
-        mapping = pl.DataFrame(
-            {"client": keys, "client_net": [self._cache[k] for k in keys]},
-            schema={"client": pl.String, "client_net": pl.String},
-        )
-        frame = values.to_frame("client").join(mapping, on="client", how="left", maintain_order="left")
-        return frame.get_column("client_net")
+        for v in keys:
+            if v not in self._cache:
+                self._cache[v] = self.network(v)
+        nets = pl.Series([self._cache[k] for k in keys], dtype=pl.String)
+        if len(self._cache) > 2_000_000:  # bound memory on endless streams
+            self._cache = dict(zip(keys, nets.to_list(), strict=True))
+        return values.replace_strict(distinct, nets, default=None, return_dtype=pl.String)
 
 
 # No leading zeros (ipaddress rejects them as ambiguous octal; both paths must agree).
