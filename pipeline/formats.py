@@ -86,6 +86,9 @@ class LogFormat:
     regex: str
     fields: tuple[str, ...]
     strict_regex: str  # every directive required, nothing extra: used to score auto-detection
+    # ``regex`` with a quoted ``%r`` already split into REQUEST_PARTS, for the common request shape
+    # only ("GET /path?query HTTP/1.1"); lines it misses fall back to ``regex``. None without "%r".
+    fast_regex: str | None = None
     has_domain: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,7 +126,31 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
         regex = f"^{head}{extra}$"
     if "ts" not in fields:
         raise FormatError(f"log format {spec!r} has no %t: hostlogs needs the request time")
-    return LogFormat(name=name, spec=spec, regex=regex, fields=tuple(fields), strict_regex=f"^{head}{tail}$")
+    return LogFormat(
+        name=name,
+        spec=spec,
+        regex=regex,
+        fields=tuple(fields),
+        strict_regex=f"^{head}{tail}$",
+        fast_regex=_fast_variant(regex, spec),
+    )
+
+
+# The request line split inside the main pattern: one regex pass instead of a second split pass
+# (measured ~7 % of a batch). Deliberately narrow (letters, no space/quote/backslash in the target,
+# HTTP/x.y): exactly the lines the general split would cut the same way; anything else uses it.
+REQUEST_PARTS = ("req_method", "req_path", "req_query", "req_protocol")
+_FAST_REQUEST = (
+    r'(?P<req_method>[A-Za-z]+) (?P<req_path>[^ ?"\\]*)(?:\?(?P<req_query>[^ "\\]*))?'
+    r" (?P<req_protocol>HTTP/[0-9.]+)"
+)
+
+
+def _fast_variant(regex: str, spec: str) -> str | None:
+    request = f"(?P<request>{QUOTED})"
+    if '"%r"' not in spec or regex.count(request) != 1:
+        return None
+    return regex.replace(request, _FAST_REQUEST)
 
 
 _OPTIONAL_TAIL_RE = re.compile(r'((?: "%\{[^}]+\}i")+)$')

@@ -13,7 +13,7 @@ from typing import Literal
 import polars as pl
 
 from . import privacy
-from .formats import LogFormat
+from .formats import REQUEST_PARTS, LogFormat
 from .lines import SplitLines
 from .schema import PAGEVIEW_COLUMNS
 
@@ -59,15 +59,38 @@ def parse_lines(
             "too_long": split.too_long,
         }
     ).filter(~pl.col("blank"))
+    rows: list[pl.DataFrame] = []
+    rejects: list[pl.DataFrame] = []
+    todo = frame
+    # The fast pattern (request line pre-split) first; the lines it cannot match get the general one.
+    patterns = [p for p in (fmt.fast_regex, fmt.regex) if p is not None]
+    for i, pattern in enumerate(patterns):
+        checked = _extract(todo, pattern, fmt)
+        rows.append(_to_rows(checked.filter(pl.col("reason").is_null()), fmt, settings, masker))
+        failed = checked.filter(pl.col("reason").is_not_null())
+        retry = failed.get_column("reason") == "unparseable"
+        if i + 1 < len(patterns) and retry.any():
+            todo = failed.filter(retry).select(frame.columns)
+            failed = failed.filter(~retry)
+        else:
+            todo = todo.clear()
+        rejects.append(_to_rejects(failed, split, masker))
+        if todo.height == 0:
+            break
+    return ParsedBatch(
+        rows=pl.concat(rows) if len(rows) > 1 else rows[0],
+        rejects=pl.concat(rejects).sort("offset") if len(rejects) > 1 else rejects[0],
+        lines=frame.height,
+    )
+
+
+def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
+    """The lines with their fields, parsed timestamp and ``reason`` (null for a good line)."""
     # Values still end with their terminator; the pattern accepts it instead of a strip pass.
-    fields = frame.get_column("line").str.extract_groups(fmt.regex[:-1] + r"\r?\n?$").struct.unnest()
-    frame = pl.concat([frame, fields], how="horizontal")
-    frame = frame.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), **_field_checks(fmt))
-    frame = frame.with_columns(reason=_reject_reason())
-    good = frame.filter(pl.col("reason").is_null())
-    rows = _to_rows(good, fmt, settings, masker)
-    rejects = _to_rejects(frame.filter(pl.col("reason").is_not_null()), split, masker)
-    return ParsedBatch(rows=rows, rejects=rejects, lines=frame.height)
+    fields = frame.get_column("line").str.extract_groups(pattern[:-1] + r"\r?\n?$").struct.unnest()
+    checked = pl.concat([frame, fields], how="horizontal")
+    checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), **_field_checks(fmt))
+    return checked.with_columns(reason=_reject_reason())
 
 
 def _parse_ts(col: pl.Expr) -> pl.Expr:
@@ -103,13 +126,7 @@ def _to_rows(
     good: pl.DataFrame, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
 ) -> pl.DataFrame:
     n = good.height
-    req = _split_request(good, fmt)
-    target = req.get_column("target")
-    halves = target.str.splitn("?", 2)  # the query keeps later '?' (RFI probes, encoded PHP)
-    path = halves.struct.field("field_0")
-    query = halves.struct.field("field_1")
-    if "query" in fmt.fields:  # %U%q formats
-        query = good.get_column("query").str.strip_prefix("?").replace("", None)
+    method, path, query, protocol = _request_columns(good, fmt)
     sensitive = settings.sensitive_param_regex
     query = privacy.mask_text(privacy.redact_params(query, sensitive), masker)
     referrer = _dash_null(good, "referrer")
@@ -119,10 +136,10 @@ def _to_rows(
         {
             "ts": good.get_column("ts"),
             "domain": _domain(good, fmt, settings.domain),
-            "method": req.get_column("method"),
+            "method": method,
             "path": privacy.mask_text(path, masker),
             "query": query,
-            "protocol": req.get_column("protocol"),
+            "protocol": protocol,
             "status": _int(good, "status", pl.Int16),
             "bytes": _int(good, "bytes", pl.Int64),
             "referrer": referrer,
@@ -137,6 +154,18 @@ def _to_rows(
         }
     )
     return out.select(PAGEVIEW_COLUMNS)
+
+
+def _request_columns(good: pl.DataFrame, fmt: LogFormat) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
+    """method, path, query (without '?'), protocol."""
+    if REQUEST_PARTS[0] in good.columns:  # split by the fast pattern already
+        return tuple(good.get_column(c) for c in REQUEST_PARTS)  # type: ignore[return-value]
+    req = _split_request(good, fmt)
+    halves = req.get_column("target").str.splitn("?", 2)  # the query keeps later '?' (RFI probes)
+    query = halves.struct.field("field_1")
+    if "query" in fmt.fields:  # %U%q formats
+        query = good.get_column("query").str.strip_prefix("?").replace("", None)
+    return req.get_column("method"), halves.struct.field("field_0"), query, req.get_column("protocol")
 
 
 def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:

@@ -260,9 +260,14 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
         frame = pl.read_parquet(f)
         assert frame.equals(frame.sort(["domain", "ts"], nulls_last=True))
         # compacted files carry a bloom filter on client_id, so pseudonym lookups skip row groups
-        bloom = duckdb.connect().execute(
-            "SELECT max(bloom_filter_length) FROM parquet_metadata(?) WHERE path_in_schema = 'client_id'", [str(f)]
-        ).fetchone()
+        bloom = (
+            duckdb.connect()
+            .execute(
+                "SELECT max(bloom_filter_length) FROM parquet_metadata(?) WHERE path_in_schema = 'client_id'",
+                [str(f)],
+            )
+            .fetchone()
+        )
         assert bloom is not None and (bloom[0] or 0) > 0
     assert_consistent(store)
     again = tree_hash(store)
