@@ -14,12 +14,15 @@ format semantics, not copied from the parser's output:
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import privacy
 from pipeline.formats import resolve
@@ -987,3 +990,47 @@ def test_only_blank_lines() -> None:
     assert batch.lines == 0
     assert batch.rows.height == 0
     assert batch.rejects.height == 0
+
+
+# --- the fast pattern (request line split inside the format regex) agrees with the general path ---
+
+_CHARS = [*'GETPOSTHEAD/?&=. -_%"\\:aZ09', "HTTP/1.1", "\\x16", '\\"']
+_REQUEST_TEXT = st.one_of(
+    st.lists(st.sampled_from(_CHARS), max_size=20).map("".join),  # junk
+    st.tuples(  # request-shaped: method, target, protocol with odd variants of each
+        st.sampled_from(["GET", "post", "M-SEARCH", "G3T", "", "-"]),
+        st.sampled_from([" ", "  ", ""]),
+        st.lists(st.sampled_from([*"/a?b=&%. ", "\\x41", '\\"', "?"]), max_size=12).map("".join),
+        st.sampled_from([" ", "  ", ""]),
+        st.sampled_from(["HTTP/1.1", "HTTP/2.0", "HTTP/1", "HTTP/", "FOO/1.0", "T", "", "HTTP/1.1 x"]),
+    ).map("".join),
+)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests=st.lists(_REQUEST_TEXT, min_size=1, max_size=8))
+def test_fast_request_pattern_gives_the_general_rows(requests: list[str]) -> None:
+    """Whatever the request line, the fast variant produces exactly the general pattern's rows/rejects."""
+    lines = [
+        f'example.org:80 198.51.100.{i} - - [01/Nov/2026:10:00:0{i % 10} +0000] "{r}" 200 {i} "-" "UA"\n'
+        for i, r in enumerate(requests)
+    ]
+    block = "".join(lines).encode()
+    fast = resolve("vhost_combined")
+    assert fast.fast_regex is not None
+    general = dataclasses.replace(fast, fast_regex=None)
+    settings_ = ParseSettings(
+        domain=None, server="web1", sensitive_param_regex=privacy.sensitive_param_regex(["token"])
+    )
+    a = parse_lines(split_block(block, 0, MAX_LINE), fast, settings_, privacy.ClientMasker())
+    b = parse_lines(split_block(block, 0, MAX_LINE), general, settings_, privacy.ClientMasker())
+    assert a.lines == b.lines == len(lines)
+    assert a.rows.sort("bytes").rows() == b.rows.sort("bytes").rows()
+    assert a.rejects.rows() == b.rejects.rows()
+
+
+def test_fast_request_pattern_only_for_quoted_request() -> None:
+    assert resolve("combined").fast_regex is not None
+    assert resolve('%h %l %u %t "%m %U%q %H" %>s %b').fast_regex is None  # no %r: split by the format
+    row = parse_one('192.0.2.1 - - [01/Nov/2026:10:00:00 +0000] "GET /a?b=1?c HTTP/1.1" 200 5', "common")
+    assert isinstance(row, dict) and (row["path"], row["query"]) == ("/a", "b=1?c")
