@@ -252,3 +252,38 @@ def test_lost_progress_is_rebuilt_from_surviving_manifests(tmp_path: Path, store
     assert paths_in(store) == Counter(f"/p{i}" for i in range(3010))
     newest = max(int(p.stem) for p in (store / "_manifests/files").glob("*.json"))
     assert newest == len(manifests) + 1  # the sequence went on; no manifest was overwritten
+
+
+# 40,000 days apart x 1,500 domains do not fit the packed int64 key: the general sort path
+@pytest.mark.parametrize(("day_span", "n_domains", "packed"), [(3, 3, True), (40_000, 1_500, False)])
+def test_partition_sorts_each_date_by_domain_then_time(day_span: int, n_domains: int, packed: bool) -> None:
+    """Every part is ordered by (domain, ts), null domains last, whichever sort path is taken."""
+    import random
+    from datetime import UTC, datetime, timedelta
+
+    import polars as pl
+
+    rnd = random.Random(7)
+    base = datetime(1969, 12, 30, tzinfo=UTC)  # across the epoch: negative timestamps
+    n = 2_000
+    rows = pl.DataFrame(
+        {
+            "ts": [
+                base
+                + timedelta(days=rnd.choice([0, 1, day_span]), microseconds=rnd.randrange(86_400 * 10**6))
+                for _ in range(n)
+            ],
+            "domain": [rnd.choice([*(f"d{k}.example" for k in range(n_domains)), None]) for _ in range(n)],
+            "n": range(n),
+        }
+    ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    key = ingest._sort_key(rows.with_columns(_date=pl.col("ts").dt.date()))
+    assert (key is not None) == packed
+    parts = ingest._partition(rows)
+    assert list(parts) == sorted(parts) and len(parts) == 3
+    for day, part in parts.items():
+        assert part.columns == rows.columns
+        assert {t.date().isoformat() for t in part.get_column("ts")} == {day}
+        expected = part.sort(["domain", "ts"], nulls_last=True)
+        assert part.select("domain", "ts").rows() == expected.select("domain", "ts").rows()
+    assert sum(p.height for p in parts.values()) == n
