@@ -219,7 +219,7 @@ def _ingest_stdin(r: _Run, spec: SourceConfig, stdin: BinaryIO) -> SourceReport:
         first = next(blocks, None)
         if first is None:
             return SourceReport(path=sources.display_name(sources.STDIN), note="no input")
-        fmt, note = _choose_format(spec, sources.STDIN, first.data[:DETECT_SAMPLE_BYTES])
+        fmt, note = _choose_format(spec, sources.STDIN, bytes(first.data[:DETECT_SAMPLE_BYTES]))
         src = _Source(sources.STDIN, fmt, note, None, 0, [], spec.domain)
         # Inline (no worker pool): each flush is committed before the next is read, so the latency
         # from a line arriving to it being durable is at most flush_seconds plus one batch.

@@ -24,7 +24,7 @@ class SplitLines:
     blank: np.ndarray  # bool: empty line (neither a row nor a reject)
     binary: np.ndarray  # bool: control bytes or invalid UTF-8
     too_long: np.ndarray  # bool: longer than max_line_bytes
-    block: bytes
+    block: bytes | memoryview
     base_offset: int
 
     def __len__(self) -> int:
@@ -32,12 +32,12 @@ class SplitLines:
 
     def raw_line(self, i: int, limit: int) -> bytes:
         start = int(self.offsets[i]) - self.base_offset
-        return self.block[start : start + min(int(self.lengths[i]), limit)]
+        return bytes(self.block[start : start + min(int(self.lengths[i]), limit)])
 
 
-def split_block(block: bytes, base_offset: int, max_line_bytes: int) -> SplitLines:
+def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int) -> SplitLines:
     arr = np.frombuffer(block, dtype=np.uint8)
-    odd = np.flatnonzero((arr < 32) | (arr >= 127))  # newlines, control and non-ASCII bytes
+    odd = _odd_bytes(arr)
     newlines = odd[arr[odd] == 10]
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
     if len(arr) == 0 or arr[-1] == 10:  # nothing after the last '\n'
@@ -50,7 +50,7 @@ def split_block(block: bytes, base_offset: int, max_line_bytes: int) -> SplitLin
     binary, high = _flag_lines(arr, odd[arr[odd] != 10], starts, ends)
     for i in np.flatnonzero(high & ~binary):  # rare: Apache and nginx escape non-ASCII bytes
         try:
-            block[starts[i] : ends[i]].decode("utf-8")
+            bytes(block[starts[i] : ends[i]]).decode("utf-8")
         except UnicodeDecodeError:
             binary[i] = True
     too_long = lengths > max_line_bytes
@@ -73,6 +73,24 @@ def split_block(block: bytes, base_offset: int, max_line_bytes: int) -> SplitLin
         block=block,
         base_offset=base_offset,
     )
+
+
+_SCAN_BYTES = 1 << 20
+
+
+def _odd_bytes(arr: np.ndarray) -> np.ndarray:
+    """Positions of newlines, control and non-ASCII bytes (< 32 or ≥ 127).
+
+    Scanned in 1 MiB slices: the temporaries stay in cache and are reused by the allocator, where
+    block-sized temporaries cost a page fault per 4 KiB (measured: a third of this function).
+    """
+    parts = []
+    for at in range(0, len(arr), _SCAN_BYTES):
+        part = arr[at : at + _SCAN_BYTES]
+        found = np.flatnonzero((part - np.uint8(32)) >= np.uint8(95))  # uint8 wraps: one compare
+        if len(found):
+            parts.append(found + at)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _flag_lines(
