@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import polars as pl
+import pyarrow.compute as pc
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -102,10 +103,9 @@ class ClientMasker:
         return net.with_prefixlen
 
     def networks(self, values: pl.Series) -> pl.Series:
-        """Vectorised on the distinct values of the batch (far fewer than lines), joined back."""
-        distinct = values.unique()
-        nets = self._networks_distinct(distinct)
-        return values.replace_strict(distinct, nets, return_dtype=pl.String)
+        """Vectorised on the distinct values of the batch (far fewer than lines), mapped back."""
+        distinct, codes = factorize(values)
+        return self._networks_distinct(distinct).gather(codes)
 
     def _networks_distinct(self, values: pl.Series) -> pl.Series:
         """Plain dotted-quad IPv4 in polars; anything else once per distinct value in Python."""
@@ -116,6 +116,10 @@ class ClientMasker:
         return fast.fill_null(self._slow_networks(values.set(fast.is_not_null(), None)))
 
     def _ipv4_networks(self, values: pl.Series) -> pl.Series:
+        if self.ipv4_prefix in _OCTET_CUTS:  # /24 and friends: a validating scan and a text cut
+            zeros = ".0" * (4 - self.ipv4_prefix // 8)
+            cut = values.str.replace(_OCTET_CUTS[self.ipv4_prefix], zeros) + f"/{self.ipv4_prefix}"
+            return pl.select(pl.when(values.str.contains(_VALID_IPV4)).then(cut)).to_series()
         octets = values.str.extract_groups(_PLAIN_IPV4).struct.unnest().cast(pl.Int64, strict=False)
         host = 1 << (32 - self.ipv4_prefix)  # integer arithmetic: polars has no shift operators
         addr = pl.col("a") * (1 << 24) + pl.col("b") * (1 << 16) + pl.col("c") * (1 << 8) + pl.col("d")
@@ -142,6 +146,21 @@ class ClientMasker:
 # No leading zeros (ipaddress rejects them as ambiguous octal; both paths must agree).
 _O = r"(?:0|[1-9][0-9]{0,2})"
 _PLAIN_IPV4 = rf"^(?P<a>{_O})\.(?P<b>{_O})\.(?P<c>{_O})\.(?P<d>{_O})$"
+_O255 = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255, no leading zero
+_VALID_IPV4 = rf"^{_O255}\.{_O255}\.{_O255}\.{_O255}$"
+_OCTET_CUTS = {24: r"\.[0-9]+$", 16: r"\.[0-9]+\.[0-9]+$", 8: r"\.[0-9]+\.[0-9]+\.[0-9]+$"}
+
+
+def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """(distinct values, per row the index of its value): one hash pass, for per-distinct work.
+
+    ``f(distinct).gather(codes)`` equals ``f(values)`` for any per-value function ``f``; nulls map
+    to null. Arrow's dictionary encoding is local to the call (a polars Categorical would put every
+    raw address into the process-wide string cache).
+    """
+    encoded = pc.dictionary_encode(values.to_arrow())
+    distinct = pl.Series(values.name, encoded.dictionary, dtype=values.dtype)
+    return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
 
 
 def parse_address(value: str) -> IPAddress | None:
@@ -188,8 +207,8 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
 
 def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
     """``mask_text`` over the distinct values, joined back: for columns that repeat (user agents)."""
-    distinct = values.drop_nulls().unique()
-    return values.replace_strict(distinct, mask_text(distinct, masker), default=None, return_dtype=pl.String)
+    distinct, codes = factorize(values)
+    return mask_text(distinct, masker).gather(codes)
 
 
 def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:
