@@ -15,7 +15,7 @@ import polars as pl
 from . import keys
 from .config import Config
 from .geo import Geo
-from .privacy import ClientMasker
+from .privacy import ClientMasker, factorize
 
 CACHE_MAX = 1_000_000
 _EMPTY = pl.DataFrame(
@@ -26,8 +26,10 @@ _EMPTY = pl.DataFrame(
         "country": pl.String,
         "asn": pl.Int64,
         "as_org": pl.String,
+        "_known": pl.Boolean,  # marks a cached client (its answers may all be null: a host name)
     }
 )
+ANSWERS = ["client_net", "client_id", "country", "asn", "as_org"]
 
 
 @dataclass(frozen=True)
@@ -88,31 +90,40 @@ class Enricher:
             ]
             values = pl.concat(parts).sort("_row").drop("_row")
         self._count_destroyed(periods)
-        cols = {c: values.get_column(c) for c in _EMPTY.columns if c != "client"}
+        cols = {c: values.get_column(c) for c in ANSWERS}
         cols["geo_db"] = pl.repeat(self.geo_db, len(clients), dtype=pl.String, eager=True).alias("geo_db")
         return cols
 
     def _lookup(self, pid: str, clients: pl.Series, masker: ClientMasker) -> pl.DataFrame:
+        """The answer columns for each row: one join of the batch's distinct clients with the cache."""
+        distinct, codes = factorize(clients)
         with self._lock:
             cache = self._caches.get(pid, _EMPTY)
-        new = clients.drop_nulls().unique().to_frame("client").join(cache, on="client", how="anti")
-        if new.height:
-            computed = self._compute(new.get_column("client"), pid, masker)
-            with self._lock:  # another worker may have added some of them meanwhile: keep keys unique
+        answers = distinct.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
+        missing = answers.get_column("_known").is_null()
+        if missing.any():
+            computed = self._compute(distinct.filter(missing), pid, masker).with_columns(_known=pl.lit(True))
+            rows = missing.arg_true()
+            answers = answers.with_columns(
+                answers.get_column(c).scatter(rows, computed.get_column(c)) for c in ANSWERS
+            )
+            with self._lock:
                 current = self._caches.get(pid, _EMPTY)
                 if current.height > CACHE_MAX:
                     current = _EMPTY
-                fresh = computed.join(current, on="client", how="anti")
-                cache = self._caches[pid] = pl.concat([current, fresh])
-        return clients.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
+                if current is not cache:  # another worker added clients meanwhile: keep keys unique
+                    computed = computed.join(current, on="client", how="anti")
+                self._caches[pid] = pl.concat([current, computed.select(_EMPTY.columns)]).rechunk()
+        # answers per distinct client, then one gather per column to the rows (cheaper than a row join)
+        return answers.select(pl.col(ANSWERS).gather(codes))
 
     def _compute(self, clients: pl.Series, pid: str, masker: ClientMasker) -> pl.DataFrame:
         """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
         addresses = keys.canonical_addresses(clients)
-        n = len(clients)
-        ids = pl.repeat(None, n, dtype=pl.Int64, eager=True).alias("client_id")
         if self.keystore is not None:
-            ids = self.pseudonyms(addresses, pl.repeat(pid, n, dtype=pl.String, eager=True))
+            ids = self.pseudonyms(addresses, pid)
+        else:
+            ids = pl.repeat(None, len(clients), dtype=pl.Int64, eager=True).alias("client_id")
         nets = masker.networks(clients).rename("client_net")
         out = pl.DataFrame({"client": clients, "client_net": nets, "client_id": ids})
         if self.geo is not None:
@@ -121,21 +132,19 @@ class Enricher:
             country=pl.lit(None, pl.String), asn=pl.lit(None, pl.Int64), as_org=pl.lit(None, pl.String)
         )
 
-    def pseudonyms(self, addresses: pl.Series, periods: pl.Series) -> pl.Series:
-        """Keyed pseudonym per (address, period) row; null for non-addresses.
+    def pseudonyms(self, addresses: pl.Series, pid: str) -> pl.Series:
+        """Keyed pseudonym of each canonical address in period ``pid``; null for non-addresses.
 
         A period whose key was destroyed by the purge gets null: its data is past retention, and a new
         key would undo the crypto-shredding.
         """
-        live = {pid: self._key(pid) for pid in periods.drop_nulls().unique().to_list()}
-        values: list[int | None] = []
-        for address, pid in zip(addresses.to_list(), periods.to_list(), strict=True):
-            key = live.get(pid)
-            if address is None or key is None:
-                values.append(None)
-            else:
-                values.append(keys.pseudonym(key, address))
-        return pl.Series("client_id", values, dtype=pl.Int64)
+        ids = pl.repeat(None, len(addresses), dtype=pl.Int64, eager=True).alias("client_id")
+        key = self._key(pid)
+        present = addresses.is_not_null()
+        if key is None or not present.any():
+            return ids
+        values = keys.pseudonym_values(key, addresses.filter(present).to_list())
+        return ids.scatter(present.arg_true(), pl.Series(values, dtype=pl.Int64))
 
     def _count_destroyed(self, periods: pl.Series) -> None:
         if self._destroyed:

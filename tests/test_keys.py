@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from hypothesis import given
@@ -270,13 +271,13 @@ def test_nulls_and_non_addresses(store: KeyStore, key_dir: Path) -> None:
 
 def test_once_per_distinct_pair(store: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = keys._digest8
+    real = keys.pseudonym_values
 
-    def counting(key: bytes, text: str) -> bytes:
-        calls.append(text)
-        return real(key, text)
+    def counting(key: bytes, texts: list[str]) -> np.ndarray:
+        calls.extend(texts)
+        return real(key, texts)
 
-    monkeypatch.setattr(keys, "_digest8", counting)
+    monkeypatch.setattr(keys, "pseudonym_values", counting)
     addrs = [f"203.0.113.{i % 7}" for i in range(10_000)]
     periods = ["2026-11" if i % 3 else "2026-10" for i in range(10_000)]
     got = pseudo(store, addrs, periods)
@@ -284,6 +285,14 @@ def test_once_per_distinct_pair(store: KeyStore, monkeypatch: pytest.MonkeyPatch
     assert got[:14] == [
         expected(store.key(p, create=False) or b"", a) for a, p in zip(addrs[:14], periods[:14], strict=True)
     ]
+
+
+@pytest.mark.parametrize("key", [FIXED_KEY, b"", b"k" * 64, bytes(range(200))])  # ≤, =, > one SHA-256 block
+def test_batch_hmac_equals_the_reference(key: bytes) -> None:
+    texts = [ADDR, "2001:db8::1", "", "203.0.113.255"]
+    got = keys.pseudonym_values(key, texts).tolist()
+    assert got == [expected(key, t) for t in texts] == [keys.pseudonym(key, t) for t in texts]
+    assert keys.pseudonym_values(key, []).tolist() == []
 
 
 def test_create_false_gives_null_for_missing_key(store: KeyStore, key_dir: Path) -> None:
