@@ -14,8 +14,7 @@ import os
 # Memory stays bounded by the largest batch in flight. An operator's own setting wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
 
-from . import ingest, investigate, keys, lifecycle, query  # noqa: F401  (registers the commands)
-from ._common import main
+from ._common import main  # subcommands load on first use (_common.COMMAND_MODULES)
 
 __all__ = ["main"]
 
