@@ -311,3 +311,19 @@ def test_investigate_cli_formats_and_case(attack_store: Path) -> None:
         ["investigate", "attacks", "--detector", "nope", "--store", str(attack_store), "--case", "INC-1"],
     )
     assert r.exit_code == 2 and "unknown detector 'nope'" in r.stderr
+
+
+def test_ip_rows_predicate_keeps_the_period_check_only_for_a_collision() -> None:
+    """Rows are fetched by the pseudonyms found on the shown days; a pseudonym seen outside its own
+    period on one of those days (a 64-bit collision) brings the per-period check back."""
+    from pipeline.investigate import Match, _exact_rows_match
+
+    jan, feb = dt.date(2026, 1, 5), dt.date(2026, 2, 5)
+    found = [(jan, 11, 3, None, None), (feb, 22, 2, None, None)]
+    m = Match("", ((jan, 3), (feb, 2)))
+    clean = _exact_rows_match(Scope(), m, found, found, "PERIOD_CHECK")
+    assert "client_id IN (11, 22)" in clean.cond and "PERIOD_CHECK" not in clean.cond
+    stray = [*found, (feb, 11, 1, None, None)]  # January's pseudonym on a February day
+    assert "PERIOD_CHECK" in _exact_rows_match(Scope(), m, found, stray, "PERIOD_CHECK").cond
+    first_only = _exact_rows_match(Scope(limit=2), m, found, stray, "PERIOD_CHECK")  # only January shown
+    assert "client_id IN (11)" in first_only.cond and "PERIOD_CHECK" not in first_only.cond
