@@ -119,13 +119,12 @@ class Enricher:
 
     def _compute(self, clients: pl.Series, pid: str, masker: ClientMasker) -> pl.DataFrame:
         """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
-        addresses = keys.canonical_addresses(clients)
+        addresses, nets = masker.addresses_and_networks(clients)
         if self.keystore is not None:
             ids = self.pseudonyms(addresses, pid)
         else:
             ids = pl.repeat(None, len(clients), dtype=pl.Int64, eager=True).alias("client_id")
-        nets = masker.networks(clients).rename("client_net")
-        out = pl.DataFrame({"client": clients, "client_net": nets, "client_id": ids})
+        out = pl.DataFrame({"client": clients, "client_net": nets.rename("client_net"), "client_id": ids})
         if self.geo is not None:
             return pl.concat([out, self.geo.enrich(addresses)], how="horizontal")
         return out.with_columns(

@@ -23,6 +23,7 @@ import maxminddb
 import polars as pl
 
 from pipeline.errors import ConfigError
+from pipeline.privacy import factorize
 
 CACHE_MAX = 500_000
 COLUMNS: dict[str, pl.DataType] = {"country": pl.String(), "asn": pl.Int64(), "as_org": pl.String()}
@@ -71,16 +72,12 @@ class Geo:
         if not self.enabled:
             nulls = (pl.lit(None, dtype).alias(name) for name, dtype in COLUMNS.items())
             return frame.with_columns(nulls).drop("address")  # with_columns: literals fill every row
-        distinct = frame.get_column("address").drop_nulls().unique().to_list()
+        distinct, codes = factorize(frame.get_column("address"))
         with self._lock:
-            answers = self._lookup_all(distinct)
+            answers = self._lookup_all(distinct.to_list())
         columns: list[tuple[object, ...]] = list(zip(*answers, strict=True)) if answers else [(), (), ()]
-        mapping = pl.DataFrame(
-            {"address": distinct, **dict(zip(COLUMNS, columns, strict=True))},
-            schema={"address": pl.String(), **COLUMNS},
-        )
-        joined = frame.join(mapping, on="address", how="left", maintain_order="left")
-        return joined.drop("address")
+        per_distinct = pl.DataFrame(dict(zip(COLUMNS, columns, strict=True)), schema=COLUMNS)
+        return per_distinct.select(pl.all().gather(codes))
 
     def close(self) -> None:
         for db in (self._country, self._asn):
@@ -98,39 +95,45 @@ class Geo:
 
     def _lookup_all(self, distinct: list[str]) -> list[Answer]:
         cache = self._cache
-        lookup = self._lookup  # hoisted: this loop runs once per address never seen before
-        for address in distinct:
-            if address not in cache:
-                cache[address] = lookup(address)
-        answers = [cache[a] for a in distinct]
+        missing = [a for a in distinct if a not in cache]
+        if missing:
+            # One pass per database with its reader hoisted: this runs once per address never seen.
+            self.lookups += len(missing)
+            countries = self._records(self._country, missing)
+            networks = self._records(self._asn, missing)
+            answers = self._answers
+            for address, country, network in zip(missing, countries, networks, strict=True):
+                asn = network.get("autonomous_system_number") if network else None
+                org = network.get("autonomous_system_organization") if network else None
+                answer: Answer = (
+                    _iso_code(country),
+                    asn if isinstance(asn, int) and not isinstance(asn, bool) else None,
+                    sys.intern(org) if isinstance(org, str) else None,
+                )
+                cache[address] = _NOTHING if answer == _NOTHING else answers.setdefault(answer, answer)
+        found = [cache[a] for a in distinct]
         if len(cache) > self.cache_max:
             # Bound memory on endless streams: keep what the latest batch used (LRU-ish, no bookkeeping).
-            self._cache = dict(zip(distinct, answers, strict=True))
-            self._answers = {ans: ans for ans in answers}
-        return answers
+            self._cache = dict(zip(distinct, found, strict=True))
+            self._answers = {ans: ans for ans in found}
+        return found
 
-    def _lookup(self, address: str) -> Answer:
-        self.lookups += 1
-        country = _iso_code(self._record(self._country, address))
-        asn_record = self._record(self._asn, address) or {}
-        asn = asn_record.get("autonomous_system_number")
-        org = asn_record.get("autonomous_system_organization")
-        answer: Answer = (
-            country,
-            asn if isinstance(asn, int) and not isinstance(asn, bool) else None,
-            sys.intern(org) if isinstance(org, str) else None,
-        )
-        return _NOTHING if answer == _NOTHING else self._answers.setdefault(answer, answer)
-
-    def _record(self, db: _Database | None, address: str) -> dict[str, Any] | None:
-        if db is None or (db.ipv4_only and ":" in address):
-            return None  # the reader would raise ValueError: an IPv4-only tree has no IPv6 answer
-        try:
-            record = db.reader.get(address)
-        except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
-            self.errors += 1
-            return None
-        return record if isinstance(record, dict) else None
+    def _records(self, db: _Database | None, addresses: list[str]) -> list[dict[str, Any] | None]:
+        if db is None:
+            return [None] * len(addresses)
+        get, ipv4_only = db.reader.get, db.ipv4_only
+        out: list[dict[str, Any] | None] = []
+        for address in addresses:
+            if ipv4_only and ":" in address:
+                out.append(None)  # the reader would raise ValueError: an IPv4-only tree has no IPv6 answer
+                continue
+            try:
+                record = get(address)
+            except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
+                self.errors += 1
+                record = None
+            out.append(record if isinstance(record, dict) else None)
+        return out
 
 
 def _iso_code(record: dict[str, Any] | None) -> str | None:

@@ -95,12 +95,32 @@ class ClientMasker:
         return self.network_of(addr)
 
     def network_of(self, addr: IPAddress) -> str:
-        net: ipaddress.IPv4Network | ipaddress.IPv6Network
+        # The network address by masking the integer: same text as IPv4Network/IPv6Network(...,
+        # strict=False).with_prefixlen (tested), without building a network object (2x faster).
         if addr.version == 4:
-            net = ipaddress.IPv4Network((int(addr), self.ipv4_prefix), strict=False)
-        else:  # explicit class: ip_network() would take a small integer such as ::1 for IPv4
-            net = ipaddress.IPv6Network((int(addr), self.ipv6_prefix), strict=False)
-        return net.with_prefixlen
+            host = 32 - self.ipv4_prefix
+            return f"{ipaddress.IPv4Address(int(addr) >> host << host)}/{self.ipv4_prefix}"
+        host = 128 - self.ipv6_prefix  # explicit class: ip_address() would read ::1 as IPv4
+        return f"{ipaddress.IPv6Address(int(addr) >> host << host)}/{self.ipv6_prefix}"
+
+    def addresses_and_networks(self, values: pl.Series) -> tuple[pl.Series, pl.Series]:
+        """For distinct client values: the canonical address text (what pseudonyms key) and network.
+
+        Equal to ``keys.canonical_addresses`` and ``networks``, with one ``ipaddress`` parse per
+        value that is not a plain dotted quad (instead of one per answer).
+        """
+        values = values.cast(pl.String)
+        plain = values.str.contains(_VALID_IPV4).fill_null(False)
+        addresses = values.zip_with(plain, pl.repeat(None, len(values), dtype=pl.String, eager=True))
+        nets = self._ipv4_networks(values)
+        others = (~plain & values.is_not_null()).arg_true()
+        if len(others) == 0:
+            return addresses, nets
+        parsed = [parse_address(v) for v in values.gather(others).to_list()]
+        texts = pl.Series([None if a is None else str(a) for a in parsed], dtype=pl.String)
+        networks = pl.Series([None if a is None else self.network_of(a) for a in parsed], dtype=pl.String)
+        # scatter works in place: on clones, never on a caller's series
+        return addresses.clone().scatter(others, texts), nets.clone().scatter(others, networks)
 
     def networks(self, values: pl.Series) -> pl.Series:
         """Vectorised on the distinct values of the batch (far fewer than lines), mapped back."""

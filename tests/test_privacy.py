@@ -438,3 +438,24 @@ def test_masking_functions_never_modify_their_input() -> None:
     assert privacy.mask_text_distinct(repeated, masker).to_list() == [
         "ua 203.0.113.0/24", "ua 203.0.113.0/24", None, "other",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(("v4", "v6"), [(24, 48), (16, 64), (20, 56), (32, 128), (0, 0)])
+def test_addresses_and_networks_agree_with_the_separate_answers(v4: int, v6: int) -> None:
+    from pipeline import keys
+
+    masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=v6)
+    values = pl.Series(MIXED, dtype=pl.String)
+    addresses, nets = masker.addresses_and_networks(values)
+    assert addresses.to_list() == keys.canonical_addresses(values).to_list()
+    assert nets.to_list() == privacy.ClientMasker(v4, v6).networks(values).to_list()
+    assert values.to_list() == MIXED  # the caller's series is untouched
+
+
+@prop(200)
+@given(addr=st.ip_addresses(), v4=st.integers(0, 32), v6=st.integers(0, 128))
+def test_network_of_equals_the_network_object(addr: IPAddress, v4: int, v6: int) -> None:
+    masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=v6)
+    prefix = v4 if addr.version == 4 else v6
+    expected = ipaddress.ip_network(f"{addr}/{prefix}", strict=False).with_prefixlen
+    assert masker.network_of(addr) == expected
