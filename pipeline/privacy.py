@@ -17,7 +17,6 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import polars as pl
-import pyarrow.compute as pc
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -178,7 +177,7 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     to null. Arrow's dictionary encoding is local to the call (a polars Categorical would put every
     raw address into the process-wide string cache).
     """
-    encoded = pc.dictionary_encode(values.to_arrow())
+    encoded = values.to_arrow().dictionary_encode()  # (not pyarrow.compute: 30 ms of import)
     distinct = pl.Series(values.name, encoded.dictionary, dtype=values.dtype)
     return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
 
