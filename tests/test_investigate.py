@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from pipeline import detectors, investigate, keys, query
 from pipeline.cli import main
+from pipeline.errors import UsageError
 from pipeline.investigate import Scope
 from pipeline.privacy import ClientMasker
 
@@ -282,6 +283,17 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
     assert [r[3] for r in env.rows.rows] == ["/.env"]
     wp = investigate.path(con, Scope(), "*/wp-login.php")
     assert len(wp.rows.rows) == 9
+    # the summary (one scan into a temporary table): facts and top tables agree with the rows
+    facts = dict(wp.facts)
+    assert facts["requests"] == "9" and facts["first"] == str(min(r[0] for r in wp.rows.rows))
+    top = dict(wp.tables)
+    assert sum(r[2] for r in top["top paths"].rows) == 9
+    assert {r[0] for r in top["top paths"].rows} == {r[3] for r in wp.rows.rows}
+    assert sum(r[2] for r in top["top client networks"].rows) == 9
+    leftover = con.sql("SELECT count(*) FROM duckdb_tables() WHERE table_name = '_matches'").fetchall()
+    assert leftover == [(0,)]
+    with pytest.raises(UsageError, match="bad pattern"):
+        investigate.path(con, Scope(), "([", regex=True)
     rx = investigate.path(con, Scope(), r"^/(join|login)_form$", regex=True)
     assert len(rx.rows.rows) == 1000 and "only the first 1,000" in rx.notes[0]
     nikto = investigate.ua(con, Scope(), "NIKTO")
