@@ -270,6 +270,12 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
         )
         assert (blooms["client_id"] or 0) > 0 and (blooms["client_net"] or 0) > 0
         assert not blooms["path"]  # only where an investigation looks up single values
+        ts_encodings = (
+            duckdb.connect()
+            .sql(f"SELECT DISTINCT encodings FROM parquet_metadata('{f}') WHERE path_in_schema = 'ts'")
+            .fetchall()
+        )
+        assert all("DELTA_BINARY_PACKED" in e for (e,) in ts_encodings)  # sorted ts: delta-encoded
     assert_consistent(store)
     again = tree_hash(store)
     second = compact(cfg_for(store))
