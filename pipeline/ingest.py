@@ -184,7 +184,13 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
             fmt, fmt_note = _choose_format(spec, path)
             ing = r.cfg.ingest
             blocks = sources.iter_blocks(
-                stream, start, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=final
+                stream,
+                start,
+                block_bytes=ing.block_bytes,
+                max_line_bytes=ing.max_line_bytes,
+                final=final,
+                size_hint=None if sources.is_compressed(path) else os.path.getsize(path),
+                workers=ing.workers,
             )
             src = _Source(path, fmt, fmt_note, (key, fp_len), start, replaces, _domain_for(spec, path))
             return _consume(r, src, blocks, workers=ing.workers)

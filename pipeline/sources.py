@@ -170,21 +170,30 @@ def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
 
 
 def iter_blocks(
-    stream: Readable, start: int, *, block_bytes: int, max_line_bytes: int, final: bool
+    stream: Readable,
+    start: int,
+    *,
+    block_bytes: int,
+    max_line_bytes: int,
+    final: bool,
+    size_hint: int | None = None,
+    workers: int = 1,
 ) -> Iterator[Block]:
     """Yield blocks of complete lines from ``start``; memory ≤ block_bytes + max_line_bytes.
 
     When ``final`` is false an incomplete trailing line is not consumed: it waits for the next run.
     Each block is read straight into one buffer from Arrow's memory pool (no copies, and the pool
     reuses pages: fresh 32 MiB allocations per block cost more in page faults than the parse of
-    a whole block's timestamps).
+    a whole block's timestamps). With the stream's length known (``size_hint``), blocks are sized
+    so that the workers finish together (``_even_chunk``).
     """
     carry = b""
     offset = range_start = start
     oversized: list[tuple[int, int, bytes]] = []
     digest = hashlib.sha256()
+    chunk = _even_chunk(size_hint - start, block_bytes, workers) if size_hint is not None else block_bytes
     while True:
-        buf = _read_block(stream, carry, block_bytes)
+        buf = _read_block(stream, carry, chunk)
         if len(buf) == len(carry):  # end of stream
             if carry and final:
                 digest.update(carry)
@@ -211,6 +220,20 @@ def iter_blocks(
         offset += cut + 1
         range_start = offset
         carry = bytes(buf[cut + 1 :])
+
+
+def _even_chunk(length: int, block_bytes: int, workers: int) -> int:
+    """A read size ≤ ``block_bytes`` that cuts ``length`` into a multiple of ``workers`` equal blocks.
+
+    15 blocks on 2 workers leave one worker parsing the last block alone (measured ~0.3 s of one
+    idle core on 2M lines); 16 slightly smaller ones end together. Input that fits one block stays
+    one block (a cron run's small increment must not become several files).
+    """
+    if workers < 2 or length <= block_bytes:
+        return block_bytes
+    n = -(-length // block_bytes)
+    n = -(-n // workers) * workers
+    return min(block_bytes, -(-length // n))
 
 
 def _read_block(stream: Readable, carry: bytes, block_bytes: int) -> memoryview:

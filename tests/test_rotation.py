@@ -205,3 +205,15 @@ def test_logs_that_start_identically_are_different_streams(tmp_path: Path) -> No
     assert [s.rows for s in report.sources] == [3, 8, 8, 8]
     got = Counter(str(r["path"]) for r in store_rows(store))
     assert got["/l0"] == 4 and sum(got.values()) == 27
+
+
+def test_blocks_are_sized_so_that_workers_finish_together() -> None:
+    from pipeline.sources import _even_chunk
+
+    mib = 1 << 20
+    assert _even_chunk(10 * mib, 32 * mib, 2) == 32 * mib  # one block: a small increment stays one file
+    assert _even_chunk(100 * mib, 32 * mib, 1) == 32 * mib  # one worker: nothing to balance
+    chunk = _even_chunk(475 * mib, 32 * mib, 2)  # 15 blocks of 32 MiB would leave one worker alone
+    n = -(-475 * mib // chunk)
+    assert chunk <= 32 * mib and n % 2 == 0 and n == 16
+    assert _even_chunk(64 * mib + 1, 32 * mib, 3) == -(-(64 * mib + 1) // 3)  # 3 blocks for 3 workers
