@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
-from pipeline.privacy import parse_address
+from pipeline.privacy import PLAIN_IPV4, parse_address
 from pipeline.store import fsync_dir
 
 Period = Literal["day", "week", "month"]
@@ -51,9 +51,6 @@ _FORMATS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y
 _DAY_ID = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _WEEK_ID = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _MONTH_ID = re.compile(r"([0-9]{4})-([0-9]{2})")
-# A dotted quad with octets 0-255 and no leading zeros: already the canonical text of its address.
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_PLAIN_IPV4 = rf"^{_OCTET}(?:\.{_OCTET}){{3}}$"
 
 
 class KeyDestroyedError(HostlogsError):
@@ -427,7 +424,7 @@ def canonical_addresses(values: pl.Series) -> pl.Series:
     the other forms (IPv6, mapped, ports, brackets) go through ``ipaddress``, once per distinct value.
     """
     values = values.cast(pl.String)
-    plain = values.str.contains(_PLAIN_IPV4).fill_null(False)
+    plain = values.str.contains(PLAIN_IPV4).fill_null(False)
     others = values.filter(~plain).drop_nulls().unique()
     texts = pl.Series([canonical_address(v) for v in others.to_list()], dtype=pl.String)
     slow = values.replace_strict(others, texts, default=None, return_dtype=pl.String)

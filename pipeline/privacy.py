@@ -33,6 +33,8 @@ EMAIL_MASK = "[email]"
 # are bounded so that version strings such as Chrome/70.0.3538.102 are not candidates.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_TOKEN = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+# A whole value that is a dotted quad without leading zeros: already the canonical text of its address.
+PLAIN_IPV4 = rf"^{IPV4_TOKEN}$"
 # IPv6: hex groups with at least two colons, optional embedded IPv4 tail and %zone; validated later.
 IPV6_TOKEN = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?:%[0-9A-Za-z._-]+)?"
 IP_CANDIDATE = rf"(?:{IPV4_TOKEN}|{IPV6_TOKEN})"
@@ -109,7 +111,7 @@ class ClientMasker:
         value that is not a plain dotted quad (instead of one per answer).
         """
         values = values.cast(pl.String)
-        plain = values.str.contains(_VALID_IPV4).fill_null(False)
+        plain = values.str.contains(PLAIN_IPV4).fill_null(False)
         addresses = values.zip_with(plain, pl.repeat(None, len(values), dtype=pl.String, eager=True))
         nets = self._ipv4_networks(values)
         others = (~plain & values.is_not_null()).arg_true()
@@ -138,8 +140,8 @@ class ClientMasker:
         if self.ipv4_prefix in _OCTET_CUTS:  # /24 and friends: a validating scan and a text cut
             zeros = ".0" * (4 - self.ipv4_prefix // 8)
             cut = values.str.replace(_OCTET_CUTS[self.ipv4_prefix], zeros) + f"/{self.ipv4_prefix}"
-            return pl.select(pl.when(values.str.contains(_VALID_IPV4)).then(cut)).to_series()
-        octets = values.str.extract_groups(_PLAIN_IPV4).struct.unnest().cast(pl.Int64, strict=False)
+            return pl.select(pl.when(values.str.contains(PLAIN_IPV4)).then(cut)).to_series()
+        octets = values.str.extract_groups(_IPV4_OCTETS).struct.unnest().cast(pl.Int64, strict=False)
         host = 1 << (32 - self.ipv4_prefix)  # integer arithmetic: polars has no shift operators
         addr = pl.col("a") * (1 << 24) + pl.col("b") * (1 << 16) + pl.col("c") * (1 << 8) + pl.col("d")
         addr = (addr // host) * host
@@ -164,9 +166,7 @@ class ClientMasker:
 
 # No leading zeros (ipaddress rejects them as ambiguous octal; both paths must agree).
 _O = r"(?:0|[1-9][0-9]{0,2})"
-_PLAIN_IPV4 = rf"^(?P<a>{_O})\.(?P<b>{_O})\.(?P<c>{_O})\.(?P<d>{_O})$"
-_O255 = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"  # 0-255, no leading zero
-_VALID_IPV4 = rf"^{_O255}\.{_O255}\.{_O255}\.{_O255}$"
+_IPV4_OCTETS = rf"^(?P<a>{_O})\.(?P<b>{_O})\.(?P<c>{_O})\.(?P<d>{_O})$"
 _OCTET_CUTS = {24: r"\.[0-9]+$", 16: r"\.[0-9]+\.[0-9]+$", 8: r"\.[0-9]+\.[0-9]+\.[0-9]+$"}
 
 
