@@ -110,14 +110,18 @@ class Match:
         return out
 
 
-def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str) -> Match:
-    per_day = execute(
-        con,
-        f"SELECT date, count(*), min(ts), max(ts) FROM pageviews WHERE {scope.where()} AND ({cond}) "
-        "GROUP BY 1 ORDER BY 1",
-    ).rows
+def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str, matches: str | None = None) -> Match:
+    """The days holding rows that match ``cond`` (read from ``matches``, a table of only them, if given)."""
+    where = f"{scope.where()} AND ({cond})"
+    source = matches or f"pageviews WHERE {where}"
+    per_day = execute(con, f"SELECT date, count(*), min(ts), max(ts) FROM {source} GROUP BY 1 ORDER BY 1")
+    return _match_of_days(where, per_day.rows)
+
+
+def _match_of_days(where: str, per_day: list[tuple[Any, ...]]) -> Match:
+    """A ``Match`` from (date, requests, first ts, last ts) rows in date order."""
     return Match(
-        f"{scope.where()} AND ({cond})",
+        where,
         tuple((d, int(n)) for d, n, _, _ in per_day),
         min((r[2] for r in per_day), default=None),
         max((r[3] for r in per_day), default=None),
@@ -135,12 +139,7 @@ def _match_and_top(
     ).rows
     per_day = sorted((r[1], int(r[3]), r[4], r[5]) for r in grouped if r[0] == 0)
     top = sorted((r for r in grouped if r[0] == 1), key=lambda r: (-r[3], str(r[2])))[:n]
-    match = Match(
-        f"{scope.where()} AND ({cond})",
-        tuple((d, c) for d, c, _, _ in per_day),
-        min((r[2] for r in per_day), default=None),
-        max((r[3] for r in per_day), default=None),
-    )
+    match = _match_of_days(f"{scope.where()} AND ({cond})", per_day)
     table = QueryResult([by, "requests", "first", "last"], [(r[2], r[3], r[4], r[5]) for r in top])
     return match, table
 
@@ -384,15 +383,7 @@ def _simple(
     except UsageError as exc:
         raise UsageError(f"bad pattern: {exc}") from None
     try:
-        per_day = execute(
-            con, "SELECT date, count(*), min(ts), max(ts) FROM _matches GROUP BY 1 ORDER BY 1"
-        ).rows
-        m = Match(
-            where,
-            tuple((d, int(n)) for d, n, _, _ in per_day),
-            min((r[2] for r in per_day), default=None),
-            max((r[3] for r in per_day), default=None),
-        )
+        m = _match(con, scope, cond, matches="_matches")
         tables = [(f"top {name}", _top(con, by, m, matches="_matches")) for name, by in tops]
     finally:
         execute(con, "DROP TABLE IF EXISTS _matches")
