@@ -92,7 +92,9 @@ def recover(store: Store, key_dir: Path | None) -> list[str]:
 
 def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> Path:
     """The record of a key destruction outside a purge (``hostlogs keys destroy``): call it after."""
-    store = Store(store_root, "maintenance")
+    # Its own writer name: it runs without the maintenance lock, and a maintenance run starting
+    # meanwhile removes only the maintenance writer's temporary files, never this record's.
+    store = Store(store_root, "keys")
     started = dt.datetime.now(dt.UTC)
     op = uuid.uuid4().hex[:12]
     path = record_path(store, started, op)

@@ -69,8 +69,7 @@ def connect(
     con.execute("SET TimeZone = 'UTC'")
     pageviews = [str(p.resolve()) for p in store.committed_parquet()]
     _view(con, "pageviews", pageviews, PAGEVIEWS)
-    skip = store.uncommitted_files()
-    rejects = sorted(str(p.resolve()) for p in store.rejects.glob("date=*/*.parquet") if p not in skip)
+    rejects = [str(p.resolve()) for p in store.committed(store.rejects)]
     _view(con, "rejects", rejects, REJECTS)
     manifests = sorted(str(p.resolve()) for p in (store.root / "_manifests").glob("*/*.json"))
     if manifests:

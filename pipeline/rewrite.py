@@ -99,11 +99,12 @@ def key_store(cfg: Config) -> KeyStore | None:
 
 def partitions(store: Store, table: str = "pageviews", *, hidden: bool = False) -> dict[dt.date, list[str]]:
     """Committed files per partition date (``hidden=True``: every file on disk, for verification)."""
-    skip = set() if hidden else store.uncommitted_files()
+    base = store.root / table
+    listed = sorted(base.glob("date=*/*.parquet")) if hidden else store.committed(base)
     out: dict[dt.date, list[str]] = {}
-    for path in sorted((store.root / table).glob("date=*/*.parquet")):
+    for path in listed:
         m = _DAY_DIR.fullmatch(path.parent.name)
-        if m is None or path in skip:
+        if m is None:
             continue
         with contextlib.suppress(ValueError):
             out.setdefault(dt.date.fromisoformat(m[1]), []).append(path.relative_to(store.root).as_posix())

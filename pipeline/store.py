@@ -153,11 +153,11 @@ class Store:
         return self.write_bytes(path, encode_parquet(table))
 
     def write_bytes(self, path: Path, payload: bytes | pa.Buffer) -> int:
-        return _atomic_write(path, lambda f: f.write(payload))
+        return _atomic_write(path, lambda f: f.write(payload), self.writer)
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
-        _atomic_write(path, lambda f: f.write(payload))
+        _atomic_write(path, lambda f: f.write(payload), self.writer)
 
     @staticmethod
     def read_json(path: Path) -> dict[str, Any] | None:
@@ -220,7 +220,7 @@ class Store:
             self.write_json(self.state / "progress.json", progress.to_json())
         if pending is not None:
             os.unlink(self.state / "pending.json")
-        _remove_temporaries(self.root)
+        _remove_temporaries(self.root, self.writer)
         return progress
 
     def begin(self, seq: int, files: list[str], retire: list[str] | None = None) -> None:
@@ -269,8 +269,19 @@ class Store:
         return out
 
     def committed_parquet(self) -> list[Path]:
+        return self.committed(self.pageviews)
+
+    def committed(self, table: Path) -> list[Path]:
+        """The committed Parquet files under ``table`` (``pageviews`` or ``_rejects``), sorted.
+
+        List the files first, then read the intent records: a file in the listing was written after
+        its batch's ``pending.json``, so that record is either still there (the file is hidden) or
+        gone because the batch committed. Reading the records first would miss a batch that begins
+        in between and show its uncommitted files (compaction would then merge and retire them).
+        """
+        listed = sorted(table.glob("date=*/*.parquet"))
         skip = self.uncommitted_files()
-        return sorted(p for p in self.pageviews.glob("date=*/*.parquet") if p not in skip)
+        return [p for p in listed if p not in skip]
 
     def iter_manifests(self) -> Iterator[dict[str, Any]]:
         for path in sorted((self.root / "_manifests").glob("*/*.json")):
@@ -355,10 +366,15 @@ def encode_indexed(frame: pl.DataFrame) -> pa.Buffer:
     return sink.getvalue()
 
 
-def _atomic_write(path: Path, write: Any) -> int:
-    """Temporary name in the same directory, fsync, rename, fsync the directory."""
+def _atomic_write(path: Path, write: Any, writer: str) -> int:
+    """Temporary name in the same directory, fsync, rename, fsync the directory.
+
+    The temporary name carries the writer (``.<name>~<writer>~<id>.tmp``; ``~`` is not allowed in a
+    writer name) so that a writer's recovery removes its own leftovers only, never a file another
+    writer is writing at that moment.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}~{writer}~{uuid.uuid4().hex[:8]}.tmp")
     try:
         try:
             f = open(tmp, "wb")  # noqa: SIM115 (closed below)
@@ -387,7 +403,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_temporaries(root: Path) -> None:
+_TEMPORARY = re.compile(r"\..+~(?P<writer>[A-Za-z0-9._-]+)~[0-9a-f]{8}\.tmp")
+
+
+def _remove_temporaries(root: Path, writer: str) -> None:
+    """Remove the temporaries a crashed run of ``writer`` left (call under its lock)."""
     for tmp in root.glob("**/.*.tmp"):
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        m = _TEMPORARY.fullmatch(tmp.name)
+        if m is not None and m["writer"] == writer:
+            with contextlib.suppress(OSError):
+                tmp.unlink()

@@ -122,7 +122,7 @@ def test_crashed_batch_is_discarded_and_redone(tmp_path: Path, store: Path) -> N
     st = Store(store)
     orphan = store / "pageviews/date=2026-10-10/part-deadbeefdeadbeef.parquet"
     shutil.copy(next(store.glob("pageviews/date=2026-10-10/*.parquet")), orphan)
-    (orphan.parent / ".part-x.parquet.1234.tmp").write_bytes(b"half a file")
+    (orphan.parent / ".part-x.parquet~files~1234abcd.tmp").write_bytes(b"half a file")
     st.begin(st.load_progress().seq + 1, [str(orphan.relative_to(store))])
     assert orphan not in st.committed_parquet()  # readers already skip it
     with log.open("a") as f:
@@ -130,6 +130,45 @@ def test_crashed_batch_is_discarded_and_redone(tmp_path: Path, store: Path) -> N
     ingest_paths(store, [log])
     assert not orphan.exists() and not list(store.rglob("*.tmp"))
     assert paths_in(store) == Counter(f"/p{i}" for i in range(25))
+
+
+def test_recovery_removes_only_its_own_writers_temporaries(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(20))
+    ingest_paths(store, [log])
+    day = store / "pageviews/date=2026-10-10"
+    mine = day / ".part-x.parquet~maintenance~0000aaaa.tmp"  # a crashed maintenance run's leftover
+    theirs = day / ".part-y.parquet~files~0000bbbb.tmp"  # an ingest writing at this very moment
+    for tmp in (mine, theirs):
+        tmp.write_bytes(b"half a file")
+    maintenance = Store(store, writer="maintenance")
+    with maintenance.lock():
+        maintenance.recover(peers=False)
+    assert not mine.exists() and theirs.read_bytes() == b"half a file"
+
+
+def test_a_batch_beginning_while_files_are_listed_stays_hidden(
+    tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers list files, then read the intent records: a batch that begins in between stays hidden."""
+    log = tmp_path / "access.log"
+    log.write_text(lines(10))
+    ingest_paths(store, [log])
+    st = Store(store)
+    (old,) = st.committed_parquet()
+    late = "pageviews/date=2026-10-10/part-late.parquet"
+    original = Store.uncommitted_files
+
+    def begin_a_batch_meanwhile(self: Store) -> set[Path]:
+        hidden = original(self)
+        if not (store / late).exists():  # right after the records were read, an ingest begins a batch
+            st.begin(st.load_progress().seq + 1, [late])
+            shutil.copy(old, store / late)
+        return hidden
+
+    monkeypatch.setattr(Store, "uncommitted_files", begin_a_batch_meanwhile)
+    assert st.committed_parquet() == [old]  # not listed yet: not shown
+    assert st.committed_parquet() == [old]  # listed, and its intent record hides it
 
 
 def test_manifest_is_the_commit_record(tmp_path: Path, store: Path) -> None:

@@ -31,6 +31,7 @@ from pipeline import config, deletions, keys, lifecycle, query, retention
 from pipeline.cli import main
 from pipeline.compact import compact
 from pipeline.errors import UsageError
+from pipeline.ingest import IngestReport
 from pipeline.schema import PAGEVIEW_COLUMNS
 from pipeline.store import Store
 
@@ -303,11 +304,14 @@ def test_compaction_during_ingest_loses_nothing(store: Path, tmp_path: Path) -> 
     log = tmp_path / "more.log"
     log.write_text("".join(line(*r) for r in more))
     errors: list[BaseException] = []
+    reports: list[IngestReport] = []
 
     def ingest_more() -> None:
         try:
-            ingest_paths(
-                store, [log], fmt="vhost_combined", domain=None, block_bytes=16384, max_line_bytes=4096
+            reports.append(
+                ingest_paths(
+                    store, [log], fmt="vhost_combined", domain=None, block_bytes=16384, max_line_bytes=4096
+                )
             )
         except BaseException as exc:  # surfaced by the assertion below
             errors.append(exc)
@@ -317,6 +321,8 @@ def test_compaction_during_ingest_loses_nothing(store: Path, tmp_path: Path) -> 
     compact(cfg_for(store))
     worker.join()
     assert not errors
+    # a source error here once meant the compaction removed the ingest's in-flight temporary file
+    assert [(src.error, src.rows) for src in reports[0].sources] == [(None, len(more))]
     assert visible(store) == paths(rows) + paths(more)
     compact(cfg_for(store))
     assert visible(store) == paths(rows) + paths(more) and set(files_per_day(store).values()) == {1}
