@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from . import detectors, keys
 from .errors import UsageError
@@ -370,25 +372,49 @@ def _simple(
     con: duckdb.DuckDBPyConnection, scope: Scope, kind: str, title: str, cond: str,
     tops: list[tuple[str, tuple[str, ...]]], audit: dict[str, Any],
 ) -> Investigation:  # fmt: skip
-    # One two-year scan keeps the matches' summary columns in memory (DuckDB spills past its memory
-    # limit); the day counts and top tables then read only those. Separate scans decoded ts and the
-    # grouped columns of every row group again for each table (measured 5.9 → 3.4 s, 100M rows).
+    # One scan: the matches' summary columns are read once into a materialised CTE (DuckDB spills it
+    # past its memory limit) and the day counts and every top table are computed from it in the same
+    # statement. Separate scans decoded ts and the grouped columns of every row group again for each
+    # table; a temporary table cost ~0.4 s more to fill (100M rows, 3.9M matches: 5.9 → 3.0 → 2.4 s).
     cols = ", ".join(dict.fromkeys(c for _, by in tops for c in by))
     where = f"{scope.where()} AND ({cond})"
-    try:
-        execute(
-            con,
-            f"CREATE OR REPLACE TEMP TABLE _matches AS SELECT date, ts, {cols} FROM pageviews WHERE {where}",
+    parts = [
+        "SELECT 0 AS part, date, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM m GROUP BY date"
+    ]
+    for i, (_, by) in enumerate(tops, 1):
+        keys_ = ", ".join(by)
+        parts.append(
+            f"(SELECT {i} AS part, {keys_}, count(*) AS requests, min(ts) AS first, max(ts) AS last "
+            f"FROM m GROUP BY {keys_} ORDER BY requests DESC, {keys_} LIMIT 10)"
         )
+    sql = (
+        f"WITH m AS MATERIALIZED (SELECT date, ts, {cols} FROM pageviews WHERE {where}) "
+        + " UNION ALL BY NAME ".join(parts)
+    )
+    try:
+        result = execute(con, sql)
     except UsageError as exc:
         raise UsageError(f"bad pattern: {exc}") from None
-    try:
-        m = _match(con, scope, cond, matches="_matches")
-        tables = [(f"top {name}", _top(con, by, m, matches="_matches")) for name, by in tops]
-    finally:
-        execute(con, "DROP TABLE IF EXISTS _matches")
+    assert result.table is not None
+    days = _part(result.table, 0, ["date", "requests", "first", "last"], [("date", "ascending")])
+    m = _match_of_days(where, days.rows)
+    tables = [
+        (
+            f"top {name}",
+            _part(result.table, i, [*by, "requests", "first", "last"],
+                  [("requests", "descending"), *((c, "ascending") for c in by)]),
+        )
+        for i, (name, by) in enumerate(tops, 1)
+    ]  # fmt: skip
     rows = _rows(con, scope, m)
     return Investigation(kind, title, _facts(m), tables, rows, _limit_note(rows, scope), audit)
+
+
+def _part(table: pa.Table, part: int, columns: list[str], order: list[tuple[str, str]]) -> QueryResult:
+    """One part of a ``UNION ALL BY NAME`` result with its own columns, sorted again (a union does
+    not promise to keep its inputs' order; nulls last, as DuckDB's ORDER BY)."""
+    sub = table.filter(pc.equal(table.column("part"), part)).select(columns).sort_by(order)
+    return QueryResult(columns, [tuple(r.values()) for r in sub.to_pylist()], sub)
 
 
 Bucket = Literal["hour", "day"]

@@ -283,7 +283,7 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
     assert [r[3] for r in env.rows.rows] == ["/.env"]
     wp = investigate.path(con, Scope(), "*/wp-login.php")
     assert len(wp.rows.rows) == 9
-    # the summary (one scan into a temporary table): facts and top tables agree with the rows
+    # the summary (one scan, one statement): facts and top tables agree with the rows
     facts = dict(wp.facts)
     assert facts["requests"] == "9" and facts["first"] == str(min(r[0] for r in wp.rows.rows))
     top = dict(wp.tables)
@@ -296,6 +296,19 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
         investigate.path(con, Scope(), "([", regex=True)
     rx = investigate.path(con, Scope(), r"^/(join|login)_form$", regex=True)
     assert len(rx.rows.rows) == 1000 and "only the first 1,000" in rx.notes[0]
+    # every top table is exactly what its own query returns, order (ties by key, nulls last) included
+    cond = "regexp_matches(path, '^/(join|login)_form$')"
+    for name, by in [("top paths", "path, status"), ("top client networks", "client_net, as_org")]:
+        expected = con.sql(
+            f"SELECT {by}, count(*) AS n, min(ts), max(ts) FROM pageviews WHERE {cond} "
+            f"GROUP BY ALL ORDER BY n DESC, {by} LIMIT 10"
+        ).fetchall()
+        assert dict(rx.tables)[name].rows == expected and len(expected) > 1
+    days = con.sql(f"SELECT count(DISTINCT date), count(*), min(ts) FROM pageviews WHERE {cond}").fetchall()
+    facts = dict(rx.facts)
+    assert (facts["days with requests"], facts["requests"], facts["first"]) == tuple(
+        f"{v:,}" if isinstance(v, int) else str(v) for v in days[0]
+    )
     nikto = investigate.ua(con, Scope(), "NIKTO")
     assert len(nikto.rows.rows) == 2
     tl = investigate.domain(
