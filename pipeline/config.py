@@ -5,6 +5,8 @@ Every setting has a default chosen for privacy; command-line options override th
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import socket
 import tomllib
@@ -34,6 +36,8 @@ class SourceConfig:
     """Domain for formats without %v/%V/%{Host}i."""
     domain_from_path: str | None = None
     """Template such as /var/www/vhosts/{domain}/logs/access_log* when the domain is in the path."""
+    olddir: str | None = None
+    """logrotate's olddir: where rotated files are moved (absolute, or relative to the log's directory)."""
 
 
 @dataclass(frozen=True)
@@ -190,7 +194,25 @@ def _source(raw: Any, where: str) -> SourceConfig:
         raise ConfigError(f"{where}: unknown format {src.format!r}")
     if src.domain_from_path is not None and "{domain}" not in src.domain_from_path:
         raise ConfigError(f"{where}: domain_from_path must contain {{domain}}")
+    check_olddir(src, where)
     return src
+
+
+def check_olddir(src: SourceConfig, where: str) -> None:
+    """An olddir must name one directory per log directory (see ``sources.expand_source``)."""
+    if src.olddir is None:
+        return
+    old = Path(src.olddir)
+    directory = os.path.dirname(src.path or template_glob(src.domain_from_path or ""))
+    if not src.olddir or ".." in old.parts or glob.has_magic(src.olddir):
+        raise ConfigError(
+            f"{where}: olddir must be a directory without '..' or wildcards, got {src.olddir!r}"
+        )
+    if old.is_absolute() and glob.has_magic(directory):
+        raise ConfigError(
+            f"{where}: olddir {src.olddir!r} is absolute but the path's directory has wildcards: "
+            "give it relative to each log's directory (e.g. 'old')"
+        )
 
 
 def _section(cls: Any, raw: Any, where: str) -> Any:

@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import __version__, formats, privacy, sources
-from .config import Config, SourceConfig, domain_from_path, template_glob
+from .config import Config, SourceConfig, check_olddir, domain_from_path, template_glob
 from .enrich import Enricher, EnrichStatus
 from .errors import HostlogsError, SourceError
 from .lines import split_block
@@ -119,9 +119,10 @@ def run(
     specs = list(cfg.sources if source_specs is None else source_specs)
     if not specs:
         raise SourceError("no sources: give log files on the command line or [[sources]] in the config")
-    for spec in specs:  # a bad format is an argument error: fail before touching anything
+    for spec in specs:  # a bad format or olddir is an argument error: fail before touching anything
         if spec.format != "auto":
             formats.resolve(spec.format)
+        check_olddir(spec, f"source {spec.path or spec.domain_from_path}")
     enricher = Enricher.from_config(cfg)  # opens GeoIP databases: a bad one fails before any work
     started = time.monotonic()
     # A piped logger runs for days: it gets its own writer namespace (progress, lock, manifests) so
@@ -149,11 +150,11 @@ def run(
                 if spec.path == "" and spec.domain_from_path
                 else spec.path
             )
-            paths = sources.expand([pattern])
+            paths = sources.expand_source(pattern, spec.olddir)
             if not paths:
                 reports.append(SourceReport(path=pattern, note="no file matches"))
-            for path in paths:
-                reports.append(_ingest_path(run_state, spec, path, stdin))
+            for path, home in paths:
+                reports.append(_ingest_path(run_state, spec, path, stdin, home))
     if enricher.geo:
         enricher.geo.close()
     return IngestReport(
@@ -167,12 +168,17 @@ def run(
     )
 
 
-def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None) -> SourceReport:
+def _ingest_path(
+    r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None, home: str | None = None
+) -> SourceReport:
+    """One file; ``home`` is where it was written when logrotate moved it into an olddir."""
+    home = home or path
     try:
         if path == sources.STDIN:
             return _ingest_stdin(r, spec, stdin or sys.stdin.buffer)
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
-        ident = _identify(r.progress, path, final)
+        final = final or home != path  # moved away by logrotate: nobody appends to it any more
+        ident = _identify(r.progress, path, final, home)
         if ident is None:
             return SourceReport(path=path, note="waiting: no complete line yet")
         key, fp_len, start, replaces = ident
@@ -192,7 +198,7 @@ def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None)
                 size_hint=None if sources.is_compressed(path) else os.path.getsize(path),
                 workers=ing.workers,
             )
-            src = _Source(path, fmt, fmt_note, (key, fp_len), start, replaces, _domain_for(spec, path))
+            src = _Source(path, fmt, fmt_note, (key, fp_len), start, replaces, _domain_for(spec, home))
             return _consume(r, src, blocks, workers=ing.workers)
     except HostlogsError as exc:
         return SourceReport(path=path, error=str(exc))
@@ -255,9 +261,11 @@ def _domain_for(spec: SourceConfig, path: str) -> str | None:
     return spec.domain
 
 
-def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int, list[str]] | None:
+def _identify(
+    progress: Progress, path: str, final: bool, home: str
+) -> tuple[str, int, int, list[str]] | None:
     """(stream key, fingerprint length, committed offset, keys it supersedes) or None to wait."""
-    full = sources.fingerprint(path, sources.FINGERPRINT_BYTES, final=final)
+    full = sources.fingerprint(path, sources.FINGERPRINT_BYTES, final=final, home=home)
     if full is None:
         return None
     key, fp_len = full
@@ -266,7 +274,7 @@ def _identify(progress: Progress, path: str, final: bool) -> tuple[str, int, int
     # A stream first seen while shorter than FINGERPRINT_BYTES was keyed on fewer bytes.
     for old_key, state in progress.streams.items():
         if state.fp_len < fp_len:
-            short = sources.fingerprint(path, state.fp_len, final=final)
+            short = sources.fingerprint(path, state.fp_len, final=final, home=home)
             if short is not None and short[0] == old_key:
                 return key, fp_len, state.offset, [old_key]
     return key, fp_len, 0, []

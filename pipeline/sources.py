@@ -65,6 +65,25 @@ def expand(patterns: list[str]) -> list[str]:
     return sorted(found, key=lambda p: (found[p], p))
 
 
+def expand_source(pattern: str, olddir: str | None = None) -> list[tuple[str, str]]:
+    """(file, where it was written) for one source glob, oldest first.
+
+    With logrotate's ``olddir``, rotated files are moved out of the log's directory. Each one maps back
+    to the log's directory (``<dir>/<olddir>/access.log.1`` → ``<dir>/access.log.1``), so it keeps
+    the stream scope (and the domain from the path) it had while it was written: its unread tail is
+    read on from the committed offset, never again from its start.
+    """
+    homes: dict[str, str] = {}
+    if olddir:
+        directory, name = os.path.split(os.path.expanduser(pattern))
+        for d in glob.glob(directory) if glob.has_magic(directory) else [directory]:
+            old = olddir if os.path.isabs(olddir) else os.path.join(d, olddir)
+            for moved in glob.glob(os.path.join(glob.escape(old), name)):
+                if os.path.isfile(moved):
+                    homes[moved] = os.path.join(d, os.path.basename(moved))
+    return [(p, homes.get(p, p)) for p in expand([pattern, *homes])]
+
+
 def _mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
@@ -102,7 +121,9 @@ def open_stream(path: str) -> BinaryIO:
     return plain
 
 
-def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False) -> tuple[str, int] | None:
+def fingerprint(
+    path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False, home: str | None = None
+) -> tuple[str, int] | None:
     """SHA-256 of the first ``length`` bytes (decompressed), and how many bytes it covers.
 
     A file shorter than ``length`` is fingerprinted over what it has, cut back to its last complete
@@ -119,7 +140,7 @@ def fingerprint(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = Fal
         if cut < 0:
             return None
         head = head[: cut + 1]
-    scope = stream_scope(path).encode()
+    scope = stream_scope(home or path).encode()
     return hashlib.sha256(scope + b"\0" + head).hexdigest()[:32], len(head)
 
 
@@ -130,7 +151,7 @@ def stream_scope(path: str) -> str:
     same second right after rotation starts many files with identical bytes. ``access.log``,
     ``access.log.1``, ``access.log.2.gz`` and ``access.log-20261122`` share a scope (rename, compress,
     dateext and copytruncate keep working); logs in other directories or with other names never collide.
-    logrotate's ``olddir`` (rotated files moved to another directory) is therefore not supported.
+    A file logrotate moved into an ``olddir`` is scoped by where it was written (``expand_source``).
     """
     directory, name = os.path.split(os.path.realpath(path))
     base = _ROTATED_RE.sub("", name)

@@ -68,6 +68,8 @@ def test_ingest_json_report(tmp_path: Path) -> None:
         (["ingest"], 4, "no sources"),
         (["query", "--store", "/nonexistent-store", "SELECT 1"], 6, "no store at /nonexistent-store"),
         (["ingest", "x.log", "--wait", "-1"], 2, "Invalid value for '--wait'"),
+        (["ingest", "*/x.log", "--olddir", "/var/old"], 3, "olddir '/var/old' is absolute but"),
+        (["ingest", "x.log", "--olddir", "../old"], 3, "olddir must be a directory without '..'"),
     ],
 )
 def test_errors_are_one_line_with_documented_codes(

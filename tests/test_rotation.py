@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ingest_paths, store_rows
+from pipeline import config, ingest
+
+from .conftest import ingest_paths, make_config, store_rows
 
 Step = tuple[object, ...]
 
@@ -217,3 +219,68 @@ def test_blocks_are_sized_so_that_workers_finish_together() -> None:
     n = -(-475 * mib // chunk)
     assert chunk <= 32 * mib and n % 2 == 0 and n == 16
     assert _even_chunk(64 * mib + 1, 32 * mib, 3) == -(-(64 * mib + 1) // 3)  # 3 blocks for 3 workers
+
+
+def _run_with_olddir(store: Path, pattern: str, olddir: str, **source: str) -> ingest.IngestReport:
+    spec = config.SourceConfig(path=pattern, format="common", olddir=olddir, **source)
+    report = ingest.run(make_config(store, partial_line_grace=3600), [spec])
+    assert not report.failed and not report.rejects, report
+    return report
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_olddir_rotation_reads_each_line_once(tmp_path: Path, absolute: bool) -> None:
+    """logrotate's olddir moves rotated files out of the log's directory: their unread tail is read on
+    from the committed offset, and compressing them there later reads nothing again."""
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    old = logs / "old"
+    old.mkdir(parents=True)
+    olddir = str(old) if absolute else "old"
+    live = logs / "access.log"
+
+    def write(first: int, n: int) -> None:
+        with live.open("a") as f:
+            f.write("".join(line(i) for i in range(first, first + n)))
+
+    write(0, 30)
+    _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    write(30, 10)  # written after the run, then rotated away before the next one
+    os.rename(live, old / "access.log.1")
+    write(40, 5)
+    report = _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    assert sorted(s.rows for s in report.sources) == [5, 10]
+    # delaycompress: .1 → .2.gz, the live log → .1, all inside olddir
+    os.rename(old / "access.log.1", old / "access.log.2")
+    with (old / "access.log.2").open("rb") as src, gzip.open(old / "access.log.2.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (old / "access.log.2").unlink()
+    write(45, 3)
+    os.rename(live, old / "access.log.1")
+    write(48, 4)
+    for _ in range(2):
+        _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    got = Counter(str(r["path"]) for r in store_rows(store))
+    assert got == Counter(f"/l{n}" for n in range(52))
+
+
+def test_olddir_per_vhost_keeps_the_domain_of_the_log_directory(tmp_path: Path) -> None:
+    """Plesk/cPanel layout with a relative olddir: a moved file keeps its site's domain and stream."""
+    template = str(tmp_path / "vhosts" / "{domain}" / "logs" / "access_log*")
+    for k, site in enumerate(["a.example", "b.example"]):
+        logs = tmp_path / "vhosts" / site / "logs"
+        (logs / "old").mkdir(parents=True)
+        (logs / "access_log").write_text("".join(line(100 * k + i) for i in range(10)))
+    store = tmp_path / "store"
+    _run_with_olddir(store, "", "old", domain_from_path=template)
+    for k, site in enumerate(["a.example", "b.example"]):
+        logs = tmp_path / "vhosts" / site / "logs"
+        with (logs / "access_log").open("a") as f:
+            f.write("".join(line(100 * k + i) for i in range(10, 15)))
+        os.rename(logs / "access_log", logs / "old" / "access_log.1")
+    report = _run_with_olddir(store, "", "old", domain_from_path=template)
+    assert sorted(s.rows for s in report.sources) == [5, 5]
+    got = Counter((str(r["domain"]), str(r["path"])) for r in store_rows(store))
+    expected = [("a.example", f"/l{i}") for i in range(15)] + [
+        ("b.example", f"/l{100 + i}") for i in range(15)
+    ]
+    assert got == Counter(expected)

@@ -25,6 +25,11 @@ from ._common import handle_errors, main
 @click.option(
     "--domain-from-path", help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*."
 )
+@click.option(
+    "--olddir",
+    metavar="DIR",
+    help="logrotate's olddir: rotated files were moved there (absolute, or relative to the log's directory).",
+)
 @click.option("--server", help="Name of the web server the logs come from (default: this host's name).")
 @click.option(
     "--final", is_flag=True, help="Treat every file as complete: consume a last line without newline."
@@ -46,6 +51,7 @@ def ingest_cmd(
     fmt: str | None,
     domain: str | None,
     domain_from_path: str | None,
+    olddir: str | None,
     server: str | None,
     final: bool,
     lock_wait: float | None,
@@ -76,12 +82,15 @@ def ingest_cmd(
     if paths or domain_from_path:
         specs = [
             config.SourceConfig(
-                path=p, format=fmt or "auto", domain=domain, domain_from_path=domain_from_path
+                path=p, format=fmt or "auto", domain=domain, domain_from_path=domain_from_path, olddir=olddir
             )
             for p in (paths or ("",))
         ]
-    elif fmt or domain:
-        specs = [config.replace(s, format=fmt or s.format, domain=domain or s.domain) for s in cfg.sources]
+    elif fmt or domain or olddir:
+        specs = [
+            config.replace(s, format=fmt or s.format, domain=domain or s.domain, olddir=olddir or s.olddir)
+            for s in cfg.sources
+        ]
     report = ingest.run(cfg, specs, final=True if final else None)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
