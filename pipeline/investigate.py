@@ -112,11 +112,12 @@ class Match:
         return out
 
 
-def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str, matches: str | None = None) -> Match:
-    """The days holding rows that match ``cond`` (read from ``matches``, a table of only them, if given)."""
+def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str) -> Match:
+    """The days holding rows that match ``cond``."""
     where = f"{scope.where()} AND ({cond})"
-    source = matches or f"pageviews WHERE {where}"
-    per_day = execute(con, f"SELECT date, count(*), min(ts), max(ts) FROM {source} GROUP BY 1 ORDER BY 1")
+    per_day = execute(
+        con, f"SELECT date, count(*), min(ts), max(ts) FROM pageviews WHERE {where} GROUP BY 1 ORDER BY 1"
+    )
     return _match_of_days(where, per_day.rows)
 
 
@@ -156,16 +157,13 @@ def _facts(m: Match) -> list[tuple[str, str]]:
     ]
 
 
-def _top(
-    con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10, matches: str | None = None
-) -> QueryResult:
-    """Top ``n`` groups of the matching rows (from ``matches``, a table holding only them, if given)."""
+def _top(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
+    """Top ``n`` groups of the matching rows."""
     cols = ", ".join(by)
-    source = matches or f"pageviews WHERE {m.where}"
     return execute(
         con,
-        f"SELECT {cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM {source} "
-        f"GROUP BY ALL ORDER BY requests DESC, {cols} LIMIT {n}",
+        f"SELECT {cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM pageviews "
+        f"WHERE {m.where} GROUP BY ALL ORDER BY requests DESC, {cols} LIMIT {n}",
     )
 
 
