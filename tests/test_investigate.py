@@ -278,7 +278,11 @@ def test_net_containment_any_prefix(two_months: tuple[Path, int]) -> None:
         investigate.net(c, Scope(), "203.0.113/99", ClientMasker())
 
 
+TABLES = "SELECT table_name FROM duckdb_tables() ORDER BY 1"
+
+
 def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
+    tables_before = con.sql(TABLES).fetchall()
     env = investigate.path(con, Scope(), "/.env")
     assert [r[3] for r in env.rows.rows] == ["/.env"]
     wp = investigate.path(con, Scope(), "*/wp-login.php")
@@ -290,7 +294,7 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
     assert sum(r[2] for r in top["top paths"].rows) == 9
     assert {r[0] for r in top["top paths"].rows} == {r[3] for r in wp.rows.rows}
     assert sum(r[2] for r in top["top client networks"].rows) == 9
-    assert con.sql("SELECT count(*) FROM duckdb_tables() WHERE temporary").fetchall() == [(0,)]
+    assert con.sql(TABLES).fetchall() == tables_before  # nothing left behind on the connection
     with pytest.raises(UsageError, match="bad pattern"):
         investigate.path(con, Scope(), "([", regex=True)
     rx = investigate.path(con, Scope(), r"^/(join|login)_form$", regex=True)
