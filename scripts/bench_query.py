@@ -3,8 +3,9 @@
     python scripts/bench_query.py [--rows 100_000_000] [--days 730] [--store DIR] [--keep]
 
 The store is written directly with polars (ingest would take hours for 100M lines) in the store's
-layout and schema: pageviews/date=YYYY-MM-DD/part-*.parquet, zstd, sorted by (domain, ts), row groups
-of 131,072 rows, keyed per-month client_id values. One suspect address gets real pseudonyms from a
+layout and schema, one file a day in the format compaction leaves (``rewrite.encode_sorted``: zstd,
+sorted by (domain, path, ts), row groups of 131,072 rows, bloom filters), with keyed per-month
+client_id values. One suspect address gets real pseudonyms from a
 KeyStore, so `investigate ip` runs exactly as in production. Then it times, each in a fresh sandboxed
 connection: one domain over one week; one network over two years; a path pattern over two years;
 `investigate ip` over two years, and prints DuckDB's EXPLAIN ANALYZE counters showing that date and
@@ -32,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pipeline import investigate, keys, query
 from pipeline.investigate import Scope
 from pipeline.privacy import ClientMasker
-from pipeline.store import encode_indexed
+from pipeline.rewrite import encode_sorted
 
 DOMAINS = 2000
 ADDRESSES = 400_000
@@ -110,12 +111,12 @@ def build_day(args: tuple[str, int, int, dict[str, int]]) -> int:
             "geo_db": pl.Series(["GeoLite2-Country 2026-11-18; GeoLite2-ASN 2026-11-18"] * n),
             "server": pl.Series(["web-1"] * n),
         }
-    ).sort("domain", "ts")
+    )
     out = Path(root) / "pageviews" / f"date={day}" / "part-bench.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     # The format `hostlogs compact` leaves behind (bloom filter on client_id): a two-year store is
     # almost entirely compacted days; only today's files come straight from ingest.
-    out.write_bytes(encode_indexed(frame))
+    out.write_bytes(encode_sorted(frame))
     return n
 
 

@@ -259,7 +259,7 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
     assert after.sort(key).equals(before.sort(key), null_equal=True)  # the exact multiset of rows
     for f in Store(store).committed_parquet():
         frame = pl.read_parquet(f)
-        assert frame.equals(frame.sort(["domain", "ts"], nulls_last=True))
+        assert frame.equals(frame.sort(["domain", "path", "ts"], nulls_last=True))
         # compacted files carry bloom filters on client_id and client_net: lookups skip row groups
         blooms = dict(
             duckdb.connect()
