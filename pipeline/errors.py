@@ -45,6 +45,15 @@ class LockedError(HostlogsError):
     exit_code = 75
 
 
+class StoreChangedError(HostlogsError):
+    """A maintenance run (compaction, purge, erase) replaced files a query was about to read.
+
+    Temporary, like a held lock: the same query on a fresh connection sees the new files.
+    """
+
+    exit_code = 75
+
+
 class PartialFailure(HostlogsError):
     """The run finished but some sources could not be read; their lines stay unconsumed for the next run."""
 

@@ -27,17 +27,20 @@ import atexit
 import csv
 import io
 import json
+import os
+import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import StoreError, UsageError
+from .errors import StoreChangedError, StoreError, UsageError
 from .schema import PAGEVIEWS, REJECTS
 from .store import Store
 
@@ -157,7 +160,11 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
         if rel is None:  # a statement without a result (our own CREATE TEMP TABLE)
             return QueryResult([], [])
         table: pa.Table = rel.to_arrow_table()
-    except duckdb.PermissionException as exc:
+    except (duckdb.PermissionException, duckdb.IOException) as exc:
+        if _vanished(exc):
+            raise StoreChangedError(STORE_CHANGED) from None
+        if not isinstance(exc, duckdb.PermissionException):
+            raise UsageError(f"query failed: {first_line(exc)}") from None
         raise UsageError(f"query refused by the sandbox: {_permission(exc)} ({SANDBOX_HINT})") from None
     except duckdb.InvalidInputException as exc:
         if "configuration has been locked" in str(exc):
@@ -169,6 +176,47 @@ def execute(con: duckdb.DuckDBPyConnection, sql: str) -> QueryResult:
     return QueryResult(columns=table.column_names, rows=rows, table=table)
 
 
+STORE_CHANGED = (
+    "the store changed while the query ran (a compaction, purge or erase replaced its files): run it again"
+)
+_FILE_IN_ERROR = re.compile(r'"([^"]+?\.parquet)(?:/\*\*/\*\.parquet)?"')
+
+
+def _vanished(exc: duckdb.Error) -> bool:
+    """DuckDB failed on a store file that is gone: a maintenance run retired it after the views were made.
+
+    (The sandbox then reports the missing file as a path outside the store: DuckDB tries it as a glob.)
+    """
+    return any(
+        ("/pageviews/date=" in f or "/_rejects/date=" in f) and not os.path.exists(f)
+        for f in _FILE_IN_ERROR.findall(str(exc))
+    )
+
+
+T = TypeVar("T")
+
+
+def with_connection(
+    store_root: str | Path, work: Callable[[duckdb.DuckDBPyConnection], T], *,
+    memory_limit: str = "4GB", threads: int = 2,
+) -> T:  # fmt: skip
+    """``work`` on a fresh sandboxed connection, once more on a new one if the store changed meanwhile.
+
+    The views list the files committed when the connection opened; a compaction, purge or erase that
+    commits during the query retires some of them. The second connection lists the new ones.
+    """
+    for attempt in (1, 2):
+        con = connect(store_root, memory_limit=memory_limit, threads=threads)
+        try:
+            return work(con)
+        except StoreChangedError:
+            if attempt == 2:
+                raise
+        finally:
+            con.close()
+    raise AssertionError("unreachable")
+
+
 def _permission(exc: duckdb.Error) -> str:
     text = first_line(exc).removeprefix("Permission Error: ")
     return text.replace(" - file system operations are disabled by configuration", " (outside the store)")
@@ -176,12 +224,12 @@ def _permission(exc: duckdb.Error) -> str:
 
 def run(store_root: str | Path, sql: str, *, memory_limit: str = "4GB", threads: int = 2) -> QueryResult:
     """One read-only statement over the sandboxed views."""
-    con = connect(store_root, memory_limit=memory_limit, threads=threads)
-    try:
+
+    def work(con: duckdb.DuckDBPyConnection) -> QueryResult:
         check_statement(con, sql)
         return execute(con, sql)
-    finally:
-        con.close()
+
+    return with_connection(store_root, work, memory_limit=memory_limit, threads=threads)
 
 
 # --- output -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import random
 import shutil
@@ -30,7 +31,7 @@ from click.testing import CliRunner
 from pipeline import config, deletions, keys, lifecycle, query, retention
 from pipeline.cli import main
 from pipeline.compact import compact
-from pipeline.errors import UsageError
+from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest import IngestReport
 from pipeline.schema import PAGEVIEW_COLUMNS
 from pipeline.store import Store
@@ -326,6 +327,42 @@ def test_compaction_during_ingest_loses_nothing(store: Path, tmp_path: Path) -> 
     assert visible(store) == paths(rows) + paths(more)
     compact(cfg_for(store))
     assert visible(store) == paths(rows) + paths(more) and set(files_per_day(store).values()) == {1}
+
+
+def test_queries_survive_a_compaction_that_commits_meanwhile(store: Path, tmp_path: Path) -> None:
+    """The views list the files committed when a connection opens; a compaction retires them."""
+    rows = many_files(store)
+    con = query.connect(store)
+    compact(cfg_for(store))
+    with pytest.raises(StoreChangedError, match="the store changed while the query ran"):
+        query.execute(con, "SELECT count(*) FROM pageviews")  # not "refused by the sandbox"
+    # query.run and the investigations run their work once more on a fresh connection
+    more = [(10_000 + i, D(2026, 11, 1 + i % 4), A, "203.0.113.9") for i in range(600)]
+    build(store, more, name="more.log", block_bytes=16384, max_line_bytes=4096)
+    attempts: list[int] = []
+
+    def work(c: duckdb.DuckDBPyConnection) -> int:
+        attempts.append(1)
+        if len(attempts) == 1:
+            compact(cfg_for(store))  # commits while the first attempt runs
+        return int(query.execute(c, "SELECT count(*) FROM pageviews").rows[0][0])
+
+    assert query.with_connection(store, work) == len(rows) + len(more) and len(attempts) == 2
+    # the shell reopens its views and runs the statement again
+    build(store, more[:300], name="again.log", block_bytes=16384, max_line_bytes=4096)
+
+    class CompactOnFirstRead(io.BytesIO):
+        def read1(self, n: int | None = -1) -> bytes:
+            if self.tell() == 0 and n != 0:  # (click probes the stream with read(0) first)
+                compact(cfg_for(store))  # after the shell connected, before its first statement
+            return super().read1(n)
+
+        read = read1
+
+    stdin = CompactOnFirstRead(b"SELECT count(*) AS n FROM pageviews;\n")
+    result = CliRunner().invoke(main, ["shell", "--store", str(store), "--case", "T-1"], input=stdin)
+    assert result.exit_code == 0, result.output
+    assert "views reopened" in result.stderr and f"\n{len(rows) + 900}\n" in result.stdout
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -72,15 +72,14 @@ def _run(kw: dict[str, Any], kind: str, fn: Callable[[Any, Scope, Config], Inves
     case = str(audit.check_case(kw.pop("case"), True))
     reason, out_format, output = kw.pop("reason"), kw.pop("out_format"), kw.pop("output")
     scope = _scope(kw)
-    con = query.connect(cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
-    try:
-        with audit.AuditLog(cfg.store).record(f"investigate {kind}", case, reason, investigation=kind) as rec:
-            rec.params = {"scope": scope.describe()}
-            inv = fn(con, scope, cfg)
-            rec.params.update(inv.audit)
-            rec.rows = len(inv.rows.rows)
-    finally:
-        con.close()
+    with audit.AuditLog(cfg.store).record(f"investigate {kind}", case, reason, investigation=kind) as rec:
+        rec.params = {"scope": scope.describe()}
+        inv = query.with_connection(
+            cfg.store, lambda con: fn(con, scope, cfg),
+            memory_limit=cfg.query.memory_limit, threads=cfg.query.threads,
+        )  # fmt: skip
+        rec.params.update(inv.audit)
+        rec.rows = len(inv.rows.rows)
     if output:
         used = query.write_output(inv.rows, output)
         click.echo(f"{len(inv.rows.rows):,} rows written to {output} ({used})", err=True)
@@ -243,14 +242,13 @@ def report_cmd(
     case = str(audit.check_case(case, True))
     scope = _scope({"date_from": date_from, "date_to": date_to, "domain": domain, "limit": 200})
     log = audit.AuditLog(cfg.store)
-    con = query.connect(cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
-    try:
-        with log.record("investigate report", case, reason, investigation="report") as rec:
-            rec.params = {"scope": scope.describe(), "output": str(output)}
-            built = report.build(con, cfg.store, scope, case, log.list(case))
-            rec.rows = built.requests
-    finally:
-        con.close()
+    with log.record("investigate report", case, reason, investigation="report") as rec:
+        rec.params = {"scope": scope.describe(), "output": str(output)}
+        built = query.with_connection(
+            cfg.store, lambda con: report.build(con, cfg.store, scope, case, log.list(case)),
+            memory_limit=cfg.query.memory_limit, threads=cfg.query.threads,
+        )  # fmt: skip
+        rec.rows = built.requests
     try:
         Path(output).write_text(built.html, encoding="utf-8")
     except OSError as exc:

@@ -12,7 +12,7 @@ import click
 import polars as pl
 
 from .. import audit, config, query
-from ..errors import HostlogsError, StoreError, UsageError
+from ..errors import HostlogsError, StoreChangedError, StoreError, UsageError
 from ..privacy import ClientMasker, mask_text
 from ._common import handle_errors, main
 
@@ -115,7 +115,17 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
         try:
             with log.record("shell", case, reason, sql=mask_sql(cfg, sql)) as rec:
                 query.check_statement(con, sql)
-                result = query.execute(con, sql)
+                try:
+                    result = query.execute(con, sql)
+                except StoreChangedError:
+                    # A compaction, purge or erase retired files the views list: new views, same SQL.
+                    con.close()
+                    con = query.connect(
+                        cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads
+                    )
+                    click.echo("hostlogs: the store changed (compaction, purge or erase): views reopened",
+                               err=True)  # fmt: skip
+                    result = query.execute(con, sql)
                 rec.rows = len(result.rows)
             click.echo(query.render(result, "table", width=terminal_width()))
         except HostlogsError as exc:
