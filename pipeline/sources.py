@@ -109,6 +109,11 @@ def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
 
 def open_stream(path: str) -> BinaryIO:
     """A binary stream of the decompressed content (gzip, zstd, bz2 by suffix), via pyarrow."""
+    if os.path.isdir(path):
+        where = os.path.join(path, "*access*log*")
+        raise SourceError(
+            f"cannot open {path}: it is a directory; name the log files or a glob such as '{where}'"
+        )
     try:
         raw = pa.OSFile(path, "rb")
     except (OSError, pa.ArrowException) as exc:

@@ -84,6 +84,12 @@ def test_errors_are_one_line_with_documented_codes(
         assert result.stderr.count("\n") == 1 and result.stderr.startswith("hostlogs: error: ")
 
 
+def test_a_directory_as_source_says_how_to_name_its_logs(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    code, _, err = invoke("ingest", str(tmp_path / "logs"), "--store", str(tmp_path / "s"))
+    assert code == 10 and f"it is a directory; name the log files or a glob such as '{tmp_path}/logs/" in err
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
