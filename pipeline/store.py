@@ -31,6 +31,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import itertools
 import json
 import os
 import re
@@ -351,19 +352,35 @@ def encode_indexed(frame: pl.DataFrame) -> pa.Buffer:
     from .schema import PAGEVIEWS
 
     table = frame.to_arrow().cast(PAGEVIEWS)
+    groups = row_groups(table.num_rows)
+    largest = max((n for _, n in groups), default=1)
     blooms = {
-        col: {"ndv": min(max(frame.get_column(col).n_unique(), 1), ROW_GROUP_ROWS), "fpp": 0.01}
+        col: {"ndv": min(max(frame.get_column(col).n_unique(), 1), largest), "fpp": 0.01}
         for col in BLOOM_COLUMNS
     }
     sink = pa.BufferOutputStream()
     # ts ascends within each run of one domain and path: delta encoding makes it ~18 % of the file
     # smaller and 2.6x faster for DuckDB to decode than dictionary/plain + zstd (investigations read ts).
-    pq.write_table(
-        table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True,
-        bloom_filter_options=blooms, use_dictionary=[c for c in table.column_names if c != "ts"],
+    with pq.ParquetWriter(
+        sink, table.schema, compression="zstd", write_statistics=True, bloom_filter_options=blooms,
+        use_dictionary=[c for c in table.column_names if c != "ts"],
         column_encoding={"ts": "DELTA_BINARY_PACKED"},
-    )  # fmt: skip
+    ) as writer:  # fmt: skip
+        for start, length in groups:
+            writer.write_table(table.slice(start, length), row_group_size=length)
     return sink.getvalue()
+
+
+def row_groups(rows: int, target: int = ROW_GROUP_ROWS) -> list[tuple[int, int]]:
+    """(start, length) of balanced row groups of about ``target`` rows (0.8x to 1.6x of it).
+
+    Fixed-size groups leave a tail group of any size: a 137,000-row day became 131,072 + 5,928 rows,
+    and the tail costs a reader a full set of column chunks, dictionaries and statistics for a few
+    rows (measured: ~5 % of a two-year scan). Balanced groups have no tail.
+    """
+    count = max(1, int(rows / target + 0.375))
+    bounds = [rows * i // count for i in range(count + 1)]
+    return [(a, b - a) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _atomic_write(path: Path, write: Any, writer: str) -> int:

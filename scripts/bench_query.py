@@ -4,7 +4,7 @@
 
 The store is written directly with polars (ingest would take hours for 100M lines) in the store's
 layout and schema, one file a day in the format compaction leaves (``rewrite.encode_sorted``: zstd,
-sorted by (domain, path, ts), row groups of 131,072 rows, bloom filters), with keyed per-month
+sorted by (domain, path, ts), balanced row groups of about 131,072 rows, bloom filters), with keyed per-month
 client_id values. One suspect address gets real pseudonyms from a
 KeyStore, so `investigate ip` runs exactly as in production. Then it times, each in a fresh sandboxed
 connection: one domain over one week; one network over two years; a path pattern over two years;
@@ -153,6 +153,19 @@ def explain(con: object, sql: str) -> str:
     return "; ".join(dict.fromkeys(k.strip() for k in keep))
 
 
+def busy_day_pruning(rows: int = 1_048_576) -> None:
+    """Row-group pruning by domain inside one busy day (the two-year store has one row group a day)."""
+    tmp = Path(tempfile.mkdtemp(prefix="hostlogs-busy-day-"))
+    try:
+        build_day((str(tmp / "store"), 0, rows, {f"{START:%Y-%m}": 0}))
+        con = query.connect(tmp / "store")
+        print(f"pruning inside one busy day ({rows:,} rows in one compacted file):")
+        sql = "SELECT count(*) FROM pageviews WHERE domain = 'd1500.example'"
+        print(f"  {'domain = one domain':<38} {explain(con, sql)}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=100_000_000)
@@ -202,6 +215,7 @@ def main(argv: list[str]) -> None:
             ("one week + domain (the scope above)", f"SELECT count(*) FROM pageviews WHERE {week.where()}"),
         ]:  # fmt: skip
             print(f"  {label:<38} {explain(con, sql)}")
+        busy_day_pruning()
     finally:
         if args.store is None:
             shutil.rmtree(root.parent, ignore_errors=True)

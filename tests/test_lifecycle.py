@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -33,8 +34,8 @@ from pipeline.cli import main
 from pipeline.compact import compact
 from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest import IngestReport
-from pipeline.schema import PAGEVIEW_COLUMNS
-from pipeline.store import Store
+from pipeline.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
+from pipeline.store import Store, encode_indexed, row_groups
 
 from .conftest import ingest_paths, ip_tokens, make_config
 
@@ -283,6 +284,20 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
     second = compact(cfg_for(store))
     assert not second.days and second.days_unchanged == 4 and tree_hash(store) == again
     assert visible(store) == paths(rows)
+
+
+@pytest.mark.parametrize(("rows", "groups"), [(1, [1]), (137_000, [137_000]), (300_000, [150_000] * 2)])
+def test_compacted_row_groups_are_balanced(rows: int, groups: list[int]) -> None:
+    """No tiny tail group (131,072 + 5,928 rows was a whole set of column chunks for a few rows)."""
+    empty = pl.from_arrow(PAGEVIEWS.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    frame = empty.select(
+        pl.repeat(pl.lit(None, dtype), rows).alias(name) for name, dtype in empty.schema.items()
+    ).with_columns(ts=pl.lit(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dtype=empty.schema["ts"]))
+    meta = pq.ParquetFile(pa.BufferReader(encode_indexed(frame))).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == groups
+    sizes = [n for _, n in row_groups(5_000_000)]
+    assert sum(sizes) == 5_000_000 and max(sizes) - min(sizes) <= 1 and len(sizes) == 38
 
 
 def test_compaction_to_a_small_target_leaves_at_most_one_small_file_a_day(store: Path) -> None:
