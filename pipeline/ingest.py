@@ -168,11 +168,8 @@ def run(
     )
 
 
-def _ingest_path(
-    r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None, home: str | None = None
-) -> SourceReport:
-    """One file; ``home`` is where it was written when logrotate moved it into an olddir."""
-    home = home or path
+def _ingest_path(r: _Run, spec: SourceConfig, path: str, stdin: BinaryIO | None, home: str) -> SourceReport:
+    """One file; ``home`` is where it was written (not ``path`` when logrotate moved it to an olddir)."""
     try:
         if path == sources.STDIN:
             return _ingest_stdin(r, spec, stdin or sys.stdin.buffer)

@@ -159,11 +159,15 @@ def _facts(m: Match) -> list[tuple[str, str]]:
 
 def _top(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
     """Top ``n`` groups of the matching rows."""
+    return execute(con, _top_sql(by, f"pageviews WHERE {m.where}", n))
+
+
+def _top_sql(by: tuple[str, ...], source: str, n: int = 10, select: str = "") -> str:
+    """The top-``n`` table of ``by`` over ``source``: requests, first and last seen, ties by key."""
     cols = ", ".join(by)
-    return execute(
-        con,
-        f"SELECT {cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM pageviews "
-        f"WHERE {m.where} GROUP BY ALL ORDER BY requests DESC, {cols} LIMIT {n}",
+    return (
+        f"SELECT {select}{cols}, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM {source} "
+        f"GROUP BY {cols} ORDER BY requests DESC, {cols} LIMIT {n}"
     )
 
 
@@ -379,12 +383,7 @@ def _simple(
     parts = [
         "SELECT 0 AS part, date, count(*) AS requests, min(ts) AS first, max(ts) AS last FROM m GROUP BY date"
     ]
-    for i, (_, by) in enumerate(tops, 1):
-        keys_ = ", ".join(by)
-        parts.append(
-            f"(SELECT {i} AS part, {keys_}, count(*) AS requests, min(ts) AS first, max(ts) AS last "
-            f"FROM m GROUP BY {keys_} ORDER BY requests DESC, {keys_} LIMIT 10)"
-        )
+    parts += [f"({_top_sql(by, 'm', select=f'{i} AS part, ')})" for i, (_, by) in enumerate(tops, 1)]
     sql = (
         f"WITH m AS MATERIALIZED (SELECT date, ts, {cols} FROM pageviews WHERE {where}) "
         + " UNION ALL BY NAME ".join(parts)
