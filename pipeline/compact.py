@@ -1,12 +1,12 @@
 """Compaction: merge each day's small files (cron and piped ingest write many) into few large ones.
 
 A file is *small* when it is under half the target size; files at or above it are never rewritten. A
-day's small files are read in order and merged into outputs of about the target size, sorted by
-(domain, path, ts) with balanced ~131,072-row groups, each output replacing exactly the files it was
-made from in one ``Store.swap`` (readers see the old files or the new one; a crash leaves one or the
-other and the next run carries on). Files an ingest adds meanwhile are not in the list and stay.
-Every output but the last of a day reaches half the target, so after a run a day has at most one
-small file and a second run does nothing.
+day's small files are read in order and merged into outputs of about the target size in the format of
+``rewrite.encode_sorted`` (balanced ~131,072-row groups in domain order, path order inside), each output
+replacing exactly the files it was made from in one ``Store.swap`` (readers see the old files or the new
+one; a crash leaves one or the other and the next run carries on). Files an ingest adds meanwhile are
+not in the list and stay. Every output but the last of a day reaches half the target, so after a run a
+day has at most one small file and a second run does nothing.
 
 The first output of a day is packed by input bytes; its measured compression then sizes the next
 ones (tiny ingest files carry footers and compress worse than one merged file). An output that came

@@ -4,12 +4,12 @@
 
 The store is written directly with polars (ingest would take hours for 100M lines) in the store's
 layout and schema, one file a day in the format compaction leaves (``rewrite.encode_sorted``: zstd,
-sorted by (domain, path, ts), balanced row groups of about 131,072 rows, bloom filters), with keyed
-per-month client_id values. One suspect address gets real pseudonyms from a KeyStore, so
-`investigate ip` runs exactly as in production. Then it times, each in a fresh sandboxed
-connection: one domain over one week; one network over two years; a path pattern over two years;
-`investigate ip` over two years, and prints DuckDB's EXPLAIN ANALYZE counters showing that date and
-domain predicates prune files and row groups.
+balanced row groups of about 131,072 rows in domain order, rows by (path, domain, ts) inside each,
+bloom filters), with keyed per-month client_id values. One suspect address gets real pseudonyms from
+a KeyStore, so `investigate ip` runs exactly as in production. Then it times, each in a fresh
+sandboxed connection: one domain over one week; one network over two years; a path pattern over two
+years; `investigate ip` over two years, and prints DuckDB's EXPLAIN ANALYZE counters showing that
+date and domain predicates prune files and row groups.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import io
+import itertools
 import json
 import random
 import shutil
@@ -34,6 +35,7 @@ from pipeline.cli import main
 from pipeline.compact import compact
 from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest import IngestReport
+from pipeline.rewrite import encode_sorted
 from pipeline.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 from pipeline.store import Store, encode_indexed, row_groups
 
@@ -260,8 +262,7 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
     key = ["path", "ts", "client_id"]
     assert after.sort(key).equals(before.sort(key), null_equal=True)  # the exact multiset of rows
     for f in Store(store).committed_parquet():
-        frame = pl.read_parquet(f)
-        assert frame.equals(frame.sort(["domain", "path", "ts"], nulls_last=True))
+        assert_compacted_order(f)
         # compacted files carry bloom filters on client_id and client_net: lookups skip row groups
         blooms = dict(
             duckdb.connect()
@@ -284,6 +285,54 @@ def test_compaction_preserves_rows_and_is_idempotent(store: Path) -> None:
     second = compact(cfg_for(store))
     assert not second.days and second.days_unchanged == 4 and tree_hash(store) == again
     assert visible(store) == paths(rows)
+
+
+def assert_compacted_order(source: Path | pa.Buffer) -> None:
+    """Row groups in domain order (disjoint domain ranges: min/max prune); inside each, path order."""
+    parquet = pq.ParquetFile(pa.BufferReader(source) if isinstance(source, pa.Buffer) else source)
+    meta, table = parquet.metadata, parquet.read()
+    ranges = []
+    start = 0
+    for i in range(meta.num_row_groups):
+        n = meta.row_group(i).num_rows
+        group = pl.from_arrow(table.slice(start, n))
+        assert isinstance(group, pl.DataFrame)
+        assert group.equals(group.sort(["path", "domain", "ts"], nulls_last=True))
+        ranges.append((group.get_column("domain").min(), group.get_column("domain").max()))
+        start += n
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges)), ranges
+
+
+def test_compacted_row_groups_split_by_domain_and_order_paths_inside() -> None:
+    """Three row groups of a busy day: a domain query prunes by min/max, a path's rows are adjacent."""
+    n = 400_000
+    i = pl.int_range(n, eager=True)
+    frame = pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dt.datetime(2026, 11, 1, 23, tzinfo=dt.UTC),
+                interval="100ms", time_unit="us", eager=True,
+            )[:n],
+            "domain": (i * 7919 % 300).cast(pl.String).str.zfill(3) + ".example",
+            "path": "/p" + (i * 104_729 % 50).cast(pl.String),
+        }
+    )  # fmt: skip
+    empty = pl.from_arrow(PAGEVIEWS.empty_table())
+    assert isinstance(empty, pl.DataFrame)
+    full = frame.select(
+        pl.col(c) if c in frame.columns else pl.lit(None, dtype).alias(c) for c, dtype in empty.schema.items()
+    )
+    data = encode_sorted(full)
+    table = pq.read_table(pa.BufferReader(data))
+    meta = pq.ParquetFile(pa.BufferReader(data)).metadata
+    assert meta.num_row_groups == 3
+    assert_compacted_order(data)
+    # every path forms one run per row group: matches of a path pattern cluster
+    first = pl.from_arrow(table.slice(0, meta.row_group(0).num_rows))
+    assert isinstance(first, pl.DataFrame)
+    assert first.get_column("path").rle().len() == first.get_column("path").n_unique()
+    back = pl.from_arrow(table)
+    assert isinstance(back, pl.DataFrame) and back.sort("ts").equals(full.sort("ts"))  # same rows
 
 
 @pytest.mark.parametrize(("rows", "groups"), [(1, [1]), (137_000, [137_000]), (300_000, [150_000] * 2)])
