@@ -21,7 +21,7 @@ RejectReason = Literal["unparseable", "bad_timestamp", "binary", "too_long", "ba
 REJECT_REASONS: tuple[RejectReason, ...] = ("unparseable", "bad_timestamp", "binary", "too_long", "bad_field")
 REJECT_TEXT_LIMIT = 2048  # bytes of a rejected line kept (after scrubbing) in the quarantine
 
-_TS_FORMAT = "%d/%b/%Y:%H:%M:%S %z"
+_TS_FORMAT = "[%d/%b/%Y:%H:%M:%S %z]"  # %t with its brackets (no strip pass)
 # METHOD SP target [SP protocol]; runs of spaces inside the target happen (NASA log, Nikto probes).
 _REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z_-]*) +(?P<target>.*?)(?: +(?P<protocol>[A-Za-z]+/[0-9.]+))? *$"
 
@@ -96,7 +96,7 @@ def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
 def _parse_ts(col: pl.Expr) -> pl.Expr:
     # strptime caches repeated values (many lines share a second); %z gives the true UTC instant,
     # so a line logged at 23:30 -0700 lands on the next UTC day.
-    return col.str.strip_chars("[]").str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+    return col.str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
 
 
 def _reject_reason() -> pl.Expr:

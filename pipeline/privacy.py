@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
@@ -90,10 +91,17 @@ class ClientMasker:
 
     def network(self, value: str) -> str | None:
         """Truncated network of a client field value, or None when it is not an IP address."""
+        return self.address_and_network(value)[1]
+
+    def address_and_network(self, value: str) -> tuple[str | None, str | None]:
+        """Canonical address text (what pseudonyms key) and truncated network, or (None, None)."""
+        fast = _ipv6_fast(value, self.ipv6_prefix)
+        if fast is not None:
+            return fast
         addr = parse_address(value)
         if addr is None:
-            return None
-        return self.network_of(addr)
+            return None, None
+        return str(addr), self.network_of(addr)
 
     def network_of(self, addr: IPAddress) -> str:
         # The network address by masking the integer: same text as IPv4Network/IPv6Network(...,
@@ -107,8 +115,8 @@ class ClientMasker:
     def addresses_and_networks(self, values: pl.Series) -> tuple[pl.Series, pl.Series]:
         """For distinct client values: the canonical address text (what pseudonyms key) and network.
 
-        Equal to ``keys.canonical_addresses`` and ``networks``, with one ``ipaddress`` parse per
-        value that is not a plain dotted quad (instead of one per answer).
+        Equal to ``keys.canonical_addresses`` and ``networks``, with one parse per value that is not a
+        plain dotted quad (instead of one per answer).
         """
         values = values.cast(pl.String)
         plain = values.str.contains(PLAIN_IPV4).fill_null(False)
@@ -117,9 +125,9 @@ class ClientMasker:
         others = (~plain & values.is_not_null()).arg_true()
         if len(others) == 0:
             return addresses, nets
-        parsed = [parse_address(v) for v in values.gather(others).to_list()]
-        texts = pl.Series([None if a is None else str(a) for a in parsed], dtype=pl.String)
-        networks = pl.Series([None if a is None else self.network_of(a) for a in parsed], dtype=pl.String)
+        pairs = [self.address_and_network(v) for v in values.gather(others).to_list()]
+        texts = pl.Series([a for a, _ in pairs], dtype=pl.String)
+        networks = pl.Series([n for _, n in pairs], dtype=pl.String)
         # scatter works in place: on clones, never on a caller's series
         return addresses.clone().scatter(others, texts), nets.clone().scatter(others, networks)
 
@@ -180,6 +188,30 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     encoded = values.to_arrow().dictionary_encode()  # (not pyarrow.compute: 30 ms of import)
     distinct = pl.Series(values.name, encoded.dictionary, dtype=values.dtype)
     return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
+
+
+_ZEROS_80 = bytes(10)
+
+
+def _ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
+    """(canonical address, network) of a plain IPv6 text through the C library, ~20x cheaper than
+    ``ipaddress`` (IPv6 clients are new distinct values all day long). None sends the value to the
+    reference path (``parse_address``): anything with a bracket, port, zone, dot (IPv4, embedded
+    IPv4) or whitespace, and the ::/80 range where the mapped and compatible forms live (there
+    inet_ntop's text could differ from ``ipaddress``'s; elsewhere both compress the first longest
+    zero run of at least two groups in lower case, which a property test checks).
+    """
+    if value.count(":") < 2 or "." in value or "%" in value or "[" in value:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, value)
+    except OSError:
+        return None
+    host = 128 - prefix
+    net = (int.from_bytes(packed) >> host << host).to_bytes(16)
+    if packed[:10] == _ZEROS_80 or net[:10] == _ZEROS_80:
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed), f"{socket.inet_ntop(socket.AF_INET6, net)}/{prefix}"
 
 
 def parse_address(value: str) -> IPAddress | None:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import io
 import itertools
 import json
 import os
@@ -330,10 +329,15 @@ def encode_parquet(table: pa.Table) -> pa.Buffer:
 
 
 def encode_frame(frame: pl.DataFrame) -> bytes:
-    """The hot path: polars' native Parquet writer (no arrow conversion; ~40% faster than pyarrow here)."""
-    sink = io.BytesIO()
-    frame.write_parquet(sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, statistics=True)
-    return sink.getvalue()
+    """The hot path: pyarrow's Parquet writer on polars' arrow view of the batch.
+
+    polars' own writer is faster on the wall clock (it encodes columns in parallel) but costs ~20 %
+    more CPU, and ingest keeps both cores busy with two batches at a time: CPU is what counts.
+    """
+    sink = pa.BufferOutputStream()
+    table = frame.to_arrow()
+    pq.write_table(table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=True)
+    return bytes(sink.getvalue())
 
 
 BLOOM_COLUMNS = ("client_id", "client_net")

@@ -459,3 +459,53 @@ def test_network_of_equals_the_network_object(addr: IPAddress, v4: int, v6: int)
     prefix = v4 if addr.version == 4 else v6
     expected = ipaddress.ip_network(f"{addr}/{prefix}", strict=False).with_prefixlen
     assert masker.network_of(addr) == expected
+
+
+def _v6_forms(addr: ipaddress.IPv6Address) -> list[str]:
+    """Texts a log may carry for one address: compressed, exploded, upper case, no leading zeros."""
+    groups = addr.exploded.split(":")
+    return [str(addr), addr.exploded, addr.exploded.upper(), ":".join(g.lstrip("0") or "0" for g in groups)]
+
+
+@prop(300)
+@given(
+    number=st.one_of(
+        st.integers(0, 2**128 - 1),
+        st.integers(0, 2**80 - 1),  # the ::/80 range (mapped, compatible, loopback) takes the reference path
+        st.integers(0, 2**16 - 1).map(lambda g: g << 112),  # long zero runs after the first group
+        st.lists(st.sampled_from([0, 0, 1, 0xFFFF]), min_size=8, max_size=8).map(
+            lambda gs: int("".join(f"{g:04x}" for g in gs), 16)
+        ),  # ties between zero runs: the first longest one is compressed
+    ),
+    v6=st.integers(0, 128),
+)
+@example(number=int(ipaddress.IPv6Address("2001:db8::1")), v6=48)
+@example(number=int(ipaddress.IPv6Address("2001:0:0:1::1")), v6=128)
+@example(number=int(ipaddress.IPv6Address("::ffff:198.51.100.7")), v6=48)
+def test_ipv6_fast_path_equals_the_ipaddress_reference(number: int, v6: int) -> None:
+    """The C-library path (inet_pton/inet_ntop) gives exactly the ``ipaddress`` answers."""
+    addr = ipaddress.IPv6Address(number)
+    masker = privacy.ClientMasker(ipv6_prefix=v6)
+    for text in _v6_forms(addr):
+        reference = privacy.parse_address(text)
+        assert reference is not None
+        expected = (str(reference), masker.network_of(reference))
+        assert masker.address_and_network(text) == expected, text
+        fast = privacy._ipv6_fast(text, v6)
+        assert fast is None or fast == expected, text
+    net = number >> (128 - v6) << (128 - v6)
+    if number >> 48 and net >> 48:  # outside ::/80, plain texts never need the reference path
+        assert privacy._ipv6_fast(str(addr), v6) is not None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2001:db8::g", "2001:db8:::1", "2001:db8::1::2", "12345::1", "2001:db8:0:0:0:0:0:0:1", ":2001:db8::1",
+     "2001:db8::1:", " 2001:db8::1", "2001:db8::1 ", "[2001:db8::1]:443", "fe80::1%eth0", "::ffff:1.2.3.4"],
+)  # fmt: skip
+def test_ipv6_fast_path_refuses_what_it_does_not_own(value: str) -> None:
+    """Malformed text is no address; brackets, zones and dots go to the reference path."""
+    masker = privacy.ClientMasker()
+    assert privacy._ipv6_fast(value, 48) is None
+    reference = privacy.parse_address(value)
+    assert masker.network(value) == (None if reference is None else masker.network_of(reference))
