@@ -128,9 +128,9 @@ def _to_rows(
     n = good.height
     method, path, query, protocol = _request_columns(good, fmt)
     sensitive = settings.sensitive_param_regex
-    query = privacy.mask_text(privacy.redact_params(query, sensitive), masker)
+    query = privacy.scrub_params_and_text(query, sensitive, masker)
     referrer = _dash_null(good, "referrer")
-    referrer = privacy.mask_text(privacy.redact_params(referrer, sensitive), masker)
+    referrer = privacy.scrub_params_and_text(referrer, sensitive, masker)
     user_agent = privacy.mask_text_distinct(_dash_null(good, "user_agent"), masker)
     out = pl.DataFrame(
         {

@@ -509,3 +509,17 @@ def test_ipv6_fast_path_refuses_what_it_does_not_own(value: str) -> None:
     assert privacy._ipv6_fast(value, 48) is None
     reference = privacy.parse_address(value)
     assert masker.network(value) == (None if reference is None else masker.network_of(reference))
+
+
+def test_scrub_params_and_text_equals_redact_then_mask() -> None:
+    """The one-scan version for query strings and referrers gives exactly the two-step answers."""
+    masker = privacy.ClientMasker()
+    texts = [p.values[0] for p in (*MASK_CASES, *REDACT_CASES)]
+    texts += ["token=abc&ip=198.51.100.7", "mail=jo@example.com", "PASSWORD=x;next=2001:db8::1", "a=b", None]
+    values = pl.Series(texts, dtype=pl.String)
+    expected = privacy.mask_text(privacy.redact_params(values, SENSITIVE), masker).to_list()
+    assert privacy.scrub_params_and_text(values, SENSITIVE, masker).to_list() == expected
+    assert expected[-5:-1] == [
+        "token=REDACTED&ip=198.51.100.0/24", "mail=REDACTED", "PASSWORD=REDACTED;next=2001:db8::/48", "a=b",
+    ]  # fmt: skip
+    assert values.to_list() == texts  # the caller's series is untouched
