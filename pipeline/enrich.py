@@ -74,22 +74,20 @@ class Enricher:
         computes only the clients never seen in that period (a few thousand per batch once warm).
         """
         clients = clients.cast(pl.String)
-        if self.keystore is None:
-            periods = pl.repeat("", len(clients), dtype=pl.String, eager=True)  # no keys: one cache
-        else:
-            periods = keys.period_ids(ts, self.period).cast(pl.String)
-        distinct_periods = periods.unique().to_list()
-        if len(distinct_periods) == 1:  # the common case: the whole batch is in one period
-            values = self._lookup(distinct_periods[0], clients, masker)
+        periods = self._periods(ts)
+        if isinstance(periods, str):  # the common case: the whole batch is in one period
+            values = self._lookup(periods, clients, masker)
+            self._count_destroyed(periods, len(clients))
         else:
             parts = [
                 self._lookup(pid, clients.filter(periods == pid), masker).with_columns(
                     _row=pl.Series((periods == pid).arg_true())
                 )
-                for pid in distinct_periods
+                for pid in periods.unique().to_list()
             ]
             values = pl.concat(parts).sort("_row").drop("_row")
-        self._count_destroyed(periods)
+            for pid, n in periods.value_counts().iter_rows():
+                self._count_destroyed(pid, n)
         cols = {c: values.get_column(c) for c in ANSWERS}
         cols["geo_db"] = pl.repeat(self.geo_db, len(clients), dtype=pl.String, eager=True).alias("geo_db")
         return cols
@@ -145,11 +143,19 @@ class Enricher:
         values = keys.pseudonym_values(key, addresses.filter(present).to_list())
         return ids.scatter(present.arg_true(), pl.Series(values, dtype=pl.Int64))
 
-    def _count_destroyed(self, periods: pl.Series) -> None:
-        if self._destroyed:
-            n = int(periods.is_in(list(self._destroyed)).sum())
+    def _periods(self, ts: pl.Series) -> str | pl.Series:
+        """The key period of the batch, or of each row when it spans several (a month's last hours)."""
+        if self.keystore is None:
+            return ""  # no keys: one cache
+        ends = keys.period_ids(pl.Series([ts.min(), ts.max()], dtype=ts.dtype), self.period)
+        if ends[0] is not None and ends[0] == ends[1]:  # periods are intervals: all rows are in it
+            return str(ends[0])
+        return keys.period_ids(ts, self.period).cast(pl.String)
+
+    def _count_destroyed(self, pid: str, rows: int) -> None:
+        if pid in self._destroyed:
             with self._lock:
-                self.key_destroyed_rows += n
+                self.key_destroyed_rows += rows
 
     def _key(self, pid: str) -> bytes | None:
         assert self.keystore is not None

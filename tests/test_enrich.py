@@ -73,6 +73,21 @@ def test_destroyed_key_is_never_recreated(tmp_path: Path) -> None:
     assert report.key_destroyed_rows == 1 and by_tag(store)["late"]["client_id"] is None
     assert ks.status("2026-10") == "destroyed"
     assert keys.lookup_pseudonyms("198.51.100.7", ks)["2026-10"] == "destroyed"
+    # a batch across the destroyed period and a live one counts only the destroyed period's rows
+    late = [
+        ("198.51.100.7", "31", "Oct", "late2"),
+        ("203.0.113.5", "31", "Oct", "late3"),
+        ("198.51.100.7", "03", "Nov", "nov3"),
+    ]
+    write(tmp_path / "late2.log", late)
+    report = ingest_paths(store, [tmp_path / "late2.log"])
+    rows = by_tag(store)
+    assert (
+        report.key_destroyed_rows == 2
+        and rows["late2"]["client_id"] is None
+        and rows["late3"]["client_id"] is None
+    )
+    assert rows["nov3"]["client_id"] == rows["nov"]["client_id"]
 
 
 def test_pseudonyms_off(tmp_path: Path) -> None:
