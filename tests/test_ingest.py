@@ -61,6 +61,17 @@ def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> N
     meta = pq.ParquetFile(f).metadata
     assert meta.row_group(0).column(0).compression == "ZSTD"
     assert meta.schema.to_arrow_schema().field("status").type == "int16"
+    assert pq.read_schema(f).field("domain").type == "string"  # the Parquet type, not polars' layout
+    # min/max statistics where they can prune (time, domain, ...), none on free text
+    stats = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).statistics for i in range(17)
+    }
+    assert (
+        stats["ts"].has_min_max and stats["domain"].min == "a.example" and stats["domain"].max == "b.example"
+    )
+    assert all(
+        stats[c] is None for c in ("path", "query", "referrer", "user_agent", "client_net", "client_id")
+    )
 
 
 def test_rerun_reads_only_new_lines(tmp_path: Path, store: Path) -> None:
