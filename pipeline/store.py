@@ -359,14 +359,15 @@ BLOOM_COLUMNS = ("client_id", "client_net")
 
 
 def encode_indexed(frame: pl.DataFrame) -> pa.Buffer:
-    """The compacted format: ``encode_frame`` plus bloom filters on ``client_id`` and ``client_net``.
+    """The compacted format: zstd, statistics on every column, balanced row groups, delta-encoded
+    ``ts`` and bloom filters on ``client_id`` and ``client_net``.
 
-    Neither column is sorted (files are sorted by domain first), so min/max statistics cannot skip
+    Neither column is sorted (row groups follow the domain order), so min/max statistics cannot skip
     anything; a bloom filter lets DuckDB skip every row group that lacks the pseudonyms or the network
     an investigation looks for (measured: 1 of 16 row groups read for ``=``, 3 of 16 for a two-value
     ``IN``). Sized by the distinct values actually present (~10 bits each at 1 % false positives), it
-    costs a few % of file size and the slower pyarrow encoder, so ingest does not write it:
-    compaction and other rewrites do.
+    costs a few % of file size and encode time, so ingest does not write it: compaction and other
+    rewrites do.
     """
     from .schema import PAGEVIEWS
 
