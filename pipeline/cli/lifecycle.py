@@ -320,7 +320,7 @@ def compact_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, day: dt.date | None,
     target_mb: float, dry_run: bool,
 ) -> None:  # fmt: skip
-    """Merge each day's small files into few files sorted by domain and time (safe during ingest).
+    """Merge each day's small files into few large, indexed ones (safe during ingest).
 
     Example:
 
