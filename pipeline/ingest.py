@@ -479,16 +479,20 @@ def _partition(rows: pl.DataFrame) -> dict[str, pl.DataFrame]:
 
     One sort of the whole batch, then zero-copy slices per date. The sort key is a single int64
     packing (date, domain rank, time of day): sorting one integer column is ~3x cheaper than a
-    three-column sort with a string key (measured on 134k-row batches).
+    three-column sort with a string key (measured on 134k-row batches). The domain ranks come from an
+    Enum of the batch's sorted domains, which the parts keep: the sort moves integer codes instead of
+    strings, and the Parquet writer gets them as a dictionary instead of hashing every row again.
     """
     if rows.height == 0:
         return {}
     ordered = rows.with_columns(_date=pl.col("ts").dt.date())
-    order = _sort_key(ordered)
-    if order is None:  # too many dates/domains in one batch to pack: the general sort
+    packed = _sort_key(ordered)
+    if packed is None:  # too many dates/domains in one batch to pack: the general sort
         ordered = ordered.sort(["_date", "domain", "ts"], nulls_last=True)
     else:
-        ordered = ordered.sort(order)  # (a gather by arg_sort() measured 2.5x slower than this)
+        key, domain = packed
+        # (a gather by arg_sort() measured 2.5x slower than this)
+        ordered = ordered.with_columns(domain=domain).sort(key)
     counts = ordered.get_column("_date").value_counts(sort=False)
     out: dict[str, pl.DataFrame] = {}
     offset = 0
@@ -504,8 +508,9 @@ _DAY_US = 86_400_000_000
 _TIME_BITS = (_DAY_US - 1).bit_length()  # 37: µs within a day
 
 
-def _sort_key(rows: pl.DataFrame) -> pl.Series | None:
-    """(date, domain, ts) as one int64, ordered like the three-column sort (null domains last)."""
+def _sort_key(rows: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
+    """(date, domain, ts) as one int64, ordered like the three-column sort (null domains last), and
+    the domain as an Enum of the sorted distinct domains (its codes are the ranks)."""
     days = rows.get_column("_date").to_physical()
     first, last = days.min(), days.max()
     domains = rows.get_column("domain").drop_nulls().unique().sort()
@@ -513,12 +518,12 @@ def _sort_key(rows: pl.DataFrame) -> pl.Series | None:
     day_bits = (int(last) - int(first)).bit_length()  # type: ignore[arg-type]
     if day_bits + n_domains.bit_length() + _TIME_BITS > 63:
         return None
-    rank = rows.get_column("domain").cast(pl.Enum(domains)).to_physical().cast(pl.Int64)
-    rank = rank.fill_null(len(domains))
+    domain = rows.get_column("domain").cast(pl.Enum(domains))
+    rank = domain.to_physical().cast(pl.Int64).fill_null(len(domains))
     days64 = days.cast(pl.Int64)
     time_of_day = rows.get_column("ts").dt.epoch("us") - days64 * _DAY_US  # ≥ 0, also before 1970
     key: pl.Series = ((days64 - int(first)) * n_domains + rank) * (1 << _TIME_BITS) + time_of_day  # type: ignore[arg-type]
-    return key
+    return key, domain
 
 
 def _rejects_table(rejects: pl.DataFrame, path: str, batch: str, now: datetime) -> pa.Table:

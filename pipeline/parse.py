@@ -66,7 +66,8 @@ def parse_lines(
     patterns = [p for p in (fmt.fast_regex, fmt.regex) if p is not None]
     for i, pattern in enumerate(patterns):
         checked = _extract(todo, pattern, fmt)
-        rows.append(_to_rows(checked.filter(pl.col("reason").is_null()), fmt, settings, masker))
+        normalized = pattern == fmt.fast_regex and fmt.fast_domain_normalized
+        rows.append(_to_rows(checked.filter(pl.col("reason").is_null()), fmt, settings, masker, normalized))
         failed = checked.filter(pl.col("reason").is_not_null())
         retry = failed.get_column("reason") == "unparseable"
         if i + 1 < len(patterns) and retry.any():
@@ -123,7 +124,11 @@ def _field_checks(fmt: LogFormat) -> dict[str, pl.Expr]:
 
 
 def _to_rows(
-    good: pl.DataFrame, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
+    good: pl.DataFrame,
+    fmt: LogFormat,
+    settings: ParseSettings,
+    masker: privacy.ClientMasker,
+    domain_normalized: bool = False,
 ) -> pl.DataFrame:
     n = good.height
     method, path, query, protocol = _request_columns(good, fmt)
@@ -135,7 +140,7 @@ def _to_rows(
     out = pl.DataFrame(
         {
             "ts": good.get_column("ts"),
-            "domain": _domain(good, fmt, settings.domain),
+            "domain": _domain(good, fmt, settings.domain, domain_normalized),
             "method": method,
             "path": privacy.mask_text(path, masker),
             "query": query,
@@ -150,7 +155,8 @@ def _to_rows(
                 if "client" in fmt.fields
                 else privacy.null_client_columns(n)
             ),
-            "server": pl.repeat(settings.server, n, dtype=pl.String, eager=True),
+            # constant per source: a one-value Enum reaches the Parquet writer as a dictionary
+            "server": pl.repeat(settings.server, n, dtype=pl.Enum([settings.server]), eager=True),
         }
     )
     return out.select(PAGEVIEW_COLUMNS)
@@ -218,10 +224,13 @@ def _int(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:
     return frame.get_column(name).replace("-", None).cast(dtype, strict=False)
 
 
-def _domain(frame: pl.DataFrame, fmt: LogFormat, fallback: str | None) -> pl.Series:
+def _domain(frame: pl.DataFrame, fmt: LogFormat, fallback: str | None, normalized: bool) -> pl.Series:
     if "domain" not in fmt.fields:
         return pl.repeat(fallback, frame.height, dtype=pl.String, eager=True).alias("domain")
-    domain = normalize_domain(frame.get_column("domain"))
+    domain = frame.get_column("domain")
+    if normalized:  # the pattern only matched normalised names (never '-' or empty)
+        return domain
+    domain = normalize_domain(domain)
     return domain if fallback is None else domain.fill_null(fallback)
 
 

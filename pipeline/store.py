@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -347,12 +348,33 @@ def encode_frame(frame: pl.DataFrame) -> bytes:
     """
     sink = pa.BufferOutputStream()
     table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
+    for i, name in enumerate(frame.columns):
+        if isinstance(frame.schema[name], pl.Enum):
+            table = table.set_column(i, name, _dictionary(frame.get_column(name)))
     stats = [c for c in INGEST_STATISTICS if c in table.column_names]
     pq.write_table(
         table, sink, compression="zstd", row_group_size=ROW_GROUP_ROWS, write_statistics=stats,
         store_schema=False,
     )  # fmt: skip
     return bytes(sink.getvalue())
+
+
+def _dictionary(values: pl.Series) -> pa.DictionaryArray:
+    """An Enum column as the arrow dictionary the Parquet writer takes as is (no hashing per row).
+
+    Only the categories this column uses are kept: a date's slice of a batch must not carry other
+    dates' values in its dictionary page (they would outlive their own partition's purge).
+    """
+    categories: pl.Series = values.dtype.categories  # type: ignore[attr-defined]
+    codes = values.to_physical()
+    used = np.zeros(len(categories), dtype=bool)
+    used[codes.drop_nulls().to_numpy()] = True
+    if not used.all():
+        codes = pl.Series(np.cumsum(used) - 1).gather(codes)  # renumbered; nulls stay null
+        categories = categories.filter(pl.Series(used))
+    return pa.DictionaryArray.from_arrays(
+        codes.cast(pl.Int32).to_arrow(), categories.to_arrow().cast(pa.string())
+    )
 
 
 BLOOM_COLUMNS = ("client_id", "client_net")

@@ -74,6 +74,39 @@ def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> N
     )
 
 
+def test_a_dates_file_holds_only_its_own_domains_in_the_dictionary(tmp_path: Path, store: Path) -> None:
+    """Domain and server reach the writer as dictionaries; one batch spanning two UTC dates must not
+    leave the other date's domains in a file's dictionary page (they would outlive that date's purge)."""
+    log = tmp_path / "other_vhosts_access.log"
+    log.write_text(
+        'late.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'both.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'both.example:80 192.0.2.1 - - [11/Oct/2026:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'next.example:80 192.0.2.1 - - [11/Oct/2026:00:00:02 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+    )
+    report = ingest_paths(store, [log], fmt="vhost_combined", domain=None)
+    assert report.sources[0].batches == 1
+    dictionaries = {}
+    for f in store.glob("pageviews/*/*.parquet"):
+        table = pq.read_table(f, read_dictionary=["domain", "server"])
+        dictionaries[f.parent.name] = {
+            c: table.column(c).chunk(0).dictionary.to_pylist() for c in ("domain", "server")
+        }
+        meta = pq.ParquetFile(f).metadata.row_group(0)
+        domain_stats = next(
+            meta.column(i).statistics for i in range(17) if meta.column(i).path_in_schema == "domain"
+        )
+        assert (domain_stats.min, domain_stats.max) == (
+            min(table["domain"].to_pylist()),
+            max(table["domain"].to_pylist()),
+        )
+    server = make_config(store).server
+    assert dictionaries == {
+        "date=2026-10-10": {"domain": ["both.example", "late.example"], "server": [server]},
+        "date=2026-10-11": {"domain": ["both.example", "next.example"], "server": [server]},
+    }
+
+
 def test_rerun_reads_only_new_lines(tmp_path: Path, store: Path) -> None:
     log = tmp_path / "access.log"
     log.write_text(lines(100))
