@@ -92,6 +92,11 @@ class LogFormat:
     # The fast pattern only accepts a %v/%V domain that is already normalised (lower case, no
     # trailing dot, not '-'): its rows skip ``parse.normalize_domain``.
     fast_domain_normalized: bool = False
+    # For formats ending in "%{Referer}i" "%{User-Agent}i" (combined, vhost_combined): the fast
+    # pattern's head up to and including the referrer, anchored at its end. parse.py cuts a line at
+    # its first '" "' (which only the referrer/user-agent boundary can hold: quoted values escape
+    # '"') and matches the user agent per distinct value instead of per line. None otherwise.
+    split_regex: str | None = None
     has_domain: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +135,9 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
     if "ts" not in fields:
         raise FormatError(f"log format {spec!r} has no %t: hostlogs needs the request time")
     fast, fast_domain_normalized = _fast_variant(regex, spec)
+    split = None
+    if fast is not None and tail_spec.lower() == _REFERER_AGENT_TAIL:
+        split, _ = _fast_variant(f'^{head} "(?P<referrer>{QUOTED})"$', spec)
     return LogFormat(
         name=name,
         spec=spec,
@@ -138,6 +146,7 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
         strict_regex=f"^{head}{tail}$",
         fast_regex=fast,
         fast_domain_normalized=fast_domain_normalized,
+        split_regex=split,
     )
 
 
@@ -168,6 +177,7 @@ def _fast_variant(regex: str, spec: str) -> tuple[str | None, bool]:
     return fast.replace(domain, f"(?P<domain>{_NORMAL_VHOST})"), True
 
 
+_REFERER_AGENT_TAIL = ' "%{referer}i" "%{user-agent}i"'
 _OPTIONAL_TAIL_RE = re.compile(r'((?: "%\{[^}]+\}i")+)$')
 
 

@@ -24,6 +24,7 @@ class SplitLines:
     blank: np.ndarray  # bool: empty line (neither a row nor a reject)
     binary: np.ndarray  # bool: control bytes or invalid UTF-8
     too_long: np.ndarray  # bool: longer than max_line_bytes
+    non_ascii: np.ndarray  # bool: has bytes ≥ 0x80 (valid UTF-8 unless binary): byte ≠ character offsets
     block: bytes | memoryview
     base_offset: int
 
@@ -70,6 +71,7 @@ def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int
         blank=lengths == 0,
         binary=binary & ~too_long,
         too_long=too_long,
+        non_ascii=high,
         block=block,
         base_offset=base_offset,
     )

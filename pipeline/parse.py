@@ -7,13 +7,15 @@ Every non-blank line ends up in exactly one of the two.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import polars as pl
 
 from . import privacy
-from .formats import REQUEST_PARTS, LogFormat
+from .formats import QUOTED, REQUEST_PARTS, LogFormat
 from .lines import SplitLines
 from .schema import PAGEVIEW_COLUMNS
 
@@ -57,20 +59,25 @@ def parse_lines(
             "blank": split.blank,
             "binary": split.binary,
             "too_long": split.too_long,
+            "non_ascii": split.non_ascii,
         }
     ).filter(~pl.col("blank"))
     rows: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
     todo = frame
-    # The fast pattern (request line pre-split) first; the lines it cannot match get the general one.
-    patterns = [p for p in (fmt.fast_regex, fmt.regex) if p is not None]
-    for i, pattern in enumerate(patterns):
-        checked = _extract(todo, pattern, fmt)
-        normalized = pattern == fmt.fast_regex and fmt.fast_domain_normalized
-        rows.append(_to_rows(checked.filter(pl.col("reason").is_null()), fmt, settings, masker, normalized))
+    # The fast stages first (each a strict subset of the general pattern with the same captures); the
+    # lines a stage cannot match go to the next one, the general pattern last.
+    stages = _stages(fmt)
+    # Repeated text (user agents) becomes a Categorical: codes into the batch's own dictionary, which
+    # is freed with the batch and shared by all stages (their rows are concatenated)
+    labels = pl.Categorical(pl.Categories.random())
+    for i, (extract, normalized) in enumerate(stages):
+        checked = extract(todo)
+        good = checked.filter(pl.col("reason").is_null())
+        rows.append(_to_rows(good, fmt, settings, masker, normalized, labels))
         failed = checked.filter(pl.col("reason").is_not_null())
         retry = failed.get_column("reason") == "unparseable"
-        if i + 1 < len(patterns) and retry.any():
+        if i + 1 < len(stages) and retry.any():
             todo = failed.filter(retry).select(frame.columns)
             failed = failed.filter(~retry)
         else:
@@ -85,10 +92,55 @@ def parse_lines(
     )
 
 
+Stage = Callable[[pl.DataFrame], pl.DataFrame]
+
+
+def _stages(fmt: LogFormat) -> list[tuple[Stage, bool]]:
+    """(extract function, whether its domains come out normalised), in the order they are tried."""
+    stages: list[tuple[Stage, bool]] = []
+    if fmt.split_regex is not None:
+        stages.append((partial(_extract_split, regex=fmt.split_regex, fmt=fmt), fmt.fast_domain_normalized))
+    if fmt.fast_regex is not None:
+        stages.append((partial(_extract, pattern=fmt.fast_regex, fmt=fmt), fmt.fast_domain_normalized))
+    stages.append((partial(_extract, pattern=fmt.regex, fmt=fmt), False))
+    return stages
+
+
 def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
     """The lines with their fields, parsed timestamp and ``reason`` (null for a good line)."""
     # Values still end with their terminator; the pattern accepts it instead of a strip pass.
     fields = frame.get_column("line").str.extract_groups(pattern[:-1] + r"\r?\n?$").struct.unnest()
+    return _checked(frame, fields, fmt)
+
+
+# What follows the referrer's closing '" "': the user agent, any extra quoted fields, the terminator.
+_AGENT_TAIL = rf'^({QUOTED})"(?: "{QUOTED}")*\r?\n?$'
+
+
+def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat) -> pl.DataFrame:
+    """``_extract`` for combined-style formats, with the user agent matched per distinct value.
+
+    The regex engine's cost grows with the bytes it walks, and the user agent is the longest field
+    while a batch holds only a few hundred distinct ones. So each line is cut at its first '" "' (the
+    referrer/user-agent boundary: a quoted value escapes its '"', and nothing before the referrer can
+    end the head pattern there): the head is matched per line up to the referrer's closing quote; the
+    rest (user agent, extra quoted fields, terminator) once per distinct value. A line is this stage's
+    only if both parts match, which makes it a line of the fast pattern with the same captures (that
+    pattern is one-pass: a line has one parse). Everything else is left to the next stage.
+    """
+    lines = frame.get_column("line")
+    # find() counts bytes, head() and slice() characters: lines with non-ASCII bytes are not cut.
+    cut = lines.str.find('" "', literal=True).set(frame.get_column("non_ascii"), None)
+    fields = lines.str.head(cut + 1).str.extract_groups(regex).struct.unnest()
+    tails, codes = privacy.factorize(lines.str.slice(cut + 3))
+    agent = tails.str.extract(_AGENT_TAIL, 1).gather(codes)
+    fields = fields.with_columns(
+        user_agent=agent, ts=pl.when(agent.is_not_null()).then(fields.get_column("ts"))
+    )  # no user agent: unparseable here, the next stage decides
+    return _checked(frame, fields, fmt)
+
+
+def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
     checked = pl.concat([frame, fields], how="horizontal")
     checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), **_field_checks(fmt))
     return checked.with_columns(reason=_reject_reason())
@@ -128,7 +180,8 @@ def _to_rows(
     fmt: LogFormat,
     settings: ParseSettings,
     masker: privacy.ClientMasker,
-    domain_normalized: bool = False,
+    domain_normalized: bool,
+    labels: pl.DataType,
 ) -> pl.DataFrame:
     n = good.height
     method, path, query, protocol = _request_columns(good, fmt)
@@ -136,7 +189,7 @@ def _to_rows(
     query = privacy.scrub_params_and_text(query, sensitive, masker)
     referrer = _dash_null(good, "referrer")
     referrer = privacy.scrub_params_and_text(referrer, sensitive, masker)
-    user_agent = privacy.mask_text_distinct(_dash_null(good, "user_agent"), masker)
+    user_agent = privacy.mask_text_distinct(_column(good, "user_agent"), masker, labels, null="-")
     out = pl.DataFrame(
         {
             "ts": good.get_column("ts"),
@@ -213,9 +266,13 @@ def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
 
 
 def _dash_null(frame: pl.DataFrame, name: str) -> pl.Series:
+    return _column(frame, name).replace("-", None)
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Series:
     if name not in frame.columns:
         return pl.repeat(None, frame.height, dtype=pl.String, eager=True).alias(name)
-    return frame.get_column(name).replace("-", None)
+    return frame.get_column(name)
 
 
 def _int(frame: pl.DataFrame, name: str, dtype: type[pl.DataType]) -> pl.Series:

@@ -258,10 +258,19 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
     return values.clone().scatter(needs.arg_true(), subset) if len(subset) else values
 
 
-def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
-    """``mask_text`` over the distinct values, joined back: for columns that repeat (user agents)."""
+def mask_text_distinct(
+    values: pl.Series, masker: ClientMasker, dtype: pl.DataType | None = None, null: str | None = None
+) -> pl.Series:
+    """``mask_text`` over the distinct values, joined back: for columns that repeat (user agents).
+
+    ``null``: a value that stands for "none" (the log's '-'); ``dtype``: a Categorical to return the
+    column as (codes into the distinct values: the sort and the Parquet writer then move integers).
+    """
     distinct, codes = factorize(values)
-    return mask_text(distinct, masker).gather(codes)
+    if null is not None:
+        distinct = distinct.replace(null, None)
+    masked = mask_text(distinct, masker)
+    return (masked if dtype is None else masked.cast(dtype)).gather(codes)
 
 
 def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:

@@ -349,7 +349,7 @@ def encode_frame(frame: pl.DataFrame) -> bytes:
     sink = pa.BufferOutputStream()
     table = frame.to_arrow(compat_level=pl.CompatLevel.newest())
     for i, name in enumerate(frame.columns):
-        if isinstance(frame.schema[name], pl.Enum):
+        if isinstance(frame.schema[name], pl.Enum | pl.Categorical):
             table = table.set_column(i, name, _dictionary(frame.get_column(name)))
     stats = [c for c in INGEST_STATISTICS if c in table.column_names]
     pq.write_table(
@@ -360,21 +360,22 @@ def encode_frame(frame: pl.DataFrame) -> bytes:
 
 
 def _dictionary(values: pl.Series) -> pa.DictionaryArray:
-    """An Enum column as the arrow dictionary the Parquet writer takes as is (no hashing per row).
+    """An Enum or Categorical column as the arrow dictionary the Parquet writer takes as is (no
+    hashing per row).
 
-    Only the categories this column uses are kept: a date's slice of a batch must not carry other
-    dates' values in its dictionary page (they would outlive their own partition's purge).
+    Only the values this column uses are kept: a date's slice of a batch must not carry other dates'
+    values in its dictionary page (they would outlive their own partition's purge).
     """
-    categories: pl.Series = values.dtype.categories  # type: ignore[attr-defined]
-    codes = values.to_physical()
-    used = np.zeros(len(categories), dtype=bool)
-    used[codes.drop_nulls().to_numpy()] = True
-    if not used.all():
-        codes = pl.Series(np.cumsum(used) - 1).gather(codes)  # renumbered; nulls stay null
-        categories = categories.filter(pl.Series(used))
-    return pa.DictionaryArray.from_arrays(
-        codes.cast(pl.Int32).to_arrow(), categories.to_arrow().cast(pa.string())
-    )
+    array = values.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
+    dictionary = array.dictionary.cast(pa.string())
+    indices = array.indices.cast(pa.int32())
+    used = np.zeros(len(dictionary), dtype=bool)
+    used[np.asarray(indices.drop_null())] = True
+    if not used.all():  # an Enum holds all of the batch's values, a Categorical may too
+        renumber = pa.array(np.cumsum(used, dtype=np.int32) - 1)
+        indices = renumber.take(indices)  # null indices stay null
+        dictionary = dictionary.filter(pa.array(used))
+    return pa.DictionaryArray.from_arrays(indices, dictionary)
 
 
 BLOOM_COLUMNS = ("client_id", "client_net")

@@ -75,22 +75,25 @@ def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> N
 
 
 def test_a_dates_file_holds_only_its_own_domains_in_the_dictionary(tmp_path: Path, store: Path) -> None:
-    """Domain and server reach the writer as dictionaries; one batch spanning two UTC dates must not
-    leave the other date's domains in a file's dictionary page (they would outlive that date's purge)."""
+    """Domain, server and user agent reach the writer as dictionaries; one batch spanning two UTC dates
+    must not leave the other date's values in a file's dictionary page (they would outlive that date's
+    purge)."""
     log = tmp_path / "other_vhosts_access.log"
     log.write_text(
-        'late.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
-        'both.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
-        'both.example:80 192.0.2.1 - - [11/Oct/2026:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
-        'next.example:80 192.0.2.1 - - [11/Oct/2026:00:00:02 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+        'late.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "late/1"\n'
+        'both.example:80 192.0.2.1 - - [10/Oct/2026:23:59:59 +0000] "GET / HTTP/1.1" 200 5 "-" "both/1"\n'
+        'both.example:80 192.0.2.1 - - [11/Oct/2026:00:00:01 +0000] "GET / HTTP/1.1" 200 5 "-" "both/1"\n'
+        'next.example:80 192.0.2.1 - - [11/Oct/2026:00:00:02 +0000] "GET / HTTP/1.1" 200 5 "-" "-"\n'
+        'next.example:80 192.0.2.1 - - [11/Oct/2026:00:00:03 +0000] "GET / HTTP/1.1" 200 5 "-" "next/1"\n'
     )
     report = ingest_paths(store, [log], fmt="vhost_combined", domain=None)
     assert report.sources[0].batches == 1
     dictionaries = {}
     for f in store.glob("pageviews/*/*.parquet"):
-        table = pq.read_table(f, read_dictionary=["domain", "server"])
+        table = pq.read_table(f, read_dictionary=["domain", "server", "user_agent"])
         dictionaries[f.parent.name] = {
-            c: table.column(c).chunk(0).dictionary.to_pylist() for c in ("domain", "server")
+            c: sorted(table.column(c).chunk(0).dictionary.to_pylist())
+            for c in ("domain", "server", "user_agent")
         }
         meta = pq.ParquetFile(f).metadata.row_group(0)
         domain_stats = next(
@@ -102,9 +105,14 @@ def test_a_dates_file_holds_only_its_own_domains_in_the_dictionary(tmp_path: Pat
         )
     server = make_config(store).server
     assert dictionaries == {
-        "date=2026-10-10": {"domain": ["both.example", "late.example"], "server": [server]},
-        "date=2026-10-11": {"domain": ["both.example", "next.example"], "server": [server]},
-    }
+        "date=2026-10-10": {
+            "domain": ["both.example", "late.example"], "server": [server], "user_agent": ["both/1", "late/1"]
+        },
+        "date=2026-10-11": {
+            "domain": ["both.example", "next.example"], "server": [server], "user_agent": ["both/1", "next/1"]
+        },
+    }  # fmt: skip
+    assert [r["user_agent"] for r in store_rows(store)].count(None) == 1  # "-": no user agent
 
 
 def test_rerun_reads_only_new_lines(tmp_path: Path, store: Path) -> None:

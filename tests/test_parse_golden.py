@@ -1014,23 +1014,45 @@ _VHOSTS = st.sampled_from(
 )  # fmt: skip
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Referrer/user-agent tails: quotes escaped or not, '" "' inside and around values, extra quoted
+# fields, missing fields, CRLF, non-ASCII (byte and character offsets differ)
+_QUOTED_TEXT = st.lists(
+    st.sampled_from(["a", " ", '"', '\\"', "\\\\", '" "', "\\", "é", "-"]), max_size=6
+).map("".join)
+_TAIL = st.one_of(
+    st.tuples(_QUOTED_TEXT, _QUOTED_TEXT, st.lists(_QUOTED_TEXT, max_size=2)).map(
+        lambda t: f' "{t[0]}" "{t[1]}"' + "".join(f' "{x}"' for x in t[2])
+    ),
+    st.sampled_from(["", ' "-"', ' "-" "UA" ', ' "-"  "UA"', ' "-" "UA"x']),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     requests=st.lists(
-        st.tuples(_REQUEST_TEXT, _VHOSTS, st.sampled_from([":80", ":", ""])), min_size=1, max_size=8
+        st.tuples(
+            st.one_of(st.just("GET /a?b=1 HTTP/1.1"), _REQUEST_TEXT),  # often a line the fast stages take
+            st.one_of(st.just("example.org"), _VHOSTS),
+            st.sampled_from([":80", ":", ""]),
+            _TAIL,
+            st.sampled_from(["\n", "\r\n"]),
+        ),
+        min_size=1,
+        max_size=8,
     )
 )
-def test_fast_request_pattern_gives_the_general_rows(requests: list[tuple[str, str, str]]) -> None:
-    """Whatever the request line and server name, the fast variant produces exactly the general
-    pattern's rows and rejects (its domain is the normalised one without a normalisation pass)."""
+def test_fast_stages_give_the_general_rows(requests: list[tuple[str, str, str, str, str]]) -> None:
+    """Whatever the request line, server name, referrer and user agent, the fast stages (request split
+    in the pattern; user agent matched per distinct value) produce exactly the general pattern's rows
+    and rejects (their domain is the normalised one without a normalisation pass)."""
     lines = [
-        f'{v}{p} 198.51.100.{i} - - [01/Nov/2026:10:00:0{i % 10} +0000] "{r}" 200 {i} "-" "UA"\n'
-        for i, (r, v, p) in enumerate(requests)
+        f'{v}{p} 198.51.100.{i} - - [01/Nov/2026:10:00:0{i % 10} +0000] "{r}" 200 {i}{tail}{end}'
+        for i, (r, v, p, tail, end) in enumerate(requests)
     ]
     block = "".join(lines).encode()
     fast = resolve("vhost_combined")
-    assert fast.fast_regex is not None
-    general = dataclasses.replace(fast, fast_regex=None)
+    assert fast.fast_regex is not None and fast.split_regex is not None
+    general = dataclasses.replace(fast, fast_regex=None, split_regex=None)
     settings_ = ParseSettings(
         domain=None, server="web1", sensitive_param_regex=privacy.sensitive_param_regex(["token"])
     )
