@@ -62,19 +62,20 @@ def parse_lines(
             "non_ascii": split.non_ascii,
         }
     ).filter(~pl.col("blank"))
-    rows: list[pl.DataFrame] = []
+    fields: list[pl.DataFrame] = []
     rejects: list[pl.DataFrame] = []
     todo = frame
+    # User agents become a Categorical: codes into the batch's own dictionary (freed with the batch,
+    # shared by all stages so that their fields concatenate), masked once per distinct value.
+    agents = partial(_agents, masker=masker, labels=pl.Categorical(pl.Categories.random()))
     # The fast stages first (each a strict subset of the general pattern with the same captures); the
     # lines a stage cannot match go to the next one, the general pattern last.
-    stages = _stages(fmt)
-    # Repeated text (user agents) becomes a Categorical: codes into the batch's own dictionary, which
-    # is freed with the batch and shared by all stages (their rows are concatenated)
-    labels = pl.Categorical(pl.Categories.random())
+    stages = _stages(fmt, agents)
     for i, (extract, normalized) in enumerate(stages):
         checked = extract(todo)
-        good = checked.filter(pl.col("reason").is_null())
-        rows.append(_to_rows(good, fmt, settings, masker, normalized, labels))
+        fields.append(
+            _fields(checked.filter(pl.col("reason").is_null()), fmt, settings.domain, normalized, agents)
+        )
         failed = checked.filter(pl.col("reason").is_not_null())
         retry = failed.get_column("reason") == "unparseable"
         if i + 1 < len(stages) and retry.any():
@@ -86,20 +87,30 @@ def parse_lines(
         if todo.height == 0:
             break
     return ParsedBatch(
-        rows=pl.concat(rows) if len(rows) > 1 else rows[0],
+        rows=_to_rows(pl.concat(fields) if len(fields) > 1 else fields[0], fmt, settings, masker),
         rejects=pl.concat(rejects).sort("offset") if len(rejects) > 1 else rejects[0],
         lines=frame.height,
     )
 
 
 Stage = Callable[[pl.DataFrame], pl.DataFrame]
+Agents = Callable[[pl.Series, pl.Series], pl.Series]
 
 
-def _stages(fmt: LogFormat) -> list[tuple[Stage, bool]]:
+def _agents(
+    distinct: pl.Series, codes: pl.Series, masker: privacy.ClientMasker, labels: pl.DataType
+) -> pl.Series:
+    """The user-agent column from its distinct values and per-row codes: '-' is none, addresses and
+    e-mails masked (once per distinct value), as the batch's Categorical."""
+    return privacy.mask_distinct(distinct, codes, masker, labels, null="-")
+
+
+def _stages(fmt: LogFormat, agents: Agents) -> list[tuple[Stage, bool]]:
     """(extract function, whether its domains come out normalised), in the order they are tried."""
     stages: list[tuple[Stage, bool]] = []
     if fmt.split_regex is not None:
-        stages.append((partial(_extract_split, regex=fmt.split_regex, fmt=fmt), fmt.fast_domain_normalized))
+        split = partial(_extract_split, regex=fmt.split_regex, fmt=fmt, agents=agents)
+        stages.append((split, fmt.fast_domain_normalized))
     if fmt.fast_regex is not None:
         stages.append((partial(_extract, pattern=fmt.fast_regex, fmt=fmt), fmt.fast_domain_normalized))
     stages.append((partial(_extract, pattern=fmt.regex, fmt=fmt), False))
@@ -117,7 +128,7 @@ def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
 _AGENT_TAIL = rf'^({QUOTED})"(?: "{QUOTED}")*\r?\n?$'
 
 
-def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat) -> pl.DataFrame:
+def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agents) -> pl.DataFrame:
     """``_extract`` for combined-style formats, with the user agent matched per distinct value.
 
     The regex engine's cost grows with the bytes it walks, and the user agent is the longest field
@@ -133,9 +144,10 @@ def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat) -> pl.DataFr
     cut = lines.str.find('" "', literal=True).set(frame.get_column("non_ascii"), None)
     fields = lines.str.head(cut + 1).str.extract_groups(regex).struct.unnest()
     tails, codes = privacy.factorize(lines.str.slice(cut + 3))
-    agent = tails.str.extract(_AGENT_TAIL, 1).gather(codes)
+    agent = tails.str.extract(_AGENT_TAIL, 1)
+    matched = agent.is_not_null().gather(codes).fill_null(False)
     fields = fields.with_columns(
-        user_agent=agent, ts=pl.when(agent.is_not_null()).then(fields.get_column("ts"))
+        user_agent=agents(agent, codes), ts=pl.when(matched).then(fields.get_column("ts"))
     )  # no user agent: unparseable here, the next stage decides
     return _checked(frame, fields, fmt)
 
@@ -175,33 +187,49 @@ def _field_checks(fmt: LogFormat) -> dict[str, pl.Expr]:
     return {"bad_field": (b.is_not_null() & (b != "-") & b.cast(pl.Int64, strict=False).is_null())}
 
 
+def _fields(
+    good: pl.DataFrame, fmt: LogFormat, domain: str | None, domain_normalized: bool, agents: Agents
+) -> pl.DataFrame:
+    """A stage's good lines as the same columns whatever the stage: request split, domain
+    normalised, '-' as none, user agents masked (``_to_rows`` does the rest on all stages at once)."""
+    method, path, query, protocol = _request_columns(good, fmt)
+    agent = _column(good, "user_agent")
+    if not isinstance(agent.dtype, pl.Categorical):  # the split stage's is done already
+        agent = agents(*privacy.factorize(agent))
+    return pl.DataFrame(
+        {
+            "ts": good.get_column("ts"),
+            "domain": _domain(good, fmt, domain, domain_normalized),
+            "method": method,
+            "path": path,
+            "query": query,
+            "protocol": protocol,
+            "status": _column(good, "status"),
+            "bytes": _column(good, "bytes"),
+            "referrer": _dash_null(good, "referrer"),
+            "user_agent": agent,
+            "client": _column(good, "client"),
+        }
+    )
+
+
 def _to_rows(
-    good: pl.DataFrame,
-    fmt: LogFormat,
-    settings: ParseSettings,
-    masker: privacy.ClientMasker,
-    domain_normalized: bool,
-    labels: pl.DataType,
+    good: pl.DataFrame, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
 ) -> pl.DataFrame:
     n = good.height
-    method, path, query, protocol = _request_columns(good, fmt)
     sensitive = settings.sensitive_param_regex
-    query = privacy.scrub_params_and_text(query, sensitive, masker)
-    referrer = _dash_null(good, "referrer")
-    referrer = privacy.scrub_params_and_text(referrer, sensitive, masker)
-    user_agent = privacy.mask_text_distinct(_column(good, "user_agent"), masker, labels, null="-")
     out = pl.DataFrame(
         {
             "ts": good.get_column("ts"),
-            "domain": _domain(good, fmt, settings.domain, domain_normalized),
-            "method": method,
-            "path": privacy.mask_text(path, masker),
-            "query": query,
-            "protocol": protocol,
+            "domain": good.get_column("domain"),
+            "method": good.get_column("method"),
+            "path": privacy.mask_text(good.get_column("path"), masker),
+            "query": privacy.scrub_params_and_text(good.get_column("query"), sensitive, masker),
+            "protocol": good.get_column("protocol"),
             "status": _int(good, "status", pl.Int16),
             "bytes": _int(good, "bytes", pl.Int64),
-            "referrer": referrer,
-            "user_agent": user_agent,
+            "referrer": privacy.scrub_params_and_text(good.get_column("referrer"), sensitive, masker),
+            "user_agent": good.get_column("user_agent"),
             # network, pseudonym and GeoIP: all from the full address, once per distinct client
             **(
                 masker.annotate(good.get_column("client"), good.get_column("ts"))

@@ -140,10 +140,11 @@ class ClientMasker:
     def _networks_distinct(self, values: pl.Series) -> pl.Series:
         """Plain dotted-quad IPv4 in polars; anything else once per distinct value in Python."""
         fast = self._ipv4_networks(values)
-        rest = values.filter(fast.is_null() & values.is_not_null())
-        if rest.len() == 0:
+        rest = (fast.is_null() & values.is_not_null()).arg_true()
+        if len(rest) == 0:
             return fast
-        return fast.fill_null(self._slow_networks(values.set(fast.is_not_null(), None)))
+        # scatter works in place: on a clone, never on a series the caller holds
+        return fast.clone().scatter(rest, self._slow_networks(values.gather(rest)))
 
     def _ipv4_networks(self, values: pl.Series) -> pl.Series:
         if self.ipv4_prefix in _OCTET_CUTS:  # /24 and friends: a validating scan and a text cut
@@ -266,7 +267,17 @@ def mask_text_distinct(
     ``null``: a value that stands for "none" (the log's '-'); ``dtype``: a Categorical to return the
     column as (codes into the distinct values: the sort and the Parquet writer then move integers).
     """
-    distinct, codes = factorize(values)
+    return mask_distinct(*factorize(values), masker, dtype, null)
+
+
+def mask_distinct(
+    distinct: pl.Series,
+    codes: pl.Series,
+    masker: ClientMasker,
+    dtype: pl.DataType | None = None,
+    null: str | None = None,
+) -> pl.Series:
+    """``mask_text_distinct`` of a column given as ``factorize`` returns it."""
     if null is not None:
         distinct = distinct.replace(null, None)
     masked = mask_text(distinct, masker)
