@@ -73,9 +73,8 @@ def parse_lines(
     stages = _stages(fmt, agents)
     for i, (extract, normalized) in enumerate(stages):
         checked = extract(todo)
-        fields.append(
-            _fields(checked.filter(pl.col("reason").is_null()), fmt, settings.domain, normalized, agents)
-        )
+        good = checked.drop("line").filter(pl.col("reason").is_null())  # (the lines are not needed)
+        fields.append(_fields(good, fmt, settings.domain, normalized, agents))
         failed = checked.filter(pl.col("reason").is_not_null())
         retry = failed.get_column("reason") == "unparseable"
         if i + 1 < len(stages) and retry.any():
@@ -154,8 +153,10 @@ def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agen
 
 def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
     checked = pl.concat([frame, fields], how="horizontal")
-    checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), **_field_checks(fmt))
-    return checked.with_columns(reason=_reject_reason())
+    # bytes as Int64 (null for '-'), parsed once: it both checks the field and is the stored value
+    number = pl.col("bytes").cast(pl.Int64, strict=False) if "bytes" in fmt.fields else pl.lit(None, pl.Int64)
+    checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), bytes_value=number)
+    return checked.with_columns(bad_field=_bad_field(fmt)).with_columns(reason=_reject_reason())
 
 
 def _parse_ts(col: pl.Expr) -> pl.Expr:
@@ -179,12 +180,12 @@ def _reject_reason() -> pl.Expr:
     )
 
 
-def _field_checks(fmt: LogFormat) -> dict[str, pl.Expr]:
+def _bad_field(fmt: LogFormat) -> pl.Expr:
     """A numeric field that matched the regex but does not fit its type (e.g. a 20-digit byte count)."""
     if "bytes" not in fmt.fields:
-        return {"bad_field": pl.lit(False)}
+        return pl.lit(False)
     b = pl.col("bytes")
-    return {"bad_field": (b.is_not_null() & (b != "-") & b.cast(pl.Int64, strict=False).is_null())}
+    return b.is_not_null() & (b != "-") & pl.col("bytes_value").is_null()
 
 
 def _fields(
@@ -205,7 +206,7 @@ def _fields(
             "query": query,
             "protocol": protocol,
             "status": _column(good, "status"),
-            "bytes": _column(good, "bytes"),
+            "bytes": good.get_column("bytes_value"),
             "referrer": _dash_null(good, "referrer"),
             "user_agent": agent,
             "client": _column(good, "client"),
@@ -227,7 +228,7 @@ def _to_rows(
             "query": privacy.scrub_params_and_text(good.get_column("query"), sensitive, masker),
             "protocol": good.get_column("protocol"),
             "status": _int(good, "status", pl.Int16),
-            "bytes": _int(good, "bytes", pl.Int64),
+            "bytes": good.get_column("bytes"),
             "referrer": privacy.scrub_params_and_text(good.get_column("referrer"), sensitive, masker),
             "user_agent": good.get_column("user_agent"),
             # network, pseudonym and GeoIP: all from the full address, once per distinct client
