@@ -37,7 +37,7 @@ class ParseSettings:
 
 @dataclass(frozen=True)
 class ParsedBatch:
-    rows: pl.DataFrame  # PAGEVIEW_COLUMNS
+    rows: pl.DataFrame  # PAGEVIEW_COLUMNS (user_agent a per-batch Categorical, server a one-value Enum)
     rejects: pl.DataFrame  # offset, reason, line (scrubbed)
     lines: int  # non-blank lines seen
 
@@ -131,10 +131,11 @@ def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agen
     """``_extract`` for combined-style formats, with the user agent matched per distinct value.
 
     The regex engine's cost grows with the bytes it walks, and the user agent is the longest field
-    while a batch holds only a few hundred distinct ones. So each line is cut at its first '" "' (the
-    referrer/user-agent boundary: a quoted value escapes its '"', and nothing before the referrer can
-    end the head pattern there): the head is matched per line up to the referrer's closing quote; the
-    rest (user agent, extra quoted fields, terminator) once per distinct value. A line is this stage's
+    while a batch holds far fewer distinct ones than lines (hundreds to thousands per 130k lines).
+    So each line is cut at its first '" "' (the referrer/user-agent boundary: a quoted value escapes
+    its '"', and nothing before the referrer can end the head pattern there): the head is matched per
+    line up to the referrer's closing quote; the rest (user agent, extra quoted fields, terminator)
+    once per distinct value. A line is this stage's
     only if both parts match, which makes it a line of the fast pattern with the same captures (that
     pattern is one-pass: a line has one parse). Everything else is left to the next stage.
     """
