@@ -161,17 +161,17 @@ class ClientMasker:
         ) + pl.lit(f"/{self.ipv4_prefix}")
         return octets.select(pl.when(valid).then(net).alias("client_net")).to_series()
 
-    def _slow_networks(self, values: pl.Series) -> pl.Series:
-        """One Python call per *new* distinct value (IPv6, mapped, ports, hostnames), mapped back."""
-        distinct = values.unique().drop_nulls()
+    def _slow_networks(self, distinct: pl.Series) -> pl.Series:
+        """Networks of distinct non-null values (IPv6, mapped, ports, hostnames), in their order:
+        one Python call per value never seen before."""
         keys = distinct.to_list()
         for v in keys:
             if v not in self._cache:
                 self._cache[v] = self.network(v)
-        nets = pl.Series([self._cache[k] for k in keys], dtype=pl.String)
+        nets = [self._cache[k] for k in keys]
         if len(self._cache) > 2_000_000:  # bound memory on endless streams
-            self._cache = dict(zip(keys, nets.to_list(), strict=True))
-        return values.replace_strict(distinct, nets, default=None, return_dtype=pl.String)
+            self._cache = dict(zip(keys, nets, strict=True))
+        return pl.Series(nets, dtype=pl.String)
 
 
 # No leading zeros (ipaddress rejects them as ambiguous octal; both paths must agree).
@@ -187,7 +187,7 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     to null. Arrow's dictionary encoding is local to the call (a polars Categorical would put every
     raw address into the process-wide string cache).
     """
-    # string views: zero-copy to arrow (not pyarrow.compute: 30 ms of import)
+    # string views: zero-copy to arrow; arrow's hash pass is local to the call
     encoded = values.to_arrow(compat_level=pl.CompatLevel.newest()).dictionary_encode()
     distinct = pl.Series(values.name, encoded.dictionary, dtype=values.dtype)
     return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
@@ -259,15 +259,9 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
     return values.clone().scatter(needs.arg_true(), subset) if len(subset) else values
 
 
-def mask_text_distinct(
-    values: pl.Series, masker: ClientMasker, dtype: pl.DataType | None = None, null: str | None = None
-) -> pl.Series:
-    """``mask_text`` over the distinct values, joined back: for columns that repeat (user agents).
-
-    ``null``: a value that stands for "none" (the log's '-'); ``dtype``: a Categorical to return the
-    column as (codes into the distinct values: the sort and the Parquet writer then move integers).
-    """
-    return mask_distinct(*factorize(values), masker, dtype, null)
+def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
+    """``mask_text`` over the distinct values, joined back: for columns that repeat."""
+    return mask_distinct(*factorize(values), masker)
 
 
 def mask_distinct(
@@ -277,7 +271,11 @@ def mask_distinct(
     dtype: pl.DataType | None = None,
     null: str | None = None,
 ) -> pl.Series:
-    """``mask_text_distinct`` of a column given as ``factorize`` returns it."""
+    """``mask_text_distinct`` of a column given as ``factorize`` returns it.
+
+    ``null``: a value that stands for "none" (the log's '-'); ``dtype``: a Categorical to return the
+    column as (codes into the distinct values: the sort and the Parquet writer then move integers).
+    """
     if null is not None:
         distinct = distinct.replace(null, None)
     masked = mask_text(distinct, masker)
