@@ -135,9 +135,9 @@ def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agen
     So each line is cut at its first '" "' (the referrer/user-agent boundary: a quoted value escapes
     its '"', and nothing before the referrer can end the head pattern there): the head is matched per
     line up to the referrer's closing quote; the rest (user agent, extra quoted fields, terminator)
-    once per distinct value. A line is this stage's
-    only if both parts match, which makes it a line of the fast pattern with the same captures (that
-    pattern is one-pass: a line has one parse). Everything else is left to the next stage.
+    once per distinct value. A line is this stage's only if both parts match, which makes it a line
+    of the fast pattern with the same captures (that pattern is one-pass: a line has one parse).
+    Everything else is left to the next stage.
     """
     lines = frame.get_column("line")
     # find() counts bytes, head() and slice() characters: lines with non-ASCII bytes are not cut.
