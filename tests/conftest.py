@@ -1,4 +1,4 @@
-"""Shared fixtures: the third-party logs in ../shared/data and small store helpers."""
+"""Shared fixtures: the third-party logs in tests/data/third_party and small store helpers."""
 
 from __future__ import annotations
 
@@ -12,18 +12,18 @@ import pytest
 from pipeline import config, ingest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "data"
-SHARED_LOGS = SHARED / "logs"
+THIRD_PARTY = ROOT / "tests" / "data" / "third_party"  # copied with licences; see its README
+THIRD_PARTY_LOGS = THIRD_PARTY / "logs"
 LICENSE_NAMES = {"LICENSE", "LICENSE.txt", "UPSTREAM-README.md", "NASA-HTTP.html"}
 
 
-def shared_log_files() -> list[Path]:
-    files = [p for p in sorted(SHARED_LOGS.rglob("*")) if p.is_file() and p.name not in LICENSE_NAMES]
-    assert files, f"no shared logs found under {SHARED_LOGS}"
+def third_party_log_files() -> list[Path]:
+    files = [p for p in sorted(THIRD_PARTY_LOGS.rglob("*")) if p.is_file() and p.name not in LICENSE_NAMES]
+    assert files, f"no third-party logs found under {THIRD_PARTY_LOGS}"
     return files
 
 
-GEOIP = SHARED / "geoip" / "maxmind-test"
+GEOIP = THIRD_PARTY / "geoip" / "maxmind-test"
 
 
 def make_config(store: Path, *, geoip: bool = False, **ingest_overrides: object) -> config.Config:

@@ -1,7 +1,7 @@
 """LogFormat strings → regex: named formats, every supported directive, errors, auto-detection.
 
 Invented lines use documentation addresses only (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24,
-2001:db8::/32). Samples for auto-detection are read from the third-party logs in ../shared/data/logs.
+2001:db8::/32). Samples for auto-detection are read from the third-party logs in tests/data/third_party/logs.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pipeline.formats import NAMED_FORMATS, compile_format, detect, resolve
 from pipeline.lines import split_block
 from pipeline.parse import ParseSettings, parse_lines
 
-SHARED_LOGS = Path(__file__).resolve().parents[2] / "shared" / "data" / "logs"
+THIRD_PARTY_LOGS = Path(__file__).resolve().parent / "data" / "third_party" / "logs"
 TS = "[10/Oct/2000:13:55:36 -0700]"
 TS_UTC = datetime(2000, 10, 10, 20, 55, 36, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ def parse_one(line: str, fmt: str, domain: str | None = None) -> dict[str, Any] 
 
 
 def sample(relpath: str, n: int = 200) -> list[str]:
-    text = (SHARED_LOGS / relpath).read_bytes().decode("utf-8", "replace")
+    text = (THIRD_PARTY_LOGS / relpath).read_bytes().decode("utf-8", "replace")
     return [ln for ln in text.splitlines() if ln.strip()][:n]
 
 

@@ -17,9 +17,9 @@ from pipeline.errors import ConfigError
 from pipeline.geo import Geo
 from pipeline.privacy import ClientMasker, parse_address
 
-from .conftest import SHARED
+from .conftest import THIRD_PARTY
 
-MM = SHARED / "geoip" / "maxmind-test"
+MM = THIRD_PARTY / "geoip" / "maxmind-test"
 GEOIP2_COUNTRY = MM / "GeoIP2-Country-Test.mmdb"
 GEOLITE2_COUNTRY = MM / "GeoLite2-Country-Test.mmdb"
 ASN = MM / "GeoLite2-ASN-Test.mmdb"

@@ -18,10 +18,10 @@ from pipeline.errors import UsageError
 from pipeline.investigate import Scope
 from pipeline.privacy import ClientMasker
 
-from .conftest import SHARED_LOGS, ingest_paths
+from .conftest import THIRD_PARTY_LOGS, ingest_paths
 
-CROWDSEC = SHARED_LOGS / "crowdsec-hub-tests"
-BASJES = SHARED_LOGS / "basjes-hackers" / "hackers-access.log"
+CROWDSEC = THIRD_PARTY_LOGS / "crowdsec-hub-tests"
+BASJES = THIRD_PARTY_LOGS / "basjes-hackers" / "hackers-access.log"
 
 
 def crowdsec(name: str) -> Path:

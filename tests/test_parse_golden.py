@@ -1,6 +1,6 @@
 """Golden tests: real access-log lines → exact pageview rows (or a reject with its reason).
 
-Every line in the tables is copied verbatim from the third-party logs under /work/shared/data/logs/
+Every line in the tables is copied verbatim from the third-party logs under tests/data/third_party/logs/
 (file and line number in the comment above it). The expected rows were worked out by hand from the
 format semantics, not copied from the parser's output:
 

@@ -1,4 +1,4 @@
-"""Every third-party log under ../shared/data/logs: no crash, nothing lost, no raw IP at rest."""
+"""Every third-party log under tests/data/third_party/logs: no crash, nothing lost, no raw IP at rest."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.privacy import ClientMasker
 
-from .conftest import ingest_paths, ip_tokens, shared_log_files, store_rejects, store_rows
+from .conftest import ingest_paths, ip_tokens, third_party_log_files, store_rejects, store_rows
 
 
 def non_blank_lines(path: Path) -> int:
@@ -27,15 +27,15 @@ def non_blank_lines(path: Path) -> int:
 
 @pytest.fixture(scope="module")
 def shared_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    store = tmp_path_factory.mktemp("shared") / "store"
-    report = ingest_paths(store, shared_log_files())
+    store = tmp_path_factory.mktemp("third_party") / "store"
+    report = ingest_paths(store, third_party_log_files())
     return store, report
 
 
 def test_every_file_ingests_and_every_line_is_a_row_or_a_reject(shared_store: tuple[Path, object]) -> None:
     store, report = shared_store
     by_path = {s.path: s for s in report.sources}  # type: ignore[attr-defined]
-    for path in shared_log_files():
+    for path in third_party_log_files():
         src = by_path[str(path)]
         assert src.error is None, (path, src.error)
         assert src.rows + sum(src.rejects.values()) == src.lines == non_blank_lines(path), path
@@ -72,7 +72,7 @@ def test_no_raw_client_ip_at_rest(shared_store: tuple[Path, object]) -> None:
     masker = ClientMasker()
     inputs: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
     vhost_literals: set[str] = set()
-    for path in shared_log_files():
+    for path in third_party_log_files():
         text = path.read_bytes().decode("latin-1")
         inputs |= ip_tokens(text)
         vhost_literals |= set(re.findall(r"(?m)^([0-9.]+)(?::[0-9]+)? ", text))
