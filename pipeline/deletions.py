@@ -10,11 +10,15 @@ process dies, the next maintenance run rebuilds the record from those commit rec
 ``interrupted``; keys the run was about to destroy are listed as destroyed only if their tombstone
 exists. So every deletion that happened is in some record, and no record claims one that did not.
 Records are kept forever: they are the proof, and they hold nothing that retention must remove.
+Every write seals the record (``sha256`` of its canonical JSON without that field, see ``seal``):
+``hostlogs verify`` reports a record whose content no longer matches its seal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import uuid
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +36,8 @@ def record_path(store: Store, started: dt.datetime, op: str) -> Path:
 
 def start(store: Store, path: Path, *, op: str, operation: str, by: str, params: dict[str, Any]) -> None:
     """Write the record of an operation about to delete (status ``running``)."""
-    store.write_json(
+    write(
+        store,
         path,
         {
             "version": 1,
@@ -49,7 +54,30 @@ def start(store: Store, path: Path, *, op: str, operation: str, by: str, params:
 
 def update(store: Store, path: Path, **fields: Any) -> None:
     record = store.read_json(path) or {}
-    store.write_json(path, {**record, **fields})
+    write(store, path, {**record, **fields})
+
+
+def write(store: Store, path: Path, record: dict[str, Any]) -> None:
+    """Write a record with its seal (the one way records are written)."""
+    store.write_json(path, seal(record))
+
+
+def seal(record: dict[str, Any]) -> dict[str, Any]:
+    """The record with ``sha256``: the SHA-256 of its canonical JSON without that field."""
+    body = {k: v for k, v in record.items() if k != "sha256"}
+    return {**body, "sha256": _digest(body)}
+
+
+def seal_ok(record: dict[str, Any]) -> bool | None:
+    """True if the record matches its seal, False if it was changed, None if it has none (legacy)."""
+    if "sha256" not in record:
+        return None
+    return bool(record["sha256"] == _digest({k: v for k, v in record.items() if k != "sha256"}))
+
+
+def _digest(body: dict[str, Any]) -> str:
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def finish(store: Store, path: Path, status: str = "complete", **fields: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class HostlogsError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with; messages say what to do next."""
@@ -39,6 +41,13 @@ class StoreError(HostlogsError):
     exit_code = 6
 
 
+class IntegrityError(HostlogsError):
+    """A committed file is altered, missing or unreadable, a file is in no manifest, or a manifest or
+    deletion record is damaged (``hostlogs verify`` names them). Treat it as an incident."""
+
+    exit_code = 8
+
+
 class LockedError(HostlogsError):
     """Another ingest holds the store lock (cron overlap). EX_TEMPFAIL, so cron wrappers can retry."""
 
@@ -58,3 +67,33 @@ class PartialFailure(HostlogsError):
     """The run finished but some sources could not be read; their lines stay unconsumed for the next run."""
 
     exit_code = 10
+
+
+class QueryLimitError(HostlogsError):
+    """A query ran past ``query.timeout`` or needed more than ``query.memory_limit``; it was stopped."""
+
+    exit_code = 9
+
+
+_ADVICE = {
+    errno.ENOSPC: "free disk space on the store's file system, then run again",
+    errno.EDQUOT: "raise the quota of this user on the store's file system (or free space), then run again",
+    errno.EROFS: "the store's file system is mounted read-only: remount it read-write or give --store",
+    errno.EACCES: "this user may not write there: run as the store's owner or fix the permissions",
+    errno.EPERM: "this user may not write there (permissions or an immutable attribute, see lsattr)",
+    errno.EIO: "the disk reported an I/O error: check it, then run 'hostlogs verify'",
+    errno.ENOTDIR: "a file stands where the store expects a directory: check the --store path",
+}
+
+
+def os_error_message(exc: OSError, action: str = "use") -> str:
+    """One line for an OS error on a store path: what failed and what to do about it."""
+    where = f" {exc.filename}" if exc.filename else ""
+    what = exc.strerror or str(exc)
+    advice = _ADVICE.get(exc.errno or 0, "check the store path, its permissions and free space")
+    return f"cannot {action}{where}: {what}; {advice}"
+
+
+def store_error(exc: OSError, action: str = "use") -> StoreError:
+    """The ``StoreError`` (exit 6) for an OS error on a store path."""
+    return StoreError(os_error_message(exc, action))

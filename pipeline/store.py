@@ -20,6 +20,13 @@ Commit protocol for one batch (why it is exactly-once is argued in docs/ingestio
 3. write ``_manifests/<writer>/<seq>.json`` — **this is the commit**;
 4. update ``progress.json`` and remove ``pending.json``.
 
+Every file a commit adds is written through ``Store.write_bytes``/``write_parquet``, which remember its
+size and the SHA-256 of the bytes written; ``Store.commit`` puts both into the manifest's ``files``
+entries itself and refuses a manifest naming a file it did not write (or leaving out one the intent
+record named), so no writer (ingest, purge, erase, compaction) can commit a file without its checksum.
+``Store.catalogue`` reads them back: the committed files, each with its recorded size and checksum;
+``Store.check_file`` checks one file against it (``hostlogs verify`` checks them all).
+
 On start, ``recover`` applies manifests newer than ``progress.json`` and deletes the files of a
 pending batch that has no manifest, for this writer and for any other writer whose process is gone
 (its lock is free). Readers skip files named in any ``pending.json``.
@@ -30,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import itertools
 import json
 import os
@@ -47,7 +55,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import LockedError, StoreError
+from .errors import LockedError, StoreError, store_error
 
 STATE_VERSION = 1
 ROW_GROUP_ROWS = 131_072  # ≥128k rows per row group: smaller ones made files 10% larger
@@ -120,6 +128,8 @@ class Store:
             raise StoreError(f"invalid writer name {writer!r}: use letters, digits, '.', '_' or '-'")
         self.root = Path(root)
         self.writer = writer
+        # size and SHA-256 of each file written since the last ``begin``: ``commit`` records them
+        self._written: dict[str, dict[str, Any]] = {}
 
     # --- paths ---------------------------------------------------------------------------------
     @property
@@ -146,7 +156,7 @@ class Store:
             for d in (self.pageviews, self.rejects, self.manifests, self.state):
                 d.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(f"cannot create store at {self.root}: {exc.strerror}") from exc
+            raise store_error(exc, "create the store at") from exc
 
     # --- atomic writes -------------------------------------------------------------------------
     def write_parquet(self, path: Path, table: pa.Table) -> int:
@@ -154,7 +164,17 @@ class Store:
         return self.write_bytes(path, encode_parquet(table))
 
     def write_bytes(self, path: Path, payload: bytes | pa.Buffer) -> int:
-        return _atomic_write(path, lambda f: f.write(payload), self.writer)
+        """Write a file atomically; its size and checksum go into the manifest that commits it."""
+        digest = hashlib.sha256(payload).hexdigest()  # releases the GIL: ingest workers keep parsing
+        size = _atomic_write(path, lambda f: f.write(payload), self.writer)
+        self._written[self._rel(path)] = {"bytes": size, "sha256": digest}
+        return size
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return Path(path).as_posix()
 
     def write_json(self, path: Path, data: dict[str, Any]) -> None:
         payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
@@ -227,9 +247,11 @@ class Store:
     def begin(self, seq: int, files: list[str], retire: list[str] | None = None) -> None:
         """Intent record: ``files`` will be added (hidden until committed), ``retire`` removed."""
         record = {"seq": seq, "files": files, "retire": retire or [], "phase": "writing"}
+        self._written = {}
         self.write_json(self.state / "pending.json", record)
 
     def commit(self, progress: Progress, manifest: dict[str, Any]) -> None:
+        manifest = {**manifest, "files": self._checksummed(manifest.get("files", []))}
         self.write_json(self.manifest_path(manifest["seq"]), manifest)
         pending = self.read_json(self.state / "pending.json") or {}
         if pending.get("retire"):
@@ -242,6 +264,25 @@ class Store:
                 os.unlink(self.root / rel)
         os.unlink(self.state / "pending.json")
 
+    def _checksummed(self, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The manifest's file entries with the size and SHA-256 of what this store wrote.
+
+        The one place checksums enter the chain of custody: a file this commit did not write, or one
+        the intent record announced and the manifest leaves out, is a bug that must not commit.
+        """
+        pending = self.read_json(self.state / "pending.json") or {}
+        out = []
+        for entry in entries:
+            written = self._written.pop(entry["path"], None)
+            if written is None:
+                raise StoreError(f"internal error: {entry['path']} was not written by this commit")
+            out.append({**entry, **written})
+        missing = sorted(set(pending.get("files", [])) - {e["path"] for e in out})
+        if missing:
+            raise StoreError(f"internal error: the commit leaves out {', '.join(missing)}")
+        self._written = {}
+        return out
+
     def swap(
         self, progress: Progress, retire: list[str], add: dict[str, bytes], record: dict[str, Any]
     ) -> None:
@@ -252,10 +293,10 @@ class Store:
         """
         seq = progress.seq + 1
         self.begin(seq, list(add), retire)
-        written = [
-            {"path": rel, "bytes": self.write_bytes(self.root / rel, data)} for rel, data in add.items()
-        ]
-        self.commit(progress, {**record, "seq": seq, "files": written, "retired": retire})
+        for rel, data in add.items():
+            self.write_bytes(self.root / rel, data)
+        entries = [{"path": rel} for rel in add]
+        self.commit(progress, {**record, "seq": seq, "files": entries, "retired": retire})
 
     def uncommitted_files(self) -> set[Path]:
         """Files readers must not see: added by an uncommitted batch, or retired by a committed rewrite."""
@@ -290,11 +331,82 @@ class Store:
             if data is not None:
                 yield data
 
+    def catalogue(self) -> Catalogue:
+        """The committed files according to the manifests of every writer (not a listing of the disk).
+
+        A file is committed when a manifest adds it and no manifest retires it. Its record carries the
+        size and SHA-256 the commit wrote (``sha256`` is None for files committed by a hostlogs that did
+        not record checksums, unless ``hostlogs verify --record-legacy`` attested them later).
+        Manifests that cannot be parsed are listed in ``damaged``; they are skipped, not fatal.
+        """
+        added: dict[str, FileRecord] = {}
+        retired: dict[str, str] = {}
+        attested: dict[str, tuple[int, str, str]] = {}
+        damaged: dict[str, str] = {}
+        for path in sorted((self.root / "_manifests").glob("*/*.json"), key=str):
+            rel = path.relative_to(self.root).as_posix()
+            try:
+                with open(path, "rb") as f:
+                    manifest = json.load(f)
+                entries = manifest.get("files", [])
+                gone = manifest.get("retired", [])
+                checks = manifest.get("checksums", [])
+                for e in entries:
+                    added[e["path"]] = FileRecord(
+                        e["path"], _int(e.get("bytes")), e.get("sha256"), _int(e.get("rows")), rel
+                    )
+                for r in gone:
+                    retired[str(r)] = rel
+                for c in checks:
+                    attested[c["path"]] = (int(c["bytes"]), str(c["sha256"]), rel)
+            except FileNotFoundError:
+                continue  # purged meanwhile
+            except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+                damaged[rel] = f"not a readable manifest ({type(exc).__name__})"
+        files = {p: r for p, r in added.items() if p not in retired}
+        for p, (size, digest, rel) in attested.items():
+            r = files.get(p)
+            if r is not None and r.sha256 is None and r.bytes in (None, size):
+                files[p] = FileRecord(p, size, digest, r.rows, r.manifest, attested=rel)
+        return Catalogue(files, retired, damaged)
+
+    def check_file(self, rel: str, record: FileRecord | None = None, *, checksum: bool = True) -> str | None:
+        """What is wrong with one committed file, or None: missing, altered, or not readable Parquet.
+
+        ``record`` is its catalogue entry (size, SHA-256, rows as committed); without one only the
+        Parquet structure is checked. ``checksum=False`` skips hashing (size and structure only).
+        Maintenance operations call it before rewriting a file (a rewrite must not launder an altered
+        file into a new, correctly checksummed one); queries may call it on a file DuckDB failed on.
+        """
+        path = self.root / rel
+        try:
+            size = path.stat().st_size
+            if record is not None and record.bytes is not None and size != record.bytes:
+                return f"altered: {size:,} bytes, committed with {record.bytes:,}"
+            recorded = record.sha256 if checksum and record is not None else None
+            if recorded is not None and file_sha256(path) != recorded:
+                return "altered: its SHA-256 differs from the one its manifest recorded"
+            rows = pq.ParquetFile(path).metadata.num_rows
+        except FileNotFoundError:
+            return "missing"
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EIO):
+                return f"unreadable: {exc.strerror or exc}"
+            return f"not readable Parquet: {exc}"
+        except Exception as exc:  # pyarrow raises several kinds on garbage
+            return f"not readable Parquet: {exc}"
+        if record is not None and record.rows is not None and rows != record.rows:
+            return f"altered: {rows:,} rows, committed with {record.rows:,}"
+        return None
+
     @contextlib.contextmanager
     def lock(self, wait_seconds: float = 0.0) -> Iterator[None]:
         """Exclusive ingest lock (flock: released by the kernel if the process dies)."""
-        self.state.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.state / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self.state.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.state / "ingest.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise store_error(exc, "lock the store at") from exc
         try:
             deadline = time.monotonic() + wait_seconds
             while True:
@@ -313,6 +425,37 @@ class Store:
             yield
         finally:
             os.close(fd)
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """One committed file as its manifest recorded it (None: not recorded by that hostlogs)."""
+
+    path: str  # relative to the store root
+    bytes: int | None
+    sha256: str | None
+    rows: int | None
+    manifest: str  # the manifest that committed it
+    attested: str | None = None  # the record-legacy manifest that recorded its checksum later
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    files: dict[str, FileRecord]  # committed and not retired
+    retired: dict[str, str]  # file → manifest that retired it
+    damaged: dict[str, str]  # manifest → why it could not be read
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def encode_parquet(table: pa.Table) -> pa.Buffer:
@@ -433,9 +576,9 @@ def _atomic_write(path: Path, write: Any, writer: str) -> int:
     writer name) so that a writer's recovery removes its own leftovers only, never a file another
     writer is writing at that moment.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}~{writer}~{uuid.uuid4().hex[:8]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         try:
             f = open(tmp, "wb")  # noqa: SIM115 (closed below)
         except FileNotFoundError:  # the purge removed an emptied date= directory meanwhile
@@ -452,7 +595,8 @@ def _atomic_write(path: Path, write: Any, writer: str) -> int:
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
-        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        named = exc if exc.filename else OSError(exc.errno, exc.strerror, str(path))
+        raise store_error(named, "write") from exc
 
 
 def fsync_dir(path: Path) -> None:

@@ -1,0 +1,180 @@
+"""Integrity of the evidence store: every committed file against the checksum its manifest recorded.
+
+``check`` (read-only; ``hostlogs verify`` and ``hostlogs purge --verify``) walks the manifests of every
+writer (``Store.catalogue``) and reports
+
+* **altered** files: size, SHA-256 or row count differ from what the commit recorded, or the file is no
+  longer readable Parquet;
+* **missing** files: committed, never retired, not on disk;
+* **planted** files: a Parquet file under ``pageviews/`` or ``_rejects/`` that no manifest commits (and
+  no batch in progress announced), or one a manifest retired that is still there (readers would see it);
+* **damaged** manifests (not parseable) and deletion records whose content no longer matches its seal.
+
+Files committed by a hostlogs that did not record checksums are **unverifiable (legacy)**: listed, not
+failures. ``record_legacy`` (``hostlogs verify --record-legacy``) records the checksum of each legacy file
+that is consistent with everything its manifest did record (size, rows, readable Parquet) in a new
+maintenance manifest, and seals legacy deletion records. It can only record what is on disk *now*: a
+legacy file altered before that moment cannot be told apart, and is blessed as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from . import __version__, deletions
+from .config import Config
+from .rewrite import open_store, session
+from .store import Store, file_sha256
+
+Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
+TABLES = ("pageviews", "_rejects")
+ADVICE = "run 'hostlogs verify' and treat it as an incident"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: Kind
+    path: str  # relative to the store root
+    detail: str
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.path} ({self.detail})"
+
+
+@dataclass(frozen=True)
+class IntegrityReport:
+    store: str
+    files_checked: int  # committed files (legacy ones included)
+    records_checked: int  # deletion records
+    problems: tuple[Problem, ...]
+    legacy: tuple[str, ...]  # committed without a checksum: unverifiable
+    recorded: tuple[str, ...] = ()  # checksums recorded by this run (--record-legacy)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "ok": self.ok}
+
+
+def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
+    """Check every committed file, manifest and deletion record (read-only, takes no lock).
+
+    Safe beside running writers: the disk is listed first, then the intent records, then the
+    manifests, so a batch that commits meanwhile is found in one or the other; a file found missing
+    is checked again against the manifests read afterwards (a maintenance run may have retired it).
+    """
+    on_disk = sorted(
+        p.relative_to(store.root).as_posix() for t in TABLES for p in (store.root / t).rglob("*.parquet")
+    )
+    in_progress = _in_progress(store)
+    cat = store.catalogue()
+    problems: list[Problem] = [Problem("damaged manifest", m, why) for m, why in cat.damaged.items()]
+    legacy: list[str] = []
+    missing: list[str] = []
+    for rel, record in sorted(cat.files.items()):
+        if rel in in_progress:
+            continue
+        if record.sha256 is None:
+            legacy.append(rel)
+        problem = store.check_file(rel, record, checksum=checksum)
+        if problem == "missing":
+            missing.append(rel)
+        elif problem is not None:
+            problems.append(Problem("altered", rel, f"{problem}; committed by {record.manifest}"))
+    if missing:
+        again = store.catalogue()
+        for rel in missing:
+            if rel in again.files and not (store.root / rel).exists():
+                problems.append(
+                    Problem("missing", rel, f"committed by {cat.files[rel].manifest}, never retired")
+                )
+    for rel in on_disk:
+        if rel in cat.files or rel in in_progress:
+            continue
+        if rel in cat.retired:
+            why = f"retired by {cat.retired[rel]} but still present: readers see it"
+        else:
+            why = "named in no manifest"
+        problems.append(Problem("planted", rel, why))
+    records = 0
+    for path in sorted((store.root / deletions.DELETIONS_DIR).glob("*.json")):
+        records += 1
+        rel = path.relative_to(store.root).as_posix()
+        data = _json(path)
+        if data is None:
+            problems.append(Problem("damaged record", rel, "not a readable deletion record"))
+            continue
+        sealed = deletions.seal_ok(data)
+        if sealed is None:
+            legacy.append(rel)
+        elif not sealed:
+            problems.append(Problem("damaged record", rel, "its content does not match its seal (sha256)"))
+    return IntegrityReport(str(store.root), len(cat.files), records, tuple(problems), tuple(legacy))
+
+
+def verify(cfg: Config, *, record_legacy: bool = False, wait: float = 0.0) -> IntegrityReport:
+    """``check`` the store; with ``record_legacy``, then record checksums of consistent legacy files."""
+    if not record_legacy:
+        return check(open_store(cfg.store))
+    with session(cfg, "record-legacy", dry_run=False, wait=wait) as s:
+        assert s.progress is not None
+        report = check(s.store)
+        bad = {p.path for p in report.problems}
+        cat = s.store.catalogue()
+        attest = []
+        for rel in report.legacy:
+            if rel in bad:
+                continue
+            if rel.startswith(deletions.DELETIONS_DIR + "/"):
+                record = _json(s.store.root / rel)
+                if record is not None:
+                    deletions.write(s.store, s.store.root / rel, record)
+                continue
+            size = (s.store.root / rel).stat().st_size
+            attest.append(
+                {
+                    "path": rel,
+                    "bytes": size,
+                    "sha256": file_sha256(s.store.root / rel),
+                    "rows": cat.files[rel].rows,
+                }
+            )
+        if attest:
+            seq = s.progress.seq + 1
+            s.store.begin(seq, [])
+            manifest = {
+                "version": 1, "seq": seq, "operation": "record-legacy", "op": s.op,
+                "created": s.started.isoformat(),
+                "hostlogs": __version__, "by": s.by, "files": [], "retired": [], "checksums": attest,
+                "note": "checksums of legacy files as found on disk at this time, not as originally written",
+            }  # fmt: skip
+            s.store.commit(s.progress, manifest)
+        recorded = tuple(r for r in report.legacy if r not in bad)
+        return IntegrityReport(
+            report.store, report.files_checked, report.records_checked, report.problems,
+            tuple(r for r in report.legacy if r in bad), recorded,
+        )  # fmt: skip
+
+
+def _in_progress(store: Store) -> set[str]:
+    """Files named by any writer's intent record: being written, or being retired right now."""
+    out: set[str] = set()
+    for path in (store.root / "_state").glob("*/pending.json"):
+        pending = _json(path)
+        if pending is not None:
+            out |= {str(f) for f in [*pending.get("files", []), *pending.get("retire", [])]}
+    return out
+
+
+def _json(path: Path) -> dict[str, Any] | None:
+    try:
+        with open(path, "rb") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
