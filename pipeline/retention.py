@@ -18,6 +18,7 @@ from typing import Any, Literal
 import polars as pl
 
 from . import deletions
+from . import verify as integrity
 from .config import DURATION_RE, Config, RetentionConfig
 from .errors import ConfigError
 from .holds import Hold, active_holds
@@ -36,6 +37,7 @@ from .rewrite import (
     session,
 )
 from .store import WRITER_RE, Store
+from .verify import IntegrityReport
 
 Unit = Literal["y", "m", "d"]
 
@@ -137,10 +139,15 @@ class VerifyReport:
     held: dict[str, int]
     holds: tuple[str, ...]
     oldest: str | None = None  # oldest partition date still present
+    integrity: IntegrityReport | None = None  # every committed file against its checksum
+
+    @property
+    def expired(self) -> bool:
+        return bool(self.expired_rows or self.expired_rejects or self.keys_not_destroyed)
 
     @property
     def ok(self) -> bool:
-        return not (self.expired_rows or self.expired_rejects or self.keys_not_destroyed)
+        return not self.expired and (self.integrity is None or self.integrity.ok)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
@@ -245,6 +252,7 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
             held=held_counts(plans),
             holds=tuple(h.describe() for h in holds),
             oldest=min(days).isoformat() if days else None,
+            integrity=integrity.check(s.store),
         )
 
 

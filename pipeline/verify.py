@@ -85,7 +85,8 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
         if problem == "missing":
             missing.append(rel)
         elif problem is not None:
-            problems.append(Problem("altered", rel, f"{problem}; committed by {record.manifest}"))
+            detail = problem.removeprefix("altered: ")
+            problems.append(Problem("altered", rel, f"{detail}; committed by {record.manifest}"))
     if missing:
         again = store.catalogue()
         for rel in missing:

@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import config, holds, lifecycle, retention
+from .. import config, holds, lifecycle, retention, verify
 from ..compact import DEFAULT_TARGET_MB, CompactReport, compact
-from ..errors import StoreError
+from ..errors import IntegrityError, StoreError
 from ..rewrite import PartitionChange
 from ._common import handle_errors, main
 
@@ -88,6 +88,8 @@ def purge_cmd(
     if verify:
         checked = retention.verify(cfg, as_of=as_of)
         _emit(checked, as_json, render_verify)
+        if checked.integrity is not None and not checked.integrity.ok:
+            raise IntegrityError(_integrity_failure(checked.integrity))
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
@@ -122,16 +124,66 @@ def render_purge(r: retention.PurgeReport) -> str:
 
 def render_verify(r: retention.VerifyReport) -> str:
     p = r.policy
-    head = "verified" if r.ok else "FAILED"
+    head = "verified" if not r.expired else "FAILED"
     out = [f"{head}: as of {p.as_of}, nothing before {p.horizon} remains in {r.store} except under hold"]
-    if not r.ok:
+    if r.expired:
         out[0] = f"FAILED: as of {p.as_of}, data past the horizon ({p.horizon}) remains in {r.store}"
         out += [f"  {day}: {n:,} rows not under any hold" for day, n in r.expired_rows.items()]
         out += [f"  rejects {day}: past their retention" for day in r.expired_rejects]
         out += [f"  key {k}: not destroyed" for k in r.keys_not_destroyed]
     out += _held_lines(r.held, r.holds)
     out.append(f"oldest partition: {r.oldest or '-'}")
+    if r.integrity is not None:
+        out += _integrity_lines(r.integrity)
     return "\n".join(out)
+
+
+def _integrity_lines(r: verify.IntegrityReport) -> list[str]:
+    head = "integrity verified" if r.ok else "integrity FAILED"
+    out = [f"{head}: {r.files_checked:,} committed files, {r.records_checked:,} deletion records checked"]
+    out += [f"  {p.describe()}" for p in r.problems]
+    if r.recorded:
+        out.append(f"checksums recorded now for {len(r.recorded):,} legacy files (as they are on disk today)")
+    if r.legacy:
+        out.append(
+            f"unverifiable (legacy): {len(r.legacy):,} files committed without a checksum "
+            "('hostlogs verify --record-legacy' records what is there now)"
+        )
+        out += [f"  {f}" for f in r.legacy[:SHOWN]]
+        if len(r.legacy) > SHOWN:
+            out.append(f"  … {len(r.legacy) - SHOWN:,} more")
+    return out
+
+
+def _integrity_failure(r: verify.IntegrityReport) -> str:
+    first = r.problems[0].describe()
+    more = f" and {len(r.problems) - 1} more" if len(r.problems) > 1 else ""
+    return f"integrity check failed: {first}{more}; treat it as an incident (the report lists every one)"
+
+
+@main.command("verify")
+@_options()
+@click.option(
+    "--record-legacy", is_flag=True,
+    help="Record checksums for files committed without one (only what is on disk now; see docs).",
+)  # fmt: skip
+@handle_errors
+def verify_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, record_legacy: bool
+) -> None:
+    """Check every committed file against the checksum its manifest recorded.
+
+    Reports altered, missing and planted files, damaged manifests and deletion records; exits 8 if
+    anything is wrong. Read-only unless --record-legacy.
+
+    Example:
+
+        hostlogs verify --store /var/lib/hostlogs/store --json
+    """
+    report = verify.verify(_cfg(config_path, store), record_legacy=record_legacy, wait=wait)
+    _emit(report, as_json, lambda r: "\n".join([f"store: {r.store}", *_integrity_lines(r)]))
+    if not report.ok:
+        raise IntegrityError(_integrity_failure(report))
 
 
 def _partition_lines(changes: tuple[PartitionChange, ...]) -> list[str]:
