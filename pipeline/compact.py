@@ -8,6 +8,10 @@ one; a crash leaves one or the other and the next run carries on). Files an inge
 not in the list and stay. Every output but the last of a day reaches half the target, so after a run a
 day has at most one small file and a second run does nothing.
 
+A damaged small file (unreadable, altered against its committed checksum, or named in no manifest) is
+not merged (merging would launder it into a new, correctly checksummed file): it stays as it is and the
+report names it; the day's other files are compacted.
+
 The first output of a day is packed by input bytes; its measured compression then sizes the next
 ones (tiny ingest files carry footers and compress worse than one merged file). An output that came
 out under half the target takes more input and is encoded again, up to 8x the target of input.
@@ -22,7 +26,17 @@ from typing import Any
 import polars as pl
 
 from .config import Config
-from .rewrite import Session, encode_sorted, file_rows, new_part_name, partitions, read_rows, session
+from .rewrite import (
+    ADVICE,
+    DamagedFile,
+    Session,
+    encode_sorted,
+    file_rows,
+    new_part_name,
+    partitions,
+    read_rows,
+    session,
+)
 
 DEFAULT_TARGET_MB = 128.0
 MAX_INPUT_FACTOR = 8  # bounds memory: one output is built from at most 8x the target of input
@@ -46,6 +60,7 @@ class CompactReport:
     dry_run: bool
     days: tuple[DayCompaction, ...]
     days_unchanged: int
+    damaged: tuple[DamagedFile, ...] = ()  # small files left out of the merge
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,12 +87,20 @@ def compact(
                 unchanged += 1
             else:
                 done.append(result)
-        return CompactReport(str(s.store.root), target, dry_run, tuple(done), unchanged)
+        return CompactReport(str(s.store.root), target, dry_run, tuple(done), unchanged, tuple(s.damaged))
 
 
 def _compact_day(s: Session, day: dt.date, files: list[str], target: int) -> DayCompaction | None:
     sizes = {f: (s.store.root / f).stat().st_size for f in files}
     small = [f for f in files if sizes[f] < target / 2]
+    if len(small) < 2:
+        return None
+    damaged = set()
+    for f in small:
+        if (problem := s.check(f)) is not None:
+            s.damage(f, problem, f"not merged: left as it is ({ADVICE})")
+            damaged.add(f)
+    small = [f for f in small if f not in damaged]
     if len(small) < 2:
         return None
     rows = sum(file_rows(s.store.root / f) for f in small)

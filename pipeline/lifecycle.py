@@ -32,9 +32,12 @@ from .errors import StoreError, UsageError
 from .holds import active_holds
 from .keys import Period, canonical_address, lookup_pseudonyms, period_id
 from .rewrite import (
+    ADVICE,
+    DamagedFile,
     PartitionChange,
     Selection,
     apply_partition,
+    damaged_fields,
     held_counts,
     key_store,
     partitions,
@@ -72,6 +75,8 @@ class EraseReport:
     holds: tuple[str, ...]
     not_erasable: tuple[NotErasable, ...]
     record: str | None = None
+    damaged: tuple[DamagedFile, ...] = ()  # their days were NOT erased
+    not_erased: tuple[str, ...] = ()  # days left as they are because a file of theirs is damaged
 
     @property
     def rows_deleted(self) -> int:
@@ -105,6 +110,8 @@ def erase(
         holds = active_holds(s.store.root)
         plans: list[tuple[PartitionChange, Selection]] = []
         lost: dict[str, NotErasable] = {}
+        blocked: list[str] = []
+        stop = f"the erasure of its day was stopped: nothing of that day was erased ({ADVICE})"
         for day, files in partitions(s.store).items():
             if (date_from and day < date_from) or (date_to and day > date_to):
                 continue
@@ -118,7 +125,10 @@ def erase(
                     continue
                 doomed = doomed & (pl.col("client_id") == pseudonym)
             sel = Selection(doomed, tuple(h for h in holds if h.covers_date(day)))
-            if (change := plan_partition(s.store, day, files, sel)) is not None:
+            change = plan_partition(s, day, files, sel, on_damage=stop)
+            if change is not None and change.damaged:
+                blocked.append(day.isoformat())  # its rows may hold what is to be erased: stop the day
+            elif change is not None:
                 plans.append((change, sel))
         report = EraseReport(
             store=str(s.store.root),
@@ -132,6 +142,8 @@ def erase(
             holds=tuple(h.describe() for h in holds),
             not_erasable=tuple(lost.values()),
             record=None if dry_run else str(s.record),
+            damaged=tuple(s.damaged),
+            not_erased=tuple(blocked),
         )
         if not dry_run:
             params = {
@@ -144,6 +156,9 @@ def erase(
             deletions.start(s.store, s.record, op=s.op, operation="erase", by=s.by, params=params)
             for change, sel in plans:
                 apply_partition(s, change, sel)
+            extra: dict[str, Any] = damaged_fields(report.damaged)
+            if report.not_erased:
+                extra["days_not_erased"] = list(report.not_erased)
             deletions.finish(
                 s.store,
                 s.record,
@@ -151,6 +166,7 @@ def erase(
                 rows_deleted=report.rows_deleted,
                 holds_honoured=deletions.counts(report.held, "case"),
                 not_erasable=[asdict(n) for n in report.not_erasable],
+                **extra,
             )
     return report
 
@@ -165,6 +181,7 @@ class ExportReport:
     bytes: int
     date_from: dt.date | None = None
     date_to: dt.date | None = None
+    damaged: tuple[DamagedFile, ...] = ()  # skipped: the export lacks their rows
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -196,9 +213,15 @@ def export(
                 for day, files in partitions(s.store).items():
                     if (date_from and day < date_from) or (date_to and day > date_to):
                         continue
-                    frames = [
-                        read_rows(s.store.root / rel).filter(pl.col("domain") == domain) for rel in files
-                    ]
+                    frames = []
+                    for rel in files:
+                        # an altered or unreadable file is skipped and reported: the rest is exported
+                        if (problem := s.check(rel)) is not None:
+                            s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
+                            continue
+                        frames.append(read_rows(s.store.root / rel).filter(pl.col("domain") == domain))
+                    if not frames:
+                        continue
                     frame = pl.concat(frames).sort("ts")
                     if frame.height:
                         writer.write(frame)
@@ -214,7 +237,8 @@ def export(
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-    return ExportReport(str(out), domain, fmt, rows, days, out.stat().st_size, date_from, date_to)
+    size = out.stat().st_size
+    return ExportReport(str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged))
 
 
 class _Writer:

@@ -20,14 +20,17 @@ import polars as pl
 from . import deletions
 from . import verify as integrity
 from .config import DURATION_RE, Config, RetentionConfig
-from .errors import ConfigError
+from .errors import ConfigError, StoreError
 from .holds import Hold, active_holds
 from .keys import KeyStore, period_bounds
 from .rewrite import (
+    ADVICE,
+    DamagedFile,
     PartitionChange,
     Selection,
     Session,
     apply_partition,
+    damaged_fields,
     file_rows,
     held_counts,
     key_store,
@@ -120,6 +123,7 @@ class PurgeReport:
     held: dict[str, int]  # rows kept per hold case
     holds: tuple[str, ...]  # every active hold, described
     record: str | None = None  # the deletion record (None in a dry run)
+    damaged: tuple[DamagedFile, ...] = ()  # files that could not be handled as they are
 
     @property
     def rows_deleted(self) -> int:
@@ -164,8 +168,8 @@ def purge(
     policy = Policy.from_config(cfg.retention, as_of or today())
     with session(cfg, "purge", dry_run=dry_run, wait=wait) as s:
         holds = active_holds(s.store.root)
-        plans = _plan_rows(s.store, policy, holds, hidden=False)
-        rejects = _plan_rejects(s.store, policy, holds)
+        plans = _plan_rows(s, policy, holds, hidden=False)
+        rejects = _plan_rejects(s, policy, holds)
         manifests = _old_manifests(s.store, policy, holds)
         keys = key_store(cfg)
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
@@ -182,6 +186,7 @@ def purge(
             held=held_counts(c for c, _ in plans),
             holds=tuple(h.describe() for h in holds),
             record=None if dry_run else str(s.record),
+            damaged=tuple(s.damaged),
         )
         if not dry_run:
             _execute(s, report, plans, manifests, keys, cutoff, holds)
@@ -231,6 +236,7 @@ def _execute(
         keys_destroyed=destroyed,
         keys_kept_for_holds=list(report.keys_kept),
         holds_honoured=deletions.counts(report.held, "case"),
+        **damaged_fields(report.damaged),
     )
 
 
@@ -239,8 +245,8 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
     policy = Policy.from_config(cfg.retention, as_of or today())
     with session(cfg, "verify", dry_run=True, wait=0) as s:
         holds = active_holds(s.store.root)
-        plans = [c for c, _ in _plan_rows(s.store, policy, holds, hidden=True)]
-        rejects = _plan_rejects(s.store, policy, holds, hidden=True)
+        plans = [c for c, _ in _plan_rows(s, policy, holds, hidden=True)]
+        rejects = _plan_rejects(s, policy, holds, hidden=True)
         not_destroyed, _ = _key_plan(key_store(cfg), policy, _key_cutoff(policy, plans))
         days = partitions(s.store, hidden=True)
         return VerifyReport(
@@ -257,30 +263,44 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
 
 
 def _plan_rows(
-    store: Store, policy: Policy, holds: list[Hold], *, hidden: bool
+    s: Session, policy: Policy, holds: list[Hold], *, hidden: bool
 ) -> list[tuple[PartitionChange, Selection]]:
     out = []
-    for day, files in partitions(store, hidden=hidden).items():
+    for day, files in partitions(s.store, hidden=hidden).items():
         doomed = policy.doomed(day) if day < policy.latest else None
         if doomed is None:
             continue
         sel = Selection(doomed, tuple(h for h in holds if h.covers_date(day)))
-        change = plan_partition(store, day, files, sel)
+        whole = day < policy.horizon and not sel.holds
+        left = f"left untouched: its expired rows were not purged ({ADVICE})"
+        change = plan_partition(s, day, files, sel, whole=whole, committed_only=not hidden, on_damage=left)
         if change is not None:
             out.append((change, sel))
     return out
 
 
 def _plan_rejects(
-    store: Store, policy: Policy, holds: list[Hold], hidden: bool = False
+    s: Session, policy: Policy, holds: list[Hold], hidden: bool = False
 ) -> list[PartitionChange]:
-    """Whole quarantine partitions by ingest date; a hold without a domain keeps the days it covers."""
+    """Whole quarantine partitions by ingest date; a hold without a domain keeps the days it covers.
+
+    A damaged rejects file of an expired day goes with its day (its rows are counted as committed).
+    """
     out = []
-    for day, files in partitions(store, "_rejects", hidden=hidden).items():
+    for day, files in partitions(s.store, "_rejects", hidden=hidden).items():
         if day >= policy.rejects:
             continue
-        rows = sum(file_rows(store.root / f) for f in files)
-        held = {h.case: rows for h in holds if h.domain is None and h.covers_date(day)}
+        held = {h.case: 0 for h in holds if h.domain is None and h.covers_date(day)}
+        rows = 0
+        for f in files:
+            try:
+                rows += file_rows(s.store.root / f)
+            except StoreError as exc:
+                record = s.catalogue.files.get(f)
+                rows += record.rows or 0 if record is not None else 0
+                action = "kept under hold" if held else "destroyed unread: its day is past retention"
+                s.damage(f, s.store.check_file(f) or str(exc), action)
+        held = {case: rows for case in held}
         if held:
             out.append(PartitionChange("_rejects", day, "kept", 0, rows, holds=held))
         else:
@@ -314,7 +334,7 @@ def _old_manifests(store: Store, policy: Policy, holds: list[Hold]) -> dict[str,
 
 def _key_cutoff(policy: Policy, changes: list[PartitionChange]) -> dt.date:
     """Keys of periods ending before this day go: the horizon, or the oldest row kept by a hold."""
-    kept = [c.date for c in changes if c.date < policy.horizon and c.rows_left]
+    kept = [c.date for c in changes if c.date < policy.horizon and (c.rows_left or c.damaged)]
     return min([policy.horizon, *kept])
 
 

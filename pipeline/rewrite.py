@@ -10,6 +10,12 @@ old ones. Only files listed at the start are ever retired: files an ingest adds 
 Within a partition the unit of work is a file: a file none of whose rows go is not touched, a file all
 of whose rows go is retired, any other file is rewritten without those rows (``encode_sorted``: the
 compacted format, a new ``part-<id>.parquet`` name).
+
+Damaged files (not readable Parquet, altered against their manifest's checksum, or named in no
+manifest) are never rewritten: a rewrite would launder them into a new, correctly checksummed file.
+Each operation reports them (``DamagedFile``) and carries on with the rest; what it does with one is its
+own rule (compaction and export skip it, erasure stops that day, the purge destroys it unread when its
+whole day is past retention and under no hold, and leaves it otherwise).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from .errors import StoreError
 from .holds import MAINTENANCE_WRITER, Hold, current_user, maintenance_lock
 from .keys import KeyStore, Period
 from .schema import PAGEVIEW_COLUMNS, PAGEVIEWS
-from .store import Progress, Store, encode_indexed, row_groups
+from .store import Catalogue, Progress, Store, encode_indexed, row_groups
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 UNKNOWN_DOMAIN = "-"
@@ -52,10 +58,29 @@ class Session:
     op: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     by: str = field(default_factory=current_user)
+    damaged: list[DamagedFile] = field(default_factory=list)  # reported by the operation
+    _catalogue: Catalogue | None = None
 
     @property
     def dry_run(self) -> bool:
         return self.progress is None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The committed files with their recorded checksums (read once per operation)."""
+        if self._catalogue is None:
+            self._catalogue = self.store.catalogue()
+        return self._catalogue
+
+    def check(self, rel: str, *, checksum: bool = True) -> str | None:
+        """What is wrong with a file this operation is about to read or rewrite (None: nothing)."""
+        record = self.catalogue.files.get(rel)
+        if record is None:
+            return "named in no manifest (planted, or its manifest is lost)"
+        return self.store.check_file(rel, record, checksum=checksum)
+
+    def damage(self, rel: str, problem: str, action: str) -> None:
+        self.damaged.append(DamagedFile(rel, problem, action))
 
     @property
     def record(self) -> Path:
@@ -111,6 +136,27 @@ def partitions(store: Store, table: str = "pageviews", *, hidden: bool = False) 
     return out
 
 
+@dataclass(frozen=True)
+class DamagedFile:
+    """A file an operation could not use as it is, and what the operation did about it."""
+
+    path: str  # relative to the store root
+    problem: str
+    action: str
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.problem}; {self.action}"
+
+
+ADVICE = "run 'hostlogs verify' and treat it as an incident"
+
+
+def damaged_fields(damaged: Iterable[DamagedFile]) -> dict[str, Any]:
+    """The deletion record's ``damaged_files`` (only when there are any: older records stay alike)."""
+    entries = [{"file": d.path, "problem": d.problem, "action": d.action} for d in damaged]
+    return {"damaged_files": entries} if entries else {}
+
+
 def file_rows(path: Path) -> int:
     try:
         return int(pq.ParquetFile(path).metadata.num_rows)
@@ -161,6 +207,8 @@ class PartitionChange:
     files: tuple[str, ...] = ()  # files retired or rewritten
     domains: dict[str, int] = field(default_factory=dict)  # rows deleted per domain
     holds: dict[str, int] = field(default_factory=dict)  # rows kept per hold case
+    dropped: tuple[str, ...] = ()  # files of ``files`` all of whose rows go: retired, not rewritten
+    damaged: tuple[str, ...] = ()  # damaged files left as they are (see ``Session.damaged``)
 
     def record(self) -> dict[str, Any]:
         """The JSON form (commit record and deletion log): counts, no file or personal data."""
@@ -175,14 +223,45 @@ class PartitionChange:
         }
 
 
-def plan_partition(store: Store, day: dt.date, files: list[str], sel: Selection) -> PartitionChange | None:
-    """Count what ``sel`` removes and what holds keep, reading only the columns it needs."""
+def plan_partition(
+    s: Session, day: dt.date, files: list[str], sel: Selection, *, whole: bool = False,
+    committed_only: bool = True, on_damage: str = "left untouched",
+) -> PartitionChange | None:  # fmt: skip
+    """Count what ``sel`` removes and what holds keep, reading only the columns it needs.
+
+    ``whole``: every row of the day goes whatever it holds (past retention, under no hold), so a damaged
+    file is retired unread. Otherwise a damaged file is left as it is (``on_damage`` says so in the
+    report), and so is a file to be rewritten whose bytes differ from its committed checksum.
+    ``committed_only=False`` (verification of every file on disk) skips the manifest checks.
+    """
+    store = s.store
     rows = deleted = 0
     touched: list[str] = []
+    dropped: list[str] = []
+    bad: list[str] = []
     domains: dict[str, int] = {}
     kept: dict[str, int] = {}
     for rel in files:
-        frame = read_rows(store.root / rel, ["domain", "client_id"])
+        problem = s.check(rel, checksum=False) if committed_only else None
+        frame = None
+        if problem is None:
+            try:
+                frame = read_rows(store.root / rel, ["domain", "client_id"])
+            except StoreError as exc:
+                problem = store.check_file(rel) or str(exc)
+        if frame is None:
+            record = s.catalogue.files.get(rel) if committed_only else None
+            n = record.rows if record is not None and record.rows is not None else 0
+            rows += n
+            if whole:
+                touched.append(rel)
+                dropped.append(rel)
+                deleted += n
+                s.damage(rel, str(problem), "destroyed unread: its day is past retention, under no hold")
+            else:
+                bad.append(rel)
+                s.damage(rel, str(problem), on_damage)
+            continue
         doomed = sel.doomed.fill_null(False)
         flags = frame.select(
             pl.col("domain").fill_null(UNKNOWN_DOMAIN),
@@ -192,18 +271,27 @@ def plan_partition(store: Store, day: dt.date, files: list[str], sel: Selection)
         )
         rows += frame.height
         gone = flags.filter(pl.col("_delete"))
+        if committed_only and 0 < gone.height < frame.height and (problem := s.check(rel)) is not None:
+            bad.append(rel)  # a rewrite would launder it into a new, correctly checksummed file
+            s.damage(rel, problem, on_damage)
+            continue
         if gone.height:
             touched.append(rel)
             deleted += gone.height
+            if gone.height == frame.height:
+                dropped.append(rel)
             for name, n in gone.group_by("domain").len().iter_rows():
                 domains[name] = domains.get(name, 0) + n
         for i, hold in enumerate(sel.holds):
             if n_held := int(flags.get_column(f"_hold{i}").sum()):
                 kept[hold.case] = kept.get(hold.case, 0) + n_held
-    if not deleted and not kept:
+    if not deleted and not kept and not bad:
         return None
     action: Action = "kept" if not deleted else "deleted" if deleted == rows else "rewritten"
-    return PartitionChange("pageviews", day, action, deleted, rows - deleted, tuple(touched), domains, kept)
+    return PartitionChange(
+        "pageviews", day, action, deleted, rows - deleted, tuple(touched), domains, kept, tuple(dropped),
+        tuple(bad),
+    )  # fmt: skip
 
 
 def apply_partition(s: Session, change: PartitionChange, sel: Selection, *, drop_empty: bool = False) -> None:
@@ -216,6 +304,8 @@ def apply_partition(s: Session, change: PartitionChange, sel: Selection, *, drop
         return
     add: dict[str, bytes] = {}
     for rel in change.files:
+        if rel in change.dropped:  # every row goes: nothing to read (it may be unreadable)
+            continue
         frame = read_rows(s.store.root / rel)
         left = frame.filter(~sel.delete())
         if left.height:

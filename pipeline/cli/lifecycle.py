@@ -12,7 +12,7 @@ import click
 from .. import config, holds, lifecycle, retention, verify
 from ..compact import DEFAULT_TARGET_MB, CompactReport, compact
 from ..errors import IntegrityError, StoreError
-from ..rewrite import PartitionChange
+from ..rewrite import DamagedFile, PartitionChange
 from ._common import handle_errors, main
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -59,7 +59,23 @@ def _cfg(config_path: str | None, store: str | None) -> config.Config:
 
 
 def _emit(report: Any, as_json: bool, render: Callable[[Any], str]) -> None:
-    click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else render(report))
+    text = json.dumps(report.to_dict(), indent=2, default=str) if as_json else render(report)
+    damaged = getattr(report, "damaged", ())
+    if damaged and not as_json:
+        lines = [f"DAMAGED ({len(damaged)} files):", *(f"  {d.describe()}" for d in damaged)]
+        text += "\n" + "\n".join(lines)
+    click.echo(text)
+
+
+def _damage_exit(damaged: tuple[DamagedFile, ...], rest: str) -> None:
+    """After the report: a damaged file is an incident (exit 8), even though the rest was done."""
+    if damaged:
+        first = damaged[0]
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        raise IntegrityError(
+            f"damaged file {first.path}{more}: {first.problem}; {first.action}; {rest}; "
+            "run 'hostlogs verify' and treat it as an incident"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -93,7 +109,9 @@ def purge_cmd(
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
-    _emit(retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait), as_json, render_purge)
+    report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+    _emit(report, as_json, render_purge)
+    _damage_exit(report.damaged, "the purge did the rest")
 
 
 def render_purge(r: retention.PurgeReport) -> str:
@@ -310,6 +328,14 @@ def erase_cmd(
         dry_run=dry_run, wait=wait,
     )  # fmt: skip
     _emit(report, as_json, render_erase)
+    if report.not_erased:
+        first = report.damaged[0] if report.damaged else None
+        why = f": {first.path}: {first.problem}" if first else ""
+        raise IntegrityError(
+            f"erasure incomplete: {len(report.not_erased)} day(s) NOT erased ({', '.join(report.not_erased)})"
+            f" because a file of theirs is damaged{why}; the other days were erased; run 'hostlogs verify', "
+            "restore or remove the damaged file, then erase again"
+        )
 
 
 def render_erase(r: lifecycle.EraseReport) -> str:
@@ -360,6 +386,7 @@ def export_cmd(
         as_json,
         lambda r: f"exported {r.rows:,} rows of {r.domain} ({r.partitions} days) to {r.output}",
     )
+    _damage_exit(report.damaged, f"{report.output} holds every other row: it is incomplete")
 
 
 @main.command("compact")
@@ -379,7 +406,9 @@ def compact_cmd(
         hostlogs compact --store /var/lib/hostlogs/store --target-mb 128
     """
     cfg = _cfg(config_path, store)
-    _emit(compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait), as_json, render_compact)
+    report = compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait)
+    _emit(report, as_json, render_compact)
+    _damage_exit(report.damaged, "the other files were compacted")
 
 
 def render_compact(r: CompactReport) -> str:
