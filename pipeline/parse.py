@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
 
@@ -24,6 +25,11 @@ REJECT_REASONS: tuple[RejectReason, ...] = ("unparseable", "bad_timestamp", "bin
 REJECT_TEXT_LIMIT = 2048  # bytes of a rejected line kept (after scrubbing) in the quarantine
 
 _TS_FORMAT = "[%d/%b/%Y:%H:%M:%S %z]"  # %t with its brackets (no strip pass)
+# A timestamp outside [EARLIEST_TS, LATEST_TS) is a bad_timestamp whatever it says: before the Unix
+# epoch no web server logged (such a line comes from a clock that was never set), and from year 9999
+# on a UTC instant can leave the calendar (year 0, 10000) that dates and partitions are made of.
+EARLIEST_TS = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TS = datetime(9999, 1, 1, tzinfo=UTC)
 # METHOD SP target [SP protocol]; runs of spaces inside the target happen (NASA log, Nikto probes).
 _REQUEST_RE = r"^(?P<method>[A-Za-z][A-Za-z_-]*) +(?P<target>.*?)(?: +(?P<protocol>[A-Za-z]+/[0-9.]+))? *$"
 
@@ -33,6 +39,15 @@ class ParseSettings:
     domain: str | None  # used when the format has no domain field
     server: str
     sensitive_param_regex: str
+    # Lines dated later than the parse time plus this are bad_timestamp (ingest.max_future_skew): a
+    # row from the future would escape retention. None: only LATEST_TS.
+    max_future_skew: timedelta | None = None
+
+    def ts_bounds(self) -> tuple[datetime, datetime]:
+        """[earliest, latest) UTC instant a row may have, as of now."""
+        if self.max_future_skew is None:
+            return EARLIEST_TS, LATEST_TS
+        return EARLIEST_TS, min(LATEST_TS, datetime.now(UTC) + self.max_future_skew)
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,7 @@ def parse_lines(
     agents = partial(_agents, masker=masker, labels=pl.Categorical(pl.Categories.random()))
     # The fast stages first (each a strict subset of the general pattern with the same captures); the
     # lines a stage cannot match go to the next one, the general pattern last.
-    stages = _stages(fmt, agents)
+    stages = _stages(fmt, agents, settings.ts_bounds())
     for i, (extract, normalized) in enumerate(stages):
         checked = extract(todo)
         good = checked.drop("line").filter(pl.col("reason").is_null())  # (the lines are not needed)
@@ -94,6 +109,7 @@ def parse_lines(
 
 Stage = Callable[[pl.DataFrame], pl.DataFrame]
 Agents = Callable[[pl.Series, pl.Series], pl.Series]
+Bounds = tuple[datetime, datetime]
 
 
 def _agents(
@@ -104,30 +120,33 @@ def _agents(
     return privacy.mask_distinct(distinct, codes, masker, labels, null="-")
 
 
-def _stages(fmt: LogFormat, agents: Agents) -> list[tuple[Stage, bool]]:
+def _stages(fmt: LogFormat, agents: Agents, bounds: Bounds) -> list[tuple[Stage, bool]]:
     """(extract function, whether its domains come out normalised), in the order they are tried."""
     stages: list[tuple[Stage, bool]] = []
     if fmt.split_regex is not None:
-        split = partial(_extract_split, regex=fmt.split_regex, fmt=fmt, agents=agents)
+        split = partial(_extract_split, regex=fmt.split_regex, fmt=fmt, agents=agents, bounds=bounds)
         stages.append((split, fmt.fast_domain_normalized))
     if fmt.fast_regex is not None:
-        stages.append((partial(_extract, pattern=fmt.fast_regex, fmt=fmt), fmt.fast_domain_normalized))
-    stages.append((partial(_extract, pattern=fmt.regex, fmt=fmt), False))
+        fast = partial(_extract, pattern=fmt.fast_regex, fmt=fmt, bounds=bounds)
+        stages.append((fast, fmt.fast_domain_normalized))
+    stages.append((partial(_extract, pattern=fmt.regex, fmt=fmt, bounds=bounds), False))
     return stages
 
 
-def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
+def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat, bounds: Bounds) -> pl.DataFrame:
     """The lines with their fields, parsed timestamp and ``reason`` (null for a good line)."""
     # Values still end with their terminator; the pattern accepts it instead of a strip pass.
     fields = frame.get_column("line").str.extract_groups(pattern[:-1] + r"\r?\n?$").struct.unnest()
-    return _checked(frame, fields, fmt)
+    return _checked(frame, fields, fmt, bounds)
 
 
 # What follows the referrer's closing '" "': the user agent, any extra quoted fields, the terminator.
 _AGENT_TAIL = rf'^({QUOTED})"(?: "{QUOTED}")*\r?\n?$'
 
 
-def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agents) -> pl.DataFrame:
+def _extract_split(
+    frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agents, bounds: Bounds
+) -> pl.DataFrame:
     """``_extract`` for combined-style formats, with the user agent matched per distinct value.
 
     The regex engine's cost grows with the bytes it walks, and the user agent is the longest field
@@ -149,21 +168,26 @@ def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agen
     fields = fields.with_columns(
         user_agent=agents(agent, codes), ts=pl.when(matched).then(fields.get_column("ts"))
     )  # no user agent: unparseable here, the next stage decides
-    return _checked(frame, fields, fmt)
+    return _checked(frame, fields, fmt, bounds)
 
 
-def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
+def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat, bounds: Bounds) -> pl.DataFrame:
     checked = pl.concat([frame, fields], how="horizontal")
     # bytes as Int64 (null for '-'), parsed once: it both checks the field and is the stored value
     number = pl.col("bytes").cast(pl.Int64, strict=False) if "bytes" in fmt.fields else pl.lit(None, pl.Int64)
-    checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), bytes_value=number)
+    checked = checked.with_columns(
+        ts=_parse_ts(pl.col("ts"), bounds), ts_raw=pl.col("ts"), bytes_value=number
+    )
     return checked.with_columns(bad_field=_bad_field(fmt)).with_columns(reason=_reject_reason())
 
 
-def _parse_ts(col: pl.Expr) -> pl.Expr:
+def _parse_ts(col: pl.Expr, bounds: Bounds) -> pl.Expr:
+    """The UTC instant, or null (a bad_timestamp) when it does not parse (bad date, offset such as
+    +9999) or lies outside ``bounds``: a parse never raises, whatever the text."""
     # strptime caches repeated values (many lines share a second); %z gives the true UTC instant,
     # so a line logged at 23:30 -0700 lands on the next UTC day.
-    return col.str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+    ts = col.str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+    return pl.when(ts.is_between(pl.lit(bounds[0]), pl.lit(bounds[1]), closed="left")).then(ts)
 
 
 def _reject_reason() -> pl.Expr:
@@ -219,19 +243,23 @@ def _to_rows(
     good: pl.DataFrame, fmt: LogFormat, settings: ParseSettings, masker: privacy.ClientMasker
 ) -> pl.DataFrame:
     n = good.height
-    sensitive = settings.sensitive_param_regex
+
+    def text(name: str) -> pl.Series:  # by its class in privacy.STRING_COLUMNS
+        return privacy.protect(name, good.get_column(name), masker, settings.sensitive_param_regex)
+
+    server = privacy.mask_value(settings.server, masker)
     out = pl.DataFrame(
         {
             "ts": good.get_column("ts"),
-            "domain": good.get_column("domain"),
-            "method": good.get_column("method"),
-            "path": privacy.mask_text(good.get_column("path"), masker),
-            "query": privacy.scrub_params_and_text(good.get_column("query"), sensitive, masker),
-            "protocol": good.get_column("protocol"),
+            "domain": text("domain"),
+            "method": text("method"),
+            "path": text("path"),
+            "query": text("query"),
+            "protocol": text("protocol"),
             "status": _int(good, "status", pl.Int16),
             "bytes": good.get_column("bytes"),
-            "referrer": privacy.scrub_params_and_text(good.get_column("referrer"), sensitive, masker),
-            "user_agent": good.get_column("user_agent"),
+            "referrer": text("referrer"),
+            "user_agent": good.get_column("user_agent"),  # masked per distinct value (_agents)
             # network, pseudonym and GeoIP: all from the full address, once per distinct client
             **(
                 masker.annotate(good.get_column("client"), good.get_column("ts"))
@@ -239,22 +267,64 @@ def _to_rows(
                 else privacy.null_client_columns(n)
             ),
             # constant per source: a one-value Enum reaches the Parquet writer as a dictionary
-            "server": pl.repeat(settings.server, n, dtype=pl.Enum([settings.server]), eager=True),
+            "server": pl.repeat(server, n, dtype=pl.Enum([server]), eager=True),
         }
     )
     return out.select(PAGEVIEW_COLUMNS)
 
 
-def _request_columns(good: pl.DataFrame, fmt: LogFormat) -> tuple[pl.Series, pl.Series, pl.Series, pl.Series]:
-    """method, path, query (without '?'), protocol."""
+Request = tuple[pl.Series, pl.Series, pl.Series, pl.Series]
+
+
+def _request_columns(good: pl.DataFrame, fmt: LogFormat) -> Request:
+    """method, path, query (without '?'), protocol; method and protocol validated (``_validated``)."""
     if REQUEST_PARTS[0] in good.columns:  # split by the fast pattern already
-        return tuple(good.get_column(c) for c in REQUEST_PARTS)  # type: ignore[return-value]
+        return _validated(*(good.get_column(c) for c in REQUEST_PARTS))
     req = _split_request(good, fmt)
     halves = req.get_column("target").str.splitn("?", 2)  # the query keeps later '?' (RFI probes)
     query = halves.struct.field("field_1")
     if "query" in fmt.fields:  # %U%q formats
         query = good.get_column("query").str.strip_prefix("?").replace("", None)
-    return req.get_column("method"), halves.struct.field("field_0"), query, req.get_column("protocol")
+    return _validated(
+        req.get_column("method"), halves.struct.field("field_0"), query, req.get_column("protocol")
+    )
+
+
+def _validated(method: pl.Series, path: pl.Series, query: pl.Series, protocol: pl.Series) -> Request:
+    """Method and protocol are fixed-shape columns (``privacy.VALID``), never free text.
+
+    A protocol that is not HTTP/d[.d] ("HTTP/203.0.113.19", "FOO") is part of the target, as the
+    general request pattern reads a last word that is no protocol: it goes to the query (or the
+    path), which are masked, and the protocol is null. A method that is not a token of letters puts
+    the whole request into the path (method null), like any request line that is not a request.
+    """
+    bad_proto = (protocol.is_not_null() & ~protocol.str.contains(privacy.PROTOCOL_RE)).fill_null(False)
+    if bad_proto.any():
+        tail = pl.concat_str([pl.lit(" "), protocol])
+        frame = pl.DataFrame({"path": path, "query": query, "protocol": protocol, "bad": bad_proto})
+        fixed = frame.select(
+            path=pl.when(pl.col("bad") & pl.col("query").is_null())
+            .then(pl.concat_str([pl.col("path").fill_null(""), tail]))
+            .otherwise(pl.col("path")),
+            query=pl.when(pl.col("bad"))
+            .then(pl.concat_str([pl.col("query"), tail]))
+            .otherwise(pl.col("query")),
+            protocol=pl.when(~pl.col("bad")).then(pl.col("protocol")),
+        )
+        path, query, protocol = (fixed.get_column(c) for c in ("path", "query", "protocol"))
+    bad_method = (method.is_not_null() & ~method.str.contains(privacy.METHOD_RE)).fill_null(False)
+    if bad_method.any():
+        whole = pl.DataFrame({"m": method, "p": path, "q": query, "v": protocol}).select(
+            pl.concat_str(
+                [pl.col("m"), pl.lit(" "), pl.col("p").fill_null(""),
+                 pl.when(pl.col("q").is_not_null()).then(pl.lit("?") + pl.col("q")).otherwise(pl.lit("")),
+                 pl.when(pl.col("v").is_not_null()).then(pl.lit(" ") + pl.col("v")).otherwise(pl.lit(""))]
+            )
+        ).to_series()  # fmt: skip
+        path = path.zip_with(~bad_method, whole)
+        none = pl.repeat(None, len(method), dtype=pl.String, eager=True)
+        method, query, protocol = (c.zip_with(~bad_method, none) for c in (method, query, protocol))
+    return method, path, query, protocol
 
 
 def _split_request(good: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:

@@ -15,8 +15,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
+from typing import Literal, Protocol
 
 import polars as pl
 
@@ -31,19 +31,69 @@ DEFAULT_SENSITIVE_PARAMS: tuple[str, ...] = (
 REDACTED = "REDACTED"
 EMAIL_MASK = "[email]"
 
-# Candidate tokens; every candidate is validated by ``ipaddress`` before it is replaced. IPv4 octets
-# are bounded so that version strings such as Chrome/70.0.3538.102 are not candidates.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4_TOKEN = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 # A whole value that is a dotted quad without leading zeros: already the canonical text of its address.
 PLAIN_IPV4 = rf"^{IPV4_TOKEN}$"
-# IPv6: hex groups with at least two colons, optional embedded IPv4 tail and %zone; validated later.
-IPV6_TOKEN = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?:%[0-9A-Za-z._-]+)?"
-IP_CANDIDATE = rf"(?:{IPV4_TOKEN}|{IPV6_TOKEN})"
-# Cheap pre-filter: a row needs masking only if it has a dotted quad, a '::'/hex:hex run or an '@'.
-# Version strings (Chrome/116.0.5845.187) must not pass it: the dotted quad needs a non-digit start.
-_NEEDS_MASK = r"(?:^|[^0-9])[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]|[0-9A-Fa-f]:[0-9A-Fa-f]{0,4}:|::|@|%40"
-_EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+# Cheap vectorised pre-filter (one scan per row; only rows that match go to ``_mask_one``): it admits
+# every value in which ``_mask_one`` could find something, in every textual form (see there):
+# * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
+#   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
+# * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
+# * an e-mail ('@', '%40', '%2540');
+# * an escape (%HH, \xHH, %u00HH) of a character an address can be written with (digits, '.', ':',
+#   hex letters, 'x') or of one that starts another escape ('%', '\', 'u'): encoded addresses,
+#   also double-encoded.
+_PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
+_NEEDS_MASK = (
+    rf"(?:^|[^0-9]){_PART}\.{_PART}\.{_PART}\.[0-9]"
+    r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
+    r"|@|%(?:25)*40"
+    r"|(?:%|\\[xX]|%[uU]00)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
+)
+_EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%(?:25)*40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+
+# Every string column of the store and what keeps personal data out of it; tests/test_privacy.py
+# fails when a string column of ``schema.PAGEVIEWS`` or ``schema.REJECTS`` has no entry here.
+# * masked: free text, through ``mask_text`` (every address form, e-mails);
+# * scrubbed: masked and sensitive parameters REDACTED (``scrub_params_and_text``);
+# * validated: a fixed shape (``VALID``) or NULL; text that does not fit goes to a masked column;
+# * derived: computed by hostlogs (networks, GeoIP names, batch ids), never text from the log;
+# * operator: from the configuration (the source's file name), never from the log.
+TextClass = Literal["masked", "scrubbed", "validated", "derived", "operator"]
+STRING_COLUMNS: dict[str, dict[str, TextClass]] = {
+    "pageviews": {
+        "domain": "masked",  # %v/%V/Host header: a vhost can be an IP literal
+        "method": "validated",
+        "path": "masked",
+        "query": "scrubbed",
+        "protocol": "validated",
+        "referrer": "scrubbed",
+        "user_agent": "masked",  # per distinct value at extraction (parse._agents)
+        "client_net": "derived",
+        "country": "derived",
+        "as_org": "derived",
+        "geo_db": "derived",
+        "server": "masked",  # the configured server name, masked like the domain
+    },
+    "rejects": {"source": "operator", "reason": "validated", "line": "masked", "batch": "derived"},
+}
+METHOD_RE = r"^[A-Za-z][A-Za-z_-]*$"
+PROTOCOL_RE = r"^HTTP/[0-9](?:\.[0-9])?$"  # HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/2.0, HTTP/3 ...
+VALID: dict[str, str] = {"method": METHOD_RE, "protocol": PROTOCOL_RE}
+
+
+def protect(column: str, values: pl.Series, masker: ClientMasker, sensitive_regex: str) -> pl.Series:
+    """A ``pageviews`` string column made safe by its class in ``STRING_COLUMNS``."""
+    kind = STRING_COLUMNS["pageviews"][column]
+    if kind == "masked":
+        return mask_text(values, masker)
+    if kind == "scrubbed":
+        return scrub_params_and_text(values, sensitive_regex, masker)
+    if kind == "validated":
+        valid = values.str.contains(VALID[column]).fill_null(False)
+        return values.zip_with(valid, pl.repeat(None, len(values), dtype=pl.String, eager=True))
+    return values
 
 
 CLIENT_COLUMNS: dict[str, type[pl.DataType]] = {
@@ -81,6 +131,20 @@ class ClientMasker:
         self.ipv6_prefix = ipv6_prefix
         self.annotator = annotator
         self._cache: dict[str, str | None] = {}
+        self._texts: dict[str, str] = {}  # free text → masked, across batches (user agents repeat)
+
+    def mask_texts(self, texts: list[str | None]) -> list[str | None]:
+        """``_mask_one`` of each text (None stays None), cached per distinct text."""
+        cache = self._texts
+        out: list[str | None] = []
+        for text in texts:
+            masked = None if text is None else cache.get(text)
+            if masked is None and text is not None:
+                masked = cache[text] = _mask_one(text, self)
+            out.append(masked)
+        if len(cache) > 200_000:  # bound memory on endless streams
+            cache.clear()
+        return out
 
     def annotate(self, clients: pl.Series, ts: pl.Series) -> dict[str, pl.Series]:
         """The CLIENT_COLUMNS for each row's client field (``ts`` picks the pseudonym key period)."""
@@ -243,20 +307,24 @@ def parse_address(value: str) -> IPAddress | None:
 
 
 def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
-    """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder."""
+    """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder.
+
+    One vectorised scan (``_NEEDS_MASK``) per row; the rows it admits are masked once per distinct
+    value (``_mask_one``, cached in the masker across batches).
+    """
     needs = values.str.contains(_NEEDS_MASK).fill_null(False)
     if not needs.any():
         return values
-    subset = values.filter(needs)
-    subset = subset.str.replace_all(_EMAIL, EMAIL_MASK)
-    tokens = subset.str.extract_all(IP_CANDIDATE).explode().drop_nulls().unique().to_list()
-    mapping = _token_mapping(tokens, masker)
-    if mapping:
-        # Longest first + leftmost: a token never has a shorter token's replacement applied inside it.
-        olds = sorted(mapping, key=len, reverse=True)
-        subset = subset.str.replace_many(olds, [mapping[o] for o in olds], leftmost=True)
+    subset = values.filter(needs).str.replace_all(_EMAIL, EMAIL_MASK)
+    distinct, codes = factorize(subset)
+    masked = pl.Series(masker.mask_texts(distinct.to_list()), dtype=pl.String).gather(codes)
     # scatter works in place: on a clone (copy-on-write), never on the caller's series
-    return values.clone().scatter(needs.arg_true(), subset) if len(subset) else values
+    return values.clone().scatter(needs.arg_true(), masked)
+
+
+def mask_value(text: str, masker: ClientMasker) -> str:
+    """``mask_text`` of one string (configured names, SQL typed by an investigator)."""
+    return str(mask_text(pl.Series([text], dtype=pl.String), masker)[0])
 
 
 def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
@@ -282,36 +350,214 @@ def mask_distinct(
     return (masked if dtype is None else masked.cast(dtype)).gather(codes)
 
 
-def _token_mapping(tokens: Iterable[str], masker: ClientMasker) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for tok in tokens:
-        if ":" in tok and not _plausible_ipv6(tok):
-            continue  # "std::" / "Moose::Role": a word, not an address
-        addr = parse_address(tok)
-        core = tok.strip(":")
-        if addr is None and core != tok and (addr := parse_address(core)) is not None:
-            # the candidate ran into a neighbouring ':' ("client:2001:db8::1"): keep the colons
-            start = tok.find(core)
-            out[tok] = tok[:start] + masker.network_of(addr) + tok[start + len(core) :]
-            continue
-        if addr is None and tok.count(":") >= 4 and sum(c.isdigit() for c in tok) >= 2:
-            out[tok] = "[ipv6]"  # an address run into other colon-separated text: mask it whole
-            continue
-        if addr is None:
-            # A candidate that is not an address on its own (e.g. "1.2.3.4.5"): its IPv4 prefix may
-            # still be one; mask any embedded dotted quad rather than let it through.
-            for sub in re.findall(IPV4_TOKEN, tok):
-                sub_addr = parse_address(sub)
-                if sub_addr is not None:
-                    out[sub] = masker.network_of(sub_addr)
-            continue
-        out[tok] = masker.network_of(addr)
-    return out
+# ---------------------------------------------------------------------------------------------------
+# The masking of one text value: every textual form of an address.
+#
+# A text is searched twice: as written, and (when it holds escapes) in its decoded view, where %HH,
+# \xHH and %u00HH escapes are decoded repeatedly (double encoding: %252E → %2E → '.'), with a map from
+# every decoded character back to the span of raw text it came from. An address found in either view
+# is replaced in the raw text, over the whole run of address characters around it: a replacement
+# never leaves a digit of the same run behind (``::ffff:198.51.100.077`` is one run, not a mapped
+# prefix, a masked 198.51.100.07 and a readable 7).
+#
+# * IPv6: a maximal run of hex digits, ':', '.' (and 'x') with at least two colons. The run is parsed
+#   leniently (groups zero-padded beyond 4 digits, an IPv4 tail with leading zeros: mapped and
+#   compatible forms); else its colon-bounded sub-ranges are tried (an address run into "client:" or
+#   a port). A zone (%eth0, encoded %25eth0) is part of the replacement.
+# * IPv4: a maximal run of dot-separated numbers (decimal with any leading zeros, octal-looking
+#   0-prefixed, 0x hex: what inet_aton and browsers accept); any four consecutive parts that are
+#   octets make the whole run an address. A part is read as decimal when it is at most 255 (the
+#   zero-padded 203.000.113.012), else as octal (0313 = 203), else it is no octet. A port after the
+#   run (:8080) is kept. Forms with fewer than four parts (3405803793, 203.0.29201) are not masked:
+#   they cannot be told from ordinary numbers.
+# ---------------------------------------------------------------------------------------------------
+
+_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|%[uU]00([0-9A-Fa-f]{2})")
+_V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
+_V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
+_ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
+_LONG_GROUP_RE = re.compile(r"[0-9A-Fa-f]{5,}")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_MAX_DECODE_ROUNDS = 4
+
+
+def _decoded(text: str) -> tuple[str, list[int], list[int]] | None:
+    """(decoded view, raw start, raw end of each view character), or None when nothing is escaped."""
+    if _ESCAPE_RE.search(text) is None:
+        return None
+    starts, ends = list(range(len(text))), list(range(1, len(text) + 1))
+    view = text
+    for _ in range(_MAX_DECODE_ROUNDS):
+        chars: list[str] = []
+        new_starts: list[int] = []
+        new_ends: list[int] = []
+        pos = 0
+        for m in _ESCAPE_RE.finditer(view):
+            a, b = m.span()
+            chars.append(view[pos:a])
+            new_starts += starts[pos:a]
+            new_ends += ends[pos:a]
+            chars.append(chr(int(m.group(1) or m.group(2) or m.group(3), 16)))
+            new_starts.append(starts[a])
+            new_ends.append(ends[b - 1])
+            pos = b
+        if pos == 0:
+            break
+        chars.append(view[pos:])
+        new_starts += starts[pos:]
+        new_ends += ends[pos:]
+        view, starts, ends = "".join(chars), new_starts, new_ends
+    return view, starts, ends
+
+
+def _octet(part: str, inet: bool) -> int | None:
+    """A dotted part's value: hex for 0x, else decimal unless ``inet`` (inet_aton: 0-prefixed is octal)."""
+    if part[:2] in ("0x", "0X"):
+        value = int(part[2:], 16) if 0 < len(part) - 2 <= 8 else 256
+    elif (inet or int(part) > 255) and part[0] == "0" and len(part) > 1 and set(part) <= _OCTAL:
+        value = int(part, 8)
+    else:
+        value = int(part)
+    return value if value <= 255 else None
+
+
+_OCTAL = frozenset("01234567")
+
+
+def lenient_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """A dotted quad in any form a log can carry it: leading zeros, octal-looking, 0x parts.
+
+    Zero-padded decimal (203.000.113.012) reads as decimal; once a part can only be octal (0313) or
+    is hex, the text is in inet_aton's notation and every 0-prefixed part reads as octal.
+    """
+    parts = text.split(".")
+    if len(parts) != 4 or not all(parts):
+        return None
+    try:
+        inet = any(p[:2] in ("0x", "0X") or (p[0] == "0" and int(p) > 255) for p in parts)
+        octets = [_octet(p, inet) for p in parts]
+    except ValueError:
+        return None
+    if any(o is None for o in octets):
+        return None
+    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+
+
+def lenient_address(text: str) -> IPAddress | None:
+    """``parse_address`` of a bare address text, also zero-padded, octal-looking, mapped with a
+    lenient IPv4 tail; IPv4-mapped and -compatible IPv6 become IPv4."""
+    if ":" not in text:
+        return lenient_ipv4(text)
+    head, _, tail = text.rpartition(":")
+    if "." in tail:
+        v4 = lenient_ipv4(tail)
+        if v4 is None:
+            return None
+        text = f"{head}:{v4}"
+    text = _LONG_GROUP_RE.sub(lambda m: m[0].lstrip("0").rjust(1, "0"), text)
+    if "x" in text or "X" in text:
+        return None
+    return parse_address(text)
 
 
 def _plausible_ipv6(tok: str) -> bool:
-    groups = [g for g in tok.split("%")[0].split(":") if g]
+    """'std::' or 'Moose::Role' leave 'd::' and 'e::': words, not addresses."""
+    groups = [g for g in tok.split(":") if g]
     return any(c.isdigit() for c in tok) or len(groups) >= 2
+
+
+def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
+    """(start, end, address) of the replacement inside an IPv6-looking run, or None.
+
+    The address is the whole run, the run without leading/trailing ':' and '.', or else the longest
+    colon-bounded piece of it that parses. The replacement covers that piece and every hex digit of
+    the run around it: only text without a hex digit stays (the ':' of "client:", a final '.'). A
+    run that looks like an address run into other text but has none that parses (>= 4 colons, >= 2
+    digits) is replaced whole (address None: "[ipv6]").
+    """
+    piece: tuple[int, int, IPAddress] | None = None
+    core = run.strip(":.")
+    for candidate in (run, core) if core != run else (run,):
+        addr = lenient_address(candidate) if _plausible_ipv6(candidate) else None
+        if addr is not None:
+            start = run.find(candidate)
+            piece = (start, start + len(candidate), addr)
+            break
+    if piece is None:
+        piece = _v6_sub_range(run)
+    if piece is None:
+        if run.count(":") >= 4 and sum(c.isdigit() for c in run) >= 2:
+            return 0, len(run), None
+        return None
+    hex_at = [i for i, c in enumerate(run) if c in _HEX]
+    return min(piece[0], hex_at[0]), max(piece[1], hex_at[-1] + 1), piece[2]
+
+
+def _v6_sub_range(run: str) -> tuple[int, int, IPAddress] | None:
+    """The longest colon-bounded piece of ``run`` that is an IPv6 address (2 to 8 colons)."""
+    colons = [i for i, c in enumerate(run) if c == ":"]
+    best: tuple[int, int, IPAddress] | None = None
+    for s in (0, *(i + 1 for i in colons)):
+        for e in (*colons, len(run)):
+            if e - s <= (0 if best is None else best[1] - best[0]) or not 2 <= run.count(":", s, e) <= 8:
+                continue
+            piece = run[s:e]
+            addr = lenient_address(piece) if _plausible_ipv6(piece) else None
+            if addr is not None:
+                best = (s, e, addr)
+    return best
+
+
+def _address_spans(view: str, masker: ClientMasker) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of every address in ``view``, non-overlapping, in order."""
+    spans: list[tuple[int, int, str]] = []
+    if ":" in view:
+        for m in _V6_RUN_RE.finditer(view):
+            found = _v6_in_run(m.group(0))
+            if found is None:
+                continue
+            start, end, addr = found
+            end += m.start()
+            if addr is not None and addr.version == 6 and end == m.end():
+                zone = _ZONE_RE.match(view, end)
+                end = zone.end() if zone else end
+            spans.append((m.start() + start, end, "[ipv6]" if addr is None else masker.network_of(addr)))
+    if "." in view:
+        for m in _V4_RUN_RE.finditer(view):
+            if any(s < m.end() and m.start() < e for s, e, _ in spans):
+                continue  # inside an IPv6 run already replaced
+            parts = m.group(0).split(".")
+            for i in range(len(parts) - 3):
+                v4 = lenient_ipv4(".".join(parts[i : i + 4]))
+                if v4 is not None:
+                    spans.append((m.start(), m.end(), masker.network_of(v4)))
+                    break
+    return sorted(spans)
+
+
+def _mask_one(text: str, masker: ClientMasker) -> str:
+    """Every address in ``text``, as written or encoded, replaced by its network (see above)."""
+    spans = _address_spans(text, masker)
+    decoded = _decoded(text)
+    if decoded is not None:
+        view, starts, ends = decoded
+        spans += [(starts[a], ends[b - 1], r) for a, b, r in _address_spans(view, masker)]
+        spans.sort()
+    if not spans:
+        return text
+    merged: list[tuple[int, int, str]] = []
+    for start, end, replacement in spans:
+        if merged and start < merged[-1][1]:  # overlaps (the raw and decoded views): one replacement
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end), merged[-1][2])
+        else:
+            merged.append((start, end, replacement))
+    out: list[str] = []
+    pos = 0
+    for start, end, replacement in merged:
+        out += (text[pos:start], replacement)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def sensitive_param_regex(names: Sequence[str]) -> str:

@@ -252,7 +252,8 @@ DIRECTIVES = [
     pytest.param(
         '%v:%p %h %l %u %t "%r" %>s %b',
         f'[2001:db8::80]:443 192.0.2.10 - - {TS} "GET / HTTP/1.1" 200 1',
-        {"domain": "[2001:db8::80]", "client_net": "192.0.2.0/24"},
+        # an IP-literal vhost is masked like any address (%V and Host come from the client)
+        {"domain": "[2001:db8::/48]", "client_net": "192.0.2.0/24"},
         id="v-ipv6-literal-with-port",
     ),
     pytest.param(
@@ -288,7 +289,7 @@ DIRECTIVES = [
     pytest.param(
         '%h %t "%r" %>s %b "%{Host}i"',
         f'192.0.2.10 {TS} "GET / HTTP/1.1" 200 1 "[2001:db8::80]:8443"',
-        {"domain": "[2001:db8::80]"},
+        {"domain": "[2001:db8::/48]"},  # masked: the Host header is the client's text
         id="host-header-ipv6-literal",
     ),
     pytest.param(
