@@ -6,9 +6,18 @@
 ``hash`` = SHA-256 of the canonical JSON of every other field (``prev_hash`` included). Editing,
 deleting or reordering a line breaks the chain at that entry, which ``verify`` names.
 
+Every audited action writes two linked entries: ``status = started`` *before* it runs (with the
+statement or investigation and the case), then its outcome (ok / refused / error / timeout, rows,
+seconds) with ``of`` = the seq of its start. A query killed by a signal (even ``kill -9``) leaves its
+start entry without an outcome: the attempt is on record.
+
 Deleting the *last* lines leaves a shorter but valid chain, so every append also rewrites
-``head.json`` (seq and hash of the newest entry) and ``verify`` compares the two; ``verify`` prints
-the head hash so it can be copied into the case file, where nobody with store access can change it.
+``head.json`` (entry count, seq and hash of the newest entry) and ``verify`` compares the two: a
+missing head is a failure as soon as the trail has an entry (or its ``_audit`` directory exists), a
+head that records more entries than the log holds is a truncated tail. Someone who can write the
+store can still cut the log *and* rewrite the head consistently, or recompute every hash after an
+edit: against that, ``verify`` prints the head hash to copy into the case file, where nobody with
+store access can change it, and ``verify --expect HASH`` later proves that entry is still in the chain.
 
 Appends take an exclusive ``flock`` on the log, write one line with O_APPEND and fsync it, so
 concurrent investigators never interleave or fork the chain.
@@ -34,7 +43,7 @@ from .errors import StoreError, UsageError
 
 GENESIS = "0" * 64
 CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,79}")
-Status = Literal["ok", "refused", "error"]
+Status = Literal["started", "ok", "refused", "error", "timeout"]
 
 
 def canonical(entry: dict[str, Any]) -> bytes:
@@ -83,6 +92,7 @@ class Record:
 
     params: dict[str, Any] = field(default_factory=dict)
     rows: int | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 class AuditLog:
@@ -103,6 +113,14 @@ class AuditLog:
             fcntl.flock(fd, fcntl.LOCK_EX)
             last = _last_line(fd)
             prev = json.loads(last) if last else None
+            # A head that does not match the log's end (a cut tail, a deleted head) stays as it is:
+            # rewriting it here would turn the damage into a valid shorter chain. verify keeps failing.
+            head = self._read_head(strict=False)
+            intact = (head is None and prev is None) or (
+                head is not None
+                and prev is not None
+                and (head.get("seq"), head.get("hash")) == (prev["seq"], prev["hash"])
+            )
             entry: dict[str, Any] = {
                 "seq": (int(prev["seq"]) + 1) if prev else 1,
                 "time": dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
@@ -114,7 +132,8 @@ class AuditLog:
             line = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str) + "\n"
             os.write(fd, line.encode())
             os.fsync(fd)
-            self._write_head(entry)
+            if intact:
+                self._write_head(entry)
             return entry
         except (OSError, ValueError, KeyError) as exc:
             raise StoreError(f"cannot append to the audit log {self.path}: {exc}") from exc
@@ -124,18 +143,25 @@ class AuditLog:
     def _write_head(self, entry: dict[str, Any]) -> None:
         tmp = self.head.with_name(f".head.{os.getpid()}.tmp")
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"seq": entry["seq"], "hash": entry["hash"]}, f)
+            json.dump({"entries": entry["seq"], "seq": entry["seq"], "hash": entry["hash"]}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.head)
 
     @contextlib.contextmanager
-    def record(self, command: str, case: str | None, reason: str | None, **what: Any) -> Iterator[Record]:
-        """Audit the block: appended when it ends, with row count, duration and outcome.
+    def record(
+        self, command: str, case: str | None, reason: str | None, *, params: dict[str, Any] | None = None,
+        **what: Any,
+    ) -> Iterator[Record]:  # fmt: skip
+        """Audit the block: a ``started`` entry before it runs, its outcome when it ends.
 
-        A refused or failing action is recorded too (status refused/error): attempts matter.
+        The outcome (``of`` = the start's seq) carries row count, duration, status and error. A
+        refused or failing action is recorded too (status refused/error/timeout): attempts matter.
         """
-        rec = Record()
+        rec = Record(params=dict(params or {}))
+        first = self.append(
+            case=case, reason=reason, command=command, **what, params=rec.params or None, status="started"
+        )
         start = time.monotonic()
         status: Status = "ok"
         error: str | None = None
@@ -144,13 +170,16 @@ class AuditLog:
         except UsageError as exc:
             status, error = ("refused" if "refused by the sandbox" in str(exc) else "error"), str(exc)
             raise
-        except Exception as exc:
-            status, error = "error", str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        except BaseException as exc:
+            timeout = type(exc).__name__ == "QueryLimitError" and "query.timeout" in str(exc)
+            status = "timeout" if timeout else "error"
+            error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise
         finally:
             self.append(
-                case=case, reason=reason, command=command, **what, params=rec.params or None,
-                rows=rec.rows, seconds=round(time.monotonic() - start, 3), status=status, error=error,
+                case=case, command=command, of=first["seq"], params=rec.params or None, rows=rec.rows,
+                seconds=round(time.monotonic() - start, 3), status=status, error=error,
+                warnings=rec.warnings or None,
             )  # fmt: skip
 
     # --- reading -------------------------------------------------------------------------------
@@ -170,31 +199,51 @@ class AuditLog:
     def list(self, case: str | None = None) -> list[dict[str, Any]]:
         return [e for _, e, _ in self.entries() if e is not None and (case is None or e.get("case") == case)]
 
-    def verify(self) -> VerifyReport:
-        prev_hash, n = GENESIS, 0
+    def verify(self, expect: str | None = None) -> VerifyReport:
+        """Check the chain and the head; ``expect``: a head hash copied earlier must still be in it."""
+        prev_hash, n, seen = GENESIS, 0, expect is None
         for n, entry, _ in self.entries():
             problem = _check(n, entry, prev_hash)
             if problem:
                 return VerifyReport(entries=n, ok=False, bad_entry=n, problem=problem, head_hash=prev_hash)
             assert entry is not None
             prev_hash = entry["hash"]
+            seen = seen or prev_hash == expect
         head = self._read_head()
-        if head is not None and (head.get("seq") != n or head.get("hash") != prev_hash):
+        if head is None and (n or self.dir.is_dir()):
             return VerifyReport(
-                entries=n, ok=False, bad_entry=int(head.get("seq") or 0), head_hash=prev_hash,
-                problem=f"the log ends at entry {n} but head.json records entry {head.get('seq')}: "
-                "entries were deleted from the end (or head.json was changed)",
+                entries=n, ok=False, head_hash=prev_hash,
+                problem=f"head.json is missing ({n} entries in the log): the head was deleted, and with it "
+                "the proof that no entry was cut from the end",
             )  # fmt: skip
+        if head is not None:
+            count = head.get("entries", head.get("seq"))
+            if head.get("seq") != n or count != n or head.get("hash") != prev_hash:
+                return VerifyReport(
+                    entries=n, ok=False, bad_entry=min(n + 1, int(head.get("seq") or 0)) or None,
+                    head_hash=prev_hash,
+                    problem=f"the log ends at entry {n} but head.json records entry {head.get('seq')}: "
+                    "entries were deleted from the end (or head.json was changed)",
+                )  # fmt: skip
+        if not seen:
+            return VerifyReport(
+                entries=n,
+                ok=False,
+                head_hash=prev_hash,
+                problem=f"no entry has the expected hash {expect}: the log was cut or rewritten after it",
+            )
         return VerifyReport(entries=n, ok=True, head_hash=prev_hash)
 
-    def _read_head(self) -> dict[str, Any] | None:
+    def _read_head(self, strict: bool = True) -> dict[str, Any] | None:
         try:
             data = json.loads(self.head.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
+            if not strict:
+                return {"seq": None}
             raise StoreError(f"cannot read {self.head}: {exc}") from exc
-        return data if isinstance(data, dict) else None
+        return data if isinstance(data, dict) else {"seq": None}
 
 
 def _check(n: int, entry: dict[str, Any] | None, prev_hash: str) -> str | None:

@@ -11,6 +11,7 @@ import re
 import socket
 import tomllib
 from dataclasses import MISSING, dataclass, field, replace
+from datetime import timedelta
 
 __all__ = [
     "Config", "GeoipConfig", "IngestConfig", "PrivacyConfig", "QueryConfig", "RetentionConfig",
@@ -84,6 +85,8 @@ class QueryConfig:
     """DuckDB memory limit for queries."""
     threads: int = 2
     """DuckDB threads for queries."""
+    timeout: str = "5m"
+    """Longest a query, shell statement or investigation may run (30s, 5m, 1h; 0 = no limit)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,8 @@ class IngestConfig:
     """Piped mode: commit at least every this many lines."""
     lock_wait: float = 0.0
     """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
+    max_future_skew: str = "3d"
+    """Lines dated later than now plus this ('3d', '12h', '30m') are rejected as bad_timestamp."""
 
 
 @dataclass(frozen=True)
@@ -177,11 +182,16 @@ def validate(cfg: Config, origin: str = "config") -> None:
     ]:
         if not DURATION_RE.fullmatch(value):
             raise ConfigError(f"{origin}: retention.{name} must look like 2y, 18m or 730d, got {value!r}")
+    if cfg.query.timeout.strip() != "off" and not TIMEOUT_RE.fullmatch(cfg.query.timeout):
+        raise ConfigError(f"{origin}: query.timeout must look like 30s, 5m or 1h (0: none), got {cfg.query.timeout!r}")
     i = cfg.ingest
     if i.flush_seconds <= 0 or i.flush_lines < 1:
         raise ConfigError(f"{origin}: ingest.flush_seconds and ingest.flush_lines must be positive")
     if not 1 <= i.workers <= 64:
         raise ConfigError(f"{origin}: ingest.workers must be 1-64, got {i.workers}")
+    if SKEW_RE.fullmatch(i.max_future_skew) is None:
+        skew = i.max_future_skew
+        raise ConfigError(f"{origin}: ingest.max_future_skew must look like 3d, 12h or 30m, got {skew!r}")
     if i.max_line_bytes < 256 or i.block_bytes < 2 * i.max_line_bytes:
         raise ConfigError(f"{origin}: ingest.block_bytes must be at least twice ingest.max_line_bytes (≥256)")
 
@@ -229,6 +239,26 @@ def _section(cls: Any, raw: Any, where: str) -> Any:
 
 
 DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
+TIMEOUT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
+_TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+SKEW_RE = re.compile(r"\s*([0-9]+)\s*([dhms])\s*")
+
+
+def future_skew(value: str) -> timedelta:
+    """``ingest.max_future_skew`` as a timedelta ('3d' → 3 days); validated by ``validate``."""
+    m = SKEW_RE.fullmatch(value)
+    if m is None:
+        raise ConfigError(f"ingest.max_future_skew must look like 3d, 12h or 30m, got {value!r}")
+    return timedelta(seconds=int(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)])
+
+
+def timeout_seconds(value: str) -> float | None:
+    """``query.timeout`` in seconds ('5m' → 300.0); None for no limit ('0', 'off') or a bad value."""
+    m = TIMEOUT_RE.fullmatch(value) if value.strip() != "off" else None
+    seconds = float(m.group(1)) * _TIMEOUT_UNITS[m.group(2)] if m else 0.0
+    return seconds or None
 
 
 def _coerce(value: Any, default: Any, where: str) -> Any:

@@ -13,14 +13,13 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from . import detectors, keys
 from .errors import UsageError
 from .privacy import ClientMasker
-from .query import QueryResult, execute, sql_list, sql_str
+from .query import QueryResult, Sandbox, execute, sql_list, sql_str
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "
@@ -112,7 +111,7 @@ class Match:
         return out
 
 
-def _match(con: duckdb.DuckDBPyConnection, scope: Scope, cond: str) -> Match:
+def _match(con: Sandbox, scope: Scope, cond: str) -> Match:
     """The days holding rows that match ``cond``."""
     where = f"{scope.where()} AND ({cond})"
     per_day = execute(
@@ -131,9 +130,7 @@ def _match_of_days(where: str, per_day: list[tuple[Any, ...]]) -> Match:
     )
 
 
-def _match_and_top(
-    con: duckdb.DuckDBPyConnection, scope: Scope, cond: str, by: str, n: int = 10
-) -> tuple[Match, QueryResult]:
+def _match_and_top(con: Sandbox, scope: Scope, cond: str, by: str, n: int = 10) -> tuple[Match, QueryResult]:
     """``_match`` and ``_top`` in one scan (GROUPING SETS): for selective conditions with few groups."""
     grouped = execute(
         con,
@@ -157,7 +154,7 @@ def _facts(m: Match) -> list[tuple[str, str]]:
     ]
 
 
-def _top(con: duckdb.DuckDBPyConnection, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
+def _top(con: Sandbox, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
     """Top ``n`` groups of the matching rows."""
     return execute(con, _top_sql(by, f"pageviews WHERE {m.where}", n))
 
@@ -171,7 +168,7 @@ def _top_sql(by: tuple[str, ...], source: str, n: int = 10, select: str = "") ->
     )
 
 
-def _rows(con: duckdb.DuckDBPyConnection, scope: Scope, m: Match) -> QueryResult:
+def _rows(con: Sandbox, scope: Scope, m: Match) -> QueryResult:
     return execute(
         con,
         f"SELECT {ROW_COLUMNS} FROM pageviews WHERE {m.on(m.first_days(scope.limit))} "
@@ -189,7 +186,7 @@ def _limit_note(rows: QueryResult, scope: Scope) -> list[str]:
 
 
 def ip(
-    con: duckdb.DuckDBPyConnection, scope: Scope, address: str, keystore: keys.KeyStore, masker: ClientMasker
+    con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker: ClientMasker
 ) -> Investigation:
     """Exact rows of one address (its pseudonym in each key period) plus its truncated network."""
     lookups = keys.lookup_pseudonyms(address, keystore)
@@ -300,7 +297,7 @@ def _prefilter(q: Network, masker: ClientMasker) -> str:
     return "client_net LIKE '%:%'"
 
 
-def net(con: duckdb.DuckDBPyConnection, scope: Scope, cidr: str, masker: ClientMasker) -> Investigation:
+def net(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> Investigation:
     """Rows whose stored client network overlaps ``cidr`` (inside it, or containing it)."""
     q = parse_network(cidr)
     candidates = execute(
@@ -350,7 +347,7 @@ def _in_list(values: list[str]) -> str:
 # --- path, ua, domain ------------------------------------------------------------------------------
 
 
-def path(con: duckdb.DuckDBPyConnection, scope: Scope, pattern: str, regex: bool = False) -> Investigation:
+def path(con: Sandbox, scope: Scope, pattern: str, regex: bool = False) -> Investigation:
     """Requests whose path matches a glob (``/wp-*``, ``*/.env``) or, with ``regex``, a RE2 regex."""
     cond = f"regexp_matches(path, {sql_str(pattern)})" if regex else f"path GLOB {sql_str(pattern)}"
     return _simple(con, scope, "path", f"path {'~' if regex else ''}{pattern}", cond,
@@ -358,7 +355,7 @@ def path(con: duckdb.DuckDBPyConnection, scope: Scope, pattern: str, regex: bool
                    {"pattern": pattern, "regex": regex})  # fmt: skip
 
 
-def ua(con: duckdb.DuckDBPyConnection, scope: Scope, text: str, regex: bool = False) -> Investigation:
+def ua(con: Sandbox, scope: Scope, text: str, regex: bool = False) -> Investigation:
     """Requests whose user agent contains ``text`` (case-insensitive) or matches a RE2 regex."""
     cond = (
         f"regexp_matches(user_agent, {sql_str(text)})"
@@ -371,7 +368,7 @@ def ua(con: duckdb.DuckDBPyConnection, scope: Scope, text: str, regex: bool = Fa
 
 
 def _simple(
-    con: duckdb.DuckDBPyConnection, scope: Scope, kind: str, title: str, cond: str,
+    con: Sandbox, scope: Scope, kind: str, title: str, cond: str,
     tops: list[tuple[str, tuple[str, ...]]], audit: dict[str, Any],
 ) -> Investigation:  # fmt: skip
     # One scan: the matches' summary columns are read once into a materialised CTE (DuckDB spills it
@@ -417,7 +414,7 @@ def _part(table: pa.Table, part: int, columns: list[str], order: list[tuple[str,
 Bucket = Literal["hour", "day"]
 
 
-def domain(con: duckdb.DuckDBPyConnection, scope: Scope, name: str, by: Bucket = "hour") -> Investigation:
+def domain(con: Sandbox, scope: Scope, name: str, by: Bucket = "hour") -> Investigation:
     """Timeline of one domain: requests, networks, errors per hour or day."""
     m = _match(con, scope, f"domain = {sql_str(name.lower())}")
     timeline = execute(
@@ -440,7 +437,7 @@ def domain(con: duckdb.DuckDBPyConnection, scope: Scope, name: str, by: Bucket =
 # --- attacks ---------------------------------------------------------------------------------------
 
 
-def attacks(con: duckdb.DuckDBPyConnection, scope: Scope, only: list[str] | None = None) -> Investigation:
+def attacks(con: Sandbox, scope: Scope, only: list[str] | None = None) -> Investigation:
     """Run the detector table (pipeline/detectors.py); rows carry the detector that matched."""
     chosen = [d for d in detectors.DETECTORS if not only or d.name in only]
     unknown = set(only or []) - set(detectors.BY_NAME)
@@ -472,7 +469,7 @@ def attacks(con: duckdb.DuckDBPyConnection, scope: Scope, only: list[str] | None
     )  # fmt: skip
 
 
-def detect(con: duckdb.DuckDBPyConnection, scope: Scope, chosen: list[detectors.Detector]) -> int:
+def detect(con: Sandbox, scope: Scope, chosen: list[detectors.Detector]) -> int:
     """Fill the temporary table ``_hits`` (detector + row columns) on this connection; returns its size."""
     base = f"SELECT {ROW_COLUMNS}, {detectors.decoded_columns()} FROM pageviews WHERE {scope.where()}"
     parts = []

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from . import __version__, audit, detectors, investigate
 from .investigate import Scope
-from .query import QueryResult, execute
+from .query import QueryResult, Sandbox, execute
 from .store import Store
 
 MAX_BARS = 24 * 62  # above two months of hours, the chart shows days
@@ -33,7 +31,7 @@ class Report:
 
 
 def build(
-    con: duckdb.DuckDBPyConnection,
+    con: Sandbox,
     store_root: str | Path,
     scope: Scope,
     case: str,
@@ -201,7 +199,7 @@ def _ts(v: Any) -> str:
     return v.strftime("%Y-%m-%d %H:%M:%S") if isinstance(v, dt.datetime) else "-"
 
 
-def _timeline(con: duckdb.DuckDBPyConnection, scope: Scope, first: Any, last: Any) -> str:
+def _timeline(con: Sandbox, scope: Scope, first: Any, last: Any) -> str:
     if first is None:
         return _section("Requests per hour", '<p class="empty">no requests in scope</p>')
     hours = (last - first).total_seconds() / 3600
@@ -296,7 +294,7 @@ def _affected(col: str) -> str:
     )
 
 
-def _findings(con: duckdb.DuckDBPyConnection) -> str:
+def _findings(con: Sandbox) -> str:
     stats = {
         r[0]: r[1:]
         for r in execute(
@@ -314,7 +312,7 @@ def _findings(con: duckdb.DuckDBPyConnection) -> str:
     )
 
 
-def _hit_rows(con: duckdb.DuckDBPyConnection) -> str:
+def _hit_rows(con: Sandbox) -> str:
     r = execute(
         con,
         "SELECT detector, ts, domain, method, path, status, bytes, client_net, client_id FROM _hits "

@@ -146,16 +146,17 @@ def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
         assert r.exit_code == 0, r.output
     r = run(main, ["audit", "list", "--store", str(store), "--case", "A-1", "--format", "json"])
     entries = [json.loads(x) for x in r.stdout.splitlines()]
-    assert (
-        [e["seq"] for e in entries] == [1, 3] and entries[0]["reason"] == "triage" and entries[0]["rows"] == 1
-    )
+    # each query: its start (with the case, reason and SQL), then its outcome (of = the start's seq)
+    assert [e["seq"] for e in entries] == [1, 2, 5, 6] and entries[0]["reason"] == "triage"
+    assert [e["status"] for e in entries] == ["started", "ok"] * 2
+    assert entries[1]["of"] == 1 and entries[1]["rows"] == 1 and "rows" not in entries[0]
     # a full address typed into SQL is recorded as its network, like everything at rest
     assert "203.0.113.45" not in (store / "_audit" / "audit.jsonl").read_text()
     assert "203.0.113.0/24" in entries[0]["sql"]
     r = run(main, ["audit", "list", "--store", str(store)])
-    assert r.exit_code == 0 and "B-2" in r.stdout and "(3 rows)" in r.stdout
+    assert r.exit_code == 0 and "B-2" in r.stdout and "(6 rows)" in r.stdout
     r = run(main, ["audit", "verify", "--store", str(store)])
-    assert r.exit_code == 0 and "audit log OK: 3 entries" in r.stdout
+    assert r.exit_code == 0 and "audit log OK: 6 entries" in r.stdout
     path = store / "_audit" / "audit.jsonl"
     ls = path.read_text().splitlines(keepends=True)
     path.write_text(ls[0] + ls[2])

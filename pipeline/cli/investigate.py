@@ -16,7 +16,7 @@ from ..errors import UsageError
 from ..investigate import Investigation, Scope
 from ..privacy import ClientMasker
 from ._common import handle_errors, main
-from .query import load_config, store_options, terminal_width
+from .query import load_config, store_options, terminal_width, warn
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,14 +72,11 @@ def _run(kw: dict[str, Any], kind: str, fn: Callable[[Any, Scope, Config], Inves
     case = str(audit.check_case(kw.pop("case"), True))
     reason, out_format, output = kw.pop("reason"), kw.pop("out_format"), kw.pop("output")
     scope = _scope(kw)
-    with audit.AuditLog(cfg.store).record(f"investigate {kind}", case, reason, investigation=kind) as rec:
-        rec.params = {"scope": scope.describe()}
-        inv = query.with_connection(
-            cfg.store, lambda con: fn(con, scope, cfg),
-            memory_limit=cfg.query.memory_limit, threads=cfg.query.threads,
-        )  # fmt: skip
-        rec.params.update(inv.audit)
-        rec.rows = len(inv.rows.rows)
+    inv = query.with_connection(
+        cfg.store, lambda con: fn(con, scope, cfg), case=case, reason=reason,
+        command=f"investigate {kind}", limits=query.Limits.of(cfg.query), investigation=kind,
+        params={"scope": scope.describe()}, describe=lambda inv: (inv.audit, len(inv.rows.rows)), warn=warn,
+    )  # fmt: skip
     if output:
         used = query.write_output(inv.rows, output)
         click.echo(f"{len(inv.rows.rows):,} rows written to {output} ({used})", err=True)
@@ -242,13 +239,12 @@ def report_cmd(
     case = str(audit.check_case(case, True))
     scope = _scope({"date_from": date_from, "date_to": date_to, "domain": domain, "limit": 200})
     log = audit.AuditLog(cfg.store)
-    with log.record("investigate report", case, reason, investigation="report") as rec:
-        rec.params = {"scope": scope.describe(), "output": str(output)}
-        built = query.with_connection(
-            cfg.store, lambda con: report.build(con, cfg.store, scope, case, log.list(case)),
-            memory_limit=cfg.query.memory_limit, threads=cfg.query.threads,
-        )  # fmt: skip
-        rec.rows = built.requests
+    built = query.with_connection(
+        cfg.store, lambda con: report.build(con, cfg.store, scope, case, log.list(case)), case=case,
+        reason=reason, command="investigate report", limits=query.Limits.of(cfg.query),
+        investigation="report", params={"scope": scope.describe(), "output": str(output)},
+        describe=lambda b: ({}, b.requests), warn=warn,
+    )  # fmt: skip
     try:
         Path(output).write_text(built.html, encoding="utf-8")
     except OSError as exc:

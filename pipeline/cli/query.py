@@ -6,14 +6,14 @@ import json
 import shutil
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import polars as pl
 
 from .. import audit, config, query
-from ..errors import HostlogsError, StoreChangedError, StoreError, UsageError
-from ..privacy import ClientMasker, mask_text
+from ..errors import HostlogsError, StoreError, UsageError
+from ..privacy import ClientMasker
 from ._common import handle_errors, main
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,10 +40,13 @@ def terminal_width() -> int | None:
     return shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else None
 
 
-def mask_sql(cfg: config.Config, sql: str) -> str:
+def masker(cfg: config.Config) -> ClientMasker:
     """Full client addresses typed into SQL are logged as their truncated network, like everything else."""
-    masker = ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
-    return str(mask_text(pl.Series([sql]), masker)[0])
+    return ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
+
+
+def warn(message: str) -> None:
+    click.echo(f"hostlogs: warning: {message}", err=True)
 
 
 @main.command("query")
@@ -71,14 +74,15 @@ def query_cmd(
         WHERE path LIKE '%/wp-login.php' GROUP BY 1 ORDER BY 2 DESC LIMIT 20"
     """
     cfg = load_config(config_path, store)
-    query.connect(cfg.store).close()  # a missing store is a store error, before anything is logged
+    if not Path(cfg.store).is_dir():  # a missing store is a store error, before the case is asked for
+        raise StoreError(f"no store at {cfg.store}: run 'hostlogs ingest' first or give --store")
     case = audit.check_case(case, cfg.query.require_case)
     if out_format == "parquet" and not output:
         raise UsageError("--format parquet needs --output FILE")
-    log = audit.AuditLog(cfg.store)
-    with log.record("query", case, reason, sql=mask_sql(cfg, sql)) as rec:
-        result = query.run(cfg.store, sql, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
-        rec.rows = len(result.rows)
+    result = query.run(
+        cfg.store, sql, case=case, reason=reason, limits=query.Limits.of(cfg.query), masker=masker(cfg),
+        warn=warn,
+    )  # fmt: skip
     if output:
         used = query.write_output(result, output, out_format)
         click.echo(f"{len(result.rows):,} rows written to {output} ({used})", err=True)
@@ -101,8 +105,9 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
     """
     cfg = load_config(config_path, store)
     case = audit.check_case(case, cfg.query.require_case)
-    con = query.connect(cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads)
-    log = audit.AuditLog(cfg.store)
+    session = query.Session(
+        cfg.store, case=case, reason=reason, limits=query.Limits.of(cfg.query), masker=masker(cfg)
+    )
     interactive = sys.stdin.isatty()
     failed = 0
     if interactive:
@@ -113,29 +118,21 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
         if sql == ".tables":
             sql = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
         try:
-            with log.record("shell", case, reason, sql=mask_sql(cfg, sql)) as rec:
-                query.check_statement(con, sql)
-                try:
-                    result = query.execute(con, sql)
-                except StoreChangedError:
-                    # A compaction, purge or erase retired files the views list: new views, same SQL.
-                    con.close()
-                    con = query.connect(
-                        cfg.store, memory_limit=cfg.query.memory_limit, threads=cfg.query.threads
-                    )
-                    click.echo("hostlogs: the store changed (compaction, purge or erase): views reopened",
-                               err=True)  # fmt: skip
-                    result = query.execute(con, sql)
-                rec.rows = len(result.rows)
+            try:
+                result = session.execute(sql)
+            finally:
+                for notice in session.notices:
+                    click.echo(f"hostlogs: {notice}", err=True)
+                session.notices.clear()
             click.echo(query.render(result, "table", width=terminal_width()))
         except HostlogsError as exc:
             if isinstance(exc, StoreError):
                 raise
-            failed += 1
+            failed = max(failed, exc.exit_code)
             click.echo(f"hostlogs: error: {exc}", err=True)
-    con.close()
+    session.close()
     if failed and not interactive:
-        sys.exit(UsageError.exit_code)
+        sys.exit(failed)
 
 
 def _statements(interactive: bool) -> Iterator[str]:
@@ -208,16 +205,20 @@ def _what(e: dict[str, Any]) -> str:
 
 @audit_group.command("verify")
 @store_options
+@click.option(
+    "--expect", default=None, metavar="HASH", help="A head hash printed earlier: must still be in the chain."
+)
 @handle_errors
-def audit_verify(store: str | None, config_path: str | None) -> None:
-    """Check the hash chain: exit 6 naming the first modified, deleted or reordered entry.
+def audit_verify(store: str | None, config_path: str | None, expect: str | None) -> None:
+    """Check the hash chain and its head: exit 6 naming the first modified, deleted or reordered
+    entry, a missing head.json, or a cut tail.
 
     Example:
 
-        hostlogs audit verify --store /var/lib/hostlogs/store
+        hostlogs audit verify --store /var/lib/hostlogs/store --expect 3f9c…
     """
     cfg = load_config(config_path, store)
-    report = audit.AuditLog(cfg.store).verify()
+    report = audit.AuditLog(cfg.store).verify(expect)
     if not report.ok:
         raise StoreError(f"audit log damaged: {report.problem}")
     click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")
