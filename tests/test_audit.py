@@ -162,3 +162,65 @@ def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
     path.write_text(ls[0] + ls[2])
     r = run(main, ["audit", "verify", "--store", str(store)])
     assert r.exit_code == 6 and r.stderr.startswith("hostlogs: error: audit log damaged: entry 2 ")
+
+
+def test_a_missing_head_is_a_failure(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log.head.unlink()
+    report = log.verify()
+    assert not report.ok and "head.json is missing" in str(report.problem)
+
+
+def test_cutting_the_tail_and_deleting_the_head_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log.path.write_text("".join(lines(log)[:3]))
+    log.head.unlink()
+    assert not log.verify().ok
+    # the next append does not heal it: the head is not recreated over a damaged trail
+    log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
+    assert not log.verify().ok
+
+
+def test_a_cut_tail_is_not_healed_by_the_next_append(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log.path.write_text("".join(lines(log)[:3]))
+    log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
+    report = log.verify()
+    assert not report.ok and "head.json records entry 5" in str(report.problem)
+
+
+def test_deleting_the_first_entry_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log.path.write_text("".join(lines(log)[1:]))
+    report = log.verify()
+    assert not report.ok and report.bad_entry == 1
+
+
+def test_a_rewritten_chain_fails_against_an_earlier_head(tmp_path: Path) -> None:
+    """Edit + every hash recomputed + head rewritten: only an anchor outside the store shows it."""
+    log = filled(tmp_path)
+    anchor = log.verify().head_hash
+    rewritten, prev = [], audit.GENESIS
+    for line in lines(log):
+        entry = json.loads(line)
+        entry["sql"] = entry["sql"].replace("SELECT 2", "SELECT 'nothing'")
+        entry["prev_hash"] = prev
+        entry["hash"] = prev = audit.entry_hash(entry)
+        rewritten.append(json.dumps(entry, sort_keys=True) + "\n")
+    log.path.write_text("".join(rewritten))
+    log.head.write_text(json.dumps({"entries": 5, "seq": 5, "hash": prev}))
+    assert log.verify().ok  # consistent in itself
+    report = log.verify(expect=anchor)
+    assert not report.ok and "expected hash" in str(report.problem)
+    r = CliRunner().invoke(
+        main, ["audit", "verify", "--store", str(tmp_path.parent / tmp_path.name), "--expect", anchor]
+    )
+    assert r.exit_code != 0
+
+
+def test_an_empty_trail_verifies_but_a_deleted_one_does_not(tmp_path: Path) -> None:
+    assert audit.AuditLog(tmp_path).verify().ok  # never audited: nothing to check
+    log = filled(tmp_path, 2)
+    log.path.unlink()
+    log.head.unlink()
+    assert not audit.AuditLog(tmp_path).verify().ok  # _audit/ exists: the trail was deleted
