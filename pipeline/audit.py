@@ -77,6 +77,30 @@ def check_case(case: str | None, require: bool) -> str | None:
     return case
 
 
+def check_authority(case: str | None, request: str | None, action: str) -> tuple[str | None, str | None]:
+    """``export``, ``erase`` and ``keys destroy`` act under a case or a request id (exit 2 without)."""
+    if not case and not request:
+        raise UsageError(
+            f"{action} needs --case CASE-ID or --request REQUEST-ID (recorded in the audit trail)"
+        )
+    if request and not CASE_RE.fullmatch(request):
+        raise UsageError(f"invalid request id {request!r}: letters, digits and . _ : / # - (max 80)")
+    return check_case(case, False), request or None
+
+
+@contextlib.contextmanager
+def recorded(
+    store_root: str | Path, command: str, case: str | None = None, reason: str | None = None, *,
+    on: bool = True, **what: Any,
+) -> Iterator[Record]:  # fmt: skip
+    """``AuditLog.record`` on a store that exists (a missing store fails on its own, unaudited)."""
+    if not on or not Path(store_root).is_dir():
+        yield Record()
+        return
+    with AuditLog(store_root).record(command, case, reason, **what) as rec:
+        yield rec
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     entries: int
@@ -176,9 +200,10 @@ class AuditLog:
             error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise
         finally:
+            linked = {k: what[k] for k in ("request",) if k in what}  # the case's peer, on both entries
             self.append(
-                case=case, command=command, of=first["seq"], params=rec.params or None, rows=rec.rows,
-                seconds=round(time.monotonic() - start, 3), status=status, error=error,
+                case=case, command=command, **linked, of=first["seq"], params=rec.params or None,
+                rows=rec.rows, seconds=round(time.monotonic() - start, 3), status=status, error=error,
                 warnings=rec.warnings or None,
             )  # fmt: skip
 

@@ -20,13 +20,14 @@ import datetime as dt
 import os
 import uuid
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, cast
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from . import deletions
+from . import audit, deletions
 from .config import Config
 from .errors import StoreError, UsageError
 from .holds import active_holds
@@ -188,6 +189,32 @@ class ExportReport:
 
 
 def export(
+    cfg: Config,
+    *,
+    domain: str,
+    fmt: ExportFormat,
+    output: str | Path,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    wait: float = 0.0,
+    case: str | None = None,
+    request: str | None = None,
+    reason: str | None = None,
+) -> ExportReport:
+    """``_export``, recorded in the audit trail (started, then the outcome) under the case or request."""
+    run = partial(_export, cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+                  date_to=date_to, wait=wait)  # fmt: skip
+    if not Path(cfg.store).is_dir():
+        return run()  # no store: its error, and no audit trail to create
+    params = {"domain": domain.lower(), "format": fmt, "output": str(output),
+              "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
+    with audit.AuditLog(cfg.store).record("export", case, reason, request=request, params=params) as rec:
+        report = run()
+        rec.rows = report.rows
+    return report
+
+
+def _export(
     cfg: Config,
     *,
     domain: str,

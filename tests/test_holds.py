@@ -113,7 +113,7 @@ def test_erasure_keeps_held_rows_and_says_so(store: Path) -> None:
     kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
     assert visible(store) == paths(r for r in data if r[2] == A) + paths(kept)
     assert report.held == {"LEGAL-1": len(kept)} and report.rows_deleted == 30 - len(kept)
-    code, out, _ = invoke("erase", "--store", str(store), "--domain", B)
+    code, out, _ = invoke("erase", "--store", str(store), "--request", "DSR-1", "--domain", B)
     assert code == 0 and f"kept under hold LEGAL-1: {len(kept)} rows" in out and "deleted: 0 rows" in out
 
 

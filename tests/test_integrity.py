@@ -192,7 +192,7 @@ def test_export_skips_a_damaged_file_and_says_so(store: Path, tmp_path: Path) ->
     build(store, two_visitors())
     garble(one_file(store, "2026-10-28"))
     out_file = tmp_path / "a.csv"
-    code, _, err = invoke("export", "--store", str(store), "--domain", A, "--output", str(out_file))
+    code, _, err = invoke("export", "--store", str(store), "--request", "R-1", "--domain", A, "--output", str(out_file))
     line = one_line_error(err)
     assert code == 8 and "date=2026-10-28" in line and "incomplete" in line
     exported = out_file.read_text().splitlines()
@@ -205,7 +205,7 @@ def test_erase_stops_the_day_of_a_damaged_file(store: Path) -> None:
     bad = one_file(store, "2026-10-30")
     garble(bad)
     day = tree_hash(bad.parent)
-    code, _, err = invoke("erase", "--store", str(store), "--domain", B)
+    code, _, err = invoke("erase", "--store", str(store), "--request", "R-1", "--domain", B)
     line = one_line_error(err)
     assert code == 8 and "NOT erased (2026-10-30)" in line and bad.name in line
     assert tree_hash(bad.parent) == day  # that day untouched: its B rows are not silently kept as erased
@@ -259,10 +259,10 @@ def commands(store: Path, out: Path) -> dict[str, list[str]]:
         "ingest": ["ingest", str(out.parent / "more.log"), *s, "--format", "vhost_combined"],
         "purge": ["purge", *s, "--as-of", "2026-03-20"],
         "compact": ["compact", *s],
-        "erase": ["erase", *s, "--domain", A],
+        "erase": ["erase", *s, "--request", "R-1", "--domain", A],
         "hold add": ["hold", "add", "--case", "INC-9", "--reason", "r", *s],
         "hold release": ["hold", "release", "INC-8", *s],
-        "export": ["export", "--domain", A, "--output", str(out), *s],
+        "export": ["export", "--request", "R-1", "--domain", A, "--output", str(out), *s],
         "verify --record-legacy": ["verify", "--record-legacy", *s],
     }
 

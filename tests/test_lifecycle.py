@@ -160,12 +160,12 @@ def test_erase_by_address_reports_periods_whose_key_is_destroyed(store: Path) ->
     build(store, rows)
     cfg = cfg_for(store)
     keys.KeyStore(Path(cfg.key_dir), "month").destroy_before(D(2026, 11, 1))  # October's key
-    code, out, _ = invoke("erase", "--store", str(store), "--ip", V1)
+    code, out, _ = invoke("erase", "--store", str(store), "--request", "DSR-1", "--ip", V1)
     assert code == 0 and "NOT erasable: period 2026-10 (key destroyed" in out
     october = [r for r in rows if r[1].month == 10]
     assert visible(store) == paths(r for r in rows if r[3] != V1 or r[1].month == 10)
     assert any(r[3] == V1 for r in october)
-    code, out, _ = invoke("erase", "--store", str(store), "--ip", V1, "--json")
+    code, out, _ = invoke("erase", "--store", str(store), "--request", "DSR-1", "--ip", V1, "--json")
     data = json.loads(out)
     assert data["rows_deleted"] == 0 and data["not_erasable"][0]["reason"] == "key destroyed"
 
@@ -190,7 +190,7 @@ def test_erase_dry_run_changes_nothing(store: Path) -> None:
 )
 def test_erase_usage_errors_exit_2(store: Path, args: list[str], message: str) -> None:
     build(store, two_visitors())
-    code, _, err = invoke("erase", "--store", str(store), *args)
+    code, _, err = invoke("erase", "--store", str(store), "--request", "DSR-1", *args)
     assert code == 2 and message in err and err.startswith("hostlogs: error: ")
 
 
@@ -227,7 +227,7 @@ def test_export_round_trip(store: Path, tmp_path: Path, fmt: lifecycle.ExportFor
 def test_export_of_an_unknown_domain_is_a_header(store: Path, tmp_path: Path) -> None:
     build(store, two_visitors())
     code, out, _ = invoke(
-        "export", "--store", str(store), "--domain", "none.example", "--output", str(tmp_path / "x.csv")
+        "export", "--store", str(store), "--request", "DSR-2", "--domain", "none.example", "--output", str(tmp_path / "x.csv")
     )
     assert code == 0 and "exported 0 rows" in out
     assert (tmp_path / "x.csv").read_text().strip() == ",".join(PAGEVIEW_COLUMNS)
@@ -484,7 +484,7 @@ def test_sigkill_mid_operation_then_rerun(
     }[operation]
     args = {
         "purge": ["purge", "--as-of", str(as_of)],
-        "erase": ["erase", "--domain", B],
+        "erase": ["erase", "--domain", B, "--request", "DSR-3"],
         "compact": ["compact"],
     }
     after = {d: c for d, c in by_date_of(expected).items()}

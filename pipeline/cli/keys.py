@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import config, deletions, keys
+from .. import audit, config, deletions, keys
 from ._common import handle_errors, main
 
 
@@ -72,18 +72,28 @@ def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as
 @keys_group.command("destroy")
 @_key_options
 @click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="First day kept.")
+@click.option("--case", default=None, help="Case id the destruction is recorded under (audit trail).")
+@click.option("--request", default=None, help="Request id (e.g. an erasure request), if no case.")
+@click.option("--reason", default=None, help="Why (recorded in the audit trail).")
 @handle_errors
-def destroy_cmd(config_path: str | None, store: str | None, key_dir: str | None, before: dt.datetime) -> None:
+def destroy_cmd(
+    config_path: str | None, store: str | None, key_dir: str | None, before: dt.datetime, case: str | None,
+    request: str | None, reason: str | None,
+) -> None:  # fmt: skip
     """Destroy the keys of every period that ends before DATE (crypto-shredding).
 
     Pseudonyms of those periods can no longer be linked to an address, in the store or in any copy.
 
     Example:
 
-        hostlogs keys destroy --before 2024-11-01 --store /var/lib/hostlogs/store
+        hostlogs keys destroy --before 2024-11-01 --case INC-2026-042 --store /var/lib/hostlogs/store
     """
     cfg = config.load(config_path).with_overrides(store=store)
-    destroyed = _keystore(config_path, store, key_dir).destroy_before(before.date())
+    case, request = audit.check_authority(case, request, "keys destroy")
+    params = {"before": str(before.date())}
+    with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
+        destroyed = _keystore(config_path, store, key_dir).destroy_before(before.date())
+        rec.params["destroyed"] = destroyed
     if destroyed and Path(cfg.store).is_dir():  # proof of deletion, like a purge's
         deletions.record_keys_destroyed(cfg.store, destroyed, before=before.date(), by=getpass.getuser())
     click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")

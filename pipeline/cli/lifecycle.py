@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from .. import config, holds, lifecycle, retention, verify
+from .. import audit, config, holds, lifecycle, retention, verify
 from ..compact import DEFAULT_TARGET_MB, CompactReport, compact
 from ..errors import IntegrityError, StoreError
 from ..rewrite import DamagedFile, PartitionChange
@@ -78,6 +79,13 @@ def _damage_exit(damaged: tuple[DamagedFile, ...], rest: str) -> None:
         )
 
 
+def _authority(fn: F) -> F:
+    """--case / --request (one is required) and --reason: recorded in the audit trail."""
+    fn = click.option("--reason", default=None, help="Why (recorded in the audit trail).")(fn)
+    fn = click.option("--request", default=None, help="Request id (access/erasure request), if no case.")(fn)
+    return click.option("--case", default=None, help="Case id the action is recorded under.")(fn)
+
+
 # ----------------------------------------------------------------------------------------------------
 # purge
 
@@ -109,7 +117,13 @@ def purge_cmd(
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
-    report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+    # the retention run is its own reason: the audit trail records it with its policy
+    params = {"as_of": str(as_of or dt.datetime.now(dt.UTC).date()), "dry_run": dry_run,
+              "retention": cfg.retention.retention, "domains": cfg.retention.domains or None}  # fmt: skip
+    # (a dry run changes nothing, the audit trail included)
+    with audit.recorded(cfg.store, "purge", None, "retention policy", params=params, on=not dry_run) as rec:
+        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+        rec.rows = report.rows_deleted
     _emit(report, as_json, render_purge)
     _damage_exit(report.damaged, "the purge did the rest")
 
@@ -254,9 +268,11 @@ def hold_add_cmd(
         hostlogs hold add --case INC-2026-042 --reason "breach" --domain example.com --from 2026-03-01
     """
     cfg = _cfg(config_path, store)
-    hold = holds.add_hold(
-        cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
-    )
+    params = {"domain": domain, "from": str(date_from or "") or None, "to": str(date_to or "") or None}
+    with audit.recorded(cfg.store, "hold add", case, reason, params=params):
+        hold = holds.add_hold(
+            cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
+        )
     click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold placed: {hold.describe()}")
 
 
@@ -297,7 +313,9 @@ def hold_release_cmd(
 
         hostlogs hold release INC-2026-042 --store /var/lib/hostlogs/store
     """
-    hold = holds.release_hold(_cfg(config_path, store).store, case, wait=wait)
+    root = _cfg(config_path, store).store
+    with audit.recorded(root, "hold release", case, None):
+        hold = holds.release_hold(root, case, wait=wait)
     click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold released: {hold.describe()}")
 
 
@@ -312,21 +330,31 @@ def hold_release_cmd(
 @click.option("--from", "date_from", type=DATE, help="First UTC event date (default: all).")
 @click.option("--to", "date_to", type=DATE, help="Last UTC event date (default: all).")
 @click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
+@_authority
 @handle_errors
 def erase_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str | None,
     address: str | None, date_from: dt.date | None, date_to: dt.date | None, dry_run: bool,
+    case: str | None, request: str | None, reason: str | None,
 ) -> None:  # fmt: skip
     """Erase a domain's or a visitor's rows everywhere, now (held rows stay; see the report).
 
     Example:
 
-        hostlogs erase --domain example.com --store /var/lib/hostlogs/store --dry-run
+        hostlogs erase --domain example.com --request DSR-17 --store /var/lib/hostlogs/store --dry-run
     """
-    report = lifecycle.erase(
-        _cfg(config_path, store), domain=domain, address=address, date_from=date_from, date_to=date_to,
-        dry_run=dry_run, wait=wait,
-    )  # fmt: skip
+    cfg = _cfg(config_path, store)
+    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
+        case, request = audit.check_authority(case, request, "erase")
+    params = {"domain": domain, "visitor": "one client address (not recorded)" if address else None,
+              "from": str(date_from or "") or None, "to": str(date_to or "") or None,
+              "dry_run": dry_run}  # fmt: skip
+    with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
+        report = lifecycle.erase(
+            cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
+            wait=wait,
+        )  # fmt: skip
+        rec.rows = report.rows_deleted
     _emit(report, as_json, render_erase)
     if report.not_erased:
         first = report.damaged[0] if report.damaged else None
@@ -366,20 +394,25 @@ def render_erase(r: lifecycle.EraseReport) -> str:
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="File to write (atomically).")
 @click.option("--from", "date_from", type=DATE, help="First UTC event date (default: all).")
 @click.option("--to", "date_to", type=DATE, help="Last UTC event date (default: all).")
+@_authority
 @handle_errors
 def export_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str, fmt: Any,
-    output: str, date_from: dt.date | None, date_to: dt.date | None,
+    output: str, date_from: dt.date | None, date_to: dt.date | None, case: str | None,
+    request: str | None, reason: str | None,
 ) -> None:  # fmt: skip
     """Export a domain's rows as CSV, JSON lines or Parquet (access and portability requests).
 
     Example:
 
-        hostlogs export --domain example.com --format csv --output example.com.csv --store ./store
+        hostlogs export --domain example.com --request DSR-17 --output example.com.csv --store ./store
     """
+    cfg = _cfg(config_path, store)
+    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
+        case, request = audit.check_authority(case, request, "export")
     report = lifecycle.export(
-        _cfg(config_path, store), domain=domain, fmt=fmt, output=output, date_from=date_from,
-        date_to=date_to, wait=wait,
+        cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+        date_to=date_to, wait=wait, case=case, request=request, reason=reason,
     )  # fmt: skip
     _emit(
         report,
