@@ -300,17 +300,30 @@ def _prefilter(q: Network, masker: ClientMasker) -> str:
 def net(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> Investigation:
     """Rows whose stored client network overlaps ``cidr`` (inside it, or containing it)."""
     q = parse_network(cidr)
+    # Pass 1 reads the network and the date only (a dictionary column: cheap over years); the
+    # summary and the rows then read only the days holding a matching network (one network over a
+    # year of 20M rows: 1.6 → 0.7 s; the scan decodes every column it projects, matching or not).
+    per_day = execute(
+        con,
+        f"SELECT date, client_net, count(*) FROM pageviews WHERE {scope.where()} AND {_prefilter(q, masker)} "
+        "GROUP BY 1, 2",
+    ).rows
+    nets = {n for _, n, _ in per_day if _overlaps(n, q)}
+    days: dict[dt.date, int] = {}
+    for day, n, count in per_day:
+        if n in nets:
+            days[day] = days.get(day, 0) + int(count)
+    m = Match(f"{scope.where()} AND client_net IN {_in_list(sorted(nets))}", tuple(sorted(days.items())))
     candidates = execute(
         con,
         "SELECT client_net, count(*) AS requests, count(DISTINCT client_id) AS pseudonyms, "
         "count(DISTINCT domain) AS domains, mode(asn) AS asn, mode(as_org) AS as_org, "
         "mode(country) AS country, "
-        f"min(ts) AS first, max(ts) AS last FROM pageviews WHERE {scope.where()} AND {_prefilter(q, masker)} "
-        "GROUP BY 1 ORDER BY requests DESC",
+        f"min(ts) AS first, max(ts) AS last FROM pageviews WHERE {m.where} GROUP BY 1 ORDER BY requests DESC",
     )
-    matched = [r for r in candidates.rows if _overlaps(r[0], q)]
+    matched = candidates.rows
     coarser = sorted({r[0] for r in matched if ipaddress.ip_network(r[0]).prefixlen < q.prefixlen})
-    rows = _rows(con, scope, _match(con, scope, f"client_net IN {_in_list([r[0] for r in matched])}"))
+    rows = _rows(con, scope, m)
     notes = _limit_note(rows, scope)
     if coarser:
         notes.append(
