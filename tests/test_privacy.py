@@ -523,3 +523,89 @@ def test_scrub_params_and_text_equals_redact_then_mask() -> None:
         "token=REDACTED&ip=198.51.100.0/24", "mail=REDACTED", "PASSWORD=REDACTED;next=2001:db8::/48", "a=b",
     ]  # fmt: skip
     assert values.to_list() == texts  # the caller's series is untouched
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every string column has a privacy class; fixed-shape columns are validated
+# ---------------------------------------------------------------------------------------------------
+
+
+def test_every_string_column_has_a_privacy_class() -> None:
+    """A new string column in schema.py fails here until privacy.STRING_COLUMNS says how it is kept safe."""
+    import pyarrow as pa
+
+    from pipeline.schema import PAGEVIEWS, REJECTS
+
+    for table, schema in (("pageviews", PAGEVIEWS), ("rejects", REJECTS)):
+        strings = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}
+        assert set(privacy.STRING_COLUMNS[table]) == strings, table
+    validated = {c for cols in privacy.STRING_COLUMNS.values() for c, k in cols.items() if k == "validated"}
+    assert validated - {"reason"} == set(privacy.VALID)  # reason: parse.REJECT_REASONS
+
+
+@pytest.mark.parametrize(
+    ("request_line", "method", "path", "query", "protocol"),
+    [
+        pytest.param("GET / HTTP/1.1", "GET", "/", None, "HTTP/1.1", id="http11"),
+        pytest.param("GET / HTTP/2", "GET", "/", None, "HTTP/2", id="http2"),
+        pytest.param("GET / HTTP/3.0", "GET", "/", None, "HTTP/3.0", id="http3"),
+        pytest.param(
+            "GET / HTTP/203.0.113.19", "GET", "/ HTTP/203.0.113.0/24", None, None, id="address-as-protocol"
+        ),
+        pytest.param(
+            "GET /a?x=1 HTTP/203.000.113.019", "GET", "/a", "x=1 HTTP/203.0.113.0/24", None, id="in-query"
+        ),
+        pytest.param(
+            "GET / HTTP/2001:db8::19", "GET", "/ HTTP/2001:db8::/48", None, None, id="v6-as-protocol"
+        ),
+        pytest.param("GET /a FOO/1.0", "GET", "/a FOO/1.0", None, None, id="not-http"),
+        pytest.param("GET /a HTTP/1.1.1", "GET", "/a HTTP/1.1.1", None, None, id="three-part"),
+    ],
+)
+def test_protocol_is_validated(
+    request_line: str, method: str, path: str, query: str | None, protocol: str | None
+) -> None:
+    got = parse_one(f'198.51.100.7 - - [01/Nov/2026:10:00:00 +0000] "{request_line}" 200 5 "-" "ua"')
+    assert isinstance(got, dict), got
+    assert (got["method"], got["path"], got["query"], got["protocol"]) == (method, path, query, protocol)
+
+
+def test_protocol_field_of_split_formats_is_validated() -> None:
+    line = '198.51.100.7 [01/Nov/2026:10:00:00 +0000] "GET /a?b=1 HTTP/198.51.100.23" 200'
+    got = parse_one(line, '%h %t "%m %U%q %H" %>s')
+    assert isinstance(got, dict), got
+    assert (got["method"], got["path"], got["query"], got["protocol"]) == (
+        "GET", "/a", "b=1 HTTP/198.51.100.0/24", None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("spec", "line", "domain"),
+    [
+        pytest.param(
+            '%v %h %t "%r" %>s', '203.0.113.80 192.0.2.1 [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200',
+            "203.0.113.0/24", id="vhost-v4",
+        ),
+        pytest.param(
+            '%h %t "%r" %>s "%{Host}i"',
+            '192.0.2.1 [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 "203.000.113.080:8080"',
+            "203.0.113.0/24", id="host-header-padded",
+        ),
+        pytest.param(
+            '%h %t "%r" %>s "%{Host}i"',
+            '192.0.2.1 [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 "www.example.test"',
+            "www.example.test", id="hostname-untouched",
+        ),
+    ],
+)  # fmt: skip
+def test_domain_is_masked(spec: str, line: str, domain: str) -> None:
+    got = parse_one(line, spec)
+    assert isinstance(got, dict), got
+    assert got["domain"] == domain
+
+
+def test_server_name_is_masked() -> None:
+    settings_ = ParseSettings(domain=None, server="203.0.113.80", sensitive_param_regex=SENSITIVE)
+    line = b'192.0.2.1 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5\n'
+    batch = parse_lines(split_block(line, 0, 65536), resolve("common"), settings_, privacy.ClientMasker())
+    assert batch.rows.get_column("server").cast(pl.String).to_list() == ["203.0.113.0/24"]
