@@ -25,7 +25,7 @@ import polars as pl
 import pyarrow as pa
 
 from . import __version__, formats, privacy, sources
-from .config import Config, SourceConfig, check_olddir, domain_from_path, template_glob
+from .config import Config, SourceConfig, check_olddir, domain_from_path, future_skew, template_glob
 from .enrich import Enricher, EnrichStatus
 from .errors import HostlogsError, SourceError
 from .lines import split_block
@@ -308,7 +308,12 @@ class _Tally:
 
 def _consume(r: _Run, src: _Source, blocks: Iterator[sources.Block], *, workers: int) -> SourceReport:
     """Parse blocks (on ``workers`` threads; 0 = inline) and commit them strictly in order."""
-    settings = ParseSettings(domain=src.domain, server=r.cfg.server, sensitive_param_regex=r.sensitive_regex)
+    settings = ParseSettings(
+        domain=src.domain,
+        server=r.cfg.server,
+        sensitive_param_regex=r.sensitive_regex,
+        max_future_skew=future_skew(r.cfg.ingest.max_future_skew),
+    )
     tally = _Tally(end=src.start)
     replaces = src.replaces
 
