@@ -175,19 +175,19 @@ def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat, bounds: 
     checked = pl.concat([frame, fields], how="horizontal")
     # bytes as Int64 (null for '-'), parsed once: it both checks the field and is the stored value
     number = pl.col("bytes").cast(pl.Int64, strict=False) if "bytes" in fmt.fields else pl.lit(None, pl.Int64)
-    checked = checked.with_columns(
-        ts=_parse_ts(pl.col("ts"), bounds), ts_raw=pl.col("ts"), bytes_value=number
-    )
-    return checked.with_columns(bad_field=_bad_field(fmt)).with_columns(reason=_reject_reason())
+    checked = checked.with_columns(ts=_parse_ts(pl.col("ts")), ts_raw=pl.col("ts"), bytes_value=number)
+    # bounded in a second step: one expression using the parse twice would parse twice
+    in_range = pl.col("ts").is_between(pl.lit(bounds[0]), pl.lit(bounds[1]), closed="left")
+    checked = checked.with_columns(ts=pl.when(in_range).then(pl.col("ts")), bad_field=_bad_field(fmt))
+    return checked.with_columns(reason=_reject_reason())
 
 
-def _parse_ts(col: pl.Expr, bounds: Bounds) -> pl.Expr:
+def _parse_ts(col: pl.Expr) -> pl.Expr:
     """The UTC instant, or null (a bad_timestamp) when it does not parse (bad date, offset such as
-    +9999) or lies outside ``bounds``: a parse never raises, whatever the text."""
+    +9999): a parse never raises, whatever the text (``_checked`` then applies the bounds)."""
     # strptime caches repeated values (many lines share a second); %z gives the true UTC instant,
     # so a line logged at 23:30 -0700 lands on the next UTC day.
-    ts = col.str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
-    return pl.when(ts.is_between(pl.lit(bounds[0]), pl.lit(bounds[1]), closed="left")).then(ts)
+    return col.str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
 
 
 def _reject_reason() -> pl.Expr:
