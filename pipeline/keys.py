@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import calendar
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -44,6 +45,8 @@ KeyStatus = Literal["present", "destroyed", "missing"]
 KEY_BYTES = 32
 KEY_SUFFIX = ".key"
 TOMBSTONE_SUFFIX = ".destroyed"
+CUSTODY_DIR = "custody"
+STREAM_KEY_FILE = "streams.key"
 
 # strftime patterns of the period ids; %G-W%V is the ISO week (2027-01-01 is in 2026-W53).
 _FORMATS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y-%m"}
@@ -143,12 +146,69 @@ class KeyInfo:
 class KeyStore:
     """One random 32-byte key per period, in files under ``key_dir`` (kept outside the store)."""
 
-    def __init__(self, key_dir: Path, period: Period = "month") -> None:
+    def __init__(self, key_dir: Path, period: Period = "month", *, _custody: bool = False) -> None:
         if period not in PERIODS:
             raise ConfigError(f"unknown key period {period!r}: expected one of {', '.join(PERIODS)}")
         self.key_dir = Path(key_dir)
         self.period: Period = period
+        self._is_custody = _custody
         _prepare_key_dir(self.key_dir)
+
+    @property
+    def custody(self) -> KeyStore:
+        """The custody keys (``<key_dir>/custody/``): one per period, keying the chain-of-custody digests.
+
+        Same period kind and life cycle as the pseudonym keys: created on first use, destroyed by
+        ``destroy_before`` together with the pseudonym key of the same period.
+        """
+        if self._is_custody:
+            return self
+        return KeyStore(self.key_dir / CUSTODY_DIR, self.period, _custody=True)
+
+    def custody_key(self, period_id: str) -> bytes | None:
+        """The custody key of a period (made on first use); None once the period's keys were destroyed.
+
+        A period whose pseudonym key was destroyed is destroyed for custody too: no custody key is
+        ever made for purged data (old logs ingested again, or a legacy store migrated late).
+        """
+        if not self._is_custody and self._tombstone_path(period_id).exists():
+            return None
+        try:
+            return self.custody.key(period_id, create=True)
+        except KeyDestroyedError:
+            return None
+
+    def stream_key(self) -> bytes:
+        """The key of the stream fingerprints (``custody/streams.key``): made once, never rotated by a purge.
+
+        A stream lives as long as its file (and its rotated copies) is read; a key destroyed with a
+        period would make a live stream unrecognisable and read again from its start. It keys only
+        fingerprints of a file's first KiB and of the bytes before a committed offset, which identify a
+        stream but prove nothing.
+        """
+        store = self.custody
+        path = store.key_dir / STREAM_KEY_FILE
+        try:
+            data: bytes | None = path.read_bytes()
+        except FileNotFoundError:
+            data = None
+        except OSError as e:
+            raise StoreError(f"cannot read key file {path}: {e.strerror}") from e
+        if data is None:
+            tmp = store.key_dir / f".{STREAM_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+            try:
+                _write_exclusive(tmp, _new_key())
+                with contextlib.suppress(FileExistsError):  # another process won: use its key
+                    os.link(tmp, path)
+                fsync_dir(store.key_dir)
+                data = path.read_bytes()
+            except OSError as e:
+                raise StoreError(f"cannot create key file {path}: {e.strerror}") from e
+            finally:
+                tmp.unlink(missing_ok=True)
+        if len(data) != KEY_BYTES or not any(data):
+            raise StoreError(f"key file {path} is damaged ({len(data)} bytes): restore it from the backup")
+        return data
 
     def __repr__(self) -> str:
         return f"KeyStore({str(self.key_dir)!r}, period={self.period!r})"
@@ -194,11 +254,18 @@ class KeyStore:
         return sorted(infos.values(), key=lambda i: (period_bounds(i.period_id), i.period_id))
 
     def destroy_before(self, d: dt.date) -> builtins.list[str]:
-        """Crypto-shred the key of every period whose last day is before ``d``; returns their ids."""
+        """Crypto-shred the key of every period whose last day is before ``d``; returns their ids.
+
+        The custody keys of those periods go too (their chain-of-custody digests become unverifiable),
+        also when pseudonyms are off and only custody keys exist.
+        """
         doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
         doomed.sort(key=lambda p: (period_bounds(p), p))
         for pid in doomed:
             self._destroy(pid)
+        if not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir():
+            extra = [p for p in self.custody.destroy_before(d) if p not in doomed]
+            doomed = sorted([*doomed, *extra], key=lambda p: (period_bounds(p), p))
         return doomed
 
     # -- internals ------------------------------------------------------------------------------------
@@ -474,3 +541,27 @@ def lookup_pseudonyms(address: str, store: KeyStore) -> dict[str, int | Literal[
         elif store.status(info.period_id) == "destroyed":
             out[info.period_id] = "destroyed"
     return out
+
+
+# ----------------------------------------------------------------------------------------------------
+# Keyed digests of raw log bytes (chain of custody, stream fingerprints)
+
+
+def custody_digest(key: bytes, sha256_digest: bytes) -> str:
+    """The stored digest of a byte range: HMAC-SHA256(custody key, SHA-256 of the bytes), hex.
+
+    An unkeyed hash of a one-line batch is reversed by hashing the 256 candidate lines of the row's
+    /24; this one cannot be recomputed without the key. Keying the SHA-256 (not the bytes) lets a
+    digest be computed while reading, before the batch's period is known, and lets a legacy unkeyed
+    manifest digest be converted into exactly the digest a fresh ingest would have written.
+    """
+    return hmac.digest(key, sha256_digest, "sha256").hex()
+
+
+def stream_digest(key: bytes, *parts: bytes) -> str:
+    """Keyed fingerprint (128 bits, hex) of raw bytes: parts are length-prefixed, so never ambiguous."""
+    mac = hmac.new(key, digestmod="sha256")
+    for part in parts:
+        mac.update(len(part).to_bytes(8, "big"))
+        mac.update(part)
+    return mac.hexdigest()[:32]

@@ -339,17 +339,18 @@ def _custody(store: Store, scope: Scope) -> str:
         rows.append(
             (
                 m.get("seq"), m.get("created", "")[:19].replace("T", " "), m.get("server"), src.get("path"),
-                f"{src.get('start', 0):,}–{src.get('end', 0):,}", src.get("sha256"), m.get("lines"),
+                f"{src.get('start', 0):,}–{src.get('end', 0):,}", src.get("digest"), m.get("lines"),
                 m.get("rows"), sum((m.get("rejects") or {}).values()), len(m.get("files", [])),
             )
         )  # fmt: skip
-    cols = ["seq", "created", "server", "source", "bytes", "sha256", "lines", "rows", "rejects", "files"]
+    cols = ["seq", "created", "server", "source", "bytes", "digest", "lines", "rows", "rejects", "files"]
     note = (
         "<p class='sub'>Every ingest batch that wrote rows for a day in scope: the byte range of the source "
-        "that was read and the SHA-256 of exactly those bytes, so the evidence can be re-derived from the "
-        "original log.</p>"
+        "that was read and the keyed digest of exactly those bytes (HMAC-SHA256 with the custody key of "
+        "its period), so the custodian can prove the evidence from the original log "
+        "(<code>hostlogs keys prove FILE</code>).</p>"
     )
-    return note + _grid(QueryResult(cols, rows[:500]), code=("sha256", "source"))
+    return note + _grid(QueryResult(cols, rows[:500]), code=("digest", "source"))
 
 
 def _audit(entries: list[dict[str, Any]]) -> str:

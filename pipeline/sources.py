@@ -7,16 +7,19 @@ Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its 
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import lzma
 import os
 import re
 import select
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -24,9 +27,25 @@ import pyarrow as pa
 from .errors import SourceError
 
 FINGERPRINT_BYTES = 1024
-COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2")
-# logrotate names: access.log.1, access.log.2.gz, access.log-20261122, access_log.2026-11-22.gz
-_ROTATED_RE = re.compile(r"(?:\.[0-9]+|[-_.][0-9]{8}|[-_.][0-9]{4}-[0-9]{2}-[0-9]{2})(?:\.(?:gz|zst|bz2))?$")
+TAIL_BYTES = 4096  # the bytes before a committed offset whose keyed digest is checked on resume
+# Compressions open_stream reads (by suffix, and by magic number whatever the name says) ...
+COMPRESSED_SUFFIXES = (".gz", ".zst", ".bz2", ".xz", ".lzma", ".lz4", ".br")
+# ... and ones it cannot: such a file fails with a clear message instead of being read as garbage.
+UNREADABLE_SUFFIXES = (".Z", ".lz", ".zip", ".7z", ".rar", ".sz", ".lzo")
+_ANY_COMPRESSION = r"(?:\.(?:gz|zst|bz2|xz|lzma|lz4|br|Z|lz|zip|7z|rar|sz|lzo))"
+# One rotation token: logrotate's count (.1), dateext in any dateformat (-20261122, -2026112213,
+# -20261122-1763800000, -2026-11-22-13, .2026-11-22), epoch seconds, or a backup word (.old, .bak).
+_ROTATION_TOKEN = (
+    r"(?:\.[0-9]+"
+    r"|[-_.][0-9]{8,14}"
+    r"|[-_.][0-9]{4}-[0-9]{2}-[0-9]{2}(?:[-_T.][0-9]{2}(?:[-:.]?[0-9]{2}){0,2})?"
+    r"|[-_.](?:old|bak|orig|save|prev|rotated|backup|tmp)"
+    r")"
+)
+# logrotate names: access.log.1, access.log.2.gz, access.log-20261122, access_log.2026-11-22.gz,
+# access.log-2026112213.xz, access.log-20261122-1763800000, access.log.old, access.log.1.bak
+_ROTATED_RE = re.compile(rf"(?:{_ROTATION_TOKEN}+{_ANY_COMPRESSION}?|{_ANY_COMPRESSION})$")
+_ROTATED_ONLY_RE = re.compile(rf"{_ROTATION_TOKEN}+{_ANY_COMPRESSION}?$")
 STDIN = "-"
 
 
@@ -101,40 +120,129 @@ def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
     Rotated or compressed files are final. A live file is final when untouched for ``grace_seconds``
     (servers write whole lines; a trailing partial line that old is a file without final newline).
     """
-    if is_compressed(path) or _ROTATED_RE.search(os.path.basename(path)):
+    if is_compressed(path) or _ROTATED_ONLY_RE.search(os.path.basename(path)):
         return True
     age = (now if now is not None else time.time()) - _mtime(path)
     return grace_seconds >= 0 and age >= grace_seconds
 
 
-def open_stream(path: str) -> BinaryIO:
-    """A binary stream of the decompressed content (gzip, zstd, bz2 by suffix), via pyarrow."""
+# magic numbers of compressed files: a rotated file is sometimes compressed under a plain name
+_MAGIC: tuple[tuple[bytes, str], ...] = (
+    (b"\x1f\x8b", "gzip"),
+    (b"BZh", "bz2"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"\x28\xb5\x2f\xfd", "zstd"),
+    (b"\x04\x22\x4d\x18", "lz4"),
+    (b"\x1f\x9d", "compress (.Z)"),
+    (b"LZIP", "lzip"),
+    (b"PK\x03\x04", "zip"),
+    (b"7z\xbc\xaf\x27\x1c", "7-zip"),
+)
+_SUFFIX_CODEC = {
+    ".gz": "gzip", ".zst": "zstd", ".bz2": "bz2", ".xz": "xz", ".lzma": "xz", ".lz4": "lz4", ".br": "brotli",
+}  # fmt: skip
+_READABLE = {"gzip", "bz2", "xz", "zstd", "lz4", "brotli"}
+
+
+def open_stream(path: str) -> SourceStream:
+    """A binary stream of the decompressed content, read errors raised as ``SourceError``.
+
+    gzip, zstd, bz2, lz4 and brotli via pyarrow, xz/lzma via the standard library; chosen by suffix,
+    or by magic number when a compressed file carries a plain name (``access.log.1`` gzipped by
+    hand). A compression that cannot be read (``.Z``, lzip, zip, 7z) fails clearly: its bytes are
+    never parsed as log lines.
+    """
     if os.path.isdir(path):
         where = os.path.join(path, "*access*log*")
         raise SourceError(
             f"cannot open {path}: it is a directory; name the log files or a glob such as '{where}'"
         )
     try:
+        with open(path, "rb") as probe:
+            magic = probe.read(8)
+    except OSError as exc:
+        raise SourceError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    codec = next((c for m, c in _MAGIC if magic.startswith(m)), None)
+    by_suffix = next((c for sfx, c in _SUFFIX_CODEC.items() if path.endswith(sfx)), None)
+    if codec is None and path.endswith(UNREADABLE_SUFFIXES):
+        codec = os.path.splitext(path)[1]
+    if codec is None and by_suffix in ("brotli", "xz") and magic:
+        codec = by_suffix  # brotli has no magic number; .lzma (legacy "alone" format) neither
+    if codec is not None and codec not in _READABLE:
+        raise SourceError(
+            f"cannot read {path}: it is compressed with {codec}, which hostlogs cannot decompress; "
+            f"decompress it (or recompress with gzip, xz or zstd) and ingest that file"
+        )
+    try:
+        if codec == "xz":
+            return SourceStream(lzma.open(path, "rb"), path)
         raw = pa.OSFile(path, "rb")
-    except (OSError, pa.ArrowException) as exc:
+        if codec is not None:
+            return SourceStream(pa.CompressedInputStream(raw, codec), path)
+    except (OSError, pa.ArrowException, lzma.LZMAError) as exc:
         raise SourceError(f"cannot open {path}: {exc}") from exc
-    for suffix, codec in ((".gz", "gzip"), (".zst", "zstd"), (".bz2", "bz2")):
-        if path.endswith(suffix):
-            stream: BinaryIO = pa.CompressedInputStream(raw, codec)
-            return stream
-    plain: BinaryIO = raw
-    return plain
+    return SourceStream(raw, path)
 
 
-def fingerprint(
-    path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False, home: str | None = None
-) -> tuple[str, int] | None:
-    """SHA-256 of the first ``length`` bytes (decompressed), and how many bytes it covers.
+_READ_ERRORS = (OSError, EOFError, ValueError, pa.ArrowException, lzma.LZMAError, zlib.error)
 
-    A file shorter than ``length`` is fingerprinted over what it has, cut back to its last complete
-    line (so the hash is stable while the writer appends); one without a complete line yet gets None
-    and waits, unless ``final`` (nobody appends any more). ``length`` lets the caller re-check a
-    stream first seen while it was short.
+
+class SourceStream:
+    """A source stream whose read errors (I/O, corrupt compression) are ``SourceError``s.
+
+    Reading a source and writing the store fail differently: a source that cannot be read is
+    reported and retried next run (exit 10), a store that cannot be written stops the run (exit 6).
+    Wrapping the reads makes the difference explicit instead of guessing from an ``OSError``.
+    """
+
+    def __init__(self, stream: Any, path: str) -> None:
+        self._stream = stream
+        self._path = path
+
+    def _fail(self, exc: BaseException) -> SourceError:
+        detail = getattr(exc, "strerror", None) or exc
+        return SourceError(f"cannot read {self._path}: {detail}")
+
+    def read(self, n: int = -1, /) -> bytes:
+        try:
+            data: bytes = self._stream.read(n)
+        except _READ_ERRORS as exc:
+            raise self._fail(exc) from exc
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        try:
+            n: int = self._stream.readinto(view)
+        except _READ_ERRORS as exc:
+            raise self._fail(exc) from exc
+        return n
+
+    def seek(self, offset: int) -> int:
+        if isinstance(self._stream, pa.CompressedInputStream) or not self._stream.seekable():
+            raise OSError("not seekable")
+        try:
+            return int(self._stream.seek(offset))
+        except _READ_ERRORS as exc:
+            raise self._fail(exc) from exc
+
+    def close(self) -> None:
+        with contextlib.suppress(*_READ_ERRORS):
+            self._stream.close()
+
+    def __enter__(self) -> SourceStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_head(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False) -> bytes | None:
+    """The first ``length`` bytes (decompressed) that identify a stream, or None to wait.
+
+    A file shorter than ``length`` is identified by what it has, cut back to its last complete line
+    (so the identity is stable while the writer appends); one without a complete line yet gets None
+    and waits, unless ``final`` (nobody appends any more). The caller keys these bytes (they are raw
+    log lines: never stored, never hashed without a key).
     """
     with open_stream(path) as stream:
         head = _read_exact(stream, length)
@@ -145,8 +253,21 @@ def fingerprint(
         if cut < 0:
             return None
         head = head[: cut + 1]
-    scope = stream_scope(home or path).encode()
-    return hashlib.sha256(scope + b"\0" + head).hexdigest()[:32], len(head)
+    return head
+
+
+def legacy_fingerprint(scope: str, head: bytes) -> str:
+    """The unkeyed stream key of hostlogs before keyed fingerprints (only to recognise old state)."""
+    return hashlib.sha256(scope.encode() + b"\0" + head).hexdigest()[:32]
+
+
+def read_range(path: str, start: int, end: int) -> bytes | None:
+    """Decompressed bytes [start, end) of a file, or None when the file is shorter."""
+    with open_stream(path) as stream:
+        if skip(stream, start) < start:
+            return None
+        data = _read_exact(stream, end - start)
+    return data if len(data) == end - start else None
 
 
 def stream_scope(path: str) -> str:
@@ -159,10 +280,23 @@ def stream_scope(path: str) -> str:
     A file logrotate moved into an ``olddir`` is scoped by where it was written (``expand_source``).
     """
     directory, name = os.path.split(os.path.realpath(path))
-    base = _ROTATED_RE.sub("", name)
-    for suffix in COMPRESSED_SUFFIXES:
-        base = base.removesuffix(suffix)
+    base = _ROTATED_RE.sub("", name) or name
     return f"{directory}/{base}"
+
+
+def compressed_by_magic(path: str) -> bool:
+    """A compressed file under a plain name (its first bytes are a compression's magic number)."""
+    try:
+        with open(path, "rb") as probe:
+            magic = probe.read(8)
+    except OSError:
+        return False
+    return any(magic.startswith(m) for m, _ in _MAGIC)
+
+
+def read_exact(stream: Readable, n: int) -> bytes:
+    """Up to ``n`` bytes: fewer only at the end of the stream."""
+    return _read_exact(stream, n)
 
 
 def _read_exact(stream: Readable, n: int) -> bytes:

@@ -69,6 +69,13 @@ class StreamState:
     offset: int
     path: str
     updated: str
+    # keyed fingerprints (see ingest._identify): of the first fp_len bytes without the name's scope,
+    # and of the ``tail_bytes`` bytes just before ``offset`` (checked on resume); legacy: the key is a
+    # keyed form of an old unkeyed fingerprint, recorded before tails existed
+    content: str | None = None
+    tail: str | None = None
+    tail_bytes: int = 0
+    legacy: bool = False
 
 
 @dataclass
@@ -109,6 +116,10 @@ class Progress:
                 offset=src["end"],
                 path=src["path"],
                 updated=manifest["created"],
+                content=src.get("content"),
+                tail=src.get("tail"),
+                tail_bytes=src.get("tail_bytes", 0),
+                legacy=bool(src.get("legacy_fingerprint")),
             )
         for old in src.get("replaces", []):  # a short fingerprint upgraded to a full one
             if old != key:

@@ -97,7 +97,10 @@ def test_pseudonyms_off(tmp_path: Path) -> None:
     write(tmp_path / "a.log", [("198.51.100.7", "30", "Oct", "x")])
     result = CliRunner().invoke(main, ["ingest", str(tmp_path / "a.log"), "--config", str(cfg), "--final"])
     assert result.exit_code == 0 and "pseudonyms off" in result.stdout
-    assert by_tag(store)["x"]["client_id"] is None and not Path(str(store) + "-keys").exists()
+    # no pseudonym key; the key directory holds only the custody keys (keyed chain-of-custody digests)
+    key_dir = Path(str(store) + "-keys")
+    assert by_tag(store)["x"]["client_id"] is None and not list(key_dir.glob("*.key"))
+    assert [p.name for p in key_dir.iterdir()] == ["custody"]
 
 
 def test_broken_geoip_database_is_a_config_error(tmp_path: Path) -> None:

@@ -230,8 +230,13 @@ def test_manifest_is_the_commit_record(tmp_path: Path, store: Path) -> None:
     manifest = json.loads((store / "_manifests/files/000000000001.json").read_text())
     assert manifest["source"]["start"] == 0 and manifest["source"]["end"] == log.stat().st_size
     import hashlib
+    import hmac
 
-    assert manifest["source"]["sha256"] == hashlib.sha256(log.read_bytes()).hexdigest()
+    # chain of custody: keyed (HMAC with the custody key of the batch's period), never a bare SHA-256
+    assert "sha256" not in manifest["source"] and manifest["source"]["custody_period"] == "2026-10"
+    key = (Path(f"{store}-keys") / "custody" / "2026-10.key").read_bytes()
+    sha = hashlib.sha256(log.read_bytes()).digest()
+    assert manifest["source"]["digest"] == hmac.new(key, sha, "sha256").hexdigest()
     assert (manifest["lines"], manifest["rows"], manifest["rejects"]) == (11, 10, {"unparseable": 1})
     assert sum(f["rows"] for f in manifest["files"]) == 11
     # a crash after the manifest but before progress.json: recovery applies it

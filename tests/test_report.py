@@ -67,7 +67,7 @@ def test_report_has_every_section(report: tuple[Path, str]) -> None:
     assert page.count("<svg") == 1 and page.count("<rect") >= 48  # 48 hours of bars
     assert 'fill="#c8372d"' in page  # suspicious hours highlighted
     manifest = next(Store(store).iter_manifests())
-    assert manifest["source"]["sha256"] in page  # chain of custody
+    assert manifest["source"]["digest"] in page  # chain of custody (keyed)
     audit = [json.loads(x) for x in (store / "_audit" / "audit.jsonl").read_text().splitlines()]
     ip_entry = next(e for e in audit if e["command"] == "investigate ip")
     assert ip_entry["hash"][:16] in page and "investigate ip" in page

@@ -1,0 +1,108 @@
+"""Chain of custody: prove that a log file holds exactly the bytes a batch was ingested from.
+
+Each batch's manifest records ``source.digest`` = HMAC-SHA256(custody key of ``source.custody_period``,
+SHA-256 of the raw bytes ``[source.start, source.end)``). The digest is keyed so that the store alone
+never lets anyone test guesses of a raw line against it (a one-line batch's row gives every field but
+the host byte of the address: 256 candidates). A custodian holding the key directory recomputes it
+from the original file: ``prove`` (``hostlogs keys prove FILE``) finds the batches read from that file
+and checks each one. Once the purge destroyed a period's keys its digests can no longer be checked,
+by anyone: that is the point of destroying them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from . import keys, sources
+from .config import Config
+from .errors import HostlogsError, StoreError
+from .store import Store
+
+Status = Literal["verified", "DIFFERS", "file too short", "key destroyed", "no digest"]
+
+
+class ProofFailed(HostlogsError):
+    """A batch's digest does not match the file it names, or no batch of the store matches the file."""
+
+    exit_code = 8
+
+
+@dataclass(frozen=True)
+class BatchProof:
+    writer: str
+    seq: int
+    start: int
+    end: int
+    period: str | None
+    status: Status
+
+
+def prove(cfg: Config, path: str) -> list[BatchProof]:
+    """Check every batch of the store that was read from ``path`` (by content, or by its name)."""
+    key_dir = Path(cfg.key_dir)
+    if not key_dir.is_dir():
+        raise StoreError(f"no key directory at {key_dir}: the custody keys are needed to check digests")
+    keystore = keys.KeyStore(key_dir, cast(keys.Period, cfg.privacy.key_period))
+    stream_key = keystore.stream_key()
+    store = Store(cfg.store)
+    heads: dict[int, bytes | None] = {}
+    name = sources.display_name(path)
+    scope = sources.stream_scope(path)
+    wanted: list[tuple[str, dict[str, Any]]] = []
+    for manifest_path in sorted((store.root / "_manifests").glob("*/*.json"), key=str):
+        manifest = store.read_json(manifest_path) or {}
+        src = manifest.get("source")
+        if not isinstance(src, dict) or not src.get("keyed") or src.get("fingerprint") is None:
+            continue
+        length = int(src.get("fingerprint_bytes") or 0)
+        if length not in heads:
+            heads[length] = sources.read_head(path, length, final=True)
+        head = heads[length]
+        ours = src.get("path") == name
+        if head is not None and not ours:
+            if src.get("content"):
+                ours = keys.stream_digest(stream_key, b"content", head) == src["content"]
+            elif src.get("legacy_fingerprint"):
+                legacy = sources.legacy_fingerprint(scope, head)
+                ours = keys.stream_digest(stream_key, b"legacy", legacy.encode()) == src["fingerprint"]
+        if ours:
+            wanted.append((manifest_path.parent.name, manifest))
+    return [_check(keystore, path, writer, m) for writer, m in wanted]
+
+
+def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, Any]) -> BatchProof:
+    src = manifest["source"]
+    start, end, period = int(src["start"]), int(src["end"]), src.get("custody_period")
+    seq = int(manifest["seq"])
+
+    def result(status: Status) -> BatchProof:
+        return BatchProof(writer, seq, start, end, period, status)
+
+    if not src.get("digest") or not period:
+        gone = period and "destroyed" in (keystore.status(period), keystore.custody.status(period))
+        return result("key destroyed" if gone else "no digest")
+    key = keystore.custody.key(period, create=False)
+    if key is None:
+        return result("key destroyed")
+    sha = _sha256_range(path, start, end)
+    if sha is None:
+        return result("file too short")
+    return result("verified" if keys.custody_digest(key, sha) == src["digest"] else "DIFFERS")
+
+
+def _sha256_range(path: str, start: int, end: int) -> bytes | None:
+    digest = hashlib.sha256()
+    with sources.open_stream(path) as stream:
+        if sources.skip(stream, start) < start:
+            return None
+        remaining = end - start
+        while remaining > 0:
+            chunk = stream.read(min(remaining, 1 << 22))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            remaining -= len(chunk)
+    return digest.digest()
