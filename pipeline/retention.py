@@ -170,7 +170,8 @@ def purge(
         holds = active_holds(s.store.root)
         plans = _plan_rows(s, policy, holds, hidden=False)
         rejects = _plan_rejects(s, policy, holds)
-        manifests = _old_manifests(s.store, policy, holds)
+        going = {f for c, _ in plans for f in c.files} | {f for c in rejects for f in c.files}
+        manifests = _old_manifests(s.store, policy, holds, going)
         keys = key_store(cfg)
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
         doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)
@@ -308,15 +309,21 @@ def _plan_rejects(
     return out
 
 
-def _old_manifests(store: Store, policy: Policy, holds: list[Hold]) -> dict[str, list[Path]]:
-    """Manifests created before their horizon, except each writer's newest and any not yet applied.
+def _old_manifests(
+    store: Store, policy: Policy, holds: list[Hold], going: set[str] | None = None
+) -> dict[str, list[Path]]:
+    """Manifests created before their horizon, except each writer's newest, any not yet applied, and
+    any that is still the record of a committed file.
 
     Recovery reads manifests from ``progress.seq + 1`` on, so only manifests at or below a writer's
     committed sequence can go, and the newest always stays (the sequence continues from it). While a
     hold is active, manifests created on or after its first day stay: the chain of custody of held rows.
+    A manifest that commits (or attests the checksum of) a file that stays after this purge (``going``:
+    the files it retires) stays too, or ``hostlogs verify`` could not check that file and would find it
+    planted; and so does a manifest that retired a file some manifest that stays still adds.
     """
     keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
-    out: dict[str, list[Path]] = {}
+    candidates: dict[Path, str] = {}
     base = store.root / "_manifests"
     for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
         numbered = sorted((int(p.stem), p) for p in folder.glob("*.json") if p.stem.isdigit())
@@ -328,7 +335,38 @@ def _old_manifests(store: Store, policy: Policy, holds: list[Hold]) -> dict[str,
             created = (store.read_json(path) or {}).get("created", "")
             if seq > applied or not created or dt.date.fromisoformat(created[:10]) >= keep_from:
                 break  # ascending creation order: the rest are newer
-            out.setdefault(folder.name, []).append(path)
+            candidates[path] = folder.name
+    if not candidates:
+        return {}
+    live = set(store.catalogue().files) - (going or set())
+    adds: dict[Path, set[str]] = {}
+    retires: dict[Path, set[str]] = {}
+    added_by: dict[str, set[Path]] = {}
+    for path in sorted(base.glob("*/*.json")):
+        try:
+            manifest = store.read_json(path) or {}
+            named = {str(e["path"]) for e in manifest.get("files", [])}
+            named |= {str(c["path"]) for c in manifest.get("checksums", [])}
+            gone = {str(r) for r in manifest.get("retired", [])}
+        except (StoreError, KeyError, TypeError, AttributeError):
+            candidates.pop(path, None)  # damaged: evidence for 'hostlogs verify', not for the purge
+            continue
+        adds[path], retires[path] = named, gone
+        for rel in named:
+            added_by.setdefault(rel, set()).add(path)
+    doomed = set(candidates)
+    while True:
+        stay = {
+            path for path in doomed
+            if adds[path] & live or any(added_by.get(r, set()) - doomed for r in retires[path])
+        }  # fmt: skip
+        if not stay:
+            break
+        doomed -= stay
+    out: dict[str, list[Path]] = {}
+    for path, writer_name in candidates.items():
+        if path in doomed:
+            out.setdefault(writer_name, []).append(path)
     return out
 
 

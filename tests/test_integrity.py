@@ -302,3 +302,18 @@ def test_debug_shows_the_traceback(store: Path) -> None:
     with immutable(store):
         code, _, err = invoke("--debug", "compact", "--store", str(store))
     assert code == 6 and "Traceback" in err and err.rstrip().splitlines()[-1].startswith("hostlogs: error: ")
+
+
+def test_purge_keeps_the_manifests_of_files_that_stay(store: Path, tmp_path: Path) -> None:
+    """A manifest retention shorter than the rows' must not leave committed files without a record."""
+    for i in range(3):  # three batches into one day: manifests 1..3 of writer "files"
+        build(store, [(i, D(2026, 11, 1), A, "192.0.2.1")], name=f"{i}.log")
+    far = retention.today() + dt.timedelta(days=400)
+    cfg = cfg_for(store, retention="5y", manifests="30d")
+    report = retention.purge(cfg, as_of=far)
+    assert report.manifests_deleted == {}  # every one still commits a file that stays
+    assert verify.check(Store(store)).ok
+    compact(cfg, target_mb=64)  # the three files become one: the ingest manifests no longer commit it
+    report = retention.purge(cfg, as_of=far)
+    assert report.manifests_deleted == {"files": 2}  # the newest of each writer stays
+    assert verify.check(Store(store)).ok
