@@ -383,3 +383,95 @@ def test_partition_sorts_each_date_by_domain_then_time(day_span: int, n_domains:
         expected = part.sort(["domain", "ts"], nulls_last=True)
         assert part.select("domain", "ts").rows() == expected.select("domain", "ts").rows()
     assert sum(p.height for p in parts.values()) == n
+
+
+def _monitor_then(paths: range) -> str:
+    """Log content that starts with the same >1 KiB of lines every time (an uptime monitor), then ``paths``."""
+    head = "".join(LINE.format(ip="192.0.2.9", ts="10/Oct/2026:13:00:00 +0000", n=9000 + i) for i in range(15))
+    return head + "".join(LINE.format(ip="198.51.100.4", ts="10/Oct/2026:13:55:36 +0000", n=i) for i in paths)
+
+
+def test_a_file_rewritten_with_the_same_first_kib_is_read_again_and_reported(
+    tmp_path: Path, store: Path
+) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(_monitor_then(range(300)))
+    assert len(log.read_bytes()[:1024].splitlines()) < 15  # the first KiB is monitor lines only
+    ingest_paths(store, [log])
+    log.write_text(_monitor_then(range(1000, 1505)))  # same first KiB, other (and more) content after
+    report = ingest_paths(store, [log])
+    assert report.sources[0].note and "REWRITTEN" in report.sources[0].note
+    assert report.rows == 15 + 505  # read as a new stream from its start: nothing skipped
+    got = paths_in(store)
+    assert all(got[f"/p{i}"] == 1 for i in [*range(300), *range(1000, 1505)])
+    assert ingest_paths(store, [log]).rows == 0  # and that new stream is then up to date
+
+
+def test_truncated_and_regrown_with_the_same_first_kib_is_not_skipped(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(_monitor_then(range(200)))
+    ingest_paths(store, [log])
+    log.write_text(_monitor_then(range(500, 520)))  # copytruncate, then the monitor first again: shorter
+    report = ingest_paths(store, [log])
+    assert report.rows == 15 + 20 and "REWRITTEN" in (report.sources[0].note or "")
+    assert all(paths_in(store)[f"/p{i}"] == 1 for i in range(500, 520))
+
+
+def test_an_older_copy_of_a_stream_is_not_read_again(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(lines(50))
+    ingest_paths(store, [log])
+    shutil.copyfile(log, tmp_path / "access.log.bak")  # a copy of what was read
+    with log.open("a") as f:
+        f.write(lines(20, start=50))
+    report = ingest_paths(store, [tmp_path / "access.log*"])
+    assert report.rows == 20 and paths_in(store) == Counter(f"/p{i}" for i in range(70))
+    assert any("older copy" in (s.note or "") for s in report.sources)
+
+
+@pytest.mark.parametrize("suffix", [".Z", ".lz", ".zip"])
+def test_a_compression_hostlogs_cannot_read_fails_clearly(tmp_path: Path, store: Path, suffix: str) -> None:
+    log = tmp_path / f"access.log.1{suffix}"
+    log.write_bytes(b"\x1f\x9d\x90" + os.urandom(300))  # not something to parse as log lines
+    report = ingest_paths(store, [log])
+    assert report.failed and "cannot decompress" in str(report.failed[0].error)
+    assert report.lines == 0 and not store_rejects(store)
+
+
+def test_a_gzip_file_under_a_plain_name_is_decompressed(tmp_path: Path, store: Path) -> None:
+    (tmp_path / "access.log.1").write_bytes(gzip.compress(lines(12).encode()))
+    report = ingest_paths(store, [tmp_path / "access.log.1"])
+    assert report.rows == 12 and not report.rejects
+
+
+def test_a_corrupt_compressed_file_is_a_source_error_not_a_crash(tmp_path: Path, store: Path) -> None:
+    data = gzip.compress(lines(2000).encode())
+    (tmp_path / "access.log.2.gz").write_bytes(data[: len(data) // 2] + b"\0" * 64 + data[len(data) // 2 :])
+    (tmp_path / "other.log").write_text(lines(3))
+    report = ingest_paths(store, [tmp_path / "access.log.2.gz", tmp_path / "other.log"])
+    assert len(report.failed) == 1 and "cannot read" in str(report.failed[0].error)
+    assert report.sources[1].rows == 3
+
+
+def test_store_write_failure_exits_6_not_10(tmp_path: Path) -> None:
+    """A full disk, for real: RLIMIT_FSIZE makes the kernel refuse the store's writes (EFBIG), as ENOSPC
+    would; reading the log is not affected. Ingest must say the store failed (6), not the source (10)."""
+    import resource
+    import subprocess
+    import sys
+
+    log = tmp_path / "access.log"
+    log.write_text(lines(3000))
+    store = tmp_path / "store"
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "ingest", str(log), "--store", str(store), "--final"],
+        capture_output=True, text=True, preexec_fn=limit, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 6, proc.stderr
+    err = proc.stderr.strip().splitlines()
+    assert len(err) == 1 and "cannot write" in err[0] and "Traceback" not in proc.stderr
+    assert ingest_paths(store, [log]).rows == 3000  # nothing was committed half-way

@@ -7,12 +7,17 @@ Steps: ("write", file, n) appends n new lines; ("run",) ingests the glob access.
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import lzma
 import os
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
 import pytest
 
 from pipeline import config, ingest
@@ -125,6 +130,86 @@ SCENARIOS: dict[str, tuple[list[Step], set[int]]] = {
         ],
         set(),
     ),
+    # logrotate dateext in other dateformats, backup names, other compressions: one stream throughout
+    **{
+        f"rotated-as-{suffix}": (
+            [
+                ("write", "access.log", 20),
+                ("run",),
+                ("write", "access.log", 6),
+                ("mv", "access.log", f"access.log{suffix}"),
+                ("write", "access.log", 4),
+                ("run",),
+                ("run",),
+            ],
+            set(),
+        )
+        for suffix in ("-2026111013", "-20261110-1762779600", "-2026-11-10-13", ".old", ".bak", ".1.bak")
+    },
+    **{
+        f"compressed-with-{codec}": (
+            [
+                ("write", "access.log", 20),
+                ("run",),
+                ("write", "access.log", 6),
+                ("mv", "access.log", "access.log.1"),
+                ("write", "access.log", 4),
+                ("run",),
+                ("write", "access.log", 3),
+                (codec, "access.log.1"),  # the rotated file compressed after it was read plain
+                ("mv", "access.log", "access.log.1"),
+                ("run",),
+            ],
+            set(),
+        )
+        for codec in ("xz", "bz2", "zst", "lz4", "gzip")
+    },
+    # renamed to a name no rotation scheme explains, after (part of) it was read: resumed by identity
+    "renamed-away-mid-read": (
+        [
+            ("write", "access.log", 40),
+            ("run",),
+            ("write", "access.log", 7),
+            ("mv", "access.log", "access.log.gone"),
+            ("run",),
+            ("write", "access.log.gone", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    "renamed-away-and-recreated": (
+        [
+            ("write", "access.log", 40),
+            ("run",),
+            ("mv", "access.log", "access.log.gone"),
+            ("write", "access.log", 5),
+            ("write", "access.log.gone", 3),  # (the server still had it open)
+            ("run",),
+            ("run",),
+        ],
+        set(),
+    ),
+    "hard-link-under-another-name": (
+        [
+            ("write", "access.log", 15),
+            ("link", "access.log", "access.log.hardlink"),
+            ("run",),
+            ("write", "access.log", 4),
+            ("run",),
+        ],
+        set(),
+    ),
+    "copytruncate-grows-past-the-old-offset": (
+        [
+            ("write", "access.log", 10),
+            ("run",),
+            ("copytruncate", "access.log", "access.log.1"),
+            ("rm", "access.log.1"),
+            ("write", "access.log", 30),  # new content, longer than what was read before
+            ("run",),
+        ],
+        set(),
+    ),
     "rerun-changes-nothing": (
         [
             ("write", "access.log", 10),
@@ -137,6 +222,19 @@ SCENARIOS: dict[str, tuple[list[Step], set[int]]] = {
         ],
         set(),
     ),
+}
+
+
+def _arrow_writer(codec: str) -> Callable[[str], Any]:
+    return lambda path: pa.CompressedOutputStream(path, codec)
+
+
+COMPRESSORS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "gzip": (".gz", lambda path: gzip.open(path, "wb")),
+    "xz": (".xz", lambda path: lzma.open(path, "wb")),
+    "bz2": (".bz2", lambda path: bz2.open(path, "wb")),
+    "zst": (".zst", _arrow_writer("zstd")),
+    "lz4": (".lz4", _arrow_writer("lz4")),
 }
 
 
@@ -170,10 +268,13 @@ def test_rotation_scenario(tmp_path: Path, name: str) -> None:
             p[0].touch()
         elif op == "mv":
             os.rename(p[0], p[1])
-        elif op == "gzip":
-            with p[0].open("rb") as src, gzip.open(f"{p[0]}.gz", "wb") as dst:
+        elif op in COMPRESSORS:
+            suffix, opener = COMPRESSORS[str(op)]
+            with p[0].open("rb") as src, opener(f"{p[0]}{suffix}") as dst:
                 shutil.copyfileobj(src, dst)
             p[0].unlink()
+        elif op == "link":
+            os.link(p[0], p[1])
         elif op == "copytruncate":
             shutil.copyfile(p[0], p[1])
             with p[0].open("r+") as f:
