@@ -230,9 +230,9 @@ def _arrow_writer(codec: str) -> Callable[[str], Any]:
 
 
 COMPRESSORS: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "gzip": (".gz", lambda path: gzip.open(path, "wb")),
-    "xz": (".xz", lambda path: lzma.open(path, "wb")),
-    "bz2": (".bz2", lambda path: bz2.open(path, "wb")),
+    "gzip": (".gz", lambda path: gzip.open(path, "wb")),  # noqa: SIM115
+    "xz": (".xz", lambda path: lzma.open(path, "wb")),  # noqa: SIM115
+    "bz2": (".bz2", lambda path: bz2.open(path, "wb")),  # noqa: SIM115
     "zst": (".zst", _arrow_writer("zstd")),
     "lz4": (".lz4", _arrow_writer("lz4")),
 }
