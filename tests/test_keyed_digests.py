@@ -1,0 +1,67 @@
+"""No digest or identifier the store keeps can be matched by enumerating a row's /24 (issue #12 §1)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.keys import KeyStore
+
+from .conftest import ingest_paths
+
+LINE = '203.0.113.{h} - - [10/Oct/2026:13:55:{s:02d} +0000] "GET /quiet HTTP/1.1" 200 5 "-" "cron/1"\n'
+HOSTS = [7, 19, 77, 130, 201]
+
+
+def _stored_text(store: Path) -> str:
+    parts = []
+    for p in sorted(store.rglob("*")):
+        parts.append(p.name)
+        if p.suffix == ".parquet":
+            parts.append(str(pq.read_table(p).to_pylist()))
+        elif p.is_file():
+            parts.append(p.read_bytes().decode("utf-8", "replace"))
+    return "\n".join(parts)
+
+
+def test_no_stored_value_is_a_hash_of_an_enumerated_candidate_line(tmp_path: Path) -> None:
+    log, store = tmp_path / "access.log", tmp_path / "store"
+    for i, h in enumerate(HOSTS):  # one line per run: every batch holds exactly one line
+        with log.open("a") as f:
+            f.write(LINE.format(h=h, s=i))
+        assert ingest_paths(store, [log]).rows == 1
+    stored = set(re.findall(r"[0-9a-f]{12,}", _stored_text(store)))
+    scope = f"{log.resolve().parent}/access.log".encode()
+    for i in range(len(HOSTS)):  # the attacker knows every field of the row but the host byte
+        for cand in (LINE.format(h=h, s=i).encode() for h in range(256)):
+            for data in (cand, cand.rstrip(b"\n"), scope + b"\0" + cand):
+                for algo in ("sha256", "sha1", "md5", "blake2b", "blake2s", "sha512"):
+                    full = hashlib.new(algo, data).hexdigest()
+                    assert not any(full[:n] in stored for n in (12, 16, 32, len(full))), (algo, cand)
+
+
+def test_a_custodian_proves_a_file_with_the_custody_key(tmp_path: Path) -> None:
+    log, store = tmp_path / "access.log", tmp_path / "store"
+    for i, h in enumerate(HOSTS):
+        with log.open("a") as f:
+            f.write(LINE.format(h=h, s=i))
+        ingest_paths(store, [log])
+    ok = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
+    assert ok.exit_code == 0 and f"{len(HOSTS)} of {len(HOSTS)} batch(es) verified" in ok.stdout
+    copy = tmp_path / "evidence-copy.log"  # under another name: found by its (keyed) content
+    copy.write_bytes(log.read_bytes())
+    assert CliRunner().invoke(main, ["keys", "prove", str(copy), "--store", str(store)]).exit_code == 0
+    original = log.read_bytes()
+    log.write_bytes(original.replace(b"203.0.113.201", b"203.0.113.202"))  # one byte altered
+    bad = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
+    assert bad.exit_code == 8 and "DIFFERS" in bad.stdout
+    log.write_bytes(original)
+    assert KeyStore(Path(f"{store}-keys")).destroy_before(dt.date(2026, 11, 1)) == ["2026-10"]
+    after = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
+    assert "key destroyed" in after.stdout and "verified" not in after.stdout.split("\n")[0]
