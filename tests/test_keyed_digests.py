@@ -65,3 +65,42 @@ def test_a_custodian_proves_a_file_with_the_custody_key(tmp_path: Path) -> None:
     assert KeyStore(Path(f"{store}-keys")).destroy_before(dt.date(2026, 11, 1)) == ["2026-10"]
     after = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
     assert "key destroyed" in after.stdout and "verified" not in after.stdout.split("\n")[0]
+
+
+def test_a_legacy_store_is_migrated_without_reading_anything_twice(tmp_path: Path) -> None:
+    """A store as an older hostlogs wrote it: unkeyed fingerprints in _state/ and manifests, source.sha256."""
+    import json
+
+    from pipeline import sources
+
+    log, store = tmp_path / "access.log", tmp_path / "store"
+    log.write_text("".join(LINE.format(h=h, s=i) for i, h in enumerate(HOSTS * 10)))
+    ingest_paths(store, [log])
+    head = log.read_bytes()[:1024]
+    legacy = sources.legacy_fingerprint(sources.stream_scope(str(log)), head)
+    manifest_path = store / "_manifests/files/000000000001.json"
+    m = json.loads(manifest_path.read_text())
+    src = m["source"]
+    old_src = {k: src[k] for k in ("path", "fingerprint_bytes", "start", "end", "replaces")}
+    old_src.update(fingerprint=legacy, sha256=hashlib.sha256(log.read_bytes()).hexdigest())
+    manifest_path.write_text(json.dumps({**m, "source": old_src}))
+    state = store / "_state/files/progress.json"
+    p = json.loads(state.read_text())
+    (st,) = p["streams"].values()
+    p["streams"] = {legacy: {k: st[k] for k in ("fp_len", "offset", "path", "updated")}}
+    state.write_text(json.dumps(p))
+    import shutil
+
+    shutil.rmtree(Path(f"{store}-keys") / "custody")  # an old key directory has no custody keys
+    (store / "_state/keyed-digests.json").unlink()  # (written by the new ingest that made the store)
+    with log.open("a") as f:
+        f.write(LINE.format(h=3, s=59))
+    report = ingest_paths(store, [log])
+    assert report.rows == 1, report.sources  # only the new line: the legacy stream was recognised
+    text = _stored_text(store)
+    assert (
+        legacy not in text and old_src["sha256"] not in text and '"sha256": "' + old_src["sha256"] not in text
+    )
+    assert (store / "_state/keyed-digests.json").exists()
+    ok = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
+    assert ok.exit_code == 0 and "2 of 2 batch(es) verified" in ok.stdout  # the migrated digest too
