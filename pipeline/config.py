@@ -183,7 +183,9 @@ def validate(cfg: Config, origin: str = "config") -> None:
         if not DURATION_RE.fullmatch(value):
             raise ConfigError(f"{origin}: retention.{name} must look like 2y, 18m or 730d, got {value!r}")
     if cfg.query.timeout.strip() != "off" and not TIMEOUT_RE.fullmatch(cfg.query.timeout):
-        raise ConfigError(f"{origin}: query.timeout must look like 30s, 5m or 1h (0: none), got {cfg.query.timeout!r}")
+        raise ConfigError(
+            f"{origin}: query.timeout must look like 30s, 5m or 1h (0: none), got {cfg.query.timeout!r}"
+        )
     i = cfg.ingest
     if i.flush_seconds <= 0 or i.flush_lines < 1:
         raise ConfigError(f"{origin}: ingest.flush_seconds and ingest.flush_lines must be positive")

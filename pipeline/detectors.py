@@ -7,9 +7,9 @@ Each predicate is a DuckDB boolean expression over one ``pageviews`` row extende
 * ``ua`` / ``ref`` – lower-cased user agent / referrer ('' when absent).
 
 Stored values are already privacy-scrubbed (addresses masked, secrets REDACTED); signatures do not
-depend on what was removed. ``covers`` names the third-party sample logs (tests/data/third_party/logs)
-each
-signature is tested against in tests/test_investigate.py; a clean sample must produce no hit.
+depend on what was removed. ``covers`` names the third-party sample logs
+(tests/data/third_party/logs) each signature is tested against in tests/test_investigate.py; a
+clean sample must produce no hit.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.privacy import ClientMasker
 
-from .conftest import ingest_paths, ip_tokens, third_party_log_files, store_rejects, store_rows
+from .conftest import ingest_paths, ip_tokens, store_rejects, store_rows, third_party_log_files
 
 
 def non_blank_lines(path: Path) -> int:
