@@ -122,7 +122,9 @@ def test_keys_cli_lists_and_destroys(tmp_path: Path) -> None:
     assert "2026-10" in out and "2026-11" in out
     key_bytes = (Path(str(store) + "-keys") / "2026-10.key").read_bytes()
     assert key_bytes.hex() not in out
-    result = CliRunner().invoke(main, ["keys", "destroy", "--before", "2026-11-01", "--request", "DSR-1", "--store", str(store)])
+    result = CliRunner().invoke(
+        main, ["keys", "destroy", "--before", "2026-11-01", "--request", "DSR-1", "--store", str(store)]
+    )
     assert result.exit_code == 0 and "destroyed 1 key(s): 2026-10" in result.stdout
     (record,) = (store / "_deletions").rglob("*.json")  # proof of deletion, without key bytes
     text = record.read_text()

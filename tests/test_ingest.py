@@ -387,7 +387,9 @@ def test_partition_sorts_each_date_by_domain_then_time(day_span: int, n_domains:
 
 def _monitor_then(paths: range) -> str:
     """Log content that starts with the same >1 KiB of lines every time (an uptime monitor), then ``paths``."""
-    head = "".join(LINE.format(ip="192.0.2.9", ts="10/Oct/2026:13:00:00 +0000", n=9000 + i) for i in range(15))
+    head = "".join(
+        LINE.format(ip="192.0.2.9", ts="10/Oct/2026:13:00:00 +0000", n=9000 + i) for i in range(15)
+    )
     return head + "".join(LINE.format(ip="198.51.100.4", ts="10/Oct/2026:13:55:36 +0000", n=i) for i in paths)
 
 

@@ -192,7 +192,9 @@ def test_export_skips_a_damaged_file_and_says_so(store: Path, tmp_path: Path) ->
     build(store, two_visitors())
     garble(one_file(store, "2026-10-28"))
     out_file = tmp_path / "a.csv"
-    code, _, err = invoke("export", "--store", str(store), "--request", "R-1", "--domain", A, "--output", str(out_file))
+    code, _, err = invoke(
+        "export", "--store", str(store), "--request", "R-1", "--domain", A, "--output", str(out_file)
+    )
     line = one_line_error(err)
     assert code == 8 and "date=2026-10-28" in line and "incomplete" in line
     exported = out_file.read_text().splitlines()

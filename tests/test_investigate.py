@@ -306,7 +306,9 @@ def test_path_ua_domain(con: query.Sandbox) -> None:
             f"GROUP BY ALL ORDER BY n DESC, {by} LIMIT 10"
         ).fetchall()
         assert dict(rx.tables)[name].rows == expected and len(expected) > 1
-    days = con.con.sql(f"SELECT count(DISTINCT date), count(*), min(ts) FROM pageviews WHERE {cond}").fetchall()
+    days = con.con.sql(
+        f"SELECT count(DISTINCT date), count(*), min(ts) FROM pageviews WHERE {cond}"
+    ).fetchall()
     facts = dict(rx.facts)
     assert (facts["days with requests"], facts["requests"], facts["first"]) == tuple(
         f"{v:,}" if isinstance(v, int) else str(v) for v in days[0]

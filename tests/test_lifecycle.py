@@ -227,7 +227,15 @@ def test_export_round_trip(store: Path, tmp_path: Path, fmt: lifecycle.ExportFor
 def test_export_of_an_unknown_domain_is_a_header(store: Path, tmp_path: Path) -> None:
     build(store, two_visitors())
     code, out, _ = invoke(
-        "export", "--store", str(store), "--request", "DSR-2", "--domain", "none.example", "--output", str(tmp_path / "x.csv")
+        "export",
+        "--store",
+        str(store),
+        "--request",
+        "DSR-2",
+        "--domain",
+        "none.example",
+        "--output",
+        str(tmp_path / "x.csv"),
     )
     assert code == 0 and "exported 0 rows" in out
     assert (tmp_path / "x.csv").read_text().strip() == ",".join(PAGEVIEW_COLUMNS)
