@@ -41,15 +41,16 @@ PLAIN_IPV4 = rf"^{IPV4_TOKEN}$"
 #   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
 # * an e-mail ('@', '%40', '%2540');
-# * an escape (%HH, \xHH, %u00HH) of a character an address can be written with (digits, '.', ':',
-#   hex letters, 'x') or of one that starts another escape ('%', '\', 'u'): encoded addresses,
-#   also double-encoded.
+# * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
+#   be written with (digits, '.', ':', hex letters, 'x') or of one that starts another escape ('%',
+#   '\', 'u', '&', '#'): encoded addresses, also double-encoded.
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 _NEEDS_MASK = (
     rf"(?:^|[^0-9]){_PART}\.{_PART}\.{_PART}\.[0-9]"
     r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
     r"|@|%(?:25)*40"
-    r"|(?:%|\\[xX]|%[uU]00)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
+    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
+    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);|[\uff10-\uff1a\uff0e\u3002]"
 )
 _EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%(?:25)*40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
@@ -174,8 +175,13 @@ class ClientMasker:
         if addr.version == 4:
             host = 32 - self.ipv4_prefix
             return f"{ipaddress.IPv4Address(int(addr) >> host << host)}/{self.ipv4_prefix}"
-        host = 128 - self.ipv6_prefix  # explicit class: ip_address() would read ::1 as IPv4
-        return f"{ipaddress.IPv6Address(int(addr) >> host << host)}/{self.ipv6_prefix}"
+        prefix = self.ipv6_prefix
+        if addr in _SIX_TO_FOUR:
+            # 2002:WWXX:YYZZ::/48 carries the whole IPv4 address in bits 16-48: cut it where the
+            # IPv4 prefix would cut the address itself
+            prefix = min(prefix, 16 + self.ipv4_prefix)
+        host = 128 - prefix  # explicit class: ip_address() would read ::1 as IPv4
+        return f"{ipaddress.IPv6Address(int(addr) >> host << host)}/{prefix}"
 
     def addresses_and_networks(self, values: pl.Series) -> tuple[pl.Series, pl.Series]:
         """For distinct client values: the canonical address text (what pseudonyms key) and network.
@@ -260,6 +266,9 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
 _ZEROS_80 = bytes(10)
 
 
+_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
+
+
 def _ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
     """(canonical address, network) of a plain IPv6 text through the C library, ~20x cheaper than
     ``ipaddress`` (IPv6 clients are new distinct values all day long). None sends the value to the
@@ -273,6 +282,8 @@ def _ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
     try:
         packed = socket.inet_pton(socket.AF_INET6, value)
     except OSError:
+        return None
+    if packed[:2] == b"\x20\x02":  # 6to4 embeds an IPv4 address: network_of cuts it
         return None
     host = 128 - prefix
     net = (int.from_bytes(packed) >> host << host).to_bytes(16)
@@ -372,7 +383,24 @@ def mask_distinct(
 #   they cannot be told from ordinary numbers.
 # ---------------------------------------------------------------------------------------------------
 
-_ESCAPE_RE = re.compile(r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|%[uU]00([0-9A-Fa-f]{2})")
+# %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML);
+# fullwidth digits, dot and colon (what a Unicode-aware reader turns back into an address).
+_ESCAPE_RE = re.compile(
+    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2});"
+    r"|&#0*([0-9]{1,3});|([\uff10-\uff1a\uff0e\u3002])"
+)
+_FULLWIDTH = {**{chr(0xFF10 + d): str(d) for d in range(10)}, "\uff0e": ".", "\u3002": ".", "\uff1a": ":"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    hexa = m.group(1) or m.group(2) or m.group(3) or m.group(4)
+    if hexa is not None:
+        return chr(int(hexa, 16))
+    if m.group(5) is not None:
+        return chr(int(m.group(5)))
+    return _FULLWIDTH[m.group(6)]
+
+
 _V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
 _V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
 _ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
@@ -397,7 +425,7 @@ def _decoded(text: str) -> tuple[str, list[int], list[int]] | None:
             chars.append(view[pos:a])
             new_starts += starts[pos:a]
             new_ends += ends[pos:a]
-            chars.append(chr(int(m.group(1) or m.group(2) or m.group(3), 16)))
+            chars.append(_unescape(m))
             new_starts.append(starts[a])
             new_ends.append(ends[b - 1])
             pos = b

@@ -457,8 +457,21 @@ def test_addresses_and_networks_agree_with_the_separate_answers(v4: int, v6: int
 def test_network_of_equals_the_network_object(addr: IPAddress, v4: int, v6: int) -> None:
     masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=v6)
     prefix = v4 if addr.version == 4 else v6
+    if addr in ipaddress.ip_network("2002::/16"):  # 6to4: the embedded IPv4 is cut like an IPv4 address
+        prefix = min(prefix, 16 + v4)
     expected = ipaddress.ip_network(f"{addr}/{prefix}", strict=False).with_prefixlen
     assert masker.network_of(addr) == expected
+
+
+@pytest.mark.parametrize("v4", [8, 16, 24])
+def test_a_6to4_network_never_holds_more_of_its_ipv4_address_than_ipv4_prefix(v4: int) -> None:
+    embedded = ipaddress.IPv4Address("203.0.113.17")
+    addr = ipaddress.IPv6Address((0x2002 << 112) | (int(embedded) << 80) | 1)
+    masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=48)
+    net = ipaddress.IPv6Network(masker.network_of(addr))
+    kept = ipaddress.IPv4Address((int(net.network_address) >> 80) & 0xFFFFFFFF)
+    assert kept == ipaddress.ip_network(f"{embedded}/{v4}", strict=False).network_address
+    assert masker.networks(pl.Series([str(addr)])).to_list() == [str(net)]  # the fast path agrees
 
 
 def _v6_forms(addr: ipaddress.IPv6Address) -> list[str]:

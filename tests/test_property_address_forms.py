@@ -52,6 +52,14 @@ FORMS = [
     (r"203\x2e0\x2e113\x2e17", "203.0.113.0/24"),  # \xHH as servers escape bytes
     (r"\x32\x30\x33.0.113.17", "203.0.113.0/24"),
     ("203%u002E0%u002E113%u002E17", "203.0.113.0/24"),
+    (r"203\u002e0\u002e113\u002e17", "203.0.113.0/24"),  # JSON escapes
+    ("&#50;&#48;&#51;.0.113.17", "203.0.113.0/24"),  # HTML numeric entities
+    ("203&#46;0&#x2E;113&#046;17", "203.0.113.0/24"),
+    ("2001&#58;db8&#58;&#58;5", "2001:db8::/48"),
+    ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
+    ("203\u30020\u3002113\u300217", "203.0.113.0/24"),  # ideographic full stop
+    ("2002:cb00:7111::1", "2002:cb00:7100::/40"),  # 6to4 carries 203.0.113.17 in bits 16-48
+    ("/a&amp;b=1", "/a&amp;b=1"),  # an entity that is no address character stays
     ("/a/203%2E000%2E113%2E017/b", "/a/203.0.113.0/24/b"),
     # IPv4-mapped and -compatible
     ("::ffff:198.51.100.77", "198.51.100.0/24"),
