@@ -161,7 +161,7 @@ def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
     ls = path.read_text().splitlines(keepends=True)
     path.write_text(ls[0] + ls[2])
     r = run(main, ["audit", "verify", "--store", str(store)])
-    assert r.exit_code == 6 and r.stderr.startswith("hostlogs: error: audit log damaged: entry 2 ")
+    assert r.exit_code == 8 and r.stderr.startswith("hostlogs: error: audit log damaged: entry 2 ")
 
 
 def test_a_missing_head_is_a_failure(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from .. import audit, config, query
-from ..errors import HostlogsError, StoreError, UsageError
+from ..errors import HostlogsError, IntegrityError, StoreError, UsageError
 from ..privacy import ClientMasker
 from ._common import handle_errors, main
 
@@ -220,5 +220,5 @@ def audit_verify(store: str | None, config_path: str | None, expect: str | None)
     cfg = load_config(config_path, store)
     report = audit.AuditLog(cfg.store).verify(expect)
     if not report.ok:
-        raise StoreError(f"audit log damaged: {report.problem}")
+        raise IntegrityError(f"audit log damaged: {report.problem}")
     click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")
