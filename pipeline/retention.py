@@ -22,7 +22,7 @@ from . import verify as integrity
 from .config import DURATION_RE, Config, RetentionConfig
 from .errors import ConfigError, StoreError
 from .holds import Hold, active_holds
-from .keys import KeyStore, period_bounds
+from .keys import CUSTODY_DIR, KeyStore, period_bounds
 from .rewrite import (
     ADVICE,
     DamagedFile,
@@ -380,9 +380,12 @@ def _key_plan(keys: KeyStore | None, policy: Policy, cutoff: dt.date) -> tuple[l
     """(keys to destroy, keys past the horizon kept for held rows)."""
     if keys is None:
         return [], []
-    live = [i.period_id for i in keys.list() if i.destroyed is None]
-    doomed = [p for p in live if period_bounds(p)[1] < cutoff]
-    kept = [p for p in live if cutoff <= period_bounds(p)[1] < policy.horizon]
+    live = {i.period_id for i in keys.list() if i.destroyed is None}
+    if (keys.key_dir / CUSTODY_DIR).is_dir():  # custody keys go with their period (chain-of-custody digests)
+        live |= {i.period_id for i in keys.custody.list() if i.destroyed is None}
+    ordered = sorted(live, key=lambda p: (period_bounds(p), p))
+    doomed = [p for p in ordered if period_bounds(p)[1] < cutoff]
+    kept = [p for p in ordered if cutoff <= period_bounds(p)[1] < policy.horizon]
     return doomed, kept
 
 

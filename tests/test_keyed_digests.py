@@ -10,10 +10,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
+from pipeline import retention
 from pipeline.cli import main
 from pipeline.keys import KeyStore
 
-from .conftest import ingest_paths
+from .conftest import ingest_paths, make_config
 
 LINE = '203.0.113.{h} - - [10/Oct/2026:13:55:{s:02d} +0000] "GET /quiet HTTP/1.1" 200 5 "-" "cron/1"\n'
 HOSTS = [7, 19, 77, 130, 201]
@@ -104,3 +105,20 @@ def test_a_legacy_store_is_migrated_without_reading_anything_twice(tmp_path: Pat
     assert (store / "_state/keyed-digests.json").exists()
     ok = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
     assert ok.exit_code == 0 and "2 of 2 batch(es) verified" in ok.stdout  # the migrated digest too
+
+
+def test_purge_verify_flags_a_custody_key_left_past_the_horizon(tmp_path: Path) -> None:
+    """A custody key outlives its period only by mistake: its digests would stay provable. Verify says so,
+    and the purge destroys it."""
+    store = tmp_path / "store"
+    log = tmp_path / "access.log"
+    log.write_text('192.0.2.7 - - [01/Nov/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    ingest_paths(store, [log])
+    cfg = make_config(store)
+    KeyStore(Path(cfg.key_dir)).custody_key("2023-01")  # as a crashed or older purge could leave it
+    as_of = dt.date(2026, 11, 2)
+    report = retention.verify(cfg, as_of=as_of)
+    assert "2023-01" in report.keys_not_destroyed and not report.ok
+    retention.purge(cfg, as_of=as_of)
+    assert KeyStore(Path(cfg.key_dir)).custody.status("2023-01") == "destroyed"
+    assert retention.verify(cfg, as_of=as_of).ok
