@@ -442,11 +442,18 @@ def _octet(part: str, inet: bool) -> int | None:
     """A dotted part's value: hex for 0x, else decimal unless ``inet`` (inet_aton: 0-prefixed is octal)."""
     if part[:2] in ("0x", "0X"):
         value = int(part[2:], 16) if 0 < len(part) - 2 <= 8 else 256
-    elif (inet or int(part) > 255) and part[0] == "0" and len(part) > 1 and set(part) <= _OCTAL:
+    elif (inet or _decimal(part) > 255) and part[0] == "0" and len(part) > 1 and set(part) <= _OCTAL:
         value = int(part, 8)
     else:
-        value = int(part)
+        value = _decimal(part)
     return value if value <= 255 else None
+
+
+def _decimal(part: str) -> int:
+    """A part's decimal value, capped at 256: any number of leading zeros (int() refuses texts of
+    over 4300 digits, which would let 000…0203.0.113.5 through unmasked)."""
+    digits = part.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 3 else 256
 
 
 _OCTAL = frozenset("01234567")
@@ -462,7 +469,7 @@ def lenient_ipv4(text: str) -> ipaddress.IPv4Address | None:
     if len(parts) != 4 or not all(parts):
         return None
     try:
-        inet = any(p[:2] in ("0x", "0X") or (p[0] == "0" and int(p) > 255) for p in parts)
+        inet = any(p[:2] in ("0x", "0X") or (p[0] == "0" and _decimal(p) > 255) for p in parts)
         octets = [_octet(p, inet) for p in parts]
     except ValueError:
         return None

@@ -39,6 +39,7 @@ FORMS = [
     ("0xcb.0x0.0x71.0x11", "203.0.113.0/24"),  # hex parts
     ("0xCB.0.113.0X11", "203.0.113.0/24"),
     ("000000203.0.113.17", "203.0.113.0/24"),
+    ("0" * 5000 + "203.0.113.17", "203.0.113.0/24"),  # past int()'s 4300-digit limit
     ("198.51.100.7:8080", "198.51.100.0/24:8080"),
     ("x=203.0.113.7.5", "x=203.0.113.0/24"),  # the whole dotted run goes
     ("10.1.198.51.100.7", "10.1.198.0/24"),
@@ -97,7 +98,7 @@ FORMS = [
 ]
 
 
-@pytest.mark.parametrize(("text", "expected"), FORMS, ids=[f[0] for f in FORMS])
+@pytest.mark.parametrize(("text", "expected"), FORMS, ids=[f[0][-60:] for f in FORMS])
 def test_mask_text_catalogue(text: str, expected: str) -> None:
     assert privacy.mask_text(pl.Series([text]), privacy.ClientMasker()).to_list() == [expected]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .conftest import ROOT, THIRD_PARTY, third_party_log_files
 
-# "../shared", "/work/shared", parents[2] / "shared": every way the old layout was reached
+# a sibling folder of the repository (the old shared data), however the path to it is spelled
 OUTSIDE = re.compile(r"\.\./shared|/work/shared|parents\[2\]|parent\.parent\.parent|ROOT\.parent\b")
 LICENCES = {"LICENSE", "LICENSE.txt", "LICENSE-MIT", "LICENSE-APACHE", "NASA-HTTP.html"}
 
