@@ -364,8 +364,8 @@ def mask_distinct(
 # ---------------------------------------------------------------------------------------------------
 # The masking of one text value: every textual form of an address.
 #
-# A text is searched twice: as written, and (when it holds escapes) in its decoded view, where %HH,
-# \xHH and %u00HH escapes are decoded repeatedly (double encoding: %252E → %2E → '.'), with a map from
+# A text is searched twice: as written, and (when it holds escapes) in its decoded view, where the
+# escapes of ``_ESCAPE_RE`` are decoded repeatedly (double encoding: %252E → %2E → '.'), with a map from
 # every decoded character back to the span of raw text it came from. An address found in either view
 # is replaced in the raw text, over the whole run of address characters around it: a replacement
 # never leaves a digit of the same run behind (``::ffff:198.51.100.077`` is one run, not a mapped
