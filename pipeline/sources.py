@@ -203,27 +203,22 @@ class SourceStream:
         detail = getattr(exc, "strerror", None) or exc
         return SourceError(f"cannot read {self._path}: {detail}")
 
-    def read(self, n: int = -1, /) -> bytes:
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
         try:
-            data: bytes = self._stream.read(n)
+            return method(*args)
         except _READ_ERRORS as exc:
             raise self._fail(exc) from exc
-        return data
+
+    def read(self, n: int = -1, /) -> bytes:
+        return bytes(self._call(self._stream.read, n))
 
     def readinto(self, view: memoryview) -> int:
-        try:
-            n: int = self._stream.readinto(view)
-        except _READ_ERRORS as exc:
-            raise self._fail(exc) from exc
-        return n
+        return int(self._call(self._stream.readinto, view))
 
     def seek(self, offset: int) -> int:
         if isinstance(self._stream, pa.CompressedInputStream) or not self._stream.seekable():
             raise OSError("not seekable")
-        try:
-            return int(self._stream.seek(offset))
-        except _READ_ERRORS as exc:
-            raise self._fail(exc) from exc
+        return int(self._call(self._stream.seek, offset))
 
     def close(self) -> None:
         with contextlib.suppress(*_READ_ERRORS):
