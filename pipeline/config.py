@@ -20,9 +20,9 @@ __all__ = [
 from pathlib import Path
 from typing import Any
 
-from . import formats
-from .errors import ConfigError
-from .privacy import DEFAULT_SENSITIVE_PARAMS
+from pipeline.errors import ConfigError
+from pipeline.ingest.formats import registry as formats
+from pipeline.privacy.mask import DEFAULT_SENSITIVE_PARAMS
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,13 @@ import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pipeline import investigate, keys, query
-from pipeline.investigate import Scope
-from pipeline.privacy import ClientMasker
-from pipeline.rewrite import encode_sorted
-from pipeline.store import file_sha256
+from pipeline.investigate import investigations as investigate
+from pipeline.investigate import sandbox as query
+from pipeline.investigate.investigations import Scope
+from pipeline.lifecycle.rewrite import encode_sorted
+from pipeline.privacy import keys
+from pipeline.privacy.mask import ClientMasker
+from pipeline.store.commit import file_sha256
 
 DOMAINS = 2000
 ADDRESSES = 400_000

@@ -9,7 +9,8 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import config, ingest
+from pipeline import config
+from pipeline.ingest import run as ingest
 
 ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY = ROOT / "tests" / "data" / "third_party"  # copied with licences; see its README

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import audit
 from pipeline.cli import main
 from pipeline.errors import UsageError
+from pipeline.investigate import audit
 
 from .conftest import ROOT, ingest_paths
 

@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import audit, lifecycle, query
 from pipeline.cli import main
 from pipeline.errors import UsageError
+from pipeline.investigate import audit
+from pipeline.investigate import sandbox as query
+from pipeline.lifecycle import rights as lifecycle
 
 from .conftest import ROOT, ingest_paths, make_config
 

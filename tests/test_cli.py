@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.store import Store
+from pipeline.store.commit import Store
 
 from .conftest import ROOT
 

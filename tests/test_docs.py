@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pipeline.schema import PAGEVIEWS, REJECTS
+from pipeline.store.schema import PAGEVIEWS, REJECTS
 
 from .conftest import ROOT
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from pipeline import keys
 from pipeline.cli import main
+from pipeline.privacy import keys
 
 from .conftest import GEOIP, ingest_paths, store_rows
 

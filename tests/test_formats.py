@@ -13,11 +13,11 @@ from typing import Any
 
 import pytest
 
-from pipeline import privacy
 from pipeline.errors import FormatError
-from pipeline.formats import NAMED_FORMATS, compile_format, detect, resolve
-from pipeline.lines import split_block
-from pipeline.parse import ParseSettings, parse_lines
+from pipeline.ingest.formats.registry import NAMED_FORMATS, compile_format, detect, resolve
+from pipeline.ingest.lines import split_block
+from pipeline.ingest.rows import ParseSettings, parse_lines
+from pipeline.privacy import mask as privacy
 
 THIRD_PARTY_LOGS = Path(__file__).resolve().parent / "data" / "third_party" / "logs"
 TS = "[10/Oct/2000:13:55:36 -0700]"

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 
 from pipeline.errors import ConfigError
-from pipeline.geo import Geo
-from pipeline.privacy import ClientMasker, parse_address
+from pipeline.privacy.geo import Geo
+from pipeline.privacy.mask import ClientMasker, parse_address
 
 from .conftest import THIRD_PARTY
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import lifecycle, retention
 from pipeline.errors import LockedError, StoreError, UsageError
-from pipeline.holds import HOLDS_DIR, Hold, active_holds, add_hold, list_holds, release_hold
-from pipeline.store import Store
+from pipeline.lifecycle import retention
+from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle.holds import HOLDS_DIR, Hold, active_holds, add_hold, list_holds, release_hold
+from pipeline.store.commit import Store
 
 from .conftest import ingest_paths
 from .test_lifecycle import A, B, D, build, by_date, cfg_for, invoke, paths, visible

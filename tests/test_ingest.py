@@ -12,9 +12,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import config, ingest
+from pipeline import config
 from pipeline.errors import LockedError, SourceError
-from pipeline.store import Store
+from pipeline.ingest import run as ingest
+from pipeline.store.commit import Store
 
 from .conftest import ROOT, ingest_paths, make_config, store_rejects, store_rows
 

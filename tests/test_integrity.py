@@ -14,10 +14,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline import holds, lifecycle, retention, verify
-from pipeline.compact import compact
 from pipeline.errors import StoreError
-from pipeline.store import Store, file_sha256
+from pipeline.lifecycle import holds, retention, verify
+from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle.compact import compact
+from pipeline.store.commit import Store, file_sha256
 
 from .conftest import ingest_paths
 from .test_lifecycle import (

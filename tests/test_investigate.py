@@ -11,11 +11,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import detectors, investigate, keys, query
 from pipeline.cli import main
 from pipeline.errors import UsageError
-from pipeline.investigate import Scope
-from pipeline.privacy import ClientMasker
+from pipeline.investigate import detectors
+from pipeline.investigate import investigations as investigate
+from pipeline.investigate import sandbox as query
+from pipeline.investigate.investigations import Scope
+from pipeline.privacy import keys
+from pipeline.privacy.mask import ClientMasker
 
 from .conftest import THIRD_PARTY_LOGS, ingest_paths
 
@@ -345,7 +348,7 @@ def test_investigate_cli_formats_and_case(attack_store: Path) -> None:
 def test_ip_rows_predicate_keeps_the_period_check_only_for_a_collision() -> None:
     """Rows are fetched by the pseudonyms found on the shown days; a pseudonym seen outside its own
     period on one of those days (a 64-bit collision) brings the per-period check back."""
-    from pipeline.investigate import Match, _exact_rows_match
+    from pipeline.investigate.investigations import Match, _exact_rows_match
 
     jan, feb = dt.date(2026, 1, 5), dt.date(2026, 2, 5)
     found = [(jan, 11, 3, None, None), (feb, 22, 2, None, None)]

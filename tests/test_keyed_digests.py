@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from click.testing import CliRunner
 
-from pipeline import retention
 from pipeline.cli import main
-from pipeline.keys import KeyStore
+from pipeline.lifecycle import retention
+from pipeline.privacy.keys import KeyStore
 
 from .conftest import ingest_paths, make_config
 
@@ -72,7 +72,7 @@ def test_a_legacy_store_is_migrated_without_reading_anything_twice(tmp_path: Pat
     """A store as an older hostlogs wrote it: unkeyed fingerprints in _state/ and manifests, source.sha256."""
     import json
 
-    from pipeline import sources
+    from pipeline.ingest import sources
 
     log, store = tmp_path / "access.log", tmp_path / "store"
     log.write_text("".join(LINE.format(h=h, s=i) for i, h in enumerate(HOSTS * 10)))

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline import keys
 from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
-from pipeline.keys import (
+from pipeline.privacy import keys
+from pipeline.privacy.keys import (
     KeyDestroyedError,
     KeyStore,
     lookup_pseudonyms,
@@ -360,7 +360,7 @@ def test_destroy_finishes_a_crashed_purge(store: KeyStore, key_dir: Path) -> Non
 RACER = """
 import sys
 from pathlib import Path
-from pipeline.keys import KeyStore
+from pipeline.privacy.keys import KeyStore
 store = KeyStore(Path(sys.argv[1]), "day")
 flag = Path(sys.argv[2])
 print("ready", flush=True)

@@ -30,14 +30,18 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline import config, deletions, keys, lifecycle, query, retention
+from pipeline import config
 from pipeline.cli import main
-from pipeline.compact import compact
 from pipeline.errors import StoreChangedError, UsageError
-from pipeline.ingest import IngestReport
-from pipeline.rewrite import encode_sorted
-from pipeline.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
-from pipeline.store import Store, encode_indexed, row_groups
+from pipeline.ingest.run import IngestReport
+from pipeline.investigate import sandbox as query
+from pipeline.lifecycle import deletions, retention
+from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle.compact import compact
+from pipeline.lifecycle.rewrite import encode_sorted
+from pipeline.privacy import keys
+from pipeline.store.commit import Store, encode_indexed, row_groups
+from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
 from .conftest import ingest_paths, ip_tokens, make_config
 

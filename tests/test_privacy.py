@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline import privacy
-from pipeline.formats import resolve
-from pipeline.lines import split_block
-from pipeline.parse import ParseSettings, parse_lines
+from pipeline.ingest.formats.registry import resolve
+from pipeline.ingest.lines import split_block
+from pipeline.ingest.rows import ParseSettings, parse_lines
+from pipeline.privacy import mask as privacy
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SENSITIVE = privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS)
@@ -442,7 +442,7 @@ def test_masking_functions_never_modify_their_input() -> None:
 
 @pytest.mark.parametrize(("v4", "v6"), [(24, 48), (16, 64), (20, 56), (32, 128), (0, 0)])
 def test_addresses_and_networks_agree_with_the_separate_answers(v4: int, v6: int) -> None:
-    from pipeline import keys
+    from pipeline.privacy import keys
 
     masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=v6)
     values = pl.Series(MIXED, dtype=pl.String)
@@ -547,7 +547,7 @@ def test_every_string_column_has_a_privacy_class() -> None:
     """A new string column in schema.py fails here until privacy.STRING_COLUMNS says how it is kept safe."""
     import pyarrow as pa
 
-    from pipeline.schema import PAGEVIEWS, REJECTS
+    from pipeline.store.schema import PAGEVIEWS, REJECTS
 
     for table, schema in (("pageviews", PAGEVIEWS), ("rejects", REJECTS)):
         strings = {f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)}

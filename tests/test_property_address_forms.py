@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import privacy
 from pipeline.cli.ingest import render_ingest
+from pipeline.privacy import mask as privacy
 
 from .conftest import ingest_paths
 

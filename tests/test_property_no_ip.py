@@ -7,10 +7,10 @@ import ipaddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import privacy
-from pipeline.formats import resolve
-from pipeline.lines import split_block
-from pipeline.parse import ParseSettings, parse_lines
+from pipeline.ingest.formats.registry import resolve
+from pipeline.ingest.lines import split_block
+from pipeline.ingest.rows import ParseSettings, parse_lines
+from pipeline.privacy import mask as privacy
 
 from .conftest import ip_tokens
 

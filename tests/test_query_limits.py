@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from pipeline import audit, query
 from pipeline.cli import main
 from pipeline.errors import QueryLimitError
-from pipeline.store import Store
+from pipeline.investigate import audit
+from pipeline.investigate import sandbox as query
+from pipeline.store.commit import Store
 
 from .conftest import ROOT, ingest_paths
 
@@ -70,7 +71,7 @@ def test_bad_timeout_setting_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
     code = (
-        "import sys; from pipeline import query; "
+        "import sys; from pipeline.investigate import sandbox as query; "
         f"query.run({str(store)!r}, {RUNAWAY!r}, case='KILL-1', limits=query.Limits(timeout=None))"
     )
     proc = subprocess.Popen(

@@ -13,10 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from pipeline import query, verify
 from pipeline.cli import main
 from pipeline.errors import UsageError
-from pipeline.store import Store
+from pipeline.investigate import sandbox as query
+from pipeline.lifecycle import verify
+from pipeline.store.commit import Store
 
 from .conftest import ROOT, ingest_paths
 

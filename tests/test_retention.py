@@ -11,11 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import config, deletions, ingest, query, retention
+from pipeline import config
 from pipeline.errors import ConfigError
-from pipeline.holds import add_hold, release_hold
-from pipeline.keys import KeyStore
-from pipeline.store import Store
+from pipeline.ingest import run as ingest
+from pipeline.investigate import sandbox as query
+from pipeline.lifecycle import deletions, retention
+from pipeline.lifecycle.holds import add_hold, release_hold
+from pipeline.privacy.keys import KeyStore
+from pipeline.store.commit import Store
 
 from .conftest import ingest_paths, ip_tokens
 from .test_lifecycle import (

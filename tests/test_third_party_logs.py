@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.privacy import ClientMasker
+from pipeline.privacy.mask import ClientMasker
 
 from .conftest import ingest_paths, ip_tokens, store_rejects, store_rows, third_party_log_files
 

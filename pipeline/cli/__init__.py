@@ -14,7 +14,7 @@ import os
 # Memory stays bounded by the largest batch in flight. An operator's own setting wins.
 os.environ.setdefault("_RJEM_MALLOC_CONF", "dirty_decay_ms:-1,muzzy_decay_ms:-1")
 
-from ._common import main  # subcommands load on first use (_common.COMMAND_MODULES)
+from pipeline.cli._common import main  # subcommands load on first use (_common.COMMAND_MODULES)
 
 __all__ = ["main"]
 

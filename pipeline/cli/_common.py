@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import __version__
-from ..errors import HostlogsError, StoreError, os_error_message
+from pipeline import __version__
+from pipeline.errors import HostlogsError, StoreError, os_error_message
 
 F = TypeVar("F", bound=Callable[..., Any])
 

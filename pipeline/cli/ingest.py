@@ -7,9 +7,10 @@ from typing import Any
 
 import click
 
-from .. import config, ingest
-from ..errors import PartialFailure
-from ._common import handle_errors, main
+from pipeline import config
+from pipeline.cli._common import handle_errors, main
+from pipeline.errors import PartialFailure
+from pipeline.ingest import run as ingest
 
 
 @main.command("ingest")

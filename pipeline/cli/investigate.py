@@ -10,13 +10,16 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import audit, investigate, keys, query, report
-from ..config import Config
-from ..errors import UsageError
-from ..investigate import Investigation, Scope
-from ..privacy import ClientMasker
-from ._common import handle_errors, main
-from .query import load_config, store_options, terminal_width, warn
+from pipeline.cli._common import handle_errors, main
+from pipeline.cli.query import load_config, store_options, terminal_width, warn
+from pipeline.config import Config
+from pipeline.errors import UsageError
+from pipeline.investigate import audit, report
+from pipeline.investigate import investigations as investigate
+from pipeline.investigate import sandbox as query
+from pipeline.investigate.investigations import Investigation, Scope
+from pipeline.privacy import keys
+from pipeline.privacy.mask import ClientMasker
 
 F = TypeVar("F", bound=Callable[..., Any])
 

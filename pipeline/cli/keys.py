@@ -11,8 +11,11 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import audit, config, deletions, keys
-from ._common import handle_errors, main
+from pipeline import config
+from pipeline.cli._common import handle_errors, main
+from pipeline.investigate import audit
+from pipeline.lifecycle import deletions
+from pipeline.privacy import keys
 
 
 def _keystore(config_path: str | None, store: str | None, key_dir: str | None) -> keys.KeyStore:
@@ -116,7 +119,7 @@ def prove_cmd(
 
         hostlogs keys prove /var/log/apache2/access.log.1 --store /var/lib/hostlogs/store
     """
-    from .. import custody
+    from pipeline.ingest import custody
 
     cfg = config.load(config_path).with_overrides(store=store)
     if key_dir:

@@ -10,11 +10,14 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import audit, config, holds, lifecycle, retention, verify
-from ..compact import DEFAULT_TARGET_MB, CompactReport, compact
-from ..errors import IntegrityError, StoreError
-from ..rewrite import DamagedFile, PartitionChange
-from ._common import handle_errors, main
+from pipeline import config
+from pipeline.cli._common import handle_errors, main
+from pipeline.errors import IntegrityError, StoreError
+from pipeline.investigate import audit
+from pipeline.lifecycle import holds, retention, verify
+from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
+from pipeline.lifecycle.rewrite import DamagedFile, PartitionChange
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHOWN = 12  # partitions listed one per line before the rest are summarised

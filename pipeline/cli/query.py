@@ -11,10 +11,12 @@ from typing import Any, TypeVar
 
 import click
 
-from .. import audit, config, query
-from ..errors import HostlogsError, IntegrityError, StoreError, UsageError
-from ..privacy import ClientMasker
-from ._common import handle_errors, main
+from pipeline import config
+from pipeline.cli._common import handle_errors, main
+from pipeline.errors import HostlogsError, IntegrityError, StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.investigate import sandbox as query
+from pipeline.privacy.mask import ClientMasker
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -16,10 +16,11 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from . import detectors, keys
-from .errors import UsageError
-from .privacy import ClientMasker
-from .query import QueryResult, Sandbox, execute, sql_list, sql_str
+from pipeline.errors import UsageError
+from pipeline.investigate import detectors
+from pipeline.investigate.sandbox import QueryResult, Sandbox, execute, sql_list, sql_str
+from pipeline.privacy import keys
+from pipeline.privacy.mask import ClientMasker
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "

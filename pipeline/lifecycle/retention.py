@@ -17,13 +17,12 @@ from typing import Any, Literal
 
 import polars as pl
 
-from . import deletions
-from . import verify as integrity
-from .config import DURATION_RE, Config, RetentionConfig
-from .errors import ConfigError, StoreError
-from .holds import Hold, active_holds
-from .keys import CUSTODY_DIR, KeyStore, period_bounds
-from .rewrite import (
+from pipeline.config import DURATION_RE, Config, RetentionConfig
+from pipeline.errors import ConfigError, StoreError
+from pipeline.lifecycle import deletions
+from pipeline.lifecycle import verify as integrity
+from pipeline.lifecycle.holds import Hold, active_holds
+from pipeline.lifecycle.rewrite import (
     ADVICE,
     DamagedFile,
     PartitionChange,
@@ -39,8 +38,9 @@ from .rewrite import (
     remove_empty_dir,
     session,
 )
-from .store import WRITER_RE, Store
-from .verify import IntegrityReport
+from pipeline.lifecycle.verify import IntegrityReport
+from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
+from pipeline.store.commit import WRITER_RE, Store
 
 Unit = Literal["y", "m", "d"]
 

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from .errors import StoreError, UsageError
+from pipeline.errors import StoreError, UsageError
 
 GENESIS = "0" * 64
 CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,79}")

@@ -25,8 +25,8 @@ from typing import Any
 
 import polars as pl
 
-from .config import Config
-from .rewrite import (
+from pipeline.config import Config
+from pipeline.lifecycle.rewrite import (
     ADVICE,
     DamagedFile,
     Session,

@@ -34,13 +34,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__, deletions
-from .config import Config
-from .errors import StoreError
-from .holds import MAINTENANCE_WRITER, Hold, current_user, maintenance_lock
-from .keys import KeyStore, Period
-from .schema import PAGEVIEW_COLUMNS, PAGEVIEWS
-from .store import Catalogue, Progress, Store, encode_indexed, row_groups
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.lifecycle import deletions
+from pipeline.lifecycle.holds import MAINTENANCE_WRITER, Hold, current_user, maintenance_lock
+from pipeline.privacy.keys import KeyStore, Period
+from pipeline.store.commit import Catalogue, Progress, Store, encode_indexed, row_groups
+from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 UNKNOWN_DOMAIN = "-"

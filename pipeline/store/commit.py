@@ -55,7 +55,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import LockedError, StoreError, store_error
+from pipeline.errors import LockedError, StoreError, store_error
 
 STATE_VERSION = 1
 ROW_GROUP_ROWS = 131_072  # ≥128k rows per row group: smaller ones made files 10% larger
@@ -546,7 +546,7 @@ def encode_indexed(frame: pl.DataFrame) -> pa.Buffer:
     costs a few % of file size and encode time, so ingest does not write it: compaction and other
     rewrites do.
     """
-    from .schema import PAGEVIEWS
+    from pipeline.store.schema import PAGEVIEWS
 
     table = frame.to_arrow().cast(PAGEVIEWS)
     groups = row_groups(table.num_rows)

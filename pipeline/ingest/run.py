@@ -24,14 +24,18 @@ from typing import Any, BinaryIO, cast
 import polars as pl
 import pyarrow as pa
 
-from . import __version__, formats, keys, privacy, sources
-from .config import Config, SourceConfig, check_olddir, domain_from_path, future_skew, template_glob
-from .enrich import Enricher, EnrichStatus
-from .errors import HostlogsError, SourceError, StoreError
-from .lines import split_block
-from .parse import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, drop_cut_token, parse_lines
-from .schema import REJECTS
-from .store import DEFAULT_WRITER, Progress, Store, StreamState, encode_frame
+from pipeline import __version__
+from pipeline.config import Config, SourceConfig, check_olddir, domain_from_path, future_skew, template_glob
+from pipeline.errors import HostlogsError, SourceError, StoreError
+from pipeline.ingest import sources
+from pipeline.ingest.formats import registry as formats
+from pipeline.ingest.lines import split_block
+from pipeline.ingest.rows import REJECT_TEXT_LIMIT, ParsedBatch, ParseSettings, drop_cut_token, parse_lines
+from pipeline.privacy import keys
+from pipeline.privacy import mask as privacy
+from pipeline.privacy.enrich import Enricher, EnrichStatus
+from pipeline.store.commit import DEFAULT_WRITER, Progress, Store, StreamState, encode_frame
+from pipeline.store.schema import REJECTS
 
 DETECT_SAMPLE_BYTES = 64 << 10
 DETECT_SAMPLE_LINES = 200

@@ -15,10 +15,10 @@ from typing import Literal
 
 import polars as pl
 
-from . import privacy
-from .formats import QUOTED, REQUEST_PARTS, LogFormat
-from .lines import SplitLines
-from .schema import PAGEVIEW_COLUMNS
+from pipeline.ingest.formats.registry import QUOTED, REQUEST_PARTS, LogFormat
+from pipeline.ingest.lines import SplitLines
+from pipeline.privacy import mask as privacy
+from pipeline.store.schema import PAGEVIEW_COLUMNS
 
 RejectReason = Literal["unparseable", "bad_timestamp", "binary", "too_long", "bad_field"]
 REJECT_REASONS: tuple[RejectReason, ...] = ("unparseable", "bad_timestamp", "binary", "too_long", "bad_field")

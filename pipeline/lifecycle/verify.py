@@ -24,10 +24,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from . import __version__, deletions
-from .config import Config
-from .rewrite import open_store, session
-from .store import Store, file_sha256
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.lifecycle import deletions
+from pipeline.lifecycle.rewrite import open_store, session
+from pipeline.store.commit import Store, file_sha256
 
 Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
 TABLES = ("pageviews", "_rejects")

@@ -27,12 +27,12 @@ from typing import Any, BinaryIO, Literal, cast
 import polars as pl
 import pyarrow.parquet as pq
 
-from . import audit, deletions
-from .config import Config
-from .errors import StoreError, UsageError
-from .holds import active_holds
-from .keys import Period, canonical_address, lookup_pseudonyms, period_id
-from .rewrite import (
+from pipeline.config import Config
+from pipeline.errors import StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.lifecycle import deletions
+from pipeline.lifecycle.holds import active_holds
+from pipeline.lifecycle.rewrite import (
     ADVICE,
     DamagedFile,
     PartitionChange,
@@ -46,8 +46,9 @@ from .rewrite import (
     read_rows,
     session,
 )
-from .schema import PAGEVIEWS
-from .store import fsync_dir
+from pipeline.privacy.keys import Period, canonical_address, lookup_pseudonyms, period_id
+from pipeline.store.commit import fsync_dir
+from pipeline.store.schema import PAGEVIEWS
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "parquet")

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import __version__, audit, detectors, investigate
-from .investigate import Scope
-from .query import QueryResult, Sandbox, execute
-from .store import Store
+from pipeline import __version__
+from pipeline.investigate import audit, detectors
+from pipeline.investigate import investigations as investigate
+from pipeline.investigate.investigations import Scope
+from pipeline.investigate.sandbox import QueryResult, Sandbox, execute
+from pipeline.store.commit import Store
 
 MAX_BARS = 24 * 62  # above two months of hours, the chart shows days
 

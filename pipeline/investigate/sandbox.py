@@ -57,12 +57,12 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from . import audit
-from .config import QueryConfig, timeout_seconds
-from .errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
-from .privacy import ClientMasker, mask_text
-from .schema import PAGEVIEWS, REJECTS
-from .store import Store
+from pipeline.config import QueryConfig, timeout_seconds
+from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.store.commit import Store
+from pipeline.store.schema import PAGEVIEWS, REJECTS
 
 SANDBOX_HINT = "queries can read only the store's views; use --output FILE to save results"
 DATE = pa.field("date", pa.date32())

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from . import keys, sources
-from .config import Config
-from .errors import HostlogsError, StoreError
-from .store import Store
+from pipeline.config import Config
+from pipeline.errors import HostlogsError, StoreError
+from pipeline.ingest import sources
+from pipeline.privacy import keys
+from pipeline.store.commit import Store
 
 Status = Literal["verified", "DIFFERS", "file too short", "key destroyed", "no digest"]
 

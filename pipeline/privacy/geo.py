@@ -23,7 +23,7 @@ import maxminddb
 import polars as pl
 
 from pipeline.errors import ConfigError
-from pipeline.privacy import factorize
+from pipeline.privacy.mask import factorize
 
 CACHE_MAX = 500_000
 COLUMNS: dict[str, pl.DataType] = {"country": pl.String(), "asn": pl.Int64(), "as_org": pl.String()}

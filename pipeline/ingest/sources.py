@@ -24,7 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 
-from .errors import SourceError
+from pipeline.errors import SourceError
 
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 4096  # the bytes before a committed offset whose keyed digest is checked on resume

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .errors import FormatError
+from pipeline.errors import FormatError
 
 # Regex building blocks. Rust regex (polars) has no look-around; every class excludes the
 # delimiter that follows it so that the pattern stays one-pass (unambiguous left to right).

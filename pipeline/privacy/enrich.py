@@ -12,10 +12,10 @@ from pathlib import Path
 
 import polars as pl
 
-from . import keys
-from .config import Config
-from .geo import Geo
-from .privacy import ClientMasker, factorize
+from pipeline.config import Config
+from pipeline.privacy import keys
+from pipeline.privacy.geo import Geo
+from pipeline.privacy.mask import ClientMasker, factorize
 
 CACHE_MAX = 1_000_000
 _EMPTY = pl.DataFrame(

@@ -24,8 +24,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .store import Store
+from pipeline import __version__
+from pipeline.store.commit import Store
 
 DELETIONS_DIR = "_deletions"
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import polars as pl
 
-from .errors import LockedError, StoreError, UsageError
-from .store import Store
+from pipeline.errors import LockedError, StoreError, UsageError
+from pipeline.store.commit import Store
 
 HOLDS_DIR = "_holds"
 MAINTENANCE_WRITER = "maintenance"
