@@ -11,7 +11,7 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.investigate import audit
 from pipeline.investigate import sandbox as query
-from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle import export as lifecycle
 
 from .conftest import ROOT, ingest_paths, make_config
 

@@ -1,4 +1,4 @@
-"""Legal holds (pipeline/holds.py): records, release, and what purge and erasure keep under them."""
+"""Legal holds (pipeline/lifecycle/holds.py): records, release, and what purge and erasure keep under them."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import LockedError, StoreError, UsageError
+from pipeline.investigate import audit
 from pipeline.lifecycle import retention
-from pipeline.lifecycle import rights as lifecycle
+from pipeline.lifecycle.erase import erase
 from pipeline.lifecycle.holds import HOLDS_DIR, Hold, active_holds, add_hold, list_holds, release_hold
 from pipeline.store.commit import Store
 
@@ -42,6 +43,56 @@ def test_add_list_release_are_recorded(store: Path) -> None:
     assert listed[0] == released and listed[1] == again and active_holds(store) == [again]
     files = sorted((store / HOLDS_DIR).glob("*.json"))
     assert len(files) == 2 and json.loads(files[0].read_text())["released_by"] == getpass.getuser()
+
+
+GOOD_IDS = ["INC-2026-042", "jira:SEC/17#2", "case#12", "x/../../y", "A.b_c-d", "a" * 80]
+BAD_IDS = ["-x", ":x", "#1", "../x", "a" * 81, "a b", "a;b", "caf\u00e9", "a\nb"]
+
+
+def test_a_case_id_valid_for_a_query_can_be_held_and_released(store: Path) -> None:
+    build(store, rows())
+    hold = add_hold(store, "jira:SEC/17#2", "ticket", domain=A)
+    # one file directly under _holds/, its name free of the id's '/', ':' and '#'
+    files = [
+        p.relative_to(store / HOLDS_DIR).as_posix() for p in (store / HOLDS_DIR).rglob("*") if p.is_file()
+    ]
+    assert files == [hold.file] and not set(hold.file) & set("/:#")
+    assert [h.case for h in active_holds(store)] == ["jira:SEC/17#2"]
+    released = release_hold(store, "jira:SEC/17#2")
+    assert released.file == hold.file and not active_holds(store)
+    assert json.loads((store / HOLDS_DIR / hold.file).read_text())["case"] == "jira:SEC/17#2"
+
+
+def test_ids_that_differ_only_in_unsafe_characters_get_distinct_files(store: Path) -> None:
+    build(store, rows())
+    a, b = add_hold(store, "SEC/1", "r"), add_hold(store, "SEC:1", "r")
+    assert a.file != b.file and sorted(h.case for h in active_holds(store)) == ["SEC/1", "SEC:1"]
+
+
+def test_a_hold_file_of_the_old_naming_still_loads_and_releases(store: Path) -> None:
+    build(store, rows())
+    old = {"version": 1, "case": "INC-7", "reason": "r", "created": "2026-01-02T03:04:05+00:00",
+           "created_by": "alice", "domain": None, "date_from": "2024-03-01", "date_to": None,
+           "released": None, "released_by": None}  # fmt: skip
+    (store / HOLDS_DIR).mkdir()
+    (store / HOLDS_DIR / "20260102T030405000000Z-INC-7.json").write_text(json.dumps(old))
+    assert [(h.case, h.file) for h in active_holds(store)] == [("INC-7", "20260102T030405000000Z-INC-7.json")]
+    release_hold(store, "INC-7")
+    assert not active_holds(store) and len(list((store / HOLDS_DIR).iterdir())) == 1
+
+
+@pytest.mark.parametrize(("case", "good"), [(c, True) for c in GOOD_IDS] + [(c, False) for c in BAD_IDS])
+def test_holds_and_the_audit_accept_the_same_case_ids(store: Path, case: str, good: bool) -> None:
+    store.mkdir()
+    accepted = []
+    for check in (lambda: add_hold(store, case, "r"), lambda: audit.check_case(case, False)):
+        try:
+            check()
+            accepted.append(True)
+        except UsageError as exc:
+            assert "invalid case id" in str(exc)
+            accepted.append(False)
+    assert accepted == [good, good]
 
 
 @pytest.mark.parametrize(
@@ -110,7 +161,7 @@ def test_erasure_keeps_held_rows_and_says_so(store: Path) -> None:
     data = rows()
     build(store, data)
     add_hold(store, "LEGAL-1", "claim", domain=B, date_to=D(2024, 3, 2))
-    report = lifecycle.erase(cfg_for(store), domain=B)
+    report = erase(cfg_for(store), domain=B)
     kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
     assert visible(store) == paths(r for r in data if r[2] == A) + paths(kept)
     assert report.held == {"LEGAL-1": len(kept)} and report.rows_deleted == 30 - len(kept)

@@ -16,8 +16,8 @@ import pytest
 
 from pipeline.errors import StoreError
 from pipeline.lifecycle import holds, retention, verify
-from pipeline.lifecycle import rights as lifecycle
 from pipeline.lifecycle.compact import compact
+from pipeline.lifecycle.erase import erase
 from pipeline.store.commit import Store, file_sha256
 
 from .conftest import ingest_paths
@@ -72,7 +72,7 @@ def test_every_commit_records_size_and_sha256_of_its_files(store: Path) -> None:
     build(store, [(900 + n, D(2026, 11, 1), A, "203.0.113.9") for n in range(5)], name="more.log")
     cfg = cfg_for(store)
     compact(cfg, target_mb=64)
-    lifecycle.erase(cfg, domain=B, date_from=D(2024, 4, 1))
+    erase(cfg, domain=B, date_from=D(2024, 4, 1))
     retention.purge(cfg, as_of=D(2026, 3, 20))
     kinds = {str(m.get("operation", "ingest")) for m in manifests(store)}
     assert kinds >= {"ingest", "compact", "erase", "purge"}, kinds
@@ -114,7 +114,7 @@ def test_a_commit_cannot_skip_the_checksum(tmp_path: Path) -> None:
 def test_verify_reports_altered_missing_planted_and_damaged(store: Path) -> None:
     build(store, two_visitors())
     build(store, [(100, D(2026, 12, 1), A, "192.0.2.1")], name="late.log")
-    lifecycle.erase(cfg_for(store), domain=B, date_from=D(2026, 11, 4))
+    erase(cfg_for(store), domain=B, date_from=D(2026, 11, 4))
     code, out, err = invoke("verify", "--store", str(store), "--json")
     assert code == 0 and json.loads(out)["ok"] and not err
     files = sorted(store.glob("pageviews/date=*/*.parquet"))

@@ -1,4 +1,4 @@
-"""Erasure, export and compaction (pipeline/lifecycle.py, pipeline/compact.py), crash safety of every
+"""Erasure, export and compaction (pipeline/lifecycle/erase.py, export.py, compact.py), crash safety of every
 rewrite (kill -9 mid-purge, mid-erase, mid-compaction), and the lifecycle commands' wiring.
 
 The helpers at the top build real stores with the ingest library; test_retention.py and
@@ -36,8 +36,9 @@ from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest.run import IngestReport
 from pipeline.investigate import sandbox as query
 from pipeline.lifecycle import deletions, retention
-from pipeline.lifecycle import rights as lifecycle
 from pipeline.lifecycle.compact import compact
+from pipeline.lifecycle.erase import erase
+from pipeline.lifecycle.export import ExportFormat, export
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import keys
 from pipeline.store.commit import Store, encode_indexed, row_groups
@@ -133,11 +134,11 @@ def test_erase_domain_everywhere_and_in_a_range(store: Path) -> None:
     rows = two_visitors()
     build(store, rows)
     cfg = cfg_for(store)
-    report = lifecycle.erase(cfg, domain="B.example", date_to=D(2026, 10, 31))
+    report = erase(cfg, domain="B.example", date_to=D(2026, 10, 31))
     gone = [r for r in rows if r[2] == B and r[1] <= D(2026, 10, 31)]
     assert report.rows_deleted == len(gone) and report.domain == B
     assert visible(store) == paths(rows) - paths(gone)
-    report = lifecycle.erase(cfg, domain=B)
+    report = erase(cfg, domain=B)
     assert visible(store) == paths(r for r in rows if r[2] != B)
     assert {c.action for c in report.partitions} == {"rewritten"}
     assert_consistent(store)
@@ -152,7 +153,7 @@ def test_erase_domain_everywhere_and_in_a_range(store: Path) -> None:
 def test_erase_one_visitor_through_pseudonyms(store: Path) -> None:
     rows = two_visitors()
     build(store, rows)
-    report = lifecycle.erase(cfg_for(store), address=V1)
+    report = erase(cfg_for(store), address=V1)
     assert visible(store) == paths(r for r in rows if r[3] != V1)  # V2, same /24, untouched
     assert report.by_address and not report.not_erasable and report.rows_deleted == 20
     text = Path(str(report.record)).read_text()
@@ -178,10 +179,10 @@ def test_erase_dry_run_changes_nothing(store: Path) -> None:
     rows = two_visitors()
     build(store, rows)
     before = tree_hash(store, Path(f"{store}-keys"))
-    report = lifecycle.erase(cfg_for(store), domain=A, dry_run=True)
+    report = erase(cfg_for(store), domain=A, dry_run=True)
     assert tree_hash(store, Path(f"{store}-keys")) == before
     assert report.rows_deleted == sum(1 for r in rows if r[2] == A) and report.record is None
-    assert lifecycle.erase(cfg_for(store), domain=A).rows_deleted == report.rows_deleted
+    assert erase(cfg_for(store), domain=A).rows_deleted == report.rows_deleted
 
 
 @pytest.mark.parametrize(
@@ -203,11 +204,11 @@ def test_erase_usage_errors_exit_2(store: Path, args: list[str], message: str) -
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet"])
-def test_export_round_trip(store: Path, tmp_path: Path, fmt: lifecycle.ExportFormat) -> None:
+def test_export_round_trip(store: Path, tmp_path: Path, fmt: ExportFormat) -> None:
     rows = two_visitors()
     build(store, rows)
     out = tmp_path / f"a.{fmt}"
-    report = lifecycle.export(cfg_for(store), domain=A, fmt=fmt, output=out, date_from=D(2026, 10, 30))
+    report = export(cfg_for(store), domain=A, fmt=fmt, output=out, date_from=D(2026, 10, 30))
     expected = (
         pl.concat([pl.read_parquet(f) for f in Store(store).committed_parquet()])
         .filter((pl.col("domain") == A) & (pl.col("ts") >= dt.datetime(2026, 10, 30, tzinfo=dt.UTC)))
@@ -514,7 +515,7 @@ def test_sigkill_mid_operation_then_rerun(
             retention.purge(cfg, as_of=as_of)
             assert retention.verify(cfg, as_of=as_of).ok
         elif operation == "erase":
-            lifecycle.erase(cfg, domain=B)
+            erase(cfg, domain=B)
         else:
             compact(cfg)
             assert set(files_per_day(store).values()) == {1}
@@ -580,4 +581,4 @@ def test_compact_cli_reports_and_json(store: Path) -> None:
     data = json.loads(out)
     assert code == 0 and [d["files_after"] for d in data["days"]] == [1, 1]
     with pytest.raises(UsageError):
-        lifecycle.export(cfg_for(store), domain=A, fmt="xml", output=store / "x")  # type: ignore[arg-type]
+        export(cfg_for(store), domain=A, fmt="xml", output=store / "x")  # type: ignore[arg-type]

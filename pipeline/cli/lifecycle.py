@@ -15,9 +15,11 @@ from pipeline.cli._common import handle_errors, main
 from pipeline.errors import IntegrityError, StoreError
 from pipeline.investigate import audit
 from pipeline.lifecycle import holds, retention, verify
-from pipeline.lifecycle import rights as lifecycle
 from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
-from pipeline.lifecycle.rewrite import DamagedFile, PartitionChange
+from pipeline.lifecycle.erase import EraseReport, erase
+from pipeline.lifecycle.export import EXPORT_FORMATS, export
+from pipeline.lifecycle.rewrite import PartitionChange
+from pipeline.lifecycle.session import DamagedFile
 
 F = TypeVar("F", bound=Callable[..., Any])
 SHOWN = 12  # partitions listed one per line before the rest are summarised
@@ -353,7 +355,7 @@ def erase_cmd(
               "from": str(date_from or "") or None, "to": str(date_to or "") or None,
               "dry_run": dry_run}  # fmt: skip
     with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
-        report = lifecycle.erase(
+        report = erase(
             cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
             wait=wait,
         )  # fmt: skip
@@ -369,7 +371,7 @@ def erase_cmd(
         )
 
 
-def render_erase(r: lifecycle.EraseReport) -> str:
+def render_erase(r: EraseReport) -> str:
     what = " and ".join(x for x in (r.domain, "one visitor's address" if r.by_address else None) if x)
     verb = "would delete" if r.dry_run else "deleted"
     out = [f"store: {r.store}{'  (dry run: nothing changed)' if r.dry_run else ''}", f"erase: {what}"]
@@ -392,7 +394,7 @@ def render_erase(r: lifecycle.EraseReport) -> str:
 @_options()
 @click.option("--domain", required=True, help="The domain whose rows are exported.")
 @click.option(
-    "--format", "fmt", type=click.Choice(lifecycle.EXPORT_FORMATS), default="csv", show_default=True
+    "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
 )
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="File to write (atomically).")
 @click.option("--from", "date_from", type=DATE, help="First UTC event date (default: all).")
@@ -413,7 +415,7 @@ def export_cmd(
     cfg = _cfg(config_path, store)
     if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
         case, request = audit.check_authority(case, request, "export")
-    report = lifecycle.export(
+    report = export(
         cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
         date_to=date_to, wait=wait, case=case, request=request, reason=reason,
     )  # fmt: skip

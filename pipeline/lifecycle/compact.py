@@ -26,17 +26,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.lifecycle.rewrite import (
-    ADVICE,
-    DamagedFile,
-    Session,
-    encode_sorted,
-    file_rows,
-    new_part_name,
-    partitions,
-    read_rows,
-    session,
-)
+from pipeline.lifecycle.rewrite import encode_sorted, file_rows, new_part_name, partitions, read_rows
+from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, session
 
 DEFAULT_TARGET_MB = 128.0
 MAX_INPUT_FACTOR = 8  # bounds memory: one output is built from at most 8x the target of input

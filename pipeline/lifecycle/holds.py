@@ -12,43 +12,24 @@ added (the command returned) is honoured by every later deletion.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import getpass
-import os
+import hashlib
 import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from pipeline.errors import LockedError, StoreError, UsageError
+from pipeline.errors import StoreError, UsageError
+from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
+from pipeline.rules import check_id, check_range, os_user
 from pipeline.store.commit import Store
 
 HOLDS_DIR = "_holds"
-MAINTENANCE_WRITER = "maintenance"
-CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# An ingest that recovers a crashed maintenance run holds the maintenance lock for milliseconds.
-LOCK_GRACE_SECONDS = 0.5
-
-
-@contextlib.contextmanager
-def maintenance_lock(store: Store, wait: float) -> Iterator[None]:
-    """The one lock of purge, erase, compact, export and hold changes (never an ingest writer's)."""
-    try:
-        lock = store.lock(max(wait, LOCK_GRACE_SECONDS))
-        lock.__enter__()
-    except LockedError:
-        raise LockedError(
-            f"another hostlogs maintenance run (purge, erase, compact, export or hold) is running on "
-            f"{store.root}; this run did nothing (use --wait SECONDS to queue behind it)"
-        ) from None
-    try:
-        yield
-    finally:
-        lock.__exit__(None, None, None)
+# Characters a hold's file name keeps from its case id; a case id may hold '/', ':' and '#' (the
+# ticket systems' ids the audit accepts), which no file name may carry as they are.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -141,12 +122,10 @@ def add_hold(
     wait: float = 0.0,
 ) -> Hold:
     """Place a hold. One active hold per case id; a released case may be held again (a new record)."""
-    if not CASE_RE.fullmatch(case):
-        raise UsageError(f"invalid case id {case!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    check_id(case)
     if not reason.strip():
         raise UsageError("a hold needs a reason (--reason)")
-    if date_from and date_to and date_from > date_to:
-        raise UsageError(f"--from {date_from} is after --to {date_to}")
+    check_range(date_from, date_to)
     store = _store(store_root)
     with maintenance_lock(store, wait):
         if any(h.case == case for h in active_holds(store.root)):
@@ -156,11 +135,11 @@ def add_hold(
             case=case,
             reason=reason.strip(),
             created=now,
-            created_by=current_user(),
+            created_by=os_user(),
             domain=domain.lower() if domain else None,
             date_from=date_from,
             date_to=date_to,
-            file=f"{now:%Y%m%dT%H%M%S%fZ}-{case}.json",
+            file=hold_file_name(now, case),
         )
         store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
     return hold
@@ -174,17 +153,20 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Hol
         if not current:
             raise UsageError(f"no active hold for case {case!r} (see 'hostlogs hold list')")
         now = dt.datetime.now(dt.UTC)
-        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": current_user()})
+        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
         store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
     return hold
 
 
-def current_user() -> str:
-    """The operating-system user running the command (recorded in holds and the deletion log)."""
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):  # no passwd entry (containers): the uid still identifies the account
-        return f"uid {os.getuid()}"
+def hold_file_name(created: dt.datetime, case: str) -> str:
+    """A file name for a hold that no case id can turn into a path: ``jira:SEC/17#2`` stays one name.
+
+    Unsafe characters become ``_``; the short hash of the id keeps ids that differ only in them (``a/b``,
+    ``a:b``) apart. The case itself is read from the JSON, never from the name: older hold files, named
+    ``<created>-<case>.json``, load as they are.
+    """
+    digest = hashlib.sha256(case.encode()).hexdigest()[:8]
+    return f"{created:%Y%m%dT%H%M%S%fZ}-{_UNSAFE.sub('_', case)}-{digest}.json"
 
 
 def _store(store_root: str | Path) -> Store:

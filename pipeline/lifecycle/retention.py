@@ -23,21 +23,16 @@ from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
 from pipeline.lifecycle.holds import Hold, active_holds
 from pipeline.lifecycle.rewrite import (
-    ADVICE,
-    DamagedFile,
     PartitionChange,
     Selection,
-    Session,
     apply_partition,
-    damaged_fields,
     file_rows,
     held_counts,
-    key_store,
     partitions,
     plan_partition,
     remove_empty_dir,
-    session,
 )
+from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, damaged_fields, key_store, session
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
 from pipeline.store.commit import WRITER_RE, Store

@@ -1,21 +1,15 @@
-"""Shared machinery of the maintenance operations (purge, erase, compact): sessions and rewrites.
+"""Partition rewrites of the maintenance operations (purge, erase, compact): plan, then swap.
 
-Maintenance runs as its own store writer, ``maintenance``: its own lock, manifests and pending record,
-so it never waits for cron ingestion or piped loggers, nor they for it. Every change to data files is
-one ``Store.swap`` per partition: readers see the partition's old files until the commit and its new
-files after it, never both or neither; a crash before the commit leaves the old files (the next run's
-``recover`` removes the half-written new ones) and after it the next ``recover`` finishes retiring the
-old ones. Only files listed at the start are ever retired: files an ingest adds meanwhile stay.
+Every change to data files is one ``Store.swap`` per partition: readers see the partition's old files
+until the commit and its new files after it, never both or neither; a crash before the commit leaves
+the old files (the next run's ``recover`` removes the half-written new ones) and after it the next
+``recover`` finishes retiring the old ones. Only files listed at the start are ever retired: files an
+ingest adds meanwhile stay. The session and lock these run under are in ``lifecycle.session``.
 
 Within a partition the unit of work is a file: a file none of whose rows go is not touched, a file all
 of whose rows go is retired, any other file is rewritten without those rows (``encode_sorted``: the
-compacted format, a new ``part-<id>.parquet`` name).
-
-Damaged files (not readable Parquet, altered against their manifest's checksum, or named in no
-manifest) are never rewritten: a rewrite would launder them into a new, correctly checksummed file.
-Each operation reports them (``DamagedFile``) and carries on with the rest; what it does with one is its
-own rule (compaction and export skip it, erasure stops that day, the purge destroys it unread when its
-whole day is past retention and under no hold, and leaves it otherwise).
+compacted format, a new ``part-<id>.parquet`` name). A damaged file is never rewritten (see
+``lifecycle.session``): ``plan_partition`` reports it and leaves it, or retires it unread.
 """
 
 from __future__ import annotations
@@ -25,7 +19,7 @@ import datetime as dt
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -34,93 +28,16 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import __version__
-from pipeline.config import Config
 from pipeline.errors import StoreError
 from pipeline.lifecycle import deletions
-from pipeline.lifecycle.holds import MAINTENANCE_WRITER, Hold, current_user, maintenance_lock
-from pipeline.privacy.keys import KeyStore, Period
-from pipeline.store.commit import Catalogue, Progress, Store, encode_indexed, row_groups
+from pipeline.lifecycle.holds import Hold
+from pipeline.lifecycle.session import Session
+from pipeline.store.commit import Store, encode_indexed, row_groups
 from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 UNKNOWN_DOMAIN = "-"
 Action = Literal["deleted", "rewritten", "kept"]
-
-
-@dataclass
-class Session:
-    """One maintenance operation; ``progress`` is None in a dry run (no lock taken, nothing written)."""
-
-    store: Store
-    cfg: Config
-    kind: str
-    progress: Progress | None
-    op: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
-    by: str = field(default_factory=current_user)
-    damaged: list[DamagedFile] = field(default_factory=list)  # reported by the operation
-    _catalogue: Catalogue | None = None
-
-    @property
-    def dry_run(self) -> bool:
-        return self.progress is None
-
-    @property
-    def catalogue(self) -> Catalogue:
-        """The committed files with their recorded checksums (read once per operation)."""
-        if self._catalogue is None:
-            self._catalogue = self.store.catalogue()
-        return self._catalogue
-
-    def check(self, rel: str, *, checksum: bool = True) -> str | None:
-        """What is wrong with a file this operation is about to read or rewrite (None: nothing)."""
-        record = self.catalogue.files.get(rel)
-        if record is None:
-            return "named in no manifest (planted, or its manifest is lost)"
-        return self.store.check_file(rel, record, checksum=checksum)
-
-    def damage(self, rel: str, problem: str, action: str) -> None:
-        self.damaged.append(DamagedFile(rel, problem, action))
-
-    @property
-    def record(self) -> Path:
-        return deletions.record_path(self.store, self.started, self.op)
-
-    def swap(self, retire: list[str], add: dict[str, bytes], record: dict[str, Any]) -> None:
-        assert self.progress is not None, "no writes in a dry run"
-        meta = {"operation": self.kind, "op": self.op, "created": _now(), "hostlogs": __version__}
-        self.store.swap(self.progress, retire, add, {**meta, **record})
-
-
-@contextlib.contextmanager
-def session(cfg: Config, kind: str, *, dry_run: bool, wait: float) -> Iterator[Session]:
-    """Open the store as the maintenance writer: lock, finish what a crashed run left, then work."""
-    store = open_store(cfg.store)
-    if dry_run:  # read-only: no lock file, no recovery, no record
-        yield Session(store, cfg, kind, None)
-        return
-    with maintenance_lock(store, wait):
-        # Own state only: recovering other writers (Store.recover) would take their locks, and a cron
-        # ingest or piped logger starting at that instant would exit 75. Ingest recovers them itself,
-        # and readers (and so every maintenance operation) never see their uncommitted files.
-        progress = store.recover(peers=False)  # never take an ingest writer's lock
-        key_dir = Path(cfg.key_dir)
-        deletions.recover(store, key_dir if key_dir.is_dir() else None)
-        yield Session(store, cfg, kind, progress)
-
-
-def open_store(root: str | Path) -> Store:
-    store = Store(root, writer=MAINTENANCE_WRITER)
-    if not store.pageviews.is_dir():
-        raise StoreError(f"no store at {store.root}: run 'hostlogs ingest' first or give --store")
-    return store
-
-
-def key_store(cfg: Config) -> KeyStore | None:
-    """The pseudonym keys, or None when there are none (never creates the key directory)."""
-    key_dir = Path(cfg.key_dir)
-    return KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
 
 
 def partitions(store: Store, table: str = "pageviews", *, hidden: bool = False) -> dict[dt.date, list[str]]:
@@ -135,27 +52,6 @@ def partitions(store: Store, table: str = "pageviews", *, hidden: bool = False) 
         with contextlib.suppress(ValueError):
             out.setdefault(dt.date.fromisoformat(m[1]), []).append(path.relative_to(store.root).as_posix())
     return out
-
-
-@dataclass(frozen=True)
-class DamagedFile:
-    """A file an operation could not use as it is, and what the operation did about it."""
-
-    path: str  # relative to the store root
-    problem: str
-    action: str
-
-    def describe(self) -> str:
-        return f"{self.path}: {self.problem}; {self.action}"
-
-
-ADVICE = "run 'hostlogs verify' and treat it as an incident"
-
-
-def damaged_fields(damaged: Iterable[DamagedFile]) -> dict[str, Any]:
-    """The deletion record's ``damaged_files`` (only when there are any: older records stay alike)."""
-    entries = [{"file": d.path, "problem": d.problem, "action": d.action} for d in damaged]
-    return {"damaged_files": entries} if entries else {}
 
 
 def file_rows(path: Path) -> int:
@@ -354,7 +250,3 @@ def read_rows(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
 
 
 _SCHEMA = cast(pl.DataFrame, pl.from_arrow(PAGEVIEWS.empty_table()))
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()

@@ -27,12 +27,11 @@ from typing import Any, Literal
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.lifecycle import deletions
-from pipeline.lifecycle.rewrite import open_store, session
+from pipeline.lifecycle.session import open_store, session
 from pipeline.store.commit import Store, file_sha256
 
 Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
 TABLES = ("pageviews", "_rejects")
-ADVICE = "run 'hostlogs verify' and treat it as an incident"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,155 @@
+"""Export of a domain's rows (data portability, access requests): complete or absent.
+
+``export`` writes every row of a domain, by date then time, as CSV with a header, JSON lines, or
+Parquet; timestamps are ISO 8601 UTC (``2026-11-01T10:00:00Z``). The file is written under a temporary
+name and renamed when complete. An export is an access to the store: it is recorded in the audit trail
+(started, then the outcome) under a case or request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, BinaryIO, Literal
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from pipeline.config import Config
+from pipeline.errors import StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.lifecycle.rewrite import partitions, read_rows
+from pipeline.lifecycle.session import ADVICE, DamagedFile, session
+from pipeline.rules import check_range
+from pipeline.store.commit import fsync_dir
+from pipeline.store.schema import PAGEVIEWS
+
+ExportFormat = Literal["csv", "jsonl", "parquet"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "parquet")
+ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    output: str
+    domain: str
+    format: ExportFormat
+    rows: int
+    partitions: int
+    bytes: int
+    date_from: dt.date | None = None
+    date_to: dt.date | None = None
+    damaged: tuple[DamagedFile, ...] = ()  # skipped: the export lacks their rows
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def export(
+    cfg: Config,
+    *,
+    domain: str,
+    fmt: ExportFormat,
+    output: str | Path,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    wait: float = 0.0,
+    case: str | None = None,
+    request: str | None = None,
+    reason: str | None = None,
+) -> ExportReport:
+    """``_export``, recorded in the audit trail (started, then the outcome) under the case or request."""
+    run = partial(_export, cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+                  date_to=date_to, wait=wait)  # fmt: skip
+    if not Path(cfg.store).is_dir():
+        return run()  # no store: its error, and no audit trail to create
+    params = {"domain": domain.lower(), "format": fmt, "output": str(output),
+              "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
+    with audit.AuditLog(cfg.store).record("export", case, reason, request=request, params=params) as rec:
+        report = run()
+        rec.rows = report.rows
+    return report
+
+
+def _export(
+    cfg: Config,
+    *,
+    domain: str,
+    fmt: ExportFormat,
+    output: str | Path,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    wait: float = 0.0,
+) -> ExportReport:
+    """Write every row of ``domain`` (by date, then time) to ``output``: complete or absent."""
+    if fmt not in EXPORT_FORMATS:
+        raise UsageError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
+    check_range(date_from, date_to)
+    domain = domain.lower()
+    out = Path(output)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    rows = days = 0
+    # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
+    with session(cfg, "export", dry_run=False, wait=wait) as s:
+        try:
+            with open(tmp, "wb") as f:
+                writer = _Writer(f, fmt)
+                for day, files in partitions(s.store).items():
+                    if (date_from and day < date_from) or (date_to and day > date_to):
+                        continue
+                    frames = []
+                    for rel in files:
+                        # an altered or unreadable file is skipped and reported: the rest is exported
+                        if (problem := s.check(rel)) is not None:
+                            s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
+                            continue
+                        frames.append(read_rows(s.store.root / rel).filter(pl.col("domain") == domain))
+                    if not frames:
+                        continue
+                    frame = pl.concat(frames).sort("ts")
+                    if frame.height:
+                        writer.write(frame)
+                        rows, days = rows + frame.height, days + 1
+                writer.close()
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, out)
+            fsync_dir(out.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+    size = out.stat().st_size
+    return ExportReport(str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged))
+
+
+class _Writer:
+    """Appends day by day: memory holds one day of one domain, whatever the export's size."""
+
+    def __init__(self, f: BinaryIO, fmt: ExportFormat) -> None:
+        self.f, self.fmt = f, fmt
+        self.header = True
+        self.parquet = pq.ParquetWriter(f, PAGEVIEWS, compression="zstd") if fmt == "parquet" else None
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self.parquet is not None:
+            self.parquet.write_table(frame.to_arrow().cast(PAGEVIEWS))
+            return
+        text = frame.with_columns(pl.col("ts").dt.strftime(ISO_UTC))
+        if self.fmt == "csv":
+            text.write_csv(self.f, include_header=self.header)
+        else:
+            text.write_ndjson(self.f)
+        self.header = False
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        elif self.fmt == "csv" and self.header:  # no rows: still a header
+            pl.DataFrame(schema=PAGEVIEWS.names).write_csv(self.f)

@@ -1,0 +1,151 @@
+"""The maintenance session: the one writer (and lock) of purge, erase, compact, export and holds.
+
+Maintenance runs as its own store writer, ``maintenance``: its own lock, manifests and pending record,
+so it never waits for cron ingestion or piped loggers, nor they for it. A session takes that lock,
+finishes what a crashed maintenance run left (its half-written files, its deletion record), and then
+hands the operation a ``Session``: the store, the operation's id and start time, and the list of
+damaged files the operation reports.
+
+Damaged files (not readable Parquet, altered against their manifest's checksum, or named in no
+manifest) are never rewritten: a rewrite would launder them into a new, correctly checksummed file.
+Each operation reports them (``DamagedFile``) and carries on with the rest; what it does with one is its
+own rule (compaction and export skip it, erasure stops that day, the purge destroys it unread when its
+whole day is past retention and under no hold, and leaves it otherwise).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.errors import LockedError, StoreError
+from pipeline.lifecycle import deletions
+from pipeline.privacy.keys import KeyStore, Period
+from pipeline.rules import os_user
+from pipeline.store.commit import Catalogue, Progress, Store
+
+MAINTENANCE_WRITER = "maintenance"
+# An ingest that recovers a crashed maintenance run holds the maintenance lock for milliseconds.
+LOCK_GRACE_SECONDS = 0.5
+ADVICE = "run 'hostlogs verify' and treat it as an incident"
+
+
+@contextlib.contextmanager
+def maintenance_lock(store: Store, wait: float) -> Iterator[None]:
+    """The one lock of purge, erase, compact, export and hold changes (never an ingest writer's)."""
+    try:
+        lock = store.lock(max(wait, LOCK_GRACE_SECONDS))
+        lock.__enter__()
+    except LockedError:
+        raise LockedError(
+            f"another hostlogs maintenance run (purge, erase, compact, export or hold) is running on "
+            f"{store.root}; this run did nothing (use --wait SECONDS to queue behind it)"
+        ) from None
+    try:
+        yield
+    finally:
+        lock.__exit__(None, None, None)
+
+
+@dataclass(frozen=True)
+class DamagedFile:
+    """A file an operation could not use as it is, and what the operation did about it."""
+
+    path: str  # relative to the store root
+    problem: str
+    action: str
+
+    def describe(self) -> str:
+        return f"{self.path}: {self.problem}; {self.action}"
+
+
+def damaged_fields(damaged: Iterable[DamagedFile]) -> dict[str, Any]:
+    """The deletion record's ``damaged_files`` (only when there are any: older records stay alike)."""
+    entries = [{"file": d.path, "problem": d.problem, "action": d.action} for d in damaged]
+    return {"damaged_files": entries} if entries else {}
+
+
+@dataclass
+class Session:
+    """One maintenance operation; ``progress`` is None in a dry run (no lock taken, nothing written)."""
+
+    store: Store
+    cfg: Config
+    kind: str
+    progress: Progress | None
+    op: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    by: str = field(default_factory=os_user)
+    damaged: list[DamagedFile] = field(default_factory=list)  # reported by the operation
+    _catalogue: Catalogue | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.progress is None
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The committed files with their recorded checksums (read once per operation)."""
+        if self._catalogue is None:
+            self._catalogue = self.store.catalogue()
+        return self._catalogue
+
+    def check(self, rel: str, *, checksum: bool = True) -> str | None:
+        """What is wrong with a file this operation is about to read or rewrite (None: nothing)."""
+        record = self.catalogue.files.get(rel)
+        if record is None:
+            return "named in no manifest (planted, or its manifest is lost)"
+        return self.store.check_file(rel, record, checksum=checksum)
+
+    def damage(self, rel: str, problem: str, action: str) -> None:
+        self.damaged.append(DamagedFile(rel, problem, action))
+
+    @property
+    def record(self) -> Path:
+        return deletions.record_path(self.store, self.started, self.op)
+
+    def swap(self, retire: list[str], add: dict[str, bytes], record: dict[str, Any]) -> None:
+        assert self.progress is not None, "no writes in a dry run"
+        meta = {"operation": self.kind, "op": self.op, "created": _now(), "hostlogs": __version__}
+        self.store.swap(self.progress, retire, add, {**meta, **record})
+
+
+@contextlib.contextmanager
+def session(cfg: Config, kind: str, *, dry_run: bool, wait: float) -> Iterator[Session]:
+    """Open the store as the maintenance writer: lock, finish what a crashed run left, then work."""
+    store = open_store(cfg.store)
+    if dry_run:  # read-only: no lock file, no recovery, no record
+        yield Session(store, cfg, kind, None)
+        return
+    with maintenance_lock(store, wait):
+        # Own state only: recovering other writers (Store.recover) would take their locks, and a cron
+        # ingest or piped logger starting at that instant would exit 75. Ingest recovers them itself,
+        # and readers (and so every maintenance operation) never see their uncommitted files.
+        progress = store.recover(peers=False)  # never take an ingest writer's lock
+        key_dir = Path(cfg.key_dir)
+        deletions.recover(store, key_dir if key_dir.is_dir() else None)
+        yield Session(store, cfg, kind, progress)
+
+
+def open_store(root: str | Path) -> Store:
+    store = Store(root, writer=MAINTENANCE_WRITER)
+    if not store.pageviews.is_dir():
+        raise StoreError(f"no store at {store.root}: run 'hostlogs ingest' first or give --store")
+    return store
+
+
+def key_store(cfg: Config) -> KeyStore | None:
+    """The pseudonym keys, or None when there are none (never creates the key directory)."""
+    key_dir = Path(cfg.key_dir)
+    return KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
