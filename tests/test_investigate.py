@@ -15,8 +15,9 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.investigate import detectors
 from pipeline.investigate import investigations as investigate
-from pipeline.investigate import sandbox as query
-from pipeline.investigate.investigations import Scope
+from pipeline.investigate import session as query
+from pipeline.investigate.sandbox import Sandbox
+from pipeline.investigate.scope import Scope
 from pipeline.privacy import keys
 from pipeline.privacy.mask import ClientMasker
 
@@ -46,18 +47,18 @@ def attack_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def con(attack_store: Path) -> Iterator[query.Sandbox]:
+def con(attack_store: Path) -> Iterator[Sandbox]:
     c = query.connect(attack_store)
     yield c
     c.close()
 
 
-def hits(con: query.Sandbox, name: str) -> list[dict[str, object]]:
+def hits(con: Sandbox, name: str) -> list[dict[str, object]]:
     inv = investigate.attacks(con, Scope(limit=100_000), [name])
     return [dict(zip(inv.rows.columns, r, strict=True)) for r in inv.rows.rows]
 
 
-def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: query.Sandbox) -> None:
+def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: Sandbox) -> None:
     names = [d.name for d in detectors.DETECTORS]
     assert len(set(names)) == len(names) >= 9
     for d in detectors.DETECTORS:
@@ -81,15 +82,13 @@ def test_every_detector_is_data_with_a_predicate_that_duckdb_accepts(con: query.
         ("sensitive_probe", ["/.bash_history", "/.env", "/.git/HEAD", "/.cvsignore"]),
     ],
 )  # fmt: skip
-def test_detector_finds_the_attacks_of_its_samples(
-    con: query.Sandbox, detector: str, expected: list[str]
-) -> None:
+def test_detector_finds_the_attacks_of_its_samples(con: Sandbox, detector: str, expected: list[str]) -> None:
     found = [f"{r['path']}{'?' + str(r['query']) if r['query'] else ''}" for r in hits(con, detector)]
     for want in expected:
         assert any(want in f for f in found), (detector, want)
 
 
-def test_log4shell_in_user_agent_and_referrer(con: query.Sandbox) -> None:
+def test_log4shell_in_user_agent_and_referrer(con: Sandbox) -> None:
     rows = hits(con, "log4shell")
     uas = [str(r["user_agent"]) for r in rows]
     assert any(ua.startswith("${jndi:ldap://45.155.205.0/24:12344/Basic/Command/Base64/") for ua in uas), uas
@@ -98,13 +97,13 @@ def test_log4shell_in_user_agent_and_referrer(con: query.Sandbox) -> None:
     assert len(rows) == 3
 
 
-def test_scanner_user_agents(con: query.Sandbox) -> None:
+def test_scanner_user_agents(con: Sandbox) -> None:
     uas = {str(r["user_agent"]) for r in hits(con, "scanner_ua")}
     assert "masscan/1.0 (https://github.com/robertdavidgraham/masscan)" in uas
     assert "Mozilla/5.00 (Nikto/2.1.5) (Evasions:None) (Test:getinfo)" in uas
 
 
-def test_login_bruteforce_by_network(con: query.Sandbox) -> None:
+def test_login_bruteforce_by_network(con: Sandbox) -> None:
     rows = hits(con, "login_bruteforce")
     nets = {str(r["client_net"]) for r in rows}
     # crowdsec: 9 POSTs to wp-login.php in one second; basjes: a /24 posting to /login_form all morning.
@@ -161,7 +160,7 @@ def test_detectors_stay_quiet_on_a_clean_sample(tmp_path: Path) -> None:
     log.write_text("".join(lines))
     ingest_paths(tmp_path / "store", [log], domain="www.example.com")
     c = query.connect(tmp_path / "store")
-    assert query.execute(c, "SELECT count(*) FROM pageviews").rows == [(600,)]
+    assert c.execute("SELECT count(*) FROM pageviews").rows == [(600,)]
     inv = investigate.attacks(c, Scope())
     assert [r for r in inv.tables[0][1].rows if r[1]] == []
     assert inv.rows.rows == []
@@ -283,7 +282,7 @@ def test_net_containment_any_prefix(two_months: tuple[Path, int]) -> None:
 TABLES = "SELECT table_name FROM duckdb_tables() ORDER BY 1"
 
 
-def test_path_ua_domain(con: query.Sandbox) -> None:
+def test_path_ua_domain(con: Sandbox) -> None:
     tables_before = con.con.sql(TABLES).fetchall()
     env = investigate.path(con, Scope(), "/.env")
     assert [r[3] for r in env.rows.rows] == ["/.env"]
@@ -348,7 +347,8 @@ def test_investigate_cli_formats_and_case(attack_store: Path) -> None:
 def test_ip_rows_predicate_keeps_the_period_check_only_for_a_collision() -> None:
     """Rows are fetched by the pseudonyms found on the shown days; a pseudonym seen outside its own
     period on one of those days (a 64-bit collision) brings the per-period check back."""
-    from pipeline.investigate.investigations import Match, _exact_rows_match
+    from pipeline.investigate.addresses import _exact_rows_match
+    from pipeline.investigate.scope import Match
 
     jan, feb = dt.date(2026, 1, 5), dt.date(2026, 2, 5)
     found = [(jan, 11, 3, None, None), (feb, 22, 2, None, None)]

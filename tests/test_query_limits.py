@@ -17,7 +17,8 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.errors import QueryLimitError
 from pipeline.investigate import audit
-from pipeline.investigate import sandbox as query
+from pipeline.investigate import session as query
+from pipeline.investigate.sandbox import Limits
 from pipeline.store.commit import Store
 
 from .conftest import ROOT, ingest_paths
@@ -48,18 +49,18 @@ def test_a_runaway_query_stops_at_the_timeout(store: Path, tmp_path: Path) -> No
     assert [e["status"] for e in entries(store, "T-1")] == ["started", "timeout"]
     with pytest.raises(QueryLimitError, match=r"query\.timeout"):
         query.run(store, "SELECT sum(a.range * b.range) FROM range(1e14::BIGINT) a, range(1000) b",
-                  limits=query.Limits(timeout=0.3))  # fmt: skip
+                  limits=Limits(timeout=0.3))  # fmt: skip
 
 
 def test_a_huge_result_is_stopped_by_the_memory_limit(store: Path) -> None:
     with pytest.raises(QueryLimitError, match="memory_limit"):
-        query.run(store, "SELECT * FROM range(100000000)", limits=query.Limits(memory_limit="64MB"))
+        query.run(store, "SELECT * FROM range(100000000)", limits=Limits(memory_limit="64MB"))
 
 
 def test_spilling_still_works_within_the_memory_limit(store: Path) -> None:
     """A sort larger than the memory limit spills to the private temp directory (not blocked)."""
     sql = "SELECT count(*) FROM (SELECT range AS x, md5(range::VARCHAR) AS h FROM range(2000000) ORDER BY h)"
-    assert query.run(store, sql, limits=query.Limits(memory_limit="40MB", threads=1)).rows == [(2_000_000,)]
+    assert query.run(store, sql, limits=Limits(memory_limit="40MB", threads=1)).rows == [(2_000_000,)]
 
 
 def test_bad_timeout_setting_is_a_config_error(tmp_path: Path) -> None:
@@ -71,8 +72,9 @@ def test_bad_timeout_setting_is_a_config_error(tmp_path: Path) -> None:
 
 def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
     code = (
-        "import sys; from pipeline.investigate import sandbox as query; "
-        f"query.run({str(store)!r}, {RUNAWAY!r}, case='KILL-1', limits=query.Limits(timeout=None))"
+        "import sys; from pipeline.investigate import session as query; "
+        "from pipeline.investigate.sandbox import Limits; "
+        f"query.run({str(store)!r}, {RUNAWAY!r}, case='KILL-1', limits=Limits(timeout=None))"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}

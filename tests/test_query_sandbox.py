@@ -15,7 +15,10 @@ from click.testing import CliRunner
 
 from pipeline.cli import main
 from pipeline.errors import UsageError
-from pipeline.investigate import sandbox as query
+from pipeline.investigate import render
+from pipeline.investigate import session as query
+from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.statement import check_statement
 from pipeline.lifecycle import verify
 from pipeline.store.commit import Store
 
@@ -32,7 +35,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def con(store: Path) -> Iterator[query.Sandbox]:
+def con(store: Path) -> Iterator[Sandbox]:
     c = query.connect(store, case="SEC-0")
     yield c
     c.close()
@@ -152,7 +155,7 @@ def test_no_write_attempt_changes_the_store(store: Path) -> None:
     with query.connect(store, case="SEC-1") as checked:  # the library's path without the audit
         for i, (sql, _) in enumerate(tried):
             try:
-                query.check_statement(checked, sql)
+                check_statement(checked, sql)
                 checked.execute(sql)
             except UsageError:
                 pass
@@ -328,6 +331,6 @@ def test_shell_runs_statements_and_audits_each(store: Path) -> None:
 
 
 def test_table_is_truncated_to_the_width() -> None:
-    res = query.QueryResult(["a", "b"], [("x" * 100, "y" * 100)])
-    out = query.table(res, width=60)
+    res = QueryResult(["a", "b"], [("x" * 100, "y" * 100)])
+    out = render.table(res, width=60)
     assert all(len(line) <= 60 for line in out.splitlines())

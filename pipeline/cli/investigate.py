@@ -5,21 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from pipeline.cli._common import handle_errors, main
-from pipeline.cli.query import load_config, store_options, terminal_width, warn
-from pipeline.config import Config
-from pipeline.errors import UsageError
-from pipeline.investigate import audit, report
-from pipeline.investigate import investigations as investigate
-from pipeline.investigate import sandbox as query
-from pipeline.investigate.investigations import Investigation, Scope
-from pipeline.privacy import keys
-from pipeline.privacy.mask import ClientMasker
+from pipeline.cli._common import date_range, handle_errors, load_config, main, notice, store_options, warn
+from pipeline.cli.query import terminal_width
+from pipeline.investigate import investigations, render, report
+from pipeline.investigate.scope import Investigation, Scope
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -30,10 +23,7 @@ def scope_options(fn: F) -> F:
         [
             click.option("--case", required=True, help="Case id (recorded in the audit log)."),
             click.option("--reason", default=None, help="Why you are looking (recorded in the audit log)."),
-            click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day."),
-            click.option(
-                "--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (inclusive)."
-            ),
+            date_range("First UTC day.", "Last UTC day (inclusive)."),
             click.option("--domain", default=None, help="Only this domain."),
             click.option(
                 "--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table"
@@ -59,36 +49,24 @@ def investigate_group() -> None:
 
 
 def _scope(kw: dict[str, Any]) -> Scope:
-    start = kw.pop("date_from")
-    end = kw.pop("date_to")
-    scope = Scope(
-        start.date() if start else None, end.date() if end else None, kw.pop("domain"), kw.pop("limit")
-    )
-    if scope.start and scope.end and scope.start > scope.end:
-        raise UsageError("--from is after --to")
-    return scope
+    return Scope(kw.pop("date_from"), kw.pop("date_to"), kw.pop("domain"), kw.pop("limit"))
 
 
-def _run(kw: dict[str, Any], kind: str, fn: Callable[[Any, Scope, Config], Investigation]) -> None:
-    """Open the sandbox, run one investigation under the audit log, print it."""
+def _run(kw: dict[str, Any], kind: investigations.Kind, **args: Any) -> None:
+    """One investigation (the library audits it under the case), printed."""
     cfg = load_config(kw.pop("config_path"), kw.pop("store"))
-    case = str(audit.check_case(kw.pop("case"), True))
-    reason, out_format, output = kw.pop("reason"), kw.pop("out_format"), kw.pop("output")
-    scope = _scope(kw)
-    inv = query.with_connection(
-        cfg.store, lambda con: fn(con, scope, cfg), case=case, reason=reason,
-        command=f"investigate {kind}", limits=query.Limits.of(cfg.query), investigation=kind,
-        params={"scope": scope.describe()}, describe=lambda inv: (inv.audit, len(inv.rows.rows)), warn=warn,
-    )  # fmt: skip
+    case, reason = kw.pop("case"), kw.pop("reason")
+    out_format, output = kw.pop("out_format"), kw.pop("output")
+    inv = investigations.run(cfg, kind, _scope(kw), case=case, reason=reason, warn=warn, **args)
     if output:
-        used = query.write_output(inv.rows, output)
-        click.echo(f"{len(inv.rows.rows):,} rows written to {output} ({used})", err=True)
-    click.echo(render(inv, out_format if not output or out_format != "table" else "summary", case))
+        used = render.write_output(inv.rows, output)
+        notice(f"{len(inv.rows.rows):,} rows written to {output} ({used})")
+    click.echo(show(inv, out_format if not output or out_format != "table" else "summary", case))
 
 
-def render(inv: Investigation, fmt: str, case: str) -> str:
+def show(inv: Investigation, fmt: str, case: str) -> str:
     if fmt == "csv":
-        return query.render(inv.rows, "csv")
+        return render.render(inv.rows, "csv")
     if fmt == "json":
         return json.dumps(
             {
@@ -104,12 +82,12 @@ def render(inv: Investigation, fmt: str, case: str) -> str:
     pad = max((len(k) for k, _ in inv.facts), default=0)
     out += [f"{k.ljust(pad)}  {v}" for k, v in inv.facts]
     for name, t in inv.tables:
-        out += ["", f"-- {name}", query.table(t, max_width=50, width=width)]
+        out += ["", f"-- {name}", render.table(t, max_width=50, width=width)]
     if fmt == "table":
         out += [
             "",
             "-- matching rows" if inv.kind != "domain" else "-- timeline",
-            query.table(inv.rows, width=width),
+            render.table(inv.rows, width=width),
         ]
     out += [f"note: {n}" for n in inv.notes]
     return "\n".join(out)
@@ -128,13 +106,7 @@ def ip_cmd(address: str, **kw: Any) -> None:
 
         hostlogs investigate ip 198.51.100.23 --case INC-2026-042 --from 2026-03-01
     """
-
-    def run(con: Any, scope: Scope, cfg: Config) -> Investigation:
-        p = cfg.privacy
-        store = keys.KeyStore(Path(cfg.key_dir), p.key_period)  # type: ignore[arg-type]
-        return investigate.ip(con, scope, address, store, ClientMasker(p.ipv4_prefix, p.ipv6_prefix))
-
-    _run(kw, "ip", run)
+    _run(kw, "ip", address=address)
 
 
 @investigate_group.command("net")
@@ -150,12 +122,7 @@ def net_cmd(cidr: str, **kw: Any) -> None:
 
         hostlogs investigate net 198.51.0.0/16 --case INC-2026-042
     """
-
-    def run(con: Any, scope: Scope, cfg: Config) -> Investigation:
-        p = cfg.privacy
-        return investigate.net(con, scope, cidr, ClientMasker(p.ipv4_prefix, p.ipv6_prefix))
-
-    _run(kw, "net", run)
+    _run(kw, "net", cidr=cidr)
 
 
 @investigate_group.command("path")
@@ -170,7 +137,7 @@ def path_cmd(pattern: str, regex: bool, **kw: Any) -> None:
 
         hostlogs investigate path '/.env' --case INC-2026-042
     """
-    _run(kw, "path", lambda con, scope, cfg: investigate.path(con, scope, pattern, regex))
+    _run(kw, "path", pattern=pattern, regex=regex)
 
 
 @investigate_group.command("domain")
@@ -185,7 +152,7 @@ def domain_cmd(name: str, by: str, **kw: Any) -> None:
 
         hostlogs investigate domain example.com --by day --case INC-2026-042 --from 2026-03-01
     """
-    _run(kw, "domain", lambda con, scope, cfg: investigate.domain(con, scope, name, by))  # type: ignore[arg-type]
+    _run(kw, "domain", name=name, by=by)
 
 
 @investigate_group.command("ua")
@@ -200,7 +167,7 @@ def ua_cmd(text: str, regex: bool, **kw: Any) -> None:
 
         hostlogs investigate ua sqlmap --case INC-2026-042
     """
-    _run(kw, "ua", lambda con, scope, cfg: investigate.ua(con, scope, text, regex))
+    _run(kw, "ua", text=text, regex=regex)
 
 
 @investigate_group.command("attacks")
@@ -215,20 +182,19 @@ def attacks_cmd(only: tuple[str, ...], **kw: Any) -> None:
 
         hostlogs investigate attacks --domain example.com --case INC-2026-042
     """
-    _run(kw, "attacks", lambda con, scope, cfg: investigate.attacks(con, scope, list(only)))
+    _run(kw, "attacks", only=only)
 
 
 @investigate_group.command("report")
 @click.option("--case", required=True, help="Case id (recorded in the audit log and shown in the report).")
 @click.option("--reason", default=None, help="Why the report is made (audit log).")
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d"]), help="First UTC day.")
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d"]), help="Last UTC day (inclusive).")
+@date_range("First UTC day.", "Last UTC day (inclusive).")
 @click.option("--domain", default=None, help="Only this domain.")
 @click.option("--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @store_options
 @handle_errors
 def report_cmd(
-    case: str, reason: str | None, date_from: dt.datetime | None, date_to: dt.datetime | None,
+    case: str, reason: str | None, date_from: dt.date | None, date_to: dt.date | None,
     domain: str | None, output: str, store: str | None, config_path: str | None,
 ) -> None:  # fmt: skip
     """Write a self-contained HTML incident report (works offline; no external assets).
@@ -239,17 +205,7 @@ def report_cmd(
         --to 2026-03-31 --output report.html
     """
     cfg = load_config(config_path, store)
-    case = str(audit.check_case(case, True))
-    scope = _scope({"date_from": date_from, "date_to": date_to, "domain": domain, "limit": 200})
-    log = audit.AuditLog(cfg.store)
-    built = query.with_connection(
-        cfg.store, lambda con: report.build(con, cfg.store, scope, case, log.list(case)), case=case,
-        reason=reason, command="investigate report", limits=query.Limits.of(cfg.query),
-        investigation="report", params={"scope": scope.describe(), "output": str(output)},
-        describe=lambda b: ({}, b.requests), warn=warn,
-    )  # fmt: skip
-    try:
-        Path(output).write_text(built.html, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    built = report.write(
+        cfg, Scope(date_from, date_to, domain, 200), output, case=case, reason=reason, warn=warn
+    )
     click.echo(f"report written to {output}: {built.requests:,} requests, {built.findings:,} detector hits")

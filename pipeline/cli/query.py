@@ -5,50 +5,29 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import click
 
-from pipeline import config
-from pipeline.cli._common import handle_errors, main
+from pipeline.cli._common import (
+    case_options,
+    echo_error,
+    exit_with,
+    handle_errors,
+    load_config,
+    main,
+    notice,
+    store_options,
+    warn,
+)
 from pipeline.errors import HostlogsError, IntegrityError, StoreError, UsageError
-from pipeline.investigate import audit
-from pipeline.investigate import sandbox as query
-from pipeline.privacy.mask import ClientMasker
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def store_options(fn: F) -> F:
-    """--store and --config, shared by every command that reads the store."""
-    fn = click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Config file.")(fn)
-    return click.option(
-        "--store", default=None, help="Store directory (default from --config or ./hostlogs-store)."
-    )(fn)
-
-
-def case_options(fn: F) -> F:
-    fn = click.option("--reason", default=None, help="Why you are looking (recorded in the audit log).")(fn)
-    return click.option("--case", default=None, help="Case id the access is recorded under (audit log).")(fn)
-
-
-def load_config(config_path: str | None, store: str | None) -> config.Config:
-    return config.load(config_path).with_overrides(store=store)
+from pipeline.investigate import audit, render, session
+from pipeline.investigate.sandbox import QueryResult
 
 
 def terminal_width() -> int | None:
     return shutil.get_terminal_size((160, 24)).columns if sys.stdout.isatty() else None
-
-
-def masker(cfg: config.Config) -> ClientMasker:
-    """Full client addresses typed into SQL are logged as their truncated network, like everything else."""
-    return ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
-
-
-def warn(message: str) -> None:
-    click.echo(f"hostlogs: warning: {message}", err=True)
 
 
 @main.command("query")
@@ -75,21 +54,14 @@ def query_cmd(
         hostlogs query --case INC-2026-042 "SELECT client_net, count(*) FROM pageviews
         WHERE path LIKE '%/wp-login.php' GROUP BY 1 ORDER BY 2 DESC LIMIT 20"
     """
-    cfg = load_config(config_path, store)
-    if not Path(cfg.store).is_dir():  # a missing store is a store error, before the case is asked for
-        raise StoreError(f"no store at {cfg.store}: run 'hostlogs ingest' first or give --store")
-    case = audit.check_case(case, cfg.query.require_case)
     if out_format == "parquet" and not output:
         raise UsageError("--format parquet needs --output FILE")
-    result = query.run(
-        cfg.store, sql, case=case, reason=reason, limits=query.Limits.of(cfg.query), masker=masker(cfg),
-        warn=warn,
-    )  # fmt: skip
+    result = session.run(load_config(config_path, store), sql, case=case, reason=reason, warn=warn)
     if output:
-        used = query.write_output(result, output, out_format)
-        click.echo(f"{len(result.rows):,} rows written to {output} ({used})", err=True)
+        used = render.write_output(result, output, out_format)
+        notice(f"{len(result.rows):,} rows written to {output} ({used})")
         return
-    click.echo(query.render(result, out_format or "table", width=terminal_width()))
+    click.echo(render.render(result, out_format or "table", width=terminal_width()))
 
 
 @main.command("shell")
@@ -106,14 +78,13 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
         hostlogs shell --case INC-2026-042 --reason "wp-login brute force"
     """
     cfg = load_config(config_path, store)
-    case = audit.check_case(case, cfg.query.require_case)
-    session = query.Session(
-        cfg.store, case=case, reason=reason, limits=query.Limits.of(cfg.query), masker=masker(cfg)
-    )
+    shell = session.Session(cfg, case=case, reason=reason)
     interactive = sys.stdin.isatty()
     failed = 0
     if interactive:
-        click.echo(f"hostlogs shell on {cfg.store} (case {case}); views: pageviews, rejects, ingest_runs")
+        click.echo(
+            f"hostlogs shell on {cfg.store} (case {shell.case}); views: pageviews, rejects, ingest_runs"
+        )
     for sql in _statements(interactive):
         if sql in (".quit", ".exit"):
             break
@@ -121,20 +92,19 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
             sql = "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
         try:
             try:
-                result = session.execute(sql)
+                result = shell.execute(sql)
             finally:
-                for notice in session.notices:
-                    click.echo(f"hostlogs: {notice}", err=True)
-                session.notices.clear()
-            click.echo(query.render(result, "table", width=terminal_width()))
+                for message in shell.notices:
+                    notice(f"hostlogs: {message}")
+                shell.notices.clear()
+            click.echo(render.render(result, "table", width=terminal_width()))
         except HostlogsError as exc:
             if isinstance(exc, StoreError):
                 raise
-            failed = max(failed, exc.exit_code)
-            click.echo(f"hostlogs: error: {exc}", err=True)
-    session.close()
+            failed = max(failed, echo_error(exc))
+    shell.close()
     if failed and not interactive:
-        sys.exit(failed)
+        exit_with(failed)
 
 
 def _statements(interactive: bool) -> Iterator[str]:
@@ -195,7 +165,7 @@ def audit_list(store: str | None, config_path: str | None, case: str | None, out
         for e in entries
     ]  # fmt: skip
     cols = ["seq", "time", "user", "case", "command", "status", "rows", "seconds", "what"]
-    click.echo(query.table(query.QueryResult(cols, rows), max_width=80, width=terminal_width()))
+    click.echo(render.table(QueryResult(cols, rows), max_width=80, width=terminal_width()))
 
 
 def _what(e: dict[str, Any]) -> str:

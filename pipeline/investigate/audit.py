@@ -28,11 +28,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import getpass
 import hashlib
 import json
 import os
-import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,9 +38,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import StoreError, UsageError
+from pipeline.rules import check_id, os_user
 
 GENESIS = "0" * 64
-CASE_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/#-]{0,79}")
 Status = Literal["started", "ok", "refused", "error", "timeout"]
 
 
@@ -56,13 +54,6 @@ def entry_hash(entry: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(entry)).hexdigest()
 
 
-def os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid:{os.getuid()}"
-
-
 def check_case(case: str | None, require: bool) -> str | None:
     """The case id, validated; refuses a missing one when the config requires it (exit 2)."""
     if case is None or case == "":
@@ -72,9 +63,7 @@ def check_case(case: str | None, require: bool) -> str | None:
                 "(or set query.require_case = false in the config)"
             )
         return None
-    if not CASE_RE.fullmatch(case):
-        raise UsageError(f"invalid case id {case!r}: letters, digits and . _ : / # - (max 80)")
-    return case
+    return check_id(case, "case")
 
 
 def check_authority(case: str | None, request: str | None, action: str) -> tuple[str | None, str | None]:
@@ -83,9 +72,7 @@ def check_authority(case: str | None, request: str | None, action: str) -> tuple
         raise UsageError(
             f"{action} needs --case CASE-ID or --request REQUEST-ID (recorded in the audit trail)"
         )
-    if request and not CASE_RE.fullmatch(request):
-        raise UsageError(f"invalid request id {request!r}: letters, digits and . _ : / # - (max 80)")
-    return check_case(case, False), request or None
+    return check_case(case, False), check_id(request, "request") if request else None
 
 
 @contextlib.contextmanager

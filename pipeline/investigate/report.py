@@ -11,15 +11,19 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline import __version__
+from pipeline import __version__, rules
+from pipeline.config import Config
+from pipeline.errors import UsageError
 from pipeline.investigate import audit, detectors
-from pipeline.investigate import investigations as investigate
-from pipeline.investigate.investigations import Scope
-from pipeline.investigate.sandbox import QueryResult, Sandbox, execute
+from pipeline.investigate.investigations import detect
+from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.scope import Scope
+from pipeline.investigate.session import with_connection
 from pipeline.store.commit import Store
 
 MAX_BARS = 24 * 62  # above two months of hours, the chart shows days
@@ -32,6 +36,25 @@ class Report:
     findings: int
 
 
+def write(
+    cfg: Config, scope: Scope, output: str | Path, *, case: str, reason: str | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> Report:  # fmt: skip
+    """Build the report of ``case`` (required) under the audit trail and write it to ``output``."""
+    log = audit.AuditLog(cfg.store)
+    built = with_connection(
+        cfg, lambda con: build(con, cfg.store, scope, case, log.list(case)), case=case, reason=reason,
+        command="investigate report", require_case=True, investigation="report",
+        params={"scope": scope.describe(), "output": str(output)}, describe=lambda b: ({}, b.requests),
+        warn=warn,
+    )  # fmt: skip
+    try:
+        Path(output).write_text(built.html, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+    return built
+
+
 def build(
     con: Sandbox,
     store_root: str | Path,
@@ -40,12 +63,11 @@ def build(
     entries: list[dict[str, Any]],
 ) -> Report:
     where = scope.where()
-    total = execute(
-        con,
+    total = con.execute(
         "SELECT count(*), count(DISTINCT client_net), count(DISTINCT domain), min(ts), max(ts) "
         f"FROM pageviews WHERE {where}",
     ).rows[0]
-    findings = investigate.detect(con, scope, list(detectors.DETECTORS))
+    findings = detect(con, scope, list(detectors.DETECTORS))
     sections = [
         _header(case, scope, total, findings),
         _timeline(con, scope, total[3], total[4]),
@@ -53,8 +75,7 @@ def build(
         _section(
             "Top client networks",
             _grid(
-                execute(
-                    con,
+                con.execute(
                     _top(
                         "client_net, mode(asn) AS asn, mode(as_org) AS as_org, mode(country) AS country",
                         where,
@@ -65,13 +86,13 @@ def build(
         _two(
             (
                 "Top autonomous systems",
-                execute(con, _top("asn, mode(as_org) AS as_org", where, "asn IS NOT NULL")),
+                con.execute(_top("asn, mode(as_org) AS as_org", where, "asn IS NOT NULL")),
             ),
-            ("Top countries", execute(con, _top("country", where, "country IS NOT NULL"))),
+            ("Top countries", con.execute(_top("country", where, "country IS NOT NULL"))),
         ),
         _two(
-            ("Affected domains", execute(con, _affected("domain"))),
-            ("Affected paths", execute(con, _affected("path"))),
+            ("Affected domains", con.execute(_affected("domain"))),
+            ("Affected paths", con.execute(_affected("path"))),
         ),
         _section("Chain of custody", _custody(Store(store_root), scope)),
         _section(f"Audit entries of case {case}", _audit(entries)),
@@ -191,7 +212,7 @@ def _header(case: str, scope: Scope, total: tuple[Any, ...], findings: int) -> s
             ("scope", f"{frm or 'start'} – {to or 'end'} (UTC days)"),
             ("domain", scope.domain or "all domains"),
             ("first / last request", f"{_ts(total[3])} / {_ts(total[4])}"),
-            ("prepared by", f"{audit.os_user()}, {_now()}"),
+            ("prepared by", f"{rules.os_user()}, {_now()}"),
         ]
     )
     return f"<section><h1>Incident report · {_e(case)}</h1><dl>{dl}</dl><div class='kpis'>{k}</div></section>"
@@ -206,11 +227,10 @@ def _timeline(con: Sandbox, scope: Scope, first: Any, last: Any) -> str:
         return _section("Requests per hour", '<p class="empty">no requests in scope</p>')
     hours = (last - first).total_seconds() / 3600
     unit = "hour" if hours <= MAX_BARS else "day"
-    counts = execute(
-        con,
+    counts = con.execute(
         f"SELECT date_trunc('{unit}', ts) AS b, count(*) FROM pageviews WHERE {scope.where()} GROUP BY 1",
     ).rows
-    hits = dict(execute(con, f"SELECT date_trunc('{unit}', ts) AS b, count(*) FROM _hits GROUP BY 1").rows)
+    hits = dict(con.execute(f"SELECT date_trunc('{unit}', ts) AS b, count(*) FROM _hits GROUP BY 1").rows)
     step = dt.timedelta(hours=1) if unit == "hour" else dt.timedelta(days=1)
     start = min(b for b, _ in counts)
     end = max(b for b, _ in counts)
@@ -299,8 +319,7 @@ def _affected(col: str) -> str:
 def _findings(con: Sandbox) -> str:
     stats = {
         r[0]: r[1:]
-        for r in execute(
-            con,
+        for r in con.execute(
             "SELECT detector, count(*), count(DISTINCT client_net), min(ts), max(ts), mode(path) FROM _hits "
             "GROUP BY 1",
         ).rows
@@ -315,8 +334,7 @@ def _findings(con: Sandbox) -> str:
 
 
 def _hit_rows(con: Sandbox) -> str:
-    r = execute(
-        con,
+    r = con.execute(
         "SELECT detector, ts, domain, method, path, status, bytes, client_net, client_id FROM _hits "
         "ORDER BY ts, detector LIMIT 50",
     )

@@ -17,12 +17,10 @@ python_enable_replacements=off  a query reading Python objects of the calling co
 lock_configuration=true         SET / RESET / PRAGMA lifting any of the above, memory_limit, threads
 ==============================  ====================================================================
 
-The statement check is the second fence, not the first: a statement runs only if DuckDB's own
-parser makes it a SELECT (``json_serialize_sql`` accepts it: SELECT, WITH, FROM-first, VALUES,
-DESCRIBE, SUMMARIZE, SHOW), or it is EXPLAIN [ANALYZE] of such a statement. No CREATE, DROP, ALTER,
-INSERT, SET, PRAGMA, ATTACH, COPY, EXPORT, CALL: in ``hostlogs shell`` no statement can redefine a
-view for the statements after it. tests/test_query_sandbox.py runs a catalogue of write attempts
-under every wrapper against the bare connection and through ``run`` and the shell.
+The statement check (``statement.py``) is the second fence, not the first: only a statement DuckDB's
+own parser makes a SELECT runs (or EXPLAIN [ANALYZE] of one). tests/test_query_sandbox.py runs a
+catalogue of write attempts under every wrapper against the bare connection and through ``run`` and
+the shell.
 
 **Limits.** ``query.timeout`` interrupts a statement from a timer thread; ``query.memory_limit`` is
 DuckDB's (it spills to a private temporary directory) and also bounds the result fetched into
@@ -31,36 +29,28 @@ Python. Both stop the query with ``QueryLimitError`` (exit 9).
 **A file that cannot be read** (truncated, corrupt, missing) does not end the query: it is left out,
 the query runs over the rest, and a warning names the file and says to run ``hostlogs verify``.
 
-**Audited.** Every way into the store goes through the audit trail (``pipeline/audit.py``): ``run``
-(one statement), ``Session`` (the shell: one entry pair per statement), ``with_connection``
-(investigations, reports) and ``connect`` (a connection for Python code: one entry when it opens).
+**Audited.** A ``Sandbox`` cannot be constructed here: ``pipeline/investigate/session.py`` opens it,
+after it has validated the case and written the audit entry (``audited``, ``run``, ``Session``,
+``with_connection``, ``connect``), so no caller reaches the store's rows unaudited.
 """
 
 from __future__ import annotations
 
 import atexit
-import csv
-import io
-import json
 import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from pipeline.config import QueryConfig, timeout_seconds
-from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
-from pipeline.investigate import audit
-from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, UsageError
 from pipeline.store.commit import Store
 from pipeline.store.schema import PAGEVIEWS, REJECTS
 
@@ -131,16 +121,22 @@ class _Evidence:
 class Sandbox:
     """A sandboxed DuckDB connection over the store's committed files (see the module doc).
 
-    Made by ``connect``, ``run``, ``with_connection`` or ``Session`` (all audited). ``execute`` runs
-    SQL within the limits; ``con`` is the bare DuckDB connection (already locked down).
+    Opened only by ``pipeline/investigate/session.py`` (audited): calling ``Sandbox(...)`` raises.
+    ``execute`` runs SQL within the limits; ``con`` is the bare DuckDB connection (already locked down).
     """
 
-    def __init__(self, store_root: str | Path, limits: Limits | None = None) -> None:
-        if not Path(store_root).is_dir():
-            raise StoreError(f"no store at {store_root}: run 'hostlogs ingest' first or give --store")
-        self.limits = limits or Limits()
-        self.evidence = _Evidence.load(Store(Path(store_root).resolve()))
-        self.warnings: list[str] = []
+    limits: Limits
+    evidence: _Evidence
+    warnings: list[str]
+    con: duckdb.DuckDBPyConnection
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        raise TypeError("a Sandbox is opened through pipeline.investigate.session (audited), not directly")
+
+    def _setup(self, store_root: Path, limits: Limits) -> None:
+        self.limits = limits
+        self.evidence = _Evidence.load(Store(store_root.resolve()))
+        self.warnings = []
         self._runs_loaded = False
         self.con = duckdb.connect(":memory:")
         try:
@@ -266,6 +262,13 @@ class Sandbox:
         self._runs_loaded = True
 
 
+def _open(store_root: Path, limits: Limits) -> Sandbox:
+    """A new sandbox (for ``session.py`` only, after the audit entry: the one door to the store)."""
+    sb = object.__new__(Sandbox)
+    sb._setup(store_root, limits)
+    return sb
+
+
 def _lock(con: duckdb.DuckDBPyConnection, limits: Limits) -> int:
     """Limits, then no file access, then the lock; returns the result size limit in bytes."""
     spill = tempfile.mkdtemp(prefix="hostlogs-duckdb-")  # private spill space, not the cwd's .tmp
@@ -305,73 +308,12 @@ def _seconds(value: float | None) -> str:
     return f"{value:g} s" if value < 120 else f"{value / 60:g} min"
 
 
-def sql_list(values: list[str]) -> str:
-    """A SQL list literal (views cannot take prepared parameters)."""
-    return "[" + ", ".join(sql_str(v) for v in values) + "]"
-
-
 def sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
 def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-# --- the statement check (second fence) ----------------------------------------------------------
-
-
-def check_statement(con: duckdb.DuckDBPyConnection | Sandbox, sql: str) -> None:
-    """Refuse anything but one statement that is provably a read (see the module doc)."""
-    con = con.con if isinstance(con, Sandbox) else con
-    statements = _parse(con, sql)
-    if len(statements) != 1:
-        raise UsageError(f"give exactly one SQL statement (got {len(statements)})")
-    _check_read(con, statements[0], explain_ok=True)
-
-
-def _parse(con: duckdb.DuckDBPyConnection, sql: str) -> list[Any]:
-    try:
-        return list(con.extract_statements(sql))
-    except duckdb.Error as exc:
-        raise UsageError(f"query failed: {first_line(exc)}") from None
-
-
-def _check_read(con: duckdb.DuckDBPyConnection, statement: Any, explain_ok: bool) -> None:
-    kind = statement.type
-    if kind == duckdb.StatementType.EXPLAIN and explain_ok:
-        inner = _parse(con, _explained(statement.query))
-        if len(inner) == 1:
-            _check_read(con, inner[0], explain_ok=False)
-            return
-    elif kind == duckdb.StatementType.SELECT:
-        row = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [statement.query]).fetchall()
-        parsed: dict[str, Any] = json.loads(row[0][0]) if row else {"error": True}
-        if not parsed.get("error") and len(parsed.get("statements", [])) == 1:
-            return
-    name = str(kind).rsplit(".", 1)[-1]
-    raise UsageError(
-        f"query refused by the sandbox: {name} statements are not allowed, only SELECT/WITH/FROM/"
-        f"DESCRIBE/SUMMARIZE and EXPLAIN [ANALYZE] of one ({SANDBOX_HINT})"
-    )
-
-
-def _explained(sql: str) -> str:
-    """The statement an EXPLAIN [ANALYZE] wraps (comments skipped; options are not accepted)."""
-    tokens = duckdb.tokenize(sql)
-    bounds = [
-        (pos, tokens[i + 1][0] if i + 1 < len(tokens) else len(sql), kind)
-        for i, (pos, kind) in enumerate(tokens)
-    ]
-    words = [
-        (pos, sql[pos:end].strip().upper()) for pos, end, kind in bounds if kind != duckdb.token_type.comment
-    ]
-    if not words or words[0][1] != "EXPLAIN":
-        return ""
-    rest = words[1:]
-    if rest and rest[0][1] in ("ANALYZE", "ANALYSE"):
-        rest = rest[1:]
-    return sql[rest[0][0] :] if rest else ""
 
 
 def _usage(exc: duckdb.Error) -> HostlogsError:
@@ -388,181 +330,6 @@ def _permission(exc: duckdb.Error) -> str:
     return text.replace(" - file system operations are disabled by configuration", " (no file access)")
 
 
-def execute(con: Sandbox, sql: str) -> QueryResult:
-    """Run SQL on an open sandbox; DuckDB errors become one-line usage errors."""
-    return con.execute(sql)
-
-
 STORE_CHANGED = (
     "the store changed while the query ran (a compaction, purge or erase replaced its files): run it again"
 )
-
-
-# --- audited entry points ------------------------------------------------------------------------
-
-T = TypeVar("T")
-
-
-def masked_sql(sql: str, masker: ClientMasker | None = None) -> str:
-    """SQL as the audit trail keeps it: full client addresses typed into it become their network."""
-    return str(mask_text(pl.Series([sql]), masker or ClientMasker())[0])
-
-
-def connect(
-    store_root: str | Path, *, case: str | None = None, reason: str | None = None,
-    command: str = "connect", limits: Limits | None = None,
-) -> Sandbox:  # fmt: skip
-    """A sandbox for Python code; its opening is recorded in the audit trail (with the case)."""
-    sb = Sandbox(store_root, limits)
-    try:
-        audit.AuditLog(store_root).append(case=case, reason=reason, command=command, status="opened")
-    except BaseException:
-        sb.close()
-        raise
-    return sb
-
-
-def with_connection(
-    store_root: str | Path, work: Callable[[Sandbox], T], *, case: str | None = None,
-    reason: str | None = None, command: str = "with_connection", limits: Limits | None = None,
-    params: dict[str, Any] | None = None, describe: Callable[[T], tuple[dict[str, Any], int]] | None = None,
-    warn: Callable[[str], None] | None = None, **what: Any,
-) -> T:  # fmt: skip
-    """``work`` on a fresh sandbox, audited (started, then the outcome), once more on a new one if the
-    store changed meanwhile (a compaction, purge or erase that commits during the query retires files
-    the first one lists). ``describe(result)`` gives the outcome's extra params and row count."""
-    if not Path(store_root).is_dir():  # a missing store is a store error, before anything is logged
-        raise StoreError(f"no store at {store_root}: run 'hostlogs ingest' first or give --store")
-    with audit.AuditLog(store_root).record(command, case, reason, params=params, **what) as rec:
-        for attempt in (1, 2):
-            sb = Sandbox(store_root, limits)
-            try:
-                result = work(sb)
-                if describe is not None:
-                    extra, rec.rows = describe(result)
-                    rec.params.update(extra)
-                return result
-            except StoreChangedError:
-                if attempt == 2:
-                    raise
-            finally:
-                for w in sb.warnings:
-                    rec.warnings.append(w)
-                    if warn is not None:
-                        warn(w)
-                sb.close()
-    raise AssertionError("unreachable")
-
-
-def run(
-    store_root: str | Path, sql: str, *, case: str | None = None, reason: str | None = None,
-    command: str = "query", limits: Limits | None = None, masker: ClientMasker | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> QueryResult:  # fmt: skip
-    """One read-only statement over the sandboxed views, audited."""
-
-    def work(sb: Sandbox) -> QueryResult:
-        check_statement(sb, sql)
-        return sb.execute(sql)
-
-    return with_connection(
-        store_root, work, case=case, reason=reason, command=command, limits=limits, warn=warn,
-        describe=lambda r: ({}, len(r.rows)), sql=masked_sql(sql, masker),
-    )  # fmt: skip
-
-
-class Session:
-    """The shell's connection: every statement is checked and audited on its own."""
-
-    def __init__(
-        self, store_root: str | Path, *, case: str | None, reason: str | None = None,
-        command: str = "shell", limits: Limits | None = None, masker: ClientMasker | None = None,
-    ) -> None:  # fmt: skip
-        self.root, self.case, self.reason, self.command = store_root, case, reason, command
-        self.limits, self.masker = limits, masker
-        self.log = audit.AuditLog(store_root)
-        self.sandbox = Sandbox(store_root, limits)
-        self.notices: list[str] = []  # for the user: reopened views, unreadable files left out
-
-    def execute(self, sql: str) -> QueryResult:
-        with self.log.record(self.command, self.case, self.reason, sql=masked_sql(sql, self.masker)) as rec:
-            check_statement(self.sandbox, sql)
-            seen = len(self.sandbox.warnings)
-            try:
-                result = self.sandbox.execute(sql)
-            except StoreChangedError:
-                # A compaction, purge or erase retired files the views list: new views, same SQL.
-                self.sandbox.close()
-                self.sandbox = Sandbox(self.root, self.limits)
-                self.notices.append("the store changed (compaction, purge or erase): views reopened")
-                seen = 0
-                result = self.sandbox.execute(sql)
-            finally:
-                rec.warnings.extend(self.sandbox.warnings[seen:])
-                self.notices.extend(self.sandbox.warnings[seen:])
-            rec.rows = len(result.rows)
-        return result
-
-    def close(self) -> None:
-        self.sandbox.close()
-
-
-# --- output -------------------------------------------------------------------------------------
-
-
-def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
-    if fmt == "json":
-        return "\n".join(
-            json.dumps(dict(zip(result.columns, r, strict=True)), default=str) for r in result.rows
-        )
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(result.columns)
-        w.writerows(result.rows)
-        return buf.getvalue().rstrip("\n")
-    return table(result, width=width)
-
-
-def table(result: QueryResult, max_width: int = 60, width: int | None = None) -> str:
-    """Aligned text table; cells cut at ``max_width`` and the widest columns narrowed to ``width``."""
-
-    def cell(v: Any, limit: int) -> str:
-        s = "NULL" if v is None else str(v).replace("\n", "\\n")
-        return s if len(s) <= limit else s[: max(limit - 1, 0)] + "…"
-
-    widths = [
-        max([len(c), *(len(cell(r[i], max_width)) for r in result.rows)])
-        for i, c in enumerate(result.columns)
-    ]
-    if width:
-        while sum(widths) + 2 * (len(widths) - 1) > width and max(widths, default=0) > 8:
-            widths[widths.index(max(widths))] -= 1
-    header = "  ".join(cell(c, w).ljust(w) for c, w in zip(result.columns, widths, strict=True))
-    sep = "  ".join("-" * w for w in widths)
-    body = [
-        "  ".join(cell(v, w).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in result.rows
-    ]
-    n = len(result.rows)
-    return "\n".join([header.rstrip(), sep, *body, f"({n} row{'s' if n != 1 else ''})"])
-
-
-def write_output(result: QueryResult, path: str | Path, fmt: str | None = None) -> str:
-    """Write the result to a file (written by hostlogs, never by the query); returns the format used."""
-    path = Path(path)
-    fmt = fmt or {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
-        path.suffix.lower(), "csv"
-    )
-    try:
-        if fmt == "parquet":
-            data = result.table if result.table is not None else _to_arrow(result)
-            pq.write_table(data, path, compression="zstd")
-        else:
-            path.write_text(render(result, fmt) + "\n", encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return fmt
-
-
-def _to_arrow(result: QueryResult) -> pa.Table:
-    return pa.Table.from_pylist([dict(zip(result.columns, r, strict=True)) for r in result.rows])
