@@ -33,8 +33,9 @@ import pyarrow.parquet as pq
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pipeline.investigate import investigations as investigate
-from pipeline.investigate import sandbox as query
-from pipeline.investigate.investigations import Scope
+from pipeline.investigate import session as query
+from pipeline.investigate.sandbox import Limits, Sandbox
+from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import keys
 from pipeline.privacy.mask import ClientMasker
@@ -167,7 +168,7 @@ def timed(label: str, fn: object, total_rows: float, full_scan: bool) -> None:
     print(f"  {label:<42} {best:7.3f} s  {speed}  {len(inv.rows.rows):>6} rows  {inv.facts[:2]}")
 
 
-def explain(con: query.Sandbox, sql: str) -> str:
+def explain(con: Sandbox, sql: str) -> str:
     """What the scan passed up (after the filters pushed into the pyarrow dataset) and the time."""
     plan = str(con.execute("EXPLAIN ANALYZE " + sql).rows[0][1])
     total = re.search(r"Total Time: ([0-9.]+s)", plan)
@@ -209,8 +210,8 @@ def main(argv: list[str]) -> None:
         last = START + dt.timedelta(days=args.days - 1)
         week = Scope(start=last - dt.timedelta(days=6), end=last, domain="d17.example", limit=1000)
 
-        def connect() -> query.Sandbox:
-            return query.connect(root, case="BENCH", limits=query.Limits(threads=args.threads))
+        def connect() -> Sandbox:
+            return query.connect(root, case="BENCH", limits=Limits(threads=args.threads))
 
         print(f"timings (best of 3, wall clock incl. opening the sandbox; {args.threads} threads):")
         masker = ClientMasker()

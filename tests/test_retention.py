@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pipeline import config
 from pipeline.errors import ConfigError
 from pipeline.ingest import run as ingest
-from pipeline.investigate import sandbox as query
+from pipeline.investigate import session as query
 from pipeline.lifecycle import deletions, retention
 from pipeline.lifecycle.holds import add_hold, release_hold
 from pipeline.privacy.keys import KeyStore
