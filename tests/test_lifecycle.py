@@ -34,7 +34,7 @@ from pipeline import config
 from pipeline.cli import main
 from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest.run import IngestReport
-from pipeline.investigate import sandbox as query
+from pipeline.investigate import session as query
 from pipeline.lifecycle import deletions, retention
 from pipeline.lifecycle.compact import compact
 from pipeline.lifecycle.erase import erase
@@ -412,7 +412,7 @@ def test_queries_survive_a_compaction_that_commits_meanwhile(store: Path, tmp_pa
     con = query.connect(store)
     compact(cfg_for(store))
     with pytest.raises(StoreChangedError, match="the store changed while the query ran"):
-        query.execute(con, "SELECT count(*) FROM pageviews")  # not "refused by the sandbox"
+        con.execute("SELECT count(*) FROM pageviews")  # not "refused by the sandbox"
     # query.run and the investigations run their work once more on a fresh connection
     more = [(10_000 + i, D(2026, 11, 1 + i % 4), A, "203.0.113.9") for i in range(600)]
     build(store, more, name="more.log", block_bytes=16384, max_line_bytes=4096)
@@ -422,7 +422,7 @@ def test_queries_survive_a_compaction_that_commits_meanwhile(store: Path, tmp_pa
         attempts.append(1)
         if len(attempts) == 1:
             compact(cfg_for(store))  # commits while the first attempt runs
-        return int(query.execute(c, "SELECT count(*) FROM pageviews").rows[0][0])
+        return int(c.execute("SELECT count(*) FROM pageviews").rows[0][0])
 
     assert query.with_connection(store, work) == len(rows) + len(more) and len(attempts) == 2
     # the shell reopens its views and runs the statement again
