@@ -34,6 +34,7 @@ from pipeline import config
 from pipeline.cli import main
 from pipeline.errors import StoreChangedError, UsageError
 from pipeline.ingest.run import IngestReport
+from pipeline.investigate import audit
 from pipeline.investigate import session as query
 from pipeline.lifecycle import deletions, retention
 from pipeline.lifecycle.compact import compact
@@ -208,7 +209,7 @@ def test_export_round_trip(store: Path, tmp_path: Path, fmt: ExportFormat) -> No
     rows = two_visitors()
     build(store, rows)
     out = tmp_path / f"a.{fmt}"
-    report = export(cfg_for(store), domain=A, fmt=fmt, output=out, date_from=D(2026, 10, 30))
+    report = export(cfg_for(store), domain=A, fmt=fmt, output=out, date_from=D(2026, 10, 30), request="DSR-1")
     expected = (
         pl.concat([pl.read_parquet(f) for f in Store(store).committed_parquet()])
         .filter((pl.col("domain") == A) & (pl.col("ts") >= dt.datetime(2026, 10, 30, tzinfo=dt.UTC)))
@@ -227,6 +228,23 @@ def test_export_round_trip(store: Path, tmp_path: Path, fmt: ExportFormat) -> No
         )
     assert got.columns == PAGEVIEW_COLUMNS
     assert got.equals(expected.select(got.columns), null_equal=True)
+
+
+def test_the_library_export_needs_a_case_or_request_and_is_audited(store: Path, tmp_path: Path) -> None:
+    build(store, two_visitors())
+    out, trail = tmp_path / "a.csv", audit.AuditLog(store)
+    before = len(trail.list())
+    with pytest.raises(UsageError, match="--case CASE-ID or --request"):
+        export(cfg_for(store), domain=A, fmt="csv", output=out)
+    with pytest.raises(UsageError, match="invalid request id"):
+        export(cfg_for(store), domain=A, fmt="csv", output=out, request="-x")
+    assert not out.exists() and len(trail.list()) == before  # refused before anything is read or written
+    report = export(cfg_for(store), domain=A, fmt="csv", output=out, request="jira:DSR/4#1", reason="access")
+    entries = trail.list()[before:]
+    assert [(e["command"], e["status"], e["request"]) for e in entries] == [
+        ("export", "started", "jira:DSR/4#1"), ("export", "ok", "jira:DSR/4#1"),
+    ]  # fmt: skip
+    assert entries[0]["params"]["domain"] == A and entries[1]["rows"] == report.rows > 0
 
 
 def test_export_of_an_unknown_domain_is_a_header(store: Path, tmp_path: Path) -> None:
@@ -581,4 +599,4 @@ def test_compact_cli_reports_and_json(store: Path) -> None:
     data = json.loads(out)
     assert code == 0 and [d["files_after"] for d in data["days"]] == [1, 1]
     with pytest.raises(UsageError):
-        export(cfg_for(store), domain=A, fmt="xml", output=store / "x")  # type: ignore[arg-type]
+        export(cfg_for(store), domain=A, fmt="xml", output=store / "x", request="DSR-1")  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ import datetime as dt
 import os
 import uuid
 from dataclasses import asdict, dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -21,7 +20,7 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
-from pipeline.investigate import audit
+from pipeline.investigate.session import Access, audited
 from pipeline.lifecycle.rewrite import partitions, read_rows
 from pipeline.lifecycle.session import ADVICE, DamagedFile, session
 from pipeline.rules import check_range
@@ -62,20 +61,22 @@ def export(
     request: str | None = None,
     reason: str | None = None,
 ) -> ExportReport:
-    """``_export``, recorded in the audit trail (started, then the outcome) under the case or request."""
-    run = partial(_export, cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
-                  date_to=date_to, wait=wait)  # fmt: skip
-    if not Path(cfg.store).is_dir():
-        return run()  # no store: its error, and no audit trail to create
+    """Write a domain's rows to ``output``, under a case or request, recorded in the audit trail.
+
+    An export reads the store, so it goes through the audited session like every query: a missing
+    store fails first (exit 6, nothing recorded), then a missing or invalid case/request (exit 2),
+    then the ``started`` entry; the outcome entry carries the rows written.
+    """
     params = {"domain": domain.lower(), "format": fmt, "output": str(output),
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
-    with audit.AuditLog(cfg.store).record("export", case, reason, request=request, params=params) as rec:
-        report = run()
-        rec.rows = report.rows
+    with audited(cfg, "export", case, reason, authority="export", request=request, params=params) as access:
+        report = _write(access, cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+                        date_to=date_to, wait=wait)  # fmt: skip
     return report
 
 
-def _export(
+def _write(
+    access: Access,
     cfg: Config,
     *,
     domain: str,
@@ -85,7 +86,8 @@ def _export(
     date_to: dt.date | None = None,
     wait: float = 0.0,
 ) -> ExportReport:
-    """Write every row of ``domain`` (by date, then time) to ``output``: complete or absent."""
+    """Every row of ``domain`` (by date, then time) to ``output``, complete or absent (inside ``access``:
+    it reads the store's files under the maintenance lock, not through the SQL sandbox)."""
     if fmt not in EXPORT_FORMATS:
         raise UsageError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
     check_range(date_from, date_to)
@@ -126,6 +128,7 @@ def _export(
             tmp.unlink(missing_ok=True)
             raise
     size = out.stat().st_size
+    access.record.rows = rows  # the outcome entry: how many rows left the store
     return ExportReport(str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged))
 
 
