@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import FormatError
-from pipeline.ingest.formats.registry import NAMED_FORMATS, compile_format, detect, resolve
+from pipeline.ingest.formats import NAMED_FORMATS, detect, resolve
+from pipeline.ingest.formats.apache import compile_format
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy

@@ -14,6 +14,7 @@ import pytest
 
 from pipeline import config
 from pipeline.errors import LockedError, SourceError
+from pipeline.ingest import batch
 from pipeline.ingest import run as ingest
 from pipeline.store.commit import Store
 
@@ -374,9 +375,9 @@ def test_partition_sorts_each_date_by_domain_then_time(day_span: int, n_domains:
             "n": range(n),
         }
     ).with_columns(pl.col("ts").dt.cast_time_unit("us"))
-    key = ingest._sort_key(rows.with_columns(_date=pl.col("ts").dt.date()))
+    key = batch._sort_key(rows.with_columns(_date=pl.col("ts").dt.date()))
     assert (key is not None) == packed
-    parts = ingest._partition(rows)
+    parts = batch._partition(rows)
     assert list(parts) == sorted(parts) and len(parts) == 3
     for day, part in parts.items():
         assert part.columns == rows.columns

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.formats.registry import resolve
+from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy

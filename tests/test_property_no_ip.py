@@ -7,7 +7,7 @@ import ipaddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.ingest.formats.registry import resolve
+from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy

@@ -1,17 +1,26 @@
-"""Log formats as data: Apache ``LogFormat`` directives → one anchored regex with named groups.
+"""Apache ``LogFormat`` directives → one anchored regex with named groups (a ``fields.Format``).
 
 A format is compiled once into a regex whose named groups are the *fields* hostlogs keeps
 (``client``, ``ts``, ``request``, ``status`` ...). Directives whose value is never stored
 (``%l``, ``%u``, ``%D`` ...) become non-capturing groups: fewer groups keep the regex engine on
 its fast one-pass path (measured before hostlogs existed: the shape of the regex mattered 3x).
+Parsing a batch is a few regex passes (``LogFormat.parse``): fast patterns first, the general one
+for the lines they miss; the fields go to ``rows.py`` through the format-independent seam.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
+
+import polars as pl
 
 from pipeline.errors import FormatError
+from pipeline.ingest.fields import FIELD_COLUMNS, Agents, FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.formats import request as requests
+from pipeline.privacy import mask as privacy
 
 # Regex building blocks. Rust regex (polars) has no look-around; every class excludes the
 # delimiter that follows it so that the pattern stays one-pass (unambiguous left to right).
@@ -61,16 +70,6 @@ DIRECTIVES: dict[str, tuple[str | None, str]] = {
 # %{NAME}i headers that map to stored fields; any other header is matched but not stored.
 HEADER_FIELDS: dict[str, str] = {"referer": "referrer", "user-agent": "user_agent", "host": "domain"}
 
-NAMED_FORMATS: dict[str, str] = {
-    "common": '%h %l %u %t "%r" %>s %b',
-    # Apache's and nginx's default "combined". Referer and User-Agent are optional so that
-    # the common-format lines some servers mix in still parse (their fields become null).
-    "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
-    "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
-}
-# Auto-detection preference on ties: the more specific format first.
-DETECT_ORDER = ("vhost_combined", "combined", "common")
-
 # Directives whose pattern already excludes '"': inside quotes they keep it ("%m %U%q %H" splits).
 _OWN_PATTERN_IN_QUOTES = frozenset({"m", "U", "q", "H"})
 _LETTERS_WITH_ARGUMENT = frozenset("ioenCcxpPTahLt") | {"^ti", "^to"}
@@ -90,10 +89,10 @@ class LogFormat:
     # only ("GET /path?query HTTP/1.1"); lines it misses fall back to ``regex``. None without "%r".
     fast_regex: str | None = None
     # The fast pattern only accepts a %v/%V domain that is already normalised (lower case, no
-    # trailing dot, not '-'): its rows skip ``parse.normalize_domain``.
+    # trailing dot, not '-'): its rows skip ``fields.normalize_domain``.
     fast_domain_normalized: bool = False
     # For formats ending in "%{Referer}i" "%{User-Agent}i" (combined, vhost_combined): the fast
-    # pattern's head up to and including the referrer, anchored at its end. parse.py cuts a line at
+    # pattern's head up to and including the referrer, anchored at its end. ``parse`` cuts a line at
     # its first '" "' (which only the referrer/user-agent boundary can hold: quoted values escape
     # '"') and matches the user agent per distinct value instead of per line. None otherwise.
     split_regex: str | None = None
@@ -102,15 +101,32 @@ class LogFormat:
     def __post_init__(self) -> None:
         object.__setattr__(self, "has_domain", "domain" in self.fields)
 
+    def parse(self, lines: pl.DataFrame, ctx: FieldContext) -> Fields:
+        """The fast stages first (each a strict subset of the general pattern with the same captures);
+        the lines a stage cannot match go to the next one, the general pattern last."""
+        parts: list[pl.DataFrame] = []
+        todo = lines
+        stages = _stages(self, ctx.agents)
+        unparsed = todo.get_column("offset").clear()
+        for i, (extract, normalized) in enumerate(stages):
+            extracted = extract(todo)
+            matched = extracted.get_column("ts_raw").is_not_null()
+            good = extracted.drop("line").filter(matched)  # (the lines are not needed)
+            parts.append(_fields(good, self, normalized, ctx.agents))
+            if matched.all():
+                break
+            missed = extracted.filter(~matched)
+            if i + 1 < len(stages):
+                todo = missed.select(lines.columns)
+            else:
+                unparsed = missed.get_column("offset")
+        return Fields(frame=pl.concat(parts) if len(parts) > 1 else parts[0], unparsed=unparsed)
 
-def resolve(name_or_spec: str) -> LogFormat:
-    """A named format (``combined``) or a raw Apache LogFormat string (``%h %l ...``)."""
-    if name_or_spec in NAMED_FORMATS:
-        return compile_format(NAMED_FORMATS[name_or_spec], name=name_or_spec)
-    if "%" not in name_or_spec:
-        known = ", ".join([*NAMED_FORMATS, "auto"])
-        raise FormatError(f"unknown log format {name_or_spec!r}: use one of {known} or a LogFormat string")
-    return compile_format(name_or_spec, name="custom")
+    def score(self, sample: list[str]) -> tuple[int, int]:
+        # The generated syntax is common to Rust regex and Python re. Lines parsed decide; lines that
+        # match every directive exactly break ties (a common log also parses as combined).
+        lenient, strict = re.compile(self.regex), re.compile(self.strict_regex)
+        return sum(1 for ln in sample if lenient.match(ln)), sum(1 for ln in sample if strict.match(ln))
 
 
 def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
@@ -240,21 +256,130 @@ def _literal(text: str, *, before_port: bool) -> str:
     return escaped
 
 
-def detect(sample_lines: list[str]) -> LogFormat | None:
-    """Pick the named format matching most sample lines (ties → the more specific format)."""
-    best: tuple[int, int, int] | None = None
-    chosen: LogFormat | None = None
-    for rank, name in enumerate(DETECT_ORDER):
-        fmt = resolve(name)
-        # The generated syntax is common to Rust regex and Python re. Lines parsed decide; lines that
-        # match every directive exactly break ties (a common log also parses as combined).
-        lenient, strict = re.compile(fmt.regex), re.compile(fmt.strict_regex)
-        hits = sum(1 for line in sample_lines if lenient.match(line))
-        exact = sum(1 for line in sample_lines if strict.match(line))
-        if hits and (best is None or (hits, exact, -rank) > best):
-            best, chosen = (hits, exact, -rank), fmt
-    return chosen
+# ----------------------------------------------------------------------------------------------------
+# Parsing a batch: regex passes over the lines, vectorised
+
+Stage = Callable[[pl.DataFrame], pl.DataFrame]
+_TS_FORMAT = "[%d/%b/%Y:%H:%M:%S %z]"  # %t with its brackets (no strip pass)
 
 
-def is_format_spec(value: str) -> bool:
-    return value == "auto" or value in NAMED_FORMATS or "%" in value
+def _stages(fmt: LogFormat, agents: Agents) -> list[tuple[Stage, bool]]:
+    """(extract function, whether its domains come out normalised), in the order they are tried."""
+    stages: list[tuple[Stage, bool]] = []
+    if fmt.split_regex is not None:
+        split = partial(_extract_split, regex=fmt.split_regex, fmt=fmt, agents=agents)
+        stages.append((split, fmt.fast_domain_normalized))
+    if fmt.fast_regex is not None:
+        stages.append((partial(_extract, pattern=fmt.fast_regex, fmt=fmt), fmt.fast_domain_normalized))
+    stages.append((partial(_extract, pattern=fmt.regex, fmt=fmt), False))
+    return stages
+
+
+def _extract(frame: pl.DataFrame, pattern: str, fmt: LogFormat) -> pl.DataFrame:
+    """The lines with their captures, parsed timestamp and ``ts_raw`` (null: the line did not match)."""
+    # Values still end with their terminator; the pattern accepts it instead of a strip pass.
+    fields = frame.get_column("line").str.extract_groups(pattern[:-1] + r"\r?\n?$").struct.unnest()
+    return _checked(frame, fields, fmt)
+
+
+# What follows the referrer's closing '" "': the user agent, any extra quoted fields, the terminator.
+_AGENT_TAIL = rf'^({QUOTED})"(?: "{QUOTED}")*\r?\n?$'
+
+
+def _extract_split(frame: pl.DataFrame, regex: str, fmt: LogFormat, agents: Agents) -> pl.DataFrame:
+    """``_extract`` for combined-style formats, with the user agent matched per distinct value.
+
+    The regex engine's cost grows with the bytes it walks, and the user agent is the longest field
+    while a batch holds far fewer distinct ones than lines (hundreds to thousands per 130k lines).
+    So each line is cut at its first '" "' (the referrer/user-agent boundary: a quoted value escapes
+    its '"', and nothing before the referrer can end the head pattern there): the head is matched per
+    line up to the referrer's closing quote; the rest (user agent, extra quoted fields, terminator)
+    once per distinct value. A line is this stage's only if both parts match, which makes it a line
+    of the fast pattern with the same captures (that pattern is one-pass: a line has one parse).
+    Everything else is left to the next stage.
+    """
+    lines = frame.get_column("line")
+    # find() counts bytes, head() and slice() characters: lines with non-ASCII bytes are not cut.
+    cut = lines.str.find('" "', literal=True).set(frame.get_column("non_ascii"), None)
+    fields = lines.str.head(cut + 1).str.extract_groups(regex).struct.unnest()
+    tails, codes = privacy.factorize(lines.str.slice(cut + 3))
+    agent = tails.str.extract(_AGENT_TAIL, 1)
+    matched = agent.is_not_null().gather(codes).fill_null(False)
+    fields = fields.with_columns(
+        user_agent=agents(agent, codes), ts=pl.when(matched).then(fields.get_column("ts"))
+    )  # no user agent: unparseable here, the next stage decides
+    return _checked(frame, fields, fmt)
+
+
+def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat) -> pl.DataFrame:
+    checked = pl.concat([frame, fields], how="horizontal")
+    # bytes as Int64 (null for '-'), parsed once: it both checks the field and is the stored value
+    number = pl.col("bytes").cast(pl.Int64, strict=False) if "bytes" in fmt.fields else pl.lit(None, pl.Int64)
+    # strptime caches repeated values (many lines share a second); %z gives the true UTC instant, so
+    # a line logged at 23:30 -0700 lands on the next UTC day. A time that does not parse (bad date,
+    # offset such as +9999) is null, never an exception, whatever the text: rows.py bounds it.
+    ts = pl.col("ts").str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+    checked = checked.with_columns(ts=ts, ts_raw=pl.col("ts"), bytes_value=number)
+    return checked.with_columns(bad_field=_bad_field(fmt))
+
+
+def _bad_field(fmt: LogFormat) -> pl.Expr:
+    """A numeric field that matched the regex but does not fit its type (e.g. a 20-digit byte count)."""
+    if "bytes" not in fmt.fields:
+        return pl.lit(False)
+    b = pl.col("bytes")
+    return b.is_not_null() & (b != "-") & pl.col("bytes_value").is_null()
+
+
+def _fields(good: pl.DataFrame, fmt: LogFormat, domain_normalized: bool, agents: Agents) -> pl.DataFrame:
+    """A stage's good lines as ``FIELD_COLUMNS`` whatever the stage: request split, domain
+    normalised, '-' as none, user agents masked."""
+    method, path, query, protocol = _request_columns(good, fmt)
+    agent = _column(good, "user_agent")
+    if not isinstance(agent.dtype, pl.Categorical):  # the split stage's is done already
+        agent = agents(*privacy.factorize(agent))
+    status = _column(good, "status").replace("-", None).cast(pl.Int16, strict=False)
+    out = pl.DataFrame(
+        {
+            "offset": good.get_column("offset"),
+            "ts": good.get_column("ts"),
+            "bad_field": good.get_column("bad_field"),
+            "domain": _domain(good, fmt, domain_normalized),
+            "method": method,
+            "path": path,
+            "query": query,
+            "protocol": protocol,
+            "status": status,
+            "bytes": good.get_column("bytes_value"),
+            "referrer": _column(good, "referrer").replace("-", None),
+            "user_agent": agent,
+            "client": _column(good, "client"),
+        }
+    )
+    assert out.columns == list(FIELD_COLUMNS)
+    return out
+
+
+def _request_columns(good: pl.DataFrame, fmt: LogFormat) -> requests.Request:
+    """method, path, query (without '?'), protocol, from whichever directives the format has."""
+    if REQUEST_PARTS[0] in good.columns:  # split by the fast pattern already
+        method, path, query, protocol = (good.get_column(c) for c in REQUEST_PARTS)
+        return method, path, query, protocol
+    if "request" in fmt.fields:
+        parts = requests.split_request_line(good.get_column("request"))
+    else:  # %m %U%q %H formats
+        parts = requests.from_columns(good, {"method": "method", "target": "path", "protocol": "protocol"})
+    return requests.split_target(parts, good.get_column("query") if "query" in fmt.fields else None)
+
+
+def _column(frame: pl.DataFrame, name: str) -> pl.Series:
+    if name not in frame.columns:
+        return null_column(frame.height, name=name)
+    return frame.get_column(name)
+
+
+def _domain(frame: pl.DataFrame, fmt: LogFormat, normalized: bool) -> pl.Series:
+    if "domain" not in fmt.fields:
+        return null_column(frame.height, name="domain")
+    domain = frame.get_column("domain")
+    return domain if normalized else normalize_domain(domain)  # (the pattern only matched normal names)

@@ -1,0 +1,98 @@
+"""Migration of stores written before keyed digests (runs once per store, under the ingest lock)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.errors import HostlogsError
+from pipeline.privacy import keys
+from pipeline.store.commit import Progress, Store
+
+MIGRATION_MARKER = "keyed-digests.json"  # in _state/: every manifest and progress state is keyed
+
+
+def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, progress: Progress) -> int:
+    """Replace the unkeyed digests of an older hostlogs by keyed ones, in place (call under the lock).
+
+    Manifests: the SHA-256 of a batch's raw bytes (``source.sha256``) becomes the keyed digest a new
+    ingest writes (``source.digest`` = HMAC(custody key of the batch's period, that SHA-256): exactly
+    equal, so the custodian's proof works the same on old and new batches); the stream fingerprint
+    and the fingerprints it replaced become keyed forms of themselves. Progress states get the same
+    keyed fingerprints, so streams recorded before still resume where they were (no re-read). Each
+    file is rewritten atomically; a crash leaves each manifest old or new, and the next run goes on.
+    Runs once per store (``_state/keyed-digests.json`` marks it done); returns how many files changed.
+    """
+    marker = store.root / "_state" / MIGRATION_MARKER
+    if marker.exists():
+        return 0
+    changed = 0
+    for path in sorted((store.root / "_manifests").glob("*/*.json"), key=str):
+        manifest = store.read_json(path)
+        new = _migrated_manifest(manifest, keystore, stream_key) if manifest else None
+        if new is not None:
+            store.write_json(path, new)
+            changed += 1
+    if _migrate_progress(progress, stream_key):
+        store.write_json(store.state / "progress.json", progress.to_json())
+        changed += 1
+    complete = True
+    for other in store.writers():
+        if other == store.writer:
+            continue
+        peer = Store(store.root, other)
+        try:
+            with peer.lock():
+                theirs = peer.load_progress()
+                if _migrate_progress(theirs, stream_key):
+                    store.write_json(peer.state / "progress.json", theirs.to_json())
+                    changed += 1
+        except HostlogsError:  # a writer running an older hostlogs: migrated by a later run
+            complete = False
+    if complete:
+        store.write_json(marker, {"version": 1, "migrated": datetime.now(UTC).isoformat(), "files": changed})
+    return changed
+
+
+def legacy_wrap(stream_key: bytes, legacy: str) -> str:
+    return keys.stream_digest(stream_key, b"legacy", legacy.encode())
+
+
+def _migrated_manifest(
+    manifest: dict[str, Any], keystore: keys.KeyStore, stream_key: bytes
+) -> dict[str, Any] | None:
+    src = manifest.get("source")
+    if not isinstance(src, dict) or src.get("keyed"):
+        return None
+    src = dict(src)
+    if src.get("fingerprint"):
+        src["fingerprint"] = legacy_wrap(stream_key, str(src["fingerprint"]))
+        src["legacy_fingerprint"] = True
+    src["replaces"] = [legacy_wrap(stream_key, str(x)) for x in src.get("replaces", [])]
+    sha = src.pop("sha256", None)
+    days = [
+        f["path"].split("/")[1][5:]
+        for f in manifest.get("files", [])
+        if isinstance(f, dict) and str(f.get("path", "")).startswith("pageviews/date=")
+    ]
+    day = min(days) if days else str(manifest.get("created", ""))[:10]
+    try:
+        pid = keys.period_id(datetime.fromisoformat(day).date(), keystore.period)
+    except ValueError:
+        pid = keys.period_id(datetime.now(UTC).date(), keystore.period)
+    key = keystore.custody_key(pid) if sha else None
+    src.update(
+        digest=keys.custody_digest(key, bytes.fromhex(sha)) if key is not None and sha else None,
+        custody_period=pid,
+        keyed=True,
+    )
+    return {**manifest, "source": src}
+
+
+def _migrate_progress(progress: Progress, stream_key: bytes) -> bool:
+    legacy = [k for k, st in progress.streams.items() if st.content is None and not st.legacy]
+    for k in legacy:
+        state = progress.streams.pop(k)
+        state.legacy = True
+        progress.streams[legacy_wrap(stream_key, k)] = state
+    return bool(legacy)

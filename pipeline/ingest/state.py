@@ -1,0 +1,57 @@
+"""What one ingest run shares between its stages: config, store, progress, keys, caches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from pipeline.config import Config
+from pipeline.privacy import keys
+from pipeline.privacy import mask as privacy
+from pipeline.privacy.enrich import Enricher
+from pipeline.store.commit import Progress, Store
+
+
+@dataclass
+class RunState:
+    """The run under the store lock: read by ``streams`` (identity), ``batch`` (commits), ``run``."""
+
+    cfg: Config
+    store: Store
+    progress: Progress
+    masker: privacy.ClientMasker
+    run_id: str
+    sensitive_regex: str
+    final: bool | None
+    enricher: Enricher
+    keys: keys.KeyStore  # the key directory: custody keys per period, the stream fingerprint key
+    stream_key: bytes
+    partitions: set[str] = field(default_factory=set)
+    bytes_read: int = 0
+    inodes: dict[tuple[int, int], str] = field(default_factory=dict)  # files read this run
+    _checkpoints: dict[str, list[tuple[int, int, str]]] | None = None
+    _content: tuple[int, dict[str, list[str]]] | None = None
+
+    def content_index(self) -> dict[str, list[str]]:
+        """Stream keys by their unscoped content fingerprint (rebuilt when progress moved)."""
+        if self._content is None or self._content[0] != self.progress.seq:
+            index: dict[str, list[str]] = {}
+            for k, st in self.progress.streams.items():
+                if st.content:
+                    index.setdefault(st.content, []).append(k)
+            self._content = (self.progress.seq, index)
+        return self._content[1]
+
+    def digest(self, *parts: bytes) -> str:
+        return keys.stream_digest(self.stream_key, *parts)
+
+    def checkpoints(self, key: str) -> list[tuple[int, int, str]]:
+        """(end, tail bytes, tail digest) of every batch this writer committed for stream ``key``."""
+        if self._checkpoints is None:
+            found: dict[str, list[tuple[int, int, str]]] = {}
+            for path in sorted(self.store.manifests.glob("*.json")):
+                src = (self.store.read_json(path) or {}).get("source") or {}
+                if src.get("fingerprint") and src.get("tail"):
+                    entry = (int(src["end"]), int(src["tail_bytes"]), str(src["tail"]))
+                    found.setdefault(src["fingerprint"], []).append(entry)
+            self._checkpoints = found
+        return self._checkpoints.get(key, [])
