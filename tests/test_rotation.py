@@ -312,7 +312,7 @@ def test_logs_that_start_identically_are_different_streams(tmp_path: Path) -> No
 
 
 def test_blocks_are_sized_so_that_workers_finish_together() -> None:
-    from pipeline.ingest.sources import _even_chunk
+    from pipeline.ingest.blocks import _even_chunk
 
     mib = 1 << 20
     assert _even_chunk(10 * mib, 32 * mib, 2) == 32 * mib  # one block: a small increment stays one file

@@ -20,13 +20,14 @@ from pipeline import __version__
 from pipeline.config import future_skew
 from pipeline.errors import StoreError
 from pipeline.ingest import sources
+from pipeline.ingest.blocks import Block
 from pipeline.ingest.fields import Format
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, add_oversized, parse_lines
 from pipeline.ingest.state import RunState
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
-from pipeline.store.commit import encode_frame
+from pipeline.store.parquet import encode_frame
 from pipeline.store.schema import REJECTS
 
 
@@ -50,7 +51,7 @@ class _Tail:
     data: bytes
     end: int  # the offset they end at
 
-    def advance(self, block: sources.Block) -> tuple[int, bytes] | None:
+    def advance(self, block: Block) -> tuple[int, bytes] | None:
         """(tail bytes, digestible bytes) ending at ``block.end``, or None when not known."""
         data = block.data
         want = sources.TAIL_BYTES
@@ -85,7 +86,7 @@ class Tally:
         self.rejects.update(prepared.rejects)
 
 
-def consume(r: RunState, src: Source, blocks: Iterator[sources.Block], *, workers: int) -> Tally:
+def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) -> Tally:
     """Parse blocks (on ``workers`` threads; 0 = inline) and commit them strictly in order."""
     settings = ParseSettings(
         domain=src.domain,
@@ -128,7 +129,7 @@ def consume(r: RunState, src: Source, blocks: Iterator[sources.Block], *, worker
 class Prepared:
     """A parsed block, ready to commit: Parquet already encoded in memory."""
 
-    block: sources.Block
+    block: Block
     lines: int
     rows: int
     rejects: dict[str, int]
@@ -138,7 +139,7 @@ class Prepared:
 
 
 def _prepare(
-    block: sources.Block,
+    block: Block,
     fmt: Format,
     settings: ParseSettings,
     masker: privacy.ClientMasker,
@@ -229,7 +230,7 @@ def _write_batch(
     r.bytes_read += block.end - block.start
 
 
-def _custody(r: RunState, prepared: Prepared, now: datetime, block: sources.Block) -> tuple[str, str | None]:
+def _custody(r: RunState, prepared: Prepared, now: datetime, block: Block) -> tuple[str, str | None]:
     """(custody period, keyed digest) of a batch's raw bytes.
 
     The period is the key period of the batch's earliest row (of the ingest date when it has no rows):
@@ -240,7 +241,7 @@ def _custody(r: RunState, prepared: Prepared, now: datetime, block: sources.Bloc
     day = min(prepared.pageviews) if prepared.pageviews else f"{now:%Y-%m-%d}"
     pid = keys.period_id(datetime.fromisoformat(day).date(), r.keys.period)
     key = r.keys.custody_key(pid)
-    return pid, None if key is None else keys.custody_digest(key, bytes.fromhex(block.sha256))
+    return pid, None if key is None else digests.custody_digest(key, bytes.fromhex(block.sha256))
 
 
 def _partition(rows: pl.DataFrame) -> dict[str, pl.DataFrame]:

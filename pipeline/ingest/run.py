@@ -23,6 +23,7 @@ from pipeline.config import Config, SourceConfig
 from pipeline.errors import HostlogsError, SourceError, StoreError
 from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
+from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_olddir, domain_from_path, template_glob
 from pipeline.ingest.state import RunState
@@ -184,7 +185,7 @@ def _ingest_path(
                 )
             fmt, fmt_note = formats.choose(spec.format, path)
             ing = r.cfg.ingest
-            blocks = sources.iter_blocks(
+            blocks = iter_blocks(
                 stream,
                 ident.start,
                 block_bytes=ing.block_bytes,
@@ -223,12 +224,12 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         fd = None  # an in-memory stream (tests, embedding): read it to the end
     with _stop_signals() as stopped:
         if fd is None:
-            piped = sources.Prefixed(stdin, formats.DETECT_SAMPLE_BYTES)
-            blocks = sources.iter_blocks(
+            piped = Prefixed(stdin, formats.DETECT_SAMPLE_BYTES)
+            blocks = iter_blocks(
                 piped, 0, block_bytes=ing.block_bytes, max_line_bytes=ing.max_line_bytes, final=True
             )
         else:
-            blocks = sources.iter_pipe_blocks(
+            blocks = iter_pipe_blocks(
                 fd,
                 flush_seconds=ing.flush_seconds,
                 flush_lines=ing.flush_lines,

@@ -13,15 +13,12 @@ import hashlib
 import lzma
 import os
 import re
-import select
 import time
 import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import pyarrow as pa
 
 from pipeline.errors import SourceError
@@ -51,22 +48,6 @@ STDIN = "-"
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
-
-
-@dataclass(frozen=True)
-class Block:
-    """Complete lines ``data`` starting at decompressed offset ``start``; ``end`` is one past them.
-
-    ``oversized`` lists lines longer than the block that were skipped without being loaded whole:
-    (offset, length, first bytes).
-    """
-
-    start: int  # where this block's byte range begins (including skipped oversized lines)
-    data_start: int  # offset of data[0]
-    end: int
-    data: bytes | memoryview
-    sha256: str  # of every byte in [start, end), skipped oversized lines included
-    oversized: tuple[tuple[int, int, bytes], ...] = ()
 
 
 def expand(patterns: list[str]) -> list[str]:
@@ -240,7 +221,7 @@ def read_head(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False
     log lines: never stored, never hashed without a key).
     """
     with open_stream(path) as stream:
-        head = _read_exact(stream, length)
+        head = read_exact(stream, length)
     if not head:
         return None
     if len(head) < length and not final:
@@ -261,7 +242,7 @@ def read_range(path: str, start: int, end: int) -> bytes | None:
     with open_stream(path) as stream:
         if skip(stream, start) < start:
             return None
-        data = _read_exact(stream, end - start)
+        data = read_exact(stream, end - start)
     return data if len(data) == end - start else None
 
 
@@ -291,10 +272,6 @@ def compressed_by_magic(path: str) -> bool:
 
 def read_exact(stream: Readable, n: int) -> bytes:
     """Up to ``n`` bytes: fewer only at the end of the stream."""
-    return _read_exact(stream, n)
-
-
-def _read_exact(stream: Readable, n: int) -> bytes:
     parts: list[bytes] = []
     remaining = n
     while remaining > 0:
@@ -322,203 +299,6 @@ def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
             break
         pos += len(data)
     return pos
-
-
-def iter_blocks(
-    stream: Readable,
-    start: int,
-    *,
-    block_bytes: int,
-    max_line_bytes: int,
-    final: bool,
-    size_hint: int | None = None,
-    workers: int = 1,
-) -> Iterator[Block]:
-    """Yield blocks of complete lines from ``start``; memory ≤ block_bytes + max_line_bytes.
-
-    When ``final`` is false an incomplete trailing line is not consumed: it waits for the next run.
-    Each block is read straight into one buffer from Arrow's memory pool (no copies, and the pool
-    reuses pages: fresh 32 MiB allocations per block cost more in page faults than the parse of
-    a whole block's timestamps). With the stream's length known (``size_hint``), blocks are sized
-    so that the workers finish together (``_even_chunk``).
-    """
-    carry = b""
-    offset = range_start = start
-    oversized: list[tuple[int, int, bytes]] = []
-    digest = hashlib.sha256()
-    chunk = _even_chunk(size_hint - start, block_bytes, workers) if size_hint is not None else block_bytes
-    while True:
-        buf = _read_block(stream, carry, chunk)
-        if len(buf) == len(carry):  # end of stream
-            if carry and final:
-                digest.update(carry)
-                end = offset + len(carry)
-                yield Block(range_start, offset, end, carry, digest.hexdigest(), tuple(oversized))
-            elif oversized:
-                yield Block(range_start, offset, offset, b"", digest.hexdigest(), tuple(oversized))
-            return
-        cut = _last_newline(buf)
-        if cut < 0 and len(buf) > max_line_bytes:
-            skipped = _skip_line(stream, buf, block_bytes, digest)
-            oversized.append((offset, skipped.length, bytes(buf[:REJECT_PREFIX])))
-            offset += skipped.consumed
-            carry = skipped.rest
-            continue
-        if cut < 0:
-            carry = bytes(buf)
-            continue
-        data = buf[: cut + 1]
-        digest.update(data)
-        yield Block(range_start, offset, offset + cut + 1, data, digest.hexdigest(), tuple(oversized))
-        digest = hashlib.sha256()
-        oversized = []
-        offset += cut + 1
-        range_start = offset
-        carry = bytes(buf[cut + 1 :])
-
-
-def _even_chunk(length: int, block_bytes: int, workers: int) -> int:
-    """A read size ≤ ``block_bytes`` that cuts ``length`` into a multiple of ``workers`` equal blocks.
-
-    15 blocks on 2 workers leave one worker parsing the last block alone (measured ~0.3 s of one
-    idle core on 2M lines); 16 slightly smaller ones end together. Input that fits one block stays
-    one block (a cron run's small increment must not become several files).
-    """
-    if workers < 2 or length <= block_bytes:
-        return block_bytes
-    n = -(-length // block_bytes)
-    n = -(-n // workers) * workers
-    return min(block_bytes, -(-length // n))
-
-
-def _read_block(stream: Readable, carry: bytes, block_bytes: int) -> memoryview:
-    """``carry`` followed by up to ``block_bytes`` read from the stream, in one pooled buffer."""
-    view = memoryview(pa.allocate_buffer(len(carry) + block_bytes)).cast("B")
-    view[: len(carry)] = carry
-    readinto = getattr(stream, "readinto", None)
-    if readinto is not None:
-        n = readinto(view[len(carry) :])
-    else:  # a plain Readable (stdin wrapper, tests): one copy
-        chunk = stream.read(block_bytes)
-        n = len(chunk)
-        view[len(carry) : len(carry) + n] = chunk
-    return view[: len(carry) + n]
-
-
-def _last_newline(buf: memoryview, window: int = 1 << 16) -> int:
-    """Index of the last b"\n" in ``buf`` or -1 (looks at the tail first: lines are short)."""
-    arr = np.frombuffer(buf, dtype=np.uint8)
-    while True:
-        tail = arr[-window:]
-        hits = np.flatnonzero(tail == 10)
-        if len(hits):
-            return len(arr) - len(tail) + int(hits[-1])
-        if len(tail) == len(arr):
-            return -1
-        window *= 16
-
-
-REJECT_PREFIX = 2048
-
-
-@dataclass(frozen=True)
-class _Skipped:
-    length: int  # bytes of the line, without terminator (may stop at EOF)
-    consumed: int  # bytes consumed including the newline
-    rest: bytes  # what followed the newline in the last chunk read
-
-
-def _skip_line(stream: Readable, buf: memoryview, block_bytes: int, digest: Any) -> _Skipped:
-    """Discard an oversized line chunk by chunk until its newline (never holding it whole)."""
-    consumed = len(buf)
-    digest.update(buf)
-    while True:
-        chunk = stream.read(block_bytes)
-        if not chunk:
-            return _Skipped(length=consumed, consumed=consumed, rest=b"")
-        nl = chunk.find(b"\n")
-        if nl >= 0:
-            digest.update(memoryview(chunk)[: nl + 1])
-            return _Skipped(length=consumed + nl, consumed=consumed + nl + 1, rest=chunk[nl + 1 :])
-        digest.update(chunk)
-        consumed += len(chunk)
-
-
-def iter_pipe_blocks(
-    fd: int,
-    *,
-    flush_seconds: float,
-    flush_lines: int,
-    block_bytes: int,
-    max_line_bytes: int,
-    stop: Callable[[], bool],
-) -> Iterator[Block]:
-    """Blocks from a pipe (Apache ``CustomLog "|hostlogs ingest -"``), flushed by time or line count.
-
-    Reads whatever is available (never waits for a full block), so lines reach the store within
-    ``flush_seconds``. At EOF or when ``stop()`` turns true (SIGTERM/SIGHUP) everything read is
-    flushed, a last line without newline included: nothing read is lost on a clean stop.
-    """
-    buf = bytearray()
-    offset = 0
-    lines = 0
-    oversized: list[tuple[int, int, bytes]] = []
-    skipping: tuple[int, int, bytes] | None = None  # an oversized line being discarded
-    deadline = time.monotonic() + flush_seconds
-    while True:
-        eof = False
-        ready, _, _ = select.select([fd], [], [], max(0.0, min(deadline - time.monotonic(), 0.25)))
-        if ready:
-            chunk = os.read(fd, 1 << 20)
-            eof = not chunk
-            if skipping is not None and chunk:
-                nl = chunk.find(b"\n")
-                if nl < 0:
-                    skipping = (skipping[0], skipping[1] + len(chunk), skipping[2])
-                    chunk = b""
-                else:
-                    oversized.append((skipping[0], skipping[1] + nl, skipping[2]))
-                    offset = skipping[0] + skipping[1] + nl + 1
-                    skipping, chunk = None, chunk[nl + 1 :]
-            buf += chunk
-            lines += chunk.count(b"\n")
-            if skipping is None and b"\n" not in buf and len(buf) > max_line_bytes:
-                skipping, buf = (offset, len(buf), bytes(buf[:REJECT_PREFIX])), bytearray()
-        stopping = eof or stop()
-        if stopping and skipping is not None:  # an unterminated oversized last line
-            oversized.append(skipping)
-            offset, skipping = skipping[0] + skipping[1], None
-        if stopping or lines >= flush_lines or len(buf) >= block_bytes or time.monotonic() >= deadline:
-            cut = len(buf) if stopping else buf.rfind(b"\n") + 1
-            if cut or oversized:
-                data = bytes(buf[:cut])
-                start = oversized[0][0] if oversized else offset
-                yield Block(
-                    start, offset, offset + cut, data, hashlib.sha256(data).hexdigest(), tuple(oversized)
-                )
-                del buf[:cut]
-                offset += cut
-                oversized = []
-            lines = buf.count(b"\n")
-            deadline = time.monotonic() + flush_seconds
-        if stopping:
-            return
-
-
-class Prefixed:
-    """A non-seekable stream (stdin) whose first bytes can be looked at before reading it."""
-
-    def __init__(self, stream: Readable, peek: int) -> None:
-        self._stream = stream
-        self.head = _read_exact(stream, peek)
-        self._pos = 0
-
-    def read(self, n: int = -1) -> bytes:
-        if self._pos < len(self.head):
-            out = self.head[self._pos : self._pos + n] if n >= 0 else self.head[self._pos :]
-            self._pos += len(out)
-            return out
-        return self._stream.read(n)
 
 
 def display_name(path: str) -> str:
