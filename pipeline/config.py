@@ -5,8 +5,6 @@ Every setting has a default chosen for privacy; command-line options override th
 
 from __future__ import annotations
 
-import glob
-import os
 import re
 import socket
 import tomllib
@@ -21,8 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.errors import ConfigError
-from pipeline.ingest.formats import registry as formats
-from pipeline.privacy.mask import DEFAULT_SENSITIVE_PARAMS
+
+# Query and referrer parameters whose values are replaced by REDACTED (privacy.sensitive_params).
+DEFAULT_SENSITIVE_PARAMS: tuple[str, ...] = (
+    "password", "passwd", "pwd", "pass", "token", "access_token", "refresh_token", "id_token", "auth",
+    "authorization", "session", "sessionid", "session_id", "sid", "phpsessid", "jsessionid", "key",
+    "api_key", "apikey", "secret", "client_secret", "email", "mail", "e-mail", "code", "otp", "signature",
+    "sig", "credentials", "ssn", "iban", "card", "cc", "cvv",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -199,32 +203,15 @@ def validate(cfg: Config, origin: str = "config") -> None:
 
 
 def _source(raw: Any, where: str) -> SourceConfig:
+    """The shape of one [[sources]] entry. Its format and olddir are checked where they are used, by
+    the ingest stage (``ingest.run``: the format registry, ``ingest.paths.check_olddir``), so that the
+    kernel needs no other stage and a format given on the command line meets the same rule."""
     if not isinstance(raw, dict) or "path" not in raw:
         raise ConfigError(f"{where}: each source needs a path")
     src: SourceConfig = _section(SourceConfig, raw, where)
-    if src.format != "auto" and not formats.is_format_spec(src.format):
-        raise ConfigError(f"{where}: unknown format {src.format!r}")
     if src.domain_from_path is not None and "{domain}" not in src.domain_from_path:
         raise ConfigError(f"{where}: domain_from_path must contain {{domain}}")
-    check_olddir(src, where)
     return src
-
-
-def check_olddir(src: SourceConfig, where: str) -> None:
-    """An olddir must name one directory per log directory (see ``sources.expand_source``)."""
-    if src.olddir is None:
-        return
-    old = Path(src.olddir)
-    directory = os.path.dirname(src.path or template_glob(src.domain_from_path or ""))
-    if not src.olddir or ".." in old.parts or glob.has_magic(src.olddir):
-        raise ConfigError(
-            f"{where}: olddir must be a directory without '..' or wildcards, got {src.olddir!r}"
-        )
-    if old.is_absolute() and glob.has_magic(directory):
-        raise ConfigError(
-            f"{where}: olddir {src.olddir!r} is absolute but the path's directory has wildcards: "
-            "give it relative to each log's directory (e.g. 'old')"
-        )
 
 
 def _section(cls: Any, raw: Any, where: str) -> Any:
@@ -287,15 +274,3 @@ def _no_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
-
-
-def domain_from_path(template: str, path: str) -> str | None:
-    """The {domain} part of ``path`` per a template such as /var/www/vhosts/{domain}/logs/access_log*."""
-    pattern = re.escape(template).replace(r"\{domain\}", r"(?P<domain>[^/]+)")
-    pattern = pattern.replace(r"\*", r"[^/]*").replace(r"\?", r"[^/]")
-    m = re.fullmatch(pattern, path)
-    return m.group("domain").lower() if m else None
-
-
-def template_glob(template: str) -> str:
-    return template.replace("{domain}", "*")

@@ -9,6 +9,8 @@ class HostlogsError(Exception):
     """Base class. ``exit_code`` is what the CLI exits with; messages say what to do next."""
 
     exit_code = 1
+    details: tuple[str, ...] = ()
+    """Lines shown before the message, one error each (the sources a partial run could not read)."""
 
 
 class UsageError(HostlogsError):
@@ -48,6 +50,17 @@ class IntegrityError(HostlogsError):
     exit_code = 8
 
 
+class ProofFailed(IntegrityError):
+    """``hostlogs keys prove``: a batch's digest does not match the file it names, or no batch of the
+    store was read from the file."""
+
+
+class KeyDestroyedError(HostlogsError):
+    """The key of a period was destroyed by the retention purge; no pseudonym can be made for it."""
+
+    exit_code = 7
+
+
 class LockedError(HostlogsError):
     """Another ingest holds the store lock (cron overlap). EX_TEMPFAIL, so cron wrappers can retry."""
 
@@ -67,6 +80,10 @@ class PartialFailure(HostlogsError):
     """The run finished but some sources could not be read; their lines stay unconsumed for the next run."""
 
     exit_code = 10
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
 
 
 class QueryLimitError(HostlogsError):

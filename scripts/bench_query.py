@@ -39,7 +39,7 @@ from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import keys
 from pipeline.privacy.mask import ClientMasker
-from pipeline.store.commit import file_sha256
+from pipeline.store.catalogue import file_sha256
 
 DOMAINS = 2000
 ADDRESSES = 400_000

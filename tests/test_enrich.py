@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from pipeline.cli import main
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 
 from .conftest import GEOIP, ingest_paths, store_rows
 
@@ -58,7 +58,7 @@ def test_pseudonyms_per_period_and_stable_across_runs(tmp_path: Path) -> None:
     assert rows["nov1"]["client_id"] == rows["nov2"]["client_id"]
     assert rows["nov1"]["client_id"] != rows["oct"]["client_id"]
     assert rows["nov1"]["client_id"] != rows["other"]["client_id"]
-    found = keys.lookup_pseudonyms("198.51.100.7", keys.KeyStore(Path(str(store) + "-keys")))
+    found = digests.lookup_pseudonyms("198.51.100.7", keys.KeyStore(Path(str(store) + "-keys")))
     assert found == {"2026-10": rows["oct"]["client_id"], "2026-11": rows["nov1"]["client_id"]}
 
 
@@ -72,7 +72,7 @@ def test_destroyed_key_is_never_recreated(tmp_path: Path) -> None:
     report = ingest_paths(store, [tmp_path / "late.log"])
     assert report.key_destroyed_rows == 1 and by_tag(store)["late"]["client_id"] is None
     assert ks.status("2026-10") == "destroyed"
-    assert keys.lookup_pseudonyms("198.51.100.7", ks)["2026-10"] == "destroyed"
+    assert digests.lookup_pseudonyms("198.51.100.7", ks)["2026-10"] == "destroyed"
     # a batch across the destroyed period and a live one counts only the destroyed period's rows
     late = [
         ("198.51.100.7", "31", "Oct", "late2"),

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from pipeline.config import DEFAULT_SENSITIVE_PARAMS
 from pipeline.errors import FormatError
 from pipeline.ingest.formats import NAMED_FORMATS, detect, resolve
 from pipeline.ingest.formats.apache import compile_format
@@ -30,7 +31,7 @@ def parse_one(line: str, fmt: str, domain: str | None = None) -> dict[str, Any] 
     settings = ParseSettings(
         domain=domain,
         server="web1",
-        sensitive_param_regex=privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS),
+        sensitive_param_regex=privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS),
     )
     batch = parse_lines(
         split_block(line.encode() + b"\n", 0, 65536), resolve(fmt), settings, privacy.ClientMasker()

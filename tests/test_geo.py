@@ -14,8 +14,9 @@ import polars as pl
 import pytest
 
 from pipeline.errors import ConfigError
+from pipeline.privacy.addresses import parse_address
 from pipeline.privacy.geo import Geo
-from pipeline.privacy.mask import ClientMasker, parse_address
+from pipeline.privacy.mask import ClientMasker
 
 from .conftest import THIRD_PARTY
 

@@ -18,7 +18,8 @@ from pipeline.errors import StoreError
 from pipeline.lifecycle import holds, retention, verify
 from pipeline.lifecycle.compact import compact
 from pipeline.lifecycle.erase import erase
-from pipeline.store.commit import Store, file_sha256
+from pipeline.store.catalogue import file_sha256
+from pipeline.store.commit import Store
 
 from .conftest import ingest_paths
 from .test_lifecycle import (

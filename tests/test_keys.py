@@ -19,17 +19,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
-from pipeline.privacy import keys
-from pipeline.privacy.keys import (
-    KeyDestroyedError,
-    KeyStore,
-    lookup_pseudonyms,
-    period_bounds,
-    period_id,
-    period_ids,
-    pseudonyms,
-)
+from pipeline.errors import ConfigError, HostlogsError, KeyDestroyedError, StoreError, UsageError
+from pipeline.privacy import digests, keys
+from pipeline.privacy.digests import lookup_pseudonyms, pseudonyms
+from pipeline.privacy.keys import KeyStore, period_bounds, period_id, period_ids
 
 from .conftest import ROOT
 
@@ -272,13 +265,13 @@ def test_nulls_and_non_addresses(store: KeyStore, key_dir: Path) -> None:
 
 def test_once_per_distinct_pair(store: KeyStore, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = keys.pseudonym_values
+    real = digests.pseudonym_values
 
     def counting(key: bytes, texts: list[str]) -> np.ndarray:
         calls.extend(texts)
         return real(key, texts)
 
-    monkeypatch.setattr(keys, "pseudonym_values", counting)
+    monkeypatch.setattr(digests, "pseudonym_values", counting)
     addrs = [f"203.0.113.{i % 7}" for i in range(10_000)]
     periods = ["2026-11" if i % 3 else "2026-10" for i in range(10_000)]
     got = pseudo(store, addrs, periods)
@@ -291,9 +284,9 @@ def test_once_per_distinct_pair(store: KeyStore, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize("key", [FIXED_KEY, b"", b"k" * 64, bytes(range(200))])  # ≤, =, > one SHA-256 block
 def test_batch_hmac_equals_the_reference(key: bytes) -> None:
     texts = [ADDR, "2001:db8::1", "", "203.0.113.255"]
-    got = keys.pseudonym_values(key, texts).tolist()
-    assert got == [expected(key, t) for t in texts] == [keys.pseudonym(key, t) for t in texts]
-    assert keys.pseudonym_values(key, []).tolist() == []
+    got = digests.pseudonym_values(key, texts).tolist()
+    assert got == [expected(key, t) for t in texts] == [digests.pseudonym(key, t) for t in texts]
+    assert digests.pseudonym_values(key, []).tolist() == []
 
 
 def test_create_false_gives_null_for_missing_key(store: KeyStore, key_dir: Path) -> None:
@@ -396,13 +389,13 @@ def test_losing_the_race_uses_the_winners_key(
     store: KeyStore, key_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     winner = bytes(range(100, 132))
-    real = keys._new_key
+    real = keys.new_key
 
     def other_process_first() -> bytes:
         (key_dir / "2026-11.key").write_bytes(winner)  # published while we were generating ours
         return real()
 
-    monkeypatch.setattr(keys, "_new_key", other_process_first)
+    monkeypatch.setattr(keys, "new_key", other_process_first)
     assert store.key("2026-11", create=True) == winner
     assert [p.name for p in key_dir.iterdir()] == ["2026-11.key"]
 
@@ -415,5 +408,5 @@ ODD_FORMS = ["198.51.100.7", "0.0.0.0", "255.255.255.255", "256.1.1.1", "198.051
 @given(st.lists(st.one_of(st.ip_addresses().map(str), st.ip_addresses().map(lambda a: a.exploded),
                           st.sampled_from(ODD_FORMS)), max_size=30))  # fmt: skip
 def test_vectorised_canonical_addresses_match_scalar(values: list[str | None]) -> None:
-    got = keys.canonical_addresses(pl.Series(values, dtype=pl.String)).to_list()
-    assert got == [None if v is None else keys.canonical_address(v) for v in values]
+    got = digests.canonical_addresses(pl.Series(values, dtype=pl.String)).to_list()
+    assert got == [None if v is None else digests.canonical_address(v) for v in values]

@@ -42,7 +42,8 @@ from pipeline.lifecycle.erase import erase
 from pipeline.lifecycle.export import ExportFormat, export
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import keys
-from pipeline.store.commit import Store, encode_indexed, row_groups
+from pipeline.store.commit import Store
+from pipeline.store.parquet import encode_indexed, row_groups
 from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
 from .conftest import ingest_paths, ip_tokens, make_config

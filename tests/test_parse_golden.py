@@ -24,6 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import DEFAULT_SENSITIVE_PARAMS
 from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParsedBatch, ParseSettings, parse_lines
@@ -59,7 +60,7 @@ def parse_block(block: bytes, fmt: str, domain: str | None = None) -> ParsedBatc
     settings = ParseSettings(
         domain=domain,
         server="web1",
-        sensitive_param_regex=privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS),
+        sensitive_param_regex=privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS),
     )
     return parse_lines(split_block(block, 0, MAX_LINE), resolve(fmt), settings, privacy.ClientMasker())
 
@@ -977,7 +978,7 @@ def test_block_offsets_are_absolute() -> None:
     settings = ParseSettings(
         domain=None,
         server="web1",
-        sensitive_param_regex=privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS),
+        sensitive_param_regex=privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS),
     )
     batch = parse_lines(
         split_block(block, 1000, MAX_LINE), resolve("combined"), settings, privacy.ClientMasker()

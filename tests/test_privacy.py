@@ -16,13 +16,15 @@ import pytest
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import DEFAULT_SENSITIVE_PARAMS
 from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy
+from pipeline.privacy.addresses import ipv6_fast, parse_address
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-SENSITIVE = privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS)
+SENSITIVE = privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS)
 
 
 def prop(examples: int) -> settings:
@@ -146,7 +148,7 @@ def test_default_prefixes() -> None:
     ],
 )
 def test_parse_address(value: str, expected: IPAddress | None) -> None:
-    assert privacy.parse_address(value) == expected
+    assert parse_address(value) == expected
 
 
 @pytest.mark.parametrize(("v4", "v6"), [(33, 48), (-1, 48), (24, 129), (24, -1)])
@@ -210,7 +212,7 @@ def test_truncation_properties(addr: IPAddress, v4: int, v6: int) -> None:
     net = masker.network(str(addr))
     assert net is not None
     network = ipaddress.ip_network(net)
-    plain = privacy.parse_address(str(addr))
+    plain = parse_address(str(addr))
     assert plain is not None
     assert plain in network  # the network contains the address
     assert network.prefixlen == (v4 if plain.version == 4 else v6)
@@ -339,7 +341,7 @@ def _forms(addr: IPAddress) -> set[str]:
 
 def _is_own_network(addr: IPAddress, masker: privacy.ClientMasker) -> bool:
     """An address whose host bits are zero is its own network: seeing it is not a leak."""
-    plain = privacy.parse_address(str(addr))
+    plain = parse_address(str(addr))
     assert plain is not None
     return masker.network_of(plain).split("/")[0] in _forms(addr)
 
@@ -432,7 +434,7 @@ def test_masking_functions_never_modify_their_input() -> None:
     original = ["/a?ip=198.51.100.7&password=x", "joe@example.org", None, "plain"]
     values = pl.Series(original)
     privacy.mask_text(values, masker)
-    privacy.redact_params(values, privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS))
+    privacy.redact_params(values, privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS))
     assert values.to_list() == original
     repeated = pl.Series(["ua 203.0.113.9", "ua 203.0.113.9", None, "other"])
     assert privacy.mask_text_distinct(repeated, masker).to_list() == [
@@ -442,12 +444,12 @@ def test_masking_functions_never_modify_their_input() -> None:
 
 @pytest.mark.parametrize(("v4", "v6"), [(24, 48), (16, 64), (20, 56), (32, 128), (0, 0)])
 def test_addresses_and_networks_agree_with_the_separate_answers(v4: int, v6: int) -> None:
-    from pipeline.privacy import keys
+    from pipeline.privacy import digests
 
     masker = privacy.ClientMasker(ipv4_prefix=v4, ipv6_prefix=v6)
     values = pl.Series(MIXED, dtype=pl.String)
     addresses, nets = masker.addresses_and_networks(values)
-    assert addresses.to_list() == keys.canonical_addresses(values).to_list()
+    assert addresses.to_list() == digests.canonical_addresses(values).to_list()
     assert nets.to_list() == privacy.ClientMasker(v4, v6).networks(values).to_list()
     assert values.to_list() == MIXED  # the caller's series is untouched
 
@@ -500,15 +502,15 @@ def test_ipv6_fast_path_equals_the_ipaddress_reference(number: int, v6: int) -> 
     addr = ipaddress.IPv6Address(number)
     masker = privacy.ClientMasker(ipv6_prefix=v6)
     for text in _v6_forms(addr):
-        reference = privacy.parse_address(text)
+        reference = parse_address(text)
         assert reference is not None
         expected = (str(reference), masker.network_of(reference))
         assert masker.address_and_network(text) == expected, text
-        fast = privacy._ipv6_fast(text, v6)
+        fast = ipv6_fast(text, v6)
         assert fast is None or fast == expected, text
     net = number >> (128 - v6) << (128 - v6)
     if number >> 48 and net >> 48:  # outside ::/80, plain texts never need the reference path
-        assert privacy._ipv6_fast(str(addr), v6) is not None
+        assert ipv6_fast(str(addr), v6) is not None
 
 
 @pytest.mark.parametrize(
@@ -519,8 +521,8 @@ def test_ipv6_fast_path_equals_the_ipaddress_reference(number: int, v6: int) -> 
 def test_ipv6_fast_path_refuses_what_it_does_not_own(value: str) -> None:
     """Malformed text is no address; brackets, zones and dots go to the reference path."""
     masker = privacy.ClientMasker()
-    assert privacy._ipv6_fast(value, 48) is None
-    reference = privacy.parse_address(value)
+    assert ipv6_fast(value, 48) is None
+    reference = parse_address(value)
     assert masker.network(value) == (None if reference is None else masker.network_of(reference))
 
 

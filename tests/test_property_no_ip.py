@@ -7,6 +7,7 @@ import ipaddress
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import DEFAULT_SENSITIVE_PARAMS
 from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
@@ -17,7 +18,7 @@ from .conftest import ip_tokens
 SETTINGS = ParseSettings(
     domain="example.test",
     server="web1",
-    sensitive_param_regex=privacy.sensitive_param_regex(privacy.DEFAULT_SENSITIVE_PARAMS),
+    sensitive_param_regex=privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS),
 )
 addresses = st.ip_addresses().filter(lambda a: not (a.version == 6 and a.ipv4_mapped))
 text = st.text(st.characters(min_codepoint=32, max_codepoint=126, exclude_characters='"\\'), max_size=12)

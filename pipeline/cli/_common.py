@@ -1,13 +1,19 @@
-"""The command group and the one place where library errors become exit codes.
+"""The command group, the options every command shares, and the one place where errors become exit codes.
 
 Exit codes (docs/exit-codes.md): 0 ok · 1 internal error · 2 usage · 3 config · 4 source ·
-5 format · 6 store · 7 key destroyed · 8 integrity · 10 some sources failed · 75 another ingest holds
-the lock. An ``OSError`` that reaches a command (a read-only or full store, an I/O error) is a store
-error (6), an unexpected exception an internal error (1): one line each; ``--debug`` adds the traceback.
+5 format · 6 store · 7 key destroyed · 8 integrity · 9 query limit · 10 some sources failed ·
+75 another run holds the lock. An ``OSError`` that reaches a command (a read-only or full store, an
+I/O error) is a store error (6), an unexpected exception an internal error (1): one line each;
+``--debug`` adds the traceback.
+
+Commands use the shared pieces below instead of defining their own: ``store_options`` (--config,
+--store) with ``load_config``, ``DATE`` and ``date_range``, ``json_option``; ``notice``/``warn`` for
+lines on stderr, ``echo_error`` and ``exit_with`` where a command goes on after an error (the shell).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import os
 import sys
@@ -18,10 +24,129 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline import __version__
+from pipeline import __version__, config
 from pipeline.errors import HostlogsError, StoreError, os_error_message
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# ----------------------------------------------------------------------------------------------------
+# shared options
+
+
+def store_options(fn: F) -> F:
+    """--config and --store (parameters ``config_path`` and ``store``): every command that uses a store."""
+    fn = click.option(
+        "--store", default=None, help="Store directory (overrides the config; default ./hostlogs-store)."
+    )(fn)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False),
+        help="TOML config (store, sources, privacy).",
+    )(fn)
+
+
+def load_config(config_path: str | None, store: str | None) -> config.Config:
+    """The config file (or the defaults), with --store taking precedence over its ``store``."""
+    return config.load(config_path).with_overrides(store=store)
+
+
+def case_options(fn: F) -> F:
+    """--case and --reason (parameters ``case``, ``reason``): what an access is recorded under."""
+    fn = click.option("--reason", default=None, help="Why (recorded in the audit trail).")(fn)
+    return click.option("--case", default=None, help="Case id the action is recorded under (audit trail).")(
+        fn
+    )
+
+
+def authority_options(fn: F) -> F:
+    """--case, --request and --reason: an action that needs a case or a request (erase, export, keys
+    destroy); which one is required is checked by the library (``audit.check_authority``)."""
+    fn = click.option("--request", default=None, help="Request id (access/erasure request), if no case.")(fn)
+    return case_options(fn)
+
+
+def json_option(fn: F) -> F:
+    """--json (parameter ``as_json``): print the command's report as JSON instead of text."""
+    return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(fn)
+
+
+# click.ParamType is generic only in newer click releases: not subscripted, so older ones still work
+class DateType(click.ParamType):  # type: ignore[type-arg]
+    """A UTC calendar day given as YYYY-MM-DD; the command receives a ``datetime.date``."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value.date() if isinstance(value, dt.datetime) else value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+
+
+DATE = DateType()
+
+
+def date_range(
+    first: str = "First UTC event date (default: all).", last: str = "Last UTC event date (default: all)."
+) -> Callable[[F], F]:
+    """--from and --to (parameters ``date_from``, ``date_to``: ``datetime.date`` or None), inclusive.
+
+    Whether --from is after --to is checked by the library (``rules.check_range``), not here.
+    """
+
+    def decorate(fn: F) -> F:
+        fn = click.option("--to", "date_to", type=DATE, help=last)(fn)
+        return click.option("--from", "date_from", type=DATE, help=first)(fn)
+
+    return decorate
+
+
+# ----------------------------------------------------------------------------------------------------
+# stderr and exit codes: the one mapping
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code of an exception (docs/exit-codes.md)."""
+    if isinstance(exc, HostlogsError):
+        return exc.exit_code
+    return StoreError.exit_code if isinstance(exc, OSError) else 1
+
+
+def error_message(exc: BaseException) -> str:
+    """The one line shown for an exception (after ``hostlogs: error:``)."""
+    if isinstance(exc, HostlogsError):
+        return str(exc)
+    if isinstance(exc, OSError):  # a store path that cannot be written or read, wherever it was hit
+        return os_error_message(exc)
+    return f"internal error: {type(exc).__name__}: {exc} (run with --debug and report a bug)"
+
+
+def echo_error(exc: BaseException) -> int:
+    """Print the error line(s) of ``exc`` (traceback too under --debug); return its exit code."""
+    if _debug():
+        traceback.print_exception(exc, file=sys.stderr)
+    for detail in getattr(exc, "details", ()):  # e.g. each source a PartialFailure could not read
+        click.echo(f"hostlogs: error: {' '.join(str(detail).split())}", err=True)
+    click.echo(f"hostlogs: error: {' '.join(error_message(exc).split())}", err=True)
+    return exit_code(exc)
+
+
+def exit_with(code: int) -> None:
+    """End the command with ``code`` (after its own messages), e.g. the worst of a shell's statements."""
+    raise click.exceptions.Exit(code)
+
+
+def notice(message: str) -> None:
+    """An informational line on stderr, as given, so stdout stays the result ("12 rows written to …")."""
+    click.echo(message, err=True)
+
+
+def warn(message: str) -> None:
+    """A warning on stderr (``hostlogs: warning: …``): the command goes on."""
+    notice(f"hostlogs: warning: {message}")
 
 
 def handle_errors(fn: F) -> F:
@@ -33,22 +158,10 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own usage errors (exit 2) and exits
-        except HostlogsError as exc:
-            _fail(exc, str(exc), exc.exit_code)
-        except OSError as exc:  # a store path that cannot be written or read, wherever it was hit
-            _fail(exc, os_error_message(exc), StoreError.exit_code)
         except Exception as exc:
-            text = f"internal error: {type(exc).__name__}: {exc} (run with --debug and report a bug)"
-            _fail(exc, text, 1)
+            sys.exit(echo_error(exc))
 
     return wrapper  # type: ignore[return-value]
-
-
-def _fail(exc: BaseException, message: str, code: int) -> None:
-    if _debug():
-        traceback.print_exception(exc, file=sys.stderr)
-    click.echo(f"hostlogs: error: {' '.join(message.split())}", err=True)
-    sys.exit(code)
 
 
 def _debug() -> bool:
@@ -57,6 +170,9 @@ def _debug() -> bool:
     return bool(root is not None and root.params.get("debug")) or bool(os.environ.get("HOSTLOGS_DEBUG"))
 
 
+# ----------------------------------------------------------------------------------------------------
+# the command group
+
 # command → the module that defines it. Modules load on first use: ``hostlogs ingest`` does not pay
 # for DuckDB and the investigation code at start-up (measured 0.15 s of a cron run).
 COMMAND_MODULES: dict[str, str] = {
@@ -64,8 +180,9 @@ COMMAND_MODULES: dict[str, str] = {
     "query": "query", "shell": "query", "audit": "query",
     "investigate": "investigate",
     "keys": "keys",
-    "purge": "lifecycle", "hold": "lifecycle", "erase": "lifecycle", "export": "lifecycle",
-    "compact": "lifecycle", "verify": "lifecycle",
+    "purge": "maintenance", "verify": "maintenance", "compact": "maintenance",
+    "hold": "hold",
+    "erase": "rights", "export": "rights",
 }  # fmt: skip
 
 

@@ -8,17 +8,14 @@ from typing import Any
 import click
 
 from pipeline import config
-from pipeline.cli._common import handle_errors, main
+from pipeline.cli._common import handle_errors, json_option, load_config, main, store_options
 from pipeline.errors import PartialFailure
 from pipeline.ingest import run as ingest
 
 
 @main.command("ingest")
 @click.argument("paths", nargs=-1)
-@click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML config (sources, store, privacy)."
-)
-@click.option("--store", help="Store directory (overrides the config).")
+@store_options
 @click.option(
     "--format", "fmt", default=None, help="auto (default), common, combined, vhost_combined or a LogFormat."
 )
@@ -42,7 +39,7 @@ from pipeline.ingest import run as ingest
     "--flush-seconds", type=click.FloatRange(min=0.01), help="Piped mode: commit at least this often."
 )
 @click.option("--flush-lines", type=click.IntRange(min=1), help="Piped mode: commit at least every N lines.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@json_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
 @handle_errors
 def ingest_cmd(
@@ -69,8 +66,7 @@ def ingest_cmd(
 
         hostlogs ingest /var/log/apache2/other_vhosts_access.log --store /var/lib/hostlogs/store
     """
-    cfg = config.load(config_path)
-    cfg = cfg.with_overrides(store=store, server=server)
+    cfg = load_config(config_path, store).with_overrides(server=server)
     given: dict[str, float | int | None] = {
         "lock_wait": lock_wait,
         "flush_seconds": flush_seconds,
@@ -98,9 +94,10 @@ def ingest_cmd(
     elif not quiet:
         click.echo(render_ingest(report))
     if report.failed:
-        for s in report.failed:
-            click.echo(f"hostlogs: error: {s.error}", err=True)
-        raise PartialFailure(f"{len(report.failed)} source(s) could not be read; the rest was ingested")
+        raise PartialFailure(
+            f"{len(report.failed)} source(s) could not be read; the rest was ingested",
+            details=tuple(str(s.error) for s in report.failed),
+        )
 
 
 def render_ingest(report: ingest.IngestReport) -> str:

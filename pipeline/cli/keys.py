@@ -12,14 +12,23 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import config
-from pipeline.cli._common import handle_errors, main
+from pipeline.cli._common import (
+    DATE,
+    authority_options,
+    handle_errors,
+    json_option,
+    load_config,
+    main,
+    store_options,
+)
+from pipeline.errors import ProofFailed
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions
 from pipeline.privacy import keys
 
 
 def _keystore(config_path: str | None, store: str | None, key_dir: str | None) -> keys.KeyStore:
-    cfg = config.load(config_path).with_overrides(store=store)
+    cfg = load_config(config_path, store)
     path = key_dir or cfg.key_dir
     return keys.KeyStore(Path(path), cfg.privacy.key_period)  # type: ignore[arg-type]
 
@@ -34,25 +43,18 @@ def keys_group() -> None:
     """
 
 
-_opts = [
-    click.option("--config", "config_path", type=click.Path(dir_okay=False)),
-    click.option("--store", help="Store directory (keys default to <store>-keys)."),
-    click.option("--key-dir", help="Key directory (overrides privacy.key_dir)."),
-]
-
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _key_options(fn: F) -> F:
-    for opt in reversed(_opts):
-        fn = opt(fn)
-    return fn
+    """--config, --store and --key-dir (keys default to <store>-keys, beside the store)."""
+    fn = click.option("--key-dir", help="Key directory (overrides privacy.key_dir).")(fn)
+    return store_options(fn)
 
 
 @keys_group.command("list")
 @_key_options
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @handle_errors
 def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as_json: bool) -> None:
     """List key periods with creation and destruction times.
@@ -74,13 +76,11 @@ def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as
 
 @keys_group.command("destroy")
 @_key_options
-@click.option("--before", required=True, type=click.DateTime(formats=["%Y-%m-%d"]), help="First day kept.")
-@click.option("--case", default=None, help="Case id the destruction is recorded under (audit trail).")
-@click.option("--request", default=None, help="Request id (e.g. an erasure request), if no case.")
-@click.option("--reason", default=None, help="Why (recorded in the audit trail).")
+@click.option("--before", required=True, type=DATE, help="First day kept.")
+@authority_options
 @handle_errors
 def destroy_cmd(
-    config_path: str | None, store: str | None, key_dir: str | None, before: dt.datetime, case: str | None,
+    config_path: str | None, store: str | None, key_dir: str | None, before: dt.date, case: str | None,
     request: str | None, reason: str | None,
 ) -> None:  # fmt: skip
     """Destroy the keys of every period that ends before DATE (crypto-shredding).
@@ -91,21 +91,21 @@ def destroy_cmd(
 
         hostlogs keys destroy --before 2024-11-01 --case INC-2026-042 --store /var/lib/hostlogs/store
     """
-    cfg = config.load(config_path).with_overrides(store=store)
+    cfg = load_config(config_path, store)
     case, request = audit.check_authority(case, request, "keys destroy")
-    params = {"before": str(before.date())}
+    params = {"before": str(before)}
     with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
-        destroyed = _keystore(config_path, store, key_dir).destroy_before(before.date())
+        destroyed = _keystore(config_path, store, key_dir).destroy_before(before)
         rec.params["destroyed"] = destroyed
     if destroyed and Path(cfg.store).is_dir():  # proof of deletion, like a purge's
-        deletions.record_keys_destroyed(cfg.store, destroyed, before=before.date(), by=getpass.getuser())
+        deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=getpass.getuser())
     click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 
 @keys_group.command("prove")
 @_key_options
 @click.argument("file")
-@click.option("--json", "as_json", is_flag=True)
+@json_option
 @handle_errors
 def prove_cmd(
     config_path: str | None, store: str | None, key_dir: str | None, file: str, as_json: bool
@@ -121,7 +121,7 @@ def prove_cmd(
     """
     from pipeline.ingest import custody
 
-    cfg = config.load(config_path).with_overrides(store=store)
+    cfg = load_config(config_path, store)
     if key_dir:
         cfg = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=key_dir))
     proofs = custody.prove(cfg, file)
@@ -133,9 +133,7 @@ def prove_cmd(
             click.echo(f"{where}  period {p.period or '-'}  {p.status}")
     verified = sum(p.status == "verified" for p in proofs)
     if not proofs:
-        raise custody.ProofFailed(f"no batch of the store was read from {file}")
+        raise ProofFailed(f"no batch of the store was read from {file}")
     if any(p.status in ("DIFFERS", "file too short") for p in proofs):
-        raise custody.ProofFailed(
-            f"{file} does not match what was ingested from it ({verified} batch(es) verified)"
-        )
+        raise ProofFailed(f"{file} does not match what was ingested from it ({verified} batch(es) verified)")
     click.echo(f"{file}: {verified} of {len(proofs)} batch(es) verified")

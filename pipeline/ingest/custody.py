@@ -17,18 +17,12 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pipeline.config import Config
-from pipeline.errors import HostlogsError, StoreError
+from pipeline.errors import StoreError
 from pipeline.ingest import sources
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 from pipeline.store.commit import Store
 
 Status = Literal["verified", "DIFFERS", "file too short", "key destroyed", "no digest"]
-
-
-class ProofFailed(HostlogsError):
-    """A batch's digest does not match the file it names, or no batch of the store matches the file."""
-
-    exit_code = 8
 
 
 @dataclass(frozen=True)
@@ -65,10 +59,10 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
         ours = src.get("path") == name
         if head is not None and not ours:
             if src.get("content"):
-                ours = keys.stream_digest(stream_key, b"content", head) == src["content"]
+                ours = digests.stream_digest(stream_key, b"content", head) == src["content"]
             elif src.get("legacy_fingerprint"):
                 legacy = sources.legacy_fingerprint(scope, head)
-                ours = keys.stream_digest(stream_key, b"legacy", legacy.encode()) == src["fingerprint"]
+                ours = digests.stream_digest(stream_key, b"legacy", legacy.encode()) == src["fingerprint"]
         if ours:
             wanted.append((manifest_path.parent.name, manifest))
     return [_check(keystore, path, writer, m) for writer, m in wanted]
@@ -91,7 +85,7 @@ def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, 
     sha = _sha256_range(path, start, end)
     if sha is None:
         return result("file too short")
-    return result("verified" if keys.custody_digest(key, sha) == src["digest"] else "DIFFERS")
+    return result("verified" if digests.custody_digest(key, sha) == src["digest"] else "DIFFERS")
 
 
 def _sha256_range(path: str, start: int, end: int) -> bytes | None:

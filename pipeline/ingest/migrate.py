@@ -7,7 +7,8 @@ from typing import Any
 
 from pipeline.errors import HostlogsError
 from pipeline.privacy import keys
-from pipeline.store.commit import Progress, Store
+from pipeline.store.commit import Store
+from pipeline.store.progress import Progress
 
 MIGRATION_MARKER = "keyed-digests.json"  # in _state/: every manifest and progress state is keyed
 

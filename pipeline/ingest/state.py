@@ -8,7 +8,8 @@ from pipeline.config import Config
 from pipeline.privacy import keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher
-from pipeline.store.commit import Progress, Store
+from pipeline.store.commit import Store
+from pipeline.store.progress import Progress
 
 
 @dataclass

@@ -15,7 +15,7 @@ from pipeline.errors import HostlogsError
 from pipeline.ingest import sources
 from pipeline.ingest.migrate import legacy_wrap
 from pipeline.ingest.state import RunState
-from pipeline.store.commit import StreamState
+from pipeline.store.progress import StreamState
 
 
 def same_file_as(r: RunState, path: str) -> str | None:

@@ -20,7 +20,7 @@ from pipeline.investigate.scope import (
     matching_rows,
     span_facts,
 )
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 from pipeline.privacy.mask import ClientMasker
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -32,7 +32,7 @@ def ip(
     con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker: ClientMasker
 ) -> Investigation:
     """Exact rows of one address (its pseudonym in each key period) plus its truncated network."""
-    lookups = keys.lookup_pseudonyms(address, keystore)
+    lookups = digests.lookup_pseudonyms(address, keystore)
     network = masker.network(address)
     periods = {p: v for p, v in lookups.items() if scope.overlaps(*keys.period_bounds(p))}
     live = {p: v for p, v in periods.items() if isinstance(v, int)}

@@ -32,7 +32,8 @@ from pipeline.lifecycle.rewrite import (
     plan_partition,
 )
 from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, key_store, session
-from pipeline.privacy.keys import Period, canonical_address, lookup_pseudonyms, period_id
+from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
+from pipeline.privacy.keys import Period, period_id
 from pipeline.rules import check_range
 
 

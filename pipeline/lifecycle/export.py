@@ -24,7 +24,7 @@ from pipeline.investigate.session import Access, audited
 from pipeline.lifecycle.rewrite import partitions, read_rows
 from pipeline.lifecycle.session import ADVICE, DamagedFile, session
 from pipeline.rules import check_range
-from pipeline.store.commit import fsync_dir
+from pipeline.store.fs import fsync_dir
 from pipeline.store.schema import PAGEVIEWS
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]

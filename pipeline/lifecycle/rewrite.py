@@ -32,7 +32,8 @@ from pipeline.errors import StoreError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.holds import Hold
 from pipeline.lifecycle.session import Session
-from pipeline.store.commit import Store, encode_indexed, row_groups
+from pipeline.store.commit import Store
+from pipeline.store.parquet import encode_indexed, row_groups
 from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
 _DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")

@@ -29,7 +29,9 @@ from pipeline.errors import LockedError, StoreError
 from pipeline.lifecycle import deletions
 from pipeline.privacy.keys import KeyStore, Period
 from pipeline.rules import os_user
-from pipeline.store.commit import Catalogue, Progress, Store
+from pipeline.store.catalogue import Catalogue
+from pipeline.store.commit import Store
+from pipeline.store.progress import Progress
 
 MAINTENANCE_WRITER = "maintenance"
 # An ingest that recovers a crashed maintenance run holds the maintenance lock for milliseconds.

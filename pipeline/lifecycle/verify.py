@@ -28,7 +28,8 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.session import open_store, session
-from pipeline.store.commit import Store, file_sha256
+from pipeline.store.catalogue import file_sha256
+from pipeline.store.commit import Store
 
 Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
 TABLES = ("pageviews", "_rejects")

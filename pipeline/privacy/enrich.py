@@ -13,7 +13,8 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.privacy import keys
+from pipeline.errors import KeyDestroyedError
+from pipeline.privacy import digests, keys
 from pipeline.privacy.geo import Geo
 from pipeline.privacy.mask import ClientMasker, factorize
 
@@ -143,7 +144,7 @@ class Enricher:
         present = addresses.is_not_null()
         if key is None or not present.any():
             return ids
-        values = keys.pseudonym_values(key, addresses.filter(present).to_list())
+        values = digests.pseudonym_values(key, addresses.filter(present).to_list())
         return ids.scatter(present.arg_true(), pl.Series(values, dtype=pl.Int64))
 
     def _periods(self, ts: pl.Series) -> str | pl.Series:
@@ -165,6 +166,6 @@ class Enricher:
         with self._lock:
             try:
                 return self.keystore.key(pid, create=True)
-            except keys.KeyDestroyedError:
+            except KeyDestroyedError:
                 self._destroyed.add(pid)
                 return None

@@ -36,7 +36,7 @@ import polars as pl
 
 from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
 from pipeline.privacy.mask import PLAIN_IPV4, parse_address
-from pipeline.store.commit import fsync_dir
+from pipeline.store.fs import fsync_dir
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)

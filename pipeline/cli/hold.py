@@ -1,0 +1,94 @@
+"""hostlogs hold add / list / release: legal holds that stop the purge and erasure (docs/lifecycle.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+
+from pipeline.cli._common import date_range, handle_errors, load_config, main
+from pipeline.cli._lifecycle import lifecycle_options
+from pipeline.investigate import audit
+from pipeline.lifecycle import holds
+
+
+@main.group("hold")
+def hold_group() -> None:
+    """Legal holds: stop the purge and erasure for the rows a case needs, until released.
+
+    Example:
+
+        hostlogs hold add --case INC-2026-042 --reason "breach at example.com" --domain example.com
+    """
+
+
+@hold_group.command("add")
+@lifecycle_options()
+@click.option("--case", required=True, help="Case id the hold is placed under (as for --case everywhere).")
+@click.option("--reason", required=True, help="Why (kept in the hold record; no personal data).")
+@click.option("--domain", help="Only this domain's rows (default: all domains).")
+@date_range(
+    "First UTC event date held (default: unbounded).", "Last UTC event date held (default: unbounded)."
+)
+@handle_errors
+def hold_add_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, case: str, reason: str,
+    domain: str | None, date_from: dt.date | None, date_to: dt.date | None,
+) -> None:  # fmt: skip
+    """Place a legal hold (recorded with your user name and the UTC time).
+
+    Example:
+
+        hostlogs hold add --case INC-2026-042 --reason "breach" --domain example.com --from 2026-03-01
+    """
+    cfg = load_config(config_path, store)
+    params = {"domain": domain, "from": str(date_from or "") or None, "to": str(date_to or "") or None}
+    with audit.recorded(cfg.store, "hold add", case, reason, params=params):
+        hold = holds.add_hold(
+            cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
+        )
+    click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold placed: {hold.describe()}")
+
+
+@hold_group.command("list")
+@lifecycle_options(wait=False)
+@handle_errors
+def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> None:
+    """List every hold, active and released.
+
+    Example:
+
+        hostlogs hold list --store /var/lib/hostlogs/store
+    """
+    found = holds.list_holds(load_config(config_path, store).store)
+    if as_json:
+        click.echo(json.dumps([h.to_json() for h in found], indent=2))
+        return
+    click.echo(f"{'case':<20}  {'status':<8}  {'domain':<20}  {'from':<10}  {'to':<10}  by / when (UTC)")
+    for h in found:
+        status = "active" if h.active else "released"
+        when = f"{h.created_by} {h.created:%Y-%m-%d %H:%M}"
+        if h.released:
+            when += f"; released by {h.released_by} {h.released:%Y-%m-%d %H:%M}"
+        span = f"{h.date_from or '…'!s:<10}  {h.date_to or '…'!s:<10}"
+        click.echo(f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}")
+
+
+@hold_group.command("release")
+@click.argument("case")
+@lifecycle_options()
+@handle_errors
+def hold_release_cmd(
+    case: str, config_path: str | None, store: str | None, as_json: bool, wait: float
+) -> None:
+    """Release the active hold of CASE; the next purge may delete what it kept.
+
+    Example:
+
+        hostlogs hold release INC-2026-042 --store /var/lib/hostlogs/store
+    """
+    root = load_config(config_path, store).store
+    with audit.recorded(root, "hold release", case, None):
+        hold = holds.release_hold(root, case, wait=wait)
+    click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold released: {hold.describe()}")

@@ -1,0 +1,111 @@
+"""hostlogs erase / export: a data subject's or a customer's rights (erasure, access, portability)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline.cli._common import authority_options, date_range, handle_errors, load_config, main
+from pipeline.cli._lifecycle import damage_exit, emit, held_lines, lifecycle_options, partition_lines
+from pipeline.errors import IntegrityError
+from pipeline.investigate import audit
+from pipeline.lifecycle.erase import EraseReport, erase
+from pipeline.lifecycle.export import EXPORT_FORMATS, export
+
+
+@main.command("erase")
+@lifecycle_options()
+@click.option("--domain", help="Erase this domain's rows (a customer leaving).")
+@click.option("--ip", "address", help="Erase one visitor's rows, found through the pseudonym keys.")
+@date_range()
+@click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
+@authority_options
+@handle_errors
+def erase_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str | None,
+    address: str | None, date_from: dt.date | None, date_to: dt.date | None, dry_run: bool,
+    case: str | None, request: str | None, reason: str | None,
+) -> None:  # fmt: skip
+    """Erase a domain's or a visitor's rows everywhere, now (held rows stay; see the report).
+
+    Example:
+
+        hostlogs erase --domain example.com --request DSR-17 --store /var/lib/hostlogs/store --dry-run
+    """
+    cfg = load_config(config_path, store)
+    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
+        case, request = audit.check_authority(case, request, "erase")
+    params = {"domain": domain, "visitor": "one client address (not recorded)" if address else None,
+              "from": str(date_from or "") or None, "to": str(date_to or "") or None,
+              "dry_run": dry_run}  # fmt: skip
+    with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
+        report = erase(
+            cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
+            wait=wait,
+        )  # fmt: skip
+        rec.rows = report.rows_deleted
+    emit(report, as_json, render_erase)
+    if report.not_erased:
+        first = report.damaged[0] if report.damaged else None
+        why = f": {first.path}: {first.problem}" if first else ""
+        raise IntegrityError(
+            f"erasure incomplete: {len(report.not_erased)} day(s) NOT erased ({', '.join(report.not_erased)})"
+            f" because a file of theirs is damaged{why}; the other days were erased; run 'hostlogs verify', "
+            "restore or remove the damaged file, then erase again"
+        )
+
+
+def render_erase(r: EraseReport) -> str:
+    what = " and ".join(x for x in (r.domain, "one visitor's address" if r.by_address else None) if x)
+    verb = "would delete" if r.dry_run else "deleted"
+    out = [f"store: {r.store}{'  (dry run: nothing changed)' if r.dry_run else ''}", f"erase: {what}"]
+    out.append(
+        f"{verb}: {r.rows_deleted:,} rows in {sum(1 for c in r.partitions if c.rows_deleted)} partitions"
+    )
+    out += partition_lines(r.partitions)
+    out += held_lines(r.held, r.holds)
+    for n in r.not_erasable:
+        out.append(
+            f"NOT erasable: period {n.period} ({n.reason}; {n.partitions} partitions): its rows cannot be "
+            "linked to the address, and erasing by network would hit other visitors"
+        )
+    if r.record:
+        out.append(f"deletion record: {r.record}")
+    return "\n".join(out)
+
+
+@main.command("export")
+@lifecycle_options()
+@click.option("--domain", required=True, help="The domain whose rows are exported.")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True)
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="File to write (atomically).")
+@date_range()
+@authority_options
+@handle_errors
+def export_cmd(
+    config_path: str | None, store: str | None, as_json: bool, wait: float, domain: str, fmt: Any,
+    output: str, date_from: dt.date | None, date_to: dt.date | None, case: str | None,
+    request: str | None, reason: str | None,
+) -> None:  # fmt: skip
+    """Export a domain's rows as CSV, JSON lines or Parquet (access and portability requests).
+
+    Example:
+
+        hostlogs export --domain example.com --request DSR-17 --output example.com.csv --store ./store
+    """
+    cfg = load_config(config_path, store)
+    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
+        case, request = audit.check_authority(case, request, "export")
+    report = export(
+        cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+        date_to=date_to, wait=wait, case=case, request=request, reason=reason,
+    )  # fmt: skip
+    emit(
+        report,
+        as_json,
+        lambda r: f"exported {r.rows:,} rows of {r.domain} ({r.partitions} days) to {r.output}",
+    )
+    damage_exit(report.damaged, f"{report.output} holds every other row: it is incomplete")

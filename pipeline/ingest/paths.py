@@ -1,0 +1,44 @@
+"""Where a source's log files are: olddir rules, the {domain} of a path template, the template's glob.
+
+Pure string logic over a ``SourceConfig`` (no file access): ``ingest.sources`` expands the globs.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+from pipeline.config import SourceConfig
+from pipeline.errors import ConfigError
+
+
+def check_olddir(src: SourceConfig, where: str) -> None:
+    """An olddir must name one directory per log directory (see ``sources.expand_source``)."""
+    if src.olddir is None:
+        return
+    old = Path(src.olddir)
+    directory = os.path.dirname(src.path or template_glob(src.domain_from_path or ""))
+    if not src.olddir or ".." in old.parts or glob.has_magic(src.olddir):
+        raise ConfigError(
+            f"{where}: olddir must be a directory without '..' or wildcards, got {src.olddir!r}"
+        )
+    if old.is_absolute() and glob.has_magic(directory):
+        raise ConfigError(
+            f"{where}: olddir {src.olddir!r} is absolute but the path's directory has wildcards: "
+            "give it relative to each log's directory (e.g. 'old')"
+        )
+
+
+def domain_from_path(template: str, path: str) -> str | None:
+    """The {domain} part of ``path`` per a template such as /var/www/vhosts/{domain}/logs/access_log*."""
+    pattern = re.escape(template).replace(r"\{domain\}", r"(?P<domain>[^/]+)")
+    pattern = pattern.replace(r"\*", r"[^/]*").replace(r"\?", r"[^/]")
+    m = re.fullmatch(pattern, path)
+    return m.group("domain").lower() if m else None
+
+
+def template_glob(template: str) -> str:
+    """The glob of every file a {domain} template can name (``{domain}`` → ``*``)."""
+    return template.replace("{domain}", "*")

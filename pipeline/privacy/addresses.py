@@ -1,0 +1,311 @@
+"""Every textual form of an IP address: parsing client fields, lenient forms, and finding addresses in text.
+
+* ``parse_address``: a client field (brackets, ports, zone ids, IPv4-mapped IPv6) as an address;
+  ``ipv6_fast`` the same for plain IPv6 through the C library.
+* ``lenient_ipv4`` / ``lenient_address``: zero-padded, octal-looking and 0x forms a log can carry.
+* ``mask_addresses``: every address in one text, as written or encoded, replaced by its network
+  (``mask.ClientMasker`` gives the truncation, ``mask.mask_text`` runs it per distinct value).
+
+Nothing here keeps state or writes anything: addresses come in, texts or address objects go out.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+NetworkOf = Callable[[IPAddress], str]  # an address → the truncated network that replaces it
+
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4_TOKEN = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
+# A whole value that is a dotted quad without leading zeros: already the canonical text of its address.
+PLAIN_IPV4 = rf"^{IPV4_TOKEN}$"
+SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # 2002:WWXX:YYZZ::/48 embeds an IPv4 address
+
+
+_ZEROS_80 = bytes(10)
+
+
+def ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
+    """(canonical address, network) of a plain IPv6 text through the C library, ~20x cheaper than
+    ``ipaddress`` (IPv6 clients are new distinct values all day long). None sends the value to the
+    reference path (``parse_address``): anything with a bracket, port, zone, dot (IPv4, embedded
+    IPv4) or whitespace, and the ::/80 range where the mapped and compatible forms live (there
+    inet_ntop's text could differ from ``ipaddress``'s; elsewhere both compress the first longest
+    zero run of at least two groups in lower case, which a property test checks).
+    """
+    if value.count(":") < 2 or "." in value or "%" in value or "[" in value:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, value)
+    except OSError:
+        return None
+    if packed[:2] == b"\x20\x02":  # 6to4 embeds an IPv4 address: network_of cuts it
+        return None
+    host = 128 - prefix
+    net = (int.from_bytes(packed) >> host << host).to_bytes(16)
+    if packed[:10] == _ZEROS_80 or net[:10] == _ZEROS_80:
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed), f"{socket.inet_ntop(socket.AF_INET6, net)}/{prefix}"
+
+
+def parse_address(value: str) -> IPAddress | None:
+    """Parse a client field: strips brackets, ports and zone ids; IPv4-mapped IPv6 becomes IPv4.
+
+    Returns None for anything that is not an address (hostnames, ``unix:``, ``-``).
+    """
+    v = value.strip()
+    if v.startswith("["):  # [2001:db8::1]:443
+        v = v[1 : v.find("]")] if "]" in v else v[1:]
+    elif v.count(":") == 1:  # 198.51.100.7:51234
+        v = v.split(":", 1)[0]
+    v = v.split("%", 1)[0]  # fe80::1%eth0
+    try:
+        addr = ipaddress.ip_address(v)
+    except ValueError:
+        return None
+    if isinstance(addr, ipaddress.IPv6Address):
+        mapped = addr.ipv4_mapped
+        if mapped is not None:
+            return mapped
+        if addr.packed[:12] == bytes(12) and int(addr) > 0xFFFF:
+            # deprecated IPv4-compatible form ::198.51.100.7 (seen in MaxMind's test data)
+            return ipaddress.IPv4Address(int(addr))
+    return addr
+
+
+# ---------------------------------------------------------------------------------------------------
+# The masking of one text value: every textual form of an address.
+#
+# A text is searched twice: as written, and (when it holds escapes) in its decoded view, where the
+# escapes of ``_ESCAPE_RE`` are decoded repeatedly (double encoding: %252E → %2E → '.'), with a map from
+# every decoded character back to the span of raw text it came from. An address found in either view
+# is replaced in the raw text, over the whole run of address characters around it: a replacement
+# never leaves a digit of the same run behind (``::ffff:198.51.100.077`` is one run, not a mapped
+# prefix, a masked 198.51.100.07 and a readable 7).
+#
+# * IPv6: a maximal run of hex digits, ':', '.' (and 'x') with at least two colons. The run is parsed
+#   leniently (groups zero-padded beyond 4 digits, an IPv4 tail with leading zeros: mapped and
+#   compatible forms); else its colon-bounded sub-ranges are tried (an address run into "client:" or
+#   a port). A zone (%eth0, encoded %25eth0) is part of the replacement.
+# * IPv4: a maximal run of dot-separated numbers (decimal with any leading zeros, octal-looking
+#   0-prefixed, 0x hex: what inet_aton and browsers accept); any four consecutive parts that are
+#   octets make the whole run an address. A part is read as decimal when it is at most 255 (the
+#   zero-padded 203.000.113.012), else as octal (0313 = 203), else it is no octet. A port after the
+#   run (:8080) is kept. Forms with fewer than four parts (3405803793, 203.0.29201) are not masked:
+#   they cannot be told from ordinary numbers.
+# ---------------------------------------------------------------------------------------------------
+
+# %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML);
+# fullwidth digits, dot and colon (what a Unicode-aware reader turns back into an address).
+_ESCAPE_RE = re.compile(
+    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2});"
+    r"|&#0*([0-9]{1,3});|([\uff10-\uff1a\uff0e\u3002])"
+)
+_FULLWIDTH = {**{chr(0xFF10 + d): str(d) for d in range(10)}, "\uff0e": ".", "\u3002": ".", "\uff1a": ":"}
+
+
+def _unescape(m: re.Match[str]) -> str:
+    hexa = m.group(1) or m.group(2) or m.group(3) or m.group(4)
+    if hexa is not None:
+        return chr(int(hexa, 16))
+    if m.group(5) is not None:
+        return chr(int(m.group(5)))
+    return _FULLWIDTH[m.group(6)]
+
+
+_V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
+_V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
+_ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
+_LONG_GROUP_RE = re.compile(r"[0-9A-Fa-f]{5,}")
+_HEX = frozenset("0123456789abcdefABCDEF")
+_MAX_DECODE_ROUNDS = 4
+
+
+def _decoded(text: str) -> tuple[str, list[int], list[int]] | None:
+    """(decoded view, raw start, raw end of each view character), or None when nothing is escaped."""
+    if _ESCAPE_RE.search(text) is None:
+        return None
+    starts, ends = list(range(len(text))), list(range(1, len(text) + 1))
+    view = text
+    for _ in range(_MAX_DECODE_ROUNDS):
+        chars: list[str] = []
+        new_starts: list[int] = []
+        new_ends: list[int] = []
+        pos = 0
+        for m in _ESCAPE_RE.finditer(view):
+            a, b = m.span()
+            chars.append(view[pos:a])
+            new_starts += starts[pos:a]
+            new_ends += ends[pos:a]
+            chars.append(_unescape(m))
+            new_starts.append(starts[a])
+            new_ends.append(ends[b - 1])
+            pos = b
+        if pos == 0:
+            break
+        chars.append(view[pos:])
+        new_starts += starts[pos:]
+        new_ends += ends[pos:]
+        view, starts, ends = "".join(chars), new_starts, new_ends
+    return view, starts, ends
+
+
+def _octet(part: str, inet: bool) -> int | None:
+    """A dotted part's value: hex for 0x, else decimal unless ``inet`` (inet_aton: 0-prefixed is octal)."""
+    if part[:2] in ("0x", "0X"):
+        value = int(part[2:], 16) if 0 < len(part) - 2 <= 8 else 256
+    elif (inet or _decimal(part) > 255) and part[0] == "0" and len(part) > 1 and set(part) <= _OCTAL:
+        value = int(part, 8)
+    else:
+        value = _decimal(part)
+    return value if value <= 255 else None
+
+
+def _decimal(part: str) -> int:
+    """A part's decimal value, capped at 256: any number of leading zeros (int() refuses texts of
+    over 4300 digits, which would let 000…0203.0.113.5 through unmasked)."""
+    digits = part.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 3 else 256
+
+
+_OCTAL = frozenset("01234567")
+
+
+def lenient_ipv4(text: str) -> ipaddress.IPv4Address | None:
+    """A dotted quad in any form a log can carry it: leading zeros, octal-looking, 0x parts.
+
+    Zero-padded decimal (203.000.113.012) reads as decimal; once a part can only be octal (0313) or
+    is hex, the text is in inet_aton's notation and every 0-prefixed part reads as octal.
+    """
+    parts = text.split(".")
+    if len(parts) != 4 or not all(parts):
+        return None
+    try:
+        inet = any(p[:2] in ("0x", "0X") or (p[0] == "0" and _decimal(p) > 255) for p in parts)
+        octets = [_octet(p, inet) for p in parts]
+    except ValueError:
+        return None
+    if any(o is None for o in octets):
+        return None
+    return ipaddress.IPv4Address(".".join(str(o) for o in octets))
+
+
+def lenient_address(text: str) -> IPAddress | None:
+    """``parse_address`` of a bare address text, also zero-padded, octal-looking, mapped with a
+    lenient IPv4 tail; IPv4-mapped and -compatible IPv6 become IPv4."""
+    if ":" not in text:
+        return lenient_ipv4(text)
+    head, _, tail = text.rpartition(":")
+    if "." in tail:
+        v4 = lenient_ipv4(tail)
+        if v4 is None:
+            return None
+        text = f"{head}:{v4}"
+    text = _LONG_GROUP_RE.sub(lambda m: m[0].lstrip("0").rjust(1, "0"), text)
+    if "x" in text or "X" in text:
+        return None
+    return parse_address(text)
+
+
+def _plausible_ipv6(tok: str) -> bool:
+    """'std::' or 'Moose::Role' leave 'd::' and 'e::': words, not addresses."""
+    groups = [g for g in tok.split(":") if g]
+    return any(c.isdigit() for c in tok) or len(groups) >= 2
+
+
+def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
+    """(start, end, address) of the replacement inside an IPv6-looking run, or None.
+
+    The address is the whole run, the run without leading/trailing ':' and '.', or else the longest
+    colon-bounded piece of it that parses. The replacement covers that piece and every hex digit of
+    the run around it: only text without a hex digit stays (the ':' of "client:", a final '.'). A
+    run that looks like an address run into other text but has none that parses (>= 4 colons, >= 2
+    digits) is replaced whole (address None: "[ipv6]").
+    """
+    piece: tuple[int, int, IPAddress] | None = None
+    core = run.strip(":.")
+    for candidate in (run, core) if core != run else (run,):
+        addr = lenient_address(candidate) if _plausible_ipv6(candidate) else None
+        if addr is not None:
+            start = run.find(candidate)
+            piece = (start, start + len(candidate), addr)
+            break
+    if piece is None:
+        piece = _v6_sub_range(run)
+    if piece is None:
+        if run.count(":") >= 4 and sum(c.isdigit() for c in run) >= 2:
+            return 0, len(run), None
+        return None
+    hex_at = [i for i, c in enumerate(run) if c in _HEX]
+    return min(piece[0], hex_at[0]), max(piece[1], hex_at[-1] + 1), piece[2]
+
+
+def _v6_sub_range(run: str) -> tuple[int, int, IPAddress] | None:
+    """The longest colon-bounded piece of ``run`` that is an IPv6 address (2 to 8 colons)."""
+    colons = [i for i, c in enumerate(run) if c == ":"]
+    best: tuple[int, int, IPAddress] | None = None
+    for s in (0, *(i + 1 for i in colons)):
+        for e in (*colons, len(run)):
+            if e - s <= (0 if best is None else best[1] - best[0]) or not 2 <= run.count(":", s, e) <= 8:
+                continue
+            piece = run[s:e]
+            addr = lenient_address(piece) if _plausible_ipv6(piece) else None
+            if addr is not None:
+                best = (s, e, addr)
+    return best
+
+
+def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of every address in ``view``, non-overlapping, in order."""
+    spans: list[tuple[int, int, str]] = []
+    if ":" in view:
+        for m in _V6_RUN_RE.finditer(view):
+            found = _v6_in_run(m.group(0))
+            if found is None:
+                continue
+            start, end, addr = found
+            end += m.start()
+            if addr is not None and addr.version == 6 and end == m.end():
+                zone = _ZONE_RE.match(view, end)
+                end = zone.end() if zone else end
+            spans.append((m.start() + start, end, "[ipv6]" if addr is None else network_of(addr)))
+    if "." in view:
+        for m in _V4_RUN_RE.finditer(view):
+            if any(s < m.end() and m.start() < e for s, e, _ in spans):
+                continue  # inside an IPv6 run already replaced
+            parts = m.group(0).split(".")
+            for i in range(len(parts) - 3):
+                v4 = lenient_ipv4(".".join(parts[i : i + 4]))
+                if v4 is not None:
+                    spans.append((m.start(), m.end(), network_of(v4)))
+                    break
+    return sorted(spans)
+
+
+def mask_addresses(text: str, network_of: NetworkOf) -> str:
+    """Every address in ``text``, as written or encoded, replaced by ``network_of`` it (see above)."""
+    spans = _address_spans(text, network_of)
+    decoded = _decoded(text)
+    if decoded is not None:
+        view, starts, ends = decoded
+        spans += [(starts[a], ends[b - 1], r) for a, b, r in _address_spans(view, network_of)]
+        spans.sort()
+    if not spans:
+        return text
+    merged: list[tuple[int, int, str]] = []
+    for start, end, replacement in spans:
+        if merged and start < merged[-1][1]:  # overlaps (the raw and decoded views): one replacement
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end), merged[-1][2])
+        else:
+            merged.append((start, end, replacement))
+    out: list[str] = []
+    pos = 0
+    for start, end, replacement in merged:
+        out += (text[pos:start], replacement)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
