@@ -176,3 +176,65 @@ def test_ingest_does_not_load_the_query_engine() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("toml", "code", "message"),
+    [
+        # the same rule as --format on the command line: the format registry, exit 5
+        ("[[sources]]\npath = 'x.log'\nformat = 'nginx'\n", 5, "unknown log format 'nginx'"),
+        ("[[sources]]\npath = 'x.log'\nformat = '%h %Z'\n", 5, "unsupported LogFormat directive %Z"),
+        ("[[sources]]\npath = 'x.log'\nolddir = '../old'\n", 3, "olddir must be a directory without '..'"),
+        ("[[sources]]\npath = '*/x.log'\nolddir = '/var/old'\n", 3, "olddir '/var/old' is absolute but"),
+    ],
+)
+def test_config_sources_meet_the_command_line_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, code: int, message: str
+) -> None:
+    (tmp_path / "x.log").write_text(LOG)
+    (tmp_path / "c.toml").write_text(toml)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["ingest", "--config", "c.toml", "--store", "s"])
+    assert result.exit_code == code and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["purge", "--as-of", "2026-02-30"],
+        ["compact", "--date", "yesterday"],
+        ["hold", "add", "--case", "C-1", "--reason", "r", "--from", "2026-1-5x"],
+        ["erase", "--domain", "a.example", "--request", "R-1", "--to", "5 Jan"],
+        ["export", "--domain", "a.example", "--output", "x.csv", "--request", "R-1", "--from", "x"],
+        ["keys", "destroy", "--before", "2026-13-01", "--case", "C-1"],
+        ["investigate", "domain", "a.example", "--case", "C-1", "--from", "2026/01/05"],
+    ],
+)
+def test_every_date_option_is_the_one_date_type(tmp_path: Path, args: list[str]) -> None:
+    code, _, err = invoke(*args, "--store", str(tmp_path / "s"))
+    assert code == 2 and "is not a date (YYYY-MM-DD)" in err
+
+
+def test_errors_reach_stderr_and_exit_codes_only_through_the_one_mapping() -> None:
+    """No module prints its own error line or exits by itself: cli/_common.py maps errors to codes."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        if path == ROOT / "pipeline" / "cli" / "_common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("exit", "_exit")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("sys", "os", "ctx")
+            ):
+                found.append(f"{where}: {node.value.id}.{node.attr}")
+            elif isinstance(node, ast.Name) and node.id == "SystemExit":
+                found.append(f"{where}: SystemExit")
+            elif isinstance(node, ast.keyword) and node.arg == "err":
+                found.append(f"{where}: output to stderr (use _common.notice/warn/echo_error)")
+    assert found == []

@@ -33,3 +33,21 @@ def test_reference_config_is_valid_and_documents_every_section() -> None:
     for section in ("[privacy]", "[geoip]", "[retention]", "[query]", "[ingest]", "[[sources]]"):
         assert section in text
     assert cfg.retention.retention == "2y" and cfg.privacy.key_period == "month"
+
+
+def test_exit_codes_doc_lists_every_error_class_with_its_code() -> None:
+    """docs/exit-codes.md is what cron and monitoring read: each error class, its code, nothing stale."""
+    from pipeline import errors
+
+    text = (ROOT / "docs" / "exit-codes.md").read_text()
+    documented = {
+        name: int(code)
+        for code, cell in re.findall(r"^\| ([0-9]+) \| ([^|]*)\|", text, re.M)
+        for name in re.findall(r"`([A-Za-z]+)`", cell)
+    }
+    classes = {
+        name: cls
+        for name, cls in vars(errors).items()
+        if isinstance(cls, type) and issubclass(cls, errors.HostlogsError)
+    }
+    assert documented == {name: cls.exit_code for name, cls in classes.items()}
