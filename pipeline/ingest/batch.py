@@ -11,7 +11,7 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import polars as pl
 import pyarrow as pa
@@ -27,6 +27,7 @@ from pipeline.ingest.rows import ParseSettings, add_oversized, parse_lines
 from pipeline.ingest.state import RunState
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
+from pipeline.store import layout
 from pipeline.store.parquet import encode_frame
 from pipeline.store.schema import REJECTS
 
@@ -167,7 +168,7 @@ def _commit_batch(
     try:
         _write_batch(r, src, prepared, replaces, tail)
     except OSError as exc:  # a store write the Store did not wrap (directory, fsync, unlink)
-        raise StoreError(f"cannot write the store at {r.store.root}: {exc.strerror or exc}") from exc
+        raise StoreError(f"cannot write the store at {r.store.location}: {exc.strerror or exc}") from exc
 
 
 def _write_batch(
@@ -180,18 +181,18 @@ def _write_batch(
     # The batch id names files: keyed too (derived only from keyed values and offsets anyway).
     batch = r.digest(b"batch", f"{r.store.writer}:{stream_key}:{block.start}:{block.end}".encode())[:16]
     now = datetime.now(UTC)
-    files = {f"pageviews/date={d}/part-{batch}.parquet": v for d, v in prepared.pageviews.items()}
+    files = {layout.data_file(date.fromisoformat(d), batch): v for d, v in prepared.pageviews.items()}
     has_rejects = prepared.reject_frame.height > 0
-    reject_file = f"_rejects/date={now:%Y-%m-%d}/rejects-{batch}.parquet"
+    reject_file = layout.reject_file(now.date(), batch)  # the quarantine is partitioned by ingest date
     period, digest = _custody(r, prepared, now, block)
     r.store.begin(seq, [*files, *([reject_file] if has_rejects else [])])
     written = []
     for rel, (n_rows, payload) in files.items():
-        size = r.store.write_bytes(r.store.root / rel, payload)
+        size = r.store.write_bytes(rel, payload)
         written.append({"path": rel, "rows": n_rows, "bytes": size})
     if has_rejects:
         table = _rejects_table(prepared.reject_frame, src.path, batch, now)
-        size = r.store.write_parquet(r.store.root / reject_file, table)
+        size = r.store.write_parquet(reject_file, table)
         written.append({"path": reject_file, "rows": table.num_rows, "bytes": size})
     tail_digest = r.digest(b"tail", tail[1]) if tail and ident else None
     manifest = {

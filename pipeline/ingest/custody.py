@@ -20,6 +20,7 @@ from pipeline.config import Config
 from pipeline.errors import StoreError
 from pipeline.ingest import sources
 from pipeline.privacy import digests, keys
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
 Status = Literal["verified", "DIFFERS", "file too short", "key destroyed", "no digest"]
@@ -47,8 +48,8 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
     name = sources.display_name(path)
     scope = sources.stream_scope(path)
     wanted: list[tuple[str, dict[str, Any]]] = []
-    for manifest_path in sorted((store.root / "_manifests").glob("*/*.json"), key=str):
-        manifest = store.read_json(manifest_path) or {}
+    for key in store.manifest_keys():  # every writer's
+        manifest = store.read_json(key) or {}
         src = manifest.get("source")
         if not isinstance(src, dict) or not src.get("keyed") or src.get("fingerprint") is None:
             continue
@@ -64,7 +65,7 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
                 legacy = sources.legacy_fingerprint(scope, head)
                 ours = digests.stream_digest(stream_key, b"legacy", legacy.encode()) == src["fingerprint"]
         if ours:
-            wanted.append((manifest_path.parent.name, manifest))
+            wanted.append((layout.manifest_writer(key), manifest))
     return [_check(keystore, path, writer, m) for writer, m in wanted]
 
 

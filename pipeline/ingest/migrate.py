@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pipeline.errors import HostlogsError
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
+from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.progress import Progress
-
-MIGRATION_MARKER = "keyed-digests.json"  # in _state/: every manifest and progress state is keyed
 
 
 def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, progress: Progress) -> int:
@@ -22,41 +21,43 @@ def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, prog
     and the fingerprints it replaced become keyed forms of themselves. Progress states get the same
     keyed fingerprints, so streams recorded before still resume where they were (no re-read). Each
     file is rewritten atomically; a crash leaves each manifest old or new, and the next run goes on.
-    Runs once per store (``_state/keyed-digests.json`` marks it done); returns how many files changed.
+    Runs once per store (``layout.MIGRATION_MARKER`` marks it done); returns how many files changed.
     """
-    marker = store.root / "_state" / MIGRATION_MARKER
-    if marker.exists():
+    if store.exists(layout.MIGRATION_MARKER):
         return 0
     changed = 0
-    for path in sorted((store.root / "_manifests").glob("*/*.json"), key=str):
-        manifest = store.read_json(path)
+    for key in store.manifest_keys():  # every writer's
+        manifest = store.read_json(key)
         new = _migrated_manifest(manifest, keystore, stream_key) if manifest else None
         if new is not None:
-            store.write_json(path, new)
+            store.write_json(key, new)
             changed += 1
     if _migrate_progress(progress, stream_key):
-        store.write_json(store.state / "progress.json", progress.to_json())
+        store.write_json(layout.progress(store.writer), progress.to_json())
         changed += 1
     complete = True
     for other in store.writers():
         if other == store.writer:
             continue
-        peer = Store(store.root, other)
+        peer = store.peer(other)
         try:
             with peer.lock():
                 theirs = peer.load_progress()
                 if _migrate_progress(theirs, stream_key):
-                    store.write_json(peer.state / "progress.json", theirs.to_json())
+                    store.write_json(layout.progress(other), theirs.to_json())
                     changed += 1
         except HostlogsError:  # a writer running an older hostlogs: migrated by a later run
             complete = False
     if complete:
-        store.write_json(marker, {"version": 1, "migrated": datetime.now(UTC).isoformat(), "files": changed})
+        store.write_json(
+            layout.MIGRATION_MARKER,
+            {"version": 1, "migrated": datetime.now(UTC).isoformat(), "files": changed},
+        )
     return changed
 
 
 def legacy_wrap(stream_key: bytes, legacy: str) -> str:
-    return keys.stream_digest(stream_key, b"legacy", legacy.encode())
+    return digests.stream_digest(stream_key, b"legacy", legacy.encode())
 
 
 def _migrated_manifest(
@@ -71,23 +72,30 @@ def _migrated_manifest(
         src["legacy_fingerprint"] = True
     src["replaces"] = [legacy_wrap(stream_key, str(x)) for x in src.get("replaces", [])]
     sha = src.pop("sha256", None)
-    days = [
-        f["path"].split("/")[1][5:]
-        for f in manifest.get("files", [])
-        if isinstance(f, dict) and str(f.get("path", "")).startswith("pageviews/date=")
-    ]
-    day = min(days) if days else str(manifest.get("created", ""))[:10]
-    try:
-        pid = keys.period_id(datetime.fromisoformat(day).date(), keystore.period)
-    except ValueError:
-        pid = keys.period_id(datetime.now(UTC).date(), keystore.period)
+    pid = keys.period_id(_batch_day(manifest) or datetime.now(UTC).date(), keystore.period)
     key = keystore.custody_key(pid) if sha else None
     src.update(
-        digest=keys.custody_digest(key, bytes.fromhex(sha)) if key is not None and sha else None,
+        digest=digests.custody_digest(key, bytes.fromhex(sha)) if key is not None and sha else None,
         custody_period=pid,
         keyed=True,
     )
     return {**manifest, "source": src}
+
+
+def _batch_day(manifest: dict[str, Any]) -> date | None:
+    """The earliest event day of a batch's rows (its creation day without rows); None: unreadable."""
+    data = [
+        str(f["path"])
+        for f in manifest.get("files", [])
+        if isinstance(f, dict) and layout.in_table(str(f.get("path", "")), layout.PAGEVIEWS)
+    ]
+    if data:
+        days = [layout.date_of(key) for key in data]
+        return None if any(d is None for d in days) else min(d for d in days if d is not None)
+    try:
+        return date.fromisoformat(str(manifest.get("created", ""))[:10])
+    except ValueError:
+        return None
 
 
 def _migrate_progress(progress: Progress, stream_key: bytes) -> bool:

@@ -149,7 +149,7 @@ def run(
     if enricher.geo:
         enricher.geo.close()
     return IngestReport(
-        store=str(store.root),
+        store=store.location,
         enrichment=enricher.status,
         key_destroyed_rows=enricher.key_destroyed_rows,
         sources=tuple(reports),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.config import Config
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher
 from pipeline.store.commit import Store
@@ -43,14 +43,14 @@ class RunState:
         return self._content[1]
 
     def digest(self, *parts: bytes) -> str:
-        return keys.stream_digest(self.stream_key, *parts)
+        return digests.stream_digest(self.stream_key, *parts)
 
     def checkpoints(self, key: str) -> list[tuple[int, int, str]]:
         """(end, tail bytes, tail digest) of every batch this writer committed for stream ``key``."""
         if self._checkpoints is None:
             found: dict[str, list[tuple[int, int, str]]] = {}
-            for path in sorted(self.store.manifests.glob("*.json")):
-                src = (self.store.read_json(path) or {}).get("source") or {}
+            for manifest in self.store.manifest_keys(self.store.writer):
+                src = (self.store.read_json(manifest) or {}).get("source") or {}
                 if src.get("fingerprint") and src.get("tail"):
                     entry = (int(src["end"]), int(src["tail_bytes"]), str(src["tail"]))
                     found.setdefault(src["fingerprint"], []).append(entry)

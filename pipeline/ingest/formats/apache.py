@@ -33,7 +33,7 @@ NUM = r"[0-9]+"
 NUM_OR_DASH = r"[0-9]+|-"
 
 # directive → (field name or None when the value is not stored, regex when unquoted, quoted-ok)
-# Field names are the parser's internal names; parse.py maps them to the pageviews schema.
+# Field names are the regex's group names; ``_fields`` maps them to ``fields.FIELD_COLUMNS``.
 DIRECTIVES: dict[str, tuple[str | None, str]] = {
     "h": ("client", HOST),  # remote host; an IP unless HostnameLookups is on
     "a": ("client", HOST),  # client IP (mod_remoteip's view when enabled)
