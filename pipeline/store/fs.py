@@ -148,8 +148,10 @@ class LocalFS:
     def list(self, prefix: str, suffix: str = "", pattern: str | None = None) -> builtins.list[str]:
         base = self.path(prefix)
         found = base.glob(pattern) if pattern else base.rglob("*")
-        # str keys sort 3x faster than Paths (ingest lists every partition before each batch)
-        keys = [self.key(p) for p in found if p.name.endswith(suffix) and (pattern or p.is_file())]
+        # glob keeps the root's spelling as the prefix of every path: cutting it off is a key, and
+        # much cheaper than relative_to on each of a large store's files (str keys also sort faster)
+        cut = 0 if str(self.base) == "." else len(str(self.base)) + 1
+        keys = [str(p)[cut:] for p in found if p.name.endswith(suffix) and (pattern or p.is_file())]
         return sorted(keys)
 
     def folders(self, prefix: str) -> builtins.list[str]:

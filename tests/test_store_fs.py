@@ -1,0 +1,163 @@
+"""The store's layout and its local filesystem: keys, atomic writes, listing, locks and appends."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from pipeline.errors import LockedError, StoreError
+from pipeline.store import layout
+from pipeline.store.commit import Store
+from pipeline.store.fs import LocalFS
+
+DAY = dt.date(2026, 11, 3)
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("pageviews/date=2026-11-03/part-ab.parquet", DAY),
+        ("_rejects/date=2026-11-03/rejects-ab.parquet", DAY),
+        ("pageviews/date=2026-11-03", DAY),
+        ("pageviews/date=2026-13-03/part-ab.parquet", None),  # not a date
+        ("pageviews/xdate=2026-11-03/part-ab.parquet", None),
+        ("_manifests/files/000000000001.json", None),
+    ],
+)
+def test_date_of(key: str, expected: dt.date | None) -> None:
+    assert layout.date_of(key) == expected
+
+
+def test_layout_names_match_what_the_stages_wrote_before() -> None:
+    assert layout.partition(layout.PAGEVIEWS, DAY) == "pageviews/date=2026-11-03"
+    assert layout.data_file(DAY, "b1") == "pageviews/date=2026-11-03/part-b1.parquet"
+    assert layout.reject_file(DAY, "b1") == "_rejects/date=2026-11-03/rejects-b1.parquet"
+    new = layout.new_part(DAY)
+    assert new.startswith("pageviews/date=2026-11-03/part-") and len(new.rsplit("-", 1)[1]) == 16 + 8
+    assert layout.manifest("files", 7) == "_manifests/files/000000000007.json"
+    assert (
+        layout.manifest_seq(layout.manifest("files", 7)) == 7
+        and layout.manifest_writer("_manifests/w/1.json") == "w"
+    )
+    assert (layout.progress("w"), layout.pending("w"), layout.ingest_lock("w")) == (
+        "_state/w/progress.json", "_state/w/pending.json", "_state/w/ingest.lock",
+    )  # fmt: skip
+    assert layout.MIGRATION_MARKER == "_state/keyed-digests.json"
+    assert layout.hold("INC-1.json") == "_holds/INC-1.json"
+    assert layout.deletion("20261103T000000000000Z", "op1") == "_deletions/20261103T000000000000Z-op1.json"
+    assert (layout.AUDIT_LOG, layout.AUDIT_HEAD) == ("_audit/audit.jsonl", "_audit/head.json")
+    assert layout.partition_day("date=2026-11-03") == DAY and layout.partition_day("x") is None
+    assert layout.in_table("pageviews/date=2026-11-03/p.parquet", layout.PAGEVIEWS)
+    assert not layout.in_table("_rejects/date=2026-11-03/p.parquet", layout.PAGEVIEWS)
+
+
+def test_local_fs_writes_atomically_lists_and_removes(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    assert fs.write_atomic("a/b/c.json", b"{}", "files") == 2
+    fs.write_atomic("a/b/d.parquet", b"x", "files")
+    fs.write_atomic("a/e.parquet", b"y", "files")
+    assert fs.list("a") == ["a/b/c.json", "a/b/d.parquet", "a/e.parquet"]
+    assert fs.list("a", suffix=".parquet") == ["a/b/d.parquet", "a/e.parquet"]
+    assert fs.list("a", pattern="*/*.parquet") == ["a/b/d.parquet"]
+    assert fs.list("missing") == [] and fs.folders("missing") == []
+    assert fs.folders("a") == ["b"] and fs.size("a/b/d.parquet") == 1 and fs.read_bytes("a/e.parquet") == b"y"
+    assert not [p for p in tmp_path.rglob("*.tmp")]  # no temporary left behind
+    fs.remove("a/e.parquet")
+    fs.remove("a/e.parquet")  # missing is fine
+    with pytest.raises(FileNotFoundError):
+        fs.remove("a/e.parquet", missing_ok=False)
+    fs.prune_empty("a/b")  # not empty: stays
+    assert fs.is_folder("a/b")
+    fs.remove("a/b/c.json")
+    fs.remove("a/b/d.parquet")
+    fs.prune_empty("a/b")
+    assert not fs.is_folder("a/b") and fs.is_folder("a")
+    assert fs.key_of(fs.url("a/x")) == "a/x" and fs.key_of("/elsewhere/x") is None
+
+
+def test_a_relative_root_gives_the_same_keys(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for root in ("store", "."):
+        fs = LocalFS(root)
+        fs.write_atomic("pageviews/date=2026-11-03/p.parquet", b"x", "files")
+        assert fs.list("pageviews") == ["pageviews/date=2026-11-03/p.parquet"]
+        _, base = fs.arrow()
+        assert os.path.isabs(base)
+
+
+def test_write_errors_are_store_errors_naming_the_path(tmp_path: Path) -> None:
+    (tmp_path / "a").write_text("a file where a directory belongs")
+    with pytest.raises(StoreError, match=r"^cannot write .*/a: .*check the store path"):
+        LocalFS(tmp_path).write_atomic("a/b.json", b"{}", "files")
+
+
+def test_recovery_removes_only_its_own_writers_temporaries(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    fs.make_folders("pageviews/date=2026-11-03")
+    mine = tmp_path / "pageviews/date=2026-11-03/.p.parquet~files~0123abcd.tmp"
+    theirs = tmp_path / "pageviews/date=2026-11-03/.p.parquet~pipe-7~0123abcd.tmp"
+    for p in (mine, theirs):
+        p.write_bytes(b"partial")
+    fs.remove_temporaries("files")
+    assert not mine.exists() and theirs.exists()
+
+
+def test_append_line_sees_the_last_line(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    seen: list[bytes | None] = []
+
+    def build(last: bytes | None) -> bytes:
+        seen.append(last)
+        return b"%d\n" % (int(last or b"0") + 1)
+
+    for _ in range(3):
+        fs.append_line("_audit/audit.jsonl", build)
+    assert seen == [None, b"1", b"2"] and fs.read_bytes("_audit/audit.jsonl") == b"1\n2\n3\n"
+
+
+def test_append_line_open_failure_is_a_store_error_with_its_label(tmp_path: Path) -> None:
+    (tmp_path / "_audit").write_text("not a directory")
+    with pytest.raises(StoreError, match="cannot open the audit log"):
+        LocalFS(tmp_path).append_line("_audit/audit.jsonl", lambda last: b"x\n", "audit log")
+
+
+def test_lock_is_exclusive_per_key(tmp_path: Path) -> None:
+    fs = LocalFS(tmp_path)
+    with fs.lock("_state/w/ingest.lock", 0, "busy"):
+        with pytest.raises(LockedError, match="busy"), fs.lock("_state/w/ingest.lock", 0, "busy"):
+            pass
+        with fs.lock("_state/v/ingest.lock", 0, "busy"):
+            pass
+
+
+def test_store_existing_is_the_one_no_store_check(tmp_path: Path) -> None:
+    with pytest.raises(
+        StoreError, match=r"^no store at .*nope: run 'hostlogs ingest' first or give --store$"
+    ):
+        Store.existing(tmp_path / "nope")
+    (tmp_path / "audited").mkdir()
+    assert Store.existing(tmp_path / "audited").location == str(tmp_path / "audited")
+    with pytest.raises(StoreError, match="no store at"):
+        Store.existing(tmp_path / "audited", "maintenance", ingested=True)
+
+
+def test_store_takes_keys_and_old_paths_alike(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s")
+    store.init()
+    key = layout.data_file(DAY, "b1")
+    store.write_parquet(key, pa.table({"domain": ["a.example"]}))
+    assert store.committed(layout.PAGEVIEWS) == [key]
+    assert store.committed(store.pageviews) == [tmp_path / "s" / key]  # the old form
+    assert store.parquet_rows(key) == store.parquet_rows(tmp_path / "s" / key) == 1
+    store.write_json("_holds/x.json", {"a": 1})
+    assert (
+        store.read_json("_holds/x.json") == Store.read_json(tmp_path / "s" / "_holds" / "x.json") == {"a": 1}
+    )
+    assert store.read_json("_holds/missing.json") is None
+    assert store.sha256(key) == __import__("hashlib").sha256(store.read_bytes(key)).hexdigest()
+    store.begin(1, [key])
+    assert store.hidden() == {key} and store.committed(layout.PAGEVIEWS) == []
