@@ -157,3 +157,21 @@ def test_a_registered_format_is_auto_detected(toy: str, tmp_path: Path, store: P
     report = ingest_paths(store, [log], fmt="auto")
     (source,) = report.sources
     assert (source.format, source.note, source.rows) == (toy, f"auto-detected {toy}", 2)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Detection, in one module
+
+
+def test_choose_names_what_it_detected_and_fails_closed(tmp_path: Path, store: Path) -> None:
+    combined = '203.0.113.9 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+    assert formats.choose("common", "unused")[1] is None  # named: nothing to detect, nothing read
+    fmt, note = formats.choose("auto", "-", combined.encode())
+    assert (fmt.name, note) == ("combined", "auto-detected combined")
+    fmt, note = formats.choose("auto", "-", b"not a log line\n\n{}\n")
+    assert (fmt.name, note) == ("combined", "format not recognised: all lines quarantined")
+    log = tmp_path / "junk.log"
+    log.write_text("not a log line\nnor this one\n")
+    report = ingest_paths(store, [log])
+    assert (report.rows, report.rejects) == (0, {"unparseable": 2})
+    assert report.sources[0].note == "format not recognised: all lines quarantined"
