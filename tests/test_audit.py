@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.investigate import audit
+from pipeline.store import layout
 
 from .conftest import ROOT, ingest_paths
 
@@ -25,8 +26,16 @@ def filled(tmp_path: Path, n: int = 5) -> audit.AuditLog:
     return log
 
 
+def log_file(log: audit.AuditLog) -> Path:
+    return Path(log.store.url(layout.AUDIT_LOG))  # the local file, to damage it as an attacker would
+
+
+def head_file(log: audit.AuditLog) -> Path:
+    return Path(log.store.url(layout.AUDIT_HEAD))
+
+
 def lines(log: audit.AuditLog) -> list[str]:
-    return log.path.read_text().splitlines(keepends=True)
+    return log_file(log).read_text().splitlines(keepends=True)
 
 
 def test_append_builds_a_chain(tmp_path: Path) -> None:
@@ -62,7 +71,7 @@ def test_edit_a_field_is_detected(tmp_path: Path) -> None:
     entry = json.loads(ls[2])
     entry["sql"] = "SELECT 'nothing to see'"
     ls[2] = json.dumps(entry, sort_keys=True) + "\n"
-    log.path.write_text("".join(ls))
+    log_file(log).write_text("".join(ls))
     report = log.verify()
     assert not report.ok and report.bad_entry == 3 and "entry 3 was modified" in str(report.problem)
 
@@ -74,7 +83,7 @@ def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
     entry["case"] = "OTHER"
     entry["hash"] = audit.entry_hash(entry)
     ls[1] = json.dumps(entry, sort_keys=True) + "\n"
-    log.path.write_text("".join(ls))
+    log_file(log).write_text("".join(ls))
     report = log.verify()
     assert report.bad_entry == 3 and "does not follow entry 2" in str(report.problem)
 
@@ -83,7 +92,7 @@ def test_delete_a_line_is_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
     ls = lines(log)
     del ls[1]
-    log.path.write_text("".join(ls))
+    log_file(log).write_text("".join(ls))
     report = log.verify()
     assert not report.ok and report.bad_entry == 2 and "seq 3 where 2 was expected" in str(report.problem)
 
@@ -92,14 +101,14 @@ def test_swap_two_lines_is_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
     ls = lines(log)
     ls[2], ls[3] = ls[3], ls[2]
-    log.path.write_text("".join(ls))
+    log_file(log).write_text("".join(ls))
     report = log.verify()
     assert not report.ok and report.bad_entry == 3
 
 
 def test_truncating_the_end_is_detected_by_the_head(tmp_path: Path) -> None:
     log = filled(tmp_path)
-    log.path.write_text("".join(lines(log)[:3]))
+    log_file(log).write_text("".join(lines(log)[:3]))
     report = log.verify()
     assert not report.ok and "ends at entry 3 but head.json records entry 5" in str(report.problem)
 
@@ -108,7 +117,7 @@ def test_garbage_line_is_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
     ls = lines(log)
     ls[3] = ls[3][:40] + "\n"
-    log.path.write_text("".join(ls))
+    log_file(log).write_text("".join(ls))
     assert log.verify().bad_entry == 4
 
 
@@ -166,15 +175,15 @@ def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
 
 def test_a_missing_head_is_a_failure(tmp_path: Path) -> None:
     log = filled(tmp_path)
-    log.head.unlink()
+    head_file(log).unlink()
     report = log.verify()
     assert not report.ok and "head.json is missing" in str(report.problem)
 
 
 def test_cutting_the_tail_and_deleting_the_head_is_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
-    log.path.write_text("".join(lines(log)[:3]))
-    log.head.unlink()
+    log_file(log).write_text("".join(lines(log)[:3]))
+    head_file(log).unlink()
     assert not log.verify().ok
     # the next append does not heal it: the head is not recreated over a damaged trail
     log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
@@ -183,7 +192,7 @@ def test_cutting_the_tail_and_deleting_the_head_is_detected(tmp_path: Path) -> N
 
 def test_a_cut_tail_is_not_healed_by_the_next_append(tmp_path: Path) -> None:
     log = filled(tmp_path)
-    log.path.write_text("".join(lines(log)[:3]))
+    log_file(log).write_text("".join(lines(log)[:3]))
     log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
     report = log.verify()
     assert not report.ok and "head.json records entry 5" in str(report.problem)
@@ -191,7 +200,7 @@ def test_a_cut_tail_is_not_healed_by_the_next_append(tmp_path: Path) -> None:
 
 def test_deleting_the_first_entry_is_detected(tmp_path: Path) -> None:
     log = filled(tmp_path)
-    log.path.write_text("".join(lines(log)[1:]))
+    log_file(log).write_text("".join(lines(log)[1:]))
     report = log.verify()
     assert not report.ok and report.bad_entry == 1
 
@@ -207,8 +216,8 @@ def test_a_rewritten_chain_fails_against_an_earlier_head(tmp_path: Path) -> None
         entry["prev_hash"] = prev
         entry["hash"] = prev = audit.entry_hash(entry)
         rewritten.append(json.dumps(entry, sort_keys=True) + "\n")
-    log.path.write_text("".join(rewritten))
-    log.head.write_text(json.dumps({"entries": 5, "seq": 5, "hash": prev}))
+    log_file(log).write_text("".join(rewritten))
+    head_file(log).write_text(json.dumps({"entries": 5, "seq": 5, "hash": prev}))
     assert log.verify().ok  # consistent in itself
     report = log.verify(expect=anchor)
     assert not report.ok and "expected hash" in str(report.problem)
@@ -221,6 +230,6 @@ def test_a_rewritten_chain_fails_against_an_earlier_head(tmp_path: Path) -> None
 def test_an_empty_trail_verifies_but_a_deleted_one_does_not(tmp_path: Path) -> None:
     assert audit.AuditLog(tmp_path).verify().ok  # never audited: nothing to check
     log = filled(tmp_path, 2)
-    log.path.unlink()
-    log.head.unlink()
+    log_file(log).unlink()
+    head_file(log).unlink()
     assert not audit.AuditLog(tmp_path).verify().ok  # _audit/ exists: the trail was deleted

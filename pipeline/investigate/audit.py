@@ -19,26 +19,30 @@ store can still cut the log *and* rewrite the head consistently, or recompute ev
 edit: against that, ``verify`` prints the head hash to copy into the case file, where nobody with
 store access can change it, and ``verify --expect HASH`` later proves that entry is still in the chain.
 
-Appends take an exclusive ``flock`` on the log, write one line with O_APPEND and fsync it, so
-concurrent investigators never interleave or fork the chain.
+Appends go through the store's ``append_line`` (an exclusive lock on the log, one line appended and
+synced), so concurrent investigators never interleave or fork the chain. Every byte of the trail is
+read and written through the store (``pipeline/store``): the trail lives wherever the store does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import hashlib
+import io
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 from pipeline.errors import StoreError, UsageError
 from pipeline.rules import check_id, os_user
+from pipeline.store import layout
+from pipeline.store.commit import Store
+
+StoreLike = Store | str | os.PathLike[str]
 
 GENESIS = "0" * 64
 Status = Literal["started", "ok", "refused", "error", "timeout"]
@@ -77,14 +81,15 @@ def check_authority(case: str | None, request: str | None, action: str) -> tuple
 
 @contextlib.contextmanager
 def recorded(
-    store_root: str | Path, command: str, case: str | None = None, reason: str | None = None, *,
+    store: StoreLike, command: str, case: str | None = None, reason: str | None = None, *,
     on: bool = True, **what: Any,
 ) -> Iterator[Record]:  # fmt: skip
     """``AuditLog.record`` on a store that exists (a missing store fails on its own, unaudited)."""
-    if not on or not Path(store_root).is_dir():
+    log = AuditLog(store)
+    if not on or not log.store.is_store():
         yield Record()
         return
-    with AuditLog(store_root).record(command, case, reason, **what) as rec:
+    with log.record(command, case, reason, **what) as rec:
         yield rec
 
 
@@ -107,22 +112,17 @@ class Record:
 
 
 class AuditLog:
-    def __init__(self, store_root: str | Path) -> None:
-        self.dir = Path(store_root) / "_audit"
-        self.path = self.dir / "audit.jsonl"
-        self.head = self.dir / "head.json"
+    """The trail of one store (a ``Store``, or the root of a local one)."""
+
+    def __init__(self, store: StoreLike) -> None:
+        self.store = store if isinstance(store, Store) else Store(store)
 
     # --- writing -------------------------------------------------------------------------------
     def append(self, **fields: Any) -> dict[str, Any]:
         """Append one entry (seq, time, user, prev_hash and hash are filled in here)."""
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o640)
-        except OSError as exc:
-            raise StoreError(f"cannot open the audit log {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            last = _last_line(fd)
+        written: list[dict[str, Any]] = []
+
+        def build(last: bytes | None) -> bytes:  # runs under the log's lock
             prev = json.loads(last) if last else None
             # A head that does not match the log's end (a cut tail, a deleted head) stays as it is:
             # rewriting it here would turn the damage into a valid shorter chain. verify keeps failing.
@@ -141,23 +141,25 @@ class AuditLog:
             }
             entry["hash"] = entry_hash(entry)
             line = json.dumps(entry, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-            os.write(fd, line.encode())
-            os.fsync(fd)
+            # The head is written here, under the lock, just before its line: written after the lock
+            # is released, two appenders could leave the older head last (a false "cut tail").
             if intact:
                 self._write_head(entry)
-            return entry
+            written.append(entry)
+            return line.encode()
+
+        try:
+            self.store.append_line(layout.AUDIT_LOG, build, label="audit log")
+        except StoreError:
+            raise
         except (OSError, ValueError, KeyError) as exc:
-            raise StoreError(f"cannot append to the audit log {self.path}: {exc}") from exc
-        finally:
-            os.close(fd)  # releases the flock
+            where = self.store.url(layout.AUDIT_LOG)
+            raise StoreError(f"cannot append to the audit log {where}: {exc}") from exc
+        return written[0]
 
     def _write_head(self, entry: dict[str, Any]) -> None:
-        tmp = self.head.with_name(f".head.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump({"entries": entry["seq"], "seq": entry["seq"], "hash": entry["hash"]}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.head)
+        head = {"entries": entry["seq"], "seq": entry["seq"], "hash": entry["hash"]}
+        self.store.put_bytes(layout.AUDIT_HEAD, json.dumps(head).encode(), writer="audit")
 
     @contextlib.contextmanager
     def record(
@@ -198,15 +200,16 @@ class AuditLog:
     def entries(self) -> Iterator[tuple[int, dict[str, Any] | None, str]]:
         """(line number, entry or None when not JSON, raw line)."""
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as f:
-                for n, line in enumerate(f, 1):
-                    try:
-                        data = json.loads(line)
-                    except ValueError:
-                        data = None
-                    yield n, data if isinstance(data, dict) else None, line
+            raw = self.store.open_read(layout.AUDIT_LOG)
         except FileNotFoundError:
             return
+        with io.TextIOWrapper(raw, encoding="utf-8", errors="replace") as f:
+            for n, line in enumerate(f, 1):
+                try:
+                    data = json.loads(line)
+                except ValueError:
+                    data = None
+                yield n, data if isinstance(data, dict) else None, line
 
     def list(self, case: str | None = None) -> list[dict[str, Any]]:
         return [e for _, e, _ in self.entries() if e is not None and (case is None or e.get("case") == case)]
@@ -222,7 +225,7 @@ class AuditLog:
             prev_hash = entry["hash"]
             seen = seen or prev_hash == expect
         head = self._read_head()
-        if head is None and (n or self.dir.is_dir()):
+        if head is None and (n or self.store.is_folder(layout.AUDIT)):
             return VerifyReport(
                 entries=n, ok=False, head_hash=prev_hash,
                 problem=f"head.json is missing ({n} entries in the log): the head was deleted, and with it "
@@ -248,13 +251,13 @@ class AuditLog:
 
     def _read_head(self, strict: bool = True) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.head.read_text(encoding="utf-8"))
+            data = json.loads(self.store.read_bytes(layout.AUDIT_HEAD).decode("utf-8"))
         except FileNotFoundError:
             return None
         except (OSError, ValueError) as exc:
             if not strict:
                 return {"seq": None}
-            raise StoreError(f"cannot read {self.head}: {exc}") from exc
+            raise StoreError(f"cannot read {self.store.url(layout.AUDIT_HEAD)}: {exc}") from exc
         return data if isinstance(data, dict) else {"seq": None}
 
 
@@ -272,21 +275,4 @@ def _check(n: int, entry: dict[str, Any] | None, prev_hash: str) -> str | None:
         )
     if entry.get("hash") != entry_hash(entry):
         return f"entry {n} was modified after it was written (its hash does not match its content)"
-    return None
-
-
-def _last_line(fd: int) -> str | None:
-    """The last complete line of the file (read backwards in blocks)."""
-    end = os.lseek(fd, 0, os.SEEK_END)
-    if end == 0:
-        return None
-    block, pos, tail = 1 << 16, end, b""
-    while pos > 0:
-        start = max(0, pos - block)
-        chunk = os.pread(fd, pos - start, start)
-        tail = chunk + tail
-        pos = start
-        stripped = tail.rstrip(b"\n")
-        if b"\n" in stripped or pos == 0:
-            return stripped.rsplit(b"\n", 1)[-1].decode("utf-8")
     return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import html
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from pipeline.investigate.investigations import detect
 from pipeline.investigate.sandbox import QueryResult, Sandbox
 from pipeline.investigate.scope import Scope
 from pipeline.investigate.session import with_connection
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
 MAX_BARS = 24 * 62  # above two months of hours, the chart shows days
@@ -43,7 +43,7 @@ def write(
     """Build the report of ``case`` (required) under the audit trail and write it to ``output``."""
     log = audit.AuditLog(cfg.store)
     built = with_connection(
-        cfg, lambda con: build(con, cfg.store, scope, case, log.list(case)), case=case, reason=reason,
+        cfg, lambda con: build(con, log.store, scope, case, log.list(case)), case=case, reason=reason,
         command="investigate report", require_case=True, investigation="report",
         params={"scope": scope.describe(), "output": str(output)}, describe=lambda b: ({}, b.requests),
         warn=warn,
@@ -57,7 +57,7 @@ def write(
 
 def build(
     con: Sandbox,
-    store_root: str | Path,
+    store: Store,
     scope: Scope,
     case: str,
     entries: list[dict[str, Any]],
@@ -94,7 +94,7 @@ def build(
             ("Affected domains", con.execute(_affected("domain"))),
             ("Affected paths", con.execute(_affected("path"))),
         ),
-        _section("Chain of custody", _custody(Store(store_root), scope)),
+        _section("Chain of custody", _custody(store, scope)),
         _section(f"Audit entries of case {case}", _audit(entries)),
     ]
     body = "\n".join(sections)
@@ -341,18 +341,11 @@ def _hit_rows(con: Sandbox) -> str:
     return "<h3 style='margin-top:14px'>First 50 hits</h3>" + _grid(r) if r.rows else ""
 
 
-_DATE = re.compile(r"date=(\d{4}-\d{2}-\d{2})/")
-
-
 def _custody(store: Store, scope: Scope) -> str:
     rows = []
     for m in store.iter_manifests():
-        paths = [
-            str(f.get("path", ""))
-            for f in m.get("files", [])
-            if str(f.get("path", "")).startswith("pageviews/")
-        ]
-        days = {dt.date.fromisoformat(d) for p in paths for d in _DATE.findall(p)}
+        keys = [str(f.get("path", "")) for f in m.get("files", [])]
+        days = {d for k in keys if layout.in_table(k, layout.PAGEVIEWS) and (d := layout.date_of(k))}
         if not any(scope.overlaps(d, d) for d in days):
             continue
         src = m.get("source") or {}

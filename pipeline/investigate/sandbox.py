@@ -42,7 +42,6 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -51,13 +50,13 @@ import pyarrow.dataset as ds
 
 from pipeline.config import QueryConfig, timeout_seconds
 from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, UsageError
+from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.schema import PAGEVIEWS, REJECTS
 
 SANDBOX_HINT = "queries can read only the store's views; use --output FILE to save results"
-DATE = pa.field("date", pa.date32())
 DICT = pa.dictionary(pa.int32(), pa.string())
-TABLES = {"pageviews": ("pageviews", PAGEVIEWS), "rejects": ("_rejects", REJECTS)}
+TABLES = {"pageviews": (layout.PAGEVIEWS, PAGEVIEWS), "rejects": (layout.REJECTS, REJECTS)}
 EMPTY_RUNS = pa.table({"seq": pa.array([], pa.int64()), "batch": pa.array([], pa.string())})
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
 
@@ -87,35 +86,28 @@ class _Evidence:
     """The committed files of the store at one moment, and those found unreadable since."""
 
     store: Store
-    files: dict[str, list[str]]  # view → absolute paths
-    isolated: dict[str, str] = field(default_factory=dict)  # absolute path → what is wrong
+    files: dict[str, list[str]]  # view → store keys
+    isolated: dict[str, str] = field(default_factory=dict)  # key → what is wrong
 
     @classmethod
     def load(cls, store: Store) -> _Evidence:
         committed = sorted(store.catalogue().files)
         files = {
-            view: [str(store.root / rel) for rel in committed if rel.startswith(f"{folder}/date=")]
+            view: [key for key in committed if layout.in_table(key, folder)]
             for view, (folder, _) in TABLES.items()
         }
         return cls(store, files)
 
     def dataset(self, view: str) -> ds.Dataset:
         folder, schema = TABLES[view]
-        paths = [p for p in self.files[view] if p not in self.isolated]
+        keys = [k for k in self.files[view] if k not in self.isolated]
         # Strings are read as dictionaries (DuckDB still sees VARCHAR): the Parquet pages hold them
         # dictionary-encoded, and decoding every value took most of a scan's time (one network over
         # a year of 20M rows: 2.7 → 0.9 s; a path pattern 0.77 → 0.22 s).
         strings = [f.name for f in schema if f.type == pa.string()]
         fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=strings))
         fields = [pa.field(f.name, DICT, f.nullable) if f.name in strings else f for f in schema]
-        return ds.dataset(
-            paths, schema=pa.schema([*fields, DATE]), format=fmt,
-            partitioning=ds.partitioning(pa.schema([DATE]), flavor="hive"),
-            partition_base_dir=str(self.store.root / folder),
-        )  # fmt: skip
-
-    def rel(self, path: str) -> str:
-        return Path(path).relative_to(self.store.root).as_posix()
+        return self.store.dataset(folder, keys, pa.schema(fields), fmt)
 
 
 class Sandbox:
@@ -133,9 +125,9 @@ class Sandbox:
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("a Sandbox is opened through pipeline.investigate.session (audited), not directly")
 
-    def _setup(self, store_root: Path, limits: Limits) -> None:
+    def _setup(self, store: Store, limits: Limits) -> None:
         self.limits = limits
-        self.evidence = _Evidence.load(Store(store_root.resolve()))
+        self.evidence = _Evidence.load(store)
         self.warnings = []
         self._runs_loaded = False
         self.con = duckdb.connect(":memory:")
@@ -227,27 +219,26 @@ class Sandbox:
             return False
         ev = self.evidence
         view = next((v for v in TABLES if f"registered as '{v}'" in text), None)
-        named = [p for v in TABLES for p in ev.files[v] if p in text and p not in ev.isolated]
+        # DuckDB names the file by the location the dataset gave it, which ends with its key
+        named = [k for v in TABLES for k in ev.files[v] if k in text and k not in ev.isolated]
         if not named and view is not None:  # the error does not say which file: check them
             named = [
-                p
-                for p in ev.files[view]
-                if p not in ev.isolated and ev.store.check_file(ev.rel(p), checksum=False)
+                k for k in ev.files[view] if k not in ev.isolated and ev.store.check_file(k, checksum=False)
             ][:1]
         if not named:
             return False
-        path = named[0]
+        key = named[0]
         committed = ev.store.catalogue().files
-        if ev.rel(path) not in committed:
+        if key not in committed:
             raise StoreChangedError(STORE_CHANGED)
-        problem = ev.store.check_file(ev.rel(path), committed[ev.rel(path)], checksum=False)
-        ev.isolated[path] = problem or f"not readable: {first_line(exc)}"
+        problem = ev.store.check_file(key, committed[key], checksum=False)
+        ev.isolated[key] = problem or f"not readable: {first_line(exc)}"
         self.warnings.append(
-            f"{ev.rel(path)} cannot be read ({ev.isolated[path]}): left out, the result misses its rows; "
+            f"{key} cannot be read ({ev.isolated[key]}): left out, the result misses its rows; "
             "run 'hostlogs verify'"
         )
         for v in TABLES:
-            if path in ev.files[v]:
+            if key in ev.files[v]:
                 self.con.register(v, ev.dataset(v))
         return True
 
@@ -262,10 +253,10 @@ class Sandbox:
         self._runs_loaded = True
 
 
-def _open(store_root: Path, limits: Limits) -> Sandbox:
+def _open(store: Store, limits: Limits) -> Sandbox:
     """A new sandbox (for ``session.py`` only, after the audit entry: the one door to the store)."""
     sb = object.__new__(Sandbox)
-    sb._setup(store_root, limits)
+    sb._setup(store, limits)
     return sb
 
 

@@ -29,11 +29,12 @@ from typing import Any, TypeVar
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.errors import StoreChangedError, StoreError
+from pipeline.errors import StoreChangedError
 from pipeline.investigate import audit
 from pipeline.investigate.sandbox import Limits, QueryResult, Sandbox, _open
 from pipeline.investigate.statement import check_statement
 from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.store.commit import Store
 
 T = TypeVar("T")
 Source = Config | str | Path  # a Config (store, limits, require_case, masker) or a store root
@@ -43,7 +44,7 @@ Source = Config | str | Path  # a Config (store, limits, require_case, masker) o
 class _Door:
     """What every access needs to know about the store it opens, resolved from the source."""
 
-    root: Path
+    store: Store
     limits: Limits
     masker: ClientMasker
     require_case: bool
@@ -53,12 +54,10 @@ def _door(source: Source, require_case: bool | None, limits: Limits | None) -> _
     """The store and its policy; a missing store is a store error, before the case is asked for."""
     if isinstance(source, Config):
         require = source.query.require_case if require_case is None else require_case
-        door = _Door(Path(source.store), limits or Limits.of(source.query), _masker(source), require)
-    else:
-        door = _Door(Path(source), limits or Limits(), _masker(source), bool(require_case))
-    if not door.root.is_dir():
-        raise StoreError(f"no store at {door.root}: run 'hostlogs ingest' first or give --store")
-    return door
+        return _Door(
+            Store.existing(source.store), limits or Limits.of(source.query), _masker(source), require
+        )
+    return _Door(Store.existing(source), limits or Limits(), _masker(source), bool(require_case))
 
 
 def _masker(source: Source) -> ClientMasker:
@@ -93,7 +92,7 @@ class Access:
     @property
     def sandbox(self) -> Sandbox:
         if self._sandbox is None:
-            self._sandbox = _open(self._door.root, self._door.limits)
+            self._sandbox = _open(self._door.store, self._door.limits)
         return self._sandbox
 
     def reopen(self) -> Sandbox:
@@ -129,7 +128,7 @@ def audited(
     case, request = _admit(door, case, authority, request)
     if authority is not None:
         what["request"] = request
-    with audit.AuditLog(door.root).record(command, case, reason, params=params, **what) as rec:
+    with audit.AuditLog(door.store).record(command, case, reason, params=params, **what) as rec:
         access = Access(door, rec, warn)
         try:
             yield access
@@ -190,9 +189,9 @@ def connect(
     """A sandbox for Python code; its opening is recorded in the audit trail (with the case)."""
     door = _door(source, require_case, limits)
     case, _ = _admit(door, case, None, None)
-    sb = _open(door.root, door.limits)
+    sb = _open(door.store, door.limits)
     try:
-        audit.AuditLog(door.root).append(case=case, reason=reason, command=command, status="opened")
+        audit.AuditLog(door.store).append(case=case, reason=reason, command=command, status="opened")
     except BaseException:
         sb.close()
         raise
@@ -210,8 +209,8 @@ class Session:
         self.case, _ = _admit(self._door, case, None, None)
         self.reason, self.command = reason, command
         self.masker = masker or self._door.masker
-        self.log = audit.AuditLog(self._door.root)
-        self.sandbox = _open(self._door.root, self._door.limits)
+        self.log = audit.AuditLog(self._door.store)
+        self.sandbox = _open(self._door.store, self._door.limits)
         self.notices: list[str] = []  # for the user: reopened views, unreadable files left out
 
     def execute(self, sql: str) -> QueryResult:
@@ -223,7 +222,7 @@ class Session:
             except StoreChangedError:
                 # A compaction, purge or erase retired files the views list: new views, same SQL.
                 self.sandbox.close()
-                self.sandbox = _open(self._door.root, self._door.limits)
+                self.sandbox = _open(self._door.store, self._door.limits)
                 self.notices.append("the store changed (compaction, purge or erase): views reopened")
                 seen = 0
                 result = self.sandbox.execute(sql)
