@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from pipeline.ingest.fields import FieldContext, Format
+from pipeline.ingest.fields import FIELD_COLUMNS, FieldContext, Format
 from pipeline.ingest.lines import SplitLines
 from pipeline.privacy import mask as privacy
 from pipeline.rules import REJECT_TEXT_LIMIT
@@ -76,6 +76,8 @@ def parse_lines(
     # shared by all of a format's stages so that their fields concatenate), masked once per distinct value.
     agents = partial(_agents, masker=masker, labels=pl.Categorical(pl.Categories.random()))
     fields = fmt.parse(frame, FieldContext(agents=agents))
+    if tuple(fields.frame.columns) != FIELD_COLUMNS:  # a format's bug, not the log's: fail loudly
+        raise TypeError(f"format {fmt.name!r} returned {fields.frame.columns}, not {list(FIELD_COLUMNS)}")
     checked = fields.frame.select("offset", reason=_reject_reason(settings.ts_bounds()))
     bad = checked.get_column("reason").is_not_null()
     good = fields.frame.filter(~bad) if bad.any() else fields.frame

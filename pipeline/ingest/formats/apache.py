@@ -18,7 +18,7 @@ from functools import partial
 import polars as pl
 
 from pipeline.errors import FormatError
-from pipeline.ingest.fields import FIELD_COLUMNS, Agents, FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.fields import Agents, FieldContext, Fields, normalize_domain, null_column
 from pipeline.ingest.formats import request as requests
 from pipeline.privacy import mask as privacy
 
@@ -339,7 +339,7 @@ def _fields(good: pl.DataFrame, fmt: LogFormat, domain_normalized: bool, agents:
     if not isinstance(agent.dtype, pl.Categorical):  # the split stage's is done already
         agent = agents(*privacy.factorize(agent))
     status = _column(good, "status").replace("-", None).cast(pl.Int16, strict=False)
-    out = pl.DataFrame(
+    return pl.DataFrame(
         {
             "offset": good.get_column("offset"),
             "ts": good.get_column("ts"),
@@ -356,8 +356,6 @@ def _fields(good: pl.DataFrame, fmt: LogFormat, domain_normalized: bool, agents:
             "client": _column(good, "client"),
         }
     )
-    assert out.columns == list(FIELD_COLUMNS)
-    return out
 
 
 def _request_columns(good: pl.DataFrame, fmt: LogFormat) -> requests.Request:
