@@ -359,3 +359,13 @@ def test_ip_rows_predicate_keeps_the_period_check_only_for_a_collision() -> None
     assert "PERIOD_CHECK" in _exact_rows_match(Scope(), m, found, stray, "PERIOD_CHECK").cond
     first_only = _exact_rows_match(Scope(limit=2), m, found, stray, "PERIOD_CHECK")  # only January shown
     assert "client_id IN (11)" in first_only.cond and "PERIOD_CHECK" not in first_only.cond
+
+
+def test_a_scope_from_after_to_is_refused_by_the_library(attack_store: Path) -> None:
+    """One rule (rules.check_range), in the library: Python callers and every command get it."""
+    with pytest.raises(UsageError, match="--from 2026-03-02 is after --to 2026-03-01"):
+        Scope(dt.date(2026, 3, 2), dt.date(2026, 3, 1))
+    for args in (["path", "/.env"], ["report", "--output", "r.html"]):
+        r = CliRunner().invoke(main, ["investigate", *args, "--store", str(attack_store), "--case", "R-1",
+                                      "--from", "2026-03-02", "--to", "2026-03-01"])  # fmt: skip
+        assert r.exit_code == 2 and "is after" in r.stderr, r.output
