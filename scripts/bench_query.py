@@ -37,7 +37,7 @@ from pipeline.investigate import session as query
 from pipeline.investigate.sandbox import Limits, Sandbox
 from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.rewrite import encode_sorted
-from pipeline.privacy import keys
+from pipeline.privacy import digests, keys
 from pipeline.privacy.mask import ClientMasker
 from pipeline.store.catalogue import file_sha256
 
@@ -129,7 +129,7 @@ def build_day(args: tuple[str, int, int, dict[str, int]]) -> int:
 def build(root: Path, rows: int, days: int, keystore: keys.KeyStore) -> float:
     months = sorted({f"{d:%Y-%m}" for d in (START + dt.timedelta(days=i) for i in range(days))})
     key_of = {m: keystore.key(m, create=True) for m in months}
-    suspect_ids = {m: keys.pseudonym(k, SUSPECT) for m, k in key_of.items() if k}
+    suspect_ids = {m: digests.pseudonym(k, SUSPECT) for m, k in key_of.items() if k}
     per_day = rows // days
     t0 = time.monotonic()
     with ProcessPoolExecutor(max_workers=os.cpu_count() or 2) as pool:

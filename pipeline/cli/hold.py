@@ -9,8 +9,7 @@ import click
 
 from pipeline.cli._common import date_range, handle_errors, load_config, main
 from pipeline.cli._lifecycle import lifecycle_options
-from pipeline.investigate import audit
-from pipeline.lifecycle import holds
+from pipeline.lifecycle import audited, holds
 
 
 @main.group("hold")
@@ -43,11 +42,7 @@ def hold_add_cmd(
         hostlogs hold add --case INC-2026-042 --reason "breach" --domain example.com --from 2026-03-01
     """
     cfg = load_config(config_path, store)
-    params = {"domain": domain, "from": str(date_from or "") or None, "to": str(date_to or "") or None}
-    with audit.recorded(cfg.store, "hold add", case, reason, params=params):
-        hold = holds.add_hold(
-            cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
-        )
+    hold = audited.add_hold(cfg, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait)
     click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold placed: {hold.describe()}")
 
 
@@ -88,7 +83,5 @@ def hold_release_cmd(
 
         hostlogs hold release INC-2026-042 --store /var/lib/hostlogs/store
     """
-    root = load_config(config_path, store).store
-    with audit.recorded(root, "hold release", case, None):
-        hold = holds.release_hold(root, case, wait=wait)
+    hold = audited.release_hold(load_config(config_path, store), case, wait=wait)
     click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold released: {hold.describe()}")

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -22,15 +21,16 @@ from pipeline.cli._common import (
     store_options,
 )
 from pipeline.errors import ProofFailed
-from pipeline.investigate import audit
-from pipeline.lifecycle import deletions
+from pipeline.lifecycle import audited
 from pipeline.privacy import keys
 
 
-def _keystore(config_path: str | None, store: str | None, key_dir: str | None) -> keys.KeyStore:
+def _config(config_path: str | None, store: str | None, key_dir: str | None) -> config.Config:
+    """The config with --store and --key-dir applied (keys default to <store>-keys)."""
     cfg = load_config(config_path, store)
-    path = key_dir or cfg.key_dir
-    return keys.KeyStore(Path(path), cfg.privacy.key_period)  # type: ignore[arg-type]
+    if key_dir:
+        cfg = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=key_dir))
+    return cfg
 
 
 @main.group("keys")
@@ -63,7 +63,8 @@ def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as
 
         hostlogs keys list --store /var/lib/hostlogs/store
     """
-    infos = _keystore(config_path, store, key_dir).list()
+    cfg = _config(config_path, store, key_dir)
+    infos = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period)).list()
     if as_json:
         rows = [{"period": i.period_id, "created": i.created, "destroyed": i.destroyed} for i in infos]
         click.echo(json.dumps(rows, default=str, indent=1))
@@ -91,14 +92,8 @@ def destroy_cmd(
 
         hostlogs keys destroy --before 2024-11-01 --case INC-2026-042 --store /var/lib/hostlogs/store
     """
-    cfg = load_config(config_path, store)
-    case, request = audit.check_authority(case, request, "keys destroy")
-    params = {"before": str(before)}
-    with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
-        destroyed = _keystore(config_path, store, key_dir).destroy_before(before)
-        rec.params["destroyed"] = destroyed
-    if destroyed and Path(cfg.store).is_dir():  # proof of deletion, like a purge's
-        deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=getpass.getuser())
+    cfg = _config(config_path, store, key_dir)
+    destroyed = audited.destroy_keys(cfg, before, case=case, request=request, reason=reason)
     click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 
@@ -121,10 +116,7 @@ def prove_cmd(
     """
     from pipeline.ingest import custody
 
-    cfg = load_config(config_path, store)
-    if key_dir:
-        cfg = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=key_dir))
-    proofs = custody.prove(cfg, file)
+    proofs = custody.prove(_config(config_path, store, key_dir), file)
     if as_json:
         click.echo(json.dumps([vars(p) for p in proofs], indent=1))
     else:

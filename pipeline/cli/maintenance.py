@@ -9,8 +9,7 @@ import click
 from pipeline.cli._common import DATE, handle_errors, load_config, main
 from pipeline.cli._lifecycle import SHOWN, damage_exit, emit, held_lines, lifecycle_options, partition_lines
 from pipeline.errors import IntegrityError, StoreError
-from pipeline.investigate import audit
-from pipeline.lifecycle import retention, verify
+from pipeline.lifecycle import audited, retention, verify
 from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
 
 
@@ -41,13 +40,7 @@ def purge_cmd(
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
-    # the retention run is its own reason: the audit trail records it with its policy
-    params = {"as_of": str(as_of or dt.datetime.now(dt.UTC).date()), "dry_run": dry_run,
-              "retention": cfg.retention.retention, "domains": cfg.retention.domains or None}  # fmt: skip
-    # (a dry run changes nothing, the audit trail included)
-    with audit.recorded(cfg.store, "purge", None, "retention policy", params=params, on=not dry_run) as rec:
-        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
-        rec.rows = report.rows_deleted
+    report = audited.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
     emit(report, as_json, render_purge)
     damage_exit(report.damaged, "the purge did the rest")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import click
@@ -11,8 +10,8 @@ import click
 from pipeline.cli._common import authority_options, date_range, handle_errors, load_config, main
 from pipeline.cli._lifecycle import damage_exit, emit, held_lines, lifecycle_options, partition_lines
 from pipeline.errors import IntegrityError
-from pipeline.investigate import audit
-from pipeline.lifecycle.erase import EraseReport, erase
+from pipeline.lifecycle import audited
+from pipeline.lifecycle.erase import EraseReport
 from pipeline.lifecycle.export import EXPORT_FORMATS, export
 
 
@@ -35,18 +34,10 @@ def erase_cmd(
 
         hostlogs erase --domain example.com --request DSR-17 --store /var/lib/hostlogs/store --dry-run
     """
-    cfg = load_config(config_path, store)
-    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
-        case, request = audit.check_authority(case, request, "erase")
-    params = {"domain": domain, "visitor": "one client address (not recorded)" if address else None,
-              "from": str(date_from or "") or None, "to": str(date_to or "") or None,
-              "dry_run": dry_run}  # fmt: skip
-    with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
-        report = erase(
-            cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
-            wait=wait,
-        )  # fmt: skip
-        rec.rows = report.rows_deleted
+    report = audited.erase(
+        load_config(config_path, store), domain=domain, address=address, date_from=date_from,
+        date_to=date_to, dry_run=dry_run, wait=wait, case=case, request=request, reason=reason,
+    )  # fmt: skip
     emit(report, as_json, render_erase)
     if report.not_erased:
         first = report.damaged[0] if report.damaged else None
@@ -96,11 +87,9 @@ def export_cmd(
 
         hostlogs export --domain example.com --request DSR-17 --output example.com.csv --store ./store
     """
-    cfg = load_config(config_path, store)
-    if Path(cfg.store).is_dir():  # a missing store is a store error first (exit 6)
-        case, request = audit.check_authority(case, request, "export")
+    # the audited session checks the store, then --case/--request, before anything is read
     report = export(
-        cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
+        load_config(config_path, store), domain=domain, fmt=fmt, output=output, date_from=date_from,
         date_to=date_to, wait=wait, case=case, request=request, reason=reason,
     )  # fmt: skip
     emit(

@@ -1,11 +1,11 @@
-"""Per-period secret keys, keyed pseudonyms of client addresses, and crypto-shredding.
+"""Per-period secret keys (``KeyStore``), their period ids, and crypto-shredding.
 
-A pseudonym is HMAC-SHA256(key of the period, canonical address) cut to a signed 64-bit integer. The
-same address gets the same pseudonym throughout one period (an investigator can follow it across
-requests and days) and an unrelated one in the next period. An *unkeyed* hash of an IPv4 address is
-reversed by trying all 2^32 addresses; a keyed one cannot be, and once the retention purge destroys
-the key of a period (``destroy_before``) its pseudonyms, wherever copies of them survive, can no
-longer be linked to any address: crypto-shredding.
+The keys key the pseudonyms of client addresses and the custody digests (``privacy.digests``); their
+files are written by ``privacy.keyfiles``. A pseudonym is the same for one address throughout one
+period (an investigator can follow it across requests and days) and unrelated in the next. An
+*unkeyed* hash of an IPv4 address is reversed by trying all 2^32 addresses; a keyed one cannot be,
+and once the retention purge destroys the key of a period (``destroy_before``) its pseudonyms,
+wherever copies of them survive, can no longer be linked to any address: crypto-shredding.
 
 Keys live outside the store, one 32-byte file per period (``2026-11.key``) in a 0700 directory. A
 destroyed key leaves a tombstone (``2026-11.destroyed``) so that lookups answer "destroyed" rather
@@ -18,31 +18,33 @@ import builtins
 import calendar
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import json
 import os
 import re
 import secrets
-import shlex
-import stat
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
 
-import numpy as np
 import polars as pl
 
-from pipeline.errors import ConfigError, HostlogsError, StoreError, UsageError
-from pipeline.privacy.mask import PLAIN_IPV4, parse_address
+from pipeline.errors import ConfigError, KeyDestroyedError, StoreError
+from pipeline.privacy.keyfiles import (
+    KEY_BYTES,
+    iso_utc,
+    mtime,
+    new_key,
+    prepare_key_dir,
+    shred,
+    write_atomic,
+    write_exclusive,
+)
 from pipeline.store.fs import fsync_dir
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)
 KeyStatus = Literal["present", "destroyed", "missing"]
 
-KEY_BYTES = 32
 KEY_SUFFIX = ".key"
 TOMBSTONE_SUFFIX = ".destroyed"
 CUSTODY_DIR = "custody"
@@ -54,12 +56,6 @@ _FORMATS: dict[Period, str] = {"day": "%Y-%m-%d", "week": "%G-W%V", "month": "%Y
 _DAY_ID = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
 _WEEK_ID = re.compile(r"([0-9]{4})-W([0-9]{2})")
 _MONTH_ID = re.compile(r"([0-9]{4})-([0-9]{2})")
-
-
-class KeyDestroyedError(HostlogsError):
-    """The key of a period was destroyed by the retention purge; no pseudonym can be made for it."""
-
-    exit_code = 7
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -152,7 +148,7 @@ class KeyStore:
         self.key_dir = Path(key_dir)
         self.period: Period = period
         self._is_custody = _custody
-        _prepare_key_dir(self.key_dir)
+        prepare_key_dir(self.key_dir)
 
     @property
     def custody(self) -> KeyStore:
@@ -197,7 +193,7 @@ class KeyStore:
         if data is None:
             tmp = store.key_dir / f".{STREAM_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
             try:
-                _write_exclusive(tmp, _new_key())
+                write_exclusive(tmp, new_key())
                 with contextlib.suppress(FileExistsError):  # another process won: use its key
                     os.link(tmp, path)
                 fsync_dir(store.key_dir)
@@ -250,7 +246,7 @@ class KeyStore:
             infos[pid] = self._read_tombstone(pid)
         for pid in self._period_ids(KEY_SUFFIX):
             if pid not in infos:  # a key left by a purge that crashed half-way is still destroyed
-                infos[pid] = KeyInfo(pid, _mtime(self._key_path(pid)))
+                infos[pid] = KeyInfo(pid, mtime(self._key_path(pid)))
         return sorted(infos.values(), key=lambda i: (period_bounds(i.period_id), i.period_id))
 
     def destroy_before(self, d: dt.date) -> builtins.list[str]:
@@ -301,8 +297,8 @@ class KeyStore:
         """Make and publish a new key; when another process published one first, use that one."""
         final = self._key_path(pid)
         tmp = self.key_dir / f".{pid}{KEY_SUFFIX}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        key = _new_key()
-        _write_exclusive(tmp, key)
+        key = new_key()
+        write_exclusive(tmp, key)
         try:
             # link(), not replace(): atomic AND never overwrites, so of two racing processes exactly
             # one key wins and the loser cannot clobber a key whose pseudonyms are already written.
@@ -320,7 +316,7 @@ class KeyStore:
         if not won:
             return self.key(pid, create=False) or self._lost_race(pid)
         if self._tombstone_path(pid).exists():  # a purge ran between our check and the link
-            _shred(final)
+            shred(final)
             raise self._destroyed_error(pid)
         return key
 
@@ -336,11 +332,11 @@ class KeyStore:
         key_path = self._key_path(pid)
         if not tomb.exists():
             now = dt.datetime.now(dt.UTC)
-            record = {"period": pid, "created": _iso(_mtime(key_path)), "destroyed": _iso(now)}
-            _write_atomic(tomb, json.dumps(record).encode())
+            record = {"period": pid, "created": iso_utc(mtime(key_path)), "destroyed": iso_utc(now)}
+            write_atomic(tomb, json.dumps(record).encode())
         # Temp files of a crashed creation may hold the key too (a hard link to it, or a copy).
         for path in [key_path, *self.key_dir.glob(f".{pid}{KEY_SUFFIX}.*.tmp")]:
-            _shred(path)
+            shred(path)
         fsync_dir(self.key_dir)
 
     def _read_tombstone(self, pid: str) -> KeyInfo:
@@ -351,7 +347,7 @@ class KeyStore:
             destroyed = dt.datetime.fromisoformat(record["destroyed"])
         except (OSError, ValueError, KeyError, TypeError):
             # The tombstone's existence is what matters; its dates are informational.
-            created = destroyed = _mtime(path)
+            created = destroyed = mtime(path)
         return KeyInfo(pid, created, destroyed)
 
     def _destroyed_error(self, pid: str) -> KeyDestroyedError:
@@ -361,207 +357,3 @@ class KeyStore:
             f"the key of period {pid} was destroyed on {day} (its data was purged); "
             f"no new pseudonyms can be made for it: are old logs being re-ingested?"
         )
-
-
-def _prepare_key_dir(path: Path) -> None:
-    try:
-        path.mkdir(mode=0o700, parents=True)
-        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
-    except FileExistsError:
-        pass
-    except OSError as e:
-        raise StoreError(f"cannot create key directory {path}: {e.strerror}") from e
-    try:
-        mode = path.stat().st_mode
-    except OSError as e:
-        raise StoreError(f"cannot read key directory {path}: {e.strerror}") from e
-    if not stat.S_ISDIR(mode):
-        raise StoreError(f"key directory {path} is not a directory")
-    if mode & 0o077:
-        quoted = shlex.quote(str(path))
-        raise StoreError(
-            f"key directory {path} is open to group/other (mode {stat.S_IMODE(mode):04o}): "
-            f"run chmod 700 {quoted}"
-        )
-
-
-# ----------------------------------------------------------------------------------------------------
-# Files
-
-
-def _new_key() -> bytes:
-    return secrets.token_bytes(KEY_BYTES)
-
-
-def _write_exclusive(path: Path, data: bytes) -> None:
-    """Create ``path`` (never an existing one) with mode 0600, write ``data`` and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # exact mode whatever the umask
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Readers see the old file or the complete new one, never a partial one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    _write_exclusive(tmp, data)
-    try:
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-def _shred(path: Path) -> None:
-    """Overwrite with zeros, fsync, unlink. Zeroing reaches every hard link of the file too."""
-    try:
-        with path.open("r+b") as f:
-            f.write(bytes(os.fstat(f.fileno()).st_size))
-            f.flush()
-            os.fsync(f.fileno())
-    except FileNotFoundError:
-        return
-    path.unlink(missing_ok=True)
-
-
-def _mtime(path: Path) -> dt.datetime:
-    try:
-        return dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
-    except FileNotFoundError:
-        return dt.datetime.now(dt.UTC)  # raced with a purge: the date is informational only
-
-
-def _iso(t: dt.datetime) -> str:
-    return t.astimezone(dt.UTC).isoformat()
-
-
-# ----------------------------------------------------------------------------------------------------
-# Pseudonyms
-
-
-def pseudonym(key: bytes, address_text: str) -> int:
-    """HMAC-SHA256 of the canonical address text, first 8 bytes as a big-endian signed int64."""
-    return int.from_bytes(_digest8(key, address_text), "big", signed=True)
-
-
-def _digest8(key: bytes, address_text: str) -> bytes:
-    return hmac.digest(key, address_text.encode(), "sha256")[:8]
-
-
-def pseudonym_values(key: bytes, texts: Sequence[str]) -> np.ndarray:
-    """``pseudonym(key, t)`` for each canonical address text, as int64.
-
-    HMAC's two padded-key blocks are hashed once per call and their states copied per text: half the
-    cost of ``hmac.digest`` per address (which redoes the key schedule), same result (RFC 2104).
-    """
-    if len(key) > _SHA256_BLOCK:
-        key = hashlib.sha256(key).digest()
-    key = key.ljust(_SHA256_BLOCK, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    digests = []
-    for text in texts:
-        h = inner.copy()
-        h.update(text.encode())
-        o = outer.copy()
-        o.update(h.digest())
-        digests.append(o.digest()[:8])
-    return np.frombuffer(b"".join(digests), dtype=">i8").astype(np.int64)
-
-
-_SHA256_BLOCK = 64
-
-
-def canonical_address(value: str) -> str | None:
-    """The text that is keyed: ``::ffff:198.51.100.7`` and ``198.51.100.7:443`` → ``198.51.100.7``."""
-    addr = parse_address(value)
-    return None if addr is None else str(addr)
-
-
-def canonical_addresses(values: pl.Series) -> pl.Series:
-    """Vectorised ``canonical_address``: null for non-addresses (host names, ``-``) and nulls.
-
-    A plain dotted quad without leading zeros is already canonical and is recognised in polars; only
-    the other forms (IPv6, mapped, ports, brackets) go through ``ipaddress``, once per distinct value.
-    """
-    values = values.cast(pl.String)
-    plain = values.str.contains(PLAIN_IPV4).fill_null(False)
-    others = values.filter(~plain).drop_nulls().unique()
-    texts = pl.Series([canonical_address(v) for v in others.to_list()], dtype=pl.String)
-    slow = values.replace_strict(others, texts, default=None, return_dtype=pl.String)
-    return values.zip_with(plain, slow)
-
-
-def pseudonyms(
-    addresses: pl.Series, periods: pl.Series, store: KeyStore, *, create: bool = True
-) -> pl.Series:
-    """Pseudonym of each (address, period) row: Int64, null for a null or non-address client.
-
-    Computed once per distinct pair and joined back. create=True makes missing keys and raises
-    KeyDestroyedError for a destroyed one; create=False gives null for missing or destroyed keys.
-    """
-    if len(addresses) != len(periods):
-        raise ValueError(f"{len(addresses)} addresses but {len(periods)} periods")
-    frame = pl.DataFrame({"address": addresses.cast(pl.String), "period": periods.cast(pl.String)})
-    pairs = frame.unique().drop_nulls()
-    keys = {p: store.key(p, create=create) for p in pairs.get_column("period").unique().to_list()}
-    live = {p: k for p, k in keys.items() if k is not None}
-    pairs = pairs.with_columns(text=canonical_addresses(pairs.get_column("address"))).filter(
-        pl.col("text").is_not_null() & pl.col("period").is_in(pl.Series(list(live), dtype=pl.String))
-    )
-    pairs = pairs.sort("period")
-    values = np.concatenate(
-        [
-            pseudonym_values(live[str(pid)], part.get_column("text").to_list())
-            for (pid,), part in pairs.group_by("period", maintain_order=True)
-        ]
-        or [np.zeros(0, dtype=np.int64)]
-    )
-    mapping = pairs.select("address", "period", pl.Series("pseudonym", values, dtype=pl.Int64))
-    joined = frame.join(mapping, on=["address", "period"], how="left", maintain_order="left")
-    return joined.get_column("pseudonym")
-
-
-def lookup_pseudonyms(address: str, store: KeyStore) -> dict[str, int | Literal["destroyed"]]:
-    """For an investigator: the pseudonym of ``address`` in every period that has (had) a key."""
-    text = canonical_address(address)
-    if text is None:
-        raise UsageError(f"not an IP address: {address!r}")
-    out: dict[str, int | Literal["destroyed"]] = {}
-    for info in store.list():
-        key = None if info.destroyed else store.key(info.period_id, create=False)
-        if key is not None:
-            out[info.period_id] = pseudonym(key, text)
-        elif store.status(info.period_id) == "destroyed":
-            out[info.period_id] = "destroyed"
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------
-# Keyed digests of raw log bytes (chain of custody, stream fingerprints)
-
-
-def custody_digest(key: bytes, sha256_digest: bytes) -> str:
-    """The stored digest of a byte range: HMAC-SHA256(custody key, SHA-256 of the bytes), hex.
-
-    An unkeyed hash of a one-line batch is reversed by hashing the 256 candidate lines of the row's
-    /24; this one cannot be recomputed without the key. Keying the SHA-256 (not the bytes) lets a
-    digest be computed while reading, before the batch's period is known, and lets a legacy unkeyed
-    manifest digest be converted into exactly the digest a fresh ingest would have written.
-    """
-    return hmac.digest(key, sha256_digest, "sha256").hex()
-
-
-def stream_digest(key: bytes, *parts: bytes) -> str:
-    """Keyed fingerprint (128 bits, hex) of raw bytes: parts are length-prefixed, so never ambiguous."""
-    mac = hmac.new(key, digestmod="sha256")
-    for part in parts:
-        mac.update(len(part).to_bytes(8, "big"))
-        mac.update(part)
-    return mac.hexdigest()[:32]

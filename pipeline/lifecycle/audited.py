@@ -1,0 +1,120 @@
+"""The operator's lifecycle actions as the command line runs them: each one recorded in the audit trail.
+
+``retention.purge``, ``erase.erase`` and ``holds.add_hold``/``release_hold`` do the work; the functions
+here are the policy around them: who may act (an erasure or a key destruction needs a case or a
+request), and what the audit trail records (the command, its case or request, its parameters, the
+rows it deleted). ``hostlogs purge``, ``erase``, ``hold`` and ``keys destroy`` call these and render
+the report, so a Python caller that uses them is held to the same rules. (``export`` needs nothing
+here: it is an access to the store and goes through ``investigate.session.audited`` itself.)
+
+A store that does not exist is never audited into existence: the action then fails on its own with
+the "no store at" error (exit 6) before any case or request is asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import cast
+
+from pipeline.config import Config
+from pipeline.investigate import audit
+from pipeline.lifecycle import deletions, holds, retention
+from pipeline.lifecycle import erase as erasure
+from pipeline.privacy.keys import KeyStore, Period
+from pipeline.rules import os_user
+from pipeline.store.commit import Store
+
+
+def _day(value: dt.date | None) -> str | None:
+    return str(value) if value else None
+
+
+def purge(
+    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0
+) -> retention.PurgeReport:
+    """``retention.purge``, recorded with its policy (the retention run is its own reason).
+
+    A dry run changes nothing, the audit trail included.
+    """
+    params = {"as_of": str(as_of or retention.today()), "dry_run": dry_run,
+              "retention": cfg.retention.retention, "domains": cfg.retention.domains or None}  # fmt: skip
+    with audit.recorded(cfg.store, "purge", None, "retention policy", params=params, on=not dry_run) as rec:
+        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+        rec.rows = report.rows_deleted
+    return report
+
+
+def add_hold(
+    cfg: Config,
+    case: str,
+    reason: str,
+    *,
+    domain: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    wait: float = 0.0,
+) -> holds.Hold:
+    """``holds.add_hold``, recorded under its case."""
+    params = {"domain": domain, "from": _day(date_from), "to": _day(date_to)}
+    with audit.recorded(cfg.store, "hold add", case, reason, params=params):
+        return holds.add_hold(
+            cfg.store, case, reason, domain=domain, date_from=date_from, date_to=date_to, wait=wait
+        )
+
+
+def release_hold(cfg: Config, case: str, *, wait: float = 0.0) -> holds.Hold:
+    """``holds.release_hold``, recorded under its case."""
+    with audit.recorded(cfg.store, "hold release", case, None):
+        return holds.release_hold(cfg.store, case, wait=wait)
+
+
+def erase(
+    cfg: Config,
+    *,
+    domain: str | None = None,
+    address: str | None = None,
+    date_from: dt.date | None = None,
+    date_to: dt.date | None = None,
+    dry_run: bool = False,
+    wait: float = 0.0,
+    case: str | None = None,
+    request: str | None = None,
+    reason: str | None = None,
+) -> erasure.EraseReport:
+    """``erase.erase`` under a case or a request id, recorded (the address itself never is)."""
+    if Store(cfg.store).is_store():  # a missing store is a store error first (exit 6)
+        case, request = audit.check_authority(case, request, "erase")
+    params = {"domain": domain, "visitor": "one client address (not recorded)" if address else None,
+              "from": _day(date_from), "to": _day(date_to), "dry_run": dry_run}  # fmt: skip
+    with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
+        report = erasure.erase(
+            cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
+            wait=wait,
+        )  # fmt: skip
+        rec.rows = report.rows_deleted
+    return report
+
+
+def destroy_keys(
+    cfg: Config,
+    before: dt.date,
+    *,
+    case: str | None = None,
+    request: str | None = None,
+    reason: str | None = None,
+) -> list[str]:
+    """Destroy the keys of every period that ends before ``before`` (crypto-shredding); their ids.
+
+    Under a case or a request, recorded in the audit trail; the store's deletion log gets a record
+    too, like a purge's (keys live outside the store: without a store only the keys go).
+    """
+    case, request = audit.check_authority(case, request, "keys destroy")
+    params = {"before": str(before)}
+    with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
+        keystore = KeyStore(Path(cfg.key_dir), cast(Period, cfg.privacy.key_period))
+        destroyed = keystore.destroy_before(before)
+        rec.params["destroyed"] = destroyed
+    if destroyed and Store(cfg.store).is_store():  # proof of deletion, like a purge's
+        deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=os_user())
+    return destroyed
