@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from pipeline.store import layout
 from pipeline.store.fs import StoreFS
@@ -81,19 +81,20 @@ def build(fs: StoreFS) -> Catalogue:
 
 def sha256(fs: StoreFS, key: str) -> str:
     """SHA-256 of a store file, streamed (OSError when missing or unreadable)."""
-    h = hashlib.sha256()
     with fs.open_read(key) as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
+        return _digest(f)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
     """SHA-256 of a local file outside the store (benchmarks, tests, export output)."""
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
+        return _digest(f)
+
+
+def _digest(stream: IO[bytes]) -> str:
+    h = hashlib.sha256()
+    while chunk := stream.read(1 << 20):
+        h.update(chunk)
     return h.hexdigest()
 
 

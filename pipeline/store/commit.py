@@ -1,13 +1,7 @@
-"""The on-disk store and its commit protocol.
+"""The commit protocol of the store: progress, intent records, manifests, recovery, swaps and locks.
 
-Layout under the store root::
-
-    pageviews/date=YYYY-MM-DD/part-<batch>.parquet   rows, by UTC event date, zstd, sorted by domain first
-    _rejects/date=YYYY-MM-DD/rejects-<batch>.parquet quarantine (scrubbed), by UTC ingest date
-    _manifests/<writer>/<seq>.json                    one commit record per batch (chain of custody)
-    _state/<writer>/progress.json                     committed offsets per stream (a cache of manifests)
-    _state/<writer>/pending.json                      intent record of the batch being written
-    _state/<writer>/ingest.lock                       one process per writer at a time
+The layout (``pageviews/date=…``, ``_rejects/``, ``_manifests/<writer>/``, ``_state/<writer>/``…) is
+spelled out in ``pipeline/store/layout.py``; every byte goes through ``pipeline/store/fs.py``.
 
 A *writer* is an independent producer with its own progress, lock and manifest sequence: cron
 ingestion of files (``files``), each piped logger (``pipe-…``), later each web server writing to shared
