@@ -31,9 +31,8 @@ from pipeline.investigate.scope import (
     top_sql,
     top_table,
 )
-from pipeline.investigate.session import with_connection
+from pipeline.investigate.session import masker_of, with_connection
 from pipeline.privacy import keys
-from pipeline.privacy.mask import ClientMasker
 
 # --- path, ua, domain ------------------------------------------------------------------------------
 
@@ -186,16 +185,12 @@ def detect(con: Sandbox, scope: Scope, chosen: list[detectors.Detector]) -> int:
 Kind = Literal["ip", "net", "path", "domain", "ua", "attacks"]
 
 
-def _masker(cfg: Config) -> ClientMasker:
-    return ClientMasker(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
-
-
 # kind → the investigation on an open sandbox, given the config and its own arguments
 WORK: dict[str, Callable[..., Investigation]] = {
     "ip": lambda con, scope, cfg, address: ip(
-        con, scope, address, keys.KeyStore(Path(cfg.key_dir), cfg.privacy.key_period), _masker(cfg)
+        con, scope, address, keys.KeyStore(Path(cfg.key_dir), cfg.privacy.key_period), masker_of(cfg)
     ),
-    "net": lambda con, scope, cfg, cidr: net(con, scope, cidr, _masker(cfg)),
+    "net": lambda con, scope, cfg, cidr: net(con, scope, cidr, masker_of(cfg)),
     "path": lambda con, scope, cfg, pattern, regex=False: path(con, scope, pattern, regex),
     "domain": lambda con, scope, cfg, name, by="hour": domain(con, scope, name, by),
     "ua": lambda con, scope, cfg, text, regex=False: ua(con, scope, text, regex),

@@ -55,13 +55,14 @@ def _door(source: Source, require_case: bool | None, limits: Limits | None) -> _
     if isinstance(source, Config):
         require = source.query.require_case if require_case is None else require_case
         return _Door(
-            Store.existing(source.store), limits or Limits.of(source.query), _masker(source), require
+            Store.existing(source.store), limits or Limits.of(source.query), masker_of(source), require
         )
-    return _Door(Store.existing(source), limits or Limits(), _masker(source), bool(require_case))
+    return _Door(Store.existing(source), limits or Limits(), masker_of(source), bool(require_case))
 
 
-def _masker(source: Source) -> ClientMasker:
-    """Full client addresses typed into SQL are logged as their network, as the config truncates them."""
+def masker_of(source: Source) -> ClientMasker:
+    """The config's address truncation (the defaults for a bare store path): SQL in the audit trail
+    and the investigations show a full client address only as its network, cut as the config says."""
     if isinstance(source, Config):
         return ClientMasker(source.privacy.ipv4_prefix, source.privacy.ipv6_prefix)
     return ClientMasker()
@@ -178,7 +179,7 @@ def run(
     return with_connection(
         source, work, case=case, reason=reason, command=command, require_case=require_case,
         limits=limits, warn=warn, describe=lambda r: ({}, len(r.rows)),
-        sql=masked_sql(sql, masker or _masker(source)),
+        sql=masked_sql(sql, masker or masker_of(source)),
     )  # fmt: skip
 
 
