@@ -13,8 +13,9 @@ from pipeline.errors import LockedError, StoreError, UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import retention
 from pipeline.lifecycle.erase import erase
-from pipeline.lifecycle.holds import HOLDS_DIR, Hold, active_holds, add_hold, list_holds, release_hold
+from pipeline.lifecycle.holds import Hold, active_holds, add_hold, list_holds, release_hold
 from pipeline.store.commit import Store
+from pipeline.store.layout import HOLDS as HOLDS_DIR
 
 from .conftest import ingest_paths
 from .test_lifecycle import A, B, D, build, by_date, cfg_for, invoke, paths, visible

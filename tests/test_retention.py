@@ -365,7 +365,7 @@ def test_key_destruction_outside_a_purge_can_be_recorded(store: Path) -> None:
     build(store, spread())
     ks = KeyStore(Path(cfg_for(store).key_dir), "month")
     destroyed = ks.destroy_before(D(2024, 2, 1))
-    path = deletions.record_keys_destroyed(store, destroyed, before=D(2024, 2, 1), by="operator")
+    path = Path(deletions.record_keys_destroyed(store, destroyed, before=D(2024, 2, 1), by="operator"))
     record = json.loads(path.read_text())
     assert (record["operation"], record["keys_destroyed"], record["by"]) == (
         "destroy-keys",

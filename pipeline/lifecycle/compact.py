@@ -26,8 +26,9 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Config
-from pipeline.lifecycle.rewrite import encode_sorted, file_rows, new_part_name, partitions, read_rows
+from pipeline.lifecycle.rewrite import encode_sorted, partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, session
+from pipeline.store import layout
 
 DEFAULT_TARGET_MB = 128.0
 MAX_INPUT_FACTOR = 8  # bounds memory: one output is built from at most 8x the target of input
@@ -78,11 +79,11 @@ def compact(
                 unchanged += 1
             else:
                 done.append(result)
-        return CompactReport(str(s.store.root), target, dry_run, tuple(done), unchanged, tuple(s.damaged))
+        return CompactReport(s.store.location, target, dry_run, tuple(done), unchanged, tuple(s.damaged))
 
 
 def _compact_day(s: Session, day: dt.date, files: list[str], target: int) -> DayCompaction | None:
-    sizes = {f: (s.store.root / f).stat().st_size for f in files}
+    sizes = {f: s.store.size(f) for f in files}
     small = [f for f in files if sizes[f] < target / 2]
     if len(small) < 2:
         return None
@@ -94,7 +95,7 @@ def _compact_day(s: Session, day: dt.date, files: list[str], target: int) -> Day
     small = [f for f in small if f not in damaged]
     if len(small) < 2:
         return None
-    rows = sum(file_rows(s.store.root / f) for f in small)
+    rows = sum(s.store.parquet_rows(f) for f in small)
     outputs, written, merged = _merge(s, day, small, sizes, target)
     after = len(files) - merged + outputs
     merged_bytes = sum(sizes[f] for f in small)
@@ -114,7 +115,7 @@ def _merge(
     outputs = written = merged = 0
     for i, rel in enumerate(small):
         group.append(rel)
-        frames.append(read_rows(s.store.root / rel))
+        frames.append(s.store.read_parquet(rel))
         size_in = sum(sizes[f] for f in group)
         last = i == len(small) - 1
         if size_in * ratio < target and not last:
@@ -126,13 +127,13 @@ def _merge(
         if len(group) > 1:
             rows = sum(f.height for f in frames)
             record = {
-                "table": "pageviews",
+                "table": layout.PAGEVIEWS,
                 "date": day.isoformat(),
                 "action": "compacted",
                 "rows_moved": rows,
             }
             if not s.dry_run:  # a dry run encodes too: what it reports is exactly what a run does
-                s.swap(list(group), {new_part_name(day): data}, record)
+                s.swap(list(group), {layout.new_part(day): data}, record)
             outputs, written, merged = outputs + 1, written + len(data), merged + len(group)
         group, frames = [], []
     return outputs, written, merged

@@ -25,20 +25,25 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
-DELETIONS_DIR = "_deletions"
+
+def record_key(started: dt.datetime, op: str) -> str:
+    """The key of an operation's record: sorted by start time, unique by operation id."""
+    return layout.deletion(f"{started:%Y%m%dT%H%M%S%fZ}", op)
 
 
-def record_path(store: Store, started: dt.datetime, op: str) -> Path:
-    return store.root / DELETIONS_DIR / f"{started:%Y%m%dT%H%M%S%fZ}-{op}.json"
+def record_keys(store: Store) -> list[str]:
+    """Every deletion record's key, oldest first."""
+    return store.list(layout.DELETIONS, pattern=f"*{layout.JSON}")
 
 
-def start(store: Store, path: Path, *, op: str, operation: str, by: str, params: dict[str, Any]) -> None:
+def start(store: Store, key: str, *, op: str, operation: str, by: str, params: dict[str, Any]) -> None:
     """Write the record of an operation about to delete (status ``running``)."""
     write(
         store,
-        path,
+        key,
         {
             "version": 1,
             "id": op,
@@ -52,14 +57,14 @@ def start(store: Store, path: Path, *, op: str, operation: str, by: str, params:
     )
 
 
-def update(store: Store, path: Path, **fields: Any) -> None:
-    record = store.read_json(path) or {}
-    write(store, path, {**record, **fields})
+def update(store: Store, key: str, **fields: Any) -> None:
+    record = store.read_json(key) or {}
+    write(store, key, {**record, **fields})
 
 
-def write(store: Store, path: Path, record: dict[str, Any]) -> None:
+def write(store: Store, key: str, record: dict[str, Any]) -> None:
     """Write a record with its seal (the one way records are written)."""
-    store.write_json(path, seal(record))
+    store.write_json(key, seal(record))
 
 
 def seal(record: dict[str, Any]) -> dict[str, Any]:
@@ -80,15 +85,16 @@ def _digest(body: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def finish(store: Store, path: Path, status: str = "complete", **fields: Any) -> None:
-    update(store, path, status=status, finished=_now(), **fields)
+def finish(store: Store, key: str, status: str = "complete", **fields: Any) -> None:
+    update(store, key, status=status, finished=_now(), **fields)
 
 
 def records(store_root: str | Path) -> list[dict[str, Any]]:
     """Every deletion record, oldest first."""
+    store = Store(store_root)
     out = []
-    for path in sorted((Path(store_root) / DELETIONS_DIR).glob("*.json")):
-        data = Store.read_json(path)
+    for key in record_keys(store):
+        data = store.read_json(key)
         if data is not None:
             out.append(data)
     return out
@@ -97,8 +103,8 @@ def records(store_root: str | Path) -> list[dict[str, Any]]:
 def recover(store: Store, key_dir: Path | None) -> list[str]:
     """Complete the records of operations that died mid-way (call under the maintenance lock)."""
     done = []
-    for path in sorted((store.root / DELETIONS_DIR).glob("*.json")):
-        record = store.read_json(path)
+    for key in record_keys(store):
+        record = store.read_json(key)
         if record is None or record.get("status") != "running":
             continue
         parts = partitions_of(store, record["id"])
@@ -106,7 +112,7 @@ def recover(store: Store, key_dir: Path | None) -> list[str]:
         destroyed = [p for p in pending if key_dir is not None and (key_dir / f"{p}.destroyed").exists()]
         finish(
             store,
-            path,
+            key,
             status="interrupted",
             partitions=parts,
             rows_deleted=sum(p["rows_deleted"] for p in parts),
@@ -118,26 +124,28 @@ def recover(store: Store, key_dir: Path | None) -> list[str]:
     return done
 
 
-def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> Path:
-    """The record of a key destruction outside a purge (``hostlogs keys destroy``): call it after."""
+def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> str:
+    """The record of a key destruction outside a purge (``hostlogs keys destroy``): call it after.
+
+    Returns where the record is (``Store.url``: a path for a local store)."""
     # Its own writer name: it runs without the maintenance lock, and a maintenance run starting
     # meanwhile removes only the maintenance writer's temporary files, never this record's.
     store = Store(store_root, "keys")
     started = dt.datetime.now(dt.UTC)
     op = uuid.uuid4().hex[:12]
-    path = record_path(store, started, op)
+    key = record_key(started, op)
     params = {"before": before.isoformat()}
-    start(store, path, op=op, operation="destroy-keys", by=by, params=params)
-    finish(store, path, partitions=[], rows_deleted=0, keys_destroyed=sorted(periods))
-    return path
+    start(store, key, op=op, operation="destroy-keys", by=by, params=params)
+    finish(store, key, partitions=[], rows_deleted=0, keys_destroyed=sorted(periods))
+    return store.url(key)
 
 
 def partitions_of(store: Store, op: str) -> list[dict[str, Any]]:
     """The partition entries committed by one operation, from the maintenance commit records."""
     fields = ("table", "date", "action", "rows_deleted", "rows_left", "domains", "holds")
     out = []
-    for path in sorted(store.manifests.glob("*.json")):
-        manifest = store.read_json(path)
+    for key in store.manifest_keys(store.writer):
+        manifest = store.read_json(key)
         if manifest is not None and manifest.get("op") == op:
             out.append({k: manifest.get(k) for k in fields})
     return out

@@ -91,7 +91,7 @@ def erase(
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:
         keys = key_store(cfg)
         ids = lookup_pseudonyms(address, keys) if address is not None and keys is not None else {}
-        holds = active_holds(s.store.root)
+        holds = active_holds(s.store)
         plans: list[tuple[PartitionChange, Selection]] = []
         lost: dict[str, NotErasable] = {}
         blocked: list[str] = []
@@ -115,7 +115,7 @@ def erase(
             elif change is not None:
                 plans.append((change, sel))
         report = EraseReport(
-            store=str(s.store.root),
+            store=s.store.location,
             domain=domain,
             by_address=address is not None,
             date_from=date_from,
@@ -125,7 +125,7 @@ def erase(
             held=held_counts(c for c, _ in plans),
             holds=tuple(h.describe() for h in holds),
             not_erasable=tuple(lost.values()),
-            record=None if dry_run else str(s.record),
+            record=None if dry_run else s.store.url(s.record),
             damaged=tuple(s.damaged),
             not_erased=tuple(blocked),
         )

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.session import Access, audited
-from pipeline.lifecycle.rewrite import partitions, read_rows
+from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, session
 from pipeline.rules import check_range
 from pipeline.store.fs import fsync_dir
@@ -109,7 +109,7 @@ def _write(
                         if (problem := s.check(rel)) is not None:
                             s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
                             continue
-                        frames.append(read_rows(s.store.root / rel).filter(pl.col("domain") == domain))
+                        frames.append(s.store.read_parquet(rel).filter(pl.col("domain") == domain))
                     if not frames:
                         continue
                     frame = pl.concat(frames).sort("ts")

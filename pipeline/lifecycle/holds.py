@@ -24,9 +24,9 @@ import polars as pl
 from pipeline.errors import StoreError, UsageError
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
 from pipeline.rules import check_id, check_range, os_user
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
-HOLDS_DIR = "_holds"
 # Characters a hold's file name keeps from its case id; a case id may hold '/', ':' and '#' (the
 # ticket systems' ids the audit accepts), which no file name may carry as they are.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -90,25 +90,23 @@ class Hold:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(
-                f"hold file {HOLDS_DIR}/{file} is damaged ({exc}): restore it from backup"
+                f"hold file {layout.hold(file)} is damaged ({exc}): restore it from backup"
             ) from None
 
 
-def list_holds(store_root: str | Path) -> list[Hold]:
+def list_holds(store: Store | str | Path) -> list[Hold]:
     """Every hold, active and released, oldest first. Read-only: creates nothing."""
-    folder = Path(store_root) / HOLDS_DIR
-    if not folder.is_dir():
-        return []
+    store = store if isinstance(store, Store) else Store(store)
     holds = []
-    for path in sorted(folder.glob("*.json")):
-        data = Store.read_json(path)
+    for key in store.list(layout.HOLDS, pattern=f"*{layout.JSON}"):
+        data = store.read_json(key)
         if data is not None:
-            holds.append(Hold.from_json(data, path.name))
+            holds.append(Hold.from_json(data, key.rsplit("/", 1)[-1]))
     return holds
 
 
-def active_holds(store_root: str | Path) -> list[Hold]:
-    return [h for h in list_holds(store_root) if h.active]
+def active_holds(store: Store | str | Path) -> list[Hold]:
+    return [h for h in list_holds(store) if h.active]
 
 
 def add_hold(
@@ -126,9 +124,9 @@ def add_hold(
     if not reason.strip():
         raise UsageError("a hold needs a reason (--reason)")
     check_range(date_from, date_to)
-    store = _store(store_root)
+    store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):
-        if any(h.case == case for h in active_holds(store.root)):
+        if any(h.case == case for h in active_holds(store)):
             raise UsageError(f"case {case} already has an active hold (see 'hostlogs hold list')")
         now = dt.datetime.now(dt.UTC)
         hold = Hold(
@@ -141,20 +139,20 @@ def add_hold(
             date_to=date_to,
             file=hold_file_name(now, case),
         )
-        store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
+        store.write_json(layout.hold(hold.file), hold.to_json())
     return hold
 
 
 def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Hold:
     """Release the active hold of a case: its file records who released it and when."""
-    store = _store(store_root)
+    store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):
-        current = [h for h in active_holds(store.root) if h.case == case]
+        current = [h for h in active_holds(store) if h.case == case]
         if not current:
             raise UsageError(f"no active hold for case {case!r} (see 'hostlogs hold list')")
         now = dt.datetime.now(dt.UTC)
         hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
-        store.write_json(store.root / HOLDS_DIR / hold.file, hold.to_json())
+        store.write_json(layout.hold(hold.file), hold.to_json())
     return hold
 
 
@@ -167,13 +165,6 @@ def hold_file_name(created: dt.datetime, case: str) -> str:
     """
     digest = hashlib.sha256(case.encode()).hexdigest()[:8]
     return f"{created:%Y%m%dT%H%M%S%fZ}-{_UNSAFE.sub('_', case)}-{digest}.json"
-
-
-def _store(store_root: str | Path) -> Store:
-    store = Store(store_root, writer=MAINTENANCE_WRITER)
-    if not store.root.is_dir():
-        raise StoreError(f"no store at {store.root}: run 'hostlogs ingest' first or give --store")
-    return store
 
 
 def _text(value: Any) -> Any:

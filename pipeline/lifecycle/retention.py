@@ -12,7 +12,6 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
@@ -22,20 +21,19 @@ from pipeline.errors import ConfigError, StoreError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
 from pipeline.lifecycle.holds import Hold, active_holds
+from pipeline.lifecycle.manifests import expired_manifests
 from pipeline.lifecycle.rewrite import (
     PartitionChange,
     Selection,
     apply_partition,
-    file_rows,
     held_counts,
     partitions,
     plan_partition,
-    remove_empty_dir,
 )
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, damaged_fields, key_store, session
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
-from pipeline.store.commit import WRITER_RE, Store
+from pipeline.store import layout
 
 Unit = Literal["y", "m", "d"]
 
@@ -162,16 +160,17 @@ def purge(
     """Delete everything past retention except what holds cover; destroy keys no kept row needs."""
     policy = Policy.from_config(cfg.retention, as_of or today())
     with session(cfg, "purge", dry_run=dry_run, wait=wait) as s:
-        holds = active_holds(s.store.root)
+        holds = active_holds(s.store)
         plans = _plan_rows(s, policy, holds, hidden=False)
         rejects = _plan_rejects(s, policy, holds)
         going = {f for c, _ in plans for f in c.files} | {f for c in rejects for f in c.files}
-        manifests = _old_manifests(s.store, policy, holds, going)
+        keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
+        manifests = expired_manifests(s.store, keep_from, going)
         keys = key_store(cfg)
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
         doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)
         report = PurgeReport(
-            store=str(s.store.root),
+            store=s.store.location,
             policy=policy,
             dry_run=dry_run,
             partitions=tuple(c for c, _ in plans),
@@ -181,7 +180,7 @@ def purge(
             keys_kept=tuple(kept_keys),
             held=held_counts(c for c, _ in plans),
             holds=tuple(h.describe() for h in holds),
-            record=None if dry_run else str(s.record),
+            record=None if dry_run else s.store.url(s.record),
             damaged=tuple(s.damaged),
         )
         if not dry_run:
@@ -193,7 +192,7 @@ def _execute(
     s: Session,
     report: PurgeReport,
     plans: list[tuple[PartitionChange, Selection]],
-    manifests: dict[str, list[Path]],
+    manifests: dict[str, list[str]],
     keys: KeyStore | None,
     cutoff: dt.date,
     holds: list[Hold],
@@ -206,22 +205,23 @@ def _execute(
     for change in report.rejects:
         if change.files:
             s.swap(list(change.files), {}, change.record())
-            remove_empty_dir(s.store.rejects / f"date={change.date.isoformat()}")
+            s.store.prune(layout.partition(layout.REJECTS, change.date))
     deletions.update(
         s.store,
         s.record,
         keys_pending=list(report.keys_destroyed),
         manifests_pending=report.manifests_deleted,
     )
-    for paths in manifests.values():
-        for path in paths:
-            path.unlink(missing_ok=True)
+    for keys_of_writer in manifests.values():
+        for key in keys_of_writer:
+            s.store.remove(key)
     destroyed = keys.destroy_before(cutoff) if keys else []
-    horizons = ((s.store.pageviews, report.policy.horizon), (s.store.rejects, report.policy.rejects))
-    for table, first_kept in horizons:  # directories emptied by a run that crashed
-        for day, folder in _day_dirs(table):
-            if day < first_kept:
-                remove_empty_dir(folder)
+    horizons = ((layout.PAGEVIEWS, report.policy.horizon), (layout.REJECTS, report.policy.rejects))
+    for table, first_kept in horizons:  # folders emptied by a run that crashed
+        for name in s.store.folders(table):
+            day = layout.partition_day(name)
+            if day is not None and day < first_kept:
+                s.store.prune(layout.join(table, name))
     entries = [c.record() for c in (*report.partitions, *report.rejects) if c.action != "kept"]
     deletions.finish(
         s.store,
@@ -240,13 +240,13 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
     """Prove (read-only) that nothing past the horizon remains on disk except rows under a hold."""
     policy = Policy.from_config(cfg.retention, as_of or today())
     with session(cfg, "verify", dry_run=True, wait=0) as s:
-        holds = active_holds(s.store.root)
+        holds = active_holds(s.store)
         plans = [c for c, _ in _plan_rows(s, policy, holds, hidden=True)]
         rejects = _plan_rejects(s, policy, holds, hidden=True)
         not_destroyed, _ = _key_plan(key_store(cfg), policy, _key_cutoff(policy, plans))
         days = partitions(s.store, hidden=True)
         return VerifyReport(
-            store=str(s.store.root),
+            store=s.store.location,
             policy=policy,
             expired_rows={c.date.isoformat(): c.rows_deleted for c in plans if c.rows_deleted},
             expired_rejects=tuple(c.date.isoformat() for c in rejects if c.rows_deleted),
@@ -283,14 +283,14 @@ def _plan_rejects(
     A damaged rejects file of an expired day goes with its day (its rows are counted as committed).
     """
     out = []
-    for day, files in partitions(s.store, "_rejects", hidden=hidden).items():
+    for day, files in partitions(s.store, layout.REJECTS, hidden=hidden).items():
         if day >= policy.rejects:
             continue
         held = {h.case: 0 for h in holds if h.domain is None and h.covers_date(day)}
         rows = 0
         for f in files:
             try:
-                rows += file_rows(s.store.root / f)
+                rows += s.store.parquet_rows(f)
             except StoreError as exc:
                 record = s.catalogue.files.get(f)
                 rows += record.rows or 0 if record is not None else 0
@@ -298,70 +298,9 @@ def _plan_rejects(
                 s.damage(f, s.store.check_file(f) or str(exc), action)
         held = {case: rows for case in held}
         if held:
-            out.append(PartitionChange("_rejects", day, "kept", 0, rows, holds=held))
+            out.append(PartitionChange(layout.REJECTS, day, "kept", 0, rows, holds=held))
         else:
-            out.append(PartitionChange("_rejects", day, "deleted", rows, 0, tuple(files)))
-    return out
-
-
-def _old_manifests(
-    store: Store, policy: Policy, holds: list[Hold], going: set[str] | None = None
-) -> dict[str, list[Path]]:
-    """Manifests created before their horizon, except each writer's newest, any not yet applied, and
-    any that is still the record of a committed file.
-
-    Recovery reads manifests from ``progress.seq + 1`` on, so only manifests at or below a writer's
-    committed sequence can go, and the newest always stays (the sequence continues from it). While a
-    hold is active, manifests created on or after its first day stay: the chain of custody of held rows.
-    A manifest that commits (or attests the checksum of) a file that stays after this purge (``going``:
-    the files it retires) stays too, or ``hostlogs verify`` could not check that file and would find it
-    planted; and so does a manifest that retired a file some manifest that stays still adds.
-    """
-    keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
-    candidates: dict[Path, str] = {}
-    base = store.root / "_manifests"
-    for folder in sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []:
-        numbered = sorted((int(p.stem), p) for p in folder.glob("*.json") if p.stem.isdigit())
-        if len(numbered) < 2 or not WRITER_RE.fullmatch(folder.name):
-            continue
-        writer = Store(store.root, folder.name)
-        applied = writer.load_progress().seq if writer.state.is_dir() else numbered[-1][0]
-        for seq, path in numbered[:-1]:
-            created = (store.read_json(path) or {}).get("created", "")
-            if seq > applied or not created or dt.date.fromisoformat(created[:10]) >= keep_from:
-                break  # ascending creation order: the rest are newer
-            candidates[path] = folder.name
-    if not candidates:
-        return {}
-    live = set(store.catalogue().files) - (going or set())
-    adds: dict[Path, set[str]] = {}
-    retires: dict[Path, set[str]] = {}
-    added_by: dict[str, set[Path]] = {}
-    for path in sorted(base.glob("*/*.json")):
-        try:
-            manifest = store.read_json(path) or {}
-            named = {str(e["path"]) for e in manifest.get("files", [])}
-            named |= {str(c["path"]) for c in manifest.get("checksums", [])}
-            gone = {str(r) for r in manifest.get("retired", [])}
-        except (StoreError, KeyError, TypeError, AttributeError):
-            candidates.pop(path, None)  # damaged: evidence for 'hostlogs verify', not for the purge
-            continue
-        adds[path], retires[path] = named, gone
-        for rel in named:
-            added_by.setdefault(rel, set()).add(path)
-    doomed = set(candidates)
-    while True:
-        stay = {
-            path for path in doomed
-            if adds[path] & live or any(added_by.get(r, set()) - doomed for r in retires[path])
-        }  # fmt: skip
-        if not stay:
-            break
-        doomed -= stay
-    out: dict[str, list[Path]] = {}
-    for path, writer_name in candidates.items():
-        if path in doomed:
-            out.setdefault(writer_name, []).append(path)
+            out.append(PartitionChange(layout.REJECTS, day, "deleted", rows, 0, tuple(files)))
     return out
 
 
@@ -382,13 +321,3 @@ def _key_plan(keys: KeyStore | None, policy: Policy, cutoff: dt.date) -> tuple[l
     doomed = [p for p in ordered if period_bounds(p)[1] < cutoff]
     kept = [p for p in ordered if cutoff <= period_bounds(p)[1] < policy.horizon]
     return doomed, kept
-
-
-def _day_dirs(table: Path) -> list[tuple[dt.date, Path]]:
-    out = []
-    for folder in table.glob("date=*"):
-        try:
-            out.append((dt.date.fromisoformat(folder.name[5:]), folder))
-        except ValueError:
-            continue
-    return out

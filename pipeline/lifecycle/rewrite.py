@@ -14,52 +14,37 @@ compacted format, a new ``part-<id>.parquet`` name). A damaged file is never rew
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import os
-import re
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.errors import StoreError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.holds import Hold
 from pipeline.lifecycle.session import Session
+from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.parquet import encode_indexed, row_groups
-from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 
-_DAY_DIR = re.compile(r"date=([0-9]{4}-[0-9]{2}-[0-9]{2})")
 UNKNOWN_DOMAIN = "-"
 Action = Literal["deleted", "rewritten", "kept"]
 
 
-def partitions(store: Store, table: str = "pageviews", *, hidden: bool = False) -> dict[dt.date, list[str]]:
+def partitions(
+    store: Store, table: str = layout.PAGEVIEWS, *, hidden: bool = False
+) -> dict[dt.date, list[str]]:
     """Committed files per partition date (``hidden=True``: every file on disk, for verification)."""
-    base = store.root / table
-    listed = sorted(base.glob("date=*/*.parquet")) if hidden else store.committed(base)
+    listed = store.list(table, pattern=layout.partition_glob(table)) if hidden else store.committed(table)
     out: dict[dt.date, list[str]] = {}
-    for path in listed:
-        m = _DAY_DIR.fullmatch(path.parent.name)
-        if m is None:
-            continue
-        with contextlib.suppress(ValueError):
-            out.setdefault(dt.date.fromisoformat(m[1]), []).append(path.relative_to(store.root).as_posix())
+    for key in listed:
+        day = layout.date_of(key)
+        if day is not None:
+            out.setdefault(day, []).append(key)
     return out
-
-
-def file_rows(path: Path) -> int:
-    try:
-        return int(pq.ParquetFile(path).metadata.num_rows)
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
 
 
 def held_counts(changes: Iterable[PartitionChange]) -> dict[str, int]:
@@ -69,12 +54,6 @@ def held_counts(changes: Iterable[PartitionChange]) -> dict[str, int]:
         for case, n in change.holds.items():
             out[case] = out.get(case, 0) + n
     return out
-
-
-def remove_empty_dir(path: Path) -> None:
-    """Drop a partition directory once it has no files (an ingest writing into it keeps it)."""
-    with contextlib.suppress(OSError):
-        os.rmdir(path)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -144,7 +123,7 @@ def plan_partition(
         frame = None
         if problem is None:
             try:
-                frame = read_rows(store.root / rel, ["domain", "client_id"])
+                frame = store.read_parquet(rel, ["domain", "client_id"])
             except StoreError as exc:
                 problem = store.check_file(rel) or str(exc)
         if frame is None:
@@ -187,7 +166,7 @@ def plan_partition(
         return None
     action: Action = "kept" if not deleted else "deleted" if deleted == rows else "rewritten"
     return PartitionChange(
-        "pageviews", day, action, deleted, rows - deleted, tuple(touched), domains, kept, tuple(dropped),
+        layout.PAGEVIEWS, day, action, deleted, rows - deleted, tuple(touched), domains, kept, tuple(dropped),
         tuple(bad),
     )  # fmt: skip
 
@@ -204,17 +183,13 @@ def apply_partition(s: Session, change: PartitionChange, sel: Selection, *, drop
     for rel in change.files:
         if rel in change.dropped:  # every row goes: nothing to read (it may be unreadable)
             continue
-        frame = read_rows(s.store.root / rel)
+        frame = s.store.read_parquet(rel)
         left = frame.filter(~sel.delete())
         if left.height:
-            add[new_part_name(change.date)] = encode_sorted(left)
+            add[layout.new_part(change.date)] = encode_sorted(left)
     s.swap(list(change.files), add, change.record())
-    if drop_empty:
-        remove_empty_dir(s.store.root / "pageviews" / f"date={change.date.isoformat()}")
-
-
-def new_part_name(day: dt.date) -> str:
-    return f"pageviews/date={day.isoformat()}/part-{uuid.uuid4().hex[:16]}.parquet"
+    if drop_empty:  # an ingest writing into the day meanwhile keeps its folder
+        s.store.prune(layout.partition(layout.PAGEVIEWS, change.date))
 
 
 def encode_sorted(frame: pl.DataFrame) -> pa.Buffer:
@@ -234,20 +209,3 @@ def encode_sorted(frame: pl.DataFrame) -> pa.Buffer:
         for start, length in row_groups(ordered.height)
     ]
     return encode_indexed(pl.concat(groups) if groups else ordered)
-
-
-def read_rows(path: Path, columns: list[str] | None = None) -> pl.DataFrame:
-    """A data file in the current schema: columns it predates (older hostlogs) come back as nulls."""
-    try:
-        present = set(pq.read_schema(path).names)
-        wanted = columns or PAGEVIEW_COLUMNS
-        frame = pl.read_parquet(path, columns=[c for c in wanted if c in present])
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-    schema = _SCHEMA.schema
-    return frame.select(
-        pl.col(c).cast(schema[c]) if c in present else pl.lit(None, schema[c]).alias(c) for c in wanted
-    )
-
-
-_SCHEMA = cast(pl.DataFrame, pl.from_arrow(PAGEVIEWS.empty_table()))

@@ -25,7 +25,7 @@ from typing import Any, cast
 
 from pipeline import __version__
 from pipeline.config import Config
-from pipeline.errors import LockedError, StoreError
+from pipeline.errors import LockedError
 from pipeline.lifecycle import deletions
 from pipeline.privacy.keys import KeyStore, Period
 from pipeline.rules import os_user
@@ -48,7 +48,7 @@ def maintenance_lock(store: Store, wait: float) -> Iterator[None]:
     except LockedError:
         raise LockedError(
             f"another hostlogs maintenance run (purge, erase, compact, export or hold) is running on "
-            f"{store.root}; this run did nothing (use --wait SECONDS to queue behind it)"
+            f"{store.location}; this run did nothing (use --wait SECONDS to queue behind it)"
         ) from None
     try:
         yield
@@ -110,8 +110,9 @@ class Session:
         self.damaged.append(DamagedFile(rel, problem, action))
 
     @property
-    def record(self) -> Path:
-        return deletions.record_path(self.store, self.started, self.op)
+    def record(self) -> str:
+        """The key of this operation's deletion record (``store.url(record)`` says where it is)."""
+        return deletions.record_key(self.started, self.op)
 
     def swap(self, retire: list[str], add: dict[str, bytes], record: dict[str, Any]) -> None:
         assert self.progress is not None, "no writes in a dry run"
@@ -122,7 +123,7 @@ class Session:
 @contextlib.contextmanager
 def session(cfg: Config, kind: str, *, dry_run: bool, wait: float) -> Iterator[Session]:
     """Open the store as the maintenance writer: lock, finish what a crashed run left, then work."""
-    store = open_store(cfg.store)
+    store = open_store(cfg)
     if dry_run:  # read-only: no lock file, no recovery, no record
         yield Session(store, cfg, kind, None)
         return
@@ -136,11 +137,9 @@ def session(cfg: Config, kind: str, *, dry_run: bool, wait: float) -> Iterator[S
         yield Session(store, cfg, kind, progress)
 
 
-def open_store(root: str | Path) -> Store:
-    store = Store(root, writer=MAINTENANCE_WRITER)
-    if not store.pageviews.is_dir():
-        raise StoreError(f"no store at {store.root}: run 'hostlogs ingest' first or give --store")
-    return store
+def open_store(cfg: Config) -> Store:
+    """The store as the maintenance writer sees it: it must exist and hold ingested rows."""
+    return Store.existing(cfg.store, MAINTENANCE_WRITER, ingested=True)
 
 
 def key_store(cfg: Config) -> KeyStore | None:

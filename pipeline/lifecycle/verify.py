@@ -19,20 +19,18 @@ legacy file altered before that moment cannot be told apart, and is blessed as i
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 from pipeline import __version__
 from pipeline.config import Config
+from pipeline.errors import StoreError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.session import open_store, session
-from pipeline.store.catalogue import file_sha256
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
 Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
-TABLES = ("pageviews", "_rejects")
 
 
 @dataclass(frozen=True)
@@ -69,9 +67,7 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
     manifests, so a batch that commits meanwhile is found in one or the other; a file found missing
     is checked again against the manifests read afterwards (a maintenance run may have retired it).
     """
-    on_disk = sorted(
-        p.relative_to(store.root).as_posix() for t in TABLES for p in (store.root / t).rglob("*.parquet")
-    )
+    on_disk = sorted(key for t in layout.TABLES for key in store.list(t, suffix=layout.PARQUET))
     in_progress = _in_progress(store)
     cat = store.catalogue()
     problems: list[Problem] = [Problem("damaged manifest", m, why) for m, why in cat.damaged.items()]
@@ -91,7 +87,7 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
     if missing:
         again = store.catalogue()
         for rel in missing:
-            if rel in again.files and not (store.root / rel).exists():
+            if rel in again.files and not store.exists(rel):
                 problems.append(
                     Problem("missing", rel, f"committed by {cat.files[rel].manifest}, never retired")
                 )
@@ -104,10 +100,9 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
             why = "named in no manifest"
         problems.append(Problem("planted", rel, why))
     records = 0
-    for path in sorted((store.root / deletions.DELETIONS_DIR).glob("*.json")):
+    for rel in deletions.record_keys(store):
         records += 1
-        rel = path.relative_to(store.root).as_posix()
-        data = _json(path)
+        data = _json(store, rel)
         if data is None:
             problems.append(Problem("damaged record", rel, "not a readable deletion record"))
             continue
@@ -116,13 +111,13 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
             legacy.append(rel)
         elif not sealed:
             problems.append(Problem("damaged record", rel, "its content does not match its seal (sha256)"))
-    return IntegrityReport(str(store.root), len(cat.files), records, tuple(problems), tuple(legacy))
+    return IntegrityReport(store.location, len(cat.files), records, tuple(problems), tuple(legacy))
 
 
 def verify(cfg: Config, *, record_legacy: bool = False, wait: float = 0.0) -> IntegrityReport:
     """``check`` the store; with ``record_legacy``, then record checksums of consistent legacy files."""
     if not record_legacy:
-        return check(open_store(cfg.store))
+        return check(open_store(cfg))
     with session(cfg, "record-legacy", dry_run=False, wait=wait) as s:
         assert s.progress is not None
         report = check(s.store)
@@ -132,17 +127,16 @@ def verify(cfg: Config, *, record_legacy: bool = False, wait: float = 0.0) -> In
         for rel in report.legacy:
             if rel in bad:
                 continue
-            if rel.startswith(deletions.DELETIONS_DIR + "/"):
-                record = _json(s.store.root / rel)
+            if rel.startswith(layout.DELETIONS + "/"):
+                record = _json(s.store, rel)
                 if record is not None:
-                    deletions.write(s.store, s.store.root / rel, record)
+                    deletions.write(s.store, rel, record)
                 continue
-            size = (s.store.root / rel).stat().st_size
             attest.append(
                 {
                     "path": rel,
-                    "bytes": size,
-                    "sha256": file_sha256(s.store.root / rel),
+                    "bytes": s.store.size(rel),
+                    "sha256": s.store.sha256(rel),
                     "rows": cat.files[rel].rows,
                 }
             )
@@ -166,17 +160,17 @@ def verify(cfg: Config, *, record_legacy: bool = False, wait: float = 0.0) -> In
 def _in_progress(store: Store) -> set[str]:
     """Files named by any writer's intent record: being written, or being retired right now."""
     out: set[str] = set()
-    for path in (store.root / "_state").glob("*/pending.json"):
-        pending = _json(path)
+    for key in store.pending_keys():
+        pending = _json(store, key)
         if pending is not None:
             out |= {str(f) for f in [*pending.get("files", []), *pending.get("retire", [])]}
     return out
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def _json(store: Store, key: str) -> dict[str, Any] | None:
+    """A JSON object, or None when it is missing, unreadable or not an object (a damaged record)."""
     try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
+        data = store.read_json(key)
+    except StoreError:
         return None
     return data if isinstance(data, dict) else None
