@@ -204,8 +204,9 @@ def test_config_sources_meet_the_command_line_rules(
     [
         ["purge", "--as-of", "2026-02-30"],
         ["compact", "--date", "yesterday"],
+        ["purge", "--as-of", "2026-W01-1"],
         ["hold", "add", "--case", "C-1", "--reason", "r", "--from", "2026-1-5x"],
-        ["erase", "--domain", "a.example", "--request", "R-1", "--to", "5 Jan"],
+        ["erase", "--domain", "a.example", "--request", "R-1", "--to", "20260105"],
         ["export", "--domain", "a.example", "--output", "x.csv", "--request", "R-1", "--from", "x"],
         ["keys", "destroy", "--before", "2026-13-01", "--case", "C-1"],
         ["investigate", "domain", "a.example", "--case", "C-1", "--from", "2026/01/05"],

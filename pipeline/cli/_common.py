@@ -13,9 +13,11 @@ lines on stderr, ``echo_error`` and ``exit_with`` where a command goes on after 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -80,12 +82,14 @@ class DateType(click.ParamType):  # type: ignore[type-arg]
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
         if isinstance(value, dt.date):
             return value.date() if isinstance(value, dt.datetime) else value
-        try:
-            return dt.date.fromisoformat(str(value))
-        except ValueError:
-            self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
+        # only the documented form: fromisoformat alone would also take 20260105 and 2026-W01-1
+        if _DAY_RE.fullmatch(str(value)):
+            with contextlib.suppress(ValueError):  # 2026-02-30: well-formed, but no such day
+                return dt.date.fromisoformat(str(value))
+        self.fail(f"{value!r} is not a date (YYYY-MM-DD)", param, ctx)
 
 
+_DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 DATE = DateType()
 
 
