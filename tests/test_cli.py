@@ -239,3 +239,24 @@ def test_errors_reach_stderr_and_exit_codes_only_through_the_one_mapping() -> No
             elif isinstance(node, ast.keyword) and node.arg == "err":
                 found.append(f"{where}: output to stderr (use _common.notice/warn/echo_error)")
     assert found == []
+
+
+def test_shared_options_are_defined_once() -> None:
+    """--config, --store, --from, --to and --json come from cli/_common (store_options, date_range,
+    json_option): one help text, one parameter name, one type everywhere."""
+    import ast
+
+    shared = {"--config", "--store", "--from", "--to", "--json"}
+    found = []
+    for path in sorted((ROOT / "pipeline" / "cli").glob("*.py")):
+        if path.name == "_common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "option"
+            ):
+                names = {a.value for a in node.args if isinstance(a, ast.Constant)}
+                found += [f"{path.name}:{node.lineno}: {n}" for n in sorted(names & shared)]
+    assert found == []
