@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -20,9 +21,9 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
-from pipeline.investigate.session import Access, audited
+from pipeline.investigate.session import audited
 from pipeline.lifecycle.rewrite import partitions
-from pipeline.lifecycle.session import ADVICE, DamagedFile, session
+from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, session
 from pipeline.rules import check_range
 from pipeline.store.fs import fsync_dir
 from pipeline.store.schema import PAGEVIEWS
@@ -61,75 +62,71 @@ def export(
     request: str | None = None,
     reason: str | None = None,
 ) -> ExportReport:
-    """Write a domain's rows to ``output``, under a case or request, recorded in the audit trail.
+    """Write every row of ``domain`` (by date, then time) to ``output``: complete or absent.
 
     An export reads the store, so it goes through the audited session like every query: a missing
     store fails first (exit 6, nothing recorded), then a missing or invalid case/request (exit 2),
-    then the ``started`` entry; the outcome entry carries the rows written.
+    then the ``started`` entry; the outcome entry carries the rows written. The rows are read from
+    the store's files under the maintenance lock, not through the SQL sandbox.
     """
     params = {"domain": domain.lower(), "format": fmt, "output": str(output),
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
     with audited(cfg, "export", case, reason, authority="export", request=request, params=params) as access:
-        report = _write(access, cfg, domain=domain, fmt=fmt, output=output, date_from=date_from,
-                        date_to=date_to, wait=wait)  # fmt: skip
-    return report
-
-
-def _write(
-    access: Access,
-    cfg: Config,
-    *,
-    domain: str,
-    fmt: ExportFormat,
-    output: str | Path,
-    date_from: dt.date | None = None,
-    date_to: dt.date | None = None,
-    wait: float = 0.0,
-) -> ExportReport:
-    """Every row of ``domain`` (by date, then time) to ``output``, complete or absent (inside ``access``:
-    it reads the store's files under the maintenance lock, not through the SQL sandbox)."""
-    if fmt not in EXPORT_FORMATS:
-        raise UsageError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
-    check_range(date_from, date_to)
-    domain = domain.lower()
-    out = Path(output)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    rows = days = 0
-    # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
-    with session(cfg, "export", dry_run=False, wait=wait) as s:
-        try:
-            with open(tmp, "wb") as f:
-                writer = _Writer(f, fmt)
-                for day, files in partitions(s.store).items():
-                    if (date_from and day < date_from) or (date_to and day > date_to):
-                        continue
-                    frames = []
-                    for rel in files:
-                        # an altered or unreadable file is skipped and reported: the rest is exported
-                        if (problem := s.check(rel)) is not None:
-                            s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
-                            continue
-                        frames.append(s.store.read_parquet(rel).filter(pl.col("domain") == domain))
-                    if not frames:
-                        continue
-                    frame = pl.concat(frames).sort("ts")
-                    if frame.height:
-                        writer.write(frame)
-                        rows, days = rows + frame.height, days + 1
-                writer.close()
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, out)
-            fsync_dir(out.parent)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        if fmt not in EXPORT_FORMATS:
+            raise UsageError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
+        check_range(date_from, date_to)
+        domain, out = domain.lower(), Path(output)
+        # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
+        with session(cfg, "export", dry_run=False, wait=wait) as s:
+            rows, days = _atomically(out, fmt, lambda w: _copy_days(s, w, domain, date_from, date_to))
+        access.record.rows = rows  # the outcome entry: how many rows left the store
     size = out.stat().st_size
-    access.record.rows = rows  # the outcome entry: how many rows left the store
     return ExportReport(str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged))
+
+
+def _copy_days(
+    s: Session, writer: _Writer, domain: str, date_from: dt.date | None, date_to: dt.date | None
+) -> tuple[int, int]:
+    """The domain's rows, day by day, into ``writer``: (rows, days with rows)."""
+    rows = days = 0
+    for day, files in partitions(s.store).items():
+        if (date_from and day < date_from) or (date_to and day > date_to):
+            continue
+        frames = []
+        for rel in files:
+            # an altered or unreadable file is skipped and reported: the rest is exported
+            if (problem := s.check(rel)) is not None:
+                s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
+                continue
+            frames.append(s.store.read_parquet(rel).filter(pl.col("domain") == domain))
+        if not frames:
+            continue
+        frame = pl.concat(frames).sort("ts")
+        if frame.height:
+            writer.write(frame)
+            rows, days = rows + frame.height, days + 1
+    return rows, days
+
+
+def _atomically(out: Path, fmt: ExportFormat, fill: Callable[[_Writer], tuple[int, int]]) -> tuple[int, int]:
+    """``fill`` a temporary file beside ``out``, fsync it and rename it: ``out`` is complete or absent."""
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            writer = _Writer(f, fmt)
+            counts = fill(writer)
+            writer.close()
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return counts
 
 
 class _Writer:
