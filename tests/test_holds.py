@@ -200,3 +200,16 @@ def test_hold_cli_add_and_json(store: Path) -> None:
     assert code == 2 and "no active hold for case 'INC-9'" in err
     code, out, _ = invoke("hold", "list", "--store", str(store), "--json")
     assert [Hold.from_json(h, "").case for h in json.loads(out)] == ["INC-1"]
+
+
+def test_a_case_a_query_ran_under_can_be_held_from_the_command_line(store: Path) -> None:
+    build(store, rows())
+    s = ("--store", str(store))
+    code, _, err = invoke("query", *s, "--case", "jira:SEC/17#2", "SELECT count(*) FROM pageviews")
+    assert code == 0, err
+    code, out, err = invoke("hold", "add", *s, "--case", "jira:SEC/17#2", "--reason", "r", "--json")
+    assert code == 0 and json.loads(out)["case"] == "jira:SEC/17#2", err
+    code, out, _ = invoke("hold", "release", "jira:SEC/17#2", *s)
+    assert code == 0 and "released" in out
+    cases = [e["case"] for e in audit.AuditLog(store).list() if e["command"].startswith(("query", "hold"))]
+    assert cases == ["jira:SEC/17#2"] * 6  # query, hold add, hold release: started and outcome each
