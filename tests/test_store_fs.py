@@ -155,7 +155,7 @@ def test_store_takes_keys_and_old_paths_alike(tmp_path: Path) -> None:
     assert store.parquet_rows(key) == store.parquet_rows(tmp_path / "s" / key) == 1
     store.write_json("_holds/x.json", {"a": 1})
     assert (
-        store.read_json("_holds/x.json") == Store.read_json(tmp_path / "s" / "_holds" / "x.json") == {"a": 1}
+        store.read_json("_holds/x.json") == store.read_json(tmp_path / "s" / "_holds" / "x.json") == {"a": 1}
     )
     assert store.read_json("_holds/missing.json") is None
     assert store.sha256(key) == __import__("hashlib").sha256(store.read_bytes(key)).hexdigest()

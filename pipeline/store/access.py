@@ -1,9 +1,9 @@
 """Key-based access to a store's files: the methods every stage calls instead of touching paths.
 
 ``StoreFiles`` is the base of ``Store`` (``pipeline/store/commit.py`` adds the commit protocol). Keys
-are posix strings relative to the store root, built with ``pipeline.store.layout``. For the stages
-that still pass ``Path``s under the root, every method accepts one too (``_key``); that goes once
-they have all moved to keys, and so does ``root``.
+are posix strings relative to the store root, built with ``pipeline.store.layout``. Every method
+also accepts a ``Path`` under the root (``_key``): the stages use keys, some tests still build paths;
+``root`` (deprecated, a local path) goes once those tests do not need it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any
 
 import polars as pl
 import pyarrow as pa
@@ -26,29 +26,6 @@ from pipeline.store.parquet import parquet_rows, parquet_schema, read_rows
 
 Key = str | os.PathLike[str]
 DATE = pa.field("date", pa.date32())  # the hive partition column of ``date=YYYY-MM-DD`` folders
-
-R = TypeVar("R")
-
-
-class _either(Generic[R]):
-    """``Store.read_json(path)`` (old, static) and ``store.read_json(key)`` (new) both work.
-
-    Temporary: holds.py and deletions.py call it on the class with a local path until they migrate.
-    """
-
-    def __init__(self, method: Callable[..., R]) -> None:
-        self.method = method
-
-    def __get__(self, obj: Any, owner: type) -> Callable[..., R]:
-        if obj is not None:
-            return self.method.__get__(obj, owner)  # type: ignore[no-any-return]
-        path_store: Any = object.__new__(owner)
-        return lambda path: self.method(_bare(path_store, Path(path).parent), Path(path).name)
-
-
-def _bare(store: Any, root: Path) -> Any:
-    store.fs = LocalFS(root)
-    return store
 
 
 class StoreFiles:
@@ -104,7 +81,6 @@ class StoreFiles:
     def sha256(self, key: Key) -> str:
         return catalogue.sha256(self.fs, self._key(key))
 
-    @_either
     def read_json(self, key: Key) -> dict[str, Any] | None:
         """A JSON object, or None when the file is missing; unreadable: StoreError."""
         k = self._key(key)
