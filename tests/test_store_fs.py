@@ -161,3 +161,31 @@ def test_store_takes_keys_and_old_paths_alike(tmp_path: Path) -> None:
     assert store.sha256(key) == __import__("hashlib").sha256(store.read_bytes(key)).hexdigest()
     store.begin(1, [key])
     assert store.hidden() == {key} and store.committed(layout.PAGEVIEWS) == []
+
+
+def test_the_store_reaches_its_bytes_only_through_its_filesystem(tmp_path: Path) -> None:
+    """A Store whose root names nothing on disk works through the StoreFS it is given (as S3 will)."""
+    nowhere, real = tmp_path / "nowhere", tmp_path / "real"
+    store = Store(nowhere, fs=LocalFS(real))
+    store.init()
+    progress = store.recover()
+    key = layout.data_file(DAY, "b1")
+    store.begin(1, [key])
+    store.write_parquet(key, pa.table({"domain": ["a.example", "b.example"]}))
+    store.commit(
+        progress, {"seq": 1, "created": "2026-11-03T00:00:00Z", "source": None, "files": [{"path": key}]}
+    )
+    assert (
+        store.committed(layout.PAGEVIEWS) == [key]
+        and store.check_file(key, store.catalogue().files[key]) is None
+    )
+    assert store.read_parquet(key, ["domain"]).get_column("domain").to_list() == ["a.example", "b.example"]
+    assert (
+        store.dataset(layout.PAGEVIEWS, [key], pa.schema([("domain", pa.string())])).to_table().num_rows == 2
+    )
+    with store.lock():
+        assert store.recover().seq == 1
+    assert store.peer("maintenance").writers() == ["files"] and store.manifest_keys() == [
+        layout.manifest("files", 1)
+    ]
+    assert not nowhere.exists() and (real / key).is_file()
