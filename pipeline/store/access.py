@@ -35,7 +35,7 @@ class StoreFiles:
 
     def __init__(self, root: str | os.PathLike[str], fs: StoreFS | None = None) -> None:
         self.fs = fs if fs is not None else LocalFS(root)
-        self.root = Path(root)  # deprecated: goes once every stage uses keys
+        self.root = Path(root)  # deprecated: no stage uses it (the seam test); some tests still do
 
     # --- where ------------------------------------------------------------------------------------
     @property
@@ -58,7 +58,7 @@ class StoreFiles:
         return self.fs.key_of(location)
 
     def url(self, key: Key) -> str:
-        """A location Parquet readers open directly (for ``pipeline/store/`` readers)."""
+        """Where a file is: what Parquet readers open (a path, later ``s3://…``) and messages show."""
         return self.fs.url(self._key(key))
 
     # --- reading ----------------------------------------------------------------------------------
