@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 from pipeline.store.schema import PAGEVIEWS, REJECTS
-
-from .conftest import ROOT
+from tests.conftest import ROOT
 
 
 def table_columns(section: str) -> dict[str, str]:

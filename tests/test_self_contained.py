@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .conftest import ROOT, THIRD_PARTY, third_party_log_files
+from tests.conftest import ROOT, THIRD_PARTY, third_party_log_files
 
 # a sibling folder of the repository (the old shared data), however the path to it is spelled
 OUTSIDE = re.compile(r"\.\./shared|/work/shared|parents\[2\]|parent\.parent\.parent|ROOT\.parent\b")

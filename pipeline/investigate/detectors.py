@@ -8,7 +8,7 @@ Each predicate is a DuckDB boolean expression over one ``pageviews`` row extende
 
 Stored values are already privacy-scrubbed (addresses masked, secrets REDACTED); signatures do not
 depend on what was removed. ``covers`` names the third-party sample logs
-(tests/data/third_party/logs) each signature is tested against in tests/test_investigate.py; a
+(tests/data/third_party/logs) each signature is tested against in tests/investigate/test_investigate.py; a
 clean sample must produce no hit.
 """
 

@@ -127,7 +127,7 @@ def domain(con: Sandbox, scope: Scope, name: str, by: Bucket = "hour") -> Invest
 
 
 def attacks(con: Sandbox, scope: Scope, only: list[str] | None = None) -> Investigation:
-    """Run the detector table (pipeline/detectors.py); rows carry the detector that matched."""
+    """Run the detector table (pipeline/investigate/detectors.py); rows carry the detector that matched."""
     chosen = [d for d in detectors.DETECTORS if not only or d.name in only]
     unknown = set(only or []) - set(detectors.BY_NAME)
     if unknown:

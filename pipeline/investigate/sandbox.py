@@ -18,7 +18,7 @@ lock_configuration=true         SET / RESET / PRAGMA lifting any of the above, m
 ==============================  ====================================================================
 
 The statement check (``statement.py``) is the second fence, not the first: only a statement DuckDB's
-own parser makes a SELECT runs (or EXPLAIN [ANALYZE] of one). tests/test_query_sandbox.py runs a
+own parser makes a SELECT runs (or EXPLAIN [ANALYZE] of one). tests/investigate/test_query_sandbox.py runs a
 catalogue of write attempts under every wrapper against the bare connection and through ``run`` and
 the shell.
 

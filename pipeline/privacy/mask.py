@@ -51,7 +51,7 @@ _NEEDS_MASK = (
 )
 _EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%(?:25)*40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
-# Every string column of the store and what keeps personal data out of it; tests/test_privacy.py
+# Every string column of the store and what keeps personal data out of it; tests/privacy/test_privacy.py
 # fails when a string column of ``schema.PAGEVIEWS`` or ``schema.REJECTS`` has no entry here.
 # * masked: free text, through ``mask_text`` (every address form, e-mails);
 # * scrubbed: masked and sensitive parameters REDACTED (``scrub_params_and_text``);

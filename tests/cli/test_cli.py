@@ -1,0 +1,261 @@
+"""The command line: wiring, output, exit codes, help."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.store.commit import Store
+from tests.conftest import ROOT
+
+LOG = '203.0.113.5 - - [10/Oct/2026:13:55:36 +0000] "GET /a?token=s3cret HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_ingest_then_query(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG * 3 + "nonsense\n")
+    store = str(tmp_path / "store")
+    code, out, _ = invoke("ingest", str(log), "--store", store, "--domain", "example.com", "--final")
+    assert code == 0
+    assert "4 lines → 3 rows, 1 rejected [combined] (auto-detected combined)" in out
+    assert "rejected by reason: unparseable 1" in out and "partitions: 2026-10-10" in out
+    code, out, _ = invoke(
+        "query",
+        "--store",
+        store,
+        "--case",
+        "TEST-1",
+        "--format",
+        "csv",
+        "SELECT domain, path, query, client_net FROM pageviews LIMIT 1",
+    )
+    assert (code, out.strip()) == (
+        0,
+        "domain,path,query,client_net\nexample.com,/a,token=REDACTED,203.0.113.0/24",
+    )
+    code, out, _ = invoke(
+        "query", "--store", store, "--case", "TEST-1", "--format", "json", "SELECT count(*) AS n FROM rejects"
+    )
+    assert json.loads(out) == {"n": 1}
+
+
+def test_ingest_json_report(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    code, out, _ = invoke(
+        "ingest", str(log), "--store", str(tmp_path / "s"), "--json", "--final", "--format", "combined"
+    )
+    data = json.loads(out)
+    assert code == 0 and data["rows"] == 1 and data["sources"][0]["format"] == "combined"
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["ingest", "x.log", "--format", "%h %Z"], 5, "unsupported LogFormat directive %Z"),
+        (["ingest", "x.log", "--format", "nginx"], 5, "unknown log format 'nginx'"),
+        (["ingest", "--config", "/nonexistent.toml"], 3, "config file /nonexistent.toml not found"),
+        (["ingest"], 4, "no sources"),
+        (["query", "--store", "/nonexistent-store", "SELECT 1"], 6, "no store at /nonexistent-store"),
+        (["ingest", "x.log", "--wait", "-1"], 2, "Invalid value for '--wait'"),
+        (["ingest", "*/x.log", "--olddir", "/var/old"], 3, "olddir '/var/old' is absolute but"),
+        (["ingest", "x.log", "--olddir", "../old"], 3, "olddir must be a directory without '..'"),
+    ],
+)
+def test_errors_are_one_line_with_documented_codes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, message: str
+) -> None:
+    (tmp_path / "x.log").write_text(LOG)
+    monkeypatch.chdir(tmp_path)  # x.log and ./hostlogs-store resolve inside the test directory
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == code, result.output
+    assert message in result.stderr
+    if code != 2:  # click's own usage errors print usage lines as well
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("hostlogs: error: ")
+
+
+def test_a_directory_as_source_says_how_to_name_its_logs(tmp_path: Path) -> None:
+    (tmp_path / "logs").mkdir()
+    code, _, err = invoke("ingest", str(tmp_path / "logs"), "--store", str(tmp_path / "s"))
+    assert code == 10 and f"it is a directory; name the log files or a glob such as '{tmp_path}/logs/" in err
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("store = 1\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 0-32, got 40"),
+        ("[privacy]\nipv6_bits = 40\n", "unknown setting 'ipv6_bits'"),
+        ("[[sources]]\nformat = 'combined'\n", "each source needs a path"),
+        ("[ingest]\nworkers = 'many'\n", "[ingest].workers: invalid value 'many'"),
+        ("not toml = = 1", "is not valid TOML"),
+    ],
+)
+def test_bad_config_exit_3(tmp_path: Path, toml: str, message: str) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    code, _, err = invoke("ingest", "--config", str(cfg))
+    assert code == 3 and message in err and err.count("\n") == 1
+
+
+def test_overlapping_run_exits_75(tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    store = Store(tmp_path / "store")
+    with store.lock():
+        code, _, err = invoke("ingest", str(log), "--store", str(store.root))
+    assert code == 75 and "another hostlogs ingest is running" in err
+
+
+def test_partial_failure_exit_10(tmp_path: Path) -> None:
+    (tmp_path / "ok.log").write_text(LOG)
+    code, out, err = invoke(
+        "ingest",
+        str(tmp_path / "ok.log"),
+        str(tmp_path / "gone.log"),
+        "--store",
+        str(tmp_path / "s"),
+        "--final",
+    )
+    assert code == 10 and "1 lines → 1 rows" in out and "gone.log" in err
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    from pipeline.cli._common import COMMAND_MODULES  # every command, loaded or not yet
+
+    for name in COMMAND_MODULES:
+        code, out, _ = invoke(name, "--help")
+        assert code == 0 and "Example:" in out, name
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    readme = (ROOT / "README.md").read_text()
+    head = readme[: readme.index("\n## ", 1)]
+    assert "bash scripts/demo.sh" in head and "bash scripts/test.sh" in head
+    assert "bash scripts/test.sh" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_stdin_is_detected_and_ingested(tmp_path: Path) -> None:
+    data = (ROOT / "sample_logs" / "other_vhosts_access.log").read_bytes()[:200_000]
+    data = data[: data.rfind(b"\n") + 1]
+    result = CliRunner().invoke(main, ["ingest", "-", "--store", str(tmp_path / "s"), "--json"], input=data)
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["sources"][0]["format"] == "vhost_combined"
+    assert report["lines"] == data.count(b"\n") == report["rows"] + sum(report["rejects"].values())
+
+
+def test_lazy_command_table_matches_the_commands() -> None:
+    """Every command is reachable through the lazy table, and the table names no missing command."""
+    import importlib
+
+    from pipeline.cli._common import COMMAND_MODULES
+
+    for module in set(COMMAND_MODULES.values()):
+        importlib.import_module(f"pipeline.cli.{module}")
+    assert set(main.commands) == set(COMMAND_MODULES)
+
+
+def test_ingest_does_not_load_the_query_engine() -> None:
+    """A cron ingest starts without importing DuckDB or the investigation code."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pipeline.cli import main\n"
+        "try:\n    main(['ingest', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('duckdb', 'pipeline.investigate', 'pipeline.report') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("toml", "code", "message"),
+    [
+        # the same rule as --format on the command line: the format registry, exit 5
+        ("[[sources]]\npath = 'x.log'\nformat = 'nginx'\n", 5, "unknown log format 'nginx'"),
+        ("[[sources]]\npath = 'x.log'\nformat = '%h %Z'\n", 5, "unsupported LogFormat directive %Z"),
+        ("[[sources]]\npath = 'x.log'\nolddir = '../old'\n", 3, "olddir must be a directory without '..'"),
+        ("[[sources]]\npath = '*/x.log'\nolddir = '/var/old'\n", 3, "olddir '/var/old' is absolute but"),
+    ],
+)
+def test_config_sources_meet_the_command_line_rules(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, code: int, message: str
+) -> None:
+    (tmp_path / "x.log").write_text(LOG)
+    (tmp_path / "c.toml").write_text(toml)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["ingest", "--config", "c.toml", "--store", "s"])
+    assert result.exit_code == code and message in result.stderr and result.stderr.count("\n") == 1
+    assert not (tmp_path / "s").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["purge", "--as-of", "2026-02-30"],
+        ["compact", "--date", "yesterday"],
+        ["purge", "--as-of", "2026-W01-1"],
+        ["hold", "add", "--case", "C-1", "--reason", "r", "--from", "2026-1-5x"],
+        ["erase", "--domain", "a.example", "--request", "R-1", "--to", "20260105"],
+        ["export", "--domain", "a.example", "--output", "x.csv", "--request", "R-1", "--from", "x"],
+        ["keys", "destroy", "--before", "2026-13-01", "--case", "C-1"],
+        ["investigate", "domain", "a.example", "--case", "C-1", "--from", "2026/01/05"],
+    ],
+)
+def test_every_date_option_is_the_one_date_type(tmp_path: Path, args: list[str]) -> None:
+    code, _, err = invoke(*args, "--store", str(tmp_path / "s"))
+    assert code == 2 and "is not a date (YYYY-MM-DD)" in err
+
+
+def test_errors_reach_stderr_and_exit_codes_only_through_the_one_mapping() -> None:
+    """No module prints its own error line or exits by itself: cli/_common.py maps errors to codes."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "pipeline").rglob("*.py")):
+        if path == ROOT / "pipeline" / "cli" / "_common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in ("exit", "_exit")
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ("sys", "os", "ctx")
+            ):
+                found.append(f"{where}: {node.value.id}.{node.attr}")
+            elif isinstance(node, ast.Name) and node.id == "SystemExit":
+                found.append(f"{where}: SystemExit")
+            elif isinstance(node, ast.keyword) and node.arg == "err":
+                found.append(f"{where}: output to stderr (use _common.notice/warn/echo_error)")
+    assert found == []
+
+
+def test_shared_options_are_defined_once() -> None:
+    """--config, --store, --from, --to and --json come from cli/_common (store_options, date_range,
+    json_option): one help text, one parameter name, one type everywhere."""
+    import ast
+
+    shared = {"--config", "--store", "--from", "--to", "--json"}
+    found = []
+    for path in sorted((ROOT / "pipeline" / "cli").glob("*.py")):
+        if path.name == "_common.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "option"
+            ):
+                names = {a.value for a in node.args if isinstance(a, ast.Constant)}
+                found += [f"{path.name}:{node.lineno}: {n}" for n in sorted(names & shared)]
+    assert found == []

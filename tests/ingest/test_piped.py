@@ -1,0 +1,92 @@
+"""Piped mode (Apache ``CustomLog "|hostlogs ingest -"``) and overlapping runs, with real processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.conftest import store_rows
+
+LINE = 'www.example.com:443 203.0.113.{o} - - [10/Oct/2026:13:55:{s:02d} +0000] "GET /n{n} HTTP/1.1" 200 {n} "-" "ua"\n'
+
+
+def hostlogs(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline.cli", *args]
+
+
+def lines(start: int, count: int) -> bytes:
+    return "".join(LINE.format(o=n % 250 + 1, s=n % 60, n=n) for n in range(start, start + count)).encode()
+
+
+def wait_for_rows(store: Path, n: int, timeout: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout
+    got = 0
+    while time.monotonic() < deadline:
+        got = len(store_rows(store)) if (store / "pageviews").exists() else 0
+        if got >= n:
+            return got
+        time.sleep(0.1)
+    return got
+
+
+def test_pipe_commits_while_running_and_flushes_on_sigterm(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        hostlogs("ingest", "-", "--store", str(store), "--flush-seconds", "0.3", "-q"), stdin=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    sent = 0
+    for burst in range(3):  # bursts: each must become durable without waiting for EOF
+        proc.stdin.write(lines(sent, 500))
+        proc.stdin.flush()
+        sent += 500
+        assert wait_for_rows(store, sent) == sent, f"burst {burst} not committed while the pipe is open"
+    proc.stdin.write(lines(sent, 300) + b"www.example.com:443 203.0.113.9 - - [10/Oct/2026:13:55:00 +0000]")
+    proc.stdin.flush()
+    sent += 300
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)  # Apache restarting: flush what was read, then exit cleanly
+    assert proc.wait(timeout=20) == 0
+    proc.stdin.close()
+    paths = Counter(str(r["path"]) for r in store_rows(store))
+    assert paths == Counter(f"/n{i}" for i in range(sent))  # every line once; the cut last line is a reject
+    assert not list(store.glob("_state/*/pending.json"))
+
+
+def test_pipe_and_cron_ingest_do_not_block_each_other(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    log = tmp_path / "other_vhosts_access.log"
+    log.write_bytes(lines(10_000, 50))
+    proc = subprocess.Popen(
+        hostlogs("ingest", "-", "--store", str(store), "--flush-seconds", "0.2", "-q"), stdin=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(0, 20))
+    proc.stdin.flush()
+    assert wait_for_rows(store, 20) == 20
+    cron = subprocess.run(hostlogs("ingest", str(log), "--store", str(store), "--final", "-q"), timeout=60)
+    assert cron.returncode == 0
+    proc.stdin.close()
+    assert proc.wait(timeout=20) == 0
+    assert len(store_rows(store)) == 70
+
+
+def test_two_ingests_started_together_are_exactly_once(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    log = tmp_path / "access.log"
+    log.write_bytes(lines(0, 40_000))
+    procs = [
+        subprocess.Popen(hostlogs("ingest", str(log), "--store", str(store), "--final", "-q"))
+        for _ in range(2)
+    ]
+    codes = sorted(p.wait(timeout=60) for p in procs)
+    assert codes in ([0, 0], [0, 75])  # the loser either found nothing left to do or was refused
+    waited = subprocess.Popen(
+        hostlogs("ingest", str(log), "--store", str(store), "--final", "-q", "--wait", "30")
+    )
+    assert waited.wait(timeout=60) == 0
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(40_000))

@@ -1,0 +1,387 @@
+"""Log rotation scenarios between cron runs: each ends with the exact multiset of lines in the store.
+
+Steps: ("write", file, n) appends n new lines; ("run",) ingests the glob access.log*; ("mv", a, b);
+("gzip", a) compresses a to a.gz; ("copytruncate", a, b); ("rm", a); ("partial", file) writes half a line;
+("finish", file) completes it. Lines are numbered; ``lost`` lists numbers that cannot be in the store.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from pipeline import config
+from pipeline.ingest import run as ingest
+from tests.conftest import ingest_paths, make_config, store_rows
+
+Step = tuple[object, ...]
+
+SCENARIOS: dict[str, tuple[list[Step], set[int]]] = {
+    "rename-and-create": (
+        [
+            ("write", "access.log", 30),
+            ("run",),
+            ("write", "access.log", 10),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 5),
+            ("run",),
+        ],
+        set(),
+    ),
+    "rename-then-gzip-at-once": (
+        [
+            ("write", "access.log", 30),
+            ("run",),
+            ("write", "access.log", 10),
+            ("mv", "access.log", "access.log.1"),
+            ("gzip", "access.log.1"),
+            ("write", "access.log", 5),
+            ("run",),
+        ],
+        set(),
+    ),
+    "delaycompress": (
+        [
+            ("write", "access.log", 20),
+            ("run",),
+            ("write", "access.log", 5),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 7),
+            ("run",),
+            ("write", "access.log", 3),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 4),
+            ("run",),
+            ("run",),
+        ],
+        set(),
+    ),
+    "copytruncate": (
+        [
+            ("write", "access.log", 25),
+            ("run",),
+            ("write", "access.log", 8),
+            ("copytruncate", "access.log", "access.log.1"),
+            ("write", "access.log", 6),
+            ("run",),
+        ],
+        set(),
+    ),
+    "many-rotations-between-runs": (
+        [
+            ("write", "access.log", 15),
+            ("run",),
+            ("write", "access.log", 5),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 6),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 7),
+            ("mv", "access.log.2.gz", "access.log.3.gz"),
+            ("mv", "access.log.1", "access.log.2"),
+            ("gzip", "access.log.2"),
+            ("mv", "access.log", "access.log.1"),
+            ("write", "access.log", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    "inode-reuse": (
+        [("write", "access.log", 12), ("run",), ("rm", "access.log"), ("write", "access.log", 9), ("run",)],
+        set(),
+    ),
+    "deleted-before-fully-read": (
+        [
+            ("write", "access.log", 12),
+            ("run",),
+            ("write", "access.log", 4),
+            ("mv", "access.log", "access.log.1"),
+            ("rm", "access.log.1"),
+            ("write", "access.log", 3),
+            ("run",),
+        ],
+        {12, 13, 14, 15},  # rotated away and deleted before any run saw them
+    ),
+    "empty-file": (
+        [("touch", "access.log"), ("run",), ("write", "access.log", 3), ("run",)],
+        set(),
+    ),
+    "only-a-partial-line": (
+        [
+            ("partial", "access.log"),
+            ("run",),
+            ("run",),
+            ("finish", "access.log"),
+            ("write", "access.log", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    # logrotate dateext in other dateformats, backup names, other compressions: one stream throughout
+    **{
+        f"rotated-as-{suffix}": (
+            [
+                ("write", "access.log", 20),
+                ("run",),
+                ("write", "access.log", 6),
+                ("mv", "access.log", f"access.log{suffix}"),
+                ("write", "access.log", 4),
+                ("run",),
+                ("run",),
+            ],
+            set(),
+        )
+        for suffix in ("-2026111013", "-20261110-1762779600", "-2026-11-10-13", ".old", ".bak", ".1.bak")
+    },
+    **{
+        f"compressed-with-{codec}": (
+            [
+                ("write", "access.log", 20),
+                ("run",),
+                ("write", "access.log", 6),
+                ("mv", "access.log", "access.log.1"),
+                ("write", "access.log", 4),
+                ("run",),
+                ("write", "access.log", 3),
+                (codec, "access.log.1"),  # the rotated file compressed after it was read plain
+                ("mv", "access.log", "access.log.1"),
+                ("run",),
+            ],
+            set(),
+        )
+        for codec in ("xz", "bz2", "zst", "lz4", "gzip")
+    },
+    # renamed to a name no rotation scheme explains, after (part of) it was read: resumed by identity
+    "renamed-away-mid-read": (
+        [
+            ("write", "access.log", 40),
+            ("run",),
+            ("write", "access.log", 7),
+            ("mv", "access.log", "access.log.gone"),
+            ("run",),
+            ("write", "access.log.gone", 2),
+            ("run",),
+        ],
+        set(),
+    ),
+    "renamed-away-and-recreated": (
+        [
+            ("write", "access.log", 40),
+            ("run",),
+            ("mv", "access.log", "access.log.gone"),
+            ("write", "access.log", 5),
+            ("write", "access.log.gone", 3),  # (the server still had it open)
+            ("run",),
+            ("run",),
+        ],
+        set(),
+    ),
+    "hard-link-under-another-name": (
+        [
+            ("write", "access.log", 15),
+            ("link", "access.log", "access.log.hardlink"),
+            ("run",),
+            ("write", "access.log", 4),
+            ("run",),
+        ],
+        set(),
+    ),
+    "copytruncate-grows-past-the-old-offset": (
+        [
+            ("write", "access.log", 10),
+            ("run",),
+            ("copytruncate", "access.log", "access.log.1"),
+            ("rm", "access.log.1"),
+            ("write", "access.log", 30),  # new content, longer than what was read before
+            ("run",),
+        ],
+        set(),
+    ),
+    "rerun-changes-nothing": (
+        [
+            ("write", "access.log", 10),
+            ("run",),
+            ("run",),
+            ("mv", "access.log", "access.log.1"),
+            ("run",),
+            ("gzip", "access.log.1"),
+            ("run",),
+        ],
+        set(),
+    ),
+}
+
+
+def _arrow_writer(codec: str) -> Callable[[str], Any]:
+    return lambda path: pa.CompressedOutputStream(path, codec)
+
+
+COMPRESSORS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "gzip": (".gz", lambda path: gzip.open(path, "wb")),  # noqa: SIM115
+    "xz": (".xz", lambda path: lzma.open(path, "wb")),  # noqa: SIM115
+    "bz2": (".bz2", lambda path: bz2.open(path, "wb")),  # noqa: SIM115
+    "zst": (".zst", _arrow_writer("zstd")),
+    "lz4": (".lz4", _arrow_writer("lz4")),
+}
+
+
+def line(n: int) -> str:
+    return f'198.51.100.{n % 250 + 1} - - [10/Oct/2026:13:{n // 60 % 60:02d}:{n % 60:02d} +0000] "GET /l{n} HTTP/1.1" 200 {n}\n'
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_rotation_scenario(tmp_path: Path, name: str) -> None:
+    steps, lost = SCENARIOS[name]
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    logs.mkdir()
+    written = 0
+    partial = ""
+    for step in steps:
+        op, *args = step
+        p = [logs / str(a) for a in args if isinstance(a, str)]
+        if op == "write":
+            with p[0].open("a") as f:
+                f.write("".join(line(n) for n in range(written, written + int(args[1]))))  # type: ignore[call-overload]
+            written += int(args[1])  # type: ignore[call-overload]
+        elif op == "partial":
+            partial = line(written)
+            with p[0].open("a") as f:
+                f.write(partial[:25])
+        elif op == "finish":
+            with p[0].open("a") as f:
+                f.write(partial[25:])
+            written += 1
+        elif op == "touch":
+            p[0].touch()
+        elif op == "mv":
+            os.rename(p[0], p[1])
+        elif op in COMPRESSORS:
+            suffix, opener = COMPRESSORS[str(op)]
+            with p[0].open("rb") as src, opener(f"{p[0]}{suffix}") as dst:
+                shutil.copyfileobj(src, dst)
+            p[0].unlink()
+        elif op == "link":
+            os.link(p[0], p[1])
+        elif op == "copytruncate":
+            shutil.copyfile(p[0], p[1])
+            with p[0].open("r+") as f:
+                f.truncate(0)
+        elif op == "rm":
+            p[0].unlink()
+        elif op == "run":
+            # A live file counts as complete only after the grace period: a half-written line waits.
+            report = ingest_paths(store, [str(logs / "access.log*")], final=None, partial_line_grace=3600)
+            assert not report.failed and not report.rejects, report
+    got = Counter(str(r["path"]) for r in store_rows(store)) if (store / "pageviews").exists() else Counter()
+    assert got == Counter(f"/l{n}" for n in range(written) if n not in lost)
+
+
+def test_logs_that_start_identically_are_different_streams(tmp_path: Path) -> None:
+    """An uptime monitor hits every site in the same second right after rotation: per-vhost logs (no
+    domain in the line) then begin with identical bytes. None of them may be taken for another."""
+    monitor = "".join(line(n) for n in range(3))  # the same first lines everywhere (< 1 KiB)
+    logs = [
+        tmp_path / "a.example" / "access_log",
+        tmp_path / "b.example" / "access_log",
+        tmp_path / "domlogs" / "c.example",
+    ]
+    for i, log in enumerate(logs):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(monitor + "".join(line(n) for n in range(100 * (i + 1), 100 * (i + 1) + 5)))
+    (tmp_path / "domlogs" / "d.example").write_text(monitor)  # same directory, another site's log
+    store = tmp_path / "store"
+    # The short, monitor-only log first: the others' first bytes equal all of it.
+    report = ingest_paths(store, [tmp_path / "domlogs" / "d.example", *logs])
+    assert [s.rows for s in report.sources] == [3, 8, 8, 8]
+    got = Counter(str(r["path"]) for r in store_rows(store))
+    assert got["/l0"] == 4 and sum(got.values()) == 27
+
+
+def test_blocks_are_sized_so_that_workers_finish_together() -> None:
+    from pipeline.ingest.blocks import _even_chunk
+
+    mib = 1 << 20
+    assert _even_chunk(10 * mib, 32 * mib, 2) == 32 * mib  # one block: a small increment stays one file
+    assert _even_chunk(100 * mib, 32 * mib, 1) == 32 * mib  # one worker: nothing to balance
+    chunk = _even_chunk(475 * mib, 32 * mib, 2)  # 15 blocks of 32 MiB would leave one worker alone
+    n = -(-475 * mib // chunk)
+    assert chunk <= 32 * mib and n % 2 == 0 and n == 16
+    assert _even_chunk(64 * mib + 1, 32 * mib, 3) == -(-(64 * mib + 1) // 3)  # 3 blocks for 3 workers
+
+
+def _run_with_olddir(store: Path, pattern: str, olddir: str, **source: str) -> ingest.IngestReport:
+    spec = config.SourceConfig(path=pattern, format="common", olddir=olddir, **source)
+    report = ingest.run(make_config(store, partial_line_grace=3600), [spec])
+    assert not report.failed and not report.rejects, report
+    return report
+
+
+@pytest.mark.parametrize("absolute", [False, True])
+def test_olddir_rotation_reads_each_line_once(tmp_path: Path, absolute: bool) -> None:
+    """logrotate's olddir moves rotated files out of the log's directory: their unread tail is read on
+    from the committed offset, and compressing them there later reads nothing again."""
+    logs, store = tmp_path / "logs", tmp_path / "store"
+    old = logs / "old"
+    old.mkdir(parents=True)
+    olddir = str(old) if absolute else "old"
+    live = logs / "access.log"
+
+    def write(first: int, n: int) -> None:
+        with live.open("a") as f:
+            f.write("".join(line(i) for i in range(first, first + n)))
+
+    write(0, 30)
+    _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    write(30, 10)  # written after the run, then rotated away before the next one
+    os.rename(live, old / "access.log.1")
+    write(40, 5)
+    report = _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    assert sorted(s.rows for s in report.sources) == [5, 10]
+    # delaycompress: .1 → .2.gz, the live log → .1, all inside olddir
+    os.rename(old / "access.log.1", old / "access.log.2")
+    with (old / "access.log.2").open("rb") as src, gzip.open(old / "access.log.2.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    (old / "access.log.2").unlink()
+    write(45, 3)
+    os.rename(live, old / "access.log.1")
+    write(48, 4)
+    for _ in range(2):
+        _run_with_olddir(store, str(logs / "access.log*"), olddir)
+    got = Counter(str(r["path"]) for r in store_rows(store))
+    assert got == Counter(f"/l{n}" for n in range(52))
+
+
+def test_olddir_per_vhost_keeps_the_domain_of_the_log_directory(tmp_path: Path) -> None:
+    """Plesk/cPanel layout with a relative olddir: a moved file keeps its site's domain and stream."""
+    template = str(tmp_path / "vhosts" / "{domain}" / "logs" / "access_log*")
+    for k, site in enumerate(["a.example", "b.example"]):
+        logs = tmp_path / "vhosts" / site / "logs"
+        (logs / "old").mkdir(parents=True)
+        (logs / "access_log").write_text("".join(line(100 * k + i) for i in range(10)))
+    store = tmp_path / "store"
+    _run_with_olddir(store, "", "old", domain_from_path=template)
+    for k, site in enumerate(["a.example", "b.example"]):
+        logs = tmp_path / "vhosts" / site / "logs"
+        with (logs / "access_log").open("a") as f:
+            f.write("".join(line(100 * k + i) for i in range(10, 15)))
+        os.rename(logs / "access_log", logs / "old" / "access_log.1")
+    report = _run_with_olddir(store, "", "old", domain_from_path=template)
+    assert sorted(s.rows for s in report.sources) == [5, 5]
+    got = Counter((str(r["domain"]), str(r["path"])) for r in store_rows(store))
+    expected = [("a.example", f"/l{i}") for i in range(15)] + [
+        ("b.example", f"/l{100 + i}") for i in range(15)
+    ]
+    assert got == Counter(expected)

@@ -1,0 +1,234 @@
+"""The audit trail: append-only, hash-chained; verify names the first tampered entry."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.errors import UsageError
+from pipeline.investigate import audit
+from pipeline.store import layout
+from tests.conftest import ROOT, ingest_paths
+
+
+def filled(tmp_path: Path, n: int = 5) -> audit.AuditLog:
+    log = audit.AuditLog(tmp_path)
+    for i in range(1, n + 1):
+        log.append(case=f"C-{i % 2}", reason="test", command="query", sql=f"SELECT {i}", rows=i, seconds=0.01,
+                   status="ok", error=None, params=None)  # fmt: skip
+    return log
+
+
+def log_file(log: audit.AuditLog) -> Path:
+    return Path(log.store.url(layout.AUDIT_LOG))  # the local file, to damage it as an attacker would
+
+
+def head_file(log: audit.AuditLog) -> Path:
+    return Path(log.store.url(layout.AUDIT_HEAD))
+
+
+def lines(log: audit.AuditLog) -> list[str]:
+    return log_file(log).read_text().splitlines(keepends=True)
+
+
+def test_append_builds_a_chain(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    entries = log.list()
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4, 5]
+    assert entries[0]["prev_hash"] == audit.GENESIS
+    for prev, e in itertools.pairwise(entries):
+        assert e["prev_hash"] == prev["hash"] == audit.entry_hash(prev)
+    e = entries[2]
+    assert {
+        "seq",
+        "time",
+        "user",
+        "case",
+        "reason",
+        "command",
+        "sql",
+        "rows",
+        "seconds",
+        "prev_hash",
+        "hash",
+    } <= set(e)
+    assert e["time"].endswith("Z") and e["user"]
+    report = log.verify()
+    assert report.ok and report.entries == 5 and report.head_hash == entries[-1]["hash"]
+    assert [e["seq"] for e in log.list("C-1")] == [1, 3, 5]
+
+
+def test_edit_a_field_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    ls = lines(log)
+    entry = json.loads(ls[2])
+    entry["sql"] = "SELECT 'nothing to see'"
+    ls[2] = json.dumps(entry, sort_keys=True) + "\n"
+    log_file(log).write_text("".join(ls))
+    report = log.verify()
+    assert not report.ok and report.bad_entry == 3 and "entry 3 was modified" in str(report.problem)
+
+
+def test_edit_with_recomputed_hash_breaks_the_next_link(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    ls = lines(log)
+    entry = json.loads(ls[1])
+    entry["case"] = "OTHER"
+    entry["hash"] = audit.entry_hash(entry)
+    ls[1] = json.dumps(entry, sort_keys=True) + "\n"
+    log_file(log).write_text("".join(ls))
+    report = log.verify()
+    assert report.bad_entry == 3 and "does not follow entry 2" in str(report.problem)
+
+
+def test_delete_a_line_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    ls = lines(log)
+    del ls[1]
+    log_file(log).write_text("".join(ls))
+    report = log.verify()
+    assert not report.ok and report.bad_entry == 2 and "seq 3 where 2 was expected" in str(report.problem)
+
+
+def test_swap_two_lines_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    ls = lines(log)
+    ls[2], ls[3] = ls[3], ls[2]
+    log_file(log).write_text("".join(ls))
+    report = log.verify()
+    assert not report.ok and report.bad_entry == 3
+
+
+def test_truncating_the_end_is_detected_by_the_head(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log_file(log).write_text("".join(lines(log)[:3]))
+    report = log.verify()
+    assert not report.ok and "ends at entry 3 but head.json records entry 5" in str(report.problem)
+
+
+def test_garbage_line_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    ls = lines(log)
+    ls[3] = ls[3][:40] + "\n"
+    log_file(log).write_text("".join(ls))
+    assert log.verify().bad_entry == 4
+
+
+def test_concurrent_appends_keep_one_chain(tmp_path: Path) -> None:
+    def worker(k: int) -> None:
+        log = audit.AuditLog(tmp_path)  # own file descriptor per append: flock serialises them
+        for i in range(25):
+            log.append(case=f"T-{k}", command="query", sql=f"SELECT {i}")
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    report = audit.AuditLog(tmp_path).verify()
+    assert report.ok and report.entries == 100
+
+
+def test_case_ids_are_validated() -> None:
+    assert audit.check_case("INC-2026-042", True) == "INC-2026-042"
+    assert audit.check_case(None, False) is None
+    with pytest.raises(UsageError, match="--case"):
+        audit.check_case(None, True)
+    with pytest.raises(UsageError, match="invalid case id"):
+        audit.check_case("x y; rm -rf", True)
+
+
+def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest_paths(store, [ROOT / "sample_logs" / "legacy.example.org" / "access_log"])
+    run = CliRunner().invoke
+    for case in ("A-1", "B-2", "A-1"):
+        r = run(main, ["query", "--store", str(store), "--case", case, "--reason", "triage",
+                       "SELECT count(*) FROM pageviews WHERE client_net = '203.0.113.45/24' OR path = '/203.0.113.45'"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+    r = run(main, ["audit", "list", "--store", str(store), "--case", "A-1", "--format", "json"])
+    entries = [json.loads(x) for x in r.stdout.splitlines()]
+    # each query: its start (with the case, reason and SQL), then its outcome (of = the start's seq)
+    assert [e["seq"] for e in entries] == [1, 2, 5, 6] and entries[0]["reason"] == "triage"
+    assert [e["status"] for e in entries] == ["started", "ok"] * 2
+    assert entries[1]["of"] == 1 and entries[1]["rows"] == 1 and "rows" not in entries[0]
+    # a full address typed into SQL is recorded as its network, like everything at rest
+    assert "203.0.113.45" not in (store / "_audit" / "audit.jsonl").read_text()
+    assert "203.0.113.0/24" in entries[0]["sql"]
+    r = run(main, ["audit", "list", "--store", str(store)])
+    assert r.exit_code == 0 and "B-2" in r.stdout and "(6 rows)" in r.stdout
+    r = run(main, ["audit", "verify", "--store", str(store)])
+    assert r.exit_code == 0 and "audit log OK: 6 entries" in r.stdout
+    path = store / "_audit" / "audit.jsonl"
+    ls = path.read_text().splitlines(keepends=True)
+    path.write_text(ls[0] + ls[2])
+    r = run(main, ["audit", "verify", "--store", str(store)])
+    assert r.exit_code == 8 and r.stderr.startswith("hostlogs: error: audit log damaged: entry 2 ")
+
+
+def test_a_missing_head_is_a_failure(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    head_file(log).unlink()
+    report = log.verify()
+    assert not report.ok and "head.json is missing" in str(report.problem)
+
+
+def test_cutting_the_tail_and_deleting_the_head_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log_file(log).write_text("".join(lines(log)[:3]))
+    head_file(log).unlink()
+    assert not log.verify().ok
+    # the next append does not heal it: the head is not recreated over a damaged trail
+    log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
+    assert not log.verify().ok
+
+
+def test_a_cut_tail_is_not_healed_by_the_next_append(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log_file(log).write_text("".join(lines(log)[:3]))
+    log.append(case="C-9", command="query", sql="SELECT 9", status="ok")
+    report = log.verify()
+    assert not report.ok and "head.json records entry 5" in str(report.problem)
+
+
+def test_deleting_the_first_entry_is_detected(tmp_path: Path) -> None:
+    log = filled(tmp_path)
+    log_file(log).write_text("".join(lines(log)[1:]))
+    report = log.verify()
+    assert not report.ok and report.bad_entry == 1
+
+
+def test_a_rewritten_chain_fails_against_an_earlier_head(tmp_path: Path) -> None:
+    """Edit + every hash recomputed + head rewritten: only an anchor outside the store shows it."""
+    log = filled(tmp_path)
+    anchor = log.verify().head_hash
+    rewritten, prev = [], audit.GENESIS
+    for line in lines(log):
+        entry = json.loads(line)
+        entry["sql"] = entry["sql"].replace("SELECT 2", "SELECT 'nothing'")
+        entry["prev_hash"] = prev
+        entry["hash"] = prev = audit.entry_hash(entry)
+        rewritten.append(json.dumps(entry, sort_keys=True) + "\n")
+    log_file(log).write_text("".join(rewritten))
+    head_file(log).write_text(json.dumps({"entries": 5, "seq": 5, "hash": prev}))
+    assert log.verify().ok  # consistent in itself
+    report = log.verify(expect=anchor)
+    assert not report.ok and "expected hash" in str(report.problem)
+    r = CliRunner().invoke(
+        main, ["audit", "verify", "--store", str(tmp_path.parent / tmp_path.name), "--expect", anchor]
+    )
+    assert r.exit_code != 0
+
+
+def test_an_empty_trail_verifies_but_a_deleted_one_does_not(tmp_path: Path) -> None:
+    assert audit.AuditLog(tmp_path).verify().ok  # never audited: nothing to check
+    log = filled(tmp_path, 2)
+    log_file(log).unlink()
+    head_file(log).unlink()
+    assert not audit.AuditLog(tmp_path).verify().ok  # _audit/ exists: the trail was deleted

@@ -1,0 +1,112 @@
+"""Query limits, the audit entry written before a query runs, and unreadable store files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.errors import QueryLimitError
+from pipeline.investigate import audit
+from pipeline.investigate import session as query
+from pipeline.investigate.sandbox import Limits
+from pipeline.store.commit import Store
+from tests.conftest import ROOT, ingest_paths
+
+RUNAWAY = "SELECT count(*) FROM range(100000000000000) a, range(1000) b"
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("limits")
+    ingest_paths(tmp / "store", [ROOT / "sample_logs" / "other_vhosts_access.log"])
+    return tmp / "store"
+
+
+def entries(store: Path, case: str) -> list[dict[str, object]]:
+    return [e for e in audit.AuditLog(store).list(case)]
+
+
+def test_a_runaway_query_stops_at_the_timeout(store: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"store = '{store}'\n[query]\ntimeout = '300ms'\n")
+    start = time.monotonic()
+    r = CliRunner().invoke(main, ["query", "--config", str(cfg), "--case", "T-1", RUNAWAY])
+    assert time.monotonic() - start < 10
+    assert r.exit_code == 9, r.output
+    assert r.stderr.startswith("hostlogs: error: query stopped after 0.3 s (query.timeout)")
+    assert r.stderr.count("\n") == 1
+    assert [e["status"] for e in entries(store, "T-1")] == ["started", "timeout"]
+    with pytest.raises(QueryLimitError, match=r"query\.timeout"):
+        query.run(store, "SELECT sum(a.range * b.range) FROM range(1e14::BIGINT) a, range(1000) b",
+                  limits=Limits(timeout=0.3))  # fmt: skip
+
+
+def test_a_huge_result_is_stopped_by_the_memory_limit(store: Path) -> None:
+    with pytest.raises(QueryLimitError, match="memory_limit"):
+        query.run(store, "SELECT * FROM range(100000000)", limits=Limits(memory_limit="64MB"))
+
+
+def test_spilling_still_works_within_the_memory_limit(store: Path) -> None:
+    """A sort larger than the memory limit spills to the private temp directory (not blocked)."""
+    sql = "SELECT count(*) FROM (SELECT range AS x, md5(range::VARCHAR) AS h FROM range(2000000) ORDER BY h)"
+    assert query.run(store, sql, limits=Limits(memory_limit="40MB", threads=1)).rows == [(2_000_000,)]
+
+
+def test_bad_timeout_setting_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[query]\ntimeout = 'soon'\n")
+    r = CliRunner().invoke(main, ["query", "--config", str(cfg), "--case", "T-1", "SELECT 1"])
+    assert r.exit_code == 3 and "query.timeout" in r.stderr
+
+
+def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
+    code = (
+        "import sys; from pipeline.investigate import session as query; "
+        "from pipeline.investigate.sandbox import Limits; "
+        f"query.run({str(store)!r}, {RUNAWAY!r}, case='KILL-1', limits=Limits(timeout=None))"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not entries(store, "KILL-1") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    mine = entries(store, "KILL-1")
+    assert [e["status"] for e in mine] == ["started"] and mine[0]["sql"] == RUNAWAY
+    assert audit.AuditLog(store).verify().ok
+
+
+def test_a_corrupt_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    files = Store(copy).committed_parquet()
+    bad = files[1]
+    bad.write_bytes(bad.read_bytes()[:500])  # truncated: no Parquet footer
+    rel = bad.relative_to(copy).as_posix()
+    r = CliRunner().invoke(main, ["query", "--store", str(copy), "--case", "C-1", "--format", "csv",
+                                  "SELECT count(*) AS n FROM pageviews"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    total = query.run(store, "SELECT count(*) FROM pageviews").rows[0][0]
+    day = query.run(store, f"SELECT count(*) FROM pageviews WHERE date = DATE '{rel[15:25]}'").rows[0][0]
+    assert r.stdout == f"n\n{total - day}\n"
+    assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read") and "hostlogs verify" in r.stderr
+    outcome = entries(copy, "C-1")[-1]
+    assert outcome["status"] == "ok" and rel in json.dumps(outcome["warnings"])
+    # the other days still answer without a warning, and investigations run over the rest
+    r = CliRunner().invoke(main, ["investigate", "attacks", "--store", str(copy), "--case", "C-1"])
+    assert r.exit_code == 0 and "cannot be read" in r.stderr

@@ -1,0 +1,215 @@
+"""Legal holds (pipeline/lifecycle/holds.py): records, release, and what purge and erasure keep under them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import LockedError, StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.lifecycle import retention
+from pipeline.lifecycle.erase import erase
+from pipeline.lifecycle.holds import Hold, active_holds, add_hold, list_holds, release_hold
+from pipeline.store.commit import Store
+from pipeline.store.layout import HOLDS as HOLDS_DIR
+from tests.conftest import ingest_paths
+
+from .test_lifecycle import A, B, D, build, by_date, cfg_for, invoke, paths, visible
+
+
+def rows() -> list[tuple[int, dt.date, str, str]]:
+    """Ten days of March 2024, each with rows of two domains (expired as of 2026-06-01 under "2y")."""
+    return [(n, D(2024, 3, 1 + n % 10), (A, B)[n // 10 % 2], f"203.0.113.{n % 5 + 1}") for n in range(60)]
+
+
+def test_add_list_release_are_recorded(store: Path) -> None:
+    build(store, rows())
+    before = dt.datetime.now(dt.UTC)
+    hold = add_hold(
+        store, "INC-2026-042", " breach at a.example ", domain="A.example", date_from=D(2024, 3, 2)
+    )
+    assert (hold.case, hold.reason, hold.domain, hold.date_from, hold.date_to) == (
+        "INC-2026-042", "breach at a.example", A, D(2024, 3, 2), None,
+    )  # fmt: skip
+    assert hold.created_by == getpass.getuser() and hold.created >= before and hold.created.tzinfo == dt.UTC
+    released = release_hold(store, "INC-2026-042")
+    assert released.released is not None and released.released_by == getpass.getuser()
+    again = add_hold(store, "INC-2026-042", "reopened")  # a released case may be held again: a new record
+    listed = list_holds(store)
+    assert [(h.case, h.active) for h in listed] == [("INC-2026-042", False), ("INC-2026-042", True)]
+    assert listed[0] == released and listed[1] == again and active_holds(store) == [again]
+    files = sorted((store / HOLDS_DIR).glob("*.json"))
+    assert len(files) == 2 and json.loads(files[0].read_text())["released_by"] == getpass.getuser()
+
+
+GOOD_IDS = ["INC-2026-042", "jira:SEC/17#2", "case#12", "x/../../y", "A.b_c-d", "a" * 80]
+BAD_IDS = ["-x", ":x", "#1", "../x", "a" * 81, "a b", "a;b", "caf\u00e9", "a\nb"]
+
+
+def test_a_case_id_valid_for_a_query_can_be_held_and_released(store: Path) -> None:
+    build(store, rows())
+    hold = add_hold(store, "jira:SEC/17#2", "ticket", domain=A)
+    # one file directly under _holds/, its name free of the id's '/', ':' and '#'
+    files = [
+        p.relative_to(store / HOLDS_DIR).as_posix() for p in (store / HOLDS_DIR).rglob("*") if p.is_file()
+    ]
+    assert files == [hold.file] and not set(hold.file) & set("/:#")
+    assert [h.case for h in active_holds(store)] == ["jira:SEC/17#2"]
+    released = release_hold(store, "jira:SEC/17#2")
+    assert released.file == hold.file and not active_holds(store)
+    assert json.loads((store / HOLDS_DIR / hold.file).read_text())["case"] == "jira:SEC/17#2"
+
+
+def test_ids_that_differ_only_in_unsafe_characters_get_distinct_files(store: Path) -> None:
+    build(store, rows())
+    a, b = add_hold(store, "SEC/1", "r"), add_hold(store, "SEC:1", "r")
+    assert a.file != b.file and sorted(h.case for h in active_holds(store)) == ["SEC/1", "SEC:1"]
+
+
+def test_a_hold_file_of_the_old_naming_still_loads_and_releases(store: Path) -> None:
+    build(store, rows())
+    old = {"version": 1, "case": "INC-7", "reason": "r", "created": "2026-01-02T03:04:05+00:00",
+           "created_by": "alice", "domain": None, "date_from": "2024-03-01", "date_to": None,
+           "released": None, "released_by": None}  # fmt: skip
+    (store / HOLDS_DIR).mkdir()
+    (store / HOLDS_DIR / "20260102T030405000000Z-INC-7.json").write_text(json.dumps(old))
+    assert [(h.case, h.file) for h in active_holds(store)] == [("INC-7", "20260102T030405000000Z-INC-7.json")]
+    release_hold(store, "INC-7")
+    assert not active_holds(store) and len(list((store / HOLDS_DIR).iterdir())) == 1
+
+
+@pytest.mark.parametrize(("case", "good"), [(c, True) for c in GOOD_IDS] + [(c, False) for c in BAD_IDS])
+def test_holds_and_the_audit_accept_the_same_case_ids(store: Path, case: str, good: bool) -> None:
+    store.mkdir()
+    accepted = []
+    for check in (lambda: add_hold(store, case, "r"), lambda: audit.check_case(case, False)):
+        try:
+            check()
+            accepted.append(True)
+        except UsageError as exc:
+            assert "invalid case id" in str(exc)
+            accepted.append(False)
+    assert accepted == [good, good]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"case": "bad id/../x"}, "invalid case id"),
+        ({"reason": "  "}, "needs a reason"),
+        ({"date_from": D(2024, 3, 5), "date_to": D(2024, 3, 1)}, "is after"),
+        ({"case": "DUP"}, "already has an active hold"),
+    ],
+)
+def test_bad_holds_are_refused(store: Path, kwargs: dict[str, object], message: str) -> None:
+    build(store, rows())
+    add_hold(store, "DUP", "first")
+    args: dict[str, object] = {"case": "X-1", "reason": "r", **kwargs}
+    with pytest.raises(UsageError, match=message):
+        add_hold(store, **args)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match="no active hold"):
+        release_hold(store, "NOPE")
+
+
+def test_a_hold_needs_a_store_and_waits_for_maintenance(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store"):
+        add_hold(tmp_path / "missing", "X", "r")
+    build(store, rows())
+    with Store(store, "maintenance").lock(), pytest.raises(LockedError):
+        add_hold(store, "X", "r", wait=0.3)  # a purge is running: the hold applies to the next one
+    assert list_holds(store) == []
+
+
+def test_held_rows_survive_the_purge_until_released(store: Path) -> None:
+    data = rows()
+    build(store, data)
+    add_hold(store, "CASE-A", "test", domain=A, date_from=D(2024, 3, 3), date_to=D(2024, 3, 4))
+    cfg = cfg_for(store)
+    report = retention.purge(cfg, as_of=D(2026, 6, 1))
+    held = [r for r in data if r[2] == A and D(2024, 3, 3) <= r[1] <= D(2024, 3, 4)]
+    assert visible(store) == paths(held)  # only the held rows of the held partitions: the rest is rewritten
+    assert report.held == {"CASE-A": len(held)}
+    held_days = {str(c.date): c.action for c in report.partitions if c.holds}
+    assert held_days == {"2024-03-03": "rewritten", "2024-03-04": "rewritten"}
+    code, out, _ = invoke("purge", "--store", str(store), "--as-of", "2026-06-01")
+    assert code == 0 and f"kept under hold CASE-A: {len(held)} rows" in out
+    assert "active hold: CASE-A (a.example, 2024-03-03 to 2024-03-04)" in out
+    code, out, _ = invoke("hold", "release", "CASE-A", "--store", str(store))
+    assert code == 0 and "hold released: CASE-A" in out
+    code, out, _ = invoke("hold", "list", "--store", str(store))
+    assert code == 0 and "released" in out and f"released by {getpass.getuser()}" in out
+    retention.purge(cfg, as_of=D(2026, 6, 1))
+    assert visible(store) == paths([]) and not list((store / "pageviews").iterdir())
+
+
+def test_a_hold_without_domain_keeps_whole_days_and_their_rejects(store: Path, tmp_path: Path) -> None:
+    build(store, rows())
+    today = retention.today()
+    add_hold(store, "ALL", "everything in the range", date_from=D(2024, 3, 9))
+    (tmp_path / "bad.log").write_text("not a log line\n")
+    ingest_paths(store, [tmp_path / "bad.log"], fmt="vhost_combined", domain=None)
+    report = retention.purge(cfg_for(store), as_of=today + dt.timedelta(days=3 * 365))
+    assert set(by_date(store)) == {"2024-03-09", "2024-03-10"}
+    assert [(c.action, c.holds) for c in report.rejects] == [("kept", {"ALL": 1})]
+    assert list(store.glob("_rejects/date=*/*.parquet"))
+
+
+def test_erasure_keeps_held_rows_and_says_so(store: Path) -> None:
+    data = rows()
+    build(store, data)
+    add_hold(store, "LEGAL-1", "claim", domain=B, date_to=D(2024, 3, 2))
+    report = erase(cfg_for(store), domain=B)
+    kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
+    assert visible(store) == paths(r for r in data if r[2] == A) + paths(kept)
+    assert report.held == {"LEGAL-1": len(kept)} and report.rows_deleted == 30 - len(kept)
+    code, out, _ = invoke("erase", "--store", str(store), "--request", "DSR-1", "--domain", B)
+    assert code == 0 and f"kept under hold LEGAL-1: {len(kept)} rows" in out and "deleted: 0 rows" in out
+
+
+def test_hold_cli_add_and_json(store: Path) -> None:
+    build(store, rows())
+    code, out, _ = invoke(
+        "hold",
+        "add",
+        "--store",
+        str(store),
+        "--case",
+        "INC-1",
+        "--reason",
+        "r",
+        "--from",
+        "2024-03-01",
+        "--json",
+    )
+    data = json.loads(out)
+    assert (
+        code == 0
+        and data["case"] == "INC-1"
+        and data["date_from"] == "2024-03-01"
+        and data["released"] is None
+    )
+    code, _, err = invoke(
+        "hold", "add", "--store", str(store), "--case", "INC-2", "--reason", "r", "--from", "March"
+    )
+    assert code == 2 and "is not a date" in err
+    code, _, err = invoke("hold", "release", "INC-9", "--store", str(store))
+    assert code == 2 and "no active hold for case 'INC-9'" in err
+    code, out, _ = invoke("hold", "list", "--store", str(store), "--json")
+    assert [Hold.from_json(h, "").case for h in json.loads(out)] == ["INC-1"]
+
+
+def test_a_case_a_query_ran_under_can_be_held_from_the_command_line(store: Path) -> None:
+    build(store, rows())
+    s = ("--store", str(store))
+    code, _, err = invoke("query", *s, "--case", "jira:SEC/17#2", "SELECT count(*) FROM pageviews")
+    assert code == 0, err
+    code, out, err = invoke("hold", "add", *s, "--case", "jira:SEC/17#2", "--reason", "r", "--json")
+    assert code == 0 and json.loads(out)["case"] == "jira:SEC/17#2", err
+    code, out, _ = invoke("hold", "release", "jira:SEC/17#2", *s)
+    assert code == 0 and "released" in out
+    cases = [e["case"] for e in audit.AuditLog(store).list() if e["command"].startswith(("query", "hold"))]
+    assert cases == ["jira:SEC/17#2"] * 6  # query, hold add, hold release: started and outcome each

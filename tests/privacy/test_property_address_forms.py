@@ -1,0 +1,289 @@
+"""Every textual form of an address, in every field of a log line, through a real ingest: none reaches
+any byte the tool writes (store files, decoded Parquet values, rejects, manifests, report, stdout).
+
+Also a catalogue of forms through ``mask_text`` (fast, readable failures).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import tempfile
+import urllib.parse
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.cli.ingest import render_ingest
+from pipeline.privacy import mask as privacy
+from tests.conftest import ingest_paths
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# ---------------------------------------------------------------------------------------------------
+# Catalogue: mask_text over the forms one at a time
+# ---------------------------------------------------------------------------------------------------
+
+FORMS = [
+    # IPv4
+    ("203.0.113.17", "203.0.113.0/24"),
+    ("203.000.113.017", "203.0.113.0/24"),  # zero-padded
+    ("203.0.113.012", "203.0.113.0/24"),
+    ("0313.0.0161.021", "203.0.113.0/24"),  # inet_aton octal parts
+    ("0xcb.0x0.0x71.0x11", "203.0.113.0/24"),  # hex parts
+    ("0xCB.0.113.0X11", "203.0.113.0/24"),
+    ("000000203.0.113.17", "203.0.113.0/24"),
+    ("0" * 5000 + "203.0.113.17", "203.0.113.0/24"),  # past int()'s 4300-digit limit
+    ("198.51.100.7:8080", "198.51.100.0/24:8080"),
+    ("x=203.0.113.7.5", "x=203.0.113.0/24"),  # the whole dotted run goes
+    ("10.1.198.51.100.7", "10.1.198.0/24"),
+    # encoded IPv4
+    ("203%2E0%2E113%2E17", "203.0.113.0/24"),
+    ("203%2e0%2e113%2e17", "203.0.113.0/24"),
+    ("203%252E0%252E113%252E17", "203.0.113.0/24"),  # double-encoded
+    ("%32%30%33%2E%30%2E%31%31%33%2E%31%37", "203.0.113.0/24"),  # digits encoded too
+    ("%32%30%33.0.113.17", "203.0.113.0/24"),
+    ("%2532%2530%2533.0.113.17", "203.0.113.0/24"),
+    (r"203\x2e0\x2e113\x2e17", "203.0.113.0/24"),  # \xHH as servers escape bytes
+    (r"\x32\x30\x33.0.113.17", "203.0.113.0/24"),
+    ("203%u002E0%u002E113%u002E17", "203.0.113.0/24"),
+    (r"203\u002e0\u002e113\u002e17", "203.0.113.0/24"),  # JSON escapes
+    ("&#50;&#48;&#51;.0.113.17", "203.0.113.0/24"),  # HTML numeric entities
+    ("203&#46;0&#x2E;113&#046;17", "203.0.113.0/24"),
+    ("2001&#58;db8&#58;&#58;5", "2001:db8::/48"),
+    ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
+    ("203\u30020\u3002113\u300217", "203.0.113.0/24"),  # ideographic full stop
+    ("2002:cb00:7111::1", "2002:cb00:7100::/40"),  # 6to4 carries 203.0.113.17 in bits 16-48
+    ("/a&amp;b=1", "/a&amp;b=1"),  # an entity that is no address character stays
+    ("/a/203%2E000%2E113%2E017/b", "/a/203.0.113.0/24/b"),
+    # IPv4-mapped and -compatible
+    ("::ffff:198.51.100.77", "198.51.100.0/24"),
+    ("::ffff:198.51.100.077", "198.51.100.0/24"),  # was ::ffff:198.51.100.0/2477
+    ("::FFFF:198.51.100.7", "198.51.100.0/24"),
+    ("0:0:0:0:0:ffff:198.51.100.7", "198.51.100.0/24"),
+    ("0000:0000:0000:0000:0000:ffff:c633:6407", "198.51.100.0/24"),
+    ("::ffff:c633:6407", "198.51.100.0/24"),
+    ("::198.51.100.7", "198.51.100.0/24"),
+    ("[::ffff:198.51.100.7]:443", "[198.51.100.0/24]:443"),
+    ("%3A%3Affff%3A198.51.100.7", "198.51.100.0/24"),
+    ("::ffff:0xc6.0x33.0x64.0x07", "198.51.100.0/24"),
+    # IPv6
+    ("2001:db8:abcd:12::1", "2001:db8:abcd::/48"),
+    ("2001:0db8:abcd:0012:0000:0000:0000:0001", "2001:db8:abcd::/48"),
+    ("2001:DB8:ABCD:12::1", "2001:db8:abcd::/48"),
+    ("[2001:db8:abcd::1]:443", "[2001:db8:abcd::/48]:443"),
+    ("fe80::1%eth0", "fe80::/48"),
+    ("fe80::1%25eth0", "fe80::/48"),
+    ("2001:db8::198.51.100.7", "2001:db8::/48"),
+    ("2001%3Adb8%3A%3A5", "2001:db8::/48"),
+    ("2001%253Adb8%253A%253A5", "2001:db8::/48"),
+    ("%5B2001%3Adb8%3A%3A5%5D%3A443", "%5B2001:db8::/48%5D%3A443"),
+    (r"2001\x3adb8\x3a\x3a5", "2001:db8::/48"),
+    ("client:2001:db8:abcd:12::1", "client:2001:db8:abcd::/48"),
+    ("2001:00db8:abcd::1", "2001:db8:abcd::/48"),  # zero-padded beyond 4 digits
+    # not addresses: untouched
+    ("Chrome/116.0.5845.187", "Chrome/116.0.5845.187"),
+    ("Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0"),
+    ("https%3A%2F%2Fwww.example.com%2Fa%3Fb%3D1", "https%3A%2F%2Fwww.example.com%2Fa%3Fb%3D1"),
+    ("q=caf%C3%A9&n=%20%21", "q=caf%C3%A9&n=%20%21"),
+    ("at 10:30:00 UTC", "at 10:30:00 UTC"),
+    ("version 1.2.3", "version 1.2.3"),
+    ("/pod/Moose::Role", "/pod/Moose::Role"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), FORMS, ids=[f[0][-60:] for f in FORMS])
+def test_mask_text_catalogue(text: str, expected: str) -> None:
+    assert privacy.mask_text(pl.Series([text]), privacy.ClientMasker()).to_list() == [expected]
+
+
+def test_catalogue_in_one_batch_matches_one_by_one() -> None:
+    out = privacy.mask_text(pl.Series([t for t, _ in FORMS]), privacy.ClientMasker()).to_list()
+    assert out == [e for _, e in FORMS]
+
+
+# ---------------------------------------------------------------------------------------------------
+# Property: real ingest, every byte written
+# ---------------------------------------------------------------------------------------------------
+
+_DOC_NETS = [
+    ipaddress.ip_network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32")
+]
+
+
+@st.composite
+def addresses(draw: st.DrawFn) -> IPAddress:
+    """Documentation-range or random addresses whose host part is not all zeros (else the network
+    text contains the address text and nothing could be hidden)."""
+    if draw(st.booleans()):
+        net = draw(st.sampled_from(_DOC_NETS))
+        addr: IPAddress = net[draw(st.integers(1, min(net.num_addresses - 1, 2**64)))]
+    else:
+        addr = draw(st.ip_addresses())
+    masker = privacy.ClientMasker()
+    plain = privacy.parse_address(str(addr))
+    assert plain is not None
+    host_bits = int(plain) & ((1 << (32 - 24)) - 1 if plain.version == 4 else (1 << 80) - 1)
+    if host_bits == 0 or len(str(addr)) < 7 or masker.network_of(plain).startswith(str(addr)):
+        addr = (
+            ipaddress.ip_address("203.0.113.77")
+            if addr.version == 4
+            else ipaddress.ip_address("2001:db8::77")
+        )
+    return addr
+
+
+def _v4_parts(a: ipaddress.IPv4Address, style: int) -> list[str]:
+    o = [int(x) for x in str(a).split(".")]
+    return [
+        [str(x) for x in o],
+        [f"{x:03d}" for x in o],
+        [f"0{x:o}" for x in o],
+        [f"0x{x:x}" for x in o],
+        [f"0x{x:X}" if i % 2 else str(x) for i, x in enumerate(o)],
+        [f"{x:05d}" for x in o],
+    ][style % 6]
+
+
+def render(addr: IPAddress, style: int) -> str:
+    """One textual form of ``addr`` (before any encoding)."""
+    if addr.version == 4:
+        assert isinstance(addr, ipaddress.IPv4Address)
+        dotted = ".".join(_v4_parts(addr, style))
+        padded = ".".join(_v4_parts(addr, 1))
+        v4_forms = [
+            dotted,
+            f"{dotted}:8080",
+            f"::ffff:{dotted if style % 6 in (0, 1) else addr}",
+            f"::ffff:{padded}",
+            f"::FFFF:{addr}",
+            f"0:0:0:0:0:ffff:{addr}",
+            f"::ffff:{int(addr) >> 16:x}:{int(addr) & 0xFFFF:x}",
+            f"::{addr}",
+            f"[::ffff:{addr}]:443",
+        ]
+        return v4_forms[style % len(v4_forms)]
+    assert isinstance(addr, ipaddress.IPv6Address)
+    s = str(addr)
+    v6_forms = [s, addr.exploded, addr.exploded.upper(), s.upper(), f"[{s}]:443", f"{s}%eth0", f"{s}%25eth1"]
+    return v6_forms[style % len(v6_forms)]
+
+
+def encode(text: str, how: int) -> str:
+    if how == 1:  # URL-encoded separators
+        return text.replace(".", "%2E").replace(":", "%3A")
+    if how == 2:  # everything encoded, lower-case hex
+        return "".join(f"%{ord(c):02x}" for c in text)
+    if how == 3:  # double-encoded
+        return urllib.parse.quote(text.replace(".", "%2E").replace(":", "%3A"), safe="")
+    if how == 4:  # \xHH as servers escape bytes
+        return text.replace(".", r"\x2e").replace(":", r"\x3a")
+    if how == 5:  # digits encoded, double
+        return re.sub(r"[0-9]", lambda m: f"%25{ord(m[0]):02X}", text)
+    return text
+
+
+def needles(used: str, addr: IPAddress) -> set[str]:
+    """Texts that must appear nowhere: the form used, decoded, canonical, expanded."""
+    decoded = used
+    for _ in range(4):
+        decoded = urllib.parse.unquote(decoded.replace(r"\x", "%"))
+    out = {used, decoded, str(addr), addr.exploded}
+    plain = privacy.parse_address(str(addr))
+    if plain is not None:
+        out |= {str(plain), plain.exploded}
+    if addr.version == 4:
+        out |= {f"::ffff:{addr}", ipaddress.IPv6Address(f"::ffff:{addr}").exploded}
+    return {n for n in out if len(n) >= 7}
+
+
+FIELDS = ("client", "path", "query", "protocol", "referrer", "agent", "vhost", "rejected")
+form_choice = st.tuples(st.integers(0, 20), st.integers(0, 5), st.sampled_from(FIELDS))
+
+
+def log_line(field: str, form: str, n: int) -> str:
+    client, vhost, path, query, proto, ref, agent = (
+        "192.0.2.1",
+        "www.example.test",
+        f"/p{n}",
+        "a=1",
+        "HTTP/1.1",
+        "-",
+        "ua",
+    )
+    if field == "client":
+        client = form
+    elif field == "vhost":
+        vhost = form
+    elif field == "path":
+        path = f"/x/{form}/y"
+    elif field == "query":
+        query = f"ip={form}&b=2"
+    elif field == "protocol":
+        proto = f"HTTP/{form}"
+    elif field == "referrer":
+        ref = f"http://{form}/r?from={form}"
+    elif field == "agent":
+        agent = f"bot/1.0 (+{form}) Chrome/116.0.5845.187"
+    status = "two-hundred" if field == "rejected" else "200"
+    line = (
+        f'{vhost}:443 {client} - - [10/Oct/2026:13:55:36 +0000] "GET {path}?{query} {proto}" {status} 5 '
+        f'"{ref}" "{agent}"'
+    )
+    if field == "rejected":
+        line = line.replace("GET /", f"GET /{form}/")
+    return line
+
+
+def written_text(root: Path) -> bytes:
+    """Every byte of every file under ``root``, and every decoded Parquet value."""
+    chunks: list[bytes] = []
+    for f in sorted(root.rglob("*")):
+        if not f.is_file():
+            continue
+        data = f.read_bytes()
+        chunks.append(data)
+        if f.suffix == ".parquet":
+            table = pq.read_table(f)
+            chunks.append(json.dumps(table.to_pylist(), default=str).encode())
+    return b"\n".join(chunks)
+
+
+@settings(
+    max_examples=25,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.tuples(addresses(), form_choice), min_size=4, max_size=12))
+def test_no_form_of_an_address_reaches_any_byte(cases: list[tuple[IPAddress, tuple[int, int, str]]]) -> None:
+    lines: list[str] = []
+    secret: set[str] = set()
+    for n, (addr, (style, how, field)) in enumerate(cases):
+        used = encode(render(addr, style), how)
+        if field in ("client", "vhost") and how in (2, 3, 5):
+            used = render(addr, style)  # servers write these fields verbatim
+        lines.append(log_line(field, used, n))
+        secret |= needles(used, addr)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "access.log"
+        log.write_text("".join(line + "\n" for line in lines))
+        store = Path(tmp) / "store"
+        report = ingest_paths(store, [log], fmt="vhost_combined")
+        assert not report.failed
+        assert report.rows + sum(report.rejects.values()) == len(lines)
+        # what the command prints (text and --json) and every byte under the store and its keys
+        printed = (render_ingest(report) + json.dumps(report.to_dict(), default=str)).encode()
+        everything = written_text(Path(tmp))
+        assert log.read_bytes() in everything  # (the log itself is there: take it out)
+        everything = everything.replace(log.read_bytes(), b"")
+        for needle in sorted(secret):
+            b = needle.encode()
+            assert b not in everything, (needle, lines)
+            assert b not in printed, (needle, lines)
