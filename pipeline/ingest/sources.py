@@ -1,4 +1,4 @@
-"""Finding log files and reading them as blocks of complete lines, from a committed offset.
+"""Finding log files and opening them as streams (plain or compressed) read from an offset.
 
 Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its later
 ``access.log.1.gz`` share offsets. A file is identified by a fingerprint of its first bytes

@@ -246,10 +246,6 @@ class Store(StoreFiles):
                 out |= set(hidden)
         return out
 
-    def uncommitted_files(self) -> set[Path]:
-        """``hidden`` as Paths under the root (deprecated)."""
-        return {self.root / k for k in self.hidden()}
-
     def committed_parquet(self) -> list[Path]:
         return self.committed(self.pageviews)
 

@@ -8,7 +8,7 @@ only ``pipeline/store/`` turns them into locations (a local path today, an objec
     _manifests/<writer>/<seq:012d>.json                  one commit record per batch (chain of custody)
     _state/<writer>/progress.json | pending.json | ingest.lock
     _state/keyed-digests.json                            ingest's migration marker (keyed fingerprints)
-    _holds/<case>.json                                   legal holds
+    _holds/<stamp>-<safe case id>-<hash>.json            legal holds (the case id itself is inside)
     _deletions/<stamp>-<op>.json                         deletion records (purge, erase)
     _audit/audit.jsonl, _audit/head.json                 the hash-chained audit trail and its head
 """

@@ -210,16 +210,16 @@ def test_a_batch_beginning_while_files_are_listed_stays_hidden(
     st = Store(store)
     (old,) = st.committed_parquet()
     late = "pageviews/date=2026-10-10/part-late.parquet"
-    original = Store.uncommitted_files
+    original = Store.hidden
 
-    def begin_a_batch_meanwhile(self: Store) -> set[Path]:
+    def begin_a_batch_meanwhile(self: Store) -> set[str]:
         hidden = original(self)
         if not (store / late).exists():  # right after the records were read, an ingest begins a batch
             st.begin(st.load_progress().seq + 1, [late])
             shutil.copy(old, store / late)
         return hidden
 
-    monkeypatch.setattr(Store, "uncommitted_files", begin_a_batch_meanwhile)
+    monkeypatch.setattr(Store, "hidden", begin_a_batch_meanwhile)
     assert st.committed_parquet() == [old]  # not listed yet: not shown
     assert st.committed_parquet() == [old]  # listed, and its intent record hides it
 
