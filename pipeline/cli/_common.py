@@ -49,8 +49,17 @@ def store_options(fn: F) -> F:
 
 
 def load_config(config_path: str | None, store: str | None) -> config.Config:
-    """The config file (or the defaults), with --store taking precedence over its ``store``."""
-    return config.load(config_path).with_overrides(store=store)
+    """The config file (or the defaults), with --store taking precedence over its ``store``.
+
+    Its sources are checked here for every command, not only ``ingest``: a config that cannot be
+    ingested is broken for everyone (exit 3, naming the file and the entry).
+    """
+    cfg = config.load(config_path)
+    if cfg.sources:
+        from pipeline.ingest.paths import check_sources
+
+        check_sources(cfg, str(config_path))
+    return cfg.with_overrides(store=store)
 
 
 def case_options(fn: F) -> F:

@@ -11,7 +11,6 @@ from pipeline import config
 from pipeline.cli._common import handle_errors, json_option, load_config, main, store_options
 from pipeline.errors import PartialFailure
 from pipeline.ingest import run as ingest
-from pipeline.store import layout
 
 
 @main.command("ingest")
@@ -126,7 +125,7 @@ def render_ingest(report: ingest.IngestReport) -> str:
     )
     if report.rejects:
         out.append("rejected by reason: " + ", ".join(f"{k} {v:,}" for k, v in report.rejects.items()))
-        out.append(f"  quarantined (IPs scrubbed) under {report.store}/{layout.REJECTS}/")
+        out.append(f"  quarantined (IPs scrubbed) under {report.quarantine}/")
     if report.partitions:
         shown = (
             report.partitions

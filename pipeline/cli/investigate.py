@@ -59,7 +59,7 @@ def _run(kw: dict[str, Any], kind: investigations.Kind, **args: Any) -> None:
     out_format, output = kw.pop("out_format"), kw.pop("output")
     inv = investigations.run(cfg, kind, _scope(kw), case=case, reason=reason, warn=warn, **args)
     if output:
-        used = render.write_output(inv.rows, output)
+        used = render.write_output(inv.rows, output, store=cfg.store)
         notice(f"{len(inv.rows.rows):,} rows written to {output} ({used})")
     click.echo(show(inv, out_format if not output or out_format != "table" else "summary", case))
 

@@ -56,9 +56,10 @@ def query_cmd(
     """
     if out_format == "parquet" and not output:
         raise UsageError("--format parquet needs --output FILE")
-    result = session.run(load_config(config_path, store), sql, case=case, reason=reason, warn=warn)
+    cfg = load_config(config_path, store)
+    result = session.run(cfg, sql, case=case, reason=reason, warn=warn)
     if output:
-        used = render.write_output(result, output, out_format)
+        used = render.write_output(result, output, out_format, store=cfg.store)
         notice(f"{len(result.rows):,} rows written to {output} ({used})")
         return
     click.echo(render.render(result, out_format or "table", width=terminal_width()))

@@ -10,8 +10,8 @@ import os
 import re
 from pathlib import Path
 
-from pipeline.config import SourceConfig
-from pipeline.errors import ConfigError
+from pipeline.config import Config, SourceConfig
+from pipeline.errors import ConfigError, FormatError
 
 
 def check_olddir(src: SourceConfig, where: str) -> None:
@@ -42,3 +42,22 @@ def domain_from_path(template: str, path: str) -> str | None:
 def template_glob(template: str) -> str:
     """The glob of every file a {domain} template can name (``{domain}`` → ``*``)."""
     return template.replace("{domain}", "*")
+
+
+def check_sources(cfg: Config, origin: str) -> None:
+    """Every ``[[sources]]`` entry of a config file can be ingested: a registered format, a valid olddir.
+
+    The config loader calls it for every command (a broken config fails closed, exit 3, naming the file
+    and the entry, even for a command that reads no logs); ``ingest.run`` applies the same rules to
+    sources given on the command line.
+    """
+    from pipeline.ingest import formats  # the registry compiles formats: only when there are sources
+
+    for i, src in enumerate(cfg.sources):
+        where = f"{origin}: sources[{i}]"
+        if src.format != "auto":
+            try:
+                formats.resolve(src.format)
+            except FormatError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        check_olddir(src, where)

@@ -31,6 +31,7 @@ from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher, EnrichStatus
+from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
 
@@ -59,6 +60,7 @@ class IngestReport:
     seconds: float
     enrichment: EnrichStatus = field(default_factory=lambda: EnrichStatus(pseudonyms="off", geo=None))
     key_destroyed_rows: int = 0  # rows of periods whose key the purge destroyed: client_id null
+    quarantine: str = ""  # where rejected lines are kept (scrubbed): the store's rejects table
 
     @property
     def lines(self) -> int:
@@ -150,6 +152,7 @@ def run(
         enricher.geo.close()
     return IngestReport(
         store=store.location,
+        quarantine=store.url(layout.REJECTS),
         enrichment=enricher.status,
         key_destroyed_rows=enricher.key_destroyed_rows,
         sources=tuple(reports),

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from pipeline.errors import UsageError
 from pipeline.investigate.sandbox import QueryResult
+from pipeline.store.commit import Store
 
 
 def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
@@ -55,8 +56,12 @@ def table(result: QueryResult, max_width: int = 60, width: int | None = None) ->
     return "\n".join([header.rstrip(), sep, *body, f"({n} row{'s' if n != 1 else ''})"])
 
 
-def write_output(result: QueryResult, path: str | Path, fmt: str | None = None) -> str:
-    """Write the result to a file (written by hostlogs, never by the query); returns the format used."""
+def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, *, store: str) -> str:
+    """Write the result to a file (written by hostlogs, never by the query); returns the format used.
+
+    ``store`` is the store the result came from: the file is never written inside it.
+    """
+    Store(store).refuse_output_inside(path)
     path = Path(path)
     fmt = fmt or {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
         path.suffix.lower(), "csv"

@@ -41,6 +41,7 @@ def write(
     warn: Callable[[str], None] | None = None,
 ) -> Report:  # fmt: skip
     """Build the report of ``case`` (required) under the audit trail and write it to ``output``."""
+    Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
     log = audit.AuditLog(cfg.store)
     built = with_connection(
         cfg, lambda con: build(con, log.store, scope, case, log.list(case)), case=case, reason=reason,

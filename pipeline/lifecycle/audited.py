@@ -1,7 +1,7 @@
 """The operator's lifecycle actions as the command line runs them: each one recorded in the audit trail.
 
-``retention.purge``, ``erase.erase`` and ``holds.add_hold``/``release_hold`` do the work; the functions
-here are the policy around them: who may act (an erasure or a key destruction needs a case or a
+``retention.purge``, ``erase.erase_unaudited`` and ``holds.add_hold``/``release_hold`` do the work; the
+functions here are the policy around them: who may act (an erasure or a key destruction needs a case or a
 request), and what the audit trail records (the command, its case or request, its parameters, the
 rows it deleted). ``hostlogs purge``, ``erase``, ``hold`` and ``keys destroy`` call these and render
 the report, so a Python caller that uses them is held to the same rules. (``export`` needs nothing
@@ -82,13 +82,13 @@ def erase(
     request: str | None = None,
     reason: str | None = None,
 ) -> erasure.EraseReport:
-    """``erase.erase`` under a case or a request id, recorded (the address itself never is)."""
+    """``erase.erase_unaudited`` under a case or a request id, recorded (the address itself never is)."""
     if Store(cfg.store).is_store():  # a missing store is a store error first (exit 6)
         case, request = audit.check_authority(case, request, "erase")
     params = {"domain": domain, "visitor": "one client address (not recorded)" if address else None,
               "from": _day(date_from), "to": _day(date_to), "dry_run": dry_run}  # fmt: skip
     with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
-        report = erasure.erase(
+        report = erasure.erase_unaudited(
             cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
             wait=wait,
         )  # fmt: skip

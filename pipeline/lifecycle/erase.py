@@ -70,7 +70,7 @@ class EraseReport:
         return {**asdict(self), "rows_deleted": self.rows_deleted}
 
 
-def erase(
+def erase_unaudited(
     cfg: Config,
     *,
     domain: str | None = None,
@@ -80,7 +80,11 @@ def erase(
     dry_run: bool = False,
     wait: float = 0.0,
 ) -> EraseReport:
-    """Remove a domain's rows, or one visitor's rows (optionally within a domain), in a date range."""
+    """Remove a domain's rows, or one visitor's rows (optionally within a domain), in a date range.
+
+    Not audited, and a dry run reveals whether a visitor is in the store: callers go through
+    ``lifecycle.audited.erase`` (a case or request, an audit entry); this is the work it records.
+    """
     if domain is None and address is None:
         raise UsageError("say what to erase: --domain DOMAIN and/or --ip ADDRESS")
     check_range(date_from, date_to)

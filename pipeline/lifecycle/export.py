@@ -21,10 +21,10 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
-from pipeline.investigate.session import audited
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, session
 from pipeline.rules import check_range
+from pipeline.store.commit import Store
 from pipeline.store.fs import fsync_dir
 from pipeline.store.schema import PAGEVIEWS
 
@@ -69,6 +69,10 @@ def export(
     then the ``started`` entry; the outcome entry carries the rows written. The rows are read from
     the store's files under the maintenance lock, not through the SQL sandbox.
     """
+    Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
+    # imported here: the session loads the query engine (DuckDB), which erase and hold never need
+    from pipeline.investigate.session import audited
+
     params = {"domain": domain.lower(), "format": fmt, "output": str(output),
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
     with audited(cfg, "export", case, reason, authority="export", request=request, params=params) as access:

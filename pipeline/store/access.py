@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from pipeline.errors import StoreError, store_error
+from pipeline.errors import StoreError, UsageError, store_error
 from pipeline.store import catalogue, layout
 from pipeline.store.fs import LocalFS, Payload, StoreFS
 from pipeline.store.parquet import parquet_rows, parquet_schema, read_rows
@@ -52,6 +52,12 @@ class StoreFiles:
         if isinstance(self.fs, LocalFS):
             return self.fs.key(key)
         return Path(key).as_posix()
+
+    def refuse_output_inside(self, output: str | os.PathLike[str]) -> None:
+        """An output file (export, query, report) is never written into the store: it would not be
+        committed, and it could overwrite evidence (the audit trail, a manifest) — exit 2."""
+        if self.fs.holds(output):
+            raise UsageError(f"--output {output} is inside the store at {self.location}: write it elsewhere")
 
     def key_of(self, location: str) -> str | None:
         """The key of a location the store handed out (``url``, a ``dataset`` file), None if foreign."""

@@ -89,6 +89,10 @@ class StoreFS(Protocol):
         """Remove what a crashed ``write_atomic`` of ``writer`` left (call under its lock)."""
         ...
 
+    def holds(self, location: str | os.PathLike[str]) -> bool:
+        """Whether a location outside the seam (a user's ``--output`` file) would be inside the store."""
+        ...
+
     def key_of(self, location: str) -> str | None:
         """The key of a location ``url`` or ``arrow`` gave (a file a reader named in an error)."""
         ...
@@ -105,6 +109,13 @@ class StoreFS(Protocol):
 _TEMPORARY = re.compile(r"\..+~(?P<writer>[A-Za-z0-9._-]+)~[0-9a-f]{8}\.tmp")
 
 
+def check_key(key: str) -> str:
+    """A key names a file *inside* the store: relative, posix, no ``..`` (refused: a bug, not input)."""
+    if key.startswith("/") or "\\" in key or "\0" in key or ".." in key.split("/"):
+        raise StoreError(f"internal error: {key!r} is not a key of the store")
+    return key
+
+
 class LocalFS:
     """A store in a local directory: atomic renames, fsync and flock give its crash safety."""
 
@@ -113,7 +124,7 @@ class LocalFS:
 
     def path(self, key: str) -> Path:
         """The local path of a key (for this module and its tests only)."""
-        return self.base / key if key else self.base
+        return self.base / check_key(key) if key else self.base
 
     def key(self, path: str | os.PathLike[str]) -> str:
         """The key of a local path under the root (a relative path is a key already)."""
@@ -121,7 +132,9 @@ class LocalFS:
         try:
             return p.relative_to(self.base).as_posix()
         except ValueError:
-            return p.as_posix()
+            if p.is_absolute():
+                raise StoreError(f"internal error: {p} is not in the store at {self.base}") from None
+            return check_key(p.as_posix())
 
     def describe(self) -> str:
         return str(self.base)
@@ -263,6 +276,11 @@ class LocalFS:
             return line
         finally:
             os.close(fd)  # releases the flock
+
+    def holds(self, location: str | os.PathLike[str]) -> bool:
+        # realpath on both sides: a symlink or ``..`` into the store is still inside it
+        base, there = os.path.realpath(self.base), os.path.realpath(location)
+        return there == base or there.startswith(base.rstrip(os.sep) + os.sep)
 
     def key_of(self, location: str) -> str | None:
         p = Path(location)

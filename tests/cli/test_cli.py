@@ -171,30 +171,45 @@ def test_ingest_does_not_load_the_query_engine() -> None:
     code = (
         "import sys; from pipeline.cli import main\n"
         "try:\n    main(['ingest', '--help'])\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('duckdb', 'pipeline.investigate', 'pipeline.report') if m in sys.modules))"
+        "print(sorted(m for m in ('duckdb', 'pipeline.investigate', 'pipeline.lifecycle') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize(
-    ("toml", "code", "message"),
+    ("toml", "message"),
     [
-        # the same rule as --format on the command line: the format registry, exit 5
-        ("[[sources]]\npath = 'x.log'\nformat = 'nginx'\n", 5, "unknown log format 'nginx'"),
-        ("[[sources]]\npath = 'x.log'\nformat = '%h %Z'\n", 5, "unsupported LogFormat directive %Z"),
-        ("[[sources]]\npath = 'x.log'\nolddir = '../old'\n", 3, "olddir must be a directory without '..'"),
-        ("[[sources]]\npath = '*/x.log'\nolddir = '/var/old'\n", 3, "olddir '/var/old' is absolute but"),
+        # the same rules as --format on the command line (the format registry), but a broken config
+        # file is a config error for every command: exit 3, naming the file and the entry
+        ("[[sources]]\npath = 'x.log'\nformat = 'nginx'\n", "c.toml: sources[0]: unknown log format 'nginx'"),
+        (
+            "[[sources]]\npath = 'x.log'\nformat = '%h %Z'\n",
+            "c.toml: sources[0]: unsupported LogFormat directive %Z",
+        ),
+        (
+            "[[sources]]\npath = 'x.log'\nolddir = '../old'\n",
+            "c.toml: sources[0]: olddir must be a directory without '..'",
+        ),
+        (
+            "[[sources]]\npath = '*/x.log'\nolddir = '/var/old'\n",
+            "c.toml: sources[0]: olddir '/var/old' is absolute but",
+        ),
     ],
 )
+@pytest.mark.parametrize(
+    "command",
+    [["ingest"], ["ingest", "x.log"], ["ingest", "-"], ["query", "SELECT 1", "--case", "C-1"], ["purge", "--dry-run"],
+     ["verify"], ["hold", "list"]],
+)  # fmt: skip
 def test_config_sources_meet_the_command_line_rules(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, code: int, message: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, message: str, command: list[str]
 ) -> None:
     (tmp_path / "x.log").write_text(LOG)
     (tmp_path / "c.toml").write_text(toml)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["ingest", "--config", "c.toml", "--store", "s"])
-    assert result.exit_code == code and message in result.stderr and result.stderr.count("\n") == 1
+    result = CliRunner().invoke(main, [*command, "--config", "c.toml", "--store", "s"], input=LOG)
+    assert result.exit_code == 3 and message in result.stderr and result.stderr.count("\n") == 1
     assert not (tmp_path / "s").exists()  # refused before anything was written
 
 
@@ -259,3 +274,34 @@ def test_shared_options_are_defined_once() -> None:
                 names = {a.value for a in node.args if isinstance(a, ast.Constant)}
                 found += [f"{path.name}:{node.lineno}: {n}" for n in sorted(names & shared)]
     assert found == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "SELECT * FROM pageviews", "--case", "C-1"],
+        ["investigate", "domain", "example.com", "--case", "C-1"],
+        ["investigate", "report", "--case", "C-1"],
+        ["export", "--domain", "example.com", "--request", "R-1"],
+    ],
+)
+@pytest.mark.parametrize(
+    "target",
+    ["_audit/head.json", "_audit/audit.jsonl", "evidence.csv", "pageviews/date=2026-10-10/out.parquet"],
+)
+def test_an_output_file_is_never_written_into_the_store(
+    tmp_path: Path, command: list[str], target: str
+) -> None:
+    """--output inside the store (directly, or through a symlink) is refused: it could overwrite evidence."""
+    log = tmp_path / "access.log"
+    log.write_text(LOG * 3)
+    store = tmp_path / "store"
+    assert invoke("ingest", str(log), "--store", str(store), "--domain", "example.com", "--final")[0] == 0
+    (tmp_path / "link").symlink_to(store)
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and "_audit" not in p.parts}
+    for output in (store / target, tmp_path / "link" / target):
+        code, _, err = invoke(*command, "--store", str(store), "--output", str(output))
+        assert code == 2 and "is inside the store" in err, err
+    assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and "_audit" not in p.parts} == before
+    assert not (store / "evidence.csv").exists()
+    assert invoke("audit", "verify", "--store", str(store))[0] == 0

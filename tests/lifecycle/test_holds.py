@@ -12,7 +12,7 @@ import pytest
 from pipeline.errors import LockedError, StoreError, UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import retention
-from pipeline.lifecycle.erase import erase
+from pipeline.lifecycle.erase import erase_unaudited as erase  # the work; the audited door: audited.erase
 from pipeline.lifecycle.holds import Hold, active_holds, add_hold, list_holds, release_hold
 from pipeline.store.commit import Store
 from pipeline.store.layout import HOLDS as HOLDS_DIR

@@ -17,7 +17,7 @@ import pytest
 from pipeline.errors import StoreError
 from pipeline.lifecycle import holds, retention, verify
 from pipeline.lifecycle.compact import compact
-from pipeline.lifecycle.erase import erase
+from pipeline.lifecycle.erase import erase_unaudited as erase  # the work; the audited door: audited.erase
 from pipeline.store.catalogue import file_sha256
 from pipeline.store.commit import Store
 from tests.conftest import ingest_paths

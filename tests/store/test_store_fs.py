@@ -189,3 +189,19 @@ def test_the_store_reaches_its_bytes_only_through_its_filesystem(tmp_path: Path)
         layout.manifest("files", 1)
     ]
     assert not nowhere.exists() and (real / key).is_file()
+
+
+@pytest.mark.parametrize(
+    "key", ["../outside.txt", "pageviews/../../outside.txt", "/etc/hostname", "a\\..\\b"]
+)
+def test_a_key_cannot_leave_the_store(tmp_path: Path, key: str) -> None:
+    """Keys are relative and inside the root: a key that climbs out is refused, read or write."""
+    store = Store(tmp_path / "s")
+    store.init()
+    (tmp_path / "outside.txt").write_text("not the store's")
+    with pytest.raises(StoreError, match=r"not (a key of|in) the store"):
+        store.read_bytes(key)
+    with pytest.raises(StoreError, match=r"not (a key of|in) the store"):
+        store.put_bytes(key, b"planted", "files")
+    assert (tmp_path / "outside.txt").read_text() == "not the store's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.txt", "s"]

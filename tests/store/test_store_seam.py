@@ -27,11 +27,20 @@ from tests.conftest import ROOT
 PIPELINE = ROOT / "pipeline"
 STORE_PACKAGE = PIPELINE / "store"
 LAYOUT_WORDS = ("_manifests", "_state", "_rejects", "_deletions", "_holds", "_audit", "date=", "part-", "rejects-", ".jsonl")  # fmt: skip
+# Parquet readers, by the module that defines them: caught under any alias (``import pyarrow.parquet as
+# x``, ``from polars import read_parquet as r``). Writers (an export's output file) are not readers.
 PARQUET_READERS = {
-    "pq": {"read_table", "ParquetFile", "read_schema", "read_metadata", "ParquetDataset"},
-    "pl": {"read_parquet", "scan_parquet"},
-    "ds": {"dataset"},
+    *(
+        f"pyarrow.parquet.{n}"
+        for n in ("read_table", "ParquetFile", "read_schema", "read_metadata", "ParquetDataset")
+    ),
+    "polars.read_parquet",
+    "polars.scan_parquet",
+    "pyarrow.dataset.dataset",
+    "pyarrow.dataset.parquet_dataset",
 }
+# DuckDB can read any file: only the sandbox (file access off) and the statement check import it.
+DUCKDB_USERS = {"pipeline/investigate/sandbox.py", "pipeline/investigate/statement.py"}
 
 
 def outside_store() -> list[Path]:
@@ -47,10 +56,24 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return out
 
 
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Every name a module binds by import, to the full name it stands for (``pq`` -> pyarrow.parquet)."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                out[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for a in node.names:
+                out[a.asname or a.name] = f"{node.module}.{a.name}"
+    return out
+
+
 def static_violations(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     prose = _docstrings(tree)
     rel = path.relative_to(ROOT).as_posix()
+    aliases = _aliases(tree)
     found = []
     for node in ast.walk(tree):
         where = f"{rel}:{getattr(node, 'lineno', '?')}"
@@ -62,13 +85,15 @@ def static_violations(path: Path) -> list[str]:
         elif isinstance(node, ast.Attribute) and node.attr == "root":
             found.append(f"{where} uses .root: pass keys to Store methods (store.location for messages)")
         elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-            if node.attr in PARQUET_READERS.get(node.value.id, set()):
-                found.append(f"{where} reads Parquet with {node.value.id}.{node.attr}: use Store's readers")
-        elif isinstance(node, ast.ImportFrom) and node.module in ("pyarrow.parquet", "pyarrow.dataset"):
-            banned = set().union(*PARQUET_READERS.values())
-            names = [a.name for a in node.names if a.name in banned]
-            if names:
-                found.append(f"{where} imports Parquet readers {names}: use Store's readers")
+            full = f"{aliases.get(node.value.id, node.value.id)}.{node.attr}"
+            if full in PARQUET_READERS:
+                found.append(f"{where} reads Parquet with {full}: use Store's readers")
+        elif isinstance(node, ast.Name) and aliases.get(node.id) in PARQUET_READERS:
+            found.append(f"{where} reads Parquet with {aliases[node.id]}: use Store's readers")
+        if isinstance(node, ast.Import | ast.ImportFrom) and rel not in DUCKDB_USERS:
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+            if any(m == "duckdb" or m.startswith("duckdb.") for m in modules):
+                found.append(f"{where} imports duckdb: only the sandbox may (it can read any file)")
     return found
 
 
@@ -81,12 +106,17 @@ def test_the_static_check_catches_each_kind() -> None:
     """The checker itself: each banned form is found, prose and unrelated names are not."""
     sample = (
         '"""Docstring naming date= and _manifests is prose."""\n'
+        "import duckdb\n"
+        "import polars as x\n"
+        "import pyarrow.parquet as pq\n"
+        "from polars import read_parquet as rp\n"
+        "from pyarrow.parquet import ParquetFile\n"
         'a = f"pageviews/date={day}"\n'
         'b = store.root / "x"\n'
         "c = pq.read_table(p)\n"
-        "from pyarrow.parquet import ParquetFile\n"
+        "f = rp(p), x.scan_parquet(p), ParquetFile(p)\n"
         'd = "pageviews"\n'
-        "e = pq.write_table(t, out)\n"
+        "e = pq.write_table(t, out), x.read_csv(p)\n"
     )
     tmp = PIPELINE / "_seam_probe.py"
     try:
@@ -95,14 +125,14 @@ def test_the_static_check_catches_each_kind() -> None:
     finally:
         tmp.unlink()
     kinds = sorted(v.split(" ", 1)[1].split(" ")[0] for v in found)
-    assert len(found) == 4 and kinds == ["imports", "names", "reads", "uses"], found
+    assert kinds == ["imports", "names", "reads", "reads", "reads", "reads", "uses"], found
 
 
 # ----------------------------------------------------------------------------------------------------
 # Runtime: the audit hook
 EVENTS = {
     "open", "os.remove", "os.rename", "os.rmdir", "os.mkdir", "os.listdir", "os.scandir", "shutil.rmtree",
-    "os.chmod", "os.truncate", "os.link", "os.symlink", "os.utime",
+    "os.chmod", "os.truncate", "os.link", "os.symlink", "os.utime", "glob.glob", "shutil.copyfile", "shutil.move",
 }  # fmt: skip
 
 
