@@ -154,8 +154,8 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     privacy = _section(PrivacyConfig, data.get("privacy", {}), f"{origin}: [privacy]")
     ingest = _section(IngestConfig, data.get("ingest", {}), f"{origin}: [ingest]")
     cfg = Config(
-        store=str(data.get("store", base.store)),
-        server=str(data.get("server", base.server)),
+        store=_location(data, "store", base.store, origin),
+        server=_location(data, "server", base.server, origin),
         sources=sources,
         privacy=privacy,
         ingest=ingest,
@@ -165,6 +165,15 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
     )
     validate(cfg, origin)
     return cfg
+
+
+def _location(data: dict[str, Any], name: str, default: str, origin: str) -> str:
+    """A top-level path or name: text (a table such as ``[store]`` would otherwise become a folder
+    literally named ``{'path': ...}``), and not empty (the current directory is not a store)."""
+    value = data.get(name, default)
+    if isinstance(value, dict | list | bool) or str(value).strip() == "":
+        raise ConfigError(f"{origin}: {name} must be a path (text), got {value!r}")
+    return str(value)
 
 
 def validate(cfg: Config, origin: str = "config") -> None:

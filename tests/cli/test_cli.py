@@ -97,6 +97,8 @@ def test_a_directory_as_source_says_how_to_name_its_logs(tmp_path: Path) -> None
         ("[[sources]]\nformat = 'combined'\n", "each source needs a path"),
         ("[ingest]\nworkers = 'many'\n", "[ingest].workers: invalid value 'many'"),
         ("not toml = = 1", "is not valid TOML"),
+        ("[store]\npath = 's'\n", "store must be a path (text), got {'path': 's'}"),
+        ("store = ''\n", "store must be a path (text), got ''"),
     ],
 )
 def test_bad_config_exit_3(tmp_path: Path, toml: str, message: str) -> None:
