@@ -43,17 +43,22 @@ def write(
     """Build the report of ``case`` (required) under the audit trail and write it to ``output``."""
     Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
     log = audit.AuditLog(cfg.store)
-    built = with_connection(
-        cfg, lambda con: build(con, log.store, scope, case, log.list(case)), case=case, reason=reason,
+
+    def work(con: Sandbox) -> Report:
+        # written inside the audited block: an output that cannot be written is the outcome recorded
+        built = build(con, log.store, scope, case, log.list(case))
+        try:
+            Path(output).write_text(built.html, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
+        return built
+
+    return with_connection(
+        cfg, work, case=case, reason=reason,
         command="investigate report", require_case=True, investigation="report",
         params={"scope": scope.describe(), "output": str(output)}, describe=lambda b: ({}, b.requests),
         warn=warn,
     )  # fmt: skip
-    try:
-        Path(output).write_text(built.html, encoding="utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
-    return built
 
 
 def build(

@@ -76,3 +76,16 @@ def test_report_has_every_section(report: tuple[Path, str]) -> None:
 
 # Rendering in a real browser is checked by scripts/render_report.py (headless Chromium from Debian's
 # packages), not here: CI machines do not have a browser, and a test that skips there proves nothing.
+
+
+def test_a_report_that_cannot_be_written_is_not_audited_as_ok(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    ingest_paths(store, [ROOT / "sample_logs" / "other_vhosts_access.log"])
+    out = tmp_path / "no-such-folder" / "report.html"
+    r = CliRunner().invoke(
+        main, ["investigate", "report", "--store", str(store), "--case", "INC-7", "--output", str(out)]
+    )
+    assert r.exit_code == 2 and "cannot write" in r.stderr, r.output
+    entries = [json.loads(line) for line in (store / "_audit" / "audit.jsonl").read_text().splitlines()]
+    mine = [e["status"] for e in entries if e.get("case") == "INC-7"]
+    assert mine[0] == "started" and mine[-1] != "ok" and "ok" not in mine, mine
