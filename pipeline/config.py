@@ -178,10 +178,12 @@ def _location(data: dict[str, Any], name: str, default: str, origin: str) -> str
 
 def validate(cfg: Config, origin: str = "config") -> None:
     p = cfg.privacy
-    if not 0 <= p.ipv4_prefix <= 32:
-        raise ConfigError(f"{origin}: privacy.ipv4_prefix must be 0-32, got {p.ipv4_prefix}")
-    if not 0 <= p.ipv6_prefix <= 128:
-        raise ConfigError(f"{origin}: privacy.ipv6_prefix must be 0-128, got {p.ipv6_prefix}")
+    # A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and
+    # is a typo far more often than a choice). Both break the privacy policy's promise: refused.
+    for setting, prefix, full in (("ipv4_prefix", p.ipv4_prefix, 32), ("ipv6_prefix", p.ipv6_prefix, 128)):
+        if isinstance(prefix, bool) or not 1 <= prefix < full:
+            keeps = " (it would store full client addresses)" if prefix == full else ""
+            raise ConfigError(f"{origin}: privacy.{setting} must be 1-{full - 1}, got {prefix}{keeps}")
     if p.pseudonym not in ("hmac", "off"):
         raise ConfigError(f"{origin}: privacy.pseudonym must be 'hmac' or 'off', got {p.pseudonym!r}")
     if p.key_period not in ("day", "week", "month"):

@@ -145,7 +145,9 @@ def run(
             )
             paths = sources.expand_source(pattern, spec.olddir)
             if not paths:
-                reports.append(SourceReport(path=pattern, note="no file matches"))
+                # a source that names nothing is how collection stops unnoticed (a moved log, a
+                # typo in a glob): a failed source, which makes the run exit non-zero
+                reports.append(SourceReport(path=pattern, error=f"no file matches {pattern}"))
             for path, home in paths:
                 reports.append(_ingest_path(run_state, spec, path, stdin, home))
     if enricher.geo:

@@ -92,7 +92,14 @@ def test_a_directory_as_source_says_how_to_name_its_logs(tmp_path: Path) -> None
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("store = 1\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 0-32, got 40"),
+        ("store = 1\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 1-31, got 40"),
+        (
+            "[privacy]\nipv4_prefix = 32\n",
+            "privacy.ipv4_prefix must be 1-31, got 32 (it would store full client",
+        ),
+        ("[privacy]\nipv6_prefix = 128\n", "privacy.ipv6_prefix must be 1-127, got 128 (it would store full"),
+        ("[privacy]\nipv4_prefix = 0\n", "privacy.ipv4_prefix must be 1-31, got 0"),
+        ("[privacy]\nipv6_prefix = 0\n", "privacy.ipv6_prefix must be 1-127, got 0"),
         ("[privacy]\nipv6_bits = 40\n", "unknown setting 'ipv6_bits'"),
         ("[[sources]]\nformat = 'combined'\n", "each source needs a path"),
         ("[ingest]\nworkers = 'many'\n", "[ingest].workers: invalid value 'many'"),
@@ -307,3 +314,19 @@ def test_an_output_file_is_never_written_into_the_store(
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and "_audit" not in p.parts} == before
     assert not (store / "evidence.csv").exists()
     assert invoke("audit", "verify", "--store", str(store))[0] == 0
+
+
+def test_a_source_that_matches_nothing_is_never_silent(tmp_path: Path) -> None:
+    """A glob that matches nothing fails the run (exit 10) naming it, also under --quiet; the good
+    sources of the same run are committed."""
+    missing = str(tmp_path / "nosuch" / "access*.log")
+    store = str(tmp_path / "s")
+    code, out, err = invoke("ingest", missing, "--quiet", "--store", store)
+    assert code == 10 and out == "" and f"no file matches {missing}" in err
+    log = tmp_path / "access.log"
+    log.write_text(LOG * 2)
+    code, _, err = invoke("ingest", missing, str(log), "--quiet", "--store", store, "--final")
+    assert code == 10 and f"no file matches {missing}" in err
+    assert invoke(
+        "query", "--store", store, "--case", "C-1", "--format", "csv", "SELECT count(*) AS n FROM pageviews"
+    )[1].split() == ["n", "2"]
