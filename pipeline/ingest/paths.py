@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipeline.config import Config, SourceConfig
 from pipeline.errors import ConfigError, FormatError
+from pipeline.ingest import formats
 
 
 def check_olddir(src: SourceConfig, where: str) -> None:
@@ -44,20 +45,23 @@ def template_glob(template: str) -> str:
     return template.replace("{domain}", "*")
 
 
+def check_source(src: SourceConfig, where: str) -> None:
+    """A source can be ingested: its format is registered (FormatError, exit 5) and its olddir valid."""
+    if src.format != "auto":
+        formats.resolve(src.format)
+    check_olddir(src, where)
+
+
 def check_sources(cfg: Config, origin: str) -> None:
-    """Every ``[[sources]]`` entry of a config file can be ingested: a registered format, a valid olddir.
+    """Every ``[[sources]]`` entry of a config file meets ``check_source``; a bad one is a config error.
 
     The config loader calls it for every command (a broken config fails closed, exit 3, naming the file
-    and the entry, even for a command that reads no logs); ``ingest.run`` applies the same rules to
+    and the entry, even for a command that reads no logs); ``ingest.run`` applies ``check_source`` to
     sources given on the command line.
     """
-    from pipeline.ingest import formats  # the registry compiles formats: only when there are sources
-
     for i, src in enumerate(cfg.sources):
         where = f"{origin}: sources[{i}]"
-        if src.format != "auto":
-            try:
-                formats.resolve(src.format)
-            except FormatError as exc:
-                raise ConfigError(f"{where}: {exc}") from None
-        check_olddir(src, where)
+        try:
+            check_source(src, where)
+        except FormatError as exc:
+            raise ConfigError(f"{where}: {exc}") from None

@@ -25,7 +25,7 @@ from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.migrate import migrate_store
-from pipeline.ingest.paths import check_olddir, domain_from_path, template_glob
+from pipeline.ingest.paths import check_source, domain_from_path, template_glob
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys
@@ -105,9 +105,7 @@ def run(
     if not specs:
         raise SourceError("no sources: give log files on the command line or [[sources]] in the config")
     for spec in specs:  # a bad format or olddir is an argument error: fail before touching anything
-        if spec.format != "auto":
-            formats.resolve(spec.format)
-        check_olddir(spec, f"source {spec.path or spec.domain_from_path}")
+        check_source(spec, f"source {spec.path or spec.domain_from_path}")
     enricher = Enricher.from_config(cfg)  # opens GeoIP databases: a bad one fails before any work
     started = time.monotonic()
     # A piped logger runs for days: it gets its own writer namespace (progress, lock, manifests) so

@@ -49,7 +49,7 @@ def start(store: Store, key: str, *, op: str, operation: str, by: str, params: d
             "id": op,
             "operation": operation,
             "status": "running",
-            "started": _now(),
+            "started": now(),
             "by": by,
             "hostlogs": __version__,
             "params": params,
@@ -86,7 +86,7 @@ def _digest(body: dict[str, Any]) -> str:
 
 
 def finish(store: Store, key: str, status: str = "complete", **fields: Any) -> None:
-    update(store, key, status=status, finished=_now(), **fields)
+    update(store, key, status=status, finished=now(), **fields)
 
 
 def records(store_root: str | Path) -> list[dict[str, Any]]:
@@ -160,5 +160,6 @@ def total(entries: Iterable[dict[str, Any]], field: str) -> int:
     return sum(int(e.get(field) or 0) for e in entries)
 
 
-def _now() -> str:
+def now() -> str:
+    """The time stamps of deletion records and rewrite manifests (UTC, ISO 8601)."""
     return dt.datetime.now(dt.UTC).isoformat()

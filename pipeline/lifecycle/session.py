@@ -116,7 +116,7 @@ class Session:
 
     def swap(self, retire: list[str], add: dict[str, bytes], record: dict[str, Any]) -> None:
         assert self.progress is not None, "no writes in a dry run"
-        meta = {"operation": self.kind, "op": self.op, "created": _now(), "hostlogs": __version__}
+        meta = {"operation": self.kind, "op": self.op, "created": deletions.now(), "hostlogs": __version__}
         self.store.swap(self.progress, retire, add, {**meta, **record})
 
 
@@ -146,7 +146,3 @@ def key_store(cfg: Config) -> KeyStore | None:
     """The pseudonym keys, or None when there are none (never creates the key directory)."""
     key_dir = Path(cfg.key_dir)
     return KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat()
