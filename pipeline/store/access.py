@@ -140,8 +140,7 @@ class StoreFiles:
         return self.fs.write_atomic(self._key(key), payload, writer)
 
     def put_json(self, key: Key, data: dict[str, Any], writer: str) -> None:
-        payload = (json.dumps(data, indent=1, sort_keys=True) + "\n").encode()
-        self.fs.write_atomic(self._key(key), payload, writer)
+        self.put_bytes(key, (json.dumps(data, indent=1, sort_keys=True) + "\n").encode(), writer)
 
     def remove(self, key: Key, missing_ok: bool = True) -> None:
         """Remove a file (a missing one is fine unless ``missing_ok=False``)."""

@@ -196,7 +196,7 @@ class LocalFS:
                 os.fsync(f.fileno())
             size = tmp.stat().st_size
             os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             return size
         except OSError as exc:
             with contextlib.suppress(OSError):
@@ -297,17 +297,13 @@ class LocalFS:
         return pafs.LocalFileSystem(), os.path.abspath(self.base)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: str | os.PathLike[str]) -> None:
+    """fsync a local directory: the store's own renames, and local files outside it (keys, exports)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def fsync_dir(path: str | os.PathLike[str]) -> None:
-    """fsync a local directory (for local files outside the store: keys, export output)."""
-    _fsync_dir(Path(path))
 
 
 def _last_line(fd: int) -> bytes | None:
