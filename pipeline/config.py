@@ -5,6 +5,7 @@ Every setting has a default chosen for privacy; command-line options override th
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import socket
 import tomllib
@@ -111,6 +112,9 @@ class IngestConfig:
     """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
     max_future_skew: str = "3d"
     """Lines dated later than now plus this ('3d', '12h', '30m') are rejected as bad_timestamp."""
+    trusted_proxies: tuple[str, ...] = ()
+    """CIDRs of your proxies, load balancers and CDN: the client is the right-most X-Forwarded-For
+    address that is not one of them (empty: the socket peer is the client)."""
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class Config:
     geoip: GeoipConfig = GeoipConfig()
     retention: RetentionConfig = RetentionConfig()
     query: QueryConfig = QueryConfig()
+    formats: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """User-defined log formats: [formats.NAME] tables with a family and its definition."""
 
     @property
     def key_dir(self) -> str:
@@ -147,7 +153,7 @@ def load(path: str | Path | None) -> Config:
 
 
 def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    known = {"store", "server", "sources", "privacy", "ingest", "geoip", "retention", "query"}
+    known = {"store", "server", "sources", "privacy", "ingest", "geoip", "retention", "query", "formats"}
     _no_unknown(data, known, origin)
     base = Config()
     sources = tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", [])))
@@ -162,9 +168,25 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         geoip=_section(GeoipConfig, data.get("geoip", {}), f"{origin}: [geoip]"),
         retention=_section(RetentionConfig, data.get("retention", {}), f"{origin}: [retention]"),
         query=_section(QueryConfig, data.get("query", {}), f"{origin}: [query]"),
+        formats=_formats(data.get("formats", {}), f"{origin}: [formats]"),
     )
     validate(cfg, origin)
     return cfg
+
+
+FORMAT_NAME_RE = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def _formats(raw: Any, where: str) -> dict[str, dict[str, Any]]:
+    """The shape of [formats.NAME] tables; the format registry compiles them (exit 5 when wrong)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a table of [formats.NAME] tables")
+    for name, table in raw.items():
+        if not FORMAT_NAME_RE.fullmatch(name):
+            raise ConfigError(f"{where}: format name {name!r} must be lower-case letters, digits and _")
+        if not isinstance(table, dict) or not isinstance(table.get("family"), str):
+            raise ConfigError(f"{where}: formats.{name} needs a family (json, w3c, apache, ...)")
+    return dict(raw)
 
 
 def _location(data: dict[str, Any], name: str, default: str, origin: str) -> str:
@@ -209,6 +231,13 @@ def validate(cfg: Config, origin: str = "config") -> None:
     if SKEW_RE.fullmatch(i.max_future_skew) is None:
         skew = i.max_future_skew
         raise ConfigError(f"{origin}: ingest.max_future_skew must look like 3d, 12h or 30m, got {skew!r}")
+    for proxy in i.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy.strip(), strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"{origin}: ingest.trusted_proxies: {proxy!r} is not an address or CIDR"
+            ) from None
     if i.max_line_bytes < 256 or i.block_bytes < 2 * i.max_line_bytes:
         raise ConfigError(f"{origin}: ingest.block_bytes must be at least twice ingest.max_line_bytes (≥256)")
 

@@ -106,8 +106,9 @@ def render_ingest(report: ingest.IngestReport) -> str:
     for s in report.sources:
         status = s.error or s.note or ("up to date" if s.lines == 0 and s.start == s.end else "")
         rej = sum(s.rejects.values())
+        headers = f", {s.directives:,} header lines" if s.directives else ""
         out.append(
-            f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected"
+            f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected{headers}"
             f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
         )
         if s.fingerprint and s.end > s.start:  # chain of custody: what exactly was read

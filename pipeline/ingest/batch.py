@@ -21,12 +21,14 @@ from pipeline.config import future_skew
 from pipeline.errors import StoreError
 from pipeline.ingest import sources
 from pipeline.ingest.blocks import Block
+from pipeline.ingest.directives import Tracker
 from pipeline.ingest.fields import Format
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, add_oversized, parse_lines
 from pipeline.ingest.state import RunState
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
+from pipeline.privacy.forwarded import ProxyResolver, trusted_networks
 from pipeline.store import layout
 from pipeline.store.parquet import encode_frame
 from pipeline.store.schema import REJECTS
@@ -43,6 +45,7 @@ class Source:
     domain: str | None
     content: str | None = None  # keyed content fingerprint (files only)
     tail: bytes = b""  # the bytes just before ``start``
+    header: str | None = None  # a directed format's state at ``start`` (W3C: the #Fields: in force)
 
 
 @dataclass
@@ -73,6 +76,7 @@ class _Tail:
 class Tally:
     lines: int = 0
     rows: int = 0
+    directives: int = 0
     batches: int = 0
     domain_unknown: int = 0
     end: int = 0
@@ -81,6 +85,7 @@ class Tally:
     def add(self, prepared: Prepared) -> None:
         self.lines += prepared.lines
         self.rows += prepared.rows
+        self.directives += prepared.directives
         self.batches += 1
         self.domain_unknown += prepared.domain_unknown
         self.end = prepared.block.end
@@ -94,7 +99,9 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
         server=r.cfg.server,
         sensitive_param_regex=r.sensitive_regex,
         max_future_skew=future_skew(r.cfg.ingest.max_future_skew),
+        proxies=ProxyResolver(trusted_networks(r.cfg.ingest.trusted_proxies)),
     )
+    tracker = Tracker(src.fmt, src.header)  # blocks in stream order: a W3C block's #Fields: in force
     tally = Tally(end=src.start)
     replaces = src.replaces
     tail = _Tail(src.tail, src.start)
@@ -108,14 +115,14 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
     max_line = r.cfg.ingest.max_line_bytes
     if workers == 0:
         for block in blocks:
-            commit(_prepare(block, src.fmt, settings, r.masker, max_line))
+            commit(_prepare(block, tracker.format_for(block.data), settings, r.masker, max_line))
     else:
         # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
         # happen in order on this thread, so progress never runs ahead of the data.
         in_flight: deque[Future[Prepared]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
             for block in blocks:
-                job = (block, src.fmt, settings, r.masker, max_line)
+                job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
                 in_flight.append(pool.submit(_prepare, *job))
                 # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
                 # while the next one is read, so memory stays ≈ (workers + 1) blocks.
@@ -133,6 +140,7 @@ class Prepared:
     block: Block
     lines: int
     rows: int
+    directives: int
     rejects: dict[str, int]
     domain_unknown: int
     pageviews: dict[str, tuple[int, bytes]]  # date → (rows, parquet bytes)
@@ -154,6 +162,7 @@ def _prepare(
         block=block,
         lines=parsed.lines,
         rows=parsed.rows.height,
+        directives=parsed.directives,
         rejects=parsed.reject_counts,
         domain_unknown=parsed.rows.get_column("domain").null_count(),
         pageviews={d: (t.height, encode_frame(t)) for d, t in tables.items()},
@@ -221,6 +230,7 @@ def _write_batch(
         "format": src.fmt.name if src.fmt.name != "custom" else src.fmt.spec,
         "lines": prepared.lines,
         "rows": prepared.rows,
+        **({"directives": prepared.directives} if prepared.directives else {}),
         "rejects": prepared.rejects,
         "files": written,
     }

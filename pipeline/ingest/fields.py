@@ -36,8 +36,20 @@ FIELD_COLUMNS: tuple[str, ...] = (
     "bytes",  # Int64
     "referrer",  # null for none ('-')
     "user_agent",  # String, or already masked by ``FieldContext.agents`` (a Categorical)
-    "client",  # the client address as logged: rows.py truncates, pseudonymises and drops it
+    "client",  # the socket peer's address as logged: rows.py truncates, pseudonymises and drops it
 )
+
+# Columns a format may add after ``FIELD_COLUMNS`` (any subset, in this order); rows.py fills the
+# others with nulls. Only what investigators need and a format really carries.
+OPTIONAL_COLUMNS: dict[str, type[pl.DataType]] = {
+    # The X-Forwarded-For chain as logged ("client, proxy1, proxy2"): rows.py resolves the real client
+    # from it and ``ingest.trusted_proxies`` (right-most untrusted address) and stores none of it raw.
+    "forwarded_for": pl.String,
+    "request_id": pl.String,  # X-Request-Id, ALB trace id, CloudFront x-edge-request-id
+    "tls": pl.String,  # TLS protocol version (TLSv1.3)
+    "upstream": pl.String,  # the backend that served the request (masked: often an address)
+    "edge_location": pl.String,  # CDN point of presence (CloudFront x-edge-location)
+}
 
 Agents = Callable[[pl.Series, pl.Series], pl.Series]
 
@@ -56,8 +68,11 @@ class FieldContext:
 class Fields:
     """A format's reading of a batch: what every line it understood says, and what it could not read."""
 
-    frame: pl.DataFrame  # FIELD_COLUMNS, one row per parsed line
+    frame: pl.DataFrame  # FIELD_COLUMNS (+ some OPTIONAL_COLUMNS), one row per parsed line
     unparsed: pl.Series  # Int64 offsets of the lines the format could not parse (unparseable)
+    # Int64 offsets of the format's own metadata lines (W3C ``#Fields:``/``#Date:`` headers): neither
+    # rows nor rejects, counted as ``directives`` in the report.
+    directives: pl.Series | None = None
 
 
 class Format(Protocol):
@@ -76,6 +91,32 @@ class Format(Protocol):
     def score(self, sample: list[str]) -> tuple[int, int]:
         """(sample lines it parses, lines it matches exactly): auto-detection's evidence."""
         ...
+
+
+class Directed(Protocol):
+    """A format whose lines are read under header directives that can change mid-file (W3C
+    ``#Fields:``). Blocks are parsed out of order on worker threads, so the ingest loop tracks the
+    directives in stream order on its own thread and hands each block the state at its start.
+    Resuming a file mid-way, the state is rebuilt from the directive lines before the resume offset.
+    """
+
+    # Lines starting with this are directives: ``fold`` sees them in order (b"#" for W3C).
+    directive_prefix: bytes
+
+    def fold(self, state: str | None, directives: list[str]) -> str | None:
+        """The state after ``directives`` (directive lines, in stream order, without terminators).
+
+        The state is plain text (for W3C: the last ``#Fields:`` line) and never holds log data."""
+        ...
+
+    def bind(self, state: str | None) -> Format:
+        """This format, reading lines that follow ``state`` (None: the start of a stream)."""
+        ...
+
+
+def directed(fmt: Format) -> Directed | None:
+    """``fmt`` as a ``Directed`` format, or None when its lines need no header."""
+    return fmt if isinstance(getattr(fmt, "directive_prefix", None), bytes) else None  # type: ignore[return-value]
 
 
 def null_column(n: int, dtype: pl.DataType | type[pl.DataType] = pl.String, name: str = "") -> pl.Series:

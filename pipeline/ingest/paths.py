@@ -59,6 +59,10 @@ def check_sources(cfg: Config, origin: str) -> None:
     and the entry, even for a command that reads no logs); ``ingest.run`` applies ``check_source`` to
     sources given on the command line.
     """
+    try:
+        formats.register_config(cfg.formats, origin)  # the sources may name them
+    except FormatError as exc:
+        raise ConfigError(str(exc)) from None
     for i, src in enumerate(cfg.sources):
         where = f"{origin}: sources[{i}]"
         try:

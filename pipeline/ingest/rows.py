@@ -9,7 +9,7 @@ is not a row, each with a reason. Every non-blank line ends up in exactly one of
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Literal
@@ -17,9 +17,10 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from pipeline.ingest.fields import FIELD_COLUMNS, FieldContext, Format
+from pipeline.ingest.fields import FIELD_COLUMNS, OPTIONAL_COLUMNS, FieldContext, Format
 from pipeline.ingest.lines import SplitLines
 from pipeline.privacy import mask as privacy
+from pipeline.privacy.forwarded import ProxyResolver
 from pipeline.rules import REJECT_TEXT_LIMIT
 from pipeline.store.schema import PAGEVIEW_COLUMNS
 
@@ -42,6 +43,8 @@ class ParseSettings:
     # Lines dated later than the parse time plus this are bad_timestamp (ingest.max_future_skew): a
     # row from the future would escape retention. None: only LATEST_TS.
     max_future_skew: timedelta | None = None
+    # Picks the real client from the peer and X-Forwarded-For (``ingest.trusted_proxies``).
+    proxies: ProxyResolver = field(default_factory=ProxyResolver)
 
     def ts_bounds(self) -> tuple[datetime, datetime]:
         """[earliest, latest) UTC instant a row may have, as of now."""
@@ -55,6 +58,7 @@ class ParsedBatch:
     rows: pl.DataFrame  # PAGEVIEW_COLUMNS (user_agent a per-batch Categorical, server a one-value Enum)
     rejects: pl.DataFrame  # offset, reason, line (scrubbed)
     lines: int  # non-blank lines seen
+    directives: int = 0  # of which the format's own metadata lines (W3C headers): no row, no reject
 
     @property
     def reject_counts(self) -> dict[str, int]:
@@ -76,8 +80,7 @@ def parse_lines(
     # shared by all of a format's stages so that their fields concatenate), masked once per distinct value.
     agents = partial(_agents, masker=masker, labels=pl.Categorical(pl.Categories.random()))
     fields = fmt.parse(frame, FieldContext(agents=agents))
-    if tuple(fields.frame.columns) != FIELD_COLUMNS:  # a format's bug, not the log's: fail loudly
-        raise TypeError(f"format {fmt.name!r} returned {fields.frame.columns}, not {list(FIELD_COLUMNS)}")
+    _check_columns(fmt, fields.frame.columns)
     checked = fields.frame.select("offset", reason=_reject_reason(settings.ts_bounds()))
     bad = checked.get_column("reason").is_not_null()
     good = fields.frame.filter(~bad) if bad.any() else fields.frame
@@ -90,7 +93,18 @@ def parse_lines(
         rows=_to_rows(good, settings, masker, agents),
         rejects=_to_rejects(failed, frame, split, keep & flagged, masker),
         lines=int(keep.sum()),
+        directives=0 if fields.directives is None else len(fields.directives),
     )
+
+
+def _check_columns(fmt: Format, columns: list[str]) -> None:
+    """A format returns FIELD_COLUMNS then some OPTIONAL_COLUMNS, in order: anything else is the
+    format's bug, not the log's, and fails loudly instead of mis-mapping columns."""
+    core, extra = tuple(columns[: len(FIELD_COLUMNS)]), columns[len(FIELD_COLUMNS) :]
+    optional = [c for c in OPTIONAL_COLUMNS if c in extra]
+    if core != FIELD_COLUMNS or extra != optional:
+        expected = [*FIELD_COLUMNS, "(+ optional: " + ", ".join(OPTIONAL_COLUMNS) + ")"]
+        raise TypeError(f"format {fmt.name!r} returned {columns}, not {expected}")
 
 
 def _agents(
@@ -126,7 +140,9 @@ def _to_rows(
     agent = good.get_column("user_agent")
     if not isinstance(agent.dtype, pl.Categorical):  # a format that did not mask them per distinct value
         agent = agents(*privacy.factorize(agent))
-    client = good.get_column("client")
+    peer = good.get_column("client")
+    chain = good.get_column("forwarded_for") if "forwarded_for" in good.columns else None
+    client = settings.proxies.resolve(peer, chain)  # the real client: a raw address, in memory only
     server = privacy.mask_value(settings.server, masker)
     out = pl.DataFrame(
         {
@@ -150,7 +166,17 @@ def _to_rows(
             "server": pl.repeat(server, n, dtype=pl.Enum([server]), eager=True),
         }
     )
-    return out.select(PAGEVIEW_COLUMNS)
+    # the socket peer's network: the client's unless a forwarding chain named another client
+    peer_net = out.get_column("client_net") if chain is None else masker.networks(peer.cast(pl.String))
+    out = out.with_columns(peer_net=peer_net)
+    extras = {
+        name: text(name, good.get_column(name))
+        if name in good.columns
+        else pl.repeat(None, n, dtype=pl.String, eager=True)
+        for name in OPTIONAL_COLUMNS
+        if name != "forwarded_for"  # resolved into client_net above; never stored
+    }
+    return out.with_columns(**extras).select(PAGEVIEW_COLUMNS)
 
 
 Request = tuple[pl.Series, pl.Series, pl.Series, pl.Series]

@@ -24,6 +24,7 @@ from pipeline.errors import HostlogsError, SourceError, StoreError
 from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
+from pipeline.ingest.directives import state_before
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, template_glob
 from pipeline.ingest.state import RunState
@@ -45,6 +46,7 @@ class SourceReport:
     lines: int = 0
     rows: int = 0
     rejects: dict[str, int] = field(default_factory=dict)
+    directives: int = 0  # header lines of formats that have them (W3C #Fields:): no row, no reject
     batches: int = 0
     domain_unknown: int = 0
     note: str | None = None
@@ -104,6 +106,7 @@ def run(
     specs = list(cfg.sources if source_specs is None else source_specs)
     if not specs:
         raise SourceError("no sources: give log files on the command line or [[sources]] in the config")
+    formats.register_config(cfg.formats)  # [formats.NAME] tables: the sources may name them
     for spec in specs:  # a bad format or olddir is an argument error: fail before touching anything
         check_source(spec, f"source {spec.path or spec.domain_from_path}")
     enricher = Enricher.from_config(cfg)  # opens GeoIP databases: a bad one fails before any work
@@ -208,6 +211,7 @@ def _ingest_path(
                 _domain_for(spec, home),
                 content=ident.content,
                 tail=ident.tail,
+                header=state_before(fmt, path, ident.start),  # resuming mid-file: the #Fields: in force
             )
             return _report(src, consume(r, src, blocks, workers=ing.workers))
     except StoreError:
@@ -285,6 +289,7 @@ def _report(src: Source, tally: Tally) -> SourceReport:
         lines=tally.lines,
         rows=tally.rows,
         rejects=dict(tally.rejects),
+        directives=tally.directives,
         batches=tally.batches,
         domain_unknown=tally.domain_unknown,
         note=src.note,

@@ -73,6 +73,11 @@ STRING_COLUMNS: dict[str, dict[str, TextClass]] = {
         "as_org": "derived",
         "geo_db": "derived",
         "server": "masked",  # the configured server name, masked like the domain
+        "peer_net": "derived",
+        "request_id": "masked",
+        "tls": "masked",
+        "upstream": "masked",  # backends are often named by address:port
+        "edge_location": "masked",
     },
     "rejects": {"source": "operator", "reason": "validated", "line": "masked", "batch": "derived"},
 }

@@ -26,6 +26,13 @@ PAGEVIEWS = pa.schema(
         pa.field("as_org", pa.string()),
         pa.field("geo_db", pa.string()),  # which GeoIP build(s) produced country/asn
         pa.field("server", pa.string()),
+        # Added with the formats of proxies and CDNs (null for Apache/nginx text logs; files written
+        # before them read as null too).
+        pa.field("peer_net", pa.string()),  # network of the socket peer (a proxy when it differs)
+        pa.field("request_id", pa.string()),
+        pa.field("tls", pa.string()),
+        pa.field("upstream", pa.string()),
+        pa.field("edge_location", pa.string()),
     ]
 )
 PAGEVIEW_COLUMNS: list[str] = PAGEVIEWS.names

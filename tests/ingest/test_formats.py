@@ -40,6 +40,9 @@ def parse_one(line: str, fmt: str, domain: str | None = None) -> dict[str, Any] 
         row = batch.rows.to_dicts()[0]
         # The parser leaves the enrichment columns null; ingest fills them (tests/privacy/test_enrich.py).
         assert [row.pop(c) for c in ("client_id", "country", "asn", "as_org", "geo_db")] == [None] * 5
+        # Apache formats log the peer only (no forwarding chain, request id, TLS, upstream or edge)
+        assert row.pop("peer_net") == row["client_net"]
+        assert [row.pop(c) for c in ("request_id", "tls", "upstream", "edge_location")] == [None] * 4
         return row
     return str(batch.rejects.get_column("reason")[0])
 

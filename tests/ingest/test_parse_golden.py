@@ -49,6 +49,11 @@ COLUMNS = (
     "as_org",
     "geo_db",
     "server",
+    "peer_net",
+    "request_id",
+    "tls",
+    "upstream",
+    "edge_location",
 )  # fmt: skip  (the parser leaves the enrichment columns null; ingest fills them)
 
 # A custom LogFormat for nginx lines whose "$remote_addr" slot holds an X-Forwarded-For list
@@ -87,6 +92,8 @@ def row(**fields: Any) -> dict[str, Any]:
     out: dict[str, Any] = dict.fromkeys(COLUMNS)
     out["server"] = "web1"
     out.update(fields)
+    if "peer_net" not in fields:  # Apache formats log the peer, no forwarding chain: the same network
+        out["peer_net"] = out["client_net"]
     return out
 
 

@@ -8,8 +8,10 @@ definitions typed by the user (a raw Apache ``LogFormat`` string) through ``regi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.errors import FormatError
 from pipeline.ingest.fields import Format
@@ -46,7 +48,46 @@ class Family:
 
 _ENTRIES: dict[str, FormatEntry] = {}
 _FAMILIES: list[Family] = []
+_FROM_CONFIG: set[str] = set()  # names registered by ``register_config`` (replaced by the next config)
 AUTO = "auto"
+USER_DETECT_PRIORITY = 40  # a user format with ``detect = true`` wins ties against the built-ins
+
+
+def register_config(tables: dict[str, dict[str, Any]], origin: str = "config") -> None:
+    """A config's ``[formats.NAME]`` tables as named formats, compiled now (a bad one fails before
+    any work), replacing those of the config registered before.
+
+    ``family`` names the compiler; ``definition`` is its text, or else every other key of the table
+    is the definition as a JSON object (the JSON family's mapping written as TOML keys);
+    ``detect = true`` lets auto-detection choose it.
+    """
+    for name in _FROM_CONFIG:
+        _ENTRIES.pop(name, None)
+    _FROM_CONFIG.clear()
+    meta = {"family", "definition", "description", "detect"}
+    for name, table in tables.items():
+        where = f"{origin}: formats.{name}"
+        family = next((f for f in _FAMILIES if f.name == table.get("family")), None)
+        if family is None:
+            known = ", ".join(f.name for f in _FAMILIES)
+            raise FormatError(f"{where}: unknown family {table.get('family')!r} (known: {known})")
+        if name in _ENTRIES or name == AUTO:
+            raise FormatError(f"{where}: {name!r} is the name of a built-in format; choose another")
+        definition = table.get("definition")
+        if definition is None:
+            definition = json.dumps({k: v for k, v in table.items() if k not in meta})
+        elif not isinstance(definition, str):
+            raise FormatError(f"{where}: definition must be text")
+        priority = USER_DETECT_PRIORITY if table.get("detect") is True else None
+        entry = FormatEntry(
+            name, family.name, definition, family.compile, priority, str(table.get("description", ""))
+        )
+        try:
+            entry.build()
+        except FormatError as exc:
+            raise FormatError(f"{where}: {exc}") from None
+        _ENTRIES[name] = entry
+        _FROM_CONFIG.add(name)
 
 
 def register(entry: FormatEntry) -> None:

@@ -1,0 +1,71 @@
+"""[formats.NAME] tables: a provider's own log formats, declared in the config like the built-ins."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.errors import ConfigError, FormatError
+from pipeline.ingest import formats
+from pipeline.ingest import run as ingest
+from pipeline.ingest.paths import check_sources
+from tests.conftest import store_rows
+
+
+@pytest.fixture(autouse=True)
+def _forget_config_formats() -> Iterator[None]:
+    yield
+    formats.register_config({})
+
+
+def test_a_config_format_is_registered_and_ingested(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text('203.0.113.7 [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 12 shop.example\n')
+    cfg = config.from_dict(
+        {
+            "store": str(tmp_path / "store"),
+            "formats": {"edge": {"family": "apache", "definition": '%h %t "%r" %>s %b %v'}},
+            "sources": [{"path": str(log), "format": "edge"}],
+        },
+        origin="c.toml",
+    )
+    check_sources(cfg, "c.toml")  # what every command does with a config file
+    report = ingest.run(cfg, final=True)
+    assert (report.sources[0].format, report.rows) == ("edge", 1)
+    (row,) = store_rows(tmp_path / "store")
+    assert (row["domain"], row["path"], row["client_net"]) == ("shop.example", "/a", "203.0.113.0/24")
+
+
+def test_the_next_config_replaces_the_formats_of_the_last() -> None:
+    formats.register_config({"edge": {"family": "apache", "definition": "%h %t"}})
+    assert formats.get("edge") is not None
+    formats.register_config({})
+    assert formats.get("edge") is None
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"family": "cobol"}, r"c.toml: formats.x: unknown family 'cobol' \(known: apache"),
+        ({"family": "apache", "definition": "%h %Z"}, r"c.toml: formats.x: unsupported LogFormat directive %Z"),
+        ({"family": "apache", "definition": 7}, r"c.toml: formats.x: definition must be text"),
+    ],
+)
+def test_a_bad_format_table_is_a_config_error(table: dict[str, object], message: str) -> None:
+    cfg = config.from_dict({"formats": {"x": table}}, origin="c.toml")
+    with pytest.raises(FormatError, match=message):
+        formats.register_config(cfg.formats, "c.toml")
+    with pytest.raises(ConfigError, match=message):  # as the config loader of every command reports it
+        check_sources(cfg, "c.toml")
+
+
+def test_a_format_table_needs_a_family_and_a_plain_name() -> None:
+    with pytest.raises(ConfigError, match=r"formats.x needs a family"):
+        config.from_dict({"formats": {"x": {"definition": "%h %t"}}})
+    with pytest.raises(ConfigError, match=r"format name 'My-Format' must be lower-case"):
+        config.from_dict({"formats": {"My-Format": {"family": "apache"}}})
+    with pytest.raises(ConfigError, match=r"'combined' is the name of a built-in format"):
+        check_sources(config.from_dict({"formats": {"combined": {"family": "apache"}}}), "c.toml")
