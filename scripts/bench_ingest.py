@@ -5,6 +5,11 @@ Prints figures; it is not a test.  Usage::
     .venv/bin/python scripts/bench_ingest.py                    # 2M lines, 3 runs
     .venv/bin/python scripts/bench_ingest.py --lines 200000 --repeat 1 --json
     .venv/bin/python scripts/bench_ingest.py --extra-args "--threads 2"
+    .venv/bin/python scripts/bench_ingest.py --format w3c        # also nginx_json, alb
+
+With ``--format`` other than vhost_combined, the same requests are written in that format
+(``loggen_formats``) and both logs are ingested in alternation (format, vhost_combined, format, ...),
+so the ratio of their time per line is measured under the same conditions.
 
 The log (2,000 vhosts, ~126k clients, 5% IPv6, 4% scanner traffic) is generated
 once by ``loggen`` and cached in the work directory under a name that changes
@@ -36,9 +41,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from loggen import write_file
+from loggen_formats import CONVERTED, write_converted
 
 DEFAULT_WORKDIR = Path("/tmp/hostlogs-bench")
 LOGGEN_SOURCE = Path(__file__).resolve().parent / "loggen.py"
+CONVERT_SOURCE = Path(__file__).resolve().parent / "loggen_formats.py"
 LOG_PARAMS = {
     "fmt": "vhost_combined",
     "n_domains": 2000,
@@ -84,10 +91,11 @@ def note(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def cached_log(workdir: Path, lines: int, seed: int) -> Path:
+def cached_log(workdir: Path, lines: int, seed: int, fmt: str = "vhost_combined") -> Path:
     """Return the benchmark log, generating it first if it is not cached."""
-    digest = hashlib.sha256(LOGGEN_SOURCE.read_bytes() + repr(LOG_PARAMS).encode()).hexdigest()[:10]
-    path = workdir / f"vhost_combined-{lines}-seed{seed}-{digest}.log"
+    code = LOGGEN_SOURCE.read_bytes() + CONVERT_SOURCE.read_bytes()
+    digest = hashlib.sha256(code + repr(LOG_PARAMS).encode()).hexdigest()[:10]
+    path = workdir / f"{fmt}-{lines}-seed{seed}-{digest}.log"
     if path.is_file():
         note(f"using cached {path}")
         return path
@@ -97,7 +105,10 @@ def cached_log(workdir: Path, lines: int, seed: int) -> Path:
     # In a child process: generating grows this process to ~80 MiB, which would
     # then show up as every benchmarked child's peak RSS (see module docstring).
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        size = pool.apply(write_file, (partial, lines), {"seed": seed, **LOG_PARAMS})
+        if fmt == "vhost_combined":
+            size = pool.apply(write_file, (partial, lines), {"seed": seed, **LOG_PARAMS})
+        else:
+            size = pool.apply(write_converted, (partial, lines, fmt), {"seed": seed, **LOG_PARAMS})
     os.replace(partial, path)
     note(f"generated {path}: {lines:,} lines, {size / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s")
     return path
@@ -148,39 +159,66 @@ def summarize(tool: str, runs: list[Run], lines: int, size: int, store_bytes: in
     )
 
 
-def bench_hostlogs(args: argparse.Namespace, log: Path, lines: int) -> Summary:
+def bench_hostlogs(args: argparse.Namespace, log: Path, lines: int, fmt: str = "vhost_combined") -> Summary:
     """Ingest ``log`` ``args.repeat`` times, each into a fresh store."""
+    runs = [measure_once(args, log, fmt, i) for i in range(args.repeat)]
+    return summarize(f"hostlogs {fmt}", [r for r, _ in runs], lines, log.stat().st_size, runs[-1][1])
+
+
+def measure_once(args: argparse.Namespace, log: Path, fmt: str, i: int) -> tuple[Run, int]:
+    """One ingest of ``log`` into a fresh store: the run and the store's size."""
     base = shlex.split(args.hostlogs_cmd)
     if not shutil.which(base[0]):
         raise SystemExit(f"hostlogs command not found: {base[0]} (pip install -e . or --hostlogs-cmd)")
-    runs = []
-    store_bytes = 0
+    scratch = Path(tempfile.mkdtemp(prefix="store-", dir=args.workdir))
+    store = scratch / "store"
+    cmd = [
+        *base,
+        "ingest",
+        str(log),
+        "--format",
+        fmt,
+        "--store",
+        str(store),
+        "--quiet",
+        *shlex.split(args.extra_args),
+    ]
+    if i == 0:
+        note("running: " + shlex.join(cmd))
+    run = run_measured(cmd)
+    store_bytes = dir_size(store)
+    if not args.keep_stores:
+        shutil.rmtree(scratch)
+    if run.returncode != 0:
+        note(run.output[-4000:])
+        raise SystemExit(f"hostlogs exited with {run.returncode}")
+    note(f"  {fmt} run {i + 1}/{args.repeat}: {run.wall_s:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
+    return run, store_bytes
+
+
+def bench_formats(args: argparse.Namespace, lines: int) -> None:
+    """``args.format`` against vhost_combined on the same requests, runs alternating."""
+    logs = {f: cached_log(args.workdir, lines, args.seed, f) for f in (args.format, "vhost_combined")}
+    runs: dict[str, list[tuple[Run, int]]] = {f: [] for f in logs}
     for i in range(args.repeat):
-        scratch = Path(tempfile.mkdtemp(prefix="store-", dir=args.workdir))
-        store = scratch / "store"
-        cmd = [
-            *base,
-            "ingest",
-            str(log),
-            "--format",
-            "vhost_combined",
-            "--store",
-            str(store),
-            "--quiet",
-            *shlex.split(args.extra_args),
-        ]
-        if i == 0:
-            note("running: " + shlex.join(cmd))
-        run = run_measured(cmd)
-        store_bytes = dir_size(store)
-        if not args.keep_stores:
-            shutil.rmtree(scratch)
-        if run.returncode != 0:
-            note(run.output[-4000:])
-            raise SystemExit(f"hostlogs exited with {run.returncode}")
-        note(f"  run {i + 1}/{args.repeat}: {run.wall_s:.2f} s, peak RSS {run.peak_rss_kib / 1024:.0f} MiB")
-        runs.append(run)
-    return summarize("hostlogs", runs, lines, log.stat().st_size, store_bytes)
+        for fmt, log in logs.items():
+            warm_page_cache(log)
+            runs[fmt].append(measure_once(args, log, fmt, i))
+    summaries = {
+        f: summarize(f"hostlogs {f}", [r for r, _ in rs], lines, logs[f].stat().st_size, rs[-1][1])
+        for f, rs in runs.items()
+    }
+    ours, ref = summaries[args.format], summaries["vhost_combined"]
+    ratio = ours.wall_s_median / ref.wall_s_median
+    if args.json:
+        print(
+            json.dumps({"format": asdict(ours), "vhost_combined": asdict(ref), "time_ratio": round(ratio, 2)})
+        )
+        return
+    for summary in (ours, ref):
+        print(f"{summary.tool}:")
+        print_table(summary, None)
+    print(f"{args.format}: {ratio:.2f}x the wall time of vhost_combined on the same {lines:,} requests")
 
 
 def goaccess_version(exe: str) -> str:
@@ -259,6 +297,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--keep-stores", action="store_true", help="do not delete the stores afterwards")
     parser.add_argument("--no-goaccess", action="store_true", help="skip the goaccess comparison")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--format",
+        default="vhost_combined",
+        choices=("vhost_combined", *CONVERTED),
+        help="log format to benchmark; other than vhost_combined: compared with it in the same run",
+    )
     args = parser.parse_args(argv)
     if args.repeat < 1 or args.lines < 1:
         parser.error("--repeat and --lines must be positive")
@@ -268,6 +312,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Generate (or reuse) the log, run the benchmarks, print the results."""
     args = parse_args(argv)
+    if args.format != "vhost_combined":
+        bench_formats(args, args.lines)
+        return 0
     log = cached_log(args.workdir, args.lines, args.seed)
     warm_page_cache(log)
     floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
