@@ -95,7 +95,8 @@ def ingest_cmd(
         click.echo(render_ingest(report))
     if report.failed:
         raise PartialFailure(
-            f"{len(report.failed)} source(s) could not be read; the rest was ingested",
+            f"{len(report.failed)} source(s) failed (unreadable, matching no file or in no known format); "
+            "the rest was ingested",
             details=tuple(str(s.error) for s in report.failed),
         )
 

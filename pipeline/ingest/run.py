@@ -189,7 +189,8 @@ def _ingest_path(
                 return SourceReport(
                     path=path, fingerprint=ident.key, start=ident.start, end=ident.start, note=ident.skip_note
                 )
-            fmt, fmt_note = formats.choose(spec.format, path)
+            choice = formats.choose_format(spec.format, path)
+            fmt, fmt_note = choice.fmt, choice.note
             ing = r.cfg.ingest
             blocks = iter_blocks(
                 stream,
@@ -213,7 +214,7 @@ def _ingest_path(
                 tail=ident.tail,
                 header=state_before(fmt, path, ident.start),  # resuming mid-file: the #Fields: in force
             )
-            return _report(src, consume(r, src, blocks, workers=ing.workers))
+            return _report(src, consume(r, src, blocks, workers=ing.workers), choice.recognised)
     except StoreError:
         raise
     except HostlogsError as exc:
@@ -247,13 +248,14 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         first = next(blocks, None)
         if first is None:
             return SourceReport(path=sources.display_name(sources.STDIN), note="no input")
-        fmt, note = formats.choose(
+        choice = formats.choose_format(
             spec.format, sources.STDIN, bytes(first.data[: formats.DETECT_SAMPLE_BYTES])
         )
+        fmt, note = choice.fmt, choice.note
         src = Source(sources.STDIN, fmt, note, None, 0, [], spec.domain)
         # Inline (no worker pool): each flush is committed before the next is read, so the latency
         # from a line arriving to it being durable is at most flush_seconds plus one batch.
-        return _report(src, consume(r, src, itertools.chain([first], blocks), workers=0))
+        return _report(src, consume(r, src, itertools.chain([first], blocks), workers=0), choice.recognised)
 
 
 @contextlib.contextmanager
@@ -279,8 +281,14 @@ def _domain_for(spec: SourceConfig, path: str) -> str | None:
     return spec.domain
 
 
-def _report(src: Source, tally: Tally) -> SourceReport:
+def _report(src: Source, tally: Tally, recognised: bool = True) -> SourceReport:
+    """What a source gave. One whose format was not recognised failed (exit 10), though its lines
+    are committed as rejects: collection of that log has stopped until its format is named."""
     return SourceReport(
+        error=None
+        if recognised or not tally.lines
+        else f"{src.note}: {sum(tally.rejects.values()):,} of {tally.lines:,} lines quarantined; "
+        "name its --format",
         path=sources.display_name(src.path),
         format=src.fmt.name,
         fingerprint=src.ident[0] if src.ident else None,

@@ -26,7 +26,7 @@ def test_ingest_then_query(tmp_path: Path) -> None:
     store = str(tmp_path / "store")
     code, out, _ = invoke("ingest", str(log), "--store", store, "--domain", "example.com", "--final")
     assert code == 0
-    assert "4 lines → 3 rows, 1 rejected [combined] (auto-detected combined)" in out
+    assert "4 lines → 3 rows, 1 rejected [combined] (auto-detected combined, 3/4 sample lines)" in out
     assert "rejected by reason: unparseable 1" in out and "partitions: 2026-10-10" in out
     code, out, _ = invoke(
         "query",

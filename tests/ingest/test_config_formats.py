@@ -50,7 +50,10 @@ def test_the_next_config_replaces_the_formats_of_the_last() -> None:
     ("table", "message"),
     [
         ({"family": "cobol"}, r"c.toml: formats.x: unknown family 'cobol' \(known: apache"),
-        ({"family": "apache", "definition": "%h %Z"}, r"c.toml: formats.x: unsupported LogFormat directive %Z"),
+        (
+            {"family": "apache", "definition": "%h %Z"},
+            r"c.toml: formats.x: unsupported LogFormat directive %Z",
+        ),
         ({"family": "apache", "definition": 7}, r"c.toml: formats.x: definition must be text"),
     ],
 )

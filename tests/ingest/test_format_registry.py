@@ -46,10 +46,14 @@ def test_a_logformat_string_is_a_custom_apache_format() -> None:
 
 
 def test_an_unknown_name_lists_the_registered_ones() -> None:
-    with pytest.raises(
-        FormatError, match=r"use one of common, combined, vhost_combined, auto or a LogFormat"
-    ):
+    with pytest.raises(FormatError) as err:
         formats.resolve("nginx")
+    names = ", ".join(e.name for e in formats.entries())
+    assert str(err.value) == (
+        f"unknown log format 'nginx': use one of {names}, auto or a LogFormat string or "
+        "syslog:FORMAT or cri:FORMAT or a JSON mapping {\"ts\": PATH, ...} or 'w3c:' and a #Fields: list"
+    )
+    assert names.startswith("common, combined, vhost_combined, ssl_request, traefik_clf, nginx_json")
 
 
 def test_a_name_is_registered_once() -> None:
@@ -155,7 +159,8 @@ def test_a_registered_format_is_auto_detected(toy: str, tmp_path: Path, store: P
     log.write_text(TOY_LOG)
     report = ingest_paths(store, [log], fmt="auto")
     (source,) = report.sources
-    assert (source.format, source.note, source.rows) == (toy, f"auto-detected {toy}", 2)
+    # 4 of the 5 lines have the toy's shape: confidence 4/5, above detect.MIN_CONFIDENCE
+    assert (source.format, source.note, source.rows) == (toy, f"auto-detected {toy}, 4/5 sample lines", 2)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -166,9 +171,9 @@ def test_choose_names_what_it_detected_and_fails_closed(tmp_path: Path, store: P
     combined = '203.0.113.9 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
     assert formats.choose("common", "unused")[1] is None  # named: nothing to detect, nothing read
     fmt, note = formats.choose("auto", "-", combined.encode())
-    assert (fmt.name, note) == ("combined", "auto-detected combined")
+    assert (fmt.name, note) == ("combined", "auto-detected combined, 1/1 sample lines")
     fmt, note = formats.choose("auto", "-", b"not a log line\n\n{}\n")
-    assert (fmt.name, note) == ("combined", "format not recognised: all lines quarantined")
+    assert (fmt.name, note) == ("unrecognised", "format not recognised: all lines quarantined")
     log = tmp_path / "junk.log"
     log.write_text("not a log line\nnor this one\n")
     report = ingest_paths(store, [log])

@@ -10,7 +10,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.privacy.mask import ClientMasker
-from tests.conftest import ingest_paths, ip_tokens, store_rejects, store_rows, third_party_log_files
+from tests.conftest import (
+    THIRD_PARTY_LOGS,
+    ingest_paths,
+    ip_tokens,
+    store_rejects,
+    store_rows,
+    third_party_log_files,
+)
+from tests.ingest.test_formats import DETECTED
 
 
 def non_blank_lines(path: Path) -> int:
@@ -36,9 +44,14 @@ def test_every_file_ingests_and_every_line_is_a_row_or_a_reject(shared_store: tu
     by_path = {s.path: s for s in report.sources}  # type: ignore[attr-defined]
     for path in third_party_log_files():
         src = by_path[str(path)]
-        assert src.error is None, (path, src.error)
+        fmt, recognised = DETECTED[str(path.relative_to(THIRD_PARTY_LOGS))]
+        assert src.format == fmt, path
+        # a file auto-detection is not sure of fails its source (exit 10): never silently
+        assert (src.error is None) == recognised, (path, src.error)
         # header lines (W3C #Fields:) are the format's own: neither rows nor rejects, but counted
-        assert src.rows + sum(src.rejects.values()) + src.directives == src.lines == non_blank_lines(path), path
+        assert src.rows + sum(src.rejects.values()) + src.directives == src.lines == non_blank_lines(path), (
+            path
+        )
     rows, rejects = store_rows(store), store_rejects(store)
     assert len(rows) == report.rows and len(rejects) == sum(report.rejects.values())  # type: ignore[attr-defined]
     assert report.rows > 30_000  # type: ignore[attr-defined]

@@ -34,7 +34,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("peer", "chain", "expected"), CASES)
-def test_the_client_is_the_right_most_untrusted_hop(peer: str | None, chain: str | None, expected: str) -> None:
+def test_the_client_is_the_right_most_untrusted_hop(
+    peer: str | None, chain: str | None, expected: str
+) -> None:
     assert TRUSTED.walk(peer, chain) == expected
 
 

@@ -18,62 +18,28 @@ from functools import partial
 import polars as pl
 
 from pipeline.errors import FormatError
-from pipeline.ingest.fields import Agents, FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.fields import (
+    OPTIONAL_COLUMNS,
+    Agents,
+    FieldContext,
+    Fields,
+    normalize_domain,
+    null_column,
+)
+from pipeline.ingest.formats import apache_time
 from pipeline.ingest.formats import request as requests
+from pipeline.ingest.formats.apache_directives import (
+    _DIRECTIVE_RE,
+    _LETTERS_WITH_ARGUMENT,
+    _OWN_PATTERN_IN_QUOTES,
+    DIRECTIVES,
+    HEADER_FIELDS,
+    QUOTED,
+    TOKEN,
+    VARIABLE_FIELDS,
+    VHOST,
+)
 from pipeline.privacy import mask as privacy
-
-# Regex building blocks. Rust regex (polars) has no look-around; every class excludes the
-# delimiter that follows it so that the pattern stays one-pass (unambiguous left to right).
-QUOTED = r'[^"\\]*(?:\\.[^"\\]*)*'  # Apache escapes " and \ inside quoted fields as \" and \\
-TOKEN = r"[^ ]*"
-TOKEN1 = r"[^ ]+"
-HOST = r"[^ ]+"  # an IP, [IPv6]:port, a hostname (HostnameLookups On), 'unix:', '-'
-VHOST = r"\[[0-9A-Fa-f:.]+\]|[^ :\[\]]+"  # server name or [IPv6] literal, without port
-NUM = r"[0-9]+"
-NUM_OR_DASH = r"[0-9]+|-"
-
-# directive → (field name or None when the value is not stored, regex when unquoted, quoted-ok)
-# Field names are the regex's group names; ``_fields`` maps them to ``fields.FIELD_COLUMNS``.
-DIRECTIVES: dict[str, tuple[str | None, str]] = {
-    "h": ("client", HOST),  # remote host; an IP unless HostnameLookups is on
-    "a": ("client", HOST),  # client IP (mod_remoteip's view when enabled)
-    "l": (None, TOKEN1),  # identd: always '-' in practice, never stored
-    "u": (None, TOKEN1),  # remote user: personal data, never stored
-    "t": ("ts", r"\[[^\]]+\]"),  # [10/Oct/2000:13:55:36 -0700]
-    "r": ("request", QUOTED),  # first line of the request, escaped by the server
-    "m": ("method", r"[A-Za-z]+|-"),
-    "U": ("path", r"[^ ?\"]*"),
-    "q": ("query", r"(?:\?[^ \"]*)?"),  # includes the leading '?', empty when none
-    "H": ("protocol", r"[^ \"]*"),
-    ">s": ("status", r"[0-9]{3}"),
-    "s": ("status", r"[0-9]{3}"),
-    "<s": ("status", r"[0-9]{3}"),
-    "b": ("bytes", NUM_OR_DASH),  # CLF: '-' for zero bytes
-    "B": ("bytes", NUM),
-    "O": ("bytes", NUM_OR_DASH),  # bytes sent incl. headers (mod_logio)
-    "I": (None, NUM_OR_DASH),
-    "S": (None, NUM_OR_DASH),
-    "v": ("domain", VHOST),  # canonical ServerName
-    "V": ("domain", VHOST),  # server name per UseCanonicalName
-    "p": (None, NUM),  # port: the domain is stored without it
-    "D": (None, NUM_OR_DASH),  # duration µs
-    "T": (None, r"[0-9.]+|-"),
-    "X": (None, r"[X+\-]"),
-    "k": (None, NUM),
-    "P": (None, NUM),
-    "L": (None, TOKEN),
-    "f": (None, TOKEN),
-    "A": (None, TOKEN),
-    "R": (None, TOKEN),
-}
-
-# %{NAME}i headers that map to stored fields; any other header is matched but not stored.
-HEADER_FIELDS: dict[str, str] = {"referer": "referrer", "user-agent": "user_agent", "host": "domain"}
-
-# Directives whose pattern already excludes '"': inside quotes they keep it ("%m %U%q %H" splits).
-_OWN_PATTERN_IN_QUOTES = frozenset({"m", "U", "q", "H"})
-_LETTERS_WITH_ARGUMENT = frozenset("ioenCcxpPTahLt") | {"^ti", "^to"}
-_DIRECTIVE_RE = re.compile(r"%(?:[!0-9,]*)(?:\{([^}]*)\})?([<>]?[a-zA-Z%])")
 
 
 @dataclass(frozen=True)
@@ -96,6 +62,9 @@ class LogFormat:
     # its first '" "' (which only the referrer/user-agent boundary can hold: quoted values escape
     # '"') and matches the user agent per distinct value instead of per line. None otherwise.
     split_regex: str | None = None
+    # %{FORMAT}t directives (apache_time.py), whose groups make the timestamp. Empty for plain %t,
+    # which keeps its own fast path (the "ts" group, one strptime).
+    time_parts: tuple[apache_time.TimePart, ...] = ()
     has_domain: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,16 +109,19 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
     """
     head_spec, tail_spec = _split_optional_tail(spec)
     fields: list[str] = []
-    head = _translate(head_spec, fields, spec)
+    times: list[apache_time.TimePart] = []
+    head = _translate(head_spec, fields, spec, times)
     extra = f'(?: "{QUOTED}")*'
     if tail_spec:
-        tail = _translate(tail_spec, fields, spec)
+        tail = _translate(tail_spec, fields, spec, times)
         regex = f"^{head}(?:{tail}{extra})?$"
     else:
         tail = ""
         regex = f"^{head}{extra}$"
     if "ts" not in fields:
         raise FormatError(f"log format {spec!r} has no %t: hostlogs needs the request time")
+    if times:
+        apache_time.check(times, spec)
     fast, fast_domain_normalized = _fast_variant(regex, spec)
     split = None
     if fast is not None and tail_spec.lower() == _REFERER_AGENT_TAIL:
@@ -163,6 +135,7 @@ def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
         fast_regex=fast,
         fast_domain_normalized=fast_domain_normalized,
         split_regex=split,
+        time_parts=tuple(times),
     )
 
 
@@ -204,7 +177,7 @@ def _split_optional_tail(spec: str) -> tuple[str, str]:
     return spec[: m.start()], m.group(1)
 
 
-def _translate(spec: str, fields: list[str], whole: str) -> str:
+def _translate(spec: str, fields: list[str], whole: str, times: list[apache_time.TimePart]) -> str:
     parts: list[str] = []
     pos = 0
     in_quotes = False
@@ -216,6 +189,9 @@ def _translate(spec: str, fields: list[str], whole: str) -> str:
         pos = m.end()
         if letter == "%":
             parts.append("%")
+            continue
+        if letter == "t" and (arg is not None or times):
+            parts.append(_time_directive(arg, fields, whole, times))
             continue
         fname, pattern = _directive(arg, letter, whole)
         if in_quotes and letter not in _OWN_PATTERN_IN_QUOTES:
@@ -240,12 +216,27 @@ def _directive(arg: str | None, letter: str, spec: str) -> tuple[str | None, str
             return HEADER_FIELDS.get(arg.lower()), TOKEN
         if letter not in _LETTERS_WITH_ARGUMENT:
             raise FormatError(f"unsupported LogFormat directive %{{{arg}}}{letter} in {spec!r}")
-        if letter == "t":
-            raise FormatError(f"custom time format %{{{arg}}}t is not supported yet in {spec!r}; use %t")
-        return None, TOKEN  # %{VAR}e, %{Foo}o, %{cookie}C, %{format}p ...: matched, not stored
+        # %{VAR}e, %{Foo}o, %{cookie}C, %{format}p ...: matched, not stored unless listed
+        return VARIABLE_FIELDS.get((letter, arg.lower())), TOKEN
     if letter not in DIRECTIVES:
         raise FormatError(f"unsupported LogFormat directive %{letter} in {spec!r}")
     return DIRECTIVES[letter]
+
+
+def _time_directive(arg: str | None, fields: list[str], spec: str, times: list[apache_time.TimePart]) -> str:
+    """``%{FORMAT}t``: its own capture group (the first time group of a format is "ts", which marks a
+    matched line). A plain ``%t`` in a format with ``%{FORMAT}t`` (arg None) is one of the parts."""
+    phase: apache_time.Phase = "begin"
+    if arg is None:
+        kind, strftime, pattern = "strftime", _TS_FORMAT, DIRECTIVES["t"][1]
+    else:
+        phase, kind, strftime, pattern = apache_time.parse_directive(arg, spec)
+    if not times and "ts" in fields:  # a plain %t came first: it is a part too
+        times.append(apache_time.TimePart("ts", "begin", "strftime", _TS_FORMAT))
+    group = "ts" if "ts" not in fields else f"ts_{len(times)}"
+    fields.append(group)
+    times.append(apache_time.TimePart(group, phase, kind, strftime))
+    return f"(?P<{group}>{pattern})"
 
 
 def _literal(text: str, *, before_port: bool) -> str:
@@ -319,6 +310,8 @@ def _checked(frame: pl.DataFrame, fields: pl.DataFrame, fmt: LogFormat) -> pl.Da
     # a line logged at 23:30 -0700 lands on the next UTC day. A time that does not parse (bad date,
     # offset such as +9999) is null, never an exception, whatever the text: rows.py bounds it.
     ts = pl.col("ts").str.strptime(pl.Datetime("us", "UTC"), _TS_FORMAT, strict=False)
+    if fmt.time_parts:  # %{FORMAT}t directives
+        ts = apache_time.timestamp(fmt.time_parts)
     checked = checked.with_columns(ts=ts, ts_raw=pl.col("ts"), bytes_value=number)
     return checked.with_columns(bad_field=_bad_field(fmt))
 
@@ -354,6 +347,7 @@ def _fields(good: pl.DataFrame, fmt: LogFormat, domain_normalized: bool, agents:
             "referrer": _column(good, "referrer").replace("-", None),
             "user_agent": agent,
             "client": _column(good, "client"),
+            **{c: _column(good, c) for c in OPTIONAL_COLUMNS if c in fmt.fields},
         }
     )
 

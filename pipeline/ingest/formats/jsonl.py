@@ -1,0 +1,296 @@
+"""JSON-lines access logs (nginx ``escape=json``, Caddy, Traefik, Envoy, Cloudflare): a format is DATA,
+a mapping from hostlogs' field columns to JSON paths.
+
+Definition grammar (a JSON object; the built-ins below are written in it, and so are user formats:
+``--format '{"ts": "time", "client": "ip"}'`` or a ``[formats.NAME] family = "json"`` table)::
+
+    {
+      "ts": PATHS | {"PATH": TIME_FORMAT, ...},   required: no time, no row
+      "time_format": TIME_FORMAT,                  for "ts" given as PATHS (default "auto")
+      COLUMN: PATHS, ...                           any of COLUMNS below
+      "require": [PATHS, ...],                     lines lacking one are not this format's
+      "escape": "json" | "default"                 "default": also nginx's escape=default \\xHH
+    }
+
+- PATHS: one JSON path or a list of them; per line the first one present (not null, not "" nor
+  "-") wins. A path is keys separated by dots, ``[N]`` for an array's N-th element, ``["a.b"]`` for
+  a key holding a dot: ``request.headers.User-Agent[0]``. Keys, header names included, are matched
+  case-sensitively, exactly as the producer writes them (Caddy ``User-Agent``, Envoy ``user-agent``).
+- COLUMN: a field column (``client`` domain method path query protocol status bytes referrer
+  user_agent; ``client`` is the socket peer), an optional column (``forwarded_for`` request_id tls
+  upstream edge_location), or ``request`` (a whole request line "GET /p?q HTTP/1.1") or ``uri``
+  (path and query together). A request line wins over ``uri``, which wins over ``path``/``query``.
+- TIME_FORMAT: ``iso8601`` (RFC 3339, with an offset or Z), ``clf`` (10/Oct/2000:13:55:36 -0700),
+  ``epoch`` (seconds, may be fractional), ``epoch_ms``, ``epoch_us``, ``epoch_ns``, a strftime
+  format (read as UTC without ``%z``), or ``auto``: numbers by magnitude, text as ISO 8601 or CLF.
+  A time that does not parse makes a ``bad_timestamp`` reject.
+- ``require``: each entry is PATHS of which one must be present. Auto-detection counts the lines
+  that have the time and every required path; ``parse`` quarantines the others as ``unparseable``
+  (Caddy's debug lines in an access log, say).
+
+A line that is not a JSON object, or lacks the time, is ``unparseable``. ``tls`` values that are
+TLS version numbers (Caddy's 772, Traefik's "1.3") are written as ``TLSv1.3``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.errors import FormatError
+from pipeline.ingest.fields import OPTIONAL_COLUMNS, FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.formats import jsonl_builtin, registry
+from pipeline.ingest.formats import request as requests
+from pipeline.ingest.formats.jsonl_decode import (
+    JsonPath,
+    check_time_format,
+    decode,
+    parse_path,
+    parse_time,
+    struct_dtype,
+)
+
+FAMILY_NAME = "json"
+FIELD_KEYS = ("client", "domain", "method", "path", "query", "protocol", "status", "bytes", "referrer")
+COLUMNS = (*FIELD_KEYS, "user_agent", "request", "uri", *OPTIONAL_COLUMNS)
+_OPTIONS = frozenset({"ts", "time_format", "require", "escape"})
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    """A compiled JSON definition (a ``fields.Format``)."""
+
+    name: str
+    spec: str
+    times: tuple[tuple[JsonPath, str], ...]  # (path, time format), first present wins
+    columns: dict[str, tuple[JsonPath, ...]]  # COLUMNS key -> candidate paths
+    require: tuple[tuple[JsonPath, ...], ...]
+    nginx_escapes: bool
+    paths: tuple[JsonPath, ...]  # every path above, once: what a line is decoded into
+    dtype: pl.Struct  # the struct those paths make (json_decode's dtype)
+
+    def parse(self, lines: pl.DataFrame, ctx: FieldContext) -> Fields:
+        values, ok = self._read(lines.get_column("line"))
+        good = pl.concat([lines.select("offset"), values], how="horizontal").filter(ok)
+        return Fields(frame=self._fields(good), unparsed=lines.get_column("offset").filter(~ok))
+
+    def score(self, sample: list[str]) -> tuple[int, int]:
+        values, ok = self._read(pl.Series("line", sample, dtype=pl.String))
+        complete = pl.all_horizontal([pl.col(c).is_not_null() for c in self.columns] or [pl.lit(True)])
+        exact = values.select(complete).to_series() & ok
+        return int(ok.sum()), int(exact.sum())
+
+    def _read(self, line: pl.Series) -> tuple[pl.DataFrame, pl.Series]:
+        """(``ts_raw``, ``ts`` and one String column per COLUMNS key mapped; whether the line is ours)."""
+        text = line.str.strip_chars()  # the terminator, and blanks around an object
+        if self.nginx_escapes:
+            text = _nginx_escapes(text)
+        # Only objects: a line that is a JSON string or array is never ours; none reaches the decoder.
+        is_object = text.str.starts_with("{") & text.str.ends_with("}")
+        raw = decode(text.set(~is_object, None), self.paths, self.dtype)
+        raw = raw.with_columns(pl.when(~pl.all().is_in(["", "-"])).then(pl.all()).name.keep())  # none
+        col = {p: pl.col(f"p{i}") for i, p in enumerate(self.paths)}
+
+        def first(candidates: tuple[JsonPath, ...]) -> pl.Expr:
+            return pl.coalesce([col[p] for p in candidates])
+
+        frame = raw.select(
+            first(tuple(p for p, _ in self.times)).alias("ts_raw"),
+            _first_time([(col[p], fmt) for p, fmt in self.times]).alias("ts"),
+            *(first(paths).alias(name) for name, paths in self.columns.items()),
+        )
+        present = [first(req).is_not_null() for req in self.require]
+        ours = raw.select(pl.all_horizontal(pl.lit(True), *present)).to_series()
+        return frame, is_object & frame.get_column("ts_raw").is_not_null() & ours
+
+    def _fields(self, good: pl.DataFrame) -> pl.DataFrame:
+        def column(name: str) -> pl.Series:
+            return good.get_column(name) if name in good.columns else null_column(good.height, name=name)
+
+        method, path, query, protocol = _request(column)
+        size, status = column("bytes"), column("status")
+        size_value = size.cast(pl.Int64, strict=False)
+        status_value = status.cast(pl.Int16, strict=False)
+        bad = (size.is_not_null() & size_value.is_null()) | (status.is_not_null() & status_value.is_null())
+        frame = pl.DataFrame(
+            {
+                "offset": good.get_column("offset"),
+                "ts": good.get_column("ts"),
+                "bad_field": bad,
+                "domain": normalize_domain(column("domain")),
+                "method": method,
+                "path": path,
+                "query": query,
+                "protocol": protocol,
+                "status": status_value,
+                "bytes": size_value,
+                "referrer": column("referrer"),
+                "user_agent": column("user_agent"),  # a String: rows.py masks it
+                "client": column("client"),
+            }
+        )
+        optional = [column(c).alias(c) for c in OPTIONAL_COLUMNS if c in self.columns]
+        frame = frame.with_columns(optional)
+        return frame.with_columns(_tls(frame.get_column("tls"))) if "tls" in self.columns else frame
+
+
+def _first_time(candidates: list[tuple[pl.Expr, str]]) -> pl.Expr:
+    """The time of the first candidate present, read in its own format (null if it does not parse)."""
+    (raw, fmt), *rest = candidates
+    return (
+        pl.when(raw.is_not_null()).then(parse_time(raw, fmt)).otherwise(_first_time(rest) if rest else None)
+    )
+
+
+def _request(get: Callable[[str], pl.Series]) -> requests.Request:
+    """method, path, query, protocol: from the request line where logged, else ``uri``, else path/query."""
+    line, uri = get("request"), get("uri")
+    from_line = requests.split_target(requests.split_request_line(line))
+    from_uri = uri.str.splitn("?", 2).struct.unnest()
+    parts = pl.DataFrame(
+        {
+            "line": line.is_not_null(),
+            "uri": uri.is_not_null(),
+            **dict(zip(("line_method", "line_path", "line_query", "line_protocol"), from_line, strict=True)),
+            "uri_path": from_uri.get_column("field_0"),
+            "uri_query": from_uri.get_column("field_1"),
+            "method": get("method"),
+            "path": get("path"),
+            "query": get("query").str.strip_prefix("?").replace("", None),
+            "protocol": get("protocol"),
+        }
+    )
+    out = parts.select(
+        method=pl.coalesce("line_method", "method"),
+        path=pl.when("line").then("line_path").when("uri").then("uri_path").otherwise("path"),
+        query=pl.when("line").then("line_query").when("uri").then("uri_query").otherwise("query"),
+        protocol=pl.coalesce("line_protocol", "protocol"),
+    )
+    return out["method"], out["path"], out["query"], out["protocol"]
+
+
+_TLS_CODES = {
+    "769": "TLSv1.0",
+    "770": "TLSv1.1",
+    "771": "TLSv1.2",
+    "772": "TLSv1.3",
+    "none": None,
+    "unknown": None,
+}
+
+
+_TLS_NAME = r"^(?:SSLv[23]|TLSv1(?:\.[0-3])?|QUIC)$"
+
+
+def _tls(values: pl.Series) -> pl.Series:
+    """Caddy's numeric versions (0x0304 = 772) and Traefik's "1.3" as OpenSSL names them: TLSv1.3.
+    ``tls`` is not a masked column: anything but a protocol name (a user mapping's mistake, an
+    address) is none."""
+    named = values.replace(_TLS_CODES).str.replace(r"^(1\.[0-3])$", "TLSv$1")
+    return named.set(~named.str.contains(_TLS_NAME).fill_null(True), None).alias("tls")
+
+
+def _nginx_escapes(text: pl.Series) -> pl.Series:
+    r"""nginx ``escape=default`` writes '"', '\' and bytes outside printable ASCII as ``\xHH``: invalid
+    JSON. ASCII ones become ``\u00HH`` (the character itself once decoded); bytes >= 0x80 stay written
+    as the text ``\xHH``, the way Apache formats keep them. Lines holding ``\\`` are ``escape=json``
+    lines (escape=default writes a backslash as ``\x5C``) and are left alone."""
+    fix = text.str.contains(r"\x", literal=True)
+    if not fix.any():
+        return text
+    fix &= ~text.str.contains("\\\\", literal=True)
+    fixed = (
+        text.filter(fix)
+        .str.replace_all(r"\\x([89A-Fa-f][0-9A-Fa-f])", r"\\x$1")  # (a replacement has no escapes but $)
+        .str.replace_all(r"\\x([0-7][0-9A-Fa-f])", r"\u00$1")
+    )
+    return text.scatter(fix.arg_true(), fixed)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Compiling a definition
+
+
+def is_definition(text: str) -> bool:
+    """Is ``text`` a JSON definition (the family's ``accepts``)? An Apache LogFormat can write JSON
+    too (``{"time":"%t"}``): text with a '%' is ours only if its keys are all this grammar's."""
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")):
+        return False
+    if "%" not in text:
+        return True
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        return False
+    return isinstance(spec, dict) and "ts" in spec and set(spec) <= set(COLUMNS) | _OPTIONS
+
+
+def compile_definition(text: str, name: str = "custom") -> JsonFormat:
+    """A JSON definition (the grammar in this module's docstring) → a format; FormatError if invalid."""
+    try:
+        spec = json.loads(text)
+    except ValueError as e:
+        raise FormatError(f"JSON log format {name!r} is not valid JSON: {e}") from None
+    if not isinstance(spec, dict):
+        raise FormatError(f"JSON log format {name!r} must be a JSON object mapping columns to paths")
+    unknown = sorted(set(spec) - set(COLUMNS) - _OPTIONS)
+    if unknown:
+        raise FormatError(
+            f"JSON log format {name!r}: unknown key(s) {', '.join(unknown)}; "
+            f"use ts, time_format, require, escape or a column: {', '.join(COLUMNS)}"
+        )
+    if "ts" not in spec:
+        raise FormatError(f'JSON log format {name!r} has no "ts": hostlogs needs the request time')
+    escape = spec.get("escape", "json")
+    if escape not in ("json", "default"):
+        raise FormatError(f'JSON log format {name!r}: escape must be "json" or "default"')
+    times = _times(spec["ts"], check_time_format(str(spec.get("time_format", "auto"))))
+    columns = {c: _paths(spec[c], c) for c in COLUMNS if c in spec}
+    require = tuple(_paths(r, "require") for r in _as_list(spec.get("require", []), "require"))
+    every = [p for p, _ in times] + [p for ps in (*columns.values(), *require) for p in ps]
+    paths = tuple(dict.fromkeys(every))
+    return JsonFormat(
+        name=name,
+        spec=text,
+        times=times,
+        columns=columns,
+        require=require,
+        nginx_escapes=escape == "default",
+        paths=paths,
+        dtype=struct_dtype(paths),  # (checks that no path is inside another)
+    )
+
+
+def _times(value: object, default: str) -> tuple[tuple[JsonPath, str], ...]:
+    if isinstance(value, dict):
+        if not value:
+            raise FormatError('"ts" names no JSON path')
+        return tuple((parse_path(str(p)), check_time_format(str(f))) for p, f in value.items())
+    return tuple((p, default) for p in _paths(value, "ts"))
+
+
+def _paths(value: object, key: str) -> tuple[JsonPath, ...]:
+    items = _as_list(value, key)
+    if not items or not all(isinstance(v, str) for v in items):
+        raise FormatError(f'"{key}" must be a JSON path or a list of them')
+    return tuple(parse_path(str(v)) for v in items)
+
+
+def _as_list(value: object, key: str) -> list[object]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return list(value)
+    raise FormatError(f'"{key}" must be a JSON path or a list of them')
+
+
+# Registered by ``formats/__init__.py``: the built-ins, and ``--format '{"ts": ...}'`` as a user format.
+BUILTIN: tuple[registry.FormatEntry, ...] = tuple(
+    registry.FormatEntry(name, FAMILY_NAME, text, compile_definition, priority, description)
+    for name, (text, priority, description) in jsonl_builtin.DEFINITIONS.items()
+)
+FAMILY = registry.Family(FAMILY_NAME, is_definition, compile_definition, 'a JSON mapping {"ts": PATH, ...}')
