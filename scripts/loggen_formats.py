@@ -132,12 +132,12 @@ def convert(lines: Iterable[str], fmt: str) -> Iterator[str]:
         yield render(m, times(m.group(4)))
 
 
-def write_converted(path: str | Path, n_lines: int, fmt: str, **kw: Any) -> int:
-    """Write ``n_lines`` lines of ``fmt`` to ``path`` (keyword arguments: ``loggen.generate``'s)."""
+def write_converted(path: str | Path, n_lines: int, target: str, **kw: Any) -> int:
+    """Write ``n_lines`` lines of ``target`` to ``path`` (keyword arguments: ``loggen.generate``'s)."""
     written = 0
     with open(path, "wb") as out:
-        if fmt == "w3c":
+        if target == "w3c":
             written += out.write(W3C_HEADER.encode())
         for chunk in generate_chunks(n_lines, **{**kw, "fmt": "vhost_combined"}):
-            written += out.write(("\n".join(convert(chunk, fmt)) + "\n").encode())
+            written += out.write(("\n".join(convert(chunk, target)) + "\n").encode())
     return written
