@@ -16,6 +16,7 @@ import argparse
 import gzip
 import io
 import ipaddress
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from loggen import generate
+from loggen_formats import convert
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT_DIR = ROOT / "sample_logs"
@@ -74,6 +76,8 @@ class Sample:
     domains: tuple[str, ...]
     n_clients: int = 300
     planted: tuple[Planted, ...] = ()
+    # "nginx_json_behind_lb": the lines rewritten as nginx JSON behind a load balancer (``behind_lb``)
+    rewrite: str | None = None
 
     @property
     def gzipped(self) -> bool:
@@ -171,7 +175,39 @@ SAMPLES = (
         ("legacy.example.org",),
         n_clients=80,
     ),
+    Sample(
+        "lb/api.example.net.json.log",
+        "vhost_combined",
+        400,
+        15,
+        datetime(2026, 11, 1, tzinfo=UTC),
+        "+0000",
+        ("api.example.net",),
+        n_clients=120,
+        rewrite="nginx_json_behind_lb",
+    ),
 )
+
+# The load balancers in front of api.example.net (configs/sample.toml trusts them), and a forged
+# X-Forwarded-For entry some clients send (a client can write anything left of the balancer's entry).
+LB_NET = ipaddress.ip_network("203.0.113.240/28")
+FORGED = "192.0.2.66"
+
+
+def behind_lb(lines: list[str]) -> list[str]:
+    """nginx JSON lines as a server behind a load balancer logs them: ``remote_addr`` is the
+    balancer, ``http_x_forwarded_for`` the chain the balancer extended with the client's address;
+    every 7th client forged an entry of its own in front of it."""
+    out = []
+    for n, line in enumerate(convert(lines, "nginx_json")):
+        record = json.loads(line)
+        client = record["remote_addr"]
+        if ipaddress.ip_address(client) in LB_NET:  # a client inside the balancers' range: move it
+            client = client.replace("203.0.113.2", "203.0.113.1")
+        record["remote_addr"] = str(LB_NET[1 + n % 2])
+        record["http_x_forwarded_for"] = f"{FORGED}, {client}" if n % 7 == 0 else client
+        out.append(json.dumps(record, separators=(",", ":")))
+    return out
 
 
 def render(sample: Sample) -> tuple[bytes, list[tuple[int, Planted]]]:
@@ -189,6 +225,8 @@ def render(sample: Sample) -> tuple[bytes, list[tuple[int, Planted]]]:
         doc_ranges_only=True,
         domains=sample.domains,
     )
+    if sample.rewrite == "nginx_json_behind_lb":
+        generated = iter(behind_lb(list(generated)))
     planted = {p.after: p for p in sample.planted}
     lines: list[bytes] = []
     where = []
@@ -223,6 +261,8 @@ def gzip_bytes(data: bytes) -> bytes:
 def first_last_stamp(data: bytes) -> tuple[str, str]:
     """First and last timestamp in ``data`` (the planted bad one does not match)."""
     stamps = [m.group(0).decode() for m in TS_RE.finditer(data)]
+    if not stamps:  # JSON lines
+        stamps = [m.decode() for m in re.findall(rb'"time_iso8601":"([^"]+)"', data)]
     return stamps[0], stamps[-1]
 
 
@@ -243,12 +283,16 @@ def readme(rows: list[tuple[Sample, bytes, list[tuple[int, Planted]]]]) -> str:
         bad = sum(not p.valid for _, p in where)
         first, last = first_last_stamp(data)
         n_lines = data.count(b"\n")
-        out.append(f"| `{sample.name}` | {sample.fmt} | {n_lines} | {bad} | `{first}` / `{last}` |")
+        fmt = "nginx_json" if sample.rewrite else sample.fmt
+        out.append(f"| `{sample.name}` | {fmt} | {n_lines} | {bad} | `{first}` / `{last}` |")
     out += [
         "",
         "`www.example.com/access_log*` log in -0700, so their local dates change at 17:00 "
         "while UTC dates change at midnight; `access_log.1.gz` holds the three days before "
-        "`access_log` (line counts above are uncompressed).",
+        "`access_log` (line counts above are uncompressed). `lb/api.example.net.json.log` is nginx JSON "
+        f"written behind load balancers ({LB_NET}, trusted in `configs/sample.toml`): `remote_addr` is "
+        f"a balancer, the visitor is the right-most `X-Forwarded-For` entry; every 7th line carries a "
+        f"forged entry ({FORGED}) in front of it, which must never be taken for the client.",
         "",
         "## Planted lines",
         "",

@@ -16,6 +16,7 @@ from pipeline import config
 from pipeline.errors import LockedError, SourceError
 from pipeline.ingest import batch
 from pipeline.ingest import run as ingest
+from pipeline.privacy.mask import ClientMasker
 from pipeline.store.commit import Store
 from tests.conftest import ROOT, ingest_paths, make_config, store_rejects, store_rows
 
@@ -283,7 +284,7 @@ def test_sample_config_ingests_the_bundled_samples(tmp_path: Path) -> None:
     cfg = config.load(ROOT / "configs" / "sample.toml").with_overrides(store=str(tmp_path / "store"))
     os.chdir(tmp_path)
     report = ingest.run(cfg, final=True)
-    assert report.lines == 4208 and report.rows == 4202
+    assert report.lines == 4608 and report.rows == 4602 and not report.failed
     assert report.rejects == {"bad_timestamp": 2, "binary": 2, "unparseable": 2}
     formats = {str(Path(s.path).relative_to("sample_logs")): s.format for s in report.sources}
     assert formats == {
@@ -291,9 +292,21 @@ def test_sample_config_ingests_the_bundled_samples(tmp_path: Path) -> None:
         "www.example.com/access_log": "combined",
         "www.example.com/access_log.1.gz": "combined",
         "legacy.example.org/access_log": "common",
+        "lb/api.example.net.json.log": "nginx_json",
     }
-    domains = Counter(r["domain"] for r in store_rows(tmp_path / "store"))
+    rows = store_rows(tmp_path / "store")
+    domains = Counter(r["domain"] for r in rows)
     assert domains["legacy.example.org"] == 300 and domains[None] == 0 and domains["www.example.com"] >= 1401
+    # behind the trusted balancers the client is the right-most X-Forwarded-For entry, never the
+    # forged one some lines carry in front of it; the balancer is the peer
+    masker = ClientMasker()
+    lines = Path("sample_logs/lb/api.example.net.json.log").read_text().splitlines()
+    chains = [json.loads(ln)["http_x_forwarded_for"] for ln in lines]
+    assert sum("192.0.2.66, " in c for c in chains) == 58
+    expected = Counter(masker.network(c.split(", ")[-1]) for c in chains)
+    api = [r for r in rows if r["domain"] == "api.example.net"]
+    assert Counter(r["client_net"] for r in api) == expected and len(expected) > 5
+    assert {r["peer_net"] for r in api} == {"203.0.113.0/24"}
 
 
 def test_swap_flips_readers_from_old_to_new_files_atomically(tmp_path: Path, store: Path) -> None:
