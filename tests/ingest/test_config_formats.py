@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from pipeline.errors import ConfigError, FormatError
 from pipeline.ingest import formats
 from pipeline.ingest import run as ingest
 from pipeline.ingest.paths import check_sources
-from tests.conftest import store_rows
+from tests.conftest import ROOT, store_rows
 
 
 @pytest.fixture(autouse=True)
@@ -72,3 +73,16 @@ def test_a_format_table_needs_a_family_and_a_plain_name() -> None:
         config.from_dict({"formats": {"My-Format": {"family": "apache"}}})
     with pytest.raises(ConfigError, match=r"'combined' is the name of a built-in format"):
         check_sources(config.from_dict({"formats": {"combined": {"family": "apache"}}}), "c.toml")
+
+
+def test_the_commented_examples_in_the_config_template_compile() -> None:
+    """configs/hostlogs.toml shows [formats.NAME] tables commented out: uncommented, they register."""
+    text = (ROOT / "configs" / "hostlogs.toml").read_text()
+    start = text.index("# [formats.")
+    lines = [ln.removeprefix("# ") for ln in text[start:].splitlines() if ln.startswith("# ")]
+    block = "\n".join(ln for ln in lines if not ln.startswith("("))  # (prose between the tables)
+    cfg = config.from_dict(tomllib.loads(block), origin="hostlogs.toml")
+    assert set(cfg.formats) == {"app_json", "edge"}
+    formats.register_config(cfg.formats, "hostlogs.toml")
+    assert formats.get("app_json").family == "json"  # type: ignore[union-attr]
+    assert formats.get("edge").family == "apache"  # type: ignore[union-attr]
