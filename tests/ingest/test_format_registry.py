@@ -53,7 +53,9 @@ def test_an_unknown_name_lists_the_registered_ones() -> None:
         f"unknown log format 'nginx': use one of {names}, auto or a LogFormat string or "
         "syslog:FORMAT or cri:FORMAT or a JSON mapping {\"ts\": PATH, ...} or 'w3c:' and a #Fields: list"
     )
-    assert names.startswith("common, combined, vhost_combined, ssl_request, traefik_clf, nginx_json")
+    assert names.startswith(
+        "common, combined, vhost_combined, nginx_main, ssl_request, traefik_clf, nginx_json"
+    )
 
 
 def test_a_name_is_registered_once() -> None:

@@ -97,6 +97,21 @@ CANONICAL = {
             "user_agent": "Mozilla/4.08 [en] (Win98; I ;Nav)",
         },
     ),
+    # nginx.conf's "main" as nginx.org's packages ship it
+    "nginx_main": (
+        '192.0.2.10 - frank [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif HTTP/1.0" 200 2326 '
+        '"http://www.example.com/start.html" "Mozilla/4.08 [en] (Win98; I ;Nav)" "198.51.100.7, 192.0.2.10"',
+        {
+            "client": "192.0.2.10",
+            "ts": "[10/Oct/2000:13:55:36 -0700]",
+            "request": "GET /apache_pb.gif HTTP/1.0",
+            "status": "200",
+            "bytes": "2326",
+            "referrer": "http://www.example.com/start.html",
+            "user_agent": "Mozilla/4.08 [en] (Win98; I ;Nav)",
+            "forwarded_for": "198.51.100.7, 192.0.2.10",
+        },
+    ),
     # mod_ssl's documentation example shape (SSLRequestLog), with a documentation address
     "ssl_request": (
         '[10/Oct/2000:13:55:36 -0700] 192.0.2.10 TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256 "GET /apache_pb.gif HTTP/1.0" 2326',
@@ -514,7 +529,8 @@ DETECTED = {
     "lnav-tests/logfile_cloudflare.json": ("cloudflare", True),
     # vhost_combined with a session id as %l, a user and a trailing %D: no built-in format
     "lnav-tests/logfile_regexp_access_log.0": ("unrecognised", False),
-    "lnav-tests/logfile_shop_access_log.0": ("combined", True),
+    # nginx's "main": combined + "$http_x_forwarded_for"
+    "lnav-tests/logfile_shop_access_log.0": ("nginx_main", True),
     "lnav-tests/logfile_w3c.0": ("w3c", True),
     "lnav-tests/logfile_w3c.1": ("w3c", True),
     "lnav-tests/logfile_w3c.2": ("w3c", True),

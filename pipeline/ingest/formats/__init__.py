@@ -32,6 +32,9 @@ NAMED_FORMATS: dict[str, str] = {
     # the common-format lines some servers mix in still parse (their fields become null).
     "combined": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"',
     "vhost_combined": '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"',
+    # nginx's "main" (the nginx.conf of nginx.org's packages): combined + "$http_x_forwarded_for",
+    # which rows.py resolves with ingest.trusted_proxies
+    "nginx_main": '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"',
     # mod_ssl's SSLRequestLog as its documentation (and Debian's default-ssl site) writes it
     "ssl_request": '%t %h %{SSL_PROTOCOL}x %{SSL_CIPHER}x "%r" %b',
     # Traefik's "common" access log: combined + request count, router, backend URL, duration ("12ms")
@@ -51,6 +54,7 @@ BUILTIN: tuple[FormatEntry, ...] = (
     FormatEntry(
         "vhost_combined", "apache", NAMED_FORMATS["vhost_combined"], _apache, 30, "combined with %v:%p"
     ),
+    FormatEntry("nginx_main", "apache", NAMED_FORMATS["nginx_main"], _apache, 21, "nginx main (+ XFF)"),
     FormatEntry("ssl_request", "apache", NAMED_FORMATS["ssl_request"], _apache, 15, "mod_ssl request log"),
     FormatEntry("traefik_clf", "apache", NAMED_FORMATS["traefik_clf"], _apache, 25, "Traefik common log"),
 )

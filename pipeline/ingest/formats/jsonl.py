@@ -45,9 +45,12 @@ from pipeline.ingest.fields import OPTIONAL_COLUMNS, FieldContext, Fields, norma
 from pipeline.ingest.formats import jsonl_builtin, registry
 from pipeline.ingest.formats import request as requests
 from pipeline.ingest.formats.jsonl_decode import (
+    REQUEST_PARTS,
     JsonPath,
     check_time_format,
     decode,
+    decode_layout,
+    layout_pattern,
     parse_path,
     parse_time,
     struct_dtype,
@@ -57,6 +60,8 @@ FAMILY_NAME = "json"
 FIELD_KEYS = ("client", "domain", "method", "path", "query", "protocol", "status", "bytes", "referrer")
 COLUMNS = (*FIELD_KEYS, "user_agent", "request", "uri", *OPTIONAL_COLUMNS)
 _OPTIONS = frozenset({"ts", "time_format", "require", "escape"})
+_SAMPLE_SCHEMA = {"line": pl.String, "offset": pl.Int64}
+_UTC = pl.Datetime("us", "UTC")
 
 
 @dataclass(frozen=True)
@@ -71,46 +76,98 @@ class JsonFormat:
     nginx_escapes: bool
     paths: tuple[JsonPath, ...]  # every path above, once: what a line is decoded into
     dtype: pl.Struct  # the struct those paths make (json_decode's dtype)
+    # The request line's path when it is split in the fast stage's pattern (a single candidate).
+    split_request: JsonPath | None = None
+    fast: bool = True  # a fast stage for flat formats (False: every line through the decoder; tests)
+
+    @property
+    def flat(self) -> bool:
+        return all(len(p.steps) == 1 for p in self.paths)
 
     def parse(self, lines: pl.DataFrame, ctx: FieldContext) -> Fields:
-        values, ok = self._read(lines.get_column("line"))
-        good = pl.concat([lines.select("offset"), values], how="horizontal").filter(ok)
-        return Fields(frame=self._fields(good), unparsed=lines.get_column("offset").filter(~ok))
+        stages, unparsed = self._read(lines)
+        parts = [self._fields(good) for good in stages]
+        return Fields(frame=pl.concat(parts) if len(parts) > 1 else parts[0], unparsed=unparsed)
 
     def score(self, sample: list[str]) -> tuple[int, int]:
-        values, ok = self._read(pl.Series("line", sample, dtype=pl.String))
+        lines = pl.DataFrame({"line": sample, "offset": range(len(sample))}, schema=_SAMPLE_SCHEMA)
+        stages, _ = self._read(lines)
         complete = pl.all_horizontal([pl.col(c).is_not_null() for c in self.columns] or [pl.lit(True)])
-        exact = values.select(complete).to_series() & ok
-        return int(ok.sum()), int(exact.sum())
+        return sum(s.height for s in stages), sum(int(s.select(complete.sum()).item()) for s in stages)
 
-    def _read(self, line: pl.Series) -> tuple[pl.DataFrame, pl.Series]:
-        """(``ts_raw``, ``ts`` and one String column per COLUMNS key mapped; whether the line is ours)."""
-        text = line.str.strip_chars()  # the terminator, and blanks around an object
-        if self.nginx_escapes:
-            text = _nginx_escapes(text)
-        # Only objects: a line that is a JSON string or array is never ours; none reaches the decoder.
-        is_object = text.str.starts_with("{") & text.str.ends_with("}")
-        raw = decode(text.set(~is_object, None), self.paths, self.dtype)
-        raw = raw.with_columns(pl.when(~pl.all().is_in(["", "-"])).then(pl.all()).name.keep())  # none
-        col = {p: pl.col(f"p{i}") for i, p in enumerate(self.paths)}
+    def _read(self, lines: pl.DataFrame) -> tuple[list[pl.DataFrame], pl.Series]:
+        """The lines that are ours, per stage (``offset``, ``ts_raw``, ``ts``, one String column per
+        COLUMNS key mapped; the fast stage's split request line, if any); the offsets of the others.
+
+        The fast stage reads the lines laid out like the batch's first object with one regex (what
+        nginx writes: every line has its log_format's keys in its order); the decoder reads the rest."""
+        stages, unparsed = [], []
+        pattern = self._layout(lines.get_column("line"))
+        if pattern is not None:
+            raw, matched = decode_layout(lines.get_column("line"), pattern)
+            good, other = self._ours(lines.get_column("offset").filter(matched), raw)
+            stages.append(good)
+            unparsed.append(other)
+            lines = lines.filter(~matched)
+        if lines.height or not stages:
+            text = lines.get_column("line").str.strip_chars()  # the terminator, blanks around an object
+            if self.nginx_escapes:
+                text = _nginx_escapes(text)
+            # Only objects: a line that is a JSON string or array is never ours; none reaches the decoder.
+            is_object = text.str.starts_with("{") & text.str.ends_with("}")
+            raw = decode(text.set(~is_object, None), self.paths, self.dtype)
+            good, other = self._ours(lines.get_column("offset"), raw)
+            stages.append(good)
+            unparsed.append(other)
+        return stages, pl.concat(unparsed) if len(unparsed) > 1 else unparsed[0]
+
+    def _layout(self, line: pl.Series) -> str | None:
+        """The fast stage's pattern, from the batch's first line that makes one (None: no fast stage)."""
+        if not self.fast or not self.flat:
+            return None
+        for sample in line.head(4):
+            pattern = layout_pattern(sample, self.paths, self.split_request)
+            if pattern is not None:
+                return pattern
+        return None
+
+    def _ours(self, offset: pl.Series, raw: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series]:
+        """(the lines of ``raw`` that are ours, as ``_read`` gives them; the offsets of the others).
+        ``raw``: ``p<i>`` columns (null where a line lacks path i; absent: no line has it)."""
+        names = [c for c in raw.columns if c.startswith("p")]
+        raw = raw.with_columns(
+            pl.when(~pl.col(names).is_in(["", "-"])).then(pl.col(names)).name.keep()
+        )  # none
+        col = {p: pl.col(f"p{i}") for i, p in enumerate(self.paths) if f"p{i}" in names}
 
         def first(candidates: tuple[JsonPath, ...]) -> pl.Expr:
-            return pl.coalesce([col[p] for p in candidates])
+            present = [col[p] for p in candidates if p in col]
+            return pl.coalesce(present) if present else pl.lit(None, pl.String)
 
+        times = [(col[p], fmt) for p, fmt in self.times if p in col]
         frame = raw.select(
-            first(tuple(p for p, _ in self.times)).alias("ts_raw"),
-            _first_time([(col[p], fmt) for p, fmt in self.times]).alias("ts"),
-            *(first(paths).alias(name) for name, paths in self.columns.items()),
+            offset=pl.lit(offset),
+            ts_raw=first(tuple(p for p, _ in self.times)),
+            ts=_first_time(times) if times else pl.lit(None, _UTC),
+            **{name: first(paths) for name, paths in self.columns.items()},
+            **{c: pl.col(c) for c in REQUEST_PARTS if c in raw.columns},
         )
         present = [first(req).is_not_null() for req in self.require]
-        ours = raw.select(pl.all_horizontal(pl.lit(True), *present)).to_series()
-        return frame, is_object & frame.get_column("ts_raw").is_not_null() & ours
+        # (a line that is not an object has no ts_raw: the decoder was not given it)
+        ours = (
+            raw.select(pl.all_horizontal(pl.lit(True), *present)).to_series()
+            & frame.get_column("ts_raw").is_not_null()
+        )
+        return frame.filter(ours), offset.filter(~ours)
 
     def _fields(self, good: pl.DataFrame) -> pl.DataFrame:
         def column(name: str) -> pl.Series:
             return good.get_column(name) if name in good.columns else null_column(good.height, name=name)
 
-        method, path, query, protocol = _request(column)
+        if REQUEST_PARTS[0] in good.columns:  # split by the fast stage's pattern already
+            method, path, query, protocol = (good.get_column(c) for c in REQUEST_PARTS)
+        else:
+            method, path, query, protocol = _request(column)
         size, status = column("bytes"), column("status")
         size_value = size.cast(pl.Int64, strict=False)
         status_value = status.cast(pl.Int16, strict=False)
@@ -262,6 +319,7 @@ def compile_definition(text: str, name: str = "custom") -> JsonFormat:
         nginx_escapes=escape == "default",
         paths=paths,
         dtype=struct_dtype(paths),  # (checks that no path is inside another)
+        split_request=columns["request"][0] if len(columns.get("request", ())) == 1 else None,
     )
 
 

@@ -13,6 +13,7 @@ expected), so a failing chunk is halved until the bad lines are isolated in smal
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -156,6 +157,75 @@ def _decode(
             ]
         )
     return decoded.select([p.expr("j").alias(n) for p, n in zip(paths, names, strict=True)])
+
+
+# ---------------------------------------------------------------------------------------------------
+# The fast path: one regex per key layout (flat objects with their keys in one order, as nginx writes)
+
+# A layout's pattern matches only lines whose JSON decodes to exactly the text it captures, which it
+# keeps to the obvious cases: strings without escapes (a value holding a backslash sends its line to
+# the decoder), integers that json_decode writes as logged (it writes 1.0 as "1", -0 as "0"), null.
+# Values of keys the format does not read may be any scalar but a string with a \u escape (the
+# decoder reads a lone surrogate as ""). Blanks between tokens: spaces and tabs.
+_BLANK = r"[ \t]*"
+_PLAIN = r'[^"\\\x00-\x1f]*'  # a string's content without escapes or control characters
+_INT = r"-?[1-9][0-9]{0,17}|0"
+_SCALAR = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt])*"|-?(?:0|[1-9][0-9]{0,17})(?:\.[0-9]{1,17})?|true|false|null'
+MATCHED = "ok"  # the pattern's first group: "" on a match, null otherwise
+# A request line of the common shape, split as ``request.split_request_line`` + ``split_target`` would
+# split it (letters, a target without spaces, HTTP/x.y); any other request line misses the pattern.
+REQUEST_PARTS = ("req_method", "req_path", "req_query", "req_protocol")
+_REQUEST = (
+    r'(?P<req_method>[A-Za-z]+) (?P<req_path>[^ ?"\\\x00-\x1f]*)(?:\?(?P<req_query>[^ "\\\x00-\x1f]*))?'
+    r" (?P<req_protocol>HTTP/[0-9.]+)"
+)
+
+
+def layout_pattern(sample: str, paths: tuple[JsonPath, ...], request: JsonPath | None) -> str | None:
+    """A pattern for the lines laid out as the JSON object ``sample`` (the same keys in the same order,
+    the same kind of scalar where a path reads one), with a group ``p<i>`` per path ``i`` the layout
+    has, and ``REQUEST_PARTS`` inside the value at ``request``. None when ``sample`` makes no such
+    pattern (not a flat object, a key twice, a float where a path reads...). Only for paths of a
+    single key. The pattern accepts the line's terminator and blanks around the object."""
+    wanted = {p.steps[0]: i for i, p in enumerate(paths) if len(p.steps) == 1}
+    if len(wanted) != len(paths):
+        return None
+    try:
+        pairs = json.loads(sample, object_pairs_hook=list)
+    except ValueError:
+        return None
+    if not isinstance(pairs, list) or not pairs or len({k for k, _ in pairs}) != len(pairs):
+        return None
+    members = []
+    for key, value in pairs:
+        if not re.fullmatch(_PLAIN, key) or isinstance(value, (list, dict)):
+            return None
+        i = wanted.get(key)
+        if i is None:
+            pattern = f"(?:{_SCALAR})"
+        elif request is not None and paths[i] == request and isinstance(value, str):
+            pattern = f'"(?P<p{i}>{_REQUEST})"'
+        elif value is None or isinstance(value, str):
+            pattern = f'(?:"(?P<p{i}>{_PLAIN})"|null)'
+        elif isinstance(value, int) and not isinstance(value, bool):
+            pattern = f"(?:(?P<p{i}>{_INT})|null)"
+        else:  # floats and booleans: their text would be json_decode's own writing
+            return None
+        members.append(f'"{_escape(key)}"{_BLANK}:{_BLANK}{pattern}')
+    body = f"{_BLANK},{_BLANK}".join(members)
+    return rf"^(?P<{MATCHED}>){_BLANK}\{{{_BLANK}{body}{_BLANK}\}}[ \t\r]*\n?$"
+
+
+def _escape(key: str) -> str:
+    """``key`` as a literal of the regex crate (which lets ASCII punctuation only be escaped)."""
+    return "".join(f"\\{c}" if c.isascii() and not c.isalnum() and c not in " <>_" else c for c in key)
+
+
+def decode_layout(line: pl.Series, pattern: str) -> tuple[pl.DataFrame, pl.Series]:
+    """(the groups of ``layout_pattern`` for the lines it matches, in order; which lines those are)."""
+    groups = line.str.extract_groups(pattern).struct.unnest()
+    matched = groups.get_column(MATCHED).is_not_null()
+    return (groups if matched.all() else groups.filter(matched)).drop(MATCHED), matched
 
 
 # ---------------------------------------------------------------------------------------------------
