@@ -13,8 +13,8 @@ from dataclasses import MISSING, dataclass, field, replace
 from datetime import timedelta
 
 __all__ = [
-    "Config", "GeoipConfig", "IngestConfig", "PrivacyConfig", "QueryConfig", "RetentionConfig",
-    "SourceConfig", "load", "replace",
+    "Config", "GeoipConfig", "IngestConfig", "MetricsConfig", "PrivacyConfig", "QueryConfig",
+    "RetentionConfig", "SourceConfig", "load", "replace",
 ]  # fmt: skip
 from pathlib import Path
 from typing import Any
@@ -112,9 +112,18 @@ class IngestConfig:
     """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
     max_future_skew: str = "3d"
     """Lines dated later than now plus this ('3d', '12h', '30m') are rejected as bad_timestamp."""
+    max_reject_rate: float = 0.05
+    """A source whose share of rejected lines in a run exceeds this fails the run (exit 10); 1 = never."""
     trusted_proxies: tuple[str, ...] = ()
     """CIDRs of your proxies, load balancers and CDN: the client is the right-most X-Forwarded-For
     address that is not one of them (empty: the socket peer is the client)."""
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    textfile: str = ""
+    """Prometheus text file written after every run, for node_exporter's textfile collector
+    (e.g. /var/lib/node_exporter/textfile/hostlogs.prom); empty = none."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +136,7 @@ class Config:
     geoip: GeoipConfig = GeoipConfig()
     retention: RetentionConfig = RetentionConfig()
     query: QueryConfig = QueryConfig()
+    metrics: MetricsConfig = MetricsConfig()
     formats: dict[str, dict[str, Any]] = field(default_factory=dict)
     """User-defined log formats: [formats.NAME] tables with a family and its definition."""
 
@@ -153,7 +163,18 @@ def load(path: str | Path | None) -> Config:
 
 
 def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    known = {"store", "server", "sources", "privacy", "ingest", "geoip", "retention", "query", "formats"}
+    known = {
+        "store",
+        "server",
+        "sources",
+        "privacy",
+        "ingest",
+        "geoip",
+        "retention",
+        "query",
+        "metrics",
+        "formats",
+    }
     _no_unknown(data, known, origin)
     base = Config()
     sources = tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", [])))
@@ -168,6 +189,7 @@ def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
         geoip=_section(GeoipConfig, data.get("geoip", {}), f"{origin}: [geoip]"),
         retention=_section(RetentionConfig, data.get("retention", {}), f"{origin}: [retention]"),
         query=_section(QueryConfig, data.get("query", {}), f"{origin}: [query]"),
+        metrics=_section(MetricsConfig, data.get("metrics", {}), f"{origin}: [metrics]"),
         formats=_formats(data.get("formats", {}), f"{origin}: [formats]"),
     )
     validate(cfg, origin)
@@ -231,6 +253,8 @@ def validate(cfg: Config, origin: str = "config") -> None:
     if SKEW_RE.fullmatch(i.max_future_skew) is None:
         skew = i.max_future_skew
         raise ConfigError(f"{origin}: ingest.max_future_skew must look like 3d, 12h or 30m, got {skew!r}")
+    if not 0 <= i.max_reject_rate <= 1:
+        raise ConfigError(f"{origin}: ingest.max_reject_rate must be 0-1 (a share), got {i.max_reject_rate}")
     for proxy in i.trusted_proxies:
         try:
             ipaddress.ip_network(proxy.strip(), strict=False)
