@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from pathlib import Path
@@ -65,7 +66,9 @@ def store_rejects(store: Path) -> list[dict[str, object]]:
     return rows
 
 
-_V4 = re.compile(r"(?<![0-9.])(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])")
+# Every dotted quad, also one glued to other digits ("9203.0.113.31" after an escape such as %C3%A9,
+# "203.0.113.3100"): overlapping matches, each tried as an address.
+_V4 = re.compile(r"(?=((?:[0-9]{1,3}\.){3}[0-9]{1,3}))")
 _V6 = re.compile(
     r"(?<![0-9A-Fa-f:])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?:\.[0-9]{1,3}){0,3}(?![0-9A-Fa-f:])"
 )
@@ -74,12 +77,14 @@ _V6 = re.compile(
 def ip_tokens(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
     """Every valid IPv4/IPv6 address written anywhere in ``text`` (zone ids and brackets aside)."""
     found: set[ipaddress.IPv4Address | ipaddress.IPv6Address] = set()
-    for rx in (_V4, _V6):
-        for m in rx.finditer(text):
-            try:
-                found.add(ipaddress.ip_address(m.group(0)))
-            except ValueError:
-                continue
+    for m in _V6.finditer(text):
+        with contextlib.suppress(ValueError):
+            found.add(ipaddress.ip_address(m.group(0)))
+    for m in _V4.finditer(text):
+        head, _, last = m.group(1).rpartition(".")
+        for n in range(len(last), 0, -1):  # "203.0.113.3100" holds 203.0.113.31 (and .3)
+            with contextlib.suppress(ValueError):
+                found.add(ipaddress.ip_address(f"{head}.{last[:n]}"))
     return found
 
 

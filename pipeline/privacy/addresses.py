@@ -259,6 +259,32 @@ def _v6_sub_range(run: str) -> tuple[int, int, IPAddress] | None:
     return best
 
 
+def _v4_in_run(parts: list[str]) -> ipaddress.IPv4Address | None:
+    """The first four consecutive parts of a dotted run that are an address.
+
+    An address glued to digits that are not its own is one too: after an escape that ends in a digit
+    ("%C3%A9203.0.113.31", "\\u00e9203.0.113.31": the run starts "9203"), or run into a number
+    ("203.0.113.3100"). So an outer part that is no octet is also tried without its extra leading
+    (first part) or trailing (last part) digits. This masks a few numbers that are no address
+    ("12.1.2.3456"): a privacy tool errs on that side.
+    """
+    for i in range(len(parts) - 3):
+        window = parts[i : i + 4]
+        for first in _trimmed(window[0], leading=True):
+            for last in _trimmed(window[3], leading=False):
+                v4 = lenient_ipv4(".".join([first, *window[1:3], last]))
+                if v4 is not None:
+                    return v4
+    return None
+
+
+def _trimmed(part: str, *, leading: bool) -> list[str]:
+    """``part``, then (a plain decimal of over 3 digits, or over 255) its last/first 3, 2, 1 digits."""
+    if not part.isdigit() or (len(part) <= 3 and int(part) <= 255):
+        return [part]
+    return [part] + [part[-n:] if leading else part[:n] for n in (3, 2, 1)]
+
+
 def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
     """(start, end, replacement) of every address in ``view``, non-overlapping, in order."""
     spans: list[tuple[int, int, str]] = []
@@ -277,12 +303,9 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
         for m in _V4_RUN_RE.finditer(view):
             if any(s < m.end() and m.start() < e for s, e, _ in spans):
                 continue  # inside an IPv6 run already replaced
-            parts = m.group(0).split(".")
-            for i in range(len(parts) - 3):
-                v4 = lenient_ipv4(".".join(parts[i : i + 4]))
-                if v4 is not None:
-                    spans.append((m.start(), m.end(), network_of(v4)))
-                    break
+            v4 = _v4_in_run(m.group(0).split("."))
+            if v4 is not None:
+                spans.append((m.start(), m.end(), network_of(v4)))
     return sorted(spans)
 
 

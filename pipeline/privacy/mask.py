@@ -43,7 +43,7 @@ EMAIL_MASK = "[email]"
 #   '\', 'u', '&', '#'): encoded addresses, also double-encoded.
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 _NEEDS_MASK = (
-    rf"(?:^|[^0-9]){_PART}\.{_PART}\.{_PART}\.[0-9]"
+    rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
     r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
