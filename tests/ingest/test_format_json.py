@@ -4,16 +4,20 @@ junk, user-defined mappings and detection among the JSON formats."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline.errors import FormatError
 from pipeline.ingest import formats
 from pipeline.ingest.fields import FIELD_COLUMNS, OPTIONAL_COLUMNS, FieldContext, Fields
 from pipeline.ingest.formats import jsonl, registry
+from pipeline.ingest.formats.jsonl_decode import decode_layout
 from tests.conftest import THIRD_PARTY_LOGS, ingest_paths, ip_tokens, store_rejects, store_rows
 
 CROWDSEC = THIRD_PARTY_LOGS / "crowdsec-hub-tests"
@@ -437,3 +441,216 @@ def test_each_builtin_ingests_end_to_end_without_storing_an_address(tmp_path: Pa
     leaked = {a for a in addresses if a.version == 4 or not str(a).startswith("fd00")}
     stored = " ".join(str(v) for r in [*rows, *rejects] for v in r.values())
     assert not (ip_tokens(stored) & leaked)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The fast stage (one regex per key layout) gives exactly the decoder's rows
+
+_LAYOUT = ("time_iso8601", "remote_addr", "host", "request", "status", "body_bytes_sent", "http_referer",
+           "http_user_agent", "request_time")  # fmt: skip
+_VALUES = st.sampled_from(
+    ['"GET /a?b=1?c HTTP/1.1"', '"GET /a b HTTP/1.1"', '"GET  HTTP/1.0"', '"get /? HTTP/2.0"', '"-"', '""',
+     '"2026-11-01T10:00:00+00:00"', '"2026-11-01T10:00:00"', '"192.0.2.1"', '"Example.ORG:443"', '"Mozilla é"',
+     '" x: "', '"a\\"b"', '"a\\\\x41"', '"\\x41"', '"\\u00e9"', '"\\ud800"', '"\\t"', '"\t"', '"TLSv1.3"',
+     "200", "-5", "0", "-0", "1.0", "1e3", "0.012", "12345678901234567890123", "007", "true", "null",
+     "{}", '{"a":"b"}', "[1]"]
+)  # fmt: skip
+_TIMES_PLAIN = '"2026-11-01T10:00:00+00:00"'
+_TIMES = st.sampled_from(
+    ['"2026-11-01T10:00:00+00:00"', '"2026-11-01T10:00:01Z"', '"-"', "1793527200", "null"]
+)
+_KEYS = st.sampled_from([*_LAYOUT, "x@y.z-w", "msec", "http_x_forwarded_for", "ssl_protocol"])
+
+
+def _object(members: list[tuple[str, str]], sep: str, colon: str) -> str:
+    return "{" + sep.join(f'"{k}"{colon}{v}' for k, v in members) + "}"
+
+
+_PLAIN = ('"192.0.2.1"', '"example.org"', '"GET /a?b=1 HTTP/1.1"', "200", "512", '""', '"Mozilla"', "0.012")
+
+
+def _layout_line(time: str, changes: list[tuple[int, str]], sep: str, colon: str) -> str:
+    values = list(_PLAIN)
+    for i, value in changes:
+        values[i] = value
+    return _object([(_LAYOUT[0], time), *zip(_LAYOUT[1:], values, strict=True)], sep, colon)
+
+
+_LINE = st.one_of(
+    st.builds(  # the batch's layout, a value or two changed
+        _layout_line, _TIMES, st.lists(st.tuples(st.integers(0, 7), _VALUES), max_size=2),
+        st.sampled_from([",", ", "]), st.sampled_from([":", ": "]),
+    ),
+    st.lists(st.tuples(_KEYS, _VALUES), max_size=6).map(lambda m: _object(m, ",", ":")),  # other layouts
+    st.sampled_from(["junk", "[1]", "{", '"x"', '{"time_iso8601":"2026-11-01T10:00:00Z"} x']),
+)  # fmt: skip
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    lines=st.lists(
+        st.tuples(st.sampled_from(["", "  "]), _LINE, st.sampled_from(["\n", "\r\n", " \n", ""])),
+        min_size=1,
+        max_size=12,
+    ),
+    spec=st.sampled_from(["nginx_json", '{"ts": "time_iso8601", "client": "remote_addr", "status": "status",'
+                                        ' "request": ["request", "msec"], "tls": "ssl_protocol"}']),
+)  # fmt: skip
+def test_the_fast_stage_gives_the_decoders_rows(lines: list[tuple[str, str, str]], spec: str) -> None:
+    text = [_layout_line(_TIMES_PLAIN, [], ",", ":"), *("".join(p) for p in lines)]  # the layout first
+    frame = pl.DataFrame(
+        {"line": text, "offset": range(len(text)), "non_ascii": False},
+        schema={"line": pl.String, "offset": pl.Int64, "non_ascii": pl.Boolean},
+    )
+    fast = formats.resolve(spec)
+    assert isinstance(fast, jsonl.JsonFormat) and fast.fast
+    general = dataclasses.replace(fast, fast=False)
+    ctx = FieldContext(agents=lambda d, c: d.gather(c))
+    a, b = fast.parse(frame, ctx), general.parse(frame, ctx)
+    assert a.frame.sort("offset").equals(b.frame.sort("offset"))
+    assert a.unparsed.sort().to_list() == b.unparsed.sort().to_list()
+    assert fast.score(frame["line"].to_list()) == general.score(frame["line"].to_list())
+
+
+def _decodes(line: str, dtype: pl.Struct) -> bool:
+    try:
+        pl.Series([line]).str.json_decode(dtype)
+    except pl.exceptions.PolarsError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("position", range(len(_LAYOUT)))
+def test_every_value_anywhere_in_the_layout_reads_as_the_decoder_reads_it(position: int) -> None:
+    """Each value of ``_VALUES`` at ``position``, as the decoder reads it: the lines json_decode reads
+    in one batch, the others (read by json_path_match) in another; fast and general agree on both."""
+    fast = formats.resolve("nginx_json")
+    assert isinstance(fast, jsonl.JsonFormat)
+    general = dataclasses.replace(fast, fast=False)
+    ctx = FieldContext(agents=lambda d, c: d.gather(c))
+    lines = [
+        _object([(_LAYOUT[0], v), *zip(_LAYOUT[1:], _PLAIN, strict=True)], ",", ":")
+        if position == 0
+        else _layout_line(_TIMES_PLAIN, [(position - 1, v)], ",", ":")
+        for v in [*_VALUES.elements, *_TIMES.elements]  # type: ignore[attr-defined]
+    ]
+    plain = _layout_line(_TIMES_PLAIN, [], ",", ":")  # first: the batch's layout
+    taken = 0
+    for ok in (True, False):
+        batch = [plain, *(ln for ln in lines if _decodes(ln, fast.dtype) == ok)]
+        frame = pl.DataFrame({"line": batch, "offset": range(len(batch)), "non_ascii": False})
+        a, b = fast.parse(frame, ctx), general.parse(frame, ctx)
+        assert a.frame.sort("offset").rows() == b.frame.sort("offset").rows()
+        assert a.unparsed.sort().to_list() == b.unparsed.sort().to_list()
+        layout = fast._layout(frame["line"])
+        assert layout is not None
+        taken += int(decode_layout(frame["line"], layout, len(fast.paths))[1].sum()) - 1
+    assert taken >= 3  # (the fast stage did take some)
+
+
+def test_a_number_last_in_the_layout_reads_as_the_decoder_reads_it() -> None:
+    lines = [
+        '{"time_iso8601":"2026-11-01T10:00:00+00:00","remote_addr":"192.0.2.1","request":"GET / HTTP/1.1",'
+        '"status":200}\r\n',
+        ' {"time_iso8601" : "2026-11-01T10:00:00+00:00" , "remote_addr":" a ", "request":"GET / HTTP/1.1",'
+        ' "status" : -3 } \n',
+        '{"time_iso8601":"2026-11-01T10:00:00+00:00","remote_addr":"192.0.2.1","request":"GET / HTTP/1.1",'
+        '"status":null}',
+    ]
+    frame = pl.DataFrame({"line": lines, "offset": range(3), "non_ascii": False})
+    fast = formats.resolve("nginx_json")
+    assert isinstance(fast, jsonl.JsonFormat)
+    layout = fast._layout(frame["line"])
+    assert layout is not None and decode_layout(frame["line"], layout, len(fast.paths))[1].all()
+    ctx = FieldContext(agents=lambda d, c: d.gather(c))
+    a, b = fast.parse(frame, ctx), dataclasses.replace(fast, fast=False).parse(frame, ctx)
+    assert a.frame.get_column("status").to_list() == [200, -3, None]
+    assert a.frame.rows() == b.frame.rows()
+
+
+_COMMON = (
+    '{"time_iso8601":"2026-11-01T10:00:00+00:00","remote_addr":"192.0.2.1","host":"example.org",'
+    '"request":"GET /a?b=1 HTTP/1.1","status":200,"body_bytes_sent":512,"http_referer":"",'
+    '"http_user_agent":"Mozilla/5.0","request_time":0.012}'
+)
+
+
+@pytest.mark.parametrize(
+    ("line", "fast"),
+    [
+        (_COMMON + "\n", True),
+        ("  " + _COMMON + " \r\n", True),
+        (_COMMON.replace('"status":200', '"status":null'), True),
+        (_COMMON.replace('"request_time":0.012', '"request_time":"ab"'), False),  # strings for strings
+        (_COMMON.replace('"request_time":0.012', '"request_time":null'), True),
+        (_COMMON.replace("Mozilla/5.0", 'Mozilla\\"5.0'), False),  # an escape where a path reads
+        (_COMMON.replace("Mozilla/5.0", "Mozilla\\x2F5.0"), False),  # escape=default
+        (_COMMON.replace("GET /a?b=1 HTTP/1.1", "GET /a b HTTP/1.1"), False),  # an odd request line
+        (_COMMON.replace('"status":200', '"status":"200"'), False),  # not the layout's kind of value
+        (_COMMON.replace('"status":200', '"status":200.0'), False),
+        (_COMMON.replace('"request_time":0.012', '"request_time":{"a":1}'), False),
+        (_COMMON.replace('"host":"example.org",', ""), False),  # another layout
+    ],
+)
+def test_the_fast_stage_takes_the_layouts_plain_lines(line: str, fast: bool) -> None:
+    fmt = formats.resolve("nginx_json")
+    assert isinstance(fmt, jsonl.JsonFormat)
+    layout = fmt._layout(pl.Series([_COMMON]))
+    assert layout is not None
+    _, matched = decode_layout(pl.Series([line]), layout, len(fmt.paths))
+    assert matched.to_list() == [fast]
+    assert parse("nginx_json", [line.rstrip("\r\n")]).frame.height == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Found by the adversarial review
+
+_CADDY_XFF = (
+    '{"level":"info","ts":1709287200.1,"logger":"http.log.access.log0","msg":"handled request",'
+    '"request":{"remote_ip":"10.0.0.1","remote_port":"4711","proto":"HTTP/1.1","method":"GET",'
+    '"host":"shop.example","uri":"/","headers":{"X-Forwarded-For":["198.51.100.66","203.0.113.5"]}},'
+    '"status":200,"size":5}'
+)
+
+
+@pytest.mark.parametrize(
+    "neighbour",
+    [
+        None,
+        '{"level":"info","ts":1709287200.2,"logger":"http.log.access","msg":"x","request":"oops"}',
+        '{"level":"info","ts":1709287200.3,"logger":"http.log.access", }',
+    ],
+)
+def test_a_header_sent_twice_is_the_whole_chain_whatever_the_neighbouring_lines(
+    neighbour: str | None, tmp_path: Path, store: Path
+) -> None:
+    # A line json_decode cannot read sends its chunk to json_path_match, which gave only the first
+    # X-Forwarded-For element (the one the client wrote) for "[*]": the client then depended on
+    # the line next to it.
+    log = tmp_path / "caddy.log"
+    log.write_text("".join(f"{ln}\n" for ln in [_CADDY_XFF, *([neighbour] if neighbour else [])]))
+    ingest_paths(store, [log], fmt="caddy", trusted_proxies=("10.0.0.0/8",), max_reject_rate=1.0)
+    (row,) = store_rows(store)
+    assert (row["client_net"], row["peer_net"]) == ("203.0.113.0/24", "10.0.0.0/24")
+
+
+def test_caddy_error_lines_are_not_a_second_row(tmp_path: Path, store: Path) -> None:
+    error = _CADDY_XFF.replace(
+        '"logger":"http.log.access.log0","msg":"handled request"',
+        ('"logger":"http.log.error.log0","msg":"dial tcp: connection refused"'),
+    )
+    log = tmp_path / "caddy.log"
+    log.write_text(f"{_CADDY_XFF}\n{error}\n")
+    report = ingest_paths(store, [log], fmt="auto", max_reject_rate=1.0)
+    assert (report.sources[0].format, report.rows, report.rejects) == ("caddy", 1, {"unparseable": 1})
+
+
+def test_an_application_json_log_is_not_an_access_log(tmp_path: Path, store: Path) -> None:
+    app = [
+        '{"timestamp":"2026-11-01T10:00:00Z","level":"info","request":"user login","user":"a@example.org"}',
+        '{"timestamp":"2026-11-01T10:00:01Z","level":"info","request":"password reset","user":"b"}',
+    ]
+    found = formats.choose_format("auto", "-", "".join(f"{ln}\n" for ln in app).encode())
+    assert (found.fmt.name, found.recognised) == ("unrecognised", False)
+    with pytest.raises(FormatError, match=r'bad regex .* in "match"'):
+        formats.resolve('{"ts": "t", "match": {"logger": "("}}')

@@ -40,7 +40,8 @@ NGINX_JSON: Definition = {
     "request_id": "request_id",
     "tls": "ssl_protocol",
     "upstream": "upstream_addr",
-    "require": [["remote_addr", "request"]],
+    # a peer and a request: an application's JSON log with a "request" key alone is not an access log
+    "require": [["remote_addr", "client"], ["request", "request_uri", "uri"]],
     "escape": "default",
 }
 
@@ -62,6 +63,8 @@ CADDY: Definition = {
     "forwarded_for": "request.headers.X-Forwarded-For[*]",
     "tls": "request.tls.version",
     "require": ["request.remote_ip"],
+    # the access logger only: Caddy's http.log.error lines carry the same request (a second row)
+    "match": {"logger": "^http\\.log\\.access"},
 }
 
 # Traefik's access log with ``format: json``. RequestPath is the request URI (with its query);
