@@ -56,6 +56,15 @@ def test_the_next_config_replaces_the_formats_of_the_last() -> None:
             r"c.toml: formats.x: unsupported LogFormat directive %Z",
         ),
         ({"family": "apache", "definition": 7}, r"c.toml: formats.x: definition must be text"),
+        (
+            {"family": "apache", "definition": "%h %t", "detect": "yes"},
+            r"formats.x: detect must be true or false",
+        ),
+        (
+            {"family": "apache", "definition": "%h %t", "description": ["a"]},
+            r"formats.x: description must be text",
+        ),
+        ({"family": "json", "ts": "t", "time_format": "%Q"}, r"formats.x: time format '%Q' does not read"),
     ],
 )
 def test_a_bad_format_table_is_a_config_error(table: dict[str, object], message: str) -> None:

@@ -175,9 +175,9 @@ def test_choose_names_what_it_detected_and_fails_closed(tmp_path: Path, store: P
     fmt, note = formats.choose("auto", "-", combined.encode())
     assert (fmt.name, note) == ("combined", "auto-detected combined, 1/1 sample lines")
     fmt, note = formats.choose("auto", "-", b"not a log line\n\n{}\n")
-    assert (fmt.name, note) == ("unrecognised", "format not recognised: all lines quarantined")
+    assert (fmt.name, note) == ("unrecognised", "format not recognised: no registered format reads its lines")
     log = tmp_path / "junk.log"
     log.write_text("not a log line\nnor this one\n")
     report = ingest_paths(store, [log])
     assert (report.rows, report.rejects) == (0, {"unparseable": 2})
-    assert report.sources[0].note == "format not recognised: all lines quarantined"
+    assert report.sources[0].note == "format not recognised: no registered format reads its lines"

@@ -397,3 +397,48 @@ def _assert_no_address(store: Path, inputs: str) -> None:
     secret = {a for a in ip_tokens(inputs) if not str(a).endswith((".0", "::"))}
     stored = "\n".join(str(v) for r in [*store_rows(store), *store_rejects(store)] for v in r.values())
     assert not (ip_tokens(stored) & secret)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Found by the adversarial review
+
+
+@pytest.mark.parametrize("block_bytes", [512, 32 << 20])
+def test_a_malformed_fields_line_is_no_header_whatever_the_block_size(
+    block_bytes: int, tmp_path: Path, store: Path
+) -> None:
+    # "#Fields :" was a header for the state tracker and not for the batch's own segments: where the
+    # new field list took effect depended on the block size.
+    a = "#Fields: date time c-ip cs-method cs-uri-stem sc-status\n"
+    rows_a = "".join(f"2026-01-01 00:00:{i:02d} 198.51.100.{i + 1} GET /a{i} 200\n" for i in range(10))
+    b = "#Fields : date time cs-method cs-uri-stem sc-status c-ip\n"
+    rows_b = "".join(f"2026-01-01 00:01:{i:02d} GET /b{i} 200 198.51.100.{i + 1}\n" for i in range(10))
+    log = tmp_path / "ex.log"
+    log.write_text(a + rows_a + b + rows_b)
+    report = ingest_paths(
+        store, [log], fmt="w3c", block_bytes=block_bytes, max_line_bytes=256, max_reject_rate=1.0
+    )
+    (source,) = report.sources
+    # the second list is no header: its lines are read under the first (the address is no status)
+    assert (source.rows, source.directives, source.rejects) == (10, 2, {"bad_field": 10})
+
+
+def test_a_w3c_file_with_only_its_header_yet_is_a_w3c_file(tmp_path: Path, store: Path) -> None:
+    log = tmp_path / "u_ex.log"
+    log.write_text(
+        "#Software: Microsoft Internet Information Services 10.0\n#Version: 1.0\n"
+        "#Date: 2026-01-01 00:00:00\n#Fields: date time c-ip cs-method cs-uri-stem sc-status\n"
+    )
+    report = ingest_paths(store, [log])
+    (source,) = report.sources
+    assert (source.format, source.error, source.rows, source.rejects, source.directives) == (
+        "w3c",
+        None,
+        0,
+        {},
+        4,
+    )
+    with log.open("a") as f:
+        f.write("2026-01-01 00:00:01 198.51.100.7 GET / 200\n")
+    again = ingest_paths(store, [log])
+    assert (again.sources[0].rows, again.sources[0].error) == (1, None)

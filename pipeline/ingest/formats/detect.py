@@ -32,7 +32,7 @@ DETECT_SAMPLE_LINES = 200
 # reads fewer than half of them is more likely a coincidence (a common-log line inside a text file)
 # than the source's format. Three junk lines above 197 good ones are 98.5 %, well above it.
 MIN_CONFIDENCE = 0.5
-NOT_RECOGNISED = "format not recognised: all lines quarantined"
+NOT_RECOGNISED = "format not recognised: no registered format reads its lines"
 LOW_CONFIDENCE = "format not recognised"
 
 

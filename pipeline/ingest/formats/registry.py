@@ -78,6 +78,10 @@ def register_config(tables: dict[str, dict[str, Any]], origin: str = "config") -
             definition = json.dumps({k: v for k, v in table.items() if k not in meta})
         elif not isinstance(definition, str):
             raise FormatError(f"{where}: definition must be text")
+        if not isinstance(table.get("detect", False), bool):
+            raise FormatError(f"{where}: detect must be true or false, got {table['detect']!r}")
+        if not isinstance(table.get("description", ""), str):
+            raise FormatError(f"{where}: description must be text")
         priority = USER_DETECT_PRIORITY if table.get("detect") is True else None
         entry = FormatEntry(
             name, family.name, definition, family.compile, priority, str(table.get("description", ""))

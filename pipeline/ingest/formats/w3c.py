@@ -35,50 +35,8 @@ from pipeline.errors import FormatError
 from pipeline.ingest.fields import FieldContext, Fields, normalize_domain, null_column
 from pipeline.ingest.formats import registry
 from pipeline.ingest.formats import request as requests
+from pipeline.ingest.formats.w3c_fields import CLOUDFRONT_DEFAULT, FIELDS, IIS_DEFAULT, IIS_DEFAULT_XFF
 
-# IIS's default W3C field selection, used by ``w3c``/``iis`` for lines before any ``#Fields:``.
-IIS_DEFAULT = (
-    "date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) "
-    "cs(Referer) sc-status sc-substatus sc-win32-status time-taken"
-)
-# IIS >= 8.5 can append custom fields; X-Forwarded-For is the one everybody adds. Headerless lines with
-# one field more than the IIS default are read as the default plus X-Forwarded-For (filebeat does too).
-IIS_DEFAULT_XFF = IIS_DEFAULT + " x-forwarded-for"
-# CloudFront standard (legacy) logs: the 33 documented fields, in order, separated by tabs.
-CLOUDFRONT_DEFAULT = (
-    "date time x-edge-location sc-bytes c-ip cs-method cs(Host) cs-uri-stem sc-status cs(Referer) "
-    "cs(User-Agent) cs-uri-query cs(Cookie) x-edge-result-type x-edge-request-id x-host-header "
-    "cs-protocol cs-bytes time-taken x-forwarded-for ssl-protocol ssl-cipher "
-    "x-edge-response-result-type cs-protocol-version fle-status fle-encrypted-fields c-port "
-    "time-to-first-byte x-edge-detailed-result-type sc-content-type sc-content-len sc-range-start "
-    "sc-range-end"
-)
-
-# W3C field identifier (lower case) -> what it feeds. The first identifier present wins for a target
-# (CloudFront's x-host-header is the site the viewer asked for; its cs(Host) the cloudfront.net name).
-# Every other field (cs-username, cs(Cookie), s-sitename = W3SVC1, ...) is matched and never stored.
-_TARGETS: tuple[tuple[str, str], ...] = (
-    ("date", "date"),
-    ("time", "time"),
-    ("date_local", "date-local"),
-    ("time_local", "time-local"),
-    ("client", "c-ip"),  # the socket peer as IIS/CloudFront saw it
-    ("method", "cs-method"),
-    ("path", "cs-uri-stem"),
-    ("query", "cs-uri-query"),
-    ("target", "cs-uri"),  # path and query in one (Oracle, Incapsula)
-    ("protocol", "cs-version cs-protocol-version"),  # (CloudFront's cs-protocol is http/https)
-    ("status", "sc-status"),
-    ("bytes", "sc-bytes bytes"),  # "bytes": the W3C draft's name
-    ("referrer", "cs(referer) cs(referrer)"),
-    ("user_agent", "cs(user-agent)"),
-    ("domain", "x-host-header cs-host cs(host)"),
-    ("forwarded_for", "x-forwarded-for cs(x-forwarded-for)"),  # CloudFront, IIS custom field
-    ("request_id", "x-edge-request-id"),
-    ("tls", "ssl-protocol"),
-    ("edge_location", "x-edge-location"),
-)
-FIELDS: dict[str, str] = {ident: target for target, idents in _TARGETS for ident in idents.split()}
 OPTIONAL = ("forwarded_for", "request_id", "tls", "edge_location")  # in OPTIONAL_COLUMNS' order
 _DECODED = ("user_agent", "referrer", "forwarded_for")  # free text an investigator reads
 _KEPT_DIRECTIVES = ("fields", "date", "gmt-offset")  # what the state holds, in this order
@@ -157,6 +115,11 @@ class W3CFormat:
             good = int((frame.get_column("ts").is_not_null() & ~frame.get_column("bad_field")).sum())
             hits += frame.height if header.explicit else good
             exact += good
+        headers_only = not (~text.str.starts_with("#")).any()
+        if headers_only and self.separator == " " and text.str.contains(_W3C_DIRECTIVE.pattern).all():
+            # only headers so far (a new IIS file before its first request): a W3C file, not junk
+            # (CloudFront delivers whole files: never a file of headers only)
+            return len(sample), len(sample)
         return hits, exact
 
     # -- parts ----------------------------------------------------------------------------------
@@ -325,7 +288,16 @@ def _dash(value: pl.Expr) -> pl.Expr:
 
 
 def _key(directive: str) -> str:
-    return directive[1:].split(":", 1)[0].strip().lower()
+    """``fields`` of "#Fields: ...": exactly the form ``_segments`` cuts at ("#Fields :" is no
+    directive for either, so where a header takes effect never depends on the block size)."""
+    m = _DIRECTIVE_KEY.match(directive)
+    return m.group(1).lower() if m else ""
+
+
+_DIRECTIVE_KEY = re.compile(r"#([A-Za-z-]+):")
+# The directives of the W3C draft (and IIS's, CloudFront's): a file of only these is a W3C file
+# whose first request has not come yet.
+_W3C_DIRECTIVE = re.compile(r"^#(?i:version|fields|software|date|start-date|end-date|remark|gmt-offset):")
 
 
 def _sanitized(line: str) -> str | None:
