@@ -1,25 +1,93 @@
 """Configuration: one TOML file (see configs/hostlogs.toml), typed, validated with one-line errors.
 
-Every setting has a default chosen for privacy; command-line options override the file.
+Every setting is declared once, below: a typed field, its rule (``setting(default, rule)``) and the
+docstring under it. That feeds the loader, ``validate``, and (``pipeline/cli/_settings.py``) the
+``HOSTLOGS_<SECTION>_<NAME>`` environment overrides, ``hostlogs config check``, the example config and
+docs/configuration.md (a test fails when they drift). Defaults are chosen for privacy.
 """
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import ipaddress
 import re
 import socket
+import stat
 import tomllib
-from dataclasses import MISSING, dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import timedelta
+from shlex import quote
 
 __all__ = [
     "Config", "GeoipConfig", "IngestConfig", "MetricsConfig", "PrivacyConfig", "QueryConfig",
-    "RetentionConfig", "SourceConfig", "load", "replace",
+    "RetentionConfig", "SourceConfig", "declared", "load", "replace",
 ]  # fmt: skip
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pipeline.errors import ConfigError
+
+Origin = Literal["default", "file", "env", "flag"]
+Origins = Mapping[str, Origin]  # dotted setting name → where its value came from (absent: the default)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting's value must be; ``says`` completes "<setting> …" in a message and in the docs."""
+
+    says: str
+    ok: Callable[[Any], bool]
+    notes: tuple[tuple[Any, str], ...] = ()  # a value and why it is refused: shown after the message
+    template: str = "{name} {says}, got {value!r}{note}"
+
+    def problem(self, name: str, value: Any) -> str | None:
+        note = "".join(f" ({why})" for v, why in self.notes if v == value and type(v) is type(value))
+        if self.ok(value):
+            return None
+        return self.template.format(name=name, says=self.says, value=value, note=note)
+
+
+def between(lo: float, hi: float | None, unit: str = "", notes: tuple[tuple[Any, str], ...] = ()) -> Rule:
+    says = f"must be {lo}-{hi}{unit}" if hi is not None else f"must be at least {lo}"
+    return Rule(says, lambda v: not isinstance(v, bool) and lo <= v <= (hi if hi is not None else v), notes)
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(f"must be {', '.join(choices[:-1])} or {choices[-1]}", lambda v: v in choices)
+
+
+def like(regex: re.Pattern[str], examples: str) -> Rule:
+    return Rule(f"must look like {examples}", lambda v: isinstance(v, str) and bool(regex.fullmatch(v)))
+
+
+def _is_network(value: Any) -> bool:
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_network(value.strip(), strict=False))
+    return False
+
+
+def setting(default: Any, rule: Rule | None = None, **shown: Any) -> Any:
+    """A field with its rule (a callable default is a factory). For the docs and the example config:
+    ``example`` (shown commented out), ``recommended`` (set there), ``said`` (a computed default in words)."""
+    md = {"rule": rule, "shown": shown}
+    if callable(default):
+        return field(default_factory=default, metadata=md)
+    return field(default=default, metadata=md)
+
+
+POSITIVE = Rule("must be positive", lambda v: not isinstance(v, bool) and v > 0)
+NETWORK = Rule("must be CIDRs", _is_network, template="{name}: {value!r} is not an address or CIDR")
+DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
+TIMEOUT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
+_TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+SKEW_RE = re.compile(r"\s*([0-9]+)\s*([dhms])\s*")
+# The pattern starts at 1: the shortest retention is one day ("0d", purge everything, is refused).
+DURATION = like(DURATION_RE, "2y, 18m or 730d")
+# A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and is a
+# typo far more often than a choice). Both break the privacy policy's promise: refused.
+_FULL = "it would store full client addresses"
 
 # Query and referrer parameters whose values are replaced by REDACTED (privacy.sensitive_params).
 DEFAULT_SENSITIVE_PARAMS: tuple[str, ...] = (
@@ -37,7 +105,7 @@ class SourceConfig:
     path: str
     """Glob of log files, e.g. /var/log/apache2/*access.log* ('-' = stdin)."""
     format: str = "auto"
-    """auto, common, combined, vhost_combined, or an Apache LogFormat string."""
+    """auto, common, combined, vhost_combined, a [formats.NAME], or an Apache LogFormat string."""
     domain: str | None = None
     """Domain for formats without %v/%V/%{Host}i."""
     domain_from_path: str | None = None
@@ -48,88 +116,90 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class PrivacyConfig:
-    ipv4_prefix: int = 24
-    """Bits of an IPv4 client address kept (24 → 203.0.113.0/24)."""
-    ipv6_prefix: int = 48
+    ipv4_prefix: int = setting(24, between(1, 31, notes=((32, _FULL),)))
+    """Bits of an IPv4 client address kept (24: 203.0.113.77 is stored as 203.0.113.0/24)."""
+    ipv6_prefix: int = setting(48, between(1, 127, notes=((128, _FULL),)))
     """Bits of an IPv6 client address kept (48: what ISPs hand to one customer site)."""
     sensitive_params: tuple[str, ...] = DEFAULT_SENSITIVE_PARAMS
-    """Query/referrer parameters whose values become REDACTED."""
-    pseudonym: str = "hmac"
-    """hmac: keyed pseudonym client_id per key period; off: no client_id."""
-    key_period: str = "month"
-    """Period of one pseudonym key: day, week or month (of the event date)."""
-    key_dir: str = ""
-    """Directory of the pseudonym keys, outside the store (default: <store>-keys beside the store)."""
-
-
-@dataclass(frozen=True)
-class GeoipConfig:
-    country_db: str = ""
-    """MaxMind GeoLite2/GeoIP2 Country or City database (.mmdb); empty = no country."""
-    asn_db: str = ""
-    """MaxMind GeoLite2-ASN (or GeoIP2-ISP) database; empty = no ASN."""
-
-
-@dataclass(frozen=True)
-class RetentionConfig:
-    retention: str = "2y"
-    """Rows older than this (by UTC event date) are purged: '2y', '730d', '18m'."""
-    rejects: str = "30d"
-    """Retention of the quarantine (by ingest date)."""
-    manifests: str = "2y"
-    """Retention of ingest manifests (chain of custody), by creation date."""
-    domains: dict[str, str] = field(default_factory=dict)
-    """Shorter retention per domain (customer contracts), e.g. {"example.com" = "1y"}."""
-
-
-@dataclass(frozen=True)
-class QueryConfig:
-    require_case: bool = True
-    """Refuse queries without --case (exit 2)."""
-    memory_limit: str = "4GB"
-    """DuckDB memory limit for queries."""
-    threads: int = 2
-    """DuckDB threads for queries."""
-    timeout: str = "5m"
-    """Longest a query, shell statement or investigation may run (30s, 5m, 1h; 0 = no limit)."""
+    """Query/referrer parameters whose values become REDACTED (docs/privacy.md)."""
+    pseudonym: str = setting("hmac", one_of("hmac", "off"))
+    """hmac: client_id is a keyed pseudonym of the full address per key period; off: no client_id."""
+    key_period: str = setting("month", one_of("day", "week", "month"))
+    """Period of one pseudonym key (by event date): pseudonyms link requests within one period only."""
+    key_dir: str = setting("", recommended="/var/lib/hostlogs/keys", said="<store>-keys")
+    """Directory of the pseudonym keys (mode 0700), outside the store: a copy of the store carries no keys."""
 
 
 @dataclass(frozen=True)
 class IngestConfig:
     block_bytes: int = 32 << 20
-    """Bytes read and parsed per batch; bounds memory (about 6x this at peak)."""
-    max_line_bytes: int = 64 << 10
+    """Bytes read and parsed per batch, at least twice max_line_bytes; memory peaks at about 6x this."""
+    max_line_bytes: int = setting(64 << 10, between(256, None))
     """Longer lines are rejected as too_long without being loaded whole."""
-    partial_line_grace: float = 300.0
+    partial_line_grace: float = setting(300.0, between(0, None))
     """Seconds after which a live file's trailing line without newline is taken as complete."""
-    workers: int = 2
+    workers: int = setting(2, between(1, 64))
     """Blocks parsed in parallel (threads); memory grows by one block per worker."""
-    flush_seconds: float = 30.0
+    flush_seconds: float = setting(30.0, POSITIVE)
     """Piped mode (source '-'): longest time a line waits in memory before it is committed."""
-    flush_lines: int = 100_000
+    flush_lines: int = setting(100_000, POSITIVE)
     """Piped mode: commit at least every this many lines."""
-    lock_wait: float = 0.0
+    lock_wait: float = setting(0.0, between(0, None))
     """Seconds to wait for a concurrent ingest to finish before exiting with code 75."""
-    max_future_skew: str = "3d"
-    """Lines dated later than now plus this ('3d', '12h', '30m') are rejected as bad_timestamp."""
-    max_reject_rate: float = 0.05
+    max_future_skew: str = setting("3d", like(SKEW_RE, "3d, 12h or 30m"))
+    """Lines dated later than now plus this are rejected as bad_timestamp."""
+    max_reject_rate: float = setting(0.05, between(0, 1, " (a share)"))
     """A source whose share of rejected lines in a run exceeds this fails the run (exit 10); 1 = never."""
-    trusted_proxies: tuple[str, ...] = ()
-    """CIDRs of your proxies, load balancers and CDN: the client is the right-most X-Forwarded-For
-    address that is not one of them (empty: the socket peer is the client)."""
+    trusted_proxies: tuple[str, ...] = setting((), NETWORK, example=["10.0.0.0/8", "127.0.0.1"])
+    """Your proxies, load balancers and CDN: the client is the right-most X-Forwarded-For not among them."""
+
+
+@dataclass(frozen=True)
+class GeoipConfig:
+    country_db: str = setting("", example="/var/lib/GeoIP/GeoLite2-Country.mmdb")
+    """MaxMind GeoLite2/GeoIP2 Country or City database (.mmdb); empty = no country."""
+    asn_db: str = setting("", example="/var/lib/GeoIP/GeoLite2-ASN.mmdb")
+    """MaxMind GeoLite2-ASN (or GeoIP2-ISP) database; empty = no ASN."""
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    retention: str = setting("2y", DURATION)
+    """Rows older than this (by UTC event date) are purged: 2y, 18m and 730d work."""
+    rejects: str = setting("30d", DURATION)
+    """Retention of the quarantine (by ingest date)."""
+    manifests: str = setting("2y", DURATION)
+    """Retention of ingest manifests (chain of custody), by creation date."""
+    domains: dict[str, str] = setting(dict, DURATION, example={"example.com": "1y"})  # noqa: RUF009
+    """Shorter retention for some domains (customer contracts); never longer than retention."""
+
+
+@dataclass(frozen=True)
+class QueryConfig:
+    require_case: bool = True
+    """Refuse queries and investigations without --case (exit 2)."""
+    memory_limit: str = "4GB"
+    """DuckDB memory limit (it spills beyond it); a larger result exits with 9."""
+    threads: int = setting(2, between(1, None))
+    """DuckDB threads for queries."""
+    timeout: str = setting(
+        "5m", like(re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}"), "30s, 5m or 1h (0: none)")
+    )
+    """Longest a query, shell statement or investigation runs (0 = no limit); exit 9 beyond."""
 
 
 @dataclass(frozen=True)
 class MetricsConfig:
-    textfile: str = ""
-    """Prometheus text file written after every run, for node_exporter's textfile collector
-    (e.g. /var/lib/node_exporter/textfile/hostlogs.prom); empty = none."""
+    textfile: str = setting("", example="/var/lib/node_exporter/textfile/hostlogs.prom")
+    """Prometheus metrics written after every run, for node_exporter's textfile collector; empty = none."""
 
 
 @dataclass(frozen=True)
 class Config:
-    store: str = "./hostlogs-store"
-    server: str = field(default_factory=socket.gethostname)
+    store: str = setting("./hostlogs-store", recommended="/var/lib/hostlogs/store")
+    """The evidence store: a directory (the first ingest creates it)."""
+    server: str = setting(socket.gethostname, said="this machine's hostname", example="web-01")
+    """Name of this web server, recorded in every row and manifest."""
     sources: tuple[SourceConfig, ...] = ()
     privacy: PrivacyConfig = PrivacyConfig()
     ingest: IngestConfig = IngestConfig()
@@ -149,50 +219,57 @@ class Config:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
+SECTIONS: dict[str, Any] = {
+    f.name: type(f.default) for f in fields(Config) if hasattr(f.default, "__dataclass_fields__")
+}
+
+
+def declared(cls: Any = Config, section: str = "") -> Iterator[tuple[str, Field[Any]]]:
+    """(dotted name, field) of every setting: the top level, then each section (or ``SourceConfig``'s)."""
+    for f in fields(cls):
+        if cls is not Config or "rule" in f.metadata:  # (not a section, the sources or the formats)
+            yield (f"{section}.{f.name}" if section else f.name), f
+    for name, sub in SECTIONS.items() if cls is Config else ():
+        yield from declared(sub, name)
+
+
+def default_of(f: Field[Any]) -> Any:
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return None if f.default is MISSING else f.default
+
+
+# loading (the environment and flags are layered on by pipeline/cli/_settings.py, which records origins)
+
+
 def load(path: str | Path | None) -> Config:
-    if path is None:
-        return Config()
+    """The config file ``path`` (or the defaults), validated."""
+    return Config() if path is None else from_dict(read(path), origin=str(path))
+
+
+def read(path: str | Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
+            return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return from_dict(data, origin=str(path))
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
 
 
-def from_dict(data: dict[str, Any], origin: str = "config") -> Config:
-    known = {
-        "store",
-        "server",
-        "sources",
-        "privacy",
-        "ingest",
-        "geoip",
-        "retention",
-        "query",
-        "metrics",
-        "formats",
-    }
-    _no_unknown(data, known, origin)
-    base = Config()
-    sources = tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", [])))
-    privacy = _section(PrivacyConfig, data.get("privacy", {}), f"{origin}: [privacy]")
-    ingest = _section(IngestConfig, data.get("ingest", {}), f"{origin}: [ingest]")
+def from_dict(data: dict[str, Any], origin: str = "config", origins: Origins | None = None) -> Config:
+    _no_unknown(data, {f.name for f in fields(Config)}, origin)
+    sections = {n: _section(cls, data.get(n, {}), f"{origin}: [{n}]") for n, cls in SECTIONS.items()}
     cfg = Config(
-        store=_location(data, "store", base.store, origin),
-        server=_location(data, "server", base.server, origin),
-        sources=sources,
-        privacy=privacy,
-        ingest=ingest,
-        geoip=_section(GeoipConfig, data.get("geoip", {}), f"{origin}: [geoip]"),
-        retention=_section(RetentionConfig, data.get("retention", {}), f"{origin}: [retention]"),
-        query=_section(QueryConfig, data.get("query", {}), f"{origin}: [query]"),
-        metrics=_section(MetricsConfig, data.get("metrics", {}), f"{origin}: [metrics]"),
+        store=_location(data, "store", Config.store, origin),
+        sources=tuple(_source(s, f"{origin}: sources[{i}]") for i, s in enumerate(data.get("sources", []))),
         formats=_formats(data.get("formats", {}), f"{origin}: [formats]"),
+        **sections,
     )
-    validate(cfg, origin)
+    cfg = replace(cfg, server=_location(data, "server", "", origin)) if "server" in data else cfg
+    validate(cfg, origin, origins)
     return cfg
 
 
@@ -212,64 +289,71 @@ def _formats(raw: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _location(data: dict[str, Any], name: str, default: str, origin: str) -> str:
-    """A top-level path or name: text (a table such as ``[store]`` would otherwise become a folder
-    literally named ``{'path': ...}``), and not empty (the current directory is not a store)."""
+    """Text: a table such as ``[store]`` would otherwise become a folder named ``{'path': ...}``."""
     value = data.get(name, default)
-    if isinstance(value, dict | list | bool) or str(value).strip() == "":
+    if isinstance(value, dict | list | bool):
         raise ConfigError(f"{origin}: {name} must be a path (text), got {value!r}")
     return str(value)
 
 
-def validate(cfg: Config, origin: str = "config") -> None:
-    p = cfg.privacy
-    # A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and
-    # is a typo far more often than a choice). Both break the privacy policy's promise: refused.
-    for setting, prefix, full in (("ipv4_prefix", p.ipv4_prefix, 32), ("ipv6_prefix", p.ipv6_prefix, 128)):
-        if isinstance(prefix, bool) or not 1 <= prefix < full:
-            keeps = " (it would store full client addresses)" if prefix == full else ""
-            raise ConfigError(f"{origin}: privacy.{setting} must be 1-{full - 1}, got {prefix}{keeps}")
-    if p.pseudonym not in ("hmac", "off"):
-        raise ConfigError(f"{origin}: privacy.pseudonym must be 'hmac' or 'off', got {p.pseudonym!r}")
-    if p.key_period not in ("day", "week", "month"):
-        raise ConfigError(f"{origin}: privacy.key_period must be day, week or month, got {p.key_period!r}")
-    r = cfg.retention
-    for name, value in [
-        ("retention", r.retention),
-        ("rejects", r.rejects),
-        ("manifests", r.manifests),
-        *((f"domains.{d}", v) for d, v in r.domains.items()),
-    ]:
-        if not DURATION_RE.fullmatch(value):
-            raise ConfigError(f"{origin}: retention.{name} must look like 2y, 18m or 730d, got {value!r}")
-    if cfg.query.timeout.strip() != "off" and not TIMEOUT_RE.fullmatch(cfg.query.timeout):
+def validate(cfg: Config, origin: str = "config", origins: Origins | None = None) -> None:
+    """Each setting meets its declared rule, then the rules between settings. A message names where the
+    value came from: ``c.toml: ingest.workers``, ``HOSTLOGS_INGEST_WORKERS (environment): …``, ``--store``."""
+
+    def at(name: str) -> str:
+        kind = (origins or {}).get(name)
+        if kind == "env":
+            return f"HOSTLOGS_{name.replace('.', '_').upper()} (environment): {name}"
+        return f"--{name}: {name}" if kind == "flag" else f"{origin}: {name}"
+
+    for name, f in declared():
+        rule: Rule | None = f.metadata.get("rule")
+        value = getattr(getattr(cfg, name.split(".")[0]) if "." in name else cfg, f.name)
+        if isinstance(value, dict):  # each value of a table, named by its key; each element of a list
+            items = [(f"{at(name)}.{k}", v) for k, v in value.items()]
+        else:
+            items = [(at(name), v) for v in (value if isinstance(value, tuple) else [value])]
+        for where, item in items if rule else ():
+            if rule and (problem := rule.problem(where, item)):
+                raise ConfigError(problem)
+    for name in ("store", "server"):
+        if str(getattr(cfg, name)).strip() == "":  # the current directory is not a store
+            raise ConfigError(f"{at(name)} must be a path (text), got ''")
+    if cfg.ingest.block_bytes < 2 * cfg.ingest.max_line_bytes:
+        raise ConfigError(f"{at('ingest.block_bytes')} must be at least twice ingest.max_line_bytes (≥256)")
+    _check_domains(cfg.retention, at)
+    _check_key_dir(cfg, at("privacy.key_dir") + ("" if cfg.privacy.key_dir else " (default <store>-keys)"))
+
+
+def _check_domains(r: RetentionConfig, at: Callable[[str], str]) -> None:
+    """A domain's retention may only be shorter than the global one. Purge applies the global horizon to
+    every row, so a longer one would be cut to it silently: a customer promised 5 years loses its rows
+    at 2. Refused, so that a person reconciles the contract and the config. (Calendar units compare at
+    their average length; an equal one is allowed, and purge notes that it has no effect.)"""
+    days = {"d": 1.0, "m": 365.25 / 12, "y": 365.25}
+    for domain, value in r.domains.items():
+        if int(value[:-1]) * days[value[-1]] > int(r.retention[:-1]) * days[r.retention[-1]] + 0.5:
+            why = f"is longer than retention {r.retention!r}: purge would delete its rows at {r.retention}"
+            raise ConfigError(f"{at('retention.domains')}.{domain} = {value!r} {why}; raise retention")
+
+
+def _check_key_dir(cfg: Config, where: str) -> None:
+    """The pseudonym keys must not travel with the store (a copy or backup of it would carry them), nor
+    be open to others: with the keys, pseudonyms can be linked to the addresses they were made from."""
+    keys, store = Path(cfg.key_dir).absolute(), Path(cfg.store).absolute()
+    if keys.resolve().is_relative_to(store.resolve()):
+        raise ConfigError(f"{where} {keys} is inside the store: put the keys beside it ({store}-keys)")
+    mode = keys.stat().st_mode if keys.is_dir() else 0  # (missing: the first run creates it 0700)
+    if mode & 0o077:
+        mode_text = f"{stat.S_IMODE(mode):04o}"
         raise ConfigError(
-            f"{origin}: query.timeout must look like 30s, 5m or 1h (0: none), got {cfg.query.timeout!r}"
+            f"{where} {keys} is open to group/other (mode {mode_text}): run chmod 700 {quote(str(keys))}"
         )
-    i = cfg.ingest
-    if i.flush_seconds <= 0 or i.flush_lines < 1:
-        raise ConfigError(f"{origin}: ingest.flush_seconds and ingest.flush_lines must be positive")
-    if not 1 <= i.workers <= 64:
-        raise ConfigError(f"{origin}: ingest.workers must be 1-64, got {i.workers}")
-    if SKEW_RE.fullmatch(i.max_future_skew) is None:
-        skew = i.max_future_skew
-        raise ConfigError(f"{origin}: ingest.max_future_skew must look like 3d, 12h or 30m, got {skew!r}")
-    if not 0 <= i.max_reject_rate <= 1:
-        raise ConfigError(f"{origin}: ingest.max_reject_rate must be 0-1 (a share), got {i.max_reject_rate}")
-    for proxy in i.trusted_proxies:
-        try:
-            ipaddress.ip_network(proxy.strip(), strict=False)
-        except ValueError:
-            raise ConfigError(
-                f"{origin}: ingest.trusted_proxies: {proxy!r} is not an address or CIDR"
-            ) from None
-    if i.max_line_bytes < 256 or i.block_bytes < 2 * i.max_line_bytes:
-        raise ConfigError(f"{origin}: ingest.block_bytes must be at least twice ingest.max_line_bytes (≥256)")
 
 
 def _source(raw: Any, where: str) -> SourceConfig:
-    """The shape of one [[sources]] entry. Its format and olddir are checked where they are used, by
-    the ingest stage (``ingest.run``: the format registry, ``ingest.paths.check_olddir``), so that the
-    kernel needs no other stage and a format given on the command line meets the same rule."""
+    """The shape of one [[sources]] entry; its format and olddir are checked by the ingest stage (where
+    they are used: a format given on the command line meets the same rule; the kernel needs no stage)."""
     if not isinstance(raw, dict) or "path" not in raw:
         raise ConfigError(f"{where}: each source needs a path")
     src: SourceConfig = _section(SourceConfig, raw, where)
@@ -281,22 +365,12 @@ def _source(raw: Any, where: str) -> SourceConfig:
 def _section(cls: Any, raw: Any, where: str) -> Any:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where} must be a table")
-    fields = cls.__dataclass_fields__
-    _no_unknown(raw, set(fields), where)
-    values: dict[str, Any] = {}
-    for name, value in raw.items():
-        f = fields[name]
-        default = f.default_factory() if f.default_factory is not MISSING else f.default
-        values[name] = _coerce(value, "" if default is MISSING else default, f"{where}.{name}")
-    return cls(**values)
-
-
-DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
-TIMEOUT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
-_TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-SKEW_RE = re.compile(r"\s*([0-9]+)\s*([dhms])\s*")
+    known = cls.__dataclass_fields__
+    _no_unknown(raw, set(known), where)
+    defaults = {name: default_of(known[name]) for name in raw}
+    return cls(
+        **{k: _coerce(v, "" if defaults[k] is None else defaults[k], f"{where}.{k}") for k, v in raw.items()}
+    )
 
 
 def future_skew(value: str) -> timedelta:
@@ -321,7 +395,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return {str(k).lower(): v for k, v in value.items()}
     if isinstance(default, bool):
         ok = isinstance(value, bool)
-    elif isinstance(default, int | float) and not isinstance(default, bool):
+    elif isinstance(default, int | float):
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = type(default)(value) if ok else value
     elif isinstance(default, tuple):
@@ -337,4 +411,8 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 def _no_unknown(raw: dict[str, Any], known: set[str], where: str) -> None:
     unknown = sorted(set(raw) - known)
     if unknown:
-        raise ConfigError(f"{where}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(
+            f"{where}: unknown setting {unknown[0]!r} ({hint}known: {', '.join(sorted(known))})"
+        )

@@ -1,0 +1,194 @@
+"""Settings declared once (pipeline/config.py): the rules, the environment, where values come from, and
+the example config and docs/configuration.md that cannot drift from the declarations."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from pipeline import config
+from pipeline.cli import _settings
+from pipeline.errors import ConfigError
+from tests.conftest import ROOT
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_environment_overrides_are_typed_and_recorded(tmp_path: Path) -> None:
+    path = write(tmp_path, f"store = '{tmp_path}/file-store'\n[ingest]\nworkers = 3\nlock_wait = 1.5\n")
+    env = {
+        "HOSTLOGS_INGEST_WORKERS": "4",
+        "HOSTLOGS_QUERY_REQUIRE_CASE": "false",
+        "HOSTLOGS_STORE": f"{tmp_path}/env-store",
+        "HOSTLOGS_RETENTION_REJECTS": "7d",
+    }
+    r = _settings.resolve(path, environ=env)
+    assert r.config.ingest.workers == 4 and type(r.config.ingest.workers) is int
+    assert r.config.query.require_case is False and r.config.retention.rejects == "7d"
+    assert r.config.store == f"{tmp_path}/env-store" and r.config.ingest.lock_wait == 1.5
+    assert {
+        n: r.source(n) for n in ("ingest.workers", "ingest.lock_wait", "ingest.flush_lines", "store")
+    } == {
+        "ingest.workers": "env HOSTLOGS_INGEST_WORKERS",
+        "ingest.lock_wait": "file",
+        "ingest.flush_lines": "default",
+        "store": "env HOSTLOGS_STORE",
+    }
+    flagged = _settings.resolve(path, environ=env, store=f"{tmp_path}/flag-store")  # flag > env > file
+    assert flagged.config.store == f"{tmp_path}/flag-store" and flagged.source("store") == "flag --store"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"HOSTLOGS_INGEST_WORKERS": "many"},
+            "HOSTLOGS_INGEST_WORKERS (environment): invalid value 'many', expected a number",
+        ),
+        ({"HOSTLOGS_QUERY_REQUIRE_CASE": "perhaps"}, "invalid value 'perhaps', expected true or false"),
+        (
+            {"HOSTLOGS_PRIVACY_IPV4_PREFIX": "32"},
+            "HOSTLOGS_PRIVACY_IPV4_PREFIX (environment): privacy.ipv4_prefix must be 1-31, got 32 (it would store full",
+        ),
+        ({"HOSTLOGS_STORE": ""}, "HOSTLOGS_STORE (environment): store must be a path (text), got ''"),
+    ],
+)
+def test_a_bad_environment_value_names_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        _settings.resolve(None, environ=env)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ("[retention]\nretention = '0d'\n", "retention.retention must look like 2y, 18m or 730d, got '0d'"),
+        ("[retention]\nrejects = '2w'\n", "retention.rejects must look like 2y, 18m or 730d, got '2w'"),
+        (
+            "[retention]\nretention = '1y'\ndomains = { 'a.example' = '18m' }\n",
+            "retention.domains.a.example = '18m' is longer than retention '1y'",
+        ),
+        ("[privacy]\npseudonym = 'sha1'\n", "privacy.pseudonym must be hmac or off, got 'sha1'"),
+        ("[privacy]\nkey_period = 'year'\n", "privacy.key_period must be day, week or month, got 'year'"),
+        ("[ingest]\nworkers = 65\n", "ingest.workers must be 1-64, got 65"),
+        ("[ingest]\nmax_reject_rate = 2\n", "ingest.max_reject_rate must be 0-1 (a share), got 2.0"),
+        ("[ingest]\nflush_lines = 0\n", "ingest.flush_lines must be positive, got 0"),
+        (
+            "[ingest]\nmax_line_bytes = 100000000\n",
+            "ingest.block_bytes must be at least twice ingest.max_line_bytes",
+        ),
+        ("[query]\nthreads = 0\n", "query.threads must be at least 1, got 0"),
+        ("[privacy]\nipv6_bits = 40\n", "unknown setting 'ipv6_bits' (did you mean 'ipv6_prefix'?"),
+        ("[ingets]\nworkers = 2\n", "unknown setting 'ingets' (did you mean 'ingest'?"),
+    ],
+)
+def test_rules_declared_with_the_settings(tmp_path: Path, toml: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        config.load(write(tmp_path, toml))
+
+
+def test_a_shorter_or_equal_domain_retention_is_accepted(tmp_path: Path) -> None:
+    cfg = config.load(
+        write(
+            tmp_path,
+            "[retention]\nretention = '2y'\ndomains = { 'a.example' = '24m', 'b.example' = '30d' }\n",
+        )
+    )
+    assert cfg.retention.domains == {"a.example": "24m", "b.example": "30d"}
+
+
+def test_the_key_directory_is_outside_the_store_and_closed(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    inside = write(tmp_path, f"store = '{store}'\n[privacy]\nkey_dir = '{store}/keys'\n")
+    with pytest.raises(
+        ConfigError, match=r"privacy.key_dir .*/store/keys is inside the store: put the keys beside it"
+    ):
+        config.load(inside)
+    keys = tmp_path / "store-keys"  # the default <store>-keys
+    keys.mkdir()
+    os.chmod(keys, 0o750)
+    with pytest.raises(ConfigError) as info:
+        config.load(write(tmp_path, f"store = '{store}'\n"))
+    assert (
+        f"privacy.key_dir (default <store>-keys) {keys} is open to group/other (mode 0750): run chmod 700 {keys}"
+        in str(info.value)
+    )
+    os.chmod(keys, 0o700)
+    assert config.load(write(tmp_path, f"store = '{store}'\n")).key_dir == str(keys)
+
+
+# ----------------------------------------------------------------------------------------------------
+# the example config and the docs come from the declarations
+
+
+def test_the_example_config_and_the_docs_are_regenerated() -> None:
+    """Run `python scripts/config_docs.py` after changing a setting in pipeline/config.py."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "config_docs.py"), "--check"], capture_output=True, text=True
+    )
+    assert (result.returncode, result.stdout) == (0, "")
+
+
+def test_every_setting_has_help() -> None:
+    undocumented = [
+        n for n, f in config.declared() if not _settings.helps().get((_owner(n).__name__, f.name))
+    ]
+    sources = [
+        f.name
+        for _, f in config.declared(config.SourceConfig)
+        if not _settings.helps().get(("SourceConfig", f.name))
+    ]
+    assert undocumented == [] and sources == []
+
+
+def _owner(name: str) -> type:
+    return config.SECTIONS.get(name.rpartition(".")[0], config.Config)
+
+
+def test_every_setting_is_in_the_example_config_with_its_default() -> None:
+    text = (ROOT / "configs" / "hostlogs.toml").read_text()
+    sections = re.split(r"^\[(\w+)\]$", text.split(_settings.END_TOML)[0], flags=re.M)
+    body = {"": sections[0], **dict(zip(sections[1::2], sections[2::2], strict=True))}
+    for name, f in config.declared():
+        section, _, key = name.rpartition(".")
+        shown = f.metadata.get("shown", {})
+        value = shown.get("recommended", shown.get("example", config.default_of(f)))
+        line = f"{key} = {_settings.toml_value(value)}"
+        assert re.search(rf"^(# )?{re.escape(line)}", body[section], re.M) or key == "sensitive_params", name
+    # uncommented, the example's settings are the defaults (but what a server install sets)
+    lines = [
+        ln[2:] if re.match(r"# [a-z_0-9]+ = |#     |# \]", ln) else ln
+        for ln in text.split(_settings.END_TOML)[0].splitlines()
+    ]
+    data = tomllib.loads("\n".join(lines))
+    for name, f in config.declared():
+        section, _, key = name.rpartition(".")
+        shown = f.metadata.get("shown", {})
+        got = (data.get(section, {}) if section else data)[key]
+        expected = shown.get("recommended", shown.get("example", config.default_of(f)))
+        assert got == (list(expected) if isinstance(expected, tuple) else expected), name
+
+
+def test_every_setting_is_in_the_docs() -> None:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    rows = set(re.findall(r"^\| `([a-z_0-9]+)` \|", text, re.M))
+    assert {f.name for _, f in config.declared()} | {
+        f.name for _, f in config.declared(config.SourceConfig)
+    } <= rows
+    for name, f in config.declared():
+        if var := _settings.env_name(name, f):
+            assert f"`{var}`" in text
+    assert (
+        "(configuration.md)" in (ROOT / "README.md").read_text()
+        or "docs/configuration.md" in (ROOT / "README.md").read_text()
+    )
