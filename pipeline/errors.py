@@ -77,9 +77,23 @@ class StoreChangedError(HostlogsError):
 
 
 class PartialFailure(HostlogsError):
-    """The run finished but some sources could not be read; their lines stay unconsumed for the next run."""
+    """The run finished but some sources failed: unreadable or matching no file (their lines stay
+    unconsumed for the next run), in no known format, or rejecting more than ``ingest.max_reject_rate``
+    of the lines this run read (their rows were committed)."""
 
     exit_code = 10
+
+    def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.details = details
+
+
+class AttentionNeeded(HostlogsError):
+    """``hostlogs status``: the store or a source needs attention (data past the retention horizon
+    under no hold, a source matching no file, unreadable, lagging, or rejecting too much in its last
+    run). The report was printed; ``details`` names each problem."""
+
+    exit_code = 11
 
     def __init__(self, message: str, details: tuple[str, ...] = ()) -> None:
         super().__init__(message)

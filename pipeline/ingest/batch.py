@@ -187,8 +187,9 @@ def _write_batch(
     ident = src.ident
     seq = r.progress.seq + 1
     stream_key = ident[0] if ident else f"stdin-{r.run_id}"
-    # The batch id names files: keyed too (derived only from keyed values and offsets anyway).
-    batch = r.digest(b"batch", f"{r.store.writer}:{stream_key}:{block.start}:{block.end}".encode())[:16]
+    # The batch id names files: keyed too (derived only from keyed values and offsets anyway). The
+    # sequence is part of it: a stream read again (ingest --reingest) must not reuse a retired name.
+    batch = r.digest(b"batch", f"{r.store.writer}:{seq}:{stream_key}:{block.start}:{block.end}".encode())[:16]
     now = datetime.now(UTC)
     files = {layout.data_file(date.fromisoformat(d), batch): v for d, v in prepared.pageviews.items()}
     has_rejects = prepared.reject_frame.height > 0
@@ -239,6 +240,8 @@ def _write_batch(
         r._checkpoints.setdefault(ident[0], []).append((block.end, tail[0] if tail else 0, tail_digest))
     r.partitions.update(prepared.pageviews)
     r.bytes_read += block.end - block.start
+    if r.on_read is not None:
+        r.on_read(block.end - block.start)
 
 
 def _custody(r: RunState, prepared: Prepared, now: datetime, block: Block) -> tuple[str, str | None]:

@@ -27,6 +27,7 @@ from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.directives import state_before
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, template_glob
+from pipeline.ingest.privacy_record import check as check_privacy_record
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys
@@ -51,6 +52,13 @@ class SourceReport:
     domain_unknown: int = 0
     note: str | None = None
     error: str | None = None
+
+    @property
+    def problem(self) -> str | None:
+        """The error as one line that names the source (what cron mails and ``--quiet`` still shows)."""
+        if self.error is None:
+            return None
+        return self.error if self.path in self.error else f"{self.path}: {self.error}"
 
 
 @dataclass(frozen=True)
@@ -97,11 +105,19 @@ def run(
     *,
     stdin: BinaryIO | None = None,
     final: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    accept_privacy_change: bool = False,
 ) -> IngestReport:
     """Ingest every file matched by ``source_specs`` (default: the config's sources).
 
+    ``progress(done, total)`` is told the bytes of the matched files: ``total`` is their size on
+    disk (it grows as each source is expanded), ``done`` counts what was read, and a file's bytes
+    read by an earlier run (or skipped) when the file is finished.
+
     ``final=True`` treats every file as complete (its last line is consumed even without a newline);
     ``None`` decides per file (rotated/compressed, or untouched for ``ingest.partial_line_grace``).
+    Settings that would change the store's privacy record (prefixes, pseudonyms, key period) are
+    refused (``ConfigError``) unless ``accept_privacy_change`` (see ``ingest/privacy_record.py``).
     """
     specs = list(cfg.sources if source_specs is None else source_specs)
     if not specs:
@@ -122,12 +138,13 @@ def run(
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
     stream_key = keystore.stream_key()
     with store.lock(cfg.ingest.lock_wait):
-        progress = store.recover()
-        migrate_store(store, keystore, stream_key, progress)
+        committed = store.recover()  # not "progress": that name is the caller's callback
+        migrate_store(store, keystore, stream_key, committed)
+        check_privacy_record(store, cfg, accept_change=accept_privacy_change)  # before any row
         run_state = RunState(
             cfg=cfg,
             store=store,
-            progress=progress,
+            progress=committed,
             masker=privacy.ClientMasker(
                 cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix, enricher if enricher.active else None
             ),
@@ -138,6 +155,8 @@ def run(
             keys=keystore,
             stream_key=stream_key,
         )
+        ticker = _Ticker(progress) if progress is not None else None
+        run_state.on_read = ticker.read if ticker is not None else None
         for spec in specs:
             pattern = (
                 template_glob(spec.domain_from_path)
@@ -148,9 +167,16 @@ def run(
             if not paths:
                 # a source that names nothing is how collection stops unnoticed (a moved log, a
                 # typo in a glob): a failed source, which makes the run exit non-zero
-                reports.append(SourceReport(path=pattern, error=f"no file matches {pattern}"))
+                stopped = (
+                    f"no file matches {pattern}: collection from it has stopped; fix the path or the config"
+                )
+                reports.append(SourceReport(path=pattern, error=stopped))
+            if ticker is not None:
+                ticker.expect(paths)
             for path, home in paths:
                 reports.append(_ingest_path(run_state, spec, path, stdin, home))
+                if ticker is not None:
+                    ticker.finished(path)
     if enricher.geo:
         enricher.geo.close()
     return IngestReport(
@@ -163,6 +189,31 @@ def run(
         bytes_read=run_state.bytes_read,
         seconds=time.monotonic() - started,
     )
+
+
+class _Ticker:
+    """Bytes done and to do for ``run``'s progress callback."""
+
+    def __init__(self, progress: Callable[[int, int], None]) -> None:
+        self.progress, self.total, self.done, self.in_file = progress, 0, 0, 0
+        self.sizes: dict[str, int] = {}
+
+    def expect(self, paths: list[tuple[str, str]]) -> None:
+        for path, _ in paths:
+            with contextlib.suppress(OSError):  # stdin, or a file gone: it has no size to wait for
+                self.sizes[path] = 0 if path == sources.STDIN else os.path.getsize(path)
+        self.total = sum(self.sizes.values())
+        self.progress(self.done, self.total)
+
+    def read(self, n: int) -> None:
+        self.in_file += n
+        self.progress(min(self.done + self.in_file, self.total), self.total)
+
+    def finished(self, path: str) -> None:
+        self.done += max(self.sizes.get(path, 0), self.in_file)
+        self.total = max(self.total, self.done)
+        self.in_file = 0
+        self.progress(self.done, self.total)
 
 
 def _ingest_path(
@@ -214,13 +265,15 @@ def _ingest_path(
                 tail=ident.tail,
                 header=state_before(fmt, path, ident.start),  # resuming mid-file: the #Fields: in force
             )
-            return _report(src, consume(r, src, blocks, workers=ing.workers), choice.recognised)
+            tally = consume(r, src, blocks, workers=ing.workers)
+            return _report(src, tally, ing.max_reject_rate, choice.recognised)
     except StoreError:
         raise
     except HostlogsError as exc:
         return SourceReport(path=path, error=str(exc))
     except OSError as exc:  # a stat or open of the source itself (store writes raise StoreError)
-        return SourceReport(path=path, error=f"cannot read {path}: {exc.strerror or exc}")
+        reason = exc.strerror or exc
+        return SourceReport(path=path, error=f"cannot read {path}: {reason}; check it and its permissions")
 
 
 def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceReport:
@@ -255,7 +308,8 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         src = Source(sources.STDIN, fmt, note, None, 0, [], spec.domain)
         # Inline (no worker pool): each flush is committed before the next is read, so the latency
         # from a line arriving to it being durable is at most flush_seconds plus one batch.
-        return _report(src, consume(r, src, itertools.chain([first], blocks), workers=0), choice.recognised)
+        tally = consume(r, src, itertools.chain([first], blocks), workers=0)
+        return _report(src, tally, ing.max_reject_rate, choice.recognised)
 
 
 @contextlib.contextmanager
@@ -281,14 +335,38 @@ def _domain_for(spec: SourceConfig, path: str) -> str | None:
     return spec.domain
 
 
-def _report(src: Source, tally: Tally, recognised: bool = True) -> SourceReport:
+# A single rejected line (a scanner's garbage, a line cut by a crash) never fails a run by itself:
+# with cron every few minutes a quiet site's run reads a handful of lines, and 1 of 3 is not a broken
+# source (the next run shows whether it goes on). From two rejects on, the share decides.
+MIN_REJECTS_TO_FAIL = 2
+
+
+def reject_rate_error(lines: int, rejects: dict[str, int], max_rate: float) -> str | None:
+    """Why a source rejected too many of its ``lines`` in this run (None: within ``max_rate``)."""
+    rejected = sum(rejects.values())
+    if rejected <= max_rate * lines or rejected < MIN_REJECTS_TO_FAIL:
+        return None
+    worst = max(rejects.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return (
+        f"{rejected:,} of {lines:,} lines rejected ({rejected / lines:.1%}, mostly {worst}), above "
+        f"ingest.max_reject_rate = {max_rate:g}; its rows were committed and the rest quarantined: "
+        "check its --format and --domain (query the rejects table), or raise ingest.max_reject_rate"
+    )
+
+
+def _report(src: Source, tally: Tally, max_rate: float, recognised: bool = True) -> SourceReport:
     """What a source gave. One whose format was not recognised failed (exit 10), though its lines
-    are committed as rejects: collection of that log has stopped until its format is named."""
+    are committed as rejects: collection of that log has stopped until its format is named. So did
+    one that rejected more than ``ingest.max_reject_rate`` of the lines it read in this run."""
+    if not recognised and tally.lines:
+        error: str | None = (
+            f"{src.note}: {sum(tally.rejects.values()):,} of {tally.lines:,} lines quarantined; "
+            "name its --format"
+        )
+    else:
+        error = reject_rate_error(tally.lines, dict(tally.rejects), max_rate)
     return SourceReport(
-        error=None
-        if recognised or not tally.lines
-        else f"{src.note}: {sum(tally.rejects.values()):,} of {tally.lines:,} lines quarantined; "
-        "name its --format",
+        error=error,
         path=sources.display_name(src.path),
         format=src.fmt.name,
         fingerprint=src.ident[0] if src.ident else None,

@@ -142,7 +142,10 @@ def open_stream(path: str) -> SourceStream:
         with open(path, "rb") as probe:
             magic = probe.read(8)
     except OSError as exc:
-        raise SourceError(f"cannot open {path}: {exc.strerror or exc}") from exc
+        raise SourceError(
+            f"cannot open {path}: {exc.strerror or exc}; check the path (command line or [[sources]]) "
+            "and that this user may read it"
+        ) from exc
     codec = next((c for m, c in _MAGIC if magic.startswith(m)), None)
     by_suffix = next((c for sfx, c in _SUFFIX_CODEC.items() if path.endswith(sfx)), None)
     if codec is None and path.endswith(UNREADABLE_SUFFIXES):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import Config
@@ -28,6 +29,7 @@ class RunState:
     stream_key: bytes
     partitions: set[str] = field(default_factory=set)
     bytes_read: int = 0
+    on_read: Callable[[int], None] | None = None  # told each committed batch's bytes (progress)
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)  # files read this run
     _checkpoints: dict[str, list[tuple[int, int, str]]] | None = None
     _content: tuple[int, dict[str, list[str]]] | None = None

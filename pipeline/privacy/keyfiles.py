@@ -27,13 +27,16 @@ def prepare_key_dir(path: Path) -> None:
     except FileExistsError:
         pass
     except OSError as e:
-        raise StoreError(f"cannot create key directory {path}: {e.strerror}") from e
+        raise StoreError(
+            f"cannot create key directory {path}: {e.strerror}; set privacy.key_dir to a directory "
+            "this user may create, outside the store"
+        ) from e
     try:
         mode = path.stat().st_mode
     except OSError as e:
         raise StoreError(f"cannot read key directory {path}: {e.strerror}") from e
     if not stat.S_ISDIR(mode):
-        raise StoreError(f"key directory {path} is not a directory")
+        raise StoreError(f"key directory {path} is not a directory; point privacy.key_dir at a directory")
     if mode & 0o077:
         quoted = shlex.quote(str(path))
         raise StoreError(

@@ -56,6 +56,8 @@ class Progress:
     def apply(self, manifest: dict[str, Any]) -> None:
         src = manifest.get("source")
         if src is None:  # a rewrite (purge, erase, compaction): no stream moves
+            for key in manifest.get("reset_streams", []):  # ingest --reingest: read it from 0 again
+                self.streams.pop(key, None)
             self.seq = manifest["seq"]
             return
         key = src["fingerprint"]

@@ -40,7 +40,8 @@ def attack_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # That sample is nginx behind syslog ("Sep 15 16:13:46 host nginx[2869]: <combined line>"): strip the prefix.
     bf = tmp / "http-bf-wordpress-bf.log"
     bf.write_text(re.sub(r"(?m)^.*?nginx\[\d+\]: ", "", crowdsec("http-bf-wordpress-bf").read_text()))
-    report = ingest_paths(tmp / "store", [*paths, bf, BASJES], domain="example.test")
+    # attack samples carry junk lines on purpose: no reject-rate limit
+    report = ingest_paths(tmp / "store", [*paths, bf, BASJES], domain="example.test", max_reject_rate=1.0)
     assert not report.failed and report.rows > 3500
     return tmp / "store"
 

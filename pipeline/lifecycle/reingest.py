@@ -1,0 +1,122 @@
+"""``ingest --reingest SOURCE``: take a source's rows out so that it can be read again, correctly.
+
+A log ingested with the wrong ``--domain`` or ``--format`` is in the store with wrong rows (or all of
+them quarantined). Re-reading it must replace those rows, never add a second copy. The batches an
+ingest committed name their source (``source.path``, ``fingerprint``) and their files, so:
+
+1. under the ingest writer's own lock (a cron ingest waits or exits 75, and nothing is half-read),
+   every committed file of the batches that name ``SOURCE`` — rows and quarantined lines — is retired,
+   and the streams they came from are reset to offset 0, in ONE commit (``Store.swap`` with a
+   ``reset_streams`` list that ``Progress.apply`` replays): a crash before it leaves the old rows and
+   the old progress, a crash after it leaves neither, and the next ingest (this one, or cron's) reads
+   the source from the start. Never both, and after a re-run never none;
+2. then the CLI ingests the source with the corrected settings, as any ingest.
+
+Only whole batch files can be told apart: once ``compact`` merged a batch's file with other sources'
+rows, or an ``erase``/``purge`` rewrote it, the source's rows can no longer be separated, and the
+re-ingest is refused rather than leaving some of them twice. A stream read from stdin cannot be read
+again. The action is audited like an erasure (a case or request id is required).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pipeline import __version__
+from pipeline.config import Config
+from pipeline.errors import StoreError, UsageError
+from pipeline.investigate import audit
+from pipeline.lifecycle import deletions
+from pipeline.store.commit import DEFAULT_WRITER, Store
+
+STDIN_NAMES = ("-", "<stdin>")
+
+
+@dataclass(frozen=True)
+class UnloadReport:
+    """What ``unload_source`` took out: to be read again by the ingest that follows."""
+
+    source: str
+    batches: int
+    files: tuple[str, ...]
+    rows: int
+    rejects: int
+    streams: tuple[str, ...]  # keyed fingerprints reset to offset 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "batches": self.batches,
+            "files": list(self.files),
+            "rows_removed": self.rows,
+            "rejects_removed": self.rejects,
+            "streams_reset": len(self.streams),
+        }
+
+
+def unload_source(
+    cfg: Config,
+    source: str,
+    *,
+    case: str | None = None,
+    request: str | None = None,
+    reason: str | None = None,
+    wait: float = 0.0,
+) -> UnloadReport:
+    """Retire every row and reject of ``source``'s batches and reset its streams (one commit), audited."""
+    if source in STDIN_NAMES:
+        raise UsageError("--reingest cannot re-read stdin: its lines are gone once read")
+    store = Store.existing(cfg.store, DEFAULT_WRITER, ingested=True)
+    case, request = audit.check_authority(case, request, "ingest --reingest")
+    params = {"source": source}
+    with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
+        with store.lock(wait):
+            progress = store.recover()
+            report = _plan(store, source)
+            if report.files:
+                record = {
+                    "operation": "reingest",
+                    "created": deletions.now(),
+                    "hostlogs": __version__,
+                    "reingest": source,
+                    "reset_streams": list(report.streams),
+                }
+                store.swap(progress, list(report.files), {}, record)
+        rec.rows = report.rows
+        rec.params["rejects"] = report.rejects
+    return report
+
+
+def _plan(store: Store, source: str) -> UnloadReport:
+    """The committed files and streams of ``source``'s batches; refused if any was merged or rewritten."""
+    files: list[str] = []
+    streams: set[str] = set()
+    batches = rows = rejects = 0
+    catalogue = store.catalogue()
+    for key in store.manifest_keys(DEFAULT_WRITER):
+        manifest = store.read_json(key) or {}
+        src = manifest.get("source") or {}
+        if src.get("path") != source:
+            continue
+        batches += 1
+        if src.get("fingerprint"):
+            streams.add(str(src["fingerprint"]))
+        for entry in manifest.get("files", []):
+            rel = str(entry["path"])
+            if rel not in catalogue.files:
+                by = catalogue.retired.get(rel, "a rewrite")
+                raise StoreError(
+                    f"cannot re-ingest {source}: its file {rel} was merged or rewritten by {by} (compact, "
+                    "erase or purge), so its rows can no longer be told from other sources'; nothing was "
+                    "changed (erase the rows by --domain and --from/--to, then ingest the file as a new one)"
+                )
+            files.append(rel)
+        rows += int(manifest.get("rows") or 0)
+        rejects += sum(int(n) for n in (manifest.get("rejects") or {}).values())
+    if not batches:
+        raise UsageError(
+            f"no batch of the store was read from {source}: give the path as ingest reported it "
+            "(hostlogs status or the ingest report lists them)"
+        )
+    return UnloadReport(source, batches, tuple(files), rows, rejects, tuple(sorted(streams)))

@@ -1,0 +1,140 @@
+"""``ingest --reingest SOURCE``: a source read with the wrong domain is read again, replacing its rows.
+
+Real stores, real files, the CLI through CliRunner; the crash cases stop the run at the commit (a
+failing write at the store's one write seam) or between the two steps (the library's first step
+alone), then check what a re-run leaves: the old rows or the new, never both or none.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config
+from pipeline.errors import StoreError
+from pipeline.lifecycle.reingest import unload_source
+from tests.cli.test_cli import invoke
+from tests.cli.test_errors import fail_store_writes
+
+LINE = '203.0.113.{n} - - [10/Oct/2026:13:55:{n:02d} +0000] "GET /p{n} HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+
+
+def log_file(tmp_path: Path, name: str = "a.log", n: int = 3, junk: int = 1) -> Path:
+    path = tmp_path / name
+    path.write_text("".join(LINE.format(n=i + 1) for i in range(n)) + "junk line\n" * junk)
+    return path
+
+
+def domains(store: Path) -> dict[str, int]:
+    code, out, err = invoke(
+        "query", "--store", str(store), "--case", "C-1", "--format", "json",
+        "SELECT domain, count(*) AS n FROM pageviews GROUP BY domain ORDER BY domain",
+    )  # fmt: skip
+    assert code == 0, err
+    rows = json.loads(out)
+    return {r["domain"]: r["n"] for r in (rows if isinstance(rows, list) else [rows])}
+
+
+def rejects(store: Path) -> int:
+    out = invoke(
+        "query", "--store", str(store), "--case", "C-1", "--format", "csv", "SELECT count(*) FROM rejects"
+    )
+    return int(out[1].split()[-1])
+
+
+def ingest(store: Path, log: Path, domain: str, *extra: str) -> tuple[int, str, str]:
+    return invoke("ingest", str(log), "--store", str(store), "--domain", domain, "--final", "-q", *extra)
+
+
+def reingest(store: Path, log: Path, domain: str) -> tuple[int, str, str]:
+    args = ("--store", str(store), "--domain", domain, "--final", "-q", "--case", "C-1")
+    return invoke("ingest", "--reingest", str(log), *args)
+
+
+def test_reingest_replaces_the_rows_of_a_wrong_domain(tmp_path: Path) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path)
+    other = log_file(tmp_path, "other.log", n=2, junk=0)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    assert ingest(store, other, "other.example")[0] == 0
+    code, out, err = invoke(
+        "ingest", "--reingest", str(log), "--store", str(store), "--domain", "right.example", "--final",
+        "--request", "R-7", "--json",
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["reingest"] == {
+        "source": str(log), "batches": 1, "files": data["reingest"]["files"], "rows_removed": 3,
+        "rejects_removed": 1, "streams_reset": 1,
+    }  # fmt: skip
+    assert data["rows"] == 3 and data["rejects"] == {"unparseable": 1}
+    assert domains(store) == {"other.example": 2, "right.example": 3}  # replaced, not added
+    assert rejects(store) == 1  # the quarantined line too
+    assert invoke("verify", "--store", str(store))[0] == 0
+    assert invoke("ingest", str(log), str(other), "--store", str(store), "--final", "-q") == (0, "", "")
+    assert domains(store) == {"other.example": 2, "right.example": 3}  # nothing read twice afterwards
+    _, trail, _ = invoke("audit", "list", "--store", str(store), "--json")
+    assert '"ingest --reingest"' in trail and '"R-7"' in trail
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        ([], 2, "ingest --reingest needs --case CASE-ID or --request REQUEST-ID"),
+        (["--case", "C-1", "--reingest", "nosuch.log"], 2, "no batch of the store was read from nosuch.log"),
+        (["--case", "C-1", "--reingest", "-"], 2, "--reingest cannot re-read stdin"),
+        (["--case", "C-1", "extra.log"], 2, "--reingest SOURCE reads that one source again"),
+    ],
+)
+def test_reingest_refusals_change_nothing(tmp_path: Path, args: list[str], code: int, message: str) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    args = args if "--reingest" in args else ["--reingest", str(log), *args]
+    got, _, err = invoke("ingest", "--store", str(store), "--domain", "right.example", *args)
+    assert got == code and message in err and err.count("\n") == 1, err
+    assert domains(store) == {"wrong.example": 3}
+
+
+def test_rows_merged_by_compaction_cannot_be_reingested(tmp_path: Path) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    assert ingest(store, log_file(tmp_path, "b.log", n=2, junk=0), "b.example")[0] == 0
+    assert invoke("compact", "--store", str(store))[0] == 0
+    code, _, err = invoke("ingest", "--reingest", str(log), "--store", str(store), "--case", "C-1")
+    assert code == 6 and "can no longer be told from other sources'" in err and "nothing was changed" in err
+    assert domains(store) == {"b.example": 2, "wrong.example": 3}
+
+
+@pytest.mark.parametrize("where", ["pending.json", "_manifests/"], ids=["intent", "commit"])
+def test_a_crash_at_the_commit_leaves_the_old_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
+) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    with monkeypatch.context() as mp:
+        fail_store_writes(mp, errno.ENOSPC, only=where)  # the intent record, or the commit after it
+        code, _, err = reingest(store, log, "right.example")
+        assert code == 6 and "No space left on device" in err
+    assert domains(store) == {"wrong.example": 3} and rejects(store) == 1  # old rows, all of them
+    assert ingest(store, log, "right.example")[0] == 0  # a plain run adds nothing: nothing was reset
+    assert domains(store) == {"wrong.example": 3}
+    assert reingest(store, log, "right.example")[0] == 0
+    assert domains(store) == {"right.example": 3} and rejects(store) == 1
+
+
+def test_a_crash_between_unload_and_ingest_is_finished_by_the_next_run(tmp_path: Path) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    report = unload_source(Config(store=str(store)), str(log), case="C-1")  # then the process dies
+    assert report.rows == 3 and report.rejects == 1
+    assert domains(store) == {}  # none, until the next run ...
+    assert ingest(store, log, "right.example")[0] == 0  # ... which reads the source from its start
+    assert domains(store) == {"right.example": 3} and rejects(store) == 1
+    assert invoke("verify", "--store", str(store))[0] == 0
+
+
+def test_a_missing_store_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="no store at"):
+        unload_source(Config(store=str(tmp_path / "none")), "a.log", case="C-1")
