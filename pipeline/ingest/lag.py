@@ -1,0 +1,241 @@
+"""How far behind each configured source is: bytes not yet ingested, and what its last run gave.
+
+Read-only: nothing is locked, created or written (``hostlogs status`` and the metrics call it while an
+ingest may be running). A file is identified exactly as ingest identifies it (``streams.identify``
+with the store's committed progress and the stream key), so the lag of a file is its size minus the
+committed offset of *its* stream, whatever its name is today (a rotated ``access.log.1`` that was
+read to the end as ``access.log`` has no lag). A compressed file's lag is unknown: its decompressed
+size is only known by decompressing it, which a status check must not do; it is reported as unknown.
+
+The last run of a file comes from the manifests (newest first, stopping as soon as every file is
+found): time of its last commit, lines, rows and rejects by reason of that run. A source *needs
+attention* when it matches no file, a file cannot be read, its last run rejected more than
+``ingest.max_reject_rate`` of its lines, or more than ``max_lag_bytes`` wait to be ingested.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+from pipeline.config import Config, SourceConfig
+from pipeline.errors import HostlogsError
+from pipeline.ingest import sources
+from pipeline.ingest.paths import template_glob
+from pipeline.ingest.state import RunState
+from pipeline.ingest.streams import identify, same_file_as
+from pipeline.privacy import keys
+from pipeline.privacy.enrich import Enricher
+from pipeline.privacy.mask import ClientMasker
+from pipeline.store.commit import DEFAULT_WRITER, Store
+from pipeline.store.progress import Progress
+
+DEFAULT_MAX_LAG_BYTES = 64 << 20
+COMPRESSED = "compressed: its decompressed size is not known cheaply, so its lag is unknown"
+
+
+@dataclass(frozen=True)
+class LastRun:
+    """What one ingest run committed for a file (or a source's files): from its manifests."""
+
+    run: str
+    time: str  # ISO 8601 UTC of the run's last commit for it
+    lines: int = 0
+    rows: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rejected(self) -> int:
+        return sum(self.rejects.values())
+
+    @property
+    def reject_rate(self) -> float:
+        return self.rejected / self.lines if self.lines else 0.0
+
+
+@dataclass(frozen=True)
+class FileLag:
+    path: str
+    size: int | None  # bytes on disk (of the compressed file for a compressed one)
+    offset: int | None  # committed offset of its stream (None: never read, or unknown)
+    lag: int | None  # bytes not yet ingested (None: unknown)
+    note: str | None = None
+    error: str | None = None
+    last_run: LastRun | None = None
+
+
+@dataclass(frozen=True)
+class SourceLag:
+    """One ``[[sources]]`` entry: its files, their lag, its last run and whether it needs attention."""
+
+    pattern: str
+    files: tuple[FileLag, ...]
+    last_run: LastRun | None
+    max_reject_rate: float
+    max_lag_bytes: int
+    error: str | None = None
+
+    @property
+    def lag(self) -> int:
+        """Bytes known to wait (files of unknown lag count 0)."""
+        return sum(f.lag or 0 for f in self.files)
+
+    @property
+    def problem(self) -> str | None:
+        """Why this source needs attention, in one line naming it (None: it does not)."""
+        errors = [self.error, *(f.error for f in self.files)]
+        if any(errors):
+            return f"source {self.pattern}: {next(e for e in errors if e)}"
+        r = self.last_run
+        if r is not None and r.reject_rate > self.max_reject_rate:
+            return (
+                f"source {self.pattern}: its last run rejected {r.rejected:,} of {r.lines:,} lines "
+                f"({r.reject_rate:.1%}, more than ingest.max_reject_rate {self.max_reject_rate:.1%})"
+            )
+        if self.lag > self.max_lag_bytes:
+            limit = self.max_lag_bytes
+            return f"source {self.pattern}: {self.lag:,} bytes not yet ingested (more than {limit:,})"
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "lag": self.lag, "problem": self.problem}
+
+
+def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> tuple[SourceLag, ...]:
+    """The lag and last run of every ``[[sources]]`` entry of ``cfg`` (piped sources are skipped)."""
+    specs = [s for s in cfg.sources if s.path != sources.STDIN]
+    if not specs:
+        return ()
+    store = Store(cfg.store, DEFAULT_WRITER)
+    progress = store.load_progress()
+    state = _run_state(cfg, store, progress)
+    matched = [(spec, _pattern(spec), sources.expand_source(_pattern(spec), spec.olddir)) for spec in specs]
+    runs = last_runs(store, {sources.display_name(p) for _, _, paths in matched for p, _ in paths})
+    out = []
+    for _, pattern, paths in matched:
+        files = [
+            _file_lag(cfg, state, progress, p, home, runs.get(sources.display_name(p))) for p, home in paths
+        ]
+        found = [f for f in files if f is not None]
+        error = None if paths else f"no file matches {pattern} (collection has stopped: fix the path)"
+        out.append(
+            SourceLag(
+                pattern=pattern,
+                files=tuple(found),
+                last_run=_source_run([f.last_run for f in found if f.last_run]),
+                max_reject_rate=cfg.ingest.max_reject_rate,
+                max_lag_bytes=max_lag_bytes,
+                error=error,
+            )
+        )
+    return tuple(out)
+
+
+def _pattern(spec: SourceConfig) -> str:
+    """The glob a source names (as ``ingest.run`` expands it)."""
+    if spec.path == "" and spec.domain_from_path:
+        return template_glob(spec.domain_from_path)
+    return spec.path
+
+
+def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None:
+    """A read-only run state for ``identify``; None when there is no stream key (nothing was read).
+
+    The stream key is only read, never made: the key directory is not created by a status check.
+    """
+    key_file = Path(cfg.key_dir) / keys.CUSTODY_DIR / keys.STREAM_KEY_FILE
+    if not key_file.is_file():
+        return None
+    period = cast(keys.Period, cfg.privacy.key_period)
+    keystore = keys.KeyStore(Path(cfg.key_dir), period)
+    p = cfg.privacy
+    return RunState(
+        cfg=cfg,
+        store=store,
+        progress=progress,
+        masker=ClientMasker(p.ipv4_prefix, p.ipv6_prefix),
+        run_id="status",
+        sensitive_regex="",
+        final=None,
+        enricher=Enricher(None, period, None),
+        keys=keystore,
+        stream_key=keystore.stream_key(),
+    )
+
+
+def _file_lag(
+    cfg: Config, r: RunState | None, progress: Progress, path: str, home: str, run: LastRun | None
+) -> FileLag | None:
+    """The lag of one file (None: another name of a file already counted)."""
+    name = sources.display_name(path)
+    try:
+        size = os.path.getsize(path)
+        if r is not None and same_file_as(r, path) is not None:
+            return None
+        if sources.is_compressed(path) or sources.compressed_by_magic(path):
+            return FileLag(name, size, None, None, note=COMPRESSED, last_run=run)
+        if r is None:
+            if progress.streams:  # streams recorded, but no key to recognise them: say so
+                nokey = "no stream key in the key directory: cannot tell which bytes were read"
+                return FileLag(name, size, None, None, note=nokey, last_run=run)
+            return FileLag(name, size, None, size, note="never read", last_run=run)
+        final = sources.is_final(path, cfg.ingest.partial_line_grace)
+        ident = identify(r, path, final or home != path, home)
+        if ident is None:
+            return FileLag(name, size, None, size, note="waiting: no complete line yet", last_run=run)
+        ident.stream.close()
+        offset = min(ident.start, size)
+        note = ident.skip_note or ident.note or (None if ident.start else "never read")
+        lag = 0 if ident.skip_note else size - offset
+        return FileLag(name, size, ident.start, lag, note=note, last_run=run)
+    except (HostlogsError, OSError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return FileLag(name, None, None, None, error=f"cannot read {name}: {why}", last_run=run)
+
+
+def last_runs(store: Store, paths: set[str]) -> dict[str, LastRun]:
+    """The last run of each file in ``paths`` (as manifests name them), newest manifests first."""
+    found: dict[str, dict[str, Any]] = {}
+    done: set[str] = set()
+    for key in reversed(store.manifest_keys(DEFAULT_WRITER)):
+        if done >= paths:
+            break
+        manifest = store.read_json(key) or {}
+        path = (manifest.get("source") or {}).get("path")
+        if path not in paths or path in done:
+            continue
+        acc = found.get(path)
+        if acc is None:
+            acc = found[path] = {"run": manifest.get("run", ""), "time": manifest.get("created", "")}
+            acc.update(lines=0, rows=0, rejects=Counter())
+        elif acc["run"] != manifest.get("run", ""):
+            done.add(path)  # an older run: the last one is complete
+            continue
+        acc["lines"] += int(manifest.get("lines") or 0)
+        acc["rows"] += int(manifest.get("rows") or 0)
+        acc["rejects"].update(manifest.get("rejects") or {})
+    return {
+        p: LastRun(a["run"], a["time"], a["lines"], a["rows"], dict(sorted(a["rejects"].items())))
+        for p, a in found.items()
+    }
+
+
+def _source_run(runs: list[LastRun]) -> LastRun | None:
+    """A source's last run: the newest of its files' last runs, summed over the files it read."""
+    if not runs:
+        return None
+    newest = max(runs, key=lambda r: r.time)
+    same = [r for r in runs if r.run == newest.run]
+    rejects: Counter[str] = Counter()
+    for r in same:
+        rejects.update(r.rejects)
+    return LastRun(
+        newest.run,
+        newest.time,
+        sum(r.lines for r in same),
+        sum(r.rows for r in same),
+        dict(sorted(rejects.items())),
+    )

@@ -1,0 +1,186 @@
+"""``hostlogs status`` and the metrics file: text, --json, exit codes, Prometheus format, atomic writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from pipeline import config
+from pipeline.lifecycle import metrics
+from tests.cli.test_cli import invoke
+from tests.conftest import ROOT
+from tests.store.test_store_seam import _Watch, watched  # noqa: F401 (the fixture)
+
+LINE = '203.0.113.5 - - [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+
+
+def setup(tmp_path: Path, *, extra_source: str | None = None, prom: str | None = None) -> Path:
+    """A log, a config naming it (and ``extra_source``), the store and the metrics file in tmp_path."""
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+    (logs / "access.log").write_text(LINE * 3 + "nonsense\n")
+    text = (
+        f'store = "{tmp_path / "store"}"\n[[sources]]\npath = "{logs}/access.log*"\ndomain = "example.test"\n'
+    )
+    if extra_source:
+        text += f'[[sources]]\npath = "{extra_source}"\n'
+    text += f'[ingest]\nmax_reject_rate = 0.5\n[metrics]\ntextfile = "{prom or tmp_path / "prom" / "hostlogs.prom"}"\n'
+    (tmp_path / "prom").mkdir(exist_ok=True)
+    cfg = tmp_path / "hostlogs.toml"
+    cfg.write_text(text)
+    return cfg
+
+
+def samples(prom: Path) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the file, parsed by prometheus_client (which fails on a malformed file)."""
+    out = {}
+    for family in text_string_to_metric_families(prom.read_text()):
+        assert family.documentation and family.type == "gauge", family.name
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_status_text_and_exit_0_when_healthy(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    code, out, err = invoke("status", "--config", str(cfg))
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert lines[0].startswith(f"store: {tmp_path / 'store'}  (")
+    assert lines[1] == "pageviews: 3 rows in 1 files, 1 days: 2026-10-10 to 2026-10-10"
+    assert f"  {tmp_path}/logs/access.log*: 1 file(s), lag 0 bytes; last run " in out
+    assert "4 lines → 3 rows, 1 rejected" in out and "rejects in the last 24 h: unparseable 1" in out
+    assert "last purge: never" in out and "last publish: never" in out and lines[-1] == "status: OK"
+    assert "203.0.113" not in out
+
+
+def test_status_json_shape(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    code, out, _ = invoke("status", "--config", str(cfg), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["ok"] is True and data["problems"] == []
+    assert set(data) == {
+        "ok", "problems", "store", "now", "store_bytes", "store_files", "pageviews", "retention", "holds",
+        "sources", "rejects_24h", "keys", "last",
+    }  # fmt: skip
+    assert data["pageviews"]["rows"] == 3 and data["retention"]["retention"] == "2y"
+    [src] = data["sources"]
+    assert src["lag"] == 0 and src["last_run"]["rejects"] == {"unparseable": 1}
+    assert data["last"] == {"purge": None, "erase": None, "compact": None, "publish": None}
+
+
+def test_status_exits_11_naming_each_problem_also_with_json(tmp_path: Path) -> None:
+    gone = str(tmp_path / "nosuch" / "*.log")
+    cfg = setup(tmp_path, extra_source=gone)
+    invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    with (tmp_path / "logs" / "access.log").open("a") as f:
+        f.write(LINE * 100)
+    code, out, err = invoke("status", "--config", str(cfg), "--json", "--max-lag-mb", "0.001")
+    assert code == 11 and json.loads(out)["ok"] is False
+    assert err.splitlines() == [
+        f"hostlogs: error: source {gone}: no file matches {gone} (collection has stopped: fix the path)",
+        f"hostlogs: error: status: needs attention: source {tmp_path}/logs/access.log*: {len(LINE) * 100:,} "
+        "bytes not yet ingested (more than 1,048) (and 1 more)",
+    ]
+
+
+def test_status_without_a_store_exits_6(tmp_path: Path) -> None:
+    code, _, err = invoke("status", "--store", str(tmp_path / "none"))
+    assert (
+        code == 6
+        and err
+        == f"hostlogs: error: no store at {tmp_path / 'none'}: run 'hostlogs ingest' first or give --store\n"
+    )
+
+
+def test_metrics_after_ingest_parse_and_other_commands_are_kept(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    prom = tmp_path / "prom" / "hostlogs.prom"
+    log = str(tmp_path / "logs" / "access.log")
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    first = samples(prom)
+    src = (("source", log),)
+    assert first[("hostlogs_ingest_lines_read", src)] == 4
+    assert first[("hostlogs_ingest_rows_written", src)] == 3
+    assert first[("hostlogs_ingest_lines_rejected", (("reason", "unparseable"), *src))] == 1
+    assert first[("hostlogs_ingest_bytes_read", src)] == os.path.getsize(log)
+    assert first[("hostlogs_source_lag_bytes", src)] == 0
+    assert first[("hostlogs_last_exit_code", (("command", "ingest"),))] == 0
+    assert first[("hostlogs_store_rows", ())] == 3 and first[("hostlogs_store_expired_partitions", ())] == 0
+    assert ("hostlogs_store_oldest_day_timestamp_seconds", ()) in first
+    assert "203.0.113" not in prom.read_text()
+    assert oct(prom.stat().st_mode & 0o777) == "0o644"
+    inode = prom.stat().st_ino
+    assert invoke("compact", "--config", str(cfg))[0] == 0
+    after = samples(prom)
+    assert prom.stat().st_ino != inode  # replaced by a rename, never rewritten in place
+    assert [p.name for p in prom.parent.iterdir()] == ["hostlogs.prom"]  # no temporary file left
+    assert after[("hostlogs_last_exit_code", (("command", "compact"),))] == 0
+    for key in [k for k in first if k[0].startswith("hostlogs_ingest_") or ("command", "ingest") in k[1]]:
+        assert after[key] == first[key], key  # compact keeps the ingest's series
+
+
+def test_a_failed_run_records_its_exit_code_and_keeps_the_last_success(tmp_path: Path) -> None:
+    cfg = setup(tmp_path)
+    prom = tmp_path / "prom" / "hostlogs.prom"
+    invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    ok = samples(prom)[("hostlogs_last_success_timestamp_seconds", (("command", "ingest"),))]
+    (tmp_path / "logs" / "access.log").unlink()
+    code, out, _ = invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    after = samples(prom)
+    assert code == 10 and out == ""
+    assert after[("hostlogs_last_exit_code", (("command", "ingest"),))] == 10
+    assert after[("hostlogs_last_success_timestamp_seconds", (("command", "ingest"),))] == ok
+    assert after[("hostlogs_source_files_matched", (("pattern", f"{tmp_path}/logs/access.log*"),))] == 0
+
+
+def test_an_unwritable_metrics_file_is_a_warning_not_the_commands_failure(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    cfg = setup(tmp_path, prom=str(tmp_path / "file" / "hostlogs.prom"))  # under a file: ENOTDIR
+    code, out, err = invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    assert (code, out) == (0, "")
+    assert err.startswith(f"hostlogs: warning: cannot write the metrics file {tmp_path}/file/hostlogs.prom: ")
+
+
+def test_render_and_parse_round_trip_labels_that_need_escaping() -> None:
+    odd = 'C:\\logs\\"quoted"\nname.log'
+    series: metrics.Series = {"hostlogs_source_lag_bytes": {(("source", odd),): 12.0}}
+    text = metrics.render(series)
+    assert metrics.parse(text) == series
+    [family] = text_string_to_metric_families(text)
+    assert family.samples[0].labels == {"source": odd} and family.samples[0].value == 12
+
+
+def test_metrics_are_off_without_a_path(tmp_path: Path) -> None:
+    cfg = config.Config(store=str(tmp_path / "s"))
+    run = metrics.Run("ingest", 0, metrics.dt.datetime.now(metrics.dt.UTC), 0.1)
+    assert metrics.record(cfg, run) is None and list(tmp_path.iterdir()) == []
+
+
+def test_every_metric_is_documented_and_the_alert_rules_use_only_real_metrics() -> None:
+    ops = (ROOT / "docs" / "operations.md").read_text().split("## Monitoring", 1)[1]
+    documented = set(re.findall(r"^\| `(hostlogs_[a-z_]+)` \|", ops, re.M))
+    assert documented == set(metrics.FAMILIES)
+    rules = (ROOT / "configs" / "hostlogs-alerts.yml").read_text()
+    used = set(re.findall(r"\bhostlogs_[a-z_]+\b", rules))
+    assert used and used <= set(metrics.FAMILIES), used - set(metrics.FAMILIES)
+    for alert in ("NoSuccessfulIngest", "RejectRateHigh", "LagGrowing", "DataPastRetention"):
+        assert f"alert: Hostlogs{alert}\n" in rules
+
+
+def test_status_and_metrics_reach_the_store_only_through_pipeline_store(
+    watched: Path,  # noqa: F811 (the seam test's fixture)
+    tmp_path: Path,
+) -> None:
+    """The runtime seam check (tests/store/test_store_seam.py) over status and the metrics writes."""
+    cfg = setup(tmp_path)  # its store is tmp_path / "store": the watched one
+    for args in (("ingest", "--final", "--quiet"), ("status", "--json"), ("compact",), ("status",)):
+        code, _, err = invoke(*args, "--config", str(cfg))
+        assert code == 0, err
+    assert _Watch.seen and not _Watch.violations and not _Watch.inner, (_Watch.violations, _Watch.inner)
