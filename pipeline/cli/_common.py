@@ -2,9 +2,9 @@
 
 Exit codes (docs/exit-codes.md): 0 ok · 1 internal error · 2 usage · 3 config · 4 source ·
 5 format · 6 store · 7 key destroyed · 8 integrity · 9 query limit · 10 some sources failed ·
-75 another run holds the lock. An ``OSError`` that reaches a command (a read-only or full store, an
-I/O error) is a store error (6), an unexpected exception an internal error (1): one line each;
-``--debug`` adds the traceback.
+11 status: needs attention · 75 another run holds the lock. An ``OSError`` that reaches a command
+(a read-only or full store, an I/O error) is a store error (6), an unexpected exception an internal
+error (1): one line each; ``--debug`` adds the traceback.
 
 Commands use the shared pieces below instead of defining their own: ``store_options`` (--config,
 --store) with ``load_config``, ``DATE`` and ``date_range``, ``json_option``; ``notice``/``warn`` for
@@ -49,17 +49,20 @@ def store_options(fn: F) -> F:
 
 
 def load_config(config_path: str | None, store: str | None) -> config.Config:
-    """The config file (or the defaults), with --store taking precedence over its ``store``.
+    """The config file (or the defaults), with ``HOSTLOGS_…`` environment variables and then --store
+    over it (``_settings.resolve``), validated as a whole: ``--store ""`` is refused (exit 3).
 
     Its sources are checked here for every command, not only ``ingest``: a config that cannot be
     ingested is broken for everyone (exit 3, naming the file and the entry).
     """
-    cfg = config.load(config_path)
+    from pipeline.cli._settings import resolve
+
+    cfg = resolve(config_path, store=store).config
     if cfg.sources:
         from pipeline.ingest.paths import check_sources
 
         check_sources(cfg, str(config_path))
-    return cfg.with_overrides(store=store)
+    return cfg
 
 
 def case_options(fn: F) -> F:
@@ -195,6 +198,8 @@ COMMAND_MODULES: dict[str, str] = {
     "keys": "keys",
     "purge": "maintenance", "verify": "maintenance", "compact": "maintenance",
     "hold": "hold",
+    "status": "status",
+    "config": "config",
     "erase": "rights", "export": "rights",
 }  # fmt: skip
 

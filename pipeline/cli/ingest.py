@@ -8,8 +8,18 @@ from typing import Any
 import click
 
 from pipeline import config
-from pipeline.cli._common import handle_errors, json_option, load_config, main, store_options
-from pipeline.errors import PartialFailure
+from pipeline.cli._common import (
+    authority_options,
+    handle_errors,
+    json_option,
+    load_config,
+    main,
+    notice,
+    store_options,
+)
+from pipeline.cli._metrics import recorded
+from pipeline.cli._progress import progress_bar
+from pipeline.errors import PartialFailure, UsageError
 from pipeline.ingest import run as ingest
 
 
@@ -39,9 +49,23 @@ from pipeline.ingest import run as ingest
     "--flush-seconds", type=click.FloatRange(min=0.01), help="Piped mode: commit at least this often."
 )
 @click.option("--flush-lines", type=click.IntRange(min=1), help="Piped mode: commit at least every N lines.")
+@click.option(
+    "--accept-privacy-change",
+    is_flag=True,
+    help="Ingest although ipv4_prefix, ipv6_prefix, pseudonym or key_period differ from the store's "
+    "(recorded in its privacy record).",
+)
+@click.option(
+    "--reingest",
+    metavar="SOURCE",
+    help="Replace the rows of a source ingested with a wrong --domain or --format: remove its batches "
+    "(as its path was reported), then read it again. Needs --case or --request (audited).",
+)
+@authority_options
 @json_option
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
 @handle_errors
+@recorded("ingest")
 def ingest_cmd(
     paths: tuple[str, ...],
     config_path: str | None,
@@ -55,16 +79,24 @@ def ingest_cmd(
     lock_wait: float | None,
     flush_seconds: float | None,
     flush_lines: int | None,
+    accept_privacy_change: bool,
+    reingest: str | None,
+    case: str | None,
+    request: str | None,
+    reason: str | None,
     as_json: bool,
     quiet: bool,
 ) -> None:
     """Ingest access logs (files, globs, .gz/.zst, or - for stdin) into the store.
 
-    Re-running is safe: each file is read on from where the last run stopped.
+    Re-running is safe: each file is read on from where the last run stopped. A file read with the
+    wrong --domain or --format is read again, replacing its rows, with --reingest.
 
     Example:
 
         hostlogs ingest /var/log/apache2/other_vhosts_access.log --store /var/lib/hostlogs/store
+
+        hostlogs ingest --reingest /var/log/nginx/shop.log --domain shop.example --request R-7
     """
     cfg = load_config(config_path, store).with_overrides(server=server)
     given: dict[str, float | int | None] = {
@@ -75,6 +107,21 @@ def ingest_cmd(
     tuning: dict[str, Any] = {k: v for k, v in given.items() if v is not None}
     if tuning:
         cfg = cfg.with_overrides(ingest=config.replace(cfg.ingest, **tuning))
+    unloaded = None
+    if reingest is not None:
+        if paths or domain_from_path:
+            raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
+        from pipeline.lifecycle.reingest import unload_source  # not loaded for a plain cron ingest
+
+        unloaded = unload_source(
+            cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait
+        )
+        if not quiet and not as_json:
+            notice(
+                f"reingest: removed {unloaded.rows:,} rows and {unloaded.rejects:,} rejected lines of "
+                f"{unloaded.batches} batch(es) of {reingest}; reading it again"
+            )
+        paths = (reingest,)
     specs = None
     if paths or domain_from_path:
         specs = [
@@ -88,16 +135,28 @@ def ingest_cmd(
             config.replace(s, format=fmt or s.format, domain=domain or s.domain, olddir=olddir or s.olddir)
             for s in cfg.sources
         ]
-    report = ingest.run(cfg, specs, final=True if final else None)
+    with progress_bar("ingest", "bytes", quiet=quiet or as_json) as progress:
+        report = ingest.run(
+            cfg,
+            specs,
+            final=True if final else None,
+            progress=progress,
+            accept_privacy_change=accept_privacy_change,
+        )
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        data = report.to_dict() | ({"reingest": unloaded.to_dict()} if unloaded else {})
+        click.echo(json.dumps(data, indent=2, default=str))
     elif not quiet:
         click.echo(render_ingest(report))
-    if report.failed:
+    failed = [str(s.problem) for s in report.failed]
+    if len(failed) == 1:  # cron mails stderr: one failed source is one line, naming it
+        rest = len(report.sources) - 1
+        raise PartialFailure(failed[0] + (f"; the other {rest} file(s) were ingested" if rest else ""))
+    if failed:
         raise PartialFailure(
-            f"{len(report.failed)} source(s) failed (unreadable, matching no file or in no known format); "
-            "the rest was ingested",
-            details=tuple(str(s.error) for s in report.failed),
+            f"{len(failed)} sources failed (unreadable, matching no file, in no known format or "
+            "rejecting more than ingest.max_reject_rate of their lines); the rest was ingested",
+            details=tuple(failed),
         )
 
 
@@ -113,7 +172,7 @@ def render_ingest(report: ingest.IngestReport) -> str:
             f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
         )
         if s.fingerprint and s.end > s.start:  # chain of custody: what exactly was read
-            stream = s.fingerprint[:12]
+            stream = s.fingerprint  # whole: a cut identifier would name another stream
             out.append(f"    bytes {s.start:,}–{s.end:,} of stream {stream} in {s.batches} batch(es)")
         if s.domain_unknown:
             hint = "use --domain or --domain-from-path"

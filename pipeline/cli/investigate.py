@@ -9,8 +9,19 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.cli._common import date_range, handle_errors, load_config, main, notice, store_options, warn
+from pipeline.cli._common import (
+    date_range,
+    handle_errors,
+    json_option,
+    load_config,
+    main,
+    notice,
+    store_options,
+    warn,
+)
+from pipeline.cli._progress import progress_bar
 from pipeline.cli.query import terminal_width
+from pipeline.errors import UsageError
 from pipeline.investigate import investigations, render, report
 from pipeline.investigate.scope import Investigation, Scope
 
@@ -18,7 +29,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def scope_options(fn: F) -> F:
-    """--case (required), --reason, --from/--to/--domain, --format, --limit, --output."""
+    """--case (required), --reason, --from/--to/--domain, --format, --json, --limit, --output."""
     for opt in reversed(
         [
             click.option("--case", required=True, help="Case id (recorded in the audit log)."),
@@ -26,12 +37,22 @@ def scope_options(fn: F) -> F:
             date_range("First UTC day.", "Last UTC day (inclusive)."),
             click.option("--domain", default=None, help="Only this domain."),
             click.option(
-                "--format", "out_format", type=click.Choice(["table", "csv", "json"]), default="table"
+                "--format",
+                "out_format",
+                type=click.Choice(["table", "csv", "json"]),
+                default="table",
+                help="table; csv: the rows; json: the whole investigation (as --json).",
             ),
+            json_option,
             click.option(
                 "--limit", type=click.IntRange(1), default=1000, show_default=True, help="Rows shown."
             ),
-            click.option("--output", type=click.Path(dir_okay=False), help="Write the rows to a file."),
+            click.option(
+                "--output",
+                type=click.Path(dir_okay=False),
+                help="Write the rows to this file only (csv, json, jsonl or parquet: by its suffix); "
+                "nothing on stdout.",
+            ),
         ]
     ):
         fn = opt(fn)
@@ -40,7 +61,7 @@ def scope_options(fn: F) -> F:
 
 @main.group("investigate")
 def investigate_group() -> None:
-    """Ready-made investigations (ip, net, path, domain, ua, attacks) and the incident report.
+    """Ready-made investigations (ip, net, path, domain, timeline, ua, attacks) and the incident report.
 
     Example:
 
@@ -56,12 +77,16 @@ def _run(kw: dict[str, Any], kind: investigations.Kind, **args: Any) -> None:
     """One investigation (the library audits it under the case), printed."""
     cfg = load_config(kw.pop("config_path"), kw.pop("store"))
     case, reason = kw.pop("case"), kw.pop("reason")
-    out_format, output = kw.pop("out_format"), kw.pop("output")
+    out_format, output, as_json = kw.pop("out_format"), kw.pop("output"), kw.pop("as_json")
+    if as_json and out_format not in ("table", "json"):
+        raise UsageError(f"--json and --format {out_format} disagree: give one of them")
     inv = investigations.run(cfg, kind, _scope(kw), case=case, reason=reason, warn=warn, **args)
-    if output:
-        used = render.write_output(inv.rows, output, store=cfg.store)
+    if output:  # the file only: stdout stays empty, the notice goes to stderr
+        used = render.write_output(inv.rows, output, None if out_format == "table" else out_format,
+                                   store=cfg.store)  # fmt: skip
         notice(f"{len(inv.rows.rows):,} rows written to {output} ({used})")
-    click.echo(show(inv, out_format if not output or out_format != "table" else "summary", case))
+        return
+    click.echo(show(inv, "json" if as_json else out_format, case))
 
 
 def show(inv: Investigation, fmt: str, case: str) -> str:
@@ -86,7 +111,9 @@ def show(inv: Investigation, fmt: str, case: str) -> str:
     if fmt == "table":
         out += [
             "",
-            "-- matching rows" if inv.kind != "domain" else "-- timeline",
+            {"domain": "-- timeline", "timeline": "-- requests in time order"}.get(
+                inv.kind, "-- matching rows"
+            ),
             render.table(inv.rows, width=width),
         ]
     out += [f"note: {n}" for n in inv.notes]
@@ -155,6 +182,26 @@ def domain_cmd(name: str, by: str, **kw: Any) -> None:
     _run(kw, "domain", name=name, by=by)
 
 
+@investigate_group.command("timeline")
+@click.option("--path", "path_glob", default=None, help="Only requests whose path matches this glob.")
+@click.option("--net", "cidr", default=None, help="Only requests from this network (CIDR, any prefix).")
+@click.option("--ip", "address", default=None, help="Only this address's requests (via its pseudonyms).")
+@click.option("--by", type=click.Choice(["hour", "day"]), default="hour", show_default=True)
+@scope_options
+@handle_errors
+def timeline_cmd(path_glob: str | None, cidr: str | None, address: str | None, by: str, **kw: Any) -> None:
+    """What happened when: requests per hour or day, then the requests themselves in time order.
+
+    The scope is --from/--to and --domain, narrowed by any of --path, --net and --ip (an address is
+    found through its pseudonyms; the audit log records them and the network, never the address).
+
+    Example:
+
+        hostlogs investigate timeline --domain example.com --path '/wp-login.php' --case INC-7
+    """
+    _run(kw, "timeline", by=by, path=path_glob, cidr=cidr, address=address)
+
+
 @investigate_group.command("ua")
 @click.argument("text")
 @click.option("--regex", is_flag=True, help="TEXT is a regular expression (RE2), not a substring.")
@@ -192,10 +239,11 @@ def attacks_cmd(only: tuple[str, ...], **kw: Any) -> None:
 @click.option("--domain", default=None, help="Only this domain.")
 @click.option("--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @store_options
+@json_option
 @handle_errors
 def report_cmd(
     case: str, reason: str | None, date_from: dt.date | None, date_to: dt.date | None,
-    domain: str | None, output: str, store: str | None, config_path: str | None,
+    domain: str | None, output: str, store: str | None, config_path: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Write a self-contained HTML incident report (works offline; no external assets).
 
@@ -205,7 +253,13 @@ def report_cmd(
         --to 2026-03-31 --output report.html
     """
     cfg = load_config(config_path, store)
-    built = report.write(
-        cfg, Scope(date_from, date_to, domain, 200), output, case=case, reason=reason, warn=warn
-    )
-    click.echo(f"report written to {output}: {built.requests:,} requests, {built.findings:,} detector hits")
+    with progress_bar("report", "sections", quiet=as_json) as progress:
+        built = report.write(
+            cfg, Scope(date_from, date_to, domain, 200), output, case=case, reason=reason, warn=warn,
+            progress=progress,
+        )  # fmt: skip
+    if as_json:
+        summary = {"output": output, "case": case, "requests": built.requests, "findings": built.findings}
+        click.echo(json.dumps(summary, indent=1))
+    else:  # the file only on stdout's side: the summary is a notice
+        notice(f"report written to {output}: {built.requests:,} requests, {built.findings:,} detector hits")

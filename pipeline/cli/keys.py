@@ -79,10 +79,11 @@ def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as
 @_key_options
 @click.option("--before", required=True, type=DATE, help="First day kept.")
 @authority_options
+@json_option
 @handle_errors
 def destroy_cmd(
     config_path: str | None, store: str | None, key_dir: str | None, before: dt.date, case: str | None,
-    request: str | None, reason: str | None,
+    request: str | None, reason: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Destroy the keys of every period that ends before DATE (crypto-shredding).
 
@@ -94,7 +95,10 @@ def destroy_cmd(
     """
     cfg = _config(config_path, store, key_dir)
     destroyed = audited.destroy_keys(cfg, before, case=case, request=request, reason=reason)
-    click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
+    if as_json:
+        click.echo(json.dumps({"before": str(before), "destroyed": destroyed}, indent=1))
+    else:
+        click.echo(f"destroyed {len(destroyed)} key(s): {', '.join(destroyed) or '-'}")
 
 
 @keys_group.command("prove")

@@ -8,6 +8,8 @@ import click
 
 from pipeline.cli._common import DATE, handle_errors, load_config, main
 from pipeline.cli._lifecycle import SHOWN, damage_exit, emit, held_lines, lifecycle_options, partition_lines
+from pipeline.cli._metrics import recorded
+from pipeline.cli._progress import progress_bar
 from pipeline.errors import IntegrityError, StoreError
 from pipeline.lifecycle import audited, retention, verify
 from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
@@ -19,6 +21,7 @@ from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
 @click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
 @click.option("--verify", is_flag=True, help="Change nothing; prove nothing past the horizon remains.")
 @handle_errors
+@recorded("purge")
 def purge_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, as_of: dt.date | None,
     dry_run: bool, verify: bool,
@@ -40,7 +43,8 @@ def purge_cmd(
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
-    report = audited.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+    with progress_bar("purge", "partitions", quiet=as_json) as progress:
+        report = audited.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress)
     emit(report, as_json, render_purge)
     damage_exit(report.damaged, "the purge did the rest")
 
@@ -141,6 +145,7 @@ def verify_cmd(
 @click.option("--target-mb", type=click.FloatRange(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would be merged.")
 @handle_errors
+@recorded("compact")
 def compact_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, day: dt.date | None,
     target_mb: float, dry_run: bool,
@@ -152,7 +157,8 @@ def compact_cmd(
         hostlogs compact --store /var/lib/hostlogs/store --target-mb 128
     """
     cfg = load_config(config_path, store)
-    report = compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait)
+    with progress_bar("compact", "partitions", quiet=as_json) as progress:
+        report = compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait, progress=progress)
     emit(report, as_json, render_compact)
     damage_exit(report.damaged, "the other files were compacted")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import sys
@@ -15,6 +16,7 @@ from pipeline.cli._common import (
     echo_error,
     exit_with,
     handle_errors,
+    json_option,
     load_config,
     main,
     notice,
@@ -34,15 +36,18 @@ def terminal_width() -> int | None:
 @click.argument("sql")
 @store_options
 @case_options
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "parquet"]), default=None,
-              help="Output format (default: table, or from the --output file's extension).")  # fmt: skip
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "jsonl", "parquet"]),
+              default=None, help="Output format (default: table, or from the --output file's extension); "
+              "json is one document (as --json), jsonl one row per line.")  # fmt: skip
 @click.option(
-    "--output", type=click.Path(dir_okay=False), help="Write the result to this file (csv/json/parquet)."
-)
+    "--output", type=click.Path(dir_okay=False),
+    help="Write the result to this file only (csv/json/jsonl/parquet); nothing on stdout.",
+)  # fmt: skip
+@json_option
 @handle_errors
 def query_cmd(
     sql: str, store: str | None, config_path: str | None, case: str | None, reason: str | None,
-    out_format: str | None, output: str | None,
+    out_format: str | None, output: str | None, as_json: bool,
 ) -> None:  # fmt: skip
     """Run one read-only DuckDB SELECT over the store (views: pageviews, rejects, ingest_runs).
 
@@ -56,6 +61,9 @@ def query_cmd(
     """
     if out_format == "parquet" and not output:
         raise UsageError("--format parquet needs --output FILE")
+    if as_json and out_format not in (None, "json"):
+        raise UsageError(f"--json and --format {out_format} disagree: give one of them")
+    out_format = "json" if as_json else out_format
     cfg = load_config(config_path, store)
     result = session.run(cfg, sql, case=case, reason=reason, warn=warn)
     if output:
@@ -145,18 +153,30 @@ def audit_group() -> None:
 @audit_group.command("list")
 @store_options
 @click.option("--case", default=None, help="Only entries of this case.")
-@click.option("--format", "out_format", type=click.Choice(["table", "json"]), default="table")
+@click.option(
+    "--format", "out_format", type=click.Choice(["table", "json", "jsonl"]), default="table",
+    help="table; json: one document (as --json); jsonl: one entry per line.",
+)  # fmt: skip
+@json_option
 @handle_errors
-def audit_list(store: str | None, config_path: str | None, case: str | None, out_format: str) -> None:
+def audit_list(
+    store: str | None, config_path: str | None, case: str | None, out_format: str, as_json: bool
+) -> None:
     """List audit entries (oldest first), optionally of one case.
+
+    --json prints them as one JSON array of entries (each as recorded: seq, time, user, case,
+    command, status, and the SQL or parameters); the table shows every identifier whole.
 
     Example:
 
-        hostlogs audit list --case INC-2026-042 --format json
+        hostlogs audit list --case INC-2026-042 --json
     """
     cfg = load_config(config_path, store)
     entries = audit.AuditLog(cfg.store).list(case)
-    if out_format == "json":
+    if as_json or out_format == "json":
+        click.echo(json.dumps(entries, sort_keys=True, default=str, indent=1))
+        return
+    if out_format == "jsonl":
         for e in entries:
             click.echo(json.dumps(e, sort_keys=True, default=str))
         return
@@ -181,17 +201,21 @@ def _what(e: dict[str, Any]) -> str:
 @click.option(
     "--expect", default=None, metavar="HASH", help="A head hash printed earlier: must still be in the chain."
 )
+@json_option
 @handle_errors
-def audit_verify(store: str | None, config_path: str | None, expect: str | None) -> None:
+def audit_verify(store: str | None, config_path: str | None, expect: str | None, as_json: bool) -> None:
     """Check the hash chain and its head: exit 6 naming the first modified, deleted or reordered
     entry, a missing head.json, or a cut tail.
 
     Example:
 
-        hostlogs audit verify --store /var/lib/hostlogs/store --expect 3f9c…
+        hostlogs audit verify --store /var/lib/hostlogs/store --expect HEAD_HASH_PRINTED_EARLIER
     """
     cfg = load_config(config_path, store)
     report = audit.AuditLog(cfg.store).verify(expect)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(report), default=str, indent=2))
     if not report.ok:
         raise IntegrityError(f"audit log damaged: {report.problem}")
-    click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")
+    if not as_json:
+        click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")

@@ -183,6 +183,38 @@ def net(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> Investig
     )  # fmt: skip
 
 
+# --- conditions for the timeline -------------------------------------------------------------------
+
+
+def address_condition(
+    scope: Scope, address: str, keystore: keys.KeyStore
+) -> tuple[str, dict[str, int], list[str]]:
+    """SQL matching the rows of ``address``: its pseudonym, each only inside its own key period.
+
+    Returns (condition, pseudonym per period searched, periods whose key is destroyed).
+    """
+    lookups = digests.lookup_pseudonyms(address, keystore)
+    periods = {p: v for p, v in lookups.items() if scope.overlaps(*keys.period_bounds(p))}
+    live = {p: v for p, v in periods.items() if isinstance(v, int)}
+    destroyed = sorted(p for p, v in periods.items() if v == "destroyed")
+    cond = " OR ".join(
+        f"(client_id = {int(v)} AND date BETWEEN DATE '{a}' AND DATE '{b}')"
+        for p, v in live.items()
+        for a, b in [keys.period_bounds(p)]
+    )
+    return f"({cond or 'false'})", live, destroyed
+
+
+def net_condition(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> tuple[str, str]:
+    """SQL matching the rows whose stored network overlaps ``cidr``; (condition, the network)."""
+    q = parse_network(cidr)
+    stored = con.execute(
+        f"SELECT DISTINCT client_net FROM pageviews WHERE {scope.where()} AND {_prefilter(q, masker)}"
+    ).rows
+    nets = sorted(n for (n,) in stored if _overlaps(n, q))
+    return f"client_net IN {_in_list(nets)}", str(q)
+
+
 def _overlaps(stored: str | None, q: Network) -> bool:
     if stored is None:
         return False

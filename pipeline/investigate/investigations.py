@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 from pipeline.config import Config
 from pipeline.errors import UsageError
 from pipeline.investigate import detectors
-from pipeline.investigate.addresses import ip, net
+from pipeline.investigate.addresses import address_condition, ip, net, net_condition
 from pipeline.investigate.sandbox import QueryResult, Sandbox, sql_str
 from pipeline.investigate.scope import (
     ROW_COLUMNS,
@@ -33,6 +33,7 @@ from pipeline.investigate.scope import (
 )
 from pipeline.investigate.session import masker_of, with_connection
 from pipeline.privacy import keys
+from pipeline.privacy.mask import ClientMasker
 
 # --- path, ua, domain ------------------------------------------------------------------------------
 
@@ -123,6 +124,58 @@ def domain(con: Sandbox, scope: Scope, name: str, by: Bucket = "hour") -> Invest
     )
 
 
+def timeline(
+    con: Sandbox, scope: Scope, by: Bucket = "hour", *, path: str | None = None, cidr: str | None = None,
+    address: str | None = None, keystore: keys.KeyStore | None = None, masker: ClientMasker | None = None,
+) -> Investigation:  # fmt: skip
+    """The requests of a scope in time order, with counts per hour or day: what happened when.
+
+    The scope is the dates and domain of ``scope`` narrowed by any of a path glob, a network (CIDR
+    overlap with the stored networks) and one address (its pseudonym in each key period, as ``ip``
+    finds it; the audit records the pseudonyms and the network, never the address).
+    """
+    if by not in ("hour", "day"):
+        raise UsageError(f"timeline buckets are 'hour' or 'day', not {by!r}")
+    conds: list[str] = []
+    what: list[str] = []
+    audit: dict[str, Any] = {"by": by}
+    notes: list[str] = []
+    if path:
+        conds.append(f"path GLOB {sql_str(path)}")
+        what.append(f"path {path}")
+        audit["path"] = path
+    if cidr:
+        cond, network = net_condition(con, scope, cidr, masker or ClientMasker())
+        conds.append(cond)
+        what.append(f"network {network}")
+        audit["network"] = network
+    if address:
+        if keystore is None:
+            raise UsageError("a timeline of an address needs the pseudonym keys")
+        cond, live, destroyed = address_condition(scope, address, keystore)
+        conds.append(cond)
+        what.append("one address (through its pseudonyms)")
+        audit.update(
+            pseudonyms=live, destroyed=destroyed, address_network=(masker or ClientMasker()).network(address)
+        )
+        if destroyed:
+            notes.append(f"key destroyed for {', '.join(destroyed)}: no rows of those periods can be linked")
+    m = find_days(con, scope, " AND ".join(conds) or "true")
+    buckets = con.execute(
+        f"SELECT date_trunc('{by}', ts) AS {by}, count(*) AS requests, "
+        "count(DISTINCT client_net) AS networks, count(DISTINCT path) AS paths, "
+        "count(*) FILTER (status BETWEEN 400 AND 499) AS status_4xx, "
+        "count(*) FILTER (status >= 500) AS status_5xx, count(*) FILTER (method = 'POST') AS posts, "
+        f"sum(bytes) AS bytes FROM pageviews WHERE {m.where} GROUP BY 1 ORDER BY 1",
+    )
+    rows = matching_rows(con, scope, m)
+    title = f"timeline of {' and '.join(what) or 'every request'} per {by}"
+    return Investigation(
+        "timeline", title, span_facts(m), [(f"requests per {by}", buckets)], rows,
+        limit_note(rows, scope) + notes, audit,
+    )  # fmt: skip
+
+
 # --- attacks ---------------------------------------------------------------------------------------
 
 
@@ -182,7 +235,7 @@ def detect(con: Sandbox, scope: Scope, chosen: list[detectors.Detector]) -> int:
 
 # --- the audited entry -----------------------------------------------------------------------------
 
-Kind = Literal["ip", "net", "path", "domain", "ua", "attacks"]
+Kind = Literal["ip", "net", "path", "domain", "ua", "attacks", "timeline"]
 
 
 # kind → the investigation on an open sandbox, given the config and its own arguments
@@ -195,6 +248,16 @@ WORK: dict[str, Callable[..., Investigation]] = {
     "domain": lambda con, scope, cfg, name, by="hour": domain(con, scope, name, by),
     "ua": lambda con, scope, cfg, text, regex=False: ua(con, scope, text, regex),
     "attacks": lambda con, scope, cfg, only=(): attacks(con, scope, list(only)),
+    "timeline": lambda con, scope, cfg, by="hour", path=None, cidr=None, address=None: timeline(
+        con,
+        scope,
+        by,
+        path=path,
+        cidr=cidr,
+        address=address,
+        keystore=keys.KeyStore(Path(cfg.key_dir), cfg.privacy.key_period),
+        masker=masker_of(cfg),
+    ),
 }
 
 
@@ -210,4 +273,6 @@ def run(
     )  # fmt: skip
 
 
-__all__ = ["Investigation", "Scope", "attacks", "detect", "domain", "ip", "net", "path", "run", "ua"]
+__all__ = [
+    "Investigation", "Scope", "attacks", "detect", "domain", "ip", "net", "path", "run", "timeline", "ua"
+]  # fmt: skip

@@ -1,6 +1,10 @@
-"""Query results as text (aligned table, CSV, JSON lines) or files (CSV, JSON lines, Parquet).
+"""Query results as text (aligned table, CSV, JSON, JSON lines) or files (CSV, JSON, JSON lines, Parquet).
 
-Output files are written by hostlogs after the query, never by the query: the sandbox has no file access.
+``json`` is one JSON document (an array of row objects), as ``--json`` is on every command; ``jsonl``
+is one object per line, for streams. Tables never cut an identifier (a network, a pseudonym, a case,
+a hash, a sequence number): only free text (paths, user agents, SQL) is shortened, at a word boundary,
+so a value inside it is shown whole or not at all. Output files are written by hostlogs after the
+query, never by the query: the sandbox has no file access.
 """
 
 from __future__ import annotations
@@ -8,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +23,20 @@ from pipeline.errors import UsageError
 from pipeline.investigate.sandbox import QueryResult
 from pipeline.store.commit import Store
 
+# Columns shown whole, whatever the width: cutting them would show a different identifier.
+IDENTIFIERS = frozenset(
+    {"seq", "of", "case", "request", "user", "command", "status", "client_net", "client_id", "pseudonym",
+     "period", "key", "hash", "head_hash", "prev", "fingerprint", "stream", "domain", "detector", "asn",
+     "country", "date", "time", "ts", "first", "last", "hour", "day", "method", "server", "writer", "run_id",
+     "id", "network", "created", "destroyed"}
+)  # fmt: skip
+_BOUNDARY = re.compile(r"[\s,;&]")
+
 
 def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
+        return json.dumps(rows_of(result), default=str, indent=1)
+    if fmt == "jsonl":
         return "\n".join(
             json.dumps(dict(zip(result.columns, r, strict=True)), default=str) for r in result.rows
         )
@@ -33,27 +49,52 @@ def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     return table(result, width=width)
 
 
-def table(result: QueryResult, max_width: int = 60, width: int | None = None) -> str:
-    """Aligned text table; cells cut at ``max_width`` and the widest columns narrowed to ``width``."""
+def rows_of(result: QueryResult) -> list[dict[str, Any]]:
+    """The rows as objects (column → value): what ``json`` prints."""
+    return [dict(zip(result.columns, r, strict=True)) for r in result.rows]
 
-    def cell(v: Any, limit: int) -> str:
-        s = "NULL" if v is None else str(v).replace("\n", "\\n")
-        return s if len(s) <= limit else s[: max(limit - 1, 0)] + "…"
+
+def table(result: QueryResult, max_width: int = 60, width: int | None = None) -> str:
+    """Aligned text table; free-text cells cut at ``max_width`` and the widest free-text columns
+    narrowed to ``width``; identifier columns (``IDENTIFIERS``) are never cut."""
+    whole = [c in IDENTIFIERS for c in result.columns]
+
+    def text(v: Any) -> str:
+        return "NULL" if v is None else str(v).replace("\n", "\\n")
 
     widths = [
-        max([len(c), *(len(cell(r[i], max_width)) for r in result.rows)])
+        max(
+            [len(c), *(len(text(r[i])) if whole[i] else min(len(text(r[i])), max_width) for r in result.rows)]
+        )
         for i, c in enumerate(result.columns)
     ]
     if width:
-        while sum(widths) + 2 * (len(widths) - 1) > width and max(widths, default=0) > 8:
-            widths[widths.index(max(widths))] -= 1
-    header = "  ".join(cell(c, w).ljust(w) for c, w in zip(result.columns, widths, strict=True))
+        while sum(widths) + 2 * (len(widths) - 1) > width:
+            free = [w if not whole[i] else 0 for i, w in enumerate(widths)]
+            if max(free, default=0) <= 8:
+                break
+            widths[free.index(max(free))] -= 1
+    header = "  ".join(c.ljust(w) for c, w in zip(result.columns, widths, strict=True))
     sep = "  ".join("-" * w for w in widths)
     body = [
-        "  ".join(cell(v, w).ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in result.rows
-    ]
+        "  ".join((text(v) if keep else cut(text(v), w)).ljust(w)
+                  for v, w, keep in zip(r, widths, whole, strict=True)).rstrip()
+        for r in result.rows
+    ]  # fmt: skip
     n = len(result.rows)
     return "\n".join([header.rstrip(), sep, *body, f"({n} row{'s' if n != 1 else ''})"])
+
+
+def cut(s: str, limit: int) -> str:
+    """``s`` shortened to ``limit`` characters with "…", at a word boundary where there is one in
+    its second half (a number or hash inside free text is shown whole or not at all)."""
+    if len(s) <= limit:
+        return s
+    head = s[: max(limit - 1, 0)]
+    stops = [m.start() for m in _BOUNDARY.finditer(head)]
+    if stops and stops[-1] >= len(head) // 2:
+        head = head[: stops[-1]]
+    return head + "…"
 
 
 def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, *, store: str) -> str:
@@ -63,7 +104,7 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
     """
     Store(store).refuse_output_inside(path)
     path = Path(path)
-    fmt = fmt or {".csv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet"}.get(
+    fmt = fmt or {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}.get(
         path.suffix.lower(), "csv"
     )
     try:
@@ -78,4 +119,4 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:
-    return pa.Table.from_pylist([dict(zip(result.columns, r, strict=True)) for r in result.rows])
+    return pa.Table.from_pylist(rows_of(result))

@@ -38,15 +38,16 @@ class Report:
 
 def write(
     cfg: Config, scope: Scope, output: str | Path, *, case: str, reason: str | None = None,
-    warn: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None, progress: Callable[[int, int], None] | None = None,
 ) -> Report:  # fmt: skip
-    """Build the report of ``case`` (required) under the audit trail and write it to ``output``."""
+    """Build the report of ``case`` (required) under the audit trail and write it to ``output``;
+    ``progress(done, total)`` is told the sections built."""
     Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
     log = audit.AuditLog(cfg.store)
 
     def work(con: Sandbox) -> Report:
         # written inside the audited block: an output that cannot be written is the outcome recorded
-        built = build(con, log.store, scope, case, log.list(case))
+        built = build(con, log.store, scope, case, log.list(case), progress)
         try:
             Path(output).write_text(built.html, encoding="utf-8")
         except OSError as exc:
@@ -67,6 +68,7 @@ def build(
     scope: Scope,
     case: str,
     entries: list[dict[str, Any]],
+    progress: Callable[[int, int], None] | None = None,
 ) -> Report:
     where = scope.where()
     total = con.execute(
@@ -74,11 +76,11 @@ def build(
         f"FROM pageviews WHERE {where}",
     ).rows[0]
     findings = detect(con, scope, list(detectors.DETECTORS))
-    sections = [
-        _header(case, scope, total, findings),
-        _timeline(con, scope, total[3], total[4]),
-        _section("Detector findings", _findings(con) + _hit_rows(con)),
-        _section(
+    steps: list[Callable[[], str]] = [
+        lambda: _header(case, scope, total, findings),
+        lambda: _timeline(con, scope, total[3], total[4]),
+        lambda: _section("Detector findings", _findings(con) + _hit_rows(con)),
+        lambda: _section(
             "Top client networks",
             _grid(
                 con.execute(
@@ -89,20 +91,25 @@ def build(
                 )
             ),
         ),
-        _two(
+        lambda: _two(
             (
                 "Top autonomous systems",
                 con.execute(_top("asn, mode(as_org) AS as_org", where, "asn IS NOT NULL")),
             ),
             ("Top countries", con.execute(_top("country", where, "country IS NOT NULL"))),
         ),
-        _two(
+        lambda: _two(
             ("Affected domains", con.execute(_affected("domain"))),
             ("Affected paths", con.execute(_affected("path"))),
         ),
-        _section("Chain of custody", _custody(store, scope)),
-        _section(f"Audit entries of case {case}", _audit(entries)),
+        lambda: _section("Chain of custody", _custody(store, scope)),
+        lambda: _section(f"Audit entries of case {case}", _audit(entries)),
     ]
+    sections = []
+    for n, step in enumerate(steps, 1):
+        sections.append(step())
+        if progress is not None:
+            progress(n, len(steps))
     body = "\n".join(sections)
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

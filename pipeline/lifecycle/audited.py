@@ -14,6 +14,7 @@ the "no store at" error (exit 6) before any case or request is asked for.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -31,8 +32,9 @@ def _day(value: dt.date | None) -> str | None:
 
 
 def purge(
-    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0
-) -> retention.PurgeReport:
+    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> retention.PurgeReport:  # fmt: skip
     """``retention.purge``, recorded with its policy (the retention run is its own reason).
 
     A dry run changes nothing, the audit trail included.
@@ -40,7 +42,7 @@ def purge(
     params = {"as_of": str(as_of or retention.today()), "dry_run": dry_run,
               "retention": cfg.retention.retention, "domains": cfg.retention.domains or None}  # fmt: skip
     with audit.recorded(cfg.store, "purge", None, "retention policy", params=params, on=not dry_run) as rec:
-        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait)
+        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress)
         rec.rows = report.rows_deleted
     return report
 
@@ -81,6 +83,7 @@ def erase(
     case: str | None = None,
     request: str | None = None,
     reason: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> erasure.EraseReport:
     """``erase.erase_unaudited`` under a case or a request id, recorded (the address itself never is)."""
     if Store(cfg.store).is_store():  # a missing store is a store error first (exit 6)
@@ -90,7 +93,7 @@ def erase(
     with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
         report = erasure.erase_unaudited(
             cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
-            wait=wait,
+            wait=wait, progress=progress,
         )  # fmt: skip
         rec.rows = report.rows_deleted
     return report

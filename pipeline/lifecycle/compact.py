@@ -20,6 +20,7 @@ out under half the target takes more input and is encoded again, up to 8x the ta
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,16 +66,21 @@ def compact(
     target_mb: float = DEFAULT_TARGET_MB,
     dry_run: bool = False,
     wait: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> CompactReport:
-    """Merge the small files of every day (or of ``day``); idempotent."""
+    """Merge the small files of every day (or of ``day``); idempotent.
+
+    ``progress(done, total)`` is told the partitions (days) looked at.
+    """
     target = max(1, int(target_mb * (1 << 20)))
     done: list[DayCompaction] = []
     unchanged = 0
     with session(cfg, "compact", dry_run=dry_run, wait=wait) as s:
-        for d, files in partitions(s.store).items():
-            if day is not None and d != day:
-                continue
+        days = {d: files for d, files in partitions(s.store).items() if day is None or d == day}
+        for n, (d, files) in enumerate(days.items(), 1):
             result = _compact_day(s, d, files, target)
+            if progress is not None:
+                progress(n, len(days))
             if result is None:
                 unchanged += 1
             else:

@@ -14,6 +14,7 @@ rows stay and the report names the holds and counts the rows they kept.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
@@ -79,8 +80,11 @@ def erase_unaudited(
     date_to: dt.date | None = None,
     dry_run: bool = False,
     wait: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> EraseReport:
     """Remove a domain's rows, or one visitor's rows (optionally within a domain), in a date range.
+
+    ``progress(done, total)`` is told the partitions examined, then the partitions rewritten.
 
     Not audited, and a dry run reveals whether a visitor is in the store: callers go through
     ``lifecycle.audited.erase`` (a case or request, an audit entry); this is the work it records.
@@ -100,9 +104,14 @@ def erase_unaudited(
         lost: dict[str, NotErasable] = {}
         blocked: list[str] = []
         stop = f"the erasure of its day was stopped: nothing of that day was erased ({ADVICE})"
-        for day, files in partitions(s.store).items():
-            if (date_from and day < date_from) or (date_to and day > date_to):
-                continue
+        days = {
+            day: files
+            for day, files in partitions(s.store).items()
+            if not ((date_from and day < date_from) or (date_to and day > date_to))
+        }
+        for seen, (day, files) in enumerate(days.items(), 1):
+            if progress is not None:
+                progress(seen - 1, len(days))
             doomed = pl.col("domain") == domain if domain else pl.lit(True)
             if address is not None:
                 pid = period_id(day, period)
@@ -142,8 +151,10 @@ def erase_unaudited(
                 "holds": list(report.holds),
             }
             deletions.start(s.store, s.record, op=s.op, operation="erase", by=s.by, params=params)
-            for change, sel in plans:
+            for done, (change, sel) in enumerate(plans, 1):
                 apply_partition(s, change, sel)
+                if progress is not None:
+                    progress(len(days) + done, len(days) + len(plans))
             extra: dict[str, Any] = damaged_fields(report.damaged)
             if report.not_erased:
                 extra["days_not_erased"] = list(report.not_erased)

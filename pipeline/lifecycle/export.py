@@ -1,6 +1,8 @@
-"""Export of a domain's rows (data portability, access requests): complete or absent.
+"""Export of a domain's or a visitor's rows (data portability, access requests): complete or absent.
 
-``export`` writes every row of a domain, by date then time, as CSV with a header, JSON lines, or
+``export`` writes every row of a domain, or of one client address (a visitor's access request: found
+through its keyed pseudonym in each key period, as ``erase --ip`` finds it; the address itself is
+never recorded or reported), by date then time, as CSV with a header, JSON lines, or
 Parquet; timestamps are ISO 8601 UTC (``2026-11-01T10:00:00Z``). The file is written under a temporary
 name and renamed when complete. An export is an access to the store: it is recorded in the audit trail
 (started, then the outcome) under a case or request.
@@ -12,9 +14,9 @@ import datetime as dt
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -22,7 +24,9 @@ import pyarrow.parquet as pq
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
 from pipeline.lifecycle.rewrite import partitions
-from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, session
+from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, key_store, session
+from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
+from pipeline.privacy.keys import Period, period_id
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
 from pipeline.store.fs import fsync_dir
@@ -31,12 +35,13 @@ from pipeline.store.schema import PAGEVIEWS
 ExportFormat = Literal["csv", "jsonl", "parquet"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl", "parquet")
 ISO_UTC = "%Y-%m-%dT%H:%M:%S%.fZ"
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class ExportReport:
     output: str
-    domain: str
+    domain: str | None
     format: ExportFormat
     rows: int
     partitions: int
@@ -44,6 +49,8 @@ class ExportReport:
     date_from: dt.date | None = None
     date_to: dt.date | None = None
     damaged: tuple[DamagedFile, ...] = ()  # skipped: the export lacks their rows
+    by_address: bool = False  # one visitor's rows (the address is never reported)
+    not_linkable: tuple[str, ...] = ()  # key periods whose key is gone: their rows cannot be found
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -52,7 +59,7 @@ class ExportReport:
 def export(
     cfg: Config,
     *,
-    domain: str,
+    domain: str | None = None,
     fmt: ExportFormat,
     output: str | Path,
     date_from: dt.date | None = None,
@@ -61,8 +68,11 @@ def export(
     case: str | None = None,
     request: str | None = None,
     reason: str | None = None,
+    address: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ExportReport:
-    """Write every row of ``domain`` (by date, then time) to ``output``: complete or absent.
+    """Write every row of ``domain`` and/or of the client ``address`` (by date, then time) to
+    ``output``: complete or absent. ``progress(done, total)`` is told the days read.
 
     An export reads the store, so it goes through the audited session like every query: a missing
     store fails first (exit 6, nothing recorded), then a missing or invalid case/request (exit 2),
@@ -73,28 +83,72 @@ def export(
     # imported here: the session loads the query engine (DuckDB), which erase and hold never need
     from pipeline.investigate.session import audited
 
-    params = {"domain": domain.lower(), "format": fmt, "output": str(output),
+    params = {"domain": domain.lower() if domain else None, "format": fmt, "output": str(output),
+              "visitor": "one client address (not recorded)" if address is not None else None,
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
     with audited(cfg, "export", case, reason, authority="export", request=request, params=params) as access:
         if fmt not in EXPORT_FORMATS:
             raise UsageError(f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")
         check_range(date_from, date_to)
-        domain, out = domain.lower(), Path(output)
+        if domain is None and address is None:
+            raise UsageError("say what to export: --domain DOMAIN and/or --ip ADDRESS")
+        if address is not None and canonical_address(address) is None:
+            raise UsageError(f"not an IP address: {address!r}")
+        domain, out = domain.lower() if domain else None, Path(output)
+        rule = _Rule(domain, _pseudonyms(cfg, address) if address is not None else None, date_from, date_to)
         # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
         with session(cfg, "export", dry_run=False, wait=wait) as s:
-            rows, days = _atomically(out, fmt, lambda w: _copy_days(s, w, domain, date_from, date_to))
+            rows, days = _atomically(out, fmt, lambda w: _copy_days(s, w, rule, progress))
         access.record.rows = rows  # the outcome entry: how many rows left the store
     size = out.stat().st_size
-    return ExportReport(str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged))
+    return ExportReport(
+        str(out), domain, fmt, rows, days, size, date_from, date_to, tuple(s.damaged),
+        by_address=address is not None, not_linkable=tuple(sorted(rule.lost)),
+    )  # fmt: skip
 
 
-def _copy_days(
-    s: Session, writer: _Writer, domain: str, date_from: dt.date | None, date_to: dt.date | None
-) -> tuple[int, int]:
-    """The domain's rows, day by day, into ``writer``: (rows, days with rows)."""
+def _pseudonyms(cfg: Config, address: str) -> dict[str, int | str]:
+    """The address's pseudonym per key period ("destroyed" where its key is gone)."""
+    keys = key_store(cfg)
+    return dict(lookup_pseudonyms(address, keys)) if keys is not None else {}
+
+
+@dataclass
+class _Rule:
+    """Which rows of a day go out: the domain's, the visitor's (its pseudonym in the day's period)."""
+
+    domain: str | None
+    ids: dict[str, int | str] | None  # None: not by address
+    date_from: dt.date | None
+    date_to: dt.date | None
+    lost: set[str] = field(default_factory=set)  # periods whose rows cannot be linked to the address
+
+    def wants(self, day: dt.date) -> bool:
+        return not ((self.date_from and day < self.date_from) or (self.date_to and day > self.date_to))
+
+    def of_day(self, day: dt.date, period: Period) -> pl.Expr | None:
+        """The day's filter, or None when nothing of that day can be the visitor's."""
+        cond = pl.col("domain") == self.domain if self.domain else pl.lit(True)
+        if self.ids is None:
+            return cond
+        pid = period_id(day, period)
+        pseudonym = self.ids.get(pid)
+        if not isinstance(pseudonym, int):
+            self.lost.add(pid)
+            return None
+        return cond & (pl.col("client_id") == pseudonym)
+
+
+def _copy_days(s: Session, writer: _Writer, rule: _Rule, progress: Progress | None) -> tuple[int, int]:
+    """The selected rows, day by day, into ``writer``: (rows, days with rows)."""
     rows = days = 0
-    for day, files in partitions(s.store).items():
-        if (date_from and day < date_from) or (date_to and day > date_to):
+    period = cast(Period, s.cfg.privacy.key_period)
+    chosen = {d: f for d, f in partitions(s.store).items() if rule.wants(d)}
+    for n, (day, files) in enumerate(chosen.items(), 1):
+        if progress is not None:
+            progress(n - 1, len(chosen))
+        cond = rule.of_day(day, period)
+        if cond is None:
             continue
         frames = []
         for rel in files:
@@ -102,13 +156,15 @@ def _copy_days(
             if (problem := s.check(rel)) is not None:
                 s.damage(rel, problem, f"skipped: the export lacks its rows ({ADVICE})")
                 continue
-            frames.append(s.store.read_parquet(rel).filter(pl.col("domain") == domain))
+            frames.append(s.store.read_parquet(rel).filter(cond))
         if not frames:
             continue
         frame = pl.concat(frames).sort("ts")
         if frame.height:
             writer.write(frame)
             rows, days = rows + frame.height, days + 1
+    if progress is not None:
+        progress(len(chosen), len(chosen))
     return rows, days
 
 

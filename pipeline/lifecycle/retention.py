@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -155,9 +156,13 @@ def today() -> dt.date:
 
 
 def purge(
-    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0
-) -> PurgeReport:
-    """Delete everything past retention except what holds cover; destroy keys no kept row needs."""
+    cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0,
+    progress: Callable[[int, int], None] | None = None,
+) -> PurgeReport:  # fmt: skip
+    """Delete everything past retention except what holds cover; destroy keys no kept row needs.
+
+    ``progress(done, total)`` is told the partitions rewritten or removed (not in a dry run).
+    """
     policy = Policy.from_config(cfg.retention, as_of or today())
     with session(cfg, "purge", dry_run=dry_run, wait=wait) as s:
         holds = active_holds(s.store)
@@ -184,7 +189,7 @@ def purge(
             damaged=tuple(s.damaged),
         )
         if not dry_run:
-            _execute(s, report, plans, manifests, keys, cutoff, holds)
+            _execute(s, report, plans, manifests, keys, cutoff, holds, progress)
     return report
 
 
@@ -196,16 +201,22 @@ def _execute(
     keys: KeyStore | None,
     cutoff: dt.date,
     holds: list[Hold],
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
+    total = len(plans) + len(report.rejects)
     deletions.start(
         s.store, s.record, op=s.op, operation="purge", by=s.by, params=report.policy.params(holds)
     )
-    for change, sel in plans:
+    for done, (change, sel) in enumerate(plans, 1):
         apply_partition(s, change, sel, drop_empty=change.date < report.policy.horizon)
-    for change in report.rejects:
+        if progress is not None:
+            progress(done, total)
+    for done, change in enumerate(report.rejects, len(plans) + 1):
         if change.files:
             s.swap(list(change.files), {}, change.record())
             s.store.prune(layout.partition(layout.REJECTS, change.date))
+        if progress is not None:
+            progress(done, total)
     deletions.update(
         s.store,
         s.record,

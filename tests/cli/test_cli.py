@@ -45,7 +45,7 @@ def test_ingest_then_query(tmp_path: Path) -> None:
     code, out, _ = invoke(
         "query", "--store", store, "--case", "TEST-1", "--format", "json", "SELECT count(*) AS n FROM rejects"
     )
-    assert json.loads(out) == {"n": 1}
+    assert json.loads(out) == [{"n": 1}]  # one JSON document, as --json everywhere
 
 
 def test_ingest_json_report(tmp_path: Path) -> None:

@@ -152,8 +152,8 @@ def test_cli_audit_list_and_verify(tmp_path: Path) -> None:
         r = run(main, ["query", "--store", str(store), "--case", case, "--reason", "triage",
                        "SELECT count(*) FROM pageviews WHERE client_net = '203.0.113.45/24' OR path = '/203.0.113.45'"])  # fmt: skip
         assert r.exit_code == 0, r.output
-    r = run(main, ["audit", "list", "--store", str(store), "--case", "A-1", "--format", "json"])
-    entries = [json.loads(x) for x in r.stdout.splitlines()]
+    r = run(main, ["audit", "list", "--store", str(store), "--case", "A-1", "--json"])
+    entries = json.loads(r.stdout)
     # each query: its start (with the case, reason and SQL), then its outcome (of = the start's seq)
     assert [e["seq"] for e in entries] == [1, 2, 5, 6] and entries[0]["reason"] == "triage"
     assert [e["status"] for e in entries] == ["started", "ok"] * 2

@@ -304,7 +304,7 @@ def test_output_files_are_written_by_hostlogs(store: Path, tmp_path: Path) -> No
         )
         assert r.exit_code == 0 and "5 rows written" in r.stderr
     assert (tmp_path / "out.csv").read_text().startswith("ts,domain,status\n")
-    assert len((tmp_path / "out.json").read_text().splitlines()) == 5
+    assert len(json.loads((tmp_path / "out.json").read_text())) == 5  # one document (.jsonl: lines)
     table = pq.read_table(tmp_path / "out.parquet")
     assert table.num_rows == 5 and str(table.schema.field("ts").type) == "timestamp[us, tz=UTC]"
     r = CliRunner().invoke(

@@ -29,7 +29,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     out = tmp / "report.html"
     r = run(main, ["investigate", "report", "--store", str(store), "--case", "INC-9", "--from", "2026-11-01",
                    "--to", "2026-11-02", "--output", str(out)])  # fmt: skip
-    assert r.exit_code == 0 and "report written to" in r.stdout, r.output
+    assert r.exit_code == 0 and "report written to" in r.stderr and r.stdout == "", (
+        r.output
+    )  # --output: the file only
     return store, out.read_text()
 
 

@@ -1,0 +1,318 @@
+"""One output convention (--json everywhere, --output writes only the file, identifiers never cut),
+progress callbacks and bars, the CLI reference, `investigate timeline` and `export --ip` (#14)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from pipeline import config
+from pipeline.cli import main
+from pipeline.ingest import run as ingest
+from pipeline.investigate import investigations, render
+from pipeline.investigate.sandbox import QueryResult
+from pipeline.investigate.scope import Scope
+from pipeline.lifecycle.compact import compact
+from pipeline.lifecycle.export import export
+from tests.conftest import ROOT
+
+VISITOR, OTHER = "203.0.113.7", "198.51.100.9"  # documentation ranges only
+CASE = "INC-OUT-1"
+
+
+def _line(ip: str, day: int, hour: int, path: str) -> str:
+    return f'{ip} - - [{day:02d}/Oct/2026:{hour:02d}:00:00 +0000] "GET {path} HTTP/1.1" 200 10 "-" "curl/8"\n'
+
+
+LOG = "".join(
+    [_line(VISITOR, d, h, "/wp-login.php") for d in (10, 11) for h in (1, 2)]
+    + [_line(OTHER, d, h, "/index.html") for d in (10, 11) for h in (1, 3, 5)]
+)
+
+
+def invoke(*args: str, input: str | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(main, list(args), input=input)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp = tmp_path_factory.mktemp("out")
+    log = tmp / "access.log"
+    log.write_text(LOG)
+    s = tmp / "store"
+    code, _, err = invoke("ingest", str(log), "--store", str(s), "--domain", "example.com", "--final", "-q")
+    assert code == 0, err
+    code, _, err = invoke("query", "--store", str(s), "--case", CASE, "SELECT 1")  # an audit entry
+    assert code == 0, err
+    return s
+
+
+def _cfg(store: Path) -> config.Config:
+    return config.load(None).with_overrides(store=str(store))
+
+
+# --- --json: one document on stdout, everywhere ----------------------------------------------------
+
+
+def _commands(
+    cmd: click.Command, name: str, ctx: click.Context | None = None
+) -> Iterator[tuple[str, click.Command]]:
+    ctx = click.Context(cmd, info_name=name, parent=ctx)
+    yield ctx.command_path.removeprefix("hostlogs").strip(), cmd
+    if isinstance(cmd, click.Group):
+        for sub in cmd.list_commands(ctx):
+            child = cmd.get_command(ctx, sub)
+            assert child is not None
+            yield from _commands(child, sub, ctx)
+
+
+def _has_json(cmd: click.Command) -> bool:
+    return any("--json" in p.opts for p in cmd.params)
+
+
+# command → (its arguments after --store S, the keys its JSON document has)
+JSON_SHAPES: dict[str, tuple[list[str], set[str] | type]] = {
+    "query": (["--case", CASE, "SELECT domain, count(*) AS n FROM pageviews GROUP BY 1"], list),
+    "audit list": (["--case", CASE], list),
+    "audit verify": ([], {"entries", "ok", "head_hash", "problem"}),
+    "investigate ip": ([VISITOR, "--case", CASE], {"investigation", "case", "facts", "tables", "rows"}),
+    "investigate net": (["203.0.113.0/24", "--case", CASE], {"investigation", "case", "rows"}),
+    "investigate path": (["/wp-*", "--case", CASE], {"investigation", "rows", "tables"}),
+    "investigate domain": (["example.com", "--case", CASE], {"investigation", "rows", "tables"}),
+    "investigate timeline": (["--case", CASE, "--by", "day"], {"investigation", "rows", "tables", "facts"}),
+    "investigate ua": (["curl", "--case", CASE], {"investigation", "rows"}),
+    "investigate attacks": (["--case", CASE], {"investigation", "rows", "tables"}),
+    "keys list": ([], list),
+    "hold list": ([], list),
+    "verify": ([], {"store", "problems", "files_checked"}),
+    "purge": (["--dry-run"], {"store", "policy", "rows_deleted", "dry_run"}),
+    "compact": (["--dry-run"], {"store", "days", "days_unchanged", "dry_run"}),
+    "erase": (
+        ["--domain", "nosuch.example", "--dry-run", "--request", "DSR-1"],
+        {"rows_deleted", "partitions"},
+    ),
+}
+# need their own set-up (a log file, an output file, a case placed first): tested elsewhere
+ELSEWHERE = {"ingest", "keys prove", "keys destroy", "hold add", "hold release", "export",
+             "investigate report", "status", "config check"}  # fmt: skip
+
+
+def test_every_command_that_prints_a_report_has_json() -> None:
+    everything = dict(_commands(main, "hostlogs"))
+    leaves = {n: c for n, c in everything.items() if not isinstance(c, click.Group)}
+    without = sorted(n for n, c in leaves.items() if not _has_json(c))
+    assert without == ["shell"]  # interactive: its statements print tables as they go
+    with_json = {n for n, c in leaves.items() if _has_json(c)}
+    assert with_json - set(JSON_SHAPES) - ELSEWHERE == set(), "add the command's JSON shape here"
+
+
+@pytest.mark.parametrize("command", sorted(JSON_SHAPES))
+def test_json_is_one_document_with_the_reports_keys(store: Path, command: str) -> None:
+    args, shape = JSON_SHAPES[command]
+    code, out, err = invoke(*command.split(), "--store", str(store), *args, "--json")
+    assert code == 0, err
+    data = json.loads(out)  # the whole of stdout is one JSON document
+    if shape is list:
+        assert isinstance(data, list)
+    else:
+        assert isinstance(shape, set) and shape <= set(data)
+    assert (VISITOR not in out and OTHER not in out) or command == "investigate ip"  # ip echoes its argument
+
+
+def test_format_json_means_json(store: Path) -> None:
+    sql = "SELECT count(*) AS n FROM pageviews"
+    a = invoke("query", "--store", str(store), "--case", CASE, sql, "--json")
+    b = invoke("query", "--store", str(store), "--case", CASE, sql, "--format", "json")
+    assert a == b and json.loads(a[1]) == [{"n": 10}]
+    code, out, _ = invoke("query", "--store", str(store), "--case", CASE, sql, "--format", "jsonl")
+    assert (code, out) == (0, '{"n": 10}\n')
+    code, _, err = invoke("query", "--store", str(store), "--case", CASE, sql, "--json", "--format", "csv")
+    assert code == 2 and "disagree" in err
+
+
+# --- identifiers are never cut ---------------------------------------------------------------------
+
+
+def test_tables_never_cut_identifiers() -> None:
+    digest = "9f" * 32
+    result = QueryResult(
+        ["hash", "client_id", "case", "what"],
+        [
+            (
+                digest,
+                1234567890123456789,
+                "jira:SEC/17#2-" + "x" * 50,
+                "SELECT " + "a, " * 60 + str(98765432101),
+            )
+        ],
+    )
+    out = render.table(result, max_width=40, width=80)
+    assert digest in out and "1234567890123456789" in out and "jira:SEC/17#2-" + "x" * 50 in out
+    what = out.splitlines()[2].split()[-1]
+    assert what.endswith("…") and "9876543" not in out  # free text cut at a word: no half number
+
+
+def test_audit_list_table_shows_whole_entries(store: Path) -> None:
+    code, out, _ = invoke("audit", "list", "--store", str(store))
+    assert code == 0
+    entries = json.loads(invoke("audit", "list", "--store", str(store), "--json")[1])
+    for e in entries:
+        for pseudonym in (e.get("params") or {}).get("pseudonyms", {}).values():
+            assert str(pseudonym) in out
+
+
+# --- --output writes the file only -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "--case", CASE, "SELECT * FROM pageviews"],
+        ["investigate", "path", "/wp-*", "--case", CASE],
+        ["investigate", "timeline", "--case", CASE],
+        ["investigate", "report", "--case", CASE],
+        ["export", "--domain", "example.com", "--request", "DSR-2"],
+    ],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_output_writes_only_the_file(store: Path, tmp_path: Path, command: list[str]) -> None:
+    target = tmp_path / ("out.html" if "report" in command else "out.csv")
+    code, out, err = invoke(*command, "--store", str(store), "--output", str(target))
+    assert code == 0, err
+    assert out == "" and target.stat().st_size > 0 and str(target) in err
+
+
+# --- progress --------------------------------------------------------------------------------------
+
+
+def _calls() -> tuple[list[tuple[int, int]], object]:
+    seen: list[tuple[int, int]] = []
+    return seen, lambda done, total: seen.append((done, total))
+
+
+def _finished(seen: list[tuple[int, int]]) -> bool:
+    dones = [d for d, _ in seen]
+    return bool(seen) and dones == sorted(dones) and seen[-1][0] == seen[-1][1] > 0
+
+
+def test_library_reports_progress(store: Path, tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text(LOG)
+    seen, cb = _calls()
+    cfg = _cfg(tmp_path / "s")
+    spec = config.SourceConfig(path=str(log), format="combined", domain="example.com")
+    ingest.run(cfg, [spec], final=True, progress=cb)  # type: ignore[arg-type]
+    assert _finished(seen) and seen[-1] == (len(LOG), len(LOG))
+    seen, cb = _calls()
+    compact(cfg, dry_run=True, progress=cb)  # type: ignore[arg-type]
+    assert _finished(seen) and seen[-1] == (2, 2)  # two days
+    seen, cb = _calls()
+    export(cfg, domain="example.com", fmt="csv", output=tmp_path / "e.csv", request="DSR-3", progress=cb)  # type: ignore[arg-type]
+    assert _finished(seen) and seen[-1] == (2, 2)
+
+
+def test_no_progress_bar_without_a_terminal(tmp_path: Path) -> None:
+    log = tmp_path / "a.log"
+    log.write_text(LOG)
+    code, out, err = invoke("ingest", str(log), "--store", str(tmp_path / "s"), "--domain", "d.example", "-q")
+    assert (code, out, err) == (0, "", "")
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """A real terminal (a pty) on stderr: the bar with its rate is drawn there, stdout untouched."""
+    log = tmp_path / "a.log"
+    log.write_text(LOG * 50)
+    leader, follower = pty.openpty()
+    exe = Path(sys.executable).with_name("hostlogs")
+    done = subprocess.run(
+        [str(exe), "ingest", str(log), "--store", str(tmp_path / "s"), "--domain", "d.example", "--final"],
+        stdout=subprocess.PIPE, stderr=follower, env={**os.environ, "TERM": "dumb"}, timeout=60, check=False,
+    )  # fmt: skip
+    os.close(follower)
+    drawn = os.read(leader, 65536).decode(errors="replace")
+    os.close(leader)
+    assert done.returncode == 0 and "ingest" in drawn and "100%" in drawn and "MB/s" in drawn
+    assert "%" not in done.stdout.decode().split("throughput")[0]
+
+
+# --- investigate timeline --------------------------------------------------------------------------
+
+
+def test_timeline_of_an_address_in_time_order(store: Path) -> None:
+    inv = investigations.run(_cfg(store), "timeline", Scope(), case=CASE, by="hour", address=VISITOR)
+    times = [r[0] for r in inv.rows.rows]
+    assert len(times) == 4 and times == sorted(times)
+    assert {r[3] for r in inv.rows.rows} == {"/wp-login.php"}
+    buckets = dict(inv.tables)["requests per hour"]
+    assert [r[1] for r in buckets.rows] == [1, 1, 1, 1]
+    assert VISITOR not in json.dumps(inv.audit, default=str) and inv.audit["pseudonyms"]
+
+
+def test_timeline_cli_filters_and_audits(store: Path) -> None:
+    code, out, err = invoke("investigate", "timeline", "--store", str(store), "--case", CASE, "--by", "day",
+                            "--net", "198.51.100.0/24", "--path", "/index.html", "--from", "2026-10-11", "--json")  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["investigation"] == "timeline" and len(data["rows"]) == 3
+    assert [r["requests"] for r in data["tables"]["requests per day"]] == [3]
+    code, _, err = invoke("investigate", "timeline", "--store", str(store), "--case", CASE, "--ip", VISITOR)
+    assert code == 0, err
+    log = (store / "_audit" / "audit.jsonl").read_text()
+    assert VISITOR not in log and '"investigation": "timeline"' in log
+
+
+# --- export --ip -----------------------------------------------------------------------------------
+
+
+def test_export_ip_writes_that_visitors_rows_only(store: Path, tmp_path: Path) -> None:
+    out_file = tmp_path / "visitor.csv"
+    code, out, err = invoke("export", "--store", str(store), "--ip", VISITOR, "--request", "DSR-18",
+                            "--format", "csv", "--output", str(out_file), "--json")  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["rows"] == 4 and report["by_address"] is True and report["domain"] is None
+    rows = list(csv.DictReader(out_file.read_text().splitlines()))
+    assert len(rows) == 4 and {r["path"] for r in rows} == {"/wp-login.php"}
+    assert {r["client_net"] for r in rows} == {"203.0.113.0/24"}
+    assert VISITOR not in out + err + out_file.read_text()
+    log = (store / "_audit" / "audit.jsonl").read_text()
+    assert VISITOR not in log and "DSR-18" in log and "one client address (not recorded)" in log
+
+
+def test_export_needs_a_domain_or_an_address(store: Path, tmp_path: Path) -> None:
+    code, _, err = invoke(
+        "export", "--store", str(store), "--request", "DSR-4", "--output", str(tmp_path / "x.csv")
+    )
+    assert code == 2 and "--domain DOMAIN and/or --ip ADDRESS" in err
+    code, _, err = invoke("export", "--store", str(store), "--request", "DSR-4", "--ip", "nonsense",
+                          "--output", str(tmp_path / "x.csv"))  # fmt: skip
+    assert code == 2 and "not an IP address" in err and not (tmp_path / "x.csv").exists()
+
+
+# --- the CLI reference -----------------------------------------------------------------------------
+
+
+def test_cli_reference_is_current() -> None:
+    """docs/cli.md is what scripts/cli_reference.py writes from --help: regenerate it when this fails."""
+    code = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cli_reference.py"), "--check"], capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert code.returncode == 0, (
+        code.stdout + code.stderr + " (run .venv/bin/python scripts/cli_reference.py)"
+    )
+    text = (ROOT / "docs" / "cli.md").read_text()
+    for name, cmd in _commands(main, "hostlogs"):
+        assert f"## hostlogs {name}".rstrip() in text and "Example:" in (cmd.help or "")
+    assert "docs/cli.md" in (ROOT / "README.md").read_text()
