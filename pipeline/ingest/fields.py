@@ -119,6 +119,15 @@ def directed(fmt: Format) -> Directed | None:
     return fmt if isinstance(getattr(fmt, "directive_prefix", None), bytes) else None  # type: ignore[return-value]
 
 
+def typed_numbers(status: pl.Series, size: pl.Series) -> tuple[pl.Series, pl.Series, pl.Series]:
+    """(status as Int16, bytes as Int64, bad_field): a logged value that does not fit its type
+    (a 20-digit byte count, a status of letters) is a ``bad_field``, not a silent null."""
+    status_value = status.cast(pl.Int16, strict=False)
+    size_value = size.cast(pl.Int64, strict=False)
+    bad = (status.is_not_null() & status_value.is_null()) | (size.is_not_null() & size_value.is_null())
+    return status_value, size_value, bad
+
+
 def null_column(n: int, dtype: pl.DataType | type[pl.DataType] = pl.String, name: str = "") -> pl.Series:
     return pl.repeat(None, n, dtype=dtype, eager=True).alias(name)
 

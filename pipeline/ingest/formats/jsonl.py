@@ -45,7 +45,14 @@ from dataclasses import dataclass
 import polars as pl
 
 from pipeline.errors import FormatError
-from pipeline.ingest.fields import OPTIONAL_COLUMNS, FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.fields import (
+    OPTIONAL_COLUMNS,
+    FieldContext,
+    Fields,
+    normalize_domain,
+    null_column,
+    typed_numbers,
+)
 from pipeline.ingest.formats import jsonl_builtin, registry
 from pipeline.ingest.formats import request as requests
 from pipeline.ingest.formats.jsonl_decode import (
@@ -179,10 +186,7 @@ class JsonFormat:
             method, path, query, protocol = (good.get_column(c) for c in REQUEST_PARTS)
         else:
             method, path, query, protocol = _request(column)
-        size, status = column("bytes"), column("status")
-        size_value = size.cast(pl.Int64, strict=False)
-        status_value = status.cast(pl.Int16, strict=False)
-        bad = (size.is_not_null() & size_value.is_null()) | (status.is_not_null() & status_value.is_null())
+        status_value, size_value, bad = typed_numbers(column("status"), column("bytes"))
         frame = pl.DataFrame(
             {
                 "offset": good.get_column("offset"),

@@ -32,7 +32,7 @@ from functools import lru_cache
 import polars as pl
 
 from pipeline.errors import FormatError
-from pipeline.ingest.fields import FieldContext, Fields, normalize_domain, null_column
+from pipeline.ingest.fields import FieldContext, Fields, normalize_domain, null_column, typed_numbers
 from pipeline.ingest.formats import registry
 from pipeline.ingest.formats import request as requests
 from pipeline.ingest.formats.w3c_fields import CLOUDFRONT_DEFAULT, FIELDS, IIS_DEFAULT, IIS_DEFAULT_XFF
@@ -177,10 +177,7 @@ class W3CFormat:
             method, path, query, protocol = requests.split_target(split)
         else:
             method, path, query, protocol = col("method"), col("path"), col("query"), col("protocol")
-        status, size = col("status"), col("bytes")
-        status_value = status.cast(pl.Int16, strict=False)
-        size_value = size.cast(pl.Int64, strict=False)
-        bad = (status.is_not_null() & status_value.is_null()) | (size.is_not_null() & size_value.is_null())
+        status_value, size_value, bad = typed_numbers(col("status"), col("bytes"))
         frame = pl.DataFrame(
             {
                 "offset": raw.get_column("offset"),
