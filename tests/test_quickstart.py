@@ -82,12 +82,15 @@ def test_quickstart_sessions_are_found() -> None:
     ]
 
 
+@pytest.mark.parametrize("page", [QUICKSTART, ROOT / "README.md"], ids=["quickstart", "readme"])
 def test_quickstart_commands_print_what_the_page_shows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     shutil.copytree(ROOT / "sample_logs", tmp_path / "sample_logs")
     (tmp_path / "configs").mkdir()
     shutil.copy(ROOT / "configs" / "sample.toml", tmp_path / "configs" / "sample.toml")
     monkeypatch.chdir(tmp_path)
-    for command, expected in console_sessions(QUICKSTART.read_text()):
+    sessions = console_sessions(page.read_text())
+    assert len(sessions) >= 6
+    for command, expected in sessions:
         assert normalise(run(command)) == normalise(expected), command
