@@ -80,6 +80,13 @@ def authority_options(fn: F) -> F:
     return case_options(fn)
 
 
+def quiet_option(fn: F) -> F:
+    """--quiet/-q (parameter ``quiet``): print nothing on success (cron); errors still go to stderr."""
+    return click.option(
+        "--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron)."
+    )(fn)
+
+
 def json_option(fn: F) -> F:
     """--json (parameter ``as_json``): print the command's report as JSON instead of text."""
     return click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")(fn)

@@ -29,8 +29,11 @@ def lifecycle_options(*, wait: bool = True) -> Callable[[F], F]:
     return decorate
 
 
-def emit(report: Any, as_json: bool, render: Callable[[Any], str]) -> None:
-    """The report as JSON or text; the text lists damaged files after it."""
+def emit(report: Any, as_json: bool, render: Callable[[Any], str], quiet: bool = False) -> None:
+    """The report as JSON or text; the text lists damaged files after it. ``quiet``: no text (a
+    damaged file is still an error on stderr: ``damage_exit``)."""
+    if quiet and not as_json:
+        return
     text = json.dumps(report.to_dict(), indent=2, default=str) if as_json else render(report)
     damaged = getattr(report, "damaged", ())
     if damaged and not as_json:

@@ -15,6 +15,7 @@ from pipeline.cli._common import (
     load_config,
     main,
     notice,
+    quiet_option,
     store_options,
 )
 from pipeline.cli._metrics import recorded
@@ -63,7 +64,7 @@ from pipeline.ingest import run as ingest
 )
 @authority_options
 @json_option
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing unless something failed (for cron).")
+@quiet_option
 @handle_errors
 @recorded("ingest")
 def ingest_cmd(

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from pipeline.cli._common import DATE, handle_errors, load_config, main
+from pipeline.cli._common import DATE, handle_errors, load_config, main, quiet_option
 from pipeline.cli._lifecycle import SHOWN, damage_exit, emit, held_lines, lifecycle_options, partition_lines
 from pipeline.cli._metrics import recorded
 from pipeline.cli._progress import progress_bar
@@ -20,11 +20,12 @@ from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
 @click.option("--as-of", type=DATE, help="Evaluate the horizon at this UTC date (default: today).")
 @click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
 @click.option("--verify", is_flag=True, help="Change nothing; prove nothing past the horizon remains.")
+@quiet_option
 @handle_errors
 @recorded("purge")
 def purge_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, as_of: dt.date | None,
-    dry_run: bool, verify: bool,
+    dry_run: bool, verify: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Delete rows past retention (by UTC event date), old rejects and manifests, and expired keys.
 
@@ -37,15 +38,15 @@ def purge_cmd(
     cfg = load_config(config_path, store)
     if verify:
         checked = retention.verify(cfg, as_of=as_of)
-        emit(checked, as_json, render_verify)
+        emit(checked, as_json, render_verify, quiet)
         if checked.integrity is not None and not checked.integrity.ok:
             raise IntegrityError(_integrity_failure(checked.integrity))
         if not checked.ok:
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
-    with progress_bar("purge", "partitions", quiet=as_json) as progress:
+    with progress_bar("purge", "partitions", quiet=as_json or quiet) as progress:
         report = audited.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress)
-    emit(report, as_json, render_purge)
+    emit(report, as_json, render_purge, quiet)
     damage_exit(report.damaged, "the purge did the rest")
 
 
@@ -144,11 +145,12 @@ def verify_cmd(
 @click.option("--date", "day", type=DATE, help="Only this partition (default: every day).")
 @click.option("--target-mb", type=click.FloatRange(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would be merged.")
+@quiet_option
 @handle_errors
 @recorded("compact")
 def compact_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, day: dt.date | None,
-    target_mb: float, dry_run: bool,
+    target_mb: float, dry_run: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Merge each day's small files into few large, indexed ones (safe during ingest).
 
@@ -157,9 +159,9 @@ def compact_cmd(
         hostlogs compact --store /var/lib/hostlogs/store --target-mb 128
     """
     cfg = load_config(config_path, store)
-    with progress_bar("compact", "partitions", quiet=as_json) as progress:
+    with progress_bar("compact", "partitions", quiet=as_json or quiet) as progress:
         report = compact(cfg, day=day, target_mb=target_mb, dry_run=dry_run, wait=wait, progress=progress)
-    emit(report, as_json, render_compact)
+    emit(report, as_json, render_compact, quiet)
     damage_exit(report.damaged, "the other files were compacted")
 
 
