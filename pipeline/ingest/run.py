@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from pipeline.config import Config, SourceConfig
-from pipeline.errors import HostlogsError, SourceError, StoreError
+from pipeline.errors import ConfigError, HostlogsError, SourceError, StoreError
 from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
@@ -136,6 +136,14 @@ def run(
     # Custody keys and the fingerprint key live in the key directory whether or not pseudonyms are
     # on: nothing derived from raw log bytes is ever stored unkeyed.
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    if not keystore.has_stream_key() and _keyed_before(store):
+        # Files are known by keyed fingerprints: with a new key every file would look unread and be
+        # ingested a second time (a store copied or moved without its key directory, a wrong key_dir).
+        raise ConfigError(
+            f"the store {store.location} was ingested before, but the key directory {cfg.key_dir} has no "
+            "stream key: every log would be read again (rows twice). Restore the key directory that "
+            "belongs to this store, or point privacy.key_dir at it (docs/operations.md, Restore)"
+        )
     stream_key = keystore.stream_key()
     with store.lock(cfg.ingest.lock_wait):
         committed = store.recover()  # not "progress": that name is the caller's callback
@@ -214,6 +222,15 @@ class _Ticker:
         self.total = max(self.total, self.done)
         self.in_file = 0
         self.progress(self.done, self.total)
+
+
+def _keyed_before(store: Store) -> bool:
+    """Whether a batch of the store was fingerprinted with a stream key (a store from before keyed
+    fingerprints has none: ``migrate_store`` gives it one)."""
+    for key in store.manifest_keys(None):
+        if ((store.read_json(key) or {}).get("source") or {}).get("keyed"):
+            return True
+    return False
 
 
 def _ingest_path(

@@ -174,6 +174,10 @@ class KeyStore:
         except KeyDestroyedError:
             return None
 
+    def has_stream_key(self) -> bool:
+        """Whether the stream fingerprint key exists (``stream_key`` would otherwise make one)."""
+        return (self.custody.key_dir / STREAM_KEY_FILE).is_file()
+
     def stream_key(self) -> bytes:
         """The key of the stream fingerprints (``custody/streams.key``): made once, never rotated by a purge.
 

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import config
-from pipeline.errors import LockedError, SourceError
+from pipeline.errors import ConfigError, LockedError, SourceError
 from pipeline.ingest import batch
 from pipeline.ingest import run as ingest
 from pipeline.privacy.mask import ClientMasker
@@ -491,3 +491,17 @@ def test_store_write_failure_exits_6_not_10(tmp_path: Path) -> None:
     err = proc.stderr.strip().splitlines()
     assert len(err) == 1 and "cannot write" in err[0] and "Traceback" not in proc.stderr
     assert ingest_paths(store, [log]).rows == 3000  # nothing was committed half-way
+
+
+def test_a_store_copied_without_its_keys_is_refused_not_read_twice(tmp_path: Path) -> None:
+    # Files are known by keyed fingerprints: a new key would make every file look unread (review).
+    log = ROOT / "sample_logs" / "legacy.example.org" / "access_log"
+    first = ingest_paths(tmp_path / "a", [log])
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(ConfigError, match=r"has no stream key: every log would be read again"):
+        ingest_paths(tmp_path / "b", [log])
+    assert len(store_rows(tmp_path / "b")) == first.rows
+    shutil.rmtree(tmp_path / "b-keys")
+    shutil.copytree(tmp_path / "a-keys", tmp_path / "b-keys")  # restored with its keys: nothing doubles
+    again = ingest_paths(tmp_path / "b", [log])
+    assert again.rows == 0 and len(store_rows(tmp_path / "b")) == first.rows
