@@ -112,11 +112,13 @@ def ingest_cmd(
     if reingest is not None:
         if paths or domain_from_path:
             raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
+        from pipeline.ingest.custody import belongs_to
         from pipeline.lifecycle.reingest import unload_source  # not loaded for a plain cron ingest
 
         unloaded = unload_source(
-            cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait
-        )
+            cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,
+            belongs=belongs_to(cfg, reingest),
+        )  # fmt: skip
         if not quiet and not as_json:
             notice(
                 f"reingest: removed {unloaded.rows:,} rows and {unloaded.rejects:,} rejected lines of "

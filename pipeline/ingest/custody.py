@@ -12,6 +12,7 @@ by anyone: that is the point of destroying them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -67,6 +68,30 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
         if ours:
             wanted.append((layout.manifest_writer(key), manifest))
     return [_check(keystore, path, writer, m) for writer, m in wanted]
+
+
+def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether a batch (its manifest's ``source``) was read from the stream of the file at ``path``,
+    by the identity ingest gives files: the keyed fingerprint of its scope and first bytes, so the
+    rotated ``access_log.1.gz`` is the stream once read as ``access_log`` and the new ``access_log``
+    is not. Batches of an older hostlogs (no keyed fingerprint) match by the name they were read as."""
+    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    key = keystore.stream_key() if keystore.has_stream_key() and Path(path).is_file() else None
+    scope = sources.stream_scope(path).encode()
+    name = sources.display_name(path)
+    heads: dict[int, bytes | None] = {}
+
+    def ours(src: dict[str, Any]) -> bool:
+        if key is None or not src.get("keyed") or not src.get("fingerprint"):
+            return bool(src.get("path") == name)
+        length = int(src.get("fingerprint_bytes") or 0)
+        if length not in heads:
+            heads[length] = sources.read_head(path, length, final=True)
+        head = heads[length]
+        base = str(src["fingerprint"]).split("~", 1)[0]  # a later generation of the same file
+        return head is not None and digests.stream_digest(key, b"scope", scope, head) == base
+
+    return ours
 
 
 def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, Any]) -> BatchProof:

@@ -20,6 +20,7 @@ again. The action is audited like an erasure (a case or request id is required).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions
+from pipeline.store.catalogue import Catalogue
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
 STDIN_NAMES = ("-", "<stdin>")
@@ -63,8 +65,11 @@ def unload_source(
     request: str | None = None,
     reason: str | None = None,
     wait: float = 0.0,
+    belongs: Callable[[dict[str, Any]], bool] | None = None,
 ) -> UnloadReport:
-    """Retire every row and reject of ``source``'s batches and reset its streams (one commit), audited."""
+    """Retire every row and reject of ``source``'s batches and reset its streams (one commit), audited.
+
+    ``belongs``: which batches are the file's (``ingest.custody.belongs_to``; default: by path)."""
     if source in STDIN_NAMES:
         raise UsageError("--reingest cannot re-read stdin: its lines are gone once read")
     store = Store.existing(cfg.store, DEFAULT_WRITER, ingested=True)
@@ -73,7 +78,7 @@ def unload_source(
     with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
         with store.lock(wait):
             progress = store.recover()
-            report = _plan(store, source)
+            report = _plan(store, source, belongs)
             if report.files:
                 record = {
                     "operation": "reingest",
@@ -88,8 +93,14 @@ def unload_source(
     return report
 
 
-def _plan(store: Store, source: str) -> UnloadReport:
-    """The committed files and streams of ``source``'s batches; refused if any was merged or rewritten."""
+def _plan(store: Store, source: str, belongs: Callable[[dict[str, Any]], bool] | None) -> UnloadReport:
+    """The committed files and streams of ``source``'s batches; refused if any was merged or rewritten.
+
+    ``belongs`` (``ingest.custody.belongs_to``) tells a batch of the file's own stream by ingest's
+    identity of files, whatever name it was read under (``access_log`` before logrotate made it
+    ``access_log.1.gz``), and not the new file now under the old name; without it, batches match by
+    the path they were read as. Batches an earlier re-ingest already retired are not the source's.
+    """
     files: list[str] = []
     streams: set[str] = set()
     batches = rows = rejects = 0
@@ -97,7 +108,9 @@ def _plan(store: Store, source: str) -> UnloadReport:
     for key in store.manifest_keys(DEFAULT_WRITER):
         manifest = store.read_json(key) or {}
         src = manifest.get("source") or {}
-        if src.get("path") != source:
+        ours = belongs(src) if belongs is not None else src.get("path") == source
+        paths = [str(e["path"]) for e in manifest.get("files", [])]
+        if not ours or (paths and all(_retired_by_reingest(store, catalogue, p) for p in paths)):
             continue
         batches += 1
         if src.get("fingerprint"):
@@ -120,3 +133,10 @@ def _plan(store: Store, source: str) -> UnloadReport:
             "(hostlogs status or the ingest report lists them)"
         )
     return UnloadReport(source, batches, tuple(files), rows, rejects, tuple(sorted(streams)))
+
+
+def _retired_by_reingest(store: Store, catalogue: Catalogue, rel: str) -> bool:
+    """Whether a batch file was taken out by an earlier re-ingest (its rows were read again since)."""
+    if rel in catalogue.files or rel not in catalogue.retired:
+        return False
+    return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "reingest"

@@ -138,3 +138,30 @@ def test_a_crash_between_unload_and_ingest_is_finished_by_the_next_run(tmp_path:
 def test_a_missing_store_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="no store at"):
         unload_source(Config(store=str(tmp_path / "none")), "a.log", case="C-1")
+
+
+def test_reingest_after_rotation_touches_only_the_file_it_names_and_can_be_repeated(tmp_path: Path) -> None:
+    # Found by review: batches were matched by the name they were read as, so re-ingesting the new
+    # access_log after a rotation also retired the rotated file's rows, which it never read again.
+    import gzip
+
+    store = tmp_path / "s"
+    log = tmp_path / "access_log"
+    log.write_text("".join(LINE.format(n=i + 1) for i in range(20)))
+    assert ingest(store, log, "wrong.example")[0] == 0
+    rotated = tmp_path / "access_log.1.gz"
+    rotated.write_bytes(gzip.compress(log.read_bytes()))
+    log.write_text(LINE.format(n=42))  # logrotate: moved, compressed, a new file under the old name
+    assert (
+        invoke("ingest", str(log), "--store", str(store), "--domain", "wrong.example", "--final", "-q")[0]
+        == 0
+    )
+    assert domains(store) == {"wrong.example": 21}
+    assert reingest(store, log, "right.example")[0] == 0  # only the new file's row
+    assert domains(store) == {"right.example": 1, "wrong.example": 20}
+    code, _, err = reingest(store, rotated, "right.example")  # the rotated file, by its content
+    assert code == 0, err
+    assert domains(store) == {"right.example": 21}
+    code, _, err = reingest(store, rotated, "right.example")  # again: replaces, never refused or doubled
+    assert code == 0, err
+    assert domains(store) == {"right.example": 21}
