@@ -8,6 +8,7 @@ the command's own result and exit code stand.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -60,11 +61,16 @@ def _record(kwargs: dict[str, Any], command: str, code: int, started: dt.datetim
     from pipeline.ingest import lag
     from pipeline.lifecycle import metrics
 
-    try:
+    lags: dict[str, int | None] = {}
+    matched: dict[str, int] = {}
+    # a store or key directory that cannot be read (why the run failed) has no lag: the run's exit
+    # code is what must reach the metrics then
+    with contextlib.suppress(Exception):
         sources = lag.source_lags(cfg)
         lags = {f.path: f.lag for s in sources for f in s.files}
         matched = {s.pattern: len(s.files) for s in sources}
+    try:
         metrics.record(cfg, metrics.Run(command, code, started, seconds, lags, matched))
     except Exception as exc:  # never hide the command's own outcome behind a metrics failure
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        warn(f"cannot write the metrics file {cfg.metrics.textfile}: {what} ({command} itself is unaffected)")
+        warn(f"cannot write the metrics file {cfg.metrics.textfile}: {what} ({command}'s exit code stands)")

@@ -15,6 +15,7 @@ reason). Nothing here holds an address: the counts come from the manifests and t
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import re
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline.config import Config
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, HostlogsError
 from pipeline.lifecycle import status as store_status
 from pipeline.lifecycle.holds import active_holds
 from pipeline.store import layout
@@ -106,6 +107,14 @@ def measure(cfg: Config, store: Store, run: Run) -> Series:
         "hostlogs_last_exit_code": {me: float(run.exit_code)},
         "hostlogs_run_duration_seconds": {me: run.seconds},
     }
+    with contextlib.suppress(OSError, HostlogsError):  # a store that cannot be read: the run's own
+        out.update(_store_series(cfg, store, run))  # series (exit code, times) still count
+    return out
+
+
+def _store_series(cfg: Config, store: Store, run: Run) -> Series:
+    """What the store says: this ingest's counts, lags, size, days, horizon, held partitions."""
+    out: Series = {}
     if run.command == "ingest":
         out.update(ingest_counts(store, run.started, run.lags))
     if run.lags or run.matched:

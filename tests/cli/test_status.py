@@ -140,6 +140,18 @@ def test_a_failed_run_records_its_exit_code_and_keeps_the_last_success(tmp_path:
     assert after[("hostlogs_source_files_matched", (("pattern", f"{tmp_path}/logs/access.log*"),))] == 0
 
 
+def test_a_run_that_could_not_read_its_store_still_records_its_exit_code(tmp_path: Path) -> None:
+    # Found by review: the metrics read the broken store, failed, and the failure never reached them.
+    cfg = setup(tmp_path)
+    prom = tmp_path / "prom" / "hostlogs.prom"
+    invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    broken = tmp_path / "broken"
+    broken.write_text("not a store")  # the store path now names a regular file
+    code, out, err = invoke("ingest", "--config", str(cfg), "--store", str(broken), "--final", "--quiet")
+    assert code == 6 and out == "" and len(err.splitlines()) == 1, err
+    assert samples(prom)[("hostlogs_last_exit_code", (("command", "ingest"),))] == 6
+
+
 def test_an_unwritable_metrics_file_is_a_warning_not_the_commands_failure(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     cfg = setup(tmp_path, prom=str(tmp_path / "file" / "hostlogs.prom"))  # under a file: ENOTDIR
