@@ -13,6 +13,7 @@ import hashlib
 import lzma
 import os
 import re
+import stat
 import time
 import zlib
 from collections.abc import Callable
@@ -59,7 +60,9 @@ def expand(patterns: list[str]) -> list[str]:
             continue
         matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
         for m in matches:
-            if glob.has_magic(pattern) and not os.path.isfile(m):
+            # a glob skips directories; anything else it matches (a FIFO, a socket, a dangling link)
+            # is reported when opened, never skipped without a word
+            if glob.has_magic(pattern) and os.path.isdir(m):
                 continue
             found[m] = _mtime(m)
     return sorted(found, key=lambda p: (found[p], p))
@@ -125,6 +128,13 @@ _SUFFIX_CODEC = {
 _READABLE = {"gzip", "bz2", "xz", "zstd", "lz4", "brotli"}
 
 
+def _cannot_open(path: str, exc: OSError) -> SourceError:
+    return SourceError(
+        f"cannot open {path}: {exc.strerror or exc}; check the path (command line or [[sources]]) "
+        "and that this user may read it"
+    )
+
+
 def open_stream(path: str) -> SourceStream:
     """A binary stream of the decompressed content, read errors raised as ``SourceError``.
 
@@ -139,13 +149,17 @@ def open_stream(path: str) -> SourceStream:
             f"cannot open {path}: it is a directory; name the log files or a glob such as '{where}'"
         )
     try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _cannot_open(path, exc) from exc
+    if not stat.S_ISREG(mode):  # opening a FIFO would block until a writer came: forever, under cron
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "no regular file"
+        raise SourceError(f"cannot read {path}: it is {kind}; pipe it into 'hostlogs ingest -' instead")
+    try:
         with open(path, "rb") as probe:
             magic = probe.read(8)
     except OSError as exc:
-        raise SourceError(
-            f"cannot open {path}: {exc.strerror or exc}; check the path (command line or [[sources]]) "
-            "and that this user may read it"
-        ) from exc
+        raise _cannot_open(path, exc) from exc
     codec = next((c for m, c in _MAGIC if magic.startswith(m)), None)
     by_suffix = next((c for sfx, c in _SUFFIX_CODEC.items() if path.endswith(sfx)), None)
     if codec is None and path.endswith(UNREADABLE_SUFFIXES):
@@ -265,6 +279,13 @@ def stream_scope(path: str) -> str:
 
 def compressed_by_magic(path: str) -> bool:
     """A compressed file under a plain name (its first bytes are a compression's magic number)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        raise _cannot_open(path, exc) from exc
+    if not stat.S_ISREG(mode):  # opening a FIFO would block until a writer came: forever, under cron
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "no regular file"
+        raise SourceError(f"cannot read {path}: it is {kind}; pipe it into 'hostlogs ingest -' instead")
     try:
         with open(path, "rb") as probe:
             magic = probe.read(8)

@@ -6,6 +6,7 @@ Each case runs the real pipeline on real files in a temporary store; CLI cases a
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,16 @@ def _toml(tmp_path: Path, privacy: str) -> Path:
     path = tmp_path / "privacy.toml"
     path.write_text(f"[privacy]\n{privacy}\n")
     return path
+
+
+def test_a_fifo_or_a_dangling_link_fails_its_source_instead_of_hanging_or_vanishing(tmp_path: Path) -> None:
+    # Found by review: a FIFO blocked the run (and status) forever; a glob skipped both silently.
+    os.mkfifo(tmp_path / "access.fifo.log")
+    (tmp_path / "access.dangling.log").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "access.good.log").write_text(
+        '192.0.2.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n'
+    )
+    report = ingest_paths(tmp_path / "store", [str(tmp_path / "access*.log")])
+    errors = sorted(str(s.error) for s in report.failed)
+    assert len(errors) == 2 and "No such file" in errors[0] and "it is a FIFO" in errors[1]
+    assert report.rows == 1  # the good file is ingested all the same
