@@ -132,4 +132,5 @@ def prove_cmd(
         raise ProofFailed(f"no batch of the store was read from {file}")
     if any(p.status in ("DIFFERS", "file too short") for p in proofs):
         raise ProofFailed(f"{file} does not match what was ingested from it ({verified} batch(es) verified)")
-    click.echo(f"{file}: {verified} of {len(proofs)} batch(es) verified")
+    if not as_json:  # --json: the one JSON document only
+        click.echo(f"{file}: {verified} of {len(proofs)} batch(es) verified")

@@ -25,6 +25,7 @@ from pipeline.config import Config, SourceConfig
 from pipeline.errors import HostlogsError
 from pipeline.ingest import sources
 from pipeline.ingest.paths import template_glob
+from pipeline.ingest.run import reject_rate_error
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys
@@ -90,7 +91,9 @@ class SourceLag:
         if any(errors):
             return f"source {self.pattern}: {next(e for e in errors if e)}"
         r = self.last_run
-        if r is not None and r.reject_rate > self.max_reject_rate:
+        # the rule ingest applies (a single reject never fails a run): status agrees with its exit code
+        why = reject_rate_error(r.lines, r.rejects, self.max_reject_rate) if r is not None else None
+        if r is not None and why is not None:
             return (
                 f"source {self.pattern}: its last run rejected {r.rejected:,} of {r.lines:,} lines "
                 f"({r.reject_rate:.1%}, more than ingest.max_reject_rate {self.max_reject_rate:.1%})"

@@ -316,3 +316,14 @@ def test_cli_reference_is_current() -> None:
     for name, cmd in _commands(main, "hostlogs"):
         assert f"## hostlogs {name}".rstrip() in text and "Example:" in (cmd.help or "")
     assert "docs/cli.md" in (ROOT / "README.md").read_text()
+
+
+def test_keys_prove_json_is_one_document(tmp_path: Path) -> None:
+    # Found by review: the summary line followed the JSON array on stdout.
+    log = tmp_path / "access.log"
+    log.write_text('192.0.2.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n')
+    store = str(tmp_path / "store")
+    assert CliRunner().invoke(main, ["ingest", str(log), "--store", store, "--final", "-q"]).exit_code == 0
+    result = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", store, "--json"])
+    assert result.exit_code == 0, result.output
+    assert [p["status"] for p in json.loads(result.stdout)] == ["verified"]
