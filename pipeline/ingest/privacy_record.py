@@ -90,6 +90,16 @@ def check(store: Store, cfg: Config, *, accept_change: bool = False) -> dict[str
     return appended[0] if appended else None
 
 
+def mismatch(store: Store, cfg: Config) -> str | None:
+    """Why ``cfg`` would be refused by the store's privacy record (None: it would not), read only:
+    what ``hostlogs config check`` reports before an ingest is refused."""
+    held = current(store)
+    wanted = settings_of(cfg)
+    if held is None or held["settings"] == wanted:
+        return None
+    return _refusal(store, held["settings"], wanted)
+
+
 def _refusal(store: Store, held: dict[str, Any], wanted: dict[str, Any]) -> str:
     """One line: what the store holds, what the config would add, and how to change it on purpose."""
     parts = []

@@ -147,3 +147,22 @@ def test_the_environment_reaches_every_command(tmp_path: Path) -> None:
         "query", "--case", "T-1", "SELECT 1", env={"HOSTLOGS_STORE": str(tmp_path / "envstore")}
     )
     assert code == 6 and f"no store at {tmp_path / 'envstore'}" in err
+
+
+def test_config_check_refuses_what_ingest_would_refuse_on_the_existing_store(tmp_path: Path) -> None:
+    # Found by review: config check said ok to an ipv4_prefix change that the next ingest refuses.
+    log = tmp_path / "access.log"
+    log.write_text('192.0.2.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "curl/8"\n')
+    store = tmp_path / "store"
+    runner = CliRunner()
+    assert runner.invoke(main, ["ingest", str(log), "--store", str(store), "--final", "-q"]).exit_code == 0
+    same = tmp_path / "same.toml"
+    same.write_text(f"store = '{store}'\n")
+    assert runner.invoke(main, ["config", "check", "--config", str(same)]).exit_code == 0
+    wider = tmp_path / "wider.toml"
+    wider.write_text(f"store = '{store}'\n[privacy]\nipv4_prefix = 16\n")
+    result = runner.invoke(main, ["config", "check", "--config", str(wider)])
+    assert result.exit_code == 3
+    assert (
+        result.stderr.startswith("hostlogs: error: store ") and "would mix /24 and /16 rows" in result.stderr
+    )
