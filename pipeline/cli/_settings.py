@@ -126,6 +126,7 @@ def check(
     check_sources(cfg, origin)
     _check_geoip(cfg)
     _check_store(cfg.store)
+    _check_privacy_record(cfg)
     warnings = [*_source_warnings(cfg, origin), *_env_warnings(environ)]
     textfile = Path(cfg.metrics.textfile) if cfg.metrics.textfile else None
     if textfile is not None and not textfile.parent.is_dir():
@@ -150,6 +151,18 @@ def _check_store(store: str) -> None:
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir():
         raise ConfigError(f"store {store}: {existing} is not a directory; choose another store path")
+
+
+def _check_privacy_record(cfg: Config) -> None:
+    """An existing store's privacy record against the config (what ingest would refuse on it)."""
+    from pipeline.ingest import privacy_record
+    from pipeline.store.commit import Store
+
+    store = Store(cfg.store)
+    if store.is_folder(""):  # no store yet: its first ingest records the settings
+        why = privacy_record.mismatch(store, cfg)
+        if why is not None:
+            raise ConfigError(why)
 
 
 def _source_warnings(cfg: Config, origin: str) -> Iterator[str]:

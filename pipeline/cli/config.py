@@ -7,9 +7,7 @@ import json
 import click
 
 from pipeline.cli import _settings
-from pipeline.cli._common import handle_errors, json_option, load_config, main, store_options, warn
-from pipeline.config import Config
-from pipeline.errors import ConfigError
+from pipeline.cli._common import handle_errors, json_option, main, store_options, warn
 
 
 @main.group("config")
@@ -40,20 +38,6 @@ def check_cmd(config_path: str | None, store: str | None, as_json: bool) -> None
         HOSTLOGS_INGEST_WORKERS=4 hostlogs config check --config /etc/hostlogs/hostlogs.toml --json
     """
     report = _settings.check(config_path, store=store)
-    _check_privacy_record(load_config(config_path, store))  # what ingest would refuse on this store
     for warning in report.warnings:
         warn(warning)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else _settings.render_check(report))
-
-
-def _check_privacy_record(cfg: Config) -> None:
-    """An existing store's privacy record against the config's prefixes, pseudonyms and key period."""
-    from pipeline.ingest import privacy_record
-    from pipeline.store.commit import Store
-
-    store = Store(cfg.store)
-    if not store.is_folder(""):
-        return  # no store yet: its first ingest records the settings
-    why = privacy_record.mismatch(store, cfg)
-    if why is not None:
-        raise ConfigError(why)

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from pipeline.config import Config, SourceConfig
+from pipeline.config import Config
 from pipeline.errors import HostlogsError
 from pipeline.ingest import sources
-from pipeline.ingest.paths import template_glob
+from pipeline.ingest.paths import source_glob
 from pipeline.ingest.run import reject_rate_error
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
@@ -115,7 +115,9 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     store = Store(cfg.store, DEFAULT_WRITER)
     progress = store.load_progress()
     state = _run_state(cfg, store, progress)
-    matched = [(spec, _pattern(spec), sources.expand_source(_pattern(spec), spec.olddir)) for spec in specs]
+    matched = [
+        (spec, source_glob(spec), sources.expand_source(source_glob(spec), spec.olddir)) for spec in specs
+    ]
     runs = last_runs(store, {sources.display_name(p) for _, _, paths in matched for p, _ in paths})
     out = []
     for _, pattern, paths in matched:
@@ -135,13 +137,6 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
             )
         )
     return tuple(out)
-
-
-def _pattern(spec: SourceConfig) -> str:
-    """The glob a source names (as ``ingest.run`` expands it)."""
-    if spec.path == "" and spec.domain_from_path:
-        return template_glob(spec.domain_from_path)
-    return spec.path
 
 
 def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None:

@@ -45,6 +45,13 @@ def template_glob(template: str) -> str:
     return template.replace("{domain}", "*")
 
 
+def source_glob(spec: SourceConfig) -> str:
+    """The glob a source names: its path, or its domain template's glob when it has only that."""
+    if spec.path == "" and spec.domain_from_path:
+        return template_glob(spec.domain_from_path)
+    return spec.path
+
+
 def check_source(src: SourceConfig, where: str) -> None:
     """A source can be ingested: its format is registered (FormatError, exit 5) and its olddir valid."""
     if src.format != "auto":

@@ -26,7 +26,7 @@ from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.directives import state_before
 from pipeline.ingest.migrate import migrate_store
-from pipeline.ingest.paths import check_source, domain_from_path, template_glob
+from pipeline.ingest.paths import check_source, domain_from_path, source_glob
 from pipeline.ingest.privacy_record import check as check_privacy_record
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
@@ -166,11 +166,7 @@ def run(
         ticker = _Ticker(progress) if progress is not None else None
         run_state.on_read = ticker.read if ticker is not None else None
         for spec in specs:
-            pattern = (
-                template_glob(spec.domain_from_path)
-                if spec.path == "" and spec.domain_from_path
-                else spec.path
-            )
+            pattern = source_glob(spec)
             paths = sources.expand_source(pattern, spec.olddir)
             if not paths:
                 # a source that names nothing is how collection stops unnoticed (a moved log, a
