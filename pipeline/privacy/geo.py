@@ -5,8 +5,9 @@ Enrichment must run before truncation: a truncated address can miss (in MaxMind'
 never ``registered_country`` (where the block is registered: the US for a UK address in the test
 data); when a record has no location country the answer is null rather than a plausible wrong one.
 
-Lookups run once per distinct address, with a bounded cache across batches: distinct clients are
-far fewer than lines.
+Each address is walked down the database's search tree (``geo_tree``, vectorised), which names the
+record it resolves to; each distinct record is decoded once, through the reader, and its answer kept
+by record for the run (bounded): many clients share a record, and decoding is what a lookup costs.
 """
 
 from __future__ import annotations
@@ -14,29 +15,34 @@ from __future__ import annotations
 import datetime as dt
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import maxminddb
+import numpy as np
 import polars as pl
 
 from pipeline.errors import ConfigError
+from pipeline.privacy.geo_tree import INVALID, SearchTree
 from pipeline.privacy.mask import factorize
 
 CACHE_MAX = 500_000
 COLUMNS: dict[str, pl.DataType] = {"country": pl.String(), "asn": pl.Int64(), "as_org": pl.String()}
 
-Answer = tuple[str | None, int | None, str | None]  # country, asn, as_org
-_NOTHING: Answer = (None, None, None)
 
-
-@dataclass(frozen=True)
+@dataclass
 class _Database:
     reader: Any  # maxminddb.Reader (C extension or pure Python: no common type to name)
-    ipv4_only: bool
+    tree: SearchTree
     provenance: str
+    answers: dict[int, Any] = field(default_factory=dict)  # record offset → the part of the answer it gives
+
+    def close(self) -> None:
+        self.reader.close()
+        self.tree.close()
 
 
 class Geo:
@@ -48,13 +54,11 @@ class Geo:
             self._asn = _open(asn_db, "ASN", ("ASN", "ISP"))
         except ConfigError:
             if self._country is not None:
-                self._country.reader.close()
+                self._country.close()
             raise
         self.cache_max = cache_max
-        self.lookups = 0  # distinct addresses looked up in the databases (cache misses)
-        self.errors = 0  # database lookups that failed (not counted: IPv6 on an IPv4-only database)
-        self._cache: dict[str, Answer] = {}
-        self._answers: dict[Answer, Answer] = {}  # one tuple per distinct answer: keeps the cache small
+        self.lookups = 0  # records decoded (each distinct record once while it is cached)
+        self.errors = 0  # lookups that failed (not counted: IPv6 on an IPv4-only database)
         self._lock = threading.Lock()  # ingest prepares batches on a thread pool
 
     @property
@@ -74,15 +78,22 @@ class Geo:
             return frame.with_columns(nulls).drop("address")  # with_columns: literals fill every row
         distinct, codes = factorize(frame.get_column("address"))
         with self._lock:
-            answers = self._lookup_all(distinct.to_list())
-        columns: list[tuple[object, ...]] = list(zip(*answers, strict=True)) if answers else [(), (), ()]
-        per_distinct = pl.DataFrame(dict(zip(COLUMNS, columns, strict=True)), schema=COLUMNS)
+            countries = self._answers(self._country, distinct, _iso_code)
+            networks = self._answers(self._asn, distinct, _network)
+        per_distinct = pl.DataFrame(
+            {
+                "country": countries,
+                "asn": [n[0] if n else None for n in networks],
+                "as_org": [n[1] if n else None for n in networks],
+            },
+            schema=COLUMNS,
+        )
         return per_distinct.select(pl.all().gather(codes))
 
     def close(self) -> None:
         for db in (self._country, self._asn):
             if db is not None:
-                db.reader.close()
+                db.close()
         self._country = self._asn = None
 
     def __enter__(self) -> Geo:
@@ -93,47 +104,42 @@ class Geo:
     ) -> None:
         self.close()
 
-    def _lookup_all(self, distinct: list[str]) -> list[Answer]:
-        cache = self._cache
-        missing = [a for a in distinct if a not in cache]
-        if missing:
-            # One pass per database with its reader hoisted: this runs once per address never seen.
-            self.lookups += len(missing)
-            countries = self._records(self._country, missing)
-            networks = self._records(self._asn, missing)
-            answers = self._answers
-            for address, country, network in zip(missing, countries, networks, strict=True):
-                asn = network.get("autonomous_system_number") if network else None
-                org = network.get("autonomous_system_organization") if network else None
-                answer: Answer = (
-                    _iso_code(country),
-                    asn if isinstance(asn, int) and not isinstance(asn, bool) else None,
-                    sys.intern(org) if isinstance(org, str) else None,
-                )
-                cache[address] = _NOTHING if answer == _NOTHING else answers.setdefault(answer, answer)
-        found = [cache[a] for a in distinct]
-        if len(cache) > self.cache_max:
-            # Bound memory on endless streams: keep what the latest batch used (LRU-ish, no bookkeeping).
-            self._cache = dict(zip(distinct, found, strict=True))
-            self._answers = {ans: ans for ans in found}
-        return found
-
-    def _records(self, db: _Database | None, addresses: list[str]) -> list[dict[str, Any] | None]:
+    def _answers(
+        self, db: _Database | None, addresses: pl.Series, extract: Callable[[Any], Any]
+    ) -> list[Any]:
+        """``extract(record)`` for each address: its record found by the tree walk, decoded once."""
         if db is None:
             return [None] * len(addresses)
-        get, ipv4_only = db.reader.get, db.ipv4_only
-        out: list[dict[str, Any] | None] = []
-        for address in addresses:
-            if ipv4_only and ":" in address:
-                out.append(None)  # the reader would raise ValueError: an IPv4-only tree has no IPv6 answer
-                continue
-            try:
-                record = get(address)
-            except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
-                self.errors += 1
-                record = None
-            out.append(record if isinstance(record, dict) else None)
+        records = db.tree.records(addresses)
+        self.errors += int(np.count_nonzero(records == INVALID))  # not an address, a corrupt tree
+        answers = db.answers
+        found, first = np.unique(records, return_index=True)
+        new = [
+            (int(r), int(i)) for r, i in zip(found, first, strict=True) if r >= 0 and int(r) not in answers
+        ]
+        if new:
+            self.lookups += len(new)
+            texts = addresses.gather([i for _, i in new]).to_list()
+            for (record, _), text in zip(new, texts, strict=True):  # one decode per record never seen
+                try:
+                    value = db.reader.get(text)  # the same record: the reader walks the same bits
+                except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
+                    self.errors += 1
+                    value = None
+                answers[record] = extract(value if isinstance(value, dict) else None)
+        out = [answers.get(int(r)) for r in records]
+        if len(answers) > self.cache_max:  # bound memory on endless streams: keep this batch's records
+            db.answers = {int(r): answers[int(r)] for r in found if r >= 0}
         return out
+
+
+def _network(record: dict[str, Any] | None) -> tuple[int | None, str | None] | None:
+    """(ASN, organisation) of an ASN/ISP record, None when it has neither."""
+    asn = (record or {}).get("autonomous_system_number")
+    org = (record or {}).get("autonomous_system_organization")
+    number = asn if isinstance(asn, int) and not isinstance(asn, bool) else None
+    name = sys.intern(org) if isinstance(org, str) else None
+    return None if number is None and name is None else (number, name)
 
 
 def _iso_code(record: dict[str, Any] | None) -> str | None:
@@ -161,4 +167,9 @@ def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | N
             f"expected a {' or '.join(types)} database"
         )
     built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return _Database(reader, meta.ip_version == 4, f"{meta.database_type} {built}")
+    try:
+        tree = SearchTree(path, meta.node_count, meta.record_size, meta.ip_version)
+    except (OSError, ValueError) as e:
+        reader.close()
+        raise ConfigError(f"GeoIP {what} database {path} is not a valid MaxMind DB file") from e
+    return _Database(reader, tree, f"{meta.database_type} {built}")

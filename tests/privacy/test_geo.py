@@ -113,14 +113,19 @@ def test_every_source_network_country(name: str) -> None:
 
 def test_no_fallback_to_registered_country(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test-database record has registered_country without country, so use a stand-in reader."""
-    records = {
-        "192.0.2.1": {"registered_country": {"iso_code": "US"}},
-        "192.0.2.2": {"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "US"}},
-        "192.0.2.3": {"represented_country": {"iso_code": "US"}},
+    records = {  # three addresses with three different records in the real tree
+        "81.2.69.160": {"registered_country": {"iso_code": "US"}},
+        "2001:218::1": {"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "US"}},
+        "89.160.20.112": {"represented_country": {"iso_code": "US"}},
     }
-    monkeypatch.setattr(maxminddb, "open_database", lambda *_: FakeReader("GeoIP2-Country", records))
-    with Geo(Path("fake.mmdb"), None) as g:
-        assert countries(g, list(records)) == {"192.0.2.1": None, "192.0.2.2": "DE", "192.0.2.3": None}
+    fake = FakeReader("GeoIP2-Country", records)
+    monkeypatch.setattr(maxminddb, "open_database", lambda *_: fake)
+    with Geo(GEOIP2_COUNTRY, None) as g:
+        assert countries(g, list(records)) == {
+            "81.2.69.160": None,
+            "2001:218::1": "DE",
+            "89.160.20.112": None,
+        }
 
 
 # --- ASN -------------------------------------------------------------------------------------------
@@ -221,7 +226,7 @@ def test_bad_databases_are_config_errors(country_db: Path | None, asn_db: Path |
 # --- cache, provenance, lifecycle ------------------------------------------------------------------
 
 
-def test_one_lookup_per_distinct_address_and_cache_across_calls() -> None:
+def test_one_decode_per_distinct_record_and_cache_across_calls() -> None:
     with Geo(GEOIP2_COUNTRY, ASN) as g:
         batch = pl.Series(["81.2.69.160", "1.128.0.1", None, "2001:218::1"] * 25_000)
         first = g.enrich(batch)
@@ -230,7 +235,7 @@ def test_one_lookup_per_distinct_address_and_cache_across_calls() -> None:
         assert g.enrich(batch).equals(first)
         assert g.lookups == 3  # second call: no new lookups
         g.enrich(pl.Series(["89.160.20.112", "81.2.69.160"]))
-        assert g.lookups == 4
+        assert g.lookups == 5  # one new record in each database (89.160.20.112's); GB's is known
 
 
 def test_cache_is_bounded() -> None:
@@ -268,11 +273,16 @@ def test_disabled_and_closed() -> None:
 
 
 class FakeReader:
-    """Stands in for maxminddb.Reader where the test databases have no suitable record."""
+    """Stands in for maxminddb.Reader where the test databases have no suitable record: the records
+    of a real database's tree (``Geo`` walks it) replaced by ``records`` (by address)."""
 
-    def __init__(self, database_type: str, records: dict[str, Any]) -> None:
+    def __init__(self, database_type: str, records: dict[str, Any], tree: Path = GEOIP2_COUNTRY) -> None:
         self.records = records
-        self._meta = type("Meta", (), {"database_type": database_type, "build_epoch": 0, "ip_version": 6})()
+        real = maxminddb.open_database(str(tree)).metadata()
+        self._meta = type(
+            "Meta", (), {"database_type": database_type, "build_epoch": 0, "ip_version": 6,
+                         "node_count": real.node_count, "record_size": real.record_size},
+        )()  # fmt: skip
 
     def metadata(self) -> Any:
         return self._meta
