@@ -21,16 +21,14 @@ from pipeline.investigate.scope import (
     span_facts,
 )
 from pipeline.privacy import digests, keys
-from pipeline.privacy.mask import ClientMasker
+from pipeline.privacy.truncate import Truncator
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # --- ip --------------------------------------------------------------------------------------------
 
 
-def ip(
-    con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker: ClientMasker
-) -> Investigation:
+def ip(con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker: Truncator) -> Investigation:
     """Exact rows of one address (its pseudonym in each key period) plus its truncated network."""
     lookups = digests.lookup_pseudonyms(address, keystore)
     network = masker.network(address)
@@ -125,7 +123,7 @@ def parse_network(text: str) -> Network:
         raise UsageError(f"not a network: {text!r} (expected CIDR such as 198.51.0.0/16)") from None
 
 
-def _prefilter(q: Network, masker: ClientMasker) -> str:
+def _prefilter(q: Network, masker: Truncator) -> str:
     """A cheap text filter that keeps every stored network that can overlap ``q``."""
     if q.version == 4:
         octets = min(q.prefixlen, masker.ipv4_prefix) // 8
@@ -139,7 +137,7 @@ def _prefilter(q: Network, masker: ClientMasker) -> str:
     return "client_net LIKE '%:%'"
 
 
-def net(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> Investigation:
+def net(con: Sandbox, scope: Scope, cidr: str, masker: Truncator) -> Investigation:
     """Rows whose stored client network overlaps ``cidr`` (inside it, or containing it)."""
     q = parse_network(cidr)
     # Pass 1 reads the network and the date only (a dictionary column: cheap over years); the
@@ -205,7 +203,7 @@ def address_condition(
     return f"({cond or 'false'})", live, destroyed
 
 
-def net_condition(con: Sandbox, scope: Scope, cidr: str, masker: ClientMasker) -> tuple[str, str]:
+def net_condition(con: Sandbox, scope: Scope, cidr: str, masker: Truncator) -> tuple[str, str]:
     """SQL matching the rows whose stored network overlaps ``cidr``; (condition, the network)."""
     q = parse_network(cidr)
     stored = con.execute(

@@ -33,7 +33,7 @@ from pipeline.investigate.scope import (
 )
 from pipeline.investigate.session import masker_of, with_connection
 from pipeline.privacy import keys
-from pipeline.privacy.mask import ClientMasker
+from pipeline.privacy.truncate import Truncator
 
 # --- path, ua, domain ------------------------------------------------------------------------------
 
@@ -126,7 +126,7 @@ def domain(con: Sandbox, scope: Scope, name: str, by: Bucket = "hour") -> Invest
 
 def timeline(
     con: Sandbox, scope: Scope, by: Bucket = "hour", *, path: str | None = None, cidr: str | None = None,
-    address: str | None = None, keystore: keys.KeyStore | None = None, masker: ClientMasker | None = None,
+    address: str | None = None, keystore: keys.KeyStore | None = None, masker: Truncator | None = None,
 ) -> Investigation:  # fmt: skip
     """The requests of a scope in time order, with counts per hour or day: what happened when.
 
@@ -145,7 +145,7 @@ def timeline(
         what.append(f"path {path}")
         audit["path"] = path
     if cidr:
-        cond, network = net_condition(con, scope, cidr, masker or ClientMasker())
+        cond, network = net_condition(con, scope, cidr, masker or Truncator())
         conds.append(cond)
         what.append(f"network {network}")
         audit["network"] = network
@@ -156,7 +156,7 @@ def timeline(
         conds.append(cond)
         what.append("one address (through its pseudonyms)")
         audit.update(
-            pseudonyms=live, destroyed=destroyed, address_network=(masker or ClientMasker()).network(address)
+            pseudonyms=live, destroyed=destroyed, address_network=(masker or Truncator()).network(address)
         )
         if destroyed:
             notes.append(f"key destroyed for {', '.join(destroyed)}: no rows of those periods can be linked")

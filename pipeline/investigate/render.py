@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pipeline.errors import UsageError
 from pipeline.investigate.sandbox import QueryResult
@@ -109,6 +108,8 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
     )
     try:
         if fmt == "parquet":
+            import pyarrow.parquet as pq
+
             data = result.table if result.table is not None else _to_arrow(result)
             pq.write_table(data, path, compression="zstd")
         else:

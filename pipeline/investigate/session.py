@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import polars as pl
-
 from pipeline.config import Config
 from pipeline.errors import StoreChangedError
 from pipeline.investigate import audit
 from pipeline.investigate.sandbox import Limits, QueryResult, Sandbox, _open
 from pipeline.investigate.statement import check_statement
-from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store.commit import Store
 
 T = TypeVar("T")
@@ -46,7 +44,7 @@ class _Door:
 
     store: Store
     limits: Limits
-    masker: ClientMasker
+    masker: Truncator
     require_case: bool
 
 
@@ -60,12 +58,12 @@ def _door(source: Source, require_case: bool | None, limits: Limits | None) -> _
     return _Door(Store.existing(source), limits or Limits(), masker_of(source), bool(require_case))
 
 
-def masker_of(source: Source) -> ClientMasker:
+def masker_of(source: Source) -> Truncator:
     """The config's address truncation (the defaults for a bare store path): SQL in the audit trail
     and the investigations show a full client address only as its network, cut as the config says."""
     if isinstance(source, Config):
-        return ClientMasker(source.privacy.ipv4_prefix, source.privacy.ipv6_prefix)
-    return ClientMasker()
+        return Truncator(source.privacy.ipv4_prefix, source.privacy.ipv6_prefix)
+    return Truncator()
 
 
 def _admit(
@@ -77,9 +75,9 @@ def _admit(
     return audit.check_case(case, door.require_case), None
 
 
-def masked_sql(sql: str, masker: ClientMasker | None = None) -> str:
+def masked_sql(sql: str, masker: Truncator | None = None) -> str:
     """SQL as the audit trail keeps it: full client addresses typed into it become their network."""
-    return str(mask_text(pl.Series([sql]), masker or ClientMasker())[0])
+    return mask_value(sql, masker or Truncator())
 
 
 class Access:
@@ -168,7 +166,7 @@ def with_connection(
 def run(
     source: Source, sql: str, *, case: str | None = None, reason: str | None = None,
     command: str = "query", require_case: bool | None = None, limits: Limits | None = None,
-    masker: ClientMasker | None = None, warn: Callable[[str], None] | None = None,
+    masker: Truncator | None = None, warn: Callable[[str], None] | None = None,
 ) -> QueryResult:  # fmt: skip
     """One read-only statement over the sandboxed views, audited."""
 
@@ -204,7 +202,7 @@ class Session:
 
     def __init__(
         self, source: Source, *, case: str | None, reason: str | None = None, command: str = "shell",
-        require_case: bool | None = None, limits: Limits | None = None, masker: ClientMasker | None = None,
+        require_case: bool | None = None, limits: Limits | None = None, masker: Truncator | None = None,
     ) -> None:  # fmt: skip
         self._door = _door(source, require_case, limits)
         self.case, _ = _admit(self._door, case, None, None)

@@ -13,43 +13,17 @@ Raw addresses live only in the in-memory polars frames of the batch being proces
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Sequence
 from typing import Literal, Protocol
 
 import polars as pl
 
-from pipeline.privacy.addresses import (
-    PLAIN_IPV4,
-    SIX_TO_FOUR,
-    IPAddress,
-    ipv6_fast,
-    mask_addresses,
-    parse_address,
-)
+from pipeline.privacy.addresses import PLAIN_IPV4
+from pipeline.privacy.truncate import EMAIL, EMAIL_MASK, NEEDS_MASK, Truncator
+from pipeline.privacy.truncate import mask_value as mask_value  # re-exported: one masking API
 
 REDACTED = "REDACTED"
-EMAIL_MASK = "[email]"
-
-# Cheap vectorised pre-filter (one scan per row; only rows that match go to ``mask_addresses``): it
-# admits every value in which ``mask_addresses`` could find something, in every textual form (see there):
-# * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
-#   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
-# * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
-# * an e-mail ('@', '%40', '%2540');
-# * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
-#   be written with (digits, '.', ':', hex letters, 'x') or of one that starts another escape ('%',
-#   '\', 'u', '&', '#'): encoded addresses, also double-encoded.
-_PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
-_NEEDS_MASK = (
-    rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
-    r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
-    r"|@|%(?:25)*40"
-    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
-    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);|[\uff10-\uff1a\uff0e\u3002]"
-)
-_EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%(?:25)*40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
 
 # Every string column of the store and what keeps personal data out of it; tests/privacy/test_privacy.py
 # fails when a string column of ``schema.PAGEVIEWS`` or ``schema.REJECTS`` has no entry here.
@@ -118,8 +92,8 @@ class Annotator(Protocol):
     def annotate(self, clients: pl.Series, ts: pl.Series, masker: ClientMasker) -> dict[str, pl.Series]: ...
 
 
-class ClientMasker:
-    """Maps client field values to truncated networks, caching per distinct value.
+class ClientMasker(Truncator):
+    """A ``Truncator`` that works on whole columns, caching per distinct value.
 
     With an ``annotator`` (pseudonyms, GeoIP) the same per-distinct-client pass also yields those
     columns, so a batch pays for one distinct/join round instead of one per feature.
@@ -128,26 +102,8 @@ class ClientMasker:
     def __init__(
         self, ipv4_prefix: int = 24, ipv6_prefix: int = 48, annotator: Annotator | None = None
     ) -> None:
-        if not 0 <= ipv4_prefix <= 32 or not 0 <= ipv6_prefix <= 128:
-            raise ValueError("prefix lengths must be 0-32 (IPv4) and 0-128 (IPv6)")
-        self.ipv4_prefix = ipv4_prefix
-        self.ipv6_prefix = ipv6_prefix
+        super().__init__(ipv4_prefix, ipv6_prefix)
         self.annotator = annotator
-        self._cache: dict[str, str | None] = {}
-        self._texts: dict[str, str] = {}  # free text → masked, across batches (user agents repeat)
-
-    def mask_texts(self, texts: list[str | None]) -> list[str | None]:
-        """``addresses.mask_addresses`` of each text (None stays None), cached per distinct text."""
-        cache = self._texts
-        out: list[str | None] = []
-        for text in texts:
-            masked = None if text is None else cache.get(text)
-            if masked is None and text is not None:
-                masked = cache[text] = mask_addresses(text, self.network_of)
-            out.append(masked)
-        if len(cache) > 200_000:  # bound memory on endless streams
-            cache.clear()
-        return out
 
     def annotate(self, clients: pl.Series, ts: pl.Series) -> dict[str, pl.Series]:
         """The CLIENT_COLUMNS for each row's client field (``ts`` picks the pseudonym key period)."""
@@ -156,34 +112,6 @@ class ClientMasker:
         columns = null_client_columns(len(clients))
         columns["client_net"] = self.networks(clients).rename("client_net")
         return columns
-
-    def network(self, value: str) -> str | None:
-        """Truncated network of a client field value, or None when it is not an IP address."""
-        return self.address_and_network(value)[1]
-
-    def address_and_network(self, value: str) -> tuple[str | None, str | None]:
-        """Canonical address text (what pseudonyms key) and truncated network, or (None, None)."""
-        fast = ipv6_fast(value, self.ipv6_prefix)
-        if fast is not None:
-            return fast
-        addr = parse_address(value)
-        if addr is None:
-            return None, None
-        return str(addr), self.network_of(addr)
-
-    def network_of(self, addr: IPAddress) -> str:
-        # The network address by masking the integer: same text as IPv4Network/IPv6Network(...,
-        # strict=False).with_prefixlen (tested), without building a network object (2x faster).
-        if addr.version == 4:
-            host = 32 - self.ipv4_prefix
-            return f"{ipaddress.IPv4Address(int(addr) >> host << host)}/{self.ipv4_prefix}"
-        prefix = self.ipv6_prefix
-        if addr in SIX_TO_FOUR:
-            # 2002:WWXX:YYZZ::/48 carries the whole IPv4 address in bits 16-48: cut it where the
-            # IPv4 prefix would cut the address itself
-            prefix = min(prefix, 16 + self.ipv4_prefix)
-        host = 128 - prefix  # explicit class: ip_address() would read ::1 as IPv4
-        return f"{ipaddress.IPv6Address(int(addr) >> host << host)}/{prefix}"
 
     def addresses_and_networks(self, values: pl.Series) -> tuple[pl.Series, pl.Series]:
         """For distinct client values: the canonical address text (what pseudonyms key) and network.
@@ -268,22 +196,17 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
 def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
     """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder.
 
-    One vectorised scan (``_NEEDS_MASK``) per row; the rows it admits are masked once per distinct
+    One vectorised scan (``NEEDS_MASK``) per row; the rows it admits are masked once per distinct
     value (``addresses.mask_addresses``, cached in the masker across batches).
     """
-    needs = values.str.contains(_NEEDS_MASK).fill_null(False)
+    needs = values.str.contains(NEEDS_MASK).fill_null(False)
     if not needs.any():
         return values
-    subset = values.filter(needs).str.replace_all(_EMAIL, EMAIL_MASK)
+    subset = values.filter(needs).str.replace_all(EMAIL, EMAIL_MASK)
     distinct, codes = factorize(subset)
     masked = pl.Series(masker.mask_texts(distinct.to_list()), dtype=pl.String).gather(codes)
     # scatter works in place: on a clone (copy-on-write), never on the caller's series
     return values.clone().scatter(needs.arg_true(), masked)
-
-
-def mask_value(text: str, masker: ClientMasker) -> str:
-    """``mask_text`` of one string (configured names, SQL typed by an investigator)."""
-    return str(mask_text(pl.Series([text], dtype=pl.String), masker)[0])
 
 
 def mask_text_distinct(values: pl.Series, masker: ClientMasker) -> pl.Series:
@@ -331,7 +254,7 @@ def scrub_params_and_text(values: pl.Series, pattern: str, masker: ClientMasker)
     the slower of the two separate scans cost (a polars string scan is dominated by its per-row
     cost): the rest runs on the rows that need it.
     """
-    needs = values.str.contains(f"(?:{_NEEDS_MASK})|(?:{pattern})").fill_null(False)
+    needs = values.str.contains(f"(?:{NEEDS_MASK})|(?:{pattern})").fill_null(False)
     if not needs.any():
         return values
     subset = mask_text(redact_params(values.filter(needs), pattern), masker)

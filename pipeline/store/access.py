@@ -13,16 +13,17 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as ds
+
+if TYPE_CHECKING:  # imported where used: commands that only read manifests start faster
+    import polars as pl
+    import pyarrow.dataset as ds
 
 from pipeline.errors import StoreError, UsageError, store_error
 from pipeline.store import catalogue, layout
 from pipeline.store.fs import LocalFS, Payload, StoreFS
-from pipeline.store.parquet import parquet_rows, parquet_schema, read_rows
 
 Key = str | os.PathLike[str]
 DATE = pa.field("date", pa.date32())  # the hive partition column of ``date=YYYY-MM-DD`` folders
@@ -110,16 +111,22 @@ class StoreFiles:
     def parquet_rows(self, key: Key) -> int:
         """Row count from the footer; unreadable: StoreError."""
         k = self._key(key)
+        from pipeline.store.parquet import parquet_rows
+
         try:
             return parquet_rows(self.fs.url(k))
         except OSError as exc:
             raise StoreError(f"cannot read {self.fs.url(k)}: {exc}") from exc
 
     def parquet_schema(self, key: Key) -> pa.Schema:
+        from pipeline.store.parquet import parquet_schema
+
         return parquet_schema(self.fs.url(self._key(key)))
 
     def read_parquet(self, key: Key, columns: builtins.list[str] | None = None) -> pl.DataFrame:
         """A data file in the current pageviews schema (columns it predates are nulls)."""
+        from pipeline.store.parquet import read_rows
+
         url = self.fs.url(self._key(key))
         return read_rows(url, columns, name=url)
 
@@ -127,6 +134,8 @@ class StoreFiles:
         self, table: str, keys: builtins.list[str], schema: pa.Schema, fmt: ds.FileFormat | None = None
     ) -> ds.Dataset:
         """A pyarrow dataset of ``keys`` under ``table``, with the ``date`` partition column appended."""
+        import pyarrow.dataset as ds
+
         afs, base = self.fs.arrow()
         return ds.dataset(
             [f"{base}/{k}" for k in keys], schema=pa.schema([*schema, DATE]), format=fmt or "parquet",

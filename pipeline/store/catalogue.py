@@ -16,7 +16,6 @@ from typing import IO, Any
 
 from pipeline.store import layout
 from pipeline.store.fs import StoreFS
-from pipeline.store.parquet import parquet_rows
 
 
 @dataclass(frozen=True)
@@ -115,6 +114,8 @@ def check_file(
         recorded = record.sha256 if checksum and record is not None else None
         if recorded is not None and sha256(fs, key) != recorded:
             return "altered: its SHA-256 differs from the one its manifest recorded"
+        from pipeline.store.parquet import parquet_rows  # (polars: only when a file is checked)
+
         rows = parquet_rows(fs.url(key))
     except FileNotFoundError:
         return "missing"

@@ -43,7 +43,6 @@ from pipeline.store import catalogue, layout
 from pipeline.store.access import Key, StoreFiles
 from pipeline.store.catalogue import Catalogue, FileRecord
 from pipeline.store.fs import Payload, StoreFS
-from pipeline.store.parquet import encode_parquet
 from pipeline.store.progress import Progress
 
 WRITER_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -110,6 +109,8 @@ class Store(StoreFiles):
     # --- atomic writes -------------------------------------------------------------------------
     def write_parquet(self, key: Key, table: pa.Table) -> int:
         """Write a zstd Parquet file atomically; returns its size in bytes."""
+        from pipeline.store.parquet import encode_parquet  # (polars: writers only)
+
         return self.write_bytes(key, encode_parquet(table))
 
     def write_bytes(self, key: Key, payload: Payload) -> int:

@@ -18,14 +18,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Protocol, TypeAlias
+from typing import IO, TYPE_CHECKING, Protocol, TypeAlias
 
-import pyarrow as pa
-import pyarrow.fs as pafs
+if TYPE_CHECKING:  # imported where used: a query on a local store starts without pyarrow.fs
+    import pyarrow as pa
+    import pyarrow.fs as pafs
 
 from pipeline.errors import LockedError, StoreError, store_error
 
-Payload: TypeAlias = bytes | bytearray | memoryview | pa.Buffer
+Payload: TypeAlias = "bytes | bytearray | memoryview | pa.Buffer"
 
 
 class StoreFS(Protocol):
@@ -294,6 +295,8 @@ class LocalFS:
 
     def arrow(self) -> tuple[pafs.FileSystem, str]:
         # pyarrow's local filesystem wants absolute paths; a store given as "store" is relative
+        import pyarrow.fs as pafs
+
         return pafs.LocalFileSystem(), os.path.abspath(self.base)
 
 

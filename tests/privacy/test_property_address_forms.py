@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from pipeline.cli.ingest import render_ingest
 from pipeline.privacy import mask as privacy
+from pipeline.privacy.addresses import parse_address
 from tests.conftest import ingest_paths
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -133,7 +134,7 @@ def addresses(draw: st.DrawFn) -> IPAddress:
     else:
         addr = draw(st.ip_addresses())
     masker = privacy.ClientMasker()
-    plain = privacy.parse_address(str(addr))
+    plain = parse_address(str(addr))
     assert plain is not None
     host_bits = int(plain) & ((1 << (32 - 24)) - 1 if plain.version == 4 else (1 << 80) - 1)
     if host_bits == 0 or len(str(addr)) < 7 or masker.network_of(plain).startswith(str(addr)):
@@ -203,7 +204,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
     for _ in range(4):
         decoded = urllib.parse.unquote(decoded.replace(r"\x", "%"))
     out = {used, decoded, str(addr), addr.exploded}
-    plain = privacy.parse_address(str(addr))
+    plain = parse_address(str(addr))
     if plain is not None:
         out |= {str(plain), plain.exploded}
     if addr.version == 4:

@@ -1,0 +1,101 @@
+"""An address cut to its network, one value at a time: what needs no column engine.
+
+``Truncator`` holds the prefix lengths and truncates single values (``network``) and the addresses in a
+text (``mask_value``); ``mask.ClientMasker`` builds on it for whole columns. Kept free of polars and
+pyarrow so that commands that mask a few values (the SQL an investigator types, before it is audited)
+start without importing a column engine (``hostlogs query`` is a short process: imports are most
+of its time).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, ipv6_fast, mask_addresses, parse_address
+
+EMAIL_MASK = "[email]"
+
+# Cheap vectorised pre-filter (one scan per row; only rows that match go to ``mask_addresses``): it
+# admits every value in which ``mask_addresses`` could find something, in every textual form (see there):
+# * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
+#   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
+# * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
+# * an e-mail ('@', '%40', '%2540');
+# * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
+#   be written with (digits, '.', ':', hex letters, 'x') or of one that starts another escape ('%',
+#   '\', 'u', '&', '#'): encoded addresses, also double-encoded.
+_PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
+NEEDS_MASK = (
+    rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
+    r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
+    r"|@|%(?:25)*40"
+    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
+    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);|[\uff10-\uff1a\uff0e\u3002]"
+)
+EMAIL = r"(?i)[a-z0-9._%+\-]+(?:@|%(?:25)*40)[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}"
+
+
+class Truncator:
+    """Truncates one address (or the addresses in one text) to its network, caching per value."""
+
+    def __init__(self, ipv4_prefix: int = 24, ipv6_prefix: int = 48) -> None:
+        if not 0 <= ipv4_prefix <= 32 or not 0 <= ipv6_prefix <= 128:
+            raise ValueError("prefix lengths must be 0-32 (IPv4) and 0-128 (IPv6)")
+        self.ipv4_prefix = ipv4_prefix
+        self.ipv6_prefix = ipv6_prefix
+        self._cache: dict[str, str | None] = {}
+        self._texts: dict[str, str] = {}  # free text → masked, across batches (user agents repeat)
+
+    def mask_texts(self, texts: list[str | None]) -> list[str | None]:
+        """``addresses.mask_addresses`` of each text (None stays None), cached per distinct text."""
+        cache = self._texts
+        out: list[str | None] = []
+        for text in texts:
+            masked = None if text is None else cache.get(text)
+            if masked is None and text is not None:
+                masked = cache[text] = mask_addresses(text, self.network_of)
+            out.append(masked)
+        if len(cache) > 200_000:  # bound memory on endless streams
+            cache.clear()
+        return out
+
+    def network(self, value: str) -> str | None:
+        """Truncated network of a client field value, or None when it is not an IP address."""
+        return self.address_and_network(value)[1]
+
+    def address_and_network(self, value: str) -> tuple[str | None, str | None]:
+        """Canonical address text (what pseudonyms key) and truncated network, or (None, None)."""
+        fast = ipv6_fast(value, self.ipv6_prefix)
+        if fast is not None:
+            return fast
+        addr = parse_address(value)
+        if addr is None:
+            return None, None
+        return str(addr), self.network_of(addr)
+
+    def network_of(self, addr: IPAddress) -> str:
+        # The network address by masking the integer: same text as IPv4Network/IPv6Network(...,
+        # strict=False).with_prefixlen (tested), without building a network object (2x faster).
+        if addr.version == 4:
+            host = 32 - self.ipv4_prefix
+            return f"{ipaddress.IPv4Address(int(addr) >> host << host)}/{self.ipv4_prefix}"
+        prefix = self.ipv6_prefix
+        if addr in SIX_TO_FOUR:
+            # 2002:WWXX:YYZZ::/48 carries the whole IPv4 address in bits 16-48: cut it where the
+            # IPv4 prefix would cut the address itself
+            prefix = min(prefix, 16 + self.ipv4_prefix)
+        host = 128 - prefix  # explicit class: ip_address() would read ::1 as IPv4
+        return f"{ipaddress.IPv6Address(int(addr) >> host << host)}/{prefix}"
+
+
+NEEDS_MASK_RE = re.compile(NEEDS_MASK)
+EMAIL_RE = re.compile(EMAIL)
+
+
+def mask_value(text: str, truncator: Truncator) -> str:
+    """Every IP-looking token and e-mail address in ``text`` masked: ``mask.mask_text`` of one value,
+    with the same patterns (the syntax is common to Python's ``re`` and polars' regex engine)."""
+    if not NEEDS_MASK_RE.search(text):
+        return text
+    return truncator.mask_texts([EMAIL_RE.sub(EMAIL_MASK, text)])[0] or ""
