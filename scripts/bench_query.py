@@ -10,6 +10,15 @@ a KeyStore, so `investigate ip` runs exactly as in production. Then it times, ea
 sandboxed connection: one domain over one week; one network over two years; a path pattern over two
 years; `investigate ip` over two years, and prints DuckDB's EXPLAIN ANALYZE counters showing that
 date and domain predicates prune files and row groups.
+
+With ``--whole-process`` it then times whole processes started from here, as a shell runs them
+(interpreter start-up, imports and exit included), interleaved over ``--rounds`` rounds in an
+order that alternates between rounds, after one unmeasured warm-up round that also checks that
+both sides return the same number of rows: ``hostlogs query --format csv`` against a plain DuckDB
+script on the same Parquet files (``read_parquet(..., hive_partitioning=true)``, printing its rows)
+for three queries, and ``hostlogs investigate ip``. It reports median [min–max] wall times, median
+CPU times and the ratio hostlogs / DuckDB per round. Both run at their default threads. For a
+quick check: ``--rows 2M --rounds 2 --whole-process``.
 """
 
 from __future__ import annotations
@@ -28,9 +37,22 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench_common import (
+    Ratio,
+    Run,
+    Spread,
+    alternating,
+    checked,
+    default_hostlogs_cmd,
+    hostlogs_argv,
+    run_measured,
+    table,
+)
 
 from pipeline.investigate import investigations as investigate
 from pipeline.investigate import session as query
@@ -40,6 +62,7 @@ from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import digests, keys
 from pipeline.privacy.mask import ClientMasker
 from pipeline.store.catalogue import file_sha256
+from pipeline.store.schema import PAGEVIEWS
 
 DOMAINS = 2000
 ADDRESSES = 400_000
@@ -118,6 +141,9 @@ def build_day(args: tuple[str, int, int, dict[str, int]]) -> int:
             "server": pl.Series(["web-1"] * n),
         }
     )
+    # Columns of the proxy and CDN formats are null for Apache text logs, as ingest writes them.
+    missing = [f for f in PAGEVIEWS if f.name not in frame.columns]
+    frame = frame.with_columns(pl.Series(f.name, pa.nulls(n, f.type)) for f in missing)
     out = Path(root) / "pageviews" / f"date={day}" / "part-bench.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     # The format `hostlogs compact` leaves behind (bloom filter on client_id): a two-year store is
@@ -176,7 +202,7 @@ def explain(con: Sandbox, sql: str) -> str:
     return f"scan passed {scan.group(1) if scan else '?'} rows; {total.group(1) if total else '?'}"
 
 
-def busy_day_pruning(rows: int = 1_048_576) -> None:
+def busy_day_pruning(rows: int) -> None:
     """Row-group pruning by domain inside one busy day (the two-year store has one row group a day)."""
     tmp = Path(tempfile.mkdtemp(prefix="hostlogs-busy-day-"))
     try:
@@ -190,13 +216,91 @@ def busy_day_pruning(rows: int = 1_048_576) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+# ---- whole processes ---------------------------------------------------------------------------
+
+DUCKDB_SCRIPT = """import duckdb
+rows = duckdb.sql({sql!r}).fetchall()
+print("\\n".join(",".join(map(str, row)) for row in rows))"""
+
+
+def whole_process_queries(first: dt.date, last: dt.date) -> list[tuple[str, str]]:
+    """(label, SQL over the pageviews view): the investigations above, as one statement each."""
+    return [
+        ("count, one domain, one week",
+         "SELECT count(*) FROM pageviews WHERE domain = 'd17.example' "
+         f"AND date BETWEEN DATE '{first}' AND DATE '{last}'"),
+        ("one network, two years",
+         "SELECT date, count(*) AS n FROM pageviews WHERE client_net = '198.51.100.0/24' "
+         "GROUP BY date ORDER BY date"),
+        ("path pattern, two years",
+         "SELECT domain, count(*) AS n FROM pageviews WHERE path LIKE '%/wp-login.php' "
+         "GROUP BY domain ORDER BY n DESC, domain LIMIT 20"),
+    ]  # fmt: skip
+
+
+def whole_process_jobs(root: Path, hostlogs: list[str], week: Scope) -> list[tuple[str, str, list[str]]]:
+    """(label, side, argv) of every command timed: hostlogs and plain DuckDB per query, then investigate."""
+    files = f"read_parquet('{root}/pageviews/**/*.parquet', hive_partitioning=true)"
+    store = ["--store", str(root), "--case", "BENCH"]
+    assert week.start is not None and week.end is not None
+    jobs = []
+    for label, sql in whole_process_queries(week.start, week.end):
+        jobs.append((label, "hostlogs", [*hostlogs, "query", *store, "--format", "csv", sql]))
+        script = DUCKDB_SCRIPT.format(sql=sql.replace("FROM pageviews", f"FROM {files}"))
+        jobs.append((label, "duckdb", [sys.executable, "-c", script]))
+    investigate_ip = [*hostlogs, "investigate", "ip", SUSPECT, *store, "--format", "csv"]
+    jobs.append(("investigate ip, two years", "hostlogs", investigate_ip))
+    return jobs
+
+
+def result_rows(run: Run, side: str) -> int:
+    """Rows a command printed: lines of output, less the CSV header hostlogs writes."""
+    lines = [line for line in run.output.splitlines() if line.strip()]
+    return len(lines) - (side == "hostlogs")
+
+
+def time_whole_processes(root: Path, args: argparse.Namespace, week: Scope) -> None:
+    """Every command once unmeasured (page cache, row check), then ``args.rounds`` interleaved rounds."""
+    jobs = whole_process_jobs(root, hostlogs_argv(args.hostlogs_cmd), week)
+    rows = {(label, side): result_rows(checked(run_measured(argv, tail=None), f"{side}: {label}"), side)
+            for label, side, argv in jobs}  # fmt: skip
+    runs: dict[tuple[str, str], list[Run]] = {(label, side): [] for label, side, _ in jobs}
+    for r in range(args.rounds):
+        for label, side, argv in alternating(jobs, r):
+            runs[label, side].append(checked(run_measured(argv), f"{side}: {label}"))
+    print(f"whole processes from the shell ({args.rounds} rounds, interleaved, order alternating):")
+    lines = [["  query", "side", "wall s median [min–max]", "CPU s", "rows", "hostlogs / DuckDB (per round)"]]
+    for label, side, _ in jobs:
+        walls = [x.wall_s for x in runs[label, side]]
+        cpu = Spread.of([x.cpu_s for x in runs[label, side]]).median
+        ratio = ""
+        if side == "hostlogs" and (label, "duckdb") in runs:
+            ratio = Ratio.of(walls, [x.wall_s for x in runs[label, "duckdb"]]).text()
+        first = side == "hostlogs"
+        cells = [f"  {label}" if first else "", side, Spread.of(walls).text(), f"{cpu:.2f}"]
+        lines.append([*cells, f"{rows[label, side]}", ratio])
+    print(table(lines, "<<<>><"))
+
+
+def count(text: str) -> int:
+    """``100_000_000``, ``2M`` or ``500k``."""
+    text = text.replace("_", "").strip()
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    return int(float(text[:-1] if scale > 1 else text) * scale)
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=100_000_000)
+    ap.add_argument("--rows", type=count, default=100_000_000, help="rows to build: 100_000_000, 2M, 500k")
     ap.add_argument("--days", type=int, default=730)
     ap.add_argument("--store", type=Path, default=None, help="Reuse/keep a store here (default: temporary).")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--whole-process", action="store_true", help="also time whole processes from the shell")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved whole-process rounds (5)")
+    ap.add_argument("--hostlogs-cmd", default=default_hostlogs_cmd(), help="command that runs hostlogs")
     args = ap.parse_args(argv)
+    if args.rows < args.days or args.rounds < 1:
+        ap.error("--rows must be at least --days (one file a day), --rounds at least 1")
     root = args.store or Path(tempfile.mkdtemp(prefix="hostlogs-bench-")) / "store"
     keystore = keys.KeyStore(Path(str(root) + "-keys"), "month")
     try:
@@ -241,7 +345,9 @@ def main(argv: list[str]) -> None:
             ("one week + domain (the scope above)", f"SELECT count(*) FROM pageviews WHERE {week.where()}"),
         ]:  # fmt: skip
             print(f"  {label:<38} {explain(con, sql)}")
-        busy_day_pruning()
+        busy_day_pruning(min(args.rows, 1_048_576))
+        if args.whole_process:
+            time_whole_processes(root, args, week)
     finally:
         if args.store is None:
             shutil.rmtree(root.parent, ignore_errors=True)
