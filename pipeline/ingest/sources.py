@@ -18,9 +18,10 @@ import time
 import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import pyarrow as pa
+from isal import igzip, isal_zlib
 
 from pipeline.errors import SourceError
 
@@ -138,10 +139,11 @@ def _cannot_open(path: str, exc: OSError) -> SourceError:
 def open_stream(path: str) -> SourceStream:
     """A binary stream of the decompressed content, read errors raised as ``SourceError``.
 
-    gzip, zstd, bz2, lz4 and brotli via pyarrow, xz/lzma via the standard library; chosen by suffix,
-    or by magic number when a compressed file carries a plain name (``access.log.1`` gzipped by
-    hand). A compression that cannot be read (``.Z``, lzip, zip, 7z) fails clearly: its bytes are
-    never parsed as log lines.
+    gzip via ISA-L (``isal``: 1.4x faster than zlib; a decompressing thread of its own measured no
+    better, the two parsing workers keep both cores busy), zstd, bz2, lz4 and brotli via pyarrow,
+    xz/lzma via the standard library; chosen by suffix, or by magic number when a compressed file
+    carries a plain name (``access.log.1`` gzipped by hand). A compression that cannot be read
+    (``.Z``, lzip, zip, 7z) fails clearly: its bytes are never parsed as log lines.
     """
     if os.path.isdir(path):
         where = os.path.join(path, "*access*log*")
@@ -173,16 +175,19 @@ def open_stream(path: str) -> SourceStream:
         )
     try:
         if codec == "xz":
-            return SourceStream(lzma.open(path, "rb"), path)
+            return SourceStream(lzma.open(path, "rb"), path, compressed=True)
+        if codec == "gzip":
+            return SourceStream(igzip.open(path, "rb"), path, compressed=True)  # type: ignore[no-untyped-call]
         raw = pa.OSFile(path, "rb")
         if codec is not None:
-            return SourceStream(pa.CompressedInputStream(raw, codec), path)
+            return SourceStream(pa.CompressedInputStream(raw, codec), path, compressed=True)
     except (OSError, pa.ArrowException, lzma.LZMAError) as exc:
         raise SourceError(f"cannot open {path}: {exc}") from exc
     return SourceStream(raw, path)
 
 
-_READ_ERRORS = (OSError, EOFError, ValueError, pa.ArrowException, lzma.LZMAError, zlib.error)
+_INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)  # (its stub types it as an instance)
+_READ_ERRORS = (OSError, EOFError, ValueError, pa.ArrowException, lzma.LZMAError, zlib.error, _INFLATE_ERROR)
 
 
 class SourceStream:
@@ -193,9 +198,10 @@ class SourceStream:
     Wrapping the reads makes the difference explicit instead of guessing from an ``OSError``.
     """
 
-    def __init__(self, stream: Any, path: str) -> None:
+    def __init__(self, stream: Any, path: str, *, compressed: bool = False) -> None:
         self._stream = stream
         self._path = path
+        self._compressed = compressed  # offsets are into the decompressed bytes: read, never seek
 
     def _fail(self, exc: BaseException) -> SourceError:
         detail = getattr(exc, "strerror", None) or exc
@@ -214,7 +220,7 @@ class SourceStream:
         return int(self._call(self._stream.readinto, view))
 
     def seek(self, offset: int) -> int:
-        if isinstance(self._stream, pa.CompressedInputStream) or not self._stream.seekable():
+        if self._compressed or not self._stream.seekable():
             raise OSError("not seekable")
         return int(self._call(self._stream.seek, offset))
 

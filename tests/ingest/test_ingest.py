@@ -460,9 +460,18 @@ def test_a_gzip_file_under_a_plain_name_is_decompressed(tmp_path: Path, store: P
     assert report.rows == 12 and not report.rejects
 
 
-def test_a_corrupt_compressed_file_is_a_source_error_not_a_crash(tmp_path: Path, store: Path) -> None:
+@pytest.mark.parametrize("damage", ["zeros", "truncated", "garbage"])
+def test_a_corrupt_compressed_file_is_a_source_error_not_a_crash(
+    tmp_path: Path, store: Path, damage: str
+) -> None:
     data = gzip.compress(lines(2000).encode())
-    (tmp_path / "access.log.2.gz").write_bytes(data[: len(data) // 2] + b"\0" * 64 + data[len(data) // 2 :])
+    half = len(data) // 2
+    damaged = {
+        "zeros": data[:half] + b"\0" * 64 + data[half:],  # an invalid deflate block
+        "truncated": data[:half],  # ends before the end-of-stream marker
+        "garbage": data[:20] + bytes(range(256)) * 8 + data[half:],
+    }[damage]
+    (tmp_path / "access.log.2.gz").write_bytes(damaged)
     (tmp_path / "other.log").write_text(lines(3))
     report = ingest_paths(store, [tmp_path / "access.log.2.gz", tmp_path / "other.log"])
     assert len(report.failed) == 1 and "cannot read" in str(report.failed[0].error)
