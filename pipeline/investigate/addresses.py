@@ -24,6 +24,7 @@ from pipeline.privacy import digests, keys
 from pipeline.privacy.truncate import Truncator
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+MAX_PROBED = 16  # stored networks probed one by one in bloom filters; more: scan every file
 
 # --- ip --------------------------------------------------------------------------------------------
 
@@ -50,8 +51,10 @@ def ip(con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker
     )
     # Pass 1 reads client_id and the date partition only; the period check runs here, per day.
     bounds = {v: keys.period_bounds(p) for p, v in live.items()}
+    # only the files whose bloom filters may hold a pseudonym, each in its own period's days
+    source = con.narrowed("client_id", [(v, *bounds[v]) for v in live.values()]) if live else "pageviews"
     pairs = con.execute(
-        f"SELECT date, client_id, count(*), min(ts), max(ts) FROM pageviews WHERE {scope.where()} "
+        f"SELECT date, client_id, count(*), min(ts), max(ts) FROM {source} WHERE {scope.where()} "
         f"AND client_id IN ({ids}) GROUP BY 1, 2 ORDER BY 1",
     ).rows
     found = [r for r in pairs if bounds[r[1]][0] <= r[0] <= bounds[r[1]][1]]
@@ -61,7 +64,8 @@ def ip(con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker
         days[day] = days.get(day, 0) + n
         old = per.get(cid)
         per[cid] = (n, first, last) if old is None else (old[0] + n, min(old[1], first), max(old[2], last))
-    m = _exact_rows_match(scope, Match("", tuple(sorted(days.items()))), found, pairs, in_period)
+    shown = Match("", tuple(sorted(days.items())), source=source)
+    m = _exact_rows_match(scope, shown, found, pairs, in_period)
     table_rows: list[tuple[Any, ...]] = []
     for p, v in sorted(periods.items()):
         if isinstance(v, int):
@@ -84,7 +88,9 @@ def ip(con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker
     facts = [("address", address), ("truncated network", network or "-"), ("exact requests", f"{exact:,}")]
     tables = [("pseudonym per key period", periods_table)]
     if network:
-        nm, top_paths = match_and_top(con, scope, f"client_net = {sql_str(network)}", "path")
+        every_day = (dt.date.min, dt.date.max)
+        near = con.narrowed("client_net", [(network, *every_day)])
+        nm, top_paths = match_and_top(con, scope, f"client_net = {sql_str(network)}", "path", source=near)
         span = dict(span_facts(nm))
         facts.append(("requests from the network", f"{span['requests']} ({span['first']} – {span['last']})"))
         tables.append((f"network {network}: top paths", top_paths))
@@ -110,7 +116,7 @@ def _exact_rows_match(
     valid = set(map(tuple, found))
     if any(r[0] in shown and tuple(r) not in valid for r in pairs):
         cond += f" AND {in_period}"
-    return Match(cond, m.days)
+    return Match(cond, m.days, source=m.source)
 
 
 # --- net -------------------------------------------------------------------------------------------
@@ -152,12 +158,16 @@ def net(con: Sandbox, scope: Scope, cidr: str, masker: Truncator) -> Investigati
     for day, n, count in per_day:
         if n in nets:
             days[day] = days.get(day, 0) + int(count)
-    m = Match(f"{scope.where()} AND client_net IN {_in_list(sorted(nets))}", tuple(sorted(days.items())))
+    # the rows and the summary read only the files whose bloom filters may hold a matching network
+    few = len(nets) <= MAX_PROBED
+    source = con.narrowed("client_net", [(n, dt.date.min, dt.date.max) for n in nets]) if few else "pageviews"
+    where = f"{scope.where()} AND client_net IN {_in_list(sorted(nets))}"
+    m = Match(where, tuple(sorted(days.items())), source=source)
     candidates = con.execute(
         "SELECT client_net, count(*) AS requests, count(DISTINCT client_id) AS pseudonyms, "
         "count(DISTINCT domain) AS domains, mode(asn) AS asn, mode(as_org) AS as_org, "
         "mode(country) AS country, "
-        f"min(ts) AS first, max(ts) AS last FROM pageviews WHERE {m.where} GROUP BY 1 ORDER BY requests DESC",
+        f"min(ts) AS first, max(ts) AS last FROM {source} WHERE {m.where} GROUP BY 1 ORDER BY requests DESC",
     )
     matched = candidates.rows
     coarser = sorted({r[0] for r in matched if ipaddress.ip_network(r[0]).prefixlen < q.prefixlen})

@@ -84,6 +84,7 @@ class Match:
     days: tuple[tuple[dt.date, int], ...]
     first: Any = None
     last: Any = None
+    source: str = "pageviews"  # the view the rows are read from (``Sandbox.narrowed`` for one value)
 
     @property
     def where(self) -> str:
@@ -107,34 +108,37 @@ class Match:
         return out
 
 
-def find_days(con: Sandbox, scope: Scope, cond: str) -> Match:
+def find_days(con: Sandbox, scope: Scope, cond: str, source: str = "pageviews") -> Match:
     """The days holding rows that match ``cond``."""
     where = f"{scope.where()} AND ({cond})"
     per_day = con.execute(
-        f"SELECT date, count(*), min(ts), max(ts) FROM pageviews WHERE {where} GROUP BY 1 ORDER BY 1"
+        f"SELECT date, count(*), min(ts), max(ts) FROM {source} WHERE {where} GROUP BY 1 ORDER BY 1"
     )
-    return match_of_days(where, per_day.rows)
+    return match_of_days(where, per_day.rows, source)
 
 
-def match_of_days(where: str, per_day: list[tuple[Any, ...]]) -> Match:
+def match_of_days(where: str, per_day: list[tuple[Any, ...]], source: str = "pageviews") -> Match:
     """A ``Match`` from (date, requests, first ts, last ts) rows in date order."""
     return Match(
         where,
         tuple((d, int(n)) for d, n, _, _ in per_day),
         min((r[2] for r in per_day), default=None),
         max((r[3] for r in per_day), default=None),
+        source,
     )
 
 
-def match_and_top(con: Sandbox, scope: Scope, cond: str, by: str, n: int = 10) -> tuple[Match, QueryResult]:
+def match_and_top(
+    con: Sandbox, scope: Scope, cond: str, by: str, n: int = 10, source: str = "pageviews"
+) -> tuple[Match, QueryResult]:
     """``find_days`` and ``top_table`` in one scan (GROUPING SETS): selective conditions, few groups."""
     grouped = con.execute(
-        f"SELECT grouping(date) AS g, date, {by}, count(*), min(ts), max(ts) FROM pageviews "
+        f"SELECT grouping(date) AS g, date, {by}, count(*), min(ts), max(ts) FROM {source} "
         f"WHERE {scope.where()} AND ({cond}) GROUP BY GROUPING SETS ((date), ({by}))",
     ).rows
     per_day = sorted((r[1], int(r[3]), r[4], r[5]) for r in grouped if r[0] == 0)
     top = sorted((r for r in grouped if r[0] == 1), key=lambda r: (-r[3], str(r[2])))[:n]
-    match = match_of_days(f"{scope.where()} AND ({cond})", per_day)
+    match = match_of_days(f"{scope.where()} AND ({cond})", per_day, source)
     table = QueryResult([by, "requests", "first", "last"], [(r[2], r[3], r[4], r[5]) for r in top])
     return match, table
 
@@ -151,7 +155,7 @@ def span_facts(m: Match) -> list[tuple[str, str]]:
 
 def top_table(con: Sandbox, by: tuple[str, ...], m: Match, n: int = 10) -> QueryResult:
     """Top ``n`` groups of the matching rows."""
-    return con.execute(top_sql(by, f"pageviews WHERE {m.where}", n))
+    return con.execute(top_sql(by, f"{m.source} WHERE {m.where}", n))
 
 
 def top_sql(by: tuple[str, ...], source: str, n: int = 10, select: str = "") -> str:
@@ -165,7 +169,7 @@ def top_sql(by: tuple[str, ...], source: str, n: int = 10, select: str = "") -> 
 
 def matching_rows(con: Sandbox, scope: Scope, m: Match) -> QueryResult:
     return con.execute(
-        f"SELECT {ROW_COLUMNS} FROM pageviews WHERE {m.on(m.first_days(scope.limit))} "
+        f"SELECT {ROW_COLUMNS} FROM {m.source} WHERE {m.on(m.first_days(scope.limit))} "
         f"ORDER BY ts, domain LIMIT {int(scope.limit)}",
     )
 
