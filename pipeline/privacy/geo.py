@@ -13,6 +13,7 @@ by record for the run (bounded): many clients share a record, and decoding is wh
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
 import threading
 from collections.abc import Callable
@@ -149,8 +150,39 @@ def _iso_code(record: dict[str, Any] | None) -> str | None:
 
 
 def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | None:
+    """The reader and the search tree of one file. geoipupdate replaces a database by rename: the two
+    must map the same file (a tree of the new one decoded by a reader of the old one would answer
+    wrongly and silently), so a file replaced between the two opens is opened again."""
     if path is None:
         return None
+    for _ in range(3):
+        before = _identity(path, what)
+        reader = _reader(path, what, types)
+        meta = reader.metadata()
+        try:
+            tree = SearchTree(path, meta.node_count, meta.record_size, meta.ip_version)
+        except (OSError, ValueError) as e:
+            reader.close()
+            raise ConfigError(f"GeoIP {what} database {path} is not a valid MaxMind DB file") from e
+        if tree.identity == before:
+            built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return _Database(reader, tree, f"{meta.database_type} {built}")
+        reader.close()
+        tree.close()
+    raise ConfigError(f"GeoIP {what} database {path} keeps changing while it is opened: try again")
+
+
+def _identity(path: Path, what: str) -> tuple[int, int, int, int]:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError as e:
+        raise ConfigError(f"GeoIP {what} database {path} not found") from e
+    except OSError as e:
+        raise ConfigError(f"cannot open GeoIP {what} database {path}: {e.strerror}") from e
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _reader(path: Path, what: str, types: tuple[str, ...]) -> Any:
     try:
         reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
     except FileNotFoundError as e:
@@ -166,10 +198,4 @@ def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | N
             f"GeoIP {what} database {path} is of type {meta.database_type!r}; "
             f"expected a {' or '.join(types)} database"
         )
-    built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    try:
-        tree = SearchTree(path, meta.node_count, meta.record_size, meta.ip_version)
-    except (OSError, ValueError) as e:
-        reader.close()
-        raise ConfigError(f"GeoIP {what} database {path} is not a valid MaxMind DB file") from e
-    return _Database(reader, tree, f"{meta.database_type} {built}")
+    return reader

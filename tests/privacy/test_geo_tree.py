@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from pipeline.privacy import geo as geo_module
 from pipeline.privacy.geo import Geo
 from pipeline.privacy.geo_tree import INVALID, NOT_FOUND, SearchTree
 from tests.conftest import THIRD_PARTY
@@ -138,3 +139,33 @@ def test_geo_on_other_record_sizes(record_size: int, tmp_path: Path) -> None:
         series = pl.Series(addresses, dtype=pl.String)
         assert g.enrich(series).equals(ref.enrich(series))
         assert np.asarray(g.enrich(series).get_column("country").to_list()[:3]).tolist() == ["GB", None, "JP"]
+
+
+def test_a_database_replaced_while_it_is_opened_is_opened_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """geoipupdate renames a new file over the old one: if that happens between the reader's open and
+    the tree's, the tree would name records of the new file that the old reader decodes. Geo opens
+    both again until they map the same file."""
+    path = tmp_path / "country.mmdb"
+    path.write_bytes((MM / "GeoIP2-Country-Test.mmdb").read_bytes())
+    newer = tmp_path / "new.mmdb"
+    newer.write_bytes((MM / "GeoIP2-City-Test.mmdb").read_bytes())  # other networks and answers
+    real = geo_module.SearchTree
+    swaps = []
+
+    def swapping(*args: object) -> SearchTree:
+        if not swaps:
+            swaps.append(1)
+            newer.replace(path)  # the update lands between the two opens
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(geo_module, "SearchTree", swapping)
+    probe = pl.Series(probe_addresses("GeoIP2-Country-Test.mmdb")[:400], dtype=pl.String)
+    with Geo(path, None) as g:
+        got = g.enrich(probe)
+        assert (g.provenance() or "").startswith("GeoIP2-City")  # the reader maps the new file too
+    monkeypatch.setattr(geo_module, "SearchTree", real)
+    with Geo(MM / "GeoIP2-City-Test.mmdb", None) as ref:
+        assert got.equals(ref.enrich(probe))
+    assert swaps == [1]
