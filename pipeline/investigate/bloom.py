@@ -39,8 +39,9 @@ def candidates(
     if column not in PROBED:
         raise ValueError(f"no bloom filters on {column!r}")
     urls = {store.url(k): k for k in keys}
-    if not all(os.path.isabs(u) for u in urls):
+    if any("://" in u for u in urls):
         return None  # an object store: DuckDB would need its filesystem (httpfs) for this
+    urls = {os.path.abspath(u): k for u, k in urls.items()}  # the probe names files as absolute paths
     days = {url: layout.date_of(key) for url, key in urls.items()}
     keep: set[str] = set()
     con = duckdb.connect(":memory:", config={"autoinstall_known_extensions": False})

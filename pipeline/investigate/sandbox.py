@@ -237,12 +237,13 @@ class Sandbox:
         if "registered as '" not in text and "No such file" not in text:
             return False
         ev = self.evidence
-        view = next((v for v in TABLES if f"registered as '{v}'" in text), None)
+        views = {v: ev.files[v] for v in TABLES} | self._narrowed  # a narrowed view scans pageviews files
+        view = next((v for v in views if f"registered as '{v}'" in text), None)
         # DuckDB names the file by the location the dataset gave it, which ends with its key
         named = [k for v in TABLES for k in ev.files[v] if k in text and k not in ev.isolated]
         if not named and view is not None:  # the error does not say which file: check them
             named = [
-                k for k in ev.files[view] if k not in ev.isolated and ev.store.check_file(k, checksum=False)
+                k for k in views[view] if k not in ev.isolated and ev.store.check_file(k, checksum=False)
             ][:1]
         if not named:
             return False

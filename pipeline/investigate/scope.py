@@ -170,7 +170,8 @@ def top_sql(by: tuple[str, ...], source: str, n: int = 10, select: str = "") -> 
 def matching_rows(con: Sandbox, scope: Scope, m: Match) -> QueryResult:
     return con.execute(
         f"SELECT {ROW_COLUMNS} FROM {m.source} WHERE {m.on(m.first_days(scope.limit))} "
-        f"ORDER BY ts, domain LIMIT {int(scope.limit)}",
+        # every column: a total order, so the rows shown under the limit never depend on scan order
+        f"ORDER BY {ROW_COLUMNS} LIMIT {int(scope.limit)}",
     )
 
 

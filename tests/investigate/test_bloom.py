@@ -120,3 +120,32 @@ def test_the_probe_runs_one_fixed_statement_only() -> None:
     executes = [c for c in calls if c.func.attr in ("execute", "sql", "query", "executemany")]  # type: ignore[union-attr]
     assert executes and all(isinstance(c.args[0], ast.Name) and c.args[0].id == "_PROBE" for c in executes)
     assert "?" in bloom._PROBE and "{" not in bloom._PROBE
+
+
+def test_a_store_named_by_a_relative_path_is_probed(compacted: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(compacted.parent)
+    store = Store("store")
+    files = [k for k in store.catalogue().files if k.startswith("pageviews/")]
+    kept = bloom.candidates(store, files, "client_net", [("203.0.113.0/24", dt.date.min, dt.date.max)])
+    assert kept is not None and 6 <= len(kept) <= 8
+
+
+def test_an_unreadable_file_in_a_narrowed_scan_is_left_out_with_a_warning(
+    compacted: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    store = tmp_path / "store"
+    shutil.copytree(compacted, store)
+    shutil.copytree(Path(str(compacted) + "-keys"), Path(str(store) + "-keys"))
+    c = query.connect(store)
+    name = c.narrowed("client_net", [("203.0.113.0/24", dt.date.min, dt.date.max)])
+    assert name != "pageviews"
+    damaged = c._narrowed[name][0]
+    sql = f"SELECT count(*) FROM {name} WHERE client_net = '203.0.113.0/24'"
+    assert c.execute(sql).rows[0][0] == 3 * 6  # the footers are read (and kept) by this first scan
+    # then cut: the next scan's error ("Invalid column metadata") names no file
+    (store / damaged).write_bytes((store / damaged).read_bytes()[:100])
+    n = c.execute(sql).rows[0][0]
+    assert n == 3 * 5  # six days of the suspect's three requests, less the damaged day's
+    assert any(damaged in w and "verify" in w for w in c.warnings)
