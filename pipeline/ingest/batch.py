@@ -125,8 +125,10 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
                 job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
                 in_flight.append(pool.submit(_prepare, *job))
                 # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
-                # while the next one is read, so memory stays ≈ (workers + 1) blocks.
-                while len(in_flight) > workers or (in_flight and in_flight[0].done()):
+                # while the next one is read, so memory stays ≈ (workers + 1) blocks. An urgent block
+                # (a pipe flushed by time) is committed before reading on: its lines must not wait
+                # for the next flush to become durable.
+                while in_flight and (len(in_flight) > workers or in_flight[0].done() or block.urgent):
                     commit(in_flight.popleft().result())
             while in_flight:
                 commit(in_flight.popleft().result())

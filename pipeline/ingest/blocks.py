@@ -36,6 +36,9 @@ class Block:
     data: bytes | memoryview
     sha256: str  # of every byte in [start, end), skipped oversized lines included
     oversized: tuple[tuple[int, int, bytes], ...] = ()
+    # flushed because time passed or the stream stopped, not because it was full: commit it (and
+    # everything before it) before reading on, or a slow stream would wait a whole flush for it
+    urgent: bool = False
 
 
 def iter_blocks(
@@ -199,14 +202,14 @@ def iter_pipe_blocks(
         if stopping and skipping is not None:  # an unterminated oversized last line
             oversized.append(skipping)
             offset, skipping = skipping[0] + skipping[1], None
-        if stopping or lines >= flush_lines or len(buf) >= block_bytes or time.monotonic() >= deadline:
+        full = lines >= flush_lines or len(buf) >= block_bytes
+        if stopping or full or time.monotonic() >= deadline:
             cut = len(buf) if stopping else buf.rfind(b"\n") + 1
             if cut or oversized:
                 data = bytes(buf[:cut])
                 start = oversized[0][0] if oversized else offset
-                yield Block(
-                    start, offset, offset + cut, data, hashlib.sha256(data).hexdigest(), tuple(oversized)
-                )
+                digest = hashlib.sha256(data).hexdigest()
+                yield Block(start, offset, offset + cut, data, digest, tuple(oversized), stopping or not full)
                 del buf[:cut]
                 offset += cut
                 oversized = []

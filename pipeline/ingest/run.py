@@ -319,9 +319,11 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         )
         fmt, note = choice.fmt, choice.note
         src = Source(sources.STDIN, fmt, note, None, 0, [], spec.domain)
-        # Inline (no worker pool): each flush is committed before the next is read, so the latency
-        # from a line arriving to it being durable is at most flush_seconds plus one batch.
-        tally = consume(r, src, itertools.chain([first], blocks), workers=0)
+        # On the worker pool like a file: a pipe that delivers faster than it is parsed (``zcat
+        # log.gz | hostlogs ingest -``) fills whole blocks and keeps both cores busy; a block
+        # flushed by time is urgent and committed before the next read, so a line of a slow stream
+        # is durable within flush_seconds plus one batch, as before.
+        tally = consume(r, src, itertools.chain([first], blocks), workers=ing.workers)
         return _report(src, tally, ing.max_reject_rate, choice.recognised)
 
 
