@@ -33,9 +33,12 @@ NEEDS_MASK = (
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);|[\uff10-\uff1a\uff0e\u3002]"
 )
-# ASCII letters spelled out, no (?i): case folding differs between Python's re and polars' regex
-# engine (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text.
-EMAIL = r"[A-Za-z0-9._%+\-]+(?:@|%(?:25)*40)[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}"
+# Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
+# (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any
+# character from U+00C0 up counts as a letter: internationalised addresses (josé@, @münchen.de) are
+# personal data too, and masking a little more than an address is safe.
+_L = r"A-Za-z\u00C0-\uFFFF\U00010000-\U0010FFFF"
+EMAIL = rf"[{_L}0-9._%+\-]+(?:@|%(?:25)*40)[{_L}0-9\-]+(?:\.[{_L}0-9\-]+)*\.[{_L}]{{2,}}"
 
 
 class Truncator:

@@ -230,6 +230,9 @@ MASK_CASES = [
     pytest.param("/peers/2001:db8:abcd:12::1/status", "/peers/2001:db8:abcd::/48/status", id="path-v6"),
     pytest.param("/users/jo.doe%40example.com/profile", "/users/[email]/profile", id="path-email-pct40"),
     pytest.param("/u/jo.doe@example.com", "/u/[email]", id="path-email"),
+    pytest.param("/u/josé@example.com/x", "/u/[email]/x", id="path-email-idn-local"),
+    pytest.param("/u/jo@münchen.de?x", "/u/[email]?x", id="path-email-idn-domain"),
+    pytest.param("to=用户@例子.广告", "to=[email]", id="query-email-cjk"),
     pytest.param("/ip/::ffff:198.51.100.7", "/ip/198.51.100.0/24", id="path-v4-mapped"),
     # referrers
     pytest.param("http://203.0.113.9:8080/admin", "http://203.0.113.0/24:8080/admin", id="ref-v4-port"),
