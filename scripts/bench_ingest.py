@@ -58,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -165,27 +166,38 @@ def log_params(args: argparse.Namespace) -> dict[str, Any]:
     return {**LOG_PARAMS, "n_domains": args.vhosts, "n_clients": args.clients}
 
 
+def cached(path: Path, make: Callable[[Path], str]) -> Path:
+    """``path``, made first by ``make(partial)`` (which returns what to report) unless it exists."""
+    if path.is_file():
+        note(f"using cached {path}")
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    message = make(partial)
+    os.replace(partial, path)
+    note(message)
+    return path
+
+
 def cached_log(workdir: Path, lines: int, seed: int, fmt: str, params: dict[str, Any]) -> Path:
     """Return the generated benchmark log, generating it first if it is not cached."""
     code = LOGGEN_SOURCE.read_bytes() + CONVERT_SOURCE.read_bytes()
     digest = hashlib.sha256(code + repr(params).encode()).hexdigest()[:10]
     path = workdir / f"{fmt}-{lines}-seed{seed}-{digest}.log"
-    if path.is_file():
-        note(f"using cached {path}")
-        return path
-    workdir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".partial")
-    start = time.perf_counter()
-    # In a child process: generating grows this process to ~80 MiB, which would
-    # then show up as every benchmarked child's peak RSS (see module docstring).
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        if fmt == "vhost_combined":
-            size = pool.apply(write_file, (partial, lines), {"seed": seed, **params})
-        else:
-            size = pool.apply(write_converted, (partial, lines, fmt), {"seed": seed, **params})
-    os.replace(partial, path)
-    note(f"generated {path}: {lines:,} lines, {size / 1e6:.1f} MB in {time.perf_counter() - start:.1f} s")
-    return path
+
+    def generate(partial: Path) -> str:
+        start = time.perf_counter()
+        # In a child process: generating grows this process to ~80 MiB, which would
+        # then show up as every benchmarked child's peak RSS (see module docstring).
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            if fmt == "vhost_combined":
+                size = pool.apply(write_file, (partial, lines), {"seed": seed, **params})
+            else:
+                size = pool.apply(write_converted, (partial, lines, fmt), {"seed": seed, **params})
+        took = time.perf_counter() - start
+        return f"generated {path}: {lines:,} lines, {size / 1e6:.1f} MB in {took:.1f} s"
+
+    return cached(path, generate)
 
 
 def cached_gzip(log: Path, workdir: Path) -> Path:
@@ -193,9 +205,13 @@ def cached_gzip(log: Path, workdir: Path) -> Path:
     stat = log.stat()
     key = f"{log.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()
     path = workdir / f"{log.name}-{hashlib.sha256(key).hexdigest()[:10]}.gz"
-    if path.is_file():
-        note(f"using cached {path}")
-        return path
+
+    def compress(partial: Path) -> str:
+        with open(partial, "wb") as out:
+            subprocess.run(["gzip", "-6", "-c", str(log)], stdout=out, check=True)
+        return f"compressed {path}: {partial.stat().st_size / 1e6:.1f} MB"
+
+    return cached(path, compress)
     workdir.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".partial")
     with open(partial, "wb") as out:
