@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from pipeline.config import QueryConfig, timeout_seconds
-from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, UsageError
+from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
 from pipeline.investigate import bloom
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -111,7 +111,24 @@ class _Evidence:
         strings = [f.name for f in schema if f.type == pa.string()]
         fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=strings))
         fields = [pa.field(f.name, DICT, f.nullable) if f.name in strings else f for f in schema]
-        return self.store.dataset(folder, keys, pa.schema(fields), fmt)
+        while True:
+            try:
+                return self.store.dataset(folder, keys, pa.schema(fields), fmt)
+            except FileNotFoundError:  # pyarrow checks every path: one gone would end every query
+                self._left_out_missing(keys)
+                keys = [k for k in keys if k not in self.isolated]
+
+    def _left_out_missing(self, keys: list[str]) -> None:
+        """Isolate the committed files that are gone; a file no manifest lists any more was retired
+        by a maintenance run meanwhile (``StoreChangedError``: the caller opens new views)."""
+        gone = [k for k in keys if not self.store.exists(k)]
+        if not gone:
+            raise StoreError(f"cannot open the store's files at {self.store.location}")
+        committed = self.store.catalogue().files
+        if any(k not in committed for k in gone):
+            raise StoreChangedError(STORE_CHANGED)
+        for k in gone:
+            self.isolated[k] = "missing"
 
 
 class Sandbox:
@@ -135,11 +152,13 @@ class Sandbox:
         self.warnings = []
         self._runs_loaded = False
         self._narrowed: dict[str, list[str]] = {}  # view name → the pageviews files it scans
+        self._warned: set[str] = set()  # isolated files already warned of
         self.con = duckdb.connect(":memory:")
         try:
             self.con.execute("SET TimeZone = 'UTC'")
             for view in TABLES:
                 self.con.register(view, self.evidence.dataset(view))
+            self._warn_isolated()
             self.con.register("ingest_runs", EMPTY_RUNS)  # filled on first use (_load_runs)
             self._result_limit = _lock(self.con, self.limits)
         except BaseException:
@@ -161,6 +180,7 @@ class Sandbox:
         name = f"_pageviews_{len(self._narrowed) + 1}"
         self._narrowed[name] = kept
         self.con.register(name, ev.dataset("pageviews", kept))
+        self._warn_isolated()
         return name
 
     def __enter__(self) -> Sandbox:
@@ -253,17 +273,24 @@ class Sandbox:
             raise StoreChangedError(STORE_CHANGED)
         problem = ev.store.check_file(key, committed[key], checksum=False)
         ev.isolated[key] = problem or f"not readable: {first_line(exc)}"
-        self.warnings.append(
-            f"{key} cannot be read ({ev.isolated[key]}): left out, the result misses its rows; "
-            "run 'hostlogs verify'"
-        )
         for v in TABLES:
             if key in ev.files[v]:
                 self.con.register(v, ev.dataset(v))
         for name, kept in self._narrowed.items():
             if key in kept:
                 self.con.register(name, ev.dataset("pageviews", kept))
+        self._warn_isolated()
         return True
+
+    def _warn_isolated(self) -> None:
+        """One warning per store file left out of the views (unreadable or missing)."""
+        for key, problem in self.evidence.isolated.items():
+            if key not in self._warned:
+                self._warned.add(key)
+                self.warnings.append(
+                    f"{key} cannot be read ({problem}): left out, the result misses its rows; "
+                    "run 'hostlogs verify'"
+                )
 
     def _load_runs(self) -> None:
         """``ingest_runs``: every manifest, one row each (loaded when a statement names it)."""

@@ -110,3 +110,21 @@ def test_a_corrupt_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) 
     # the other days still answer without a warning, and investigations run over the rest
     r = CliRunner().invoke(main, ["investigate", "attacks", "--store", str(copy), "--case", "C-1"])
     assert r.exit_code == 0 and "cannot be read" in r.stderr
+
+
+def test_a_missing_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) -> None:
+    """A committed file that is gone (deleted by hand, a failed disk) used to end every query with
+    exit 6 before any SQL ran: pyarrow checks each path when the views are built."""
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    gone = Store(copy).committed_parquet()[1]
+    gone.unlink()
+    rel = gone.relative_to(copy).as_posix()
+    r = CliRunner().invoke(main, ["query", "--store", str(copy), "--case", "C-2", "--format", "csv",
+                                  "SELECT count(*) AS n FROM pageviews"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    total = query.run(store, "SELECT count(*) FROM pageviews").rows[0][0]
+    day = query.run(store, f"SELECT count(*) FROM pageviews WHERE date = DATE '{rel[15:25]}'").rows[0][0]
+    assert r.stdout == f"n\n{total - day}\n"
+    assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read (missing)")
+    assert rel in json.dumps(entries(copy, "C-2")[-1]["warnings"])
