@@ -222,6 +222,29 @@ class LazyGroup(click.Group):
             importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
         return super().get_command(ctx, cmd_name)
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
+        """click's own handling, except that a usage error is one line like every other error
+        (``hostlogs: error: …``, exit 2), not click's usage block: cron mails and logs read it."""
+        run: Any = super().main  # (click types its overloads by the literal standalone_mode)
+        if not standalone_mode:
+            return run(*args, standalone_mode=False, **kwargs)
+        try:
+            code = run(*args, standalone_mode=False, **kwargs)
+        except click.UsageError as exc:
+            path = exc.ctx.command_path.split()[1:] if exc.ctx is not None else []
+            where = " ".join(["hostlogs", *path])  # (the program's own name, however it was run)
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            message = message[:1].lower() + message[1:]
+            click.echo(f"hostlogs: error: {message} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except (click.Abort, KeyboardInterrupt, EOFError):
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hostlogs")
