@@ -343,12 +343,12 @@ def _check_key_dir(cfg: Config, where: str) -> None:
     keys, store = Path(cfg.key_dir).absolute(), Path(cfg.store).absolute()
     if keys.resolve().is_relative_to(store.resolve()):
         raise ConfigError(f"{where} {keys} is inside the store: put the keys beside it ({store}-keys)")
-    mode = keys.stat().st_mode if keys.is_dir() else 0  # (missing: the first run creates it 0700)
-    if mode & 0o077:
-        mode_text = f"{stat.S_IMODE(mode):04o}"
-        raise ConfigError(
-            f"{where} {keys} is open to group/other (mode {mode_text}): run chmod 700 {quote(str(keys))}"
-        )
+    # the directory and its custody/ subdirectory (the chain-of-custody keys), as ingest checks them
+    for folder, what in ((keys, where), (keys / "custody", f"{where}: its custody directory")):
+        mode = folder.stat().st_mode if folder.is_dir() else 0  # (missing: the first run creates it 0700)
+        if mode & 0o077:
+            opened = f"is open to group/other (mode {stat.S_IMODE(mode):04o})"
+            raise ConfigError(f"{what} {folder} {opened}: run chmod 700 {quote(str(folder))}")
 
 
 def _source(raw: Any, where: str) -> SourceConfig:

@@ -125,6 +125,12 @@ def test_the_key_directory_is_outside_the_store_and_closed(tmp_path: Path) -> No
     )
     os.chmod(keys, 0o700)
     assert config.load(write(tmp_path, f"store = '{store}'\n")).key_dir == str(keys)
+    (keys / "custody").mkdir(mode=0o700)
+    os.chmod(keys / "custody", 0o755)  # ingest refuses it (exit 6): the config check says so first
+    with pytest.raises(
+        ConfigError, match=r"its custody directory .*/custody is open to group/other \(mode 0755\)"
+    ):
+        config.load(write(tmp_path, f"store = '{store}'\n"))
 
 
 # ----------------------------------------------------------------------------------------------------
