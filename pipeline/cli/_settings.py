@@ -179,7 +179,14 @@ def _source_warnings(cfg: Config, origin: str) -> Iterator[str]:
 
 def _env_warnings(environ: Mapping[str, str]) -> Iterator[str]:
     known = {v for n, f in config.declared() if (v := env_name(n, f))}
+    # lists and tables (ingest.trusted_proxies, retention.domains...) have no variable: say so
+    file_only = {
+        "HOSTLOGS_" + n.replace(".", "_").upper(): n for n, f in config.declared() if not env_name(n, f)
+    }
     for var in sorted(v for v in environ if v.startswith("HOSTLOGS_") and v not in known | NOT_SETTINGS):
+        if var in file_only:
+            yield f"environment variable {var} is ignored: {file_only[var]} is set in the config file only"
+            continue
         close = difflib.get_close_matches(var, sorted(known), n=1)
         hint = f" (did you mean {close[0]}?)" if close else ""
         yield f"environment variable {var} is not a setting and is ignored{hint}"

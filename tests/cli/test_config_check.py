@@ -56,10 +56,12 @@ def test_warnings_do_not_fail_the_check(tmp_path: Path) -> None:
     cfg.write_text(
         f"store = '{tmp_path}/s'\n[metrics]\ntextfile = '{tmp_path}/nodir/h.prom'\n[[sources]]\npath = '/nonexistent-dir/*.log'\n"
     )
-    code, _, err = run("config", "check", "--config", str(cfg), env={"HOSTLOGS_INGEST_WORKRES": "2"})
+    env = {"HOSTLOGS_INGEST_WORKRES": "2", "HOSTLOGS_INGEST_TRUSTED_PROXIES": "10.0.0.0/8"}
+    code, _, err = run("config", "check", "--config", str(cfg), env=env)
     assert code == 0
     assert err.splitlines() == [
         f"hostlogs: warning: {cfg}: sources[0]: directory /nonexistent-dir does not exist: /nonexistent-dir/*.log matches no file",
+        "hostlogs: warning: environment variable HOSTLOGS_INGEST_TRUSTED_PROXIES is ignored: ingest.trusted_proxies is set in the config file only",
         "hostlogs: warning: environment variable HOSTLOGS_INGEST_WORKRES is not a setting and is ignored (did you mean HOSTLOGS_INGEST_WORKERS?)",
         f"hostlogs: warning: metrics.textfile: directory {tmp_path}/nodir does not exist: no metrics are written",
     ]
