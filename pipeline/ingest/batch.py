@@ -20,7 +20,7 @@ from pipeline import __version__
 from pipeline.config import future_skew
 from pipeline.errors import StoreError
 from pipeline.ingest import sources
-from pipeline.ingest.blocks import Block
+from pipeline.ingest.blocks import Block, is_tick
 from pipeline.ingest.directives import Tracker
 from pipeline.ingest.fields import Format
 from pipeline.ingest.lines import split_block
@@ -115,15 +115,17 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
     max_line = r.cfg.ingest.max_line_bytes
     if workers == 0:
         for block in blocks:
-            commit(_prepare(block, tracker.format_for(block.data), settings, r.masker, max_line))
+            if not is_tick(block):
+                commit(_prepare(block, tracker.format_for(block.data), settings, r.masker, max_line))
     else:
         # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
         # happen in order on this thread, so progress never runs ahead of the data.
         in_flight: deque[Future[Prepared]] = deque()
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
             for block in blocks:
-                job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
-                in_flight.append(pool.submit(_prepare, *job))
+                if not is_tick(block):
+                    job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
+                    in_flight.append(pool.submit(_prepare, *job))
                 # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
                 # while the next one is read, so memory stays ≈ (workers + 1) blocks. An urgent block
                 # (a pipe flushed by time) is committed before reading on: its lines must not wait

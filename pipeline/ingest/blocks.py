@@ -170,8 +170,12 @@ def iter_pipe_blocks(
     """Blocks from a pipe (Apache ``CustomLog "|hostlogs ingest -"``), flushed by time or line count.
 
     Reads whatever is available (never waits for a full block), so lines reach the store within
-    ``flush_seconds``. At EOF or when ``stop()`` turns true (SIGTERM/SIGHUP) everything read is
-    flushed, a last line without newline included: nothing read is lost on a clean stop.
+    ``flush_seconds``. A block is urgent (committed before the next read) unless more input is
+    already waiting: a quiet pipe's last block must not wait for the next line; and at each flush
+    time with nothing to cut, an empty urgent block (a ``tick``) commits what is still in flight. At
+    EOF or when ``stop()`` turns true (SIGTERM/SIGHUP) what the writer already put into the pipe is
+    read too (for at most ``STOP_DRAIN_SECONDS``), then everything read is flushed, a last line without
+    newline included: nothing read is lost on a clean stop.
     """
     buf = bytearray()
     offset = 0
@@ -179,9 +183,13 @@ def iter_pipe_blocks(
     oversized: list[tuple[int, int, bytes]] = []
     skipping: tuple[int, int, bytes] | None = None  # an oversized line being discarded
     deadline = time.monotonic() + flush_seconds
+    drain_until: float | None = None  # set when a stop is asked for: read what is left, then stop
     while True:
+        if drain_until is None and stop():
+            drain_until = time.monotonic() + STOP_DRAIN_SECONDS
+        wait = 0.0 if drain_until is not None else max(0.0, min(deadline - time.monotonic(), 0.25))
+        ready, _, _ = select.select([fd], [], [], wait)
         eof = False
-        ready, _, _ = select.select([fd], [], [], max(0.0, min(deadline - time.monotonic(), 0.25)))
         if ready:
             chunk = os.read(fd, 1 << 20)
             eof = not chunk
@@ -198,7 +206,8 @@ def iter_pipe_blocks(
             lines += chunk.count(b"\n")
             if skipping is None and b"\n" not in buf and len(buf) > max_line_bytes:
                 skipping, buf = (offset, len(buf), bytes(buf[:REJECT_TEXT_LIMIT])), bytearray()
-        stopping = eof or stop()
+        drained = drain_until is not None and (not ready or time.monotonic() >= drain_until)
+        stopping = eof or drained
         if stopping and skipping is not None:  # an unterminated oversized last line
             oversized.append(skipping)
             offset, skipping = skipping[0] + skipping[1], None
@@ -209,14 +218,30 @@ def iter_pipe_blocks(
                 data = bytes(buf[:cut])
                 start = oversized[0][0] if oversized else offset
                 digest = hashlib.sha256(data).hexdigest()
-                yield Block(start, offset, offset + cut, data, digest, tuple(oversized), stopping or not full)
+                waiting = not stopping and bool(select.select([fd], [], [], 0)[0])
+                urgent = stopping or not waiting  # more input already there: keep the workers busy
+                yield Block(start, offset, offset + cut, data, digest, tuple(oversized), urgent)
                 del buf[:cut]
                 offset += cut
                 oversized = []
+            elif not full:
+                yield tick(offset)  # nothing new: commit what is in flight
             lines = buf.count(b"\n")
             deadline = time.monotonic() + flush_seconds
         if stopping:
             return
+
+
+STOP_DRAIN_SECONDS = 5.0  # after SIGTERM/SIGHUP: how long a writer may still fill the pipe
+
+
+def tick(offset: int) -> Block:
+    """An empty urgent block: no lines, only "commit what is in flight" (``is_tick``)."""
+    return Block(offset, offset, offset, b"", hashlib.sha256(b"").hexdigest(), (), True)
+
+
+def is_tick(block: Block) -> bool:
+    return block.urgent and not block.data and not block.oversized and block.start == block.end
 
 
 class Prefixed:

@@ -23,7 +23,7 @@ from pipeline.config import Config, SourceConfig
 from pipeline.errors import ConfigError, HostlogsError, SourceError, StoreError
 from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
-from pipeline.ingest.blocks import Prefixed, iter_blocks, iter_pipe_blocks
+from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.directives import state_before
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, source_glob
@@ -311,7 +311,7 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
                 max_line_bytes=ing.max_line_bytes,
                 stop=stopped,
             )
-        first = next(blocks, None)
+        first = next((b for b in blocks if not is_tick(b)), None)  # (a quiet start yields ticks)
         if first is None:
             return SourceReport(path=sources.display_name(sources.STDIN), note="no input")
         choice = formats.choose_format(

@@ -90,3 +90,38 @@ def test_two_ingests_started_together_are_exactly_once(tmp_path: Path) -> None:
     )
     assert waited.wait(timeout=60) == 0
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(40_000))
+
+
+def test_a_quiet_pipe_commits_its_last_full_batch(tmp_path: Path) -> None:
+    """Batches cut because they were full are parsed on the worker pool; when the pipe then goes
+    quiet, the last one must still become durable within the flush time (not wait for more input)."""
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        hostlogs(
+            "ingest", "-", "--store", str(store), "--flush-seconds", "0.3", "--flush-lines", "100", "-q"
+        ),
+        stdin=subprocess.PIPE,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(0, 250))  # two full batches and a half one, then silence
+    proc.stdin.flush()
+    assert wait_for_rows(store, 250, timeout=8) == 250
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    proc.stdin.close()
+
+
+def test_sigterm_reads_what_the_writer_already_sent(tmp_path: Path) -> None:
+    """Apache writes, then restarts its logger with SIGTERM: what is already in the pipe is read and
+    committed before exiting, not dropped with the pipe."""
+    store = tmp_path / "store"
+    proc = subprocess.Popen(
+        hostlogs("ingest", "-", "--store", str(store), "--flush-seconds", "30", "-q"), stdin=subprocess.PIPE
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(lines(0, 20_000))  # returns once the pipe took it, long before it is read
+    proc.stdin.flush()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    proc.stdin.close()
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(20_000))
