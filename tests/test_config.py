@@ -15,7 +15,7 @@ import pytest
 from pipeline import config
 from pipeline.cli import _settings
 from pipeline.errors import ConfigError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, ingest_paths
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -198,3 +198,28 @@ def test_every_setting_is_in_the_docs() -> None:
         "(configuration.md)" in (ROOT / "README.md").read_text()
         or "docs/configuration.md" in (ROOT / "README.md").read_text()
     )
+
+
+def test_an_investigator_who_cannot_enter_the_key_directory_can_still_query(tmp_path: Path) -> None:
+    """Operations guide: the store is readable by the investigators' group, the keys by their owner
+    only. The custody check must not turn 'permission denied' on the key directory into a failure of
+    every command (root without its file-permission override stands in for such a user)."""
+    store = tmp_path / "store"
+    log = tmp_path / "access.log"
+    log.write_text('203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    ingest_paths(store, [log])
+    keys = Path(f"{store}-keys")
+    for path in (keys, *keys.rglob("*")):
+        os.chown(path, 65534, 65534)  # owned by someone else, mode 0700
+    os.chmod(keys, 0o700)
+    try:
+        proc = subprocess.run(
+            ["setpriv", "--bounding-set=-all", "--inh-caps=-all", sys.executable, "-m", "pipeline.cli",
+             "query", "--store", str(store), "--case", "C-1", "SELECT count(*) AS n FROM pageviews"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+    finally:
+        for path in (keys, *keys.rglob("*")):
+            os.chown(path, 0, 0)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-3] == "1"  # the table: n / --- / 1 / (1 row)
