@@ -211,11 +211,13 @@ class Session:
         self.log = audit.AuditLog(self._door.store)
         self.sandbox = _open(self._door.store, self._door.limits)
         self.notices: list[str] = []  # for the user: reopened views, unreadable files left out
+        # sandbox warnings passed on so far: those of opening the views (a missing file) go with the
+        # first statement, whose result misses those rows
+        self._passed = 0
 
     def execute(self, sql: str) -> QueryResult:
         with self.log.record(self.command, self.case, self.reason, sql=masked_sql(sql, self.masker)) as rec:
             check_statement(self.sandbox, sql)
-            seen = len(self.sandbox.warnings)
             try:
                 result = self.sandbox.execute(sql)
             except StoreChangedError:
@@ -223,11 +225,13 @@ class Session:
                 self.sandbox.close()
                 self.sandbox = _open(self._door.store, self._door.limits)
                 self.notices.append("the store changed (compaction, purge or erase): views reopened")
-                seen = 0
+                self._passed = 0
                 result = self.sandbox.execute(sql)
             finally:
-                rec.warnings.extend(self.sandbox.warnings[seen:])
-                self.notices.extend(self.sandbox.warnings[seen:])
+                new = self.sandbox.warnings[self._passed :]
+                self._passed = len(self.sandbox.warnings)
+                rec.warnings.extend(new)
+                self.notices.extend(new)
             rec.rows = len(result.rows)
         return result
 

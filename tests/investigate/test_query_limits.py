@@ -128,3 +128,19 @@ def test_a_missing_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) 
     assert r.stdout == f"n\n{total - day}\n"
     assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read (missing)")
     assert rel in json.dumps(entries(copy, "C-2")[-1]["warnings"])
+
+
+def test_the_shell_warns_of_a_missing_file_with_its_first_statement(store: Path, tmp_path: Path) -> None:
+    """The views are built when the shell starts: a file left out then must be told with (and
+    audited for) the first statement, whose result misses its rows."""
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    gone = Store(copy).committed_parquet()[1]
+    gone.unlink()
+    rel = gone.relative_to(copy).as_posix()
+    script = "SELECT count(*) AS n FROM pageviews;\nSELECT 1 AS one;\n"
+    r = CliRunner().invoke(main, ["shell", "--store", str(copy), "--case", "SH-2"], input=script)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.count(f"{rel} cannot be read (missing)") == 1
+    first, second = [e for e in entries(copy, "SH-2") if e["status"] == "ok"]
+    assert rel in json.dumps(first["warnings"]) and not second.get("warnings")
