@@ -36,8 +36,10 @@ NEEDS_MASK = (
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any
 # character from U+00C0 up counts as a letter: internationalised addresses (josé@, @münchen.de) are
-# personal data too, and masking a little more than an address is safe.
-_L = r"A-Za-z\u00C0-\uFFFF\U00010000-\U0010FFFF"
+# personal data too, and masking a little more than an address is safe. Except the CJK punctuation
+# and fullwidth forms blocks: their digits and full stops write IP addresses (the address masker
+# reads them), and an e-mail match must not eat an octet of an address that follows it.
+_L = r"A-Za-z\u00C0-\u2FFF\u3040-\uFEFF\uFFF0-\uFFFF\U00010000-\U0010FFFF"
 EMAIL = rf"[{_L}0-9._%+\-]+(?:@|%(?:25)*40)[{_L}0-9\-]+(?:\.[{_L}0-9\-]+)*\.[{_L}]{{2,}}"
 
 

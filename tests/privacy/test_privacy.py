@@ -233,6 +233,9 @@ MASK_CASES = [
     pytest.param("/u/josé@example.com/x", "/u/[email]/x", id="path-email-idn-local"),
     pytest.param("/u/jo@münchen.de?x", "/u/[email]?x", id="path-email-idn-domain"),
     pytest.param("to=用户@例子.广告", "to=[email]", id="query-email-cjk"),
+    # an e-mail match never eats an octet of an address written with fullwidth digits after it
+    pytest.param("x@y.２０３.0.113.9", "x@y.203.0.113.0/24", id="email-then-fullwidth-v4"),
+    pytest.param("x@y.１９２．１６８.1.20", "x@y.192.168.1.0/24", id="email-then-fullwidth-dots"),
     pytest.param("/ip/::ffff:198.51.100.7", "/ip/198.51.100.0/24", id="path-v4-mapped"),
     # referrers
     pytest.param("http://203.0.113.9:8080/admin", "http://203.0.113.0/24:8080/admin", id="ref-v4-port"),
