@@ -230,9 +230,15 @@ class LazyGroup(click.Group):
             return run(*args, standalone_mode=False, **kwargs)
         try:
             code = run(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # `hostlogs`, `hostlogs keys`: the help
+            exc.show()
+            sys.exit(exc.exit_code)
         except click.UsageError as exc:
-            path = exc.ctx.command_path.split()[1:] if exc.ctx is not None else []
-            where = " ".join(["hostlogs", *path])  # (the program's own name, however it was run)
+            names, ctx = [], exc.ctx
+            while ctx is not None and ctx.parent is not None:  # the subcommands, whatever ran us
+                names.append(ctx.info_name or "")
+                ctx = ctx.parent
+            where = " ".join(["hostlogs", *reversed(names)])
             message = " ".join(exc.format_message().split()).rstrip(".")
             message = message[:1].lower() + message[1:]
             click.echo(f"hostlogs: error: {message} (see '{where} --help')", err=True)

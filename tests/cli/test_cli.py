@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -333,3 +335,18 @@ def test_a_source_that_matches_nothing_is_never_silent(tmp_path: Path) -> None:
     assert invoke(
         "query", "--store", store, "--case", "C-1", "--format", "csv", "SELECT count(*) AS n FROM pageviews"
     )[1].split() == ["n", "2"]
+
+
+def test_no_arguments_show_the_help_and_errors_name_the_command(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, [])
+    assert "Usage: " in r.output and "Commands:" in r.output  # the help itself, not squashed into an error
+    r = CliRunner().invoke(main, ["keys"])
+    assert "Usage: " in r.output and "Commands:" in r.output
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "audit", "list", "--bogus"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "hostlogs: error: no such option '--bogus' (see 'hostlogs audit list --help')\n"
