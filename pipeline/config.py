@@ -343,15 +343,14 @@ def _check_key_dir(cfg: Config, where: str) -> None:
     keys, store = Path(cfg.key_dir).absolute(), Path(cfg.store).absolute()
     if keys.resolve().is_relative_to(store.resolve()):
         raise ConfigError(f"{where} {keys} is inside the store: put the keys beside it ({store}-keys)")
-    # the directory and its custody/ subdirectory (the chain-of-custody keys), as ingest checks them
+    # the directory and its custody/ subdirectory (chain-of-custody keys), as ingest checks them;
+    # missing: the first run makes it 0700; not ours to enter (an investigator): closed, fine
     for folder, what in ((keys, where), (keys / "custody", f"{where}: its custody directory")):
-        try:
-            mode = folder.stat().st_mode if folder.is_dir() else 0  # (missing: the first run makes it 0700)
-        except PermissionError:  # an investigator outside the key owner's group: closed to us, fine
-            continue
-        if mode & 0o077:
-            opened = f"is open to group/other (mode {stat.S_IMODE(mode):04o})"
-            raise ConfigError(f"{what} {folder} {opened}: run chmod 700 {quote(str(folder))}")
+        with contextlib.suppress(PermissionError):
+            mode = folder.stat().st_mode if folder.is_dir() else 0
+            if mode & 0o077:
+                opened = f"is open to group/other (mode {stat.S_IMODE(mode):04o})"
+                raise ConfigError(f"{what} {folder} {opened}: run chmod 700 {quote(str(folder))}")
 
 
 def _source(raw: Any, where: str) -> SourceConfig:

@@ -91,13 +91,25 @@ def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
     assert audit.AuditLog(store).verify().ok
 
 
-def test_a_corrupt_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) -> None:
+def damaged_copy(store: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
+    """A copy of ``store`` whose second committed file is truncated or gone; (copy, its key)."""
     copy = tmp_path / "store"
     shutil.copytree(store, copy)
-    files = Store(copy).committed_parquet()
-    bad = files[1]
-    bad.write_bytes(bad.read_bytes()[:500])  # truncated: no Parquet footer
-    rel = bad.relative_to(copy).as_posix()
+    bad = Store(copy).committed_parquet()[1]
+    if damage == "missing":
+        bad.unlink()
+    else:
+        bad.write_bytes(bad.read_bytes()[:500])  # truncated: no Parquet footer
+    return copy, bad.relative_to(copy).as_posix()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing"])
+def test_a_corrupt_or_missing_file_is_left_out_with_a_warning(
+    store: Path, tmp_path: Path, damage: str
+) -> None:
+    """A missing file used to end every query with exit 6 before any SQL ran: pyarrow checks each
+    path when the views are built."""
+    copy, rel = damaged_copy(store, tmp_path, damage)
     r = CliRunner().invoke(main, ["query", "--store", str(copy), "--case", "C-1", "--format", "csv",
                                   "SELECT count(*) AS n FROM pageviews"])  # fmt: skip
     assert r.exit_code == 0, r.output
@@ -105,6 +117,7 @@ def test_a_corrupt_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) 
     day = query.run(store, f"SELECT count(*) FROM pageviews WHERE date = DATE '{rel[15:25]}'").rows[0][0]
     assert r.stdout == f"n\n{total - day}\n"
     assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read") and "hostlogs verify" in r.stderr
+    assert damage != "missing" or f"{rel} cannot be read (missing)" in r.stderr
     outcome = entries(copy, "C-1")[-1]
     assert outcome["status"] == "ok" and rel in json.dumps(outcome["warnings"])
     # the other days still answer without a warning, and investigations run over the rest
@@ -112,32 +125,10 @@ def test_a_corrupt_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) 
     assert r.exit_code == 0 and "cannot be read" in r.stderr
 
 
-def test_a_missing_file_is_left_out_with_a_warning(store: Path, tmp_path: Path) -> None:
-    """A committed file that is gone (deleted by hand, a failed disk) used to end every query with
-    exit 6 before any SQL ran: pyarrow checks each path when the views are built."""
-    copy = tmp_path / "store"
-    shutil.copytree(store, copy)
-    gone = Store(copy).committed_parquet()[1]
-    gone.unlink()
-    rel = gone.relative_to(copy).as_posix()
-    r = CliRunner().invoke(main, ["query", "--store", str(copy), "--case", "C-2", "--format", "csv",
-                                  "SELECT count(*) AS n FROM pageviews"])  # fmt: skip
-    assert r.exit_code == 0, r.output
-    total = query.run(store, "SELECT count(*) FROM pageviews").rows[0][0]
-    day = query.run(store, f"SELECT count(*) FROM pageviews WHERE date = DATE '{rel[15:25]}'").rows[0][0]
-    assert r.stdout == f"n\n{total - day}\n"
-    assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read (missing)")
-    assert rel in json.dumps(entries(copy, "C-2")[-1]["warnings"])
-
-
 def test_the_shell_warns_of_a_missing_file_with_its_first_statement(store: Path, tmp_path: Path) -> None:
     """The views are built when the shell starts: a file left out then must be told with (and
     audited for) the first statement, whose result misses its rows."""
-    copy = tmp_path / "store"
-    shutil.copytree(store, copy)
-    gone = Store(copy).committed_parquet()[1]
-    gone.unlink()
-    rel = gone.relative_to(copy).as_posix()
+    copy, rel = damaged_copy(store, tmp_path, "missing")
     script = "SELECT count(*) AS n FROM pageviews;\nSELECT 1 AS one;\n"
     r = CliRunner().invoke(main, ["shell", "--store", str(copy), "--case", "SH-2"], input=script)
     assert r.exit_code == 0, r.output
