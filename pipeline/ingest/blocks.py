@@ -204,7 +204,8 @@ def iter_pipe_blocks(
                     skipping, chunk = None, chunk[nl + 1 :]
             buf += chunk
             lines += chunk.count(b"\n")
-            if skipping is None and b"\n" not in buf and len(buf) > max_line_bytes:
+            # (``lines`` counts the newlines in ``buf``: scanning all of it per read was quadratic)
+            if skipping is None and lines == 0 and len(buf) > max_line_bytes:
                 skipping, buf = (offset, len(buf), bytes(buf[:REJECT_TEXT_LIMIT])), bytearray()
         drained = drain_until is not None and (not ready or time.monotonic() >= drain_until)
         stopping = eof or drained
@@ -218,8 +219,10 @@ def iter_pipe_blocks(
                 data = bytes(buf[:cut])
                 start = oversized[0][0] if oversized else offset
                 digest = hashlib.sha256(data).hexdigest()
-                waiting = not stopping and bool(select.select([fd], [], [], 0)[0])
-                urgent = stopping or not waiting  # more input already there: keep the workers busy
+                # more input within a moment: a busy writer, keep the workers busy (an empty pipe
+                # buffer at this very instant is common even under `cat big.log |`)
+                waiting = not stopping and bool(select.select([fd], [], [], PIPE_QUIET_SECONDS)[0])
+                urgent = stopping or not waiting
                 yield Block(start, offset, offset + cut, data, digest, tuple(oversized), urgent)
                 del buf[:cut]
                 offset += cut
@@ -233,6 +236,7 @@ def iter_pipe_blocks(
 
 
 STOP_DRAIN_SECONDS = 5.0  # after SIGTERM/SIGHUP: how long a writer may still fill the pipe
+PIPE_QUIET_SECONDS = 0.05  # no input for this long after a full batch: the pipe has gone quiet
 
 
 def tick(offset: int) -> Block:
