@@ -92,10 +92,11 @@ class Geo:
         return per_distinct.select(pl.all().gather(codes))
 
     def close(self) -> None:
-        for db in (self._country, self._asn):
-            if db is not None:
-                db.close()
-        self._country = self._asn = None
+        with self._lock:  # not while a worker walks a tree: its map would go away under it
+            for db in (self._country, self._asn):
+                if db is not None:
+                    db.close()
+            self._country = self._asn = None
 
     def __enter__(self) -> Geo:
         return self
