@@ -170,8 +170,8 @@ def iter_pipe_blocks(
     """Blocks from a pipe (Apache ``CustomLog "|hostlogs ingest -"``), flushed by time or line count.
 
     Reads whatever is available (never waits for a full block), so lines reach the store within
-    ``flush_seconds``. A block is urgent (committed before the next read) unless more input is
-    already waiting: a quiet pipe's last block must not wait for the next line; and at each flush
+    ``flush_seconds``. A block is urgent (committed before the next read) unless more input arrives
+    within ``PIPE_QUIET_SECONDS``: a quiet pipe's last block must not wait for the next line; at each flush
     time with nothing to cut, an empty urgent block (a ``tick``) commits what is still in flight. At
     EOF or when ``stop()`` turns true (SIGTERM/SIGHUP) what the writer already put into the pipe is
     read too (for at most ``STOP_DRAIN_SECONDS``), then everything read is flushed, a last line without
