@@ -93,7 +93,7 @@ class Tally:
 
 
 def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) -> Tally:
-    """Parse blocks (on ``workers`` threads; 0 = inline) and commit them strictly in order."""
+    """Parse blocks on ``workers`` (≥ 1) threads and commit them strictly in order."""
     settings = ParseSettings(
         domain=src.domain,
         server=r.cfg.server,
@@ -113,27 +113,22 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
         tally.add(prepared)
 
     max_line = r.cfg.ingest.max_line_bytes
-    if workers == 0:
+    # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
+    # happen in order on this thread, so progress never runs ahead of the data.
+    in_flight: deque[Future[Prepared]] = deque()
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
         for block in blocks:
             if not is_tick(block):
-                commit(_prepare(block, tracker.format_for(block.data), settings, r.masker, max_line))
-    else:
-        # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
-        # happen in order on this thread, so progress never runs ahead of the data.
-        in_flight: deque[Future[Prepared]] = deque()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
-            for block in blocks:
-                if not is_tick(block):
-                    job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
-                    in_flight.append(pool.submit(_prepare, *job))
-                # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
-                # while the next one is read, so memory stays ≈ (workers + 1) blocks. An urgent block
-                # (a pipe flushed by time) is committed before reading on: its lines must not wait
-                # for the next flush to become durable.
-                while in_flight and (len(in_flight) > workers or in_flight[0].done() or block.urgent):
-                    commit(in_flight.popleft().result())
-            while in_flight:
+                job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
+                in_flight.append(pool.submit(_prepare, *job))
+            # Wait for the oldest batch before reading on: at most ``workers`` blocks are in flight
+            # while the next one is read, so memory stays ≈ (workers + 1) blocks. An urgent block
+            # (a pipe flushed by time, or gone quiet) is committed before reading on: its lines must
+            # not wait for the next flush to become durable.
+            while in_flight and (len(in_flight) > workers or in_flight[0].done() or block.urgent):
                 commit(in_flight.popleft().result())
+        while in_flight:
+            commit(in_flight.popleft().result())
     return tally
 
 
