@@ -54,6 +54,7 @@ from pipeline.config import QueryConfig, timeout_seconds
 from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
 from pipeline.investigate import bloom
 from pipeline.store import layout
+from pipeline.store.catalogue import FileRecord
 from pipeline.store.commit import Store
 from pipeline.store.schema import PAGEVIEWS, REJECTS
 
@@ -124,11 +125,17 @@ class _Evidence:
         gone = [k for k in keys if not self.store.exists(k)]
         if not gone:
             raise StoreError(f"cannot open the store's files at {self.store.location}")
-        committed = self.store.catalogue().files
-        if any(k not in committed for k in gone):
-            raise StoreChangedError(STORE_CHANGED)
+        self.still_committed(gone)
         for k in gone:
             self.isolated[k] = "missing"
+
+    def still_committed(self, keys: list[str]) -> dict[str, FileRecord]:
+        """The store's committed files, when ``keys`` are still among them; a file no manifest lists
+        any more was retired by a maintenance run meanwhile (``StoreChangedError``: reopen)."""
+        committed = self.store.catalogue().files
+        if any(k not in committed for k in keys):
+            raise StoreChangedError(STORE_CHANGED)
+        return committed
 
 
 class Sandbox:
@@ -268,10 +275,7 @@ class Sandbox:
         if not named:
             return False
         key = named[0]
-        committed = ev.store.catalogue().files
-        if key not in committed:
-            raise StoreChangedError(STORE_CHANGED)
-        problem = ev.store.check_file(key, committed[key], checksum=False)
+        problem = ev.store.check_file(key, ev.still_committed([key])[key], checksum=False)
         ev.isolated[key] = problem or f"not readable: {first_line(exc)}"
         for v in TABLES:
             if key in ev.files[v]:

@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.errors import ConfigError
-from pipeline.privacy.geo_tree import INVALID, SearchTree
+from pipeline.privacy.geo_tree import INVALID, SearchTree, file_identity
 from pipeline.privacy.mask import factorize
 
 CACHE_MAX = 500_000
@@ -175,12 +175,11 @@ def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | N
 
 def _identity(path: Path, what: str) -> tuple[int, int, int, int]:
     try:
-        st = os.stat(path)
+        return file_identity(os.stat(path))
     except FileNotFoundError as e:
         raise ConfigError(f"GeoIP {what} database {path} not found") from e
     except OSError as e:
         raise ConfigError(f"cannot open GeoIP {what} database {path}: {e.strerror}") from e
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _reader(path: Path, what: str, types: tuple[str, ...]) -> Any:

@@ -37,8 +37,7 @@ class SearchTree:
         if record_size not in (24, 28, 32):
             raise ValueError(f"unknown record size {record_size}")
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            self.identity = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)  # the file mapped
+            self.identity = file_identity(os.fstat(f.fileno()))  # the file mapped
             self._map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         self._bytes = np.frombuffer(self._map, dtype=np.uint8)
         self.node_count = node_count
@@ -112,6 +111,11 @@ class SearchTree:
         out = np.where(nodes > self.node_count, nodes, INVALID)
         out[nodes == self.node_count] = NOT_FOUND
         return out
+
+
+def file_identity(st: os.stat_result) -> tuple[int, int, int, int]:
+    """Which file (and which version of it) a stat describes: a file renamed over another differs."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def _be(b: np.ndarray, at: np.ndarray, width: int) -> np.ndarray:
