@@ -108,13 +108,13 @@ class Match:
         return out
 
 
-def find_days(con: Sandbox, scope: Scope, cond: str, source: str = "pageviews") -> Match:
+def find_days(con: Sandbox, scope: Scope, cond: str) -> Match:
     """The days holding rows that match ``cond``."""
     where = f"{scope.where()} AND ({cond})"
     per_day = con.execute(
-        f"SELECT date, count(*), min(ts), max(ts) FROM {source} WHERE {where} GROUP BY 1 ORDER BY 1"
+        f"SELECT date, count(*), min(ts), max(ts) FROM pageviews WHERE {where} GROUP BY 1 ORDER BY 1"
     )
-    return match_of_days(where, per_day.rows, source)
+    return match_of_days(where, per_day.rows)
 
 
 def match_of_days(where: str, per_day: list[tuple[Any, ...]], source: str = "pageviews") -> Match:
