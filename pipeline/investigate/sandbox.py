@@ -115,19 +115,19 @@ class _Evidence:
         while True:
             try:
                 return self.store.dataset(folder, keys, pa.schema(fields), fmt)
-            except FileNotFoundError:  # pyarrow checks every path: one gone would end every query
-                self._left_out_missing(keys)
+            except (FileNotFoundError, IsADirectoryError):  # pyarrow checks every path when it
+                self._left_out_missing(keys)  # builds the views: one gone would end every query
                 keys = [k for k in keys if k not in self.isolated]
 
     def _left_out_missing(self, keys: list[str]) -> None:
-        """Isolate the committed files that are gone; a file no manifest lists any more was retired
-        by a maintenance run meanwhile (``StoreChangedError``: the caller opens new views)."""
-        gone = [k for k in keys if not self.store.exists(k)]
+        """Isolate the committed files that are gone or are a folder now; a file no manifest lists
+        any more was retired by a maintenance run meanwhile (``StoreChangedError``: open new views)."""
+        gone = {k: "a folder, not a file" if self.store.is_folder(k) else "missing" for k in keys}
+        gone = {k: why for k, why in gone.items() if why != "missing" or not self.store.exists(k)}
         if not gone:
             raise StoreError(f"cannot open the store's files at {self.store.location}")
-        self.still_committed(gone)
-        for k in gone:
-            self.isolated[k] = "missing"
+        self.still_committed(list(gone))
+        self.isolated.update(gone)
 
     def still_committed(self, keys: list[str]) -> dict[str, FileRecord]:
         """The store's committed files, when ``keys`` are still among them; a file no manifest lists

@@ -108,6 +108,8 @@ def check_file(
     file into a new, correctly checksummed one); queries may call it on a file DuckDB failed on.
     """
     try:
+        if fs.is_folder(key):  # (its "size" is the folder entry's)
+            return "altered: a folder, not a file"
         size = fs.size(key)
         if record is not None and record.bytes is not None and size != record.bytes:
             return f"altered: {size:,} bytes, committed with {record.bytes:,}"

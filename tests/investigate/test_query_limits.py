@@ -98,12 +98,15 @@ def damaged_copy(store: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
     bad = Store(copy).committed_parquet()[1]
     if damage == "missing":
         bad.unlink()
+    elif damage == "folder":  # a folder where the file was (a careless restore, a sync tool)
+        bad.unlink()
+        (bad / "x").mkdir(parents=True)
     else:
         bad.write_bytes(bad.read_bytes()[:500])  # truncated: no Parquet footer
     return copy, bad.relative_to(copy).as_posix()
 
 
-@pytest.mark.parametrize("damage", ["truncated", "missing"])
+@pytest.mark.parametrize("damage", ["truncated", "missing", "folder"])
 def test_a_corrupt_or_missing_file_is_left_out_with_a_warning(
     store: Path, tmp_path: Path, damage: str
 ) -> None:
@@ -118,6 +121,7 @@ def test_a_corrupt_or_missing_file_is_left_out_with_a_warning(
     assert r.stdout == f"n\n{total - day}\n"
     assert r.stderr.startswith(f"hostlogs: warning: {rel} cannot be read") and "hostlogs verify" in r.stderr
     assert damage != "missing" or f"{rel} cannot be read (missing)" in r.stderr
+    assert damage != "folder" or f"{rel} cannot be read (a folder, not a file)" in r.stderr
     outcome = entries(copy, "C-1")[-1]
     assert outcome["status"] == "ok" and rel in json.dumps(outcome["warnings"])
     # the other days still answer without a warning, and investigations run over the rest

@@ -143,6 +143,18 @@ def test_verify_reports_altered_missing_planted_and_damaged(store: Path) -> None
     one_line_error(err)
 
 
+def test_verify_names_a_folder_where_a_committed_file_was(store: Path) -> None:
+    """A restore or sync tool that left a folder in a file's place: reported as such, not as a file of
+    the folder entry's size."""
+    build(store, two_visitors())
+    bad = sorted(store.glob("pageviews/date=*/*.parquet"))[0]
+    bad.unlink()
+    (bad / "nested").mkdir(parents=True)
+    code, out, err = invoke("verify", "--store", str(store))
+    assert code == 8 and f"altered: {bad.relative_to(store).as_posix()} (a folder, not a file;" in out
+    one_line_error(err)
+
+
 def test_legacy_files_are_unverifiable_until_recorded(store: Path) -> None:
     build(store, two_visitors())
     for path in store.glob("_manifests/*/*.json"):  # as an older hostlogs wrote them
