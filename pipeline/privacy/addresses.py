@@ -217,6 +217,11 @@ def _plausible_ipv6(tok: str) -> bool:
     return any(c.isdigit() for c in tok) or len(groups) >= 2
 
 
+# Longer runs of hex digits, dots and colons are address lists, fingerprints or crafted input, no one
+# address (the longest text of one is 45 characters): replaced whole, not searched piece by piece.
+_LONGEST_V6_RUN = 128
+
+
 def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
     """(start, end, address) of the replacement inside an IPv6-looking run, or None.
 
@@ -224,8 +229,10 @@ def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
     colon-bounded piece of it that parses. The replacement covers that piece and every hex digit of
     the run around it: only text without a hex digit stays (the ':' of "client:", a final '.'). A
     run that looks like an address run into other text but has none that parses (>= 4 colons, >= 2
-    digits) is replaced whole (address None: "[ipv6]").
+    digits), or is longer than ``_LONGEST_V6_RUN``, is replaced whole (address None: "[ipv6]").
     """
+    if len(run) > _LONGEST_V6_RUN:
+        return 0, len(run), None
     piece: tuple[int, int, IPAddress] | None = None
     core = run.strip(":.")
     for candidate in (run, core) if core != run else (run,):
@@ -245,14 +252,28 @@ def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
 
 
 def _v6_sub_range(run: str) -> tuple[int, int, IPAddress] | None:
-    """The longest colon-bounded piece of ``run`` that is an IPv6 address (2 to 8 colons)."""
+    """The longest colon-bounded piece of ``run`` that is an IPv6 address (2 to 8 colons; the first
+    of equally long ones).
+
+    Only the ends 2 to 8 colons after a start are tried, and none past a second '::' or a '.'
+    before the last colon (no address has either; longer pieces keep them): a crafted run of
+    thousands of colons in a request (a few KiB of "1:2:1:2:...") took minutes per line when every
+    pair of colons was tried.
+    """
     colons = [i for i, c in enumerate(run) if c == ":"]
+    starts = (0, *(i + 1 for i in colons))
+    ends = (*colons, len(run))
     best: tuple[int, int, IPAddress] | None = None
-    for s in (0, *(i + 1 for i in colons)):
-        for e in (*colons, len(run)):
-            if e - s <= (0 if best is None else best[1] - best[0]) or not 2 <= run.count(":", s, e) <= 8:
-                continue
+    for k, s in enumerate(starts):  # the piece from starts[k] to ends[j] holds j - k colons
+        for n_colons, e in enumerate(ends[k + 2 : k + 9], start=2):
             piece = run[s:e]
+            doubles = piece.count("::")
+            if doubles > 1 or "." in piece[: piece.rfind(":")]:
+                break
+            if e - s <= (0 if best is None else best[1] - best[0]):
+                continue
+            if not doubles and n_colons != 7 and not (n_colons == 6 and "." in piece):
+                continue  # without '::': eight groups, or six and an IPv4 tail
             addr = lenient_address(piece) if _plausible_ipv6(piece) else None
             if addr is not None:
                 best = (s, e, addr)
@@ -268,7 +289,12 @@ def _v4_in_run(parts: list[str]) -> ipaddress.IPv4Address | None:
     (first part) or trailing (last part) digits. This masks a few numbers that are no address
     ("12.1.2.3456"): a privacy tool errs on that side.
     """
+    # A middle part must be an octet in one of the notations: checked once per part, so a long run of
+    # parts that are no octets ("999.999.…") costs no 16 trial parses per window.
+    octet = [_octet(p, True) is not None or _octet(p, False) is not None for p in parts]
     for i in range(len(parts) - 3):
+        if not (octet[i + 1] and octet[i + 2]):
+            continue
         window = parts[i : i + 4]
         for first in _trimmed(window[0], leading=True):
             for last in _trimmed(window[3], leading=False):
@@ -300,8 +326,12 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
                 end = zone.end() if zone else end
             spans.append((m.start() + start, end, "[ipv6]" if addr is None else network_of(addr)))
     if "." in view:
+        v6 = iter(list(spans))  # in order, not overlapping: one sweep (not every span per run)
+        ahead = next(v6, None)
         for m in _V4_RUN_RE.finditer(view):
-            if any(s < m.end() and m.start() < e for s, e, _ in spans):
+            while ahead is not None and ahead[1] <= m.start():
+                ahead = next(v6, None)
+            if ahead is not None and ahead[0] < m.end():
                 continue  # inside an IPv6 run already replaced
             v4 = _v4_in_run(m.group(0).split("."))
             if v4 is not None:
