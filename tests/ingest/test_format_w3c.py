@@ -442,3 +442,31 @@ def test_a_w3c_file_with_only_its_header_yet_is_a_w3c_file(tmp_path: Path, store
         f.write("2026-01-01 00:00:01 198.51.100.7 GET / 200\n")
     again = ingest_paths(store, [log])
     assert (again.sources[0].rows, again.sources[0].error) == (1, None)
+
+
+# ----------------------------------------------------------------------------------------------------
+# A junk "#Fields:" line (every field is a group of the line pattern)
+
+JUNK_FIELDS = "#Fields: time " + "a " * 4000
+
+
+def test_a_junk_fields_line_is_no_header_and_ends_no_run(tmp_path: Path) -> None:
+    """4,000 words in one "#Fields:" line made a regex over polars' size limit: exit 1 for the whole
+    run, every run, under auto-detection whatever the file's format."""
+    good = '203.0.113.77 - - [05/Dec/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "UA"\n'
+    mixed, other = tmp_path / "a.log", tmp_path / "b.log"
+    mixed.write_text(good * 3 + JUNK_FIELDS + "\n" + good)
+    other.write_text(good * 10)
+    report = ingest_paths(tmp_path / "auto", [mixed, other], fmt="auto")
+    assert report.lines == 15 and report.rows == 14
+    fields = "#Fields: date time c-ip cs-method cs-uri-stem sc-status\n"
+    iis = "2026-12-05 10:00:00 203.0.113.77 GET / 200\n"
+    w3c_log = tmp_path / "c.log"
+    w3c_log.write_text(f"{fields}{iis}{JUNK_FIELDS}\n{iis}{iis}{fields}{iis}")
+    report = ingest_paths(tmp_path / "w3c", [w3c_log], fmt="w3c", max_reject_rate=1.0)
+    assert report.rows == 2 and [r["reason"] for r in store_rejects(tmp_path / "w3c")] == ["unparseable"] * 2
+
+
+def test_a_field_list_too_long_to_be_real_is_a_format_error() -> None:
+    with pytest.raises(FormatError, match="at most 128"):
+        w3c.compile_w3c("w3c:time " + " ".join(f"x-a{i}" for i in range(5000)))

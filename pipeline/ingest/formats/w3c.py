@@ -297,6 +297,12 @@ _DIRECTIVE_KEY = re.compile(r"#([A-Za-z-]+):")
 _W3C_DIRECTIVE = re.compile(r"^#(?i:version|fields|software|date|start-date|end-date|remark|gmt-offset):")
 
 
+# Real field lists have up to ~35 names (CloudFront 33). Each name is a group of the line pattern:
+# one junk "#Fields:" line of 4,000 words made a regex over polars' size limit, which ended every run
+# that met it (auto-detection reads the first lines of any file).
+MAX_FIELDS = 128
+
+
 def _sanitized(line: str) -> str | None:
     """A directive the state keeps, rebuilt from what it means only (no other text of the line:
     the state outlives the batch and must never carry log data), or None."""
@@ -304,6 +310,8 @@ def _sanitized(line: str) -> str | None:
     value = line.split(":", 1)[1] if ":" in line else ""
     if key == "fields":  # a word that is no field identifier (an address, junk) becomes a placeholder
         words = [w if _IDENTIFIER.match(w) else "x-unknown" for w in value.split()]
+        if len(words) > MAX_FIELDS:  # junk, not a header: the lines under it are unparseable rejects
+            words = ["x-too-many-fields"]
         return "#Fields: " + " ".join(words) if words else None
     if key == "date":
         day = value.split()[0] if value.split() else ""
@@ -356,6 +364,8 @@ def compile_w3c(definition: str, name: str = "custom") -> W3CFormat:
             raise FormatError(f"W3C utc_offset {options['utc_offset']!r} is not like +01:00 or -0800")
     if bad := [f for f in fields if not _IDENTIFIER.match(f)]:
         raise FormatError(f"{bad[0]!r} is not a W3C field name in {definition!r}")
+    if len(fields) > MAX_FIELDS:
+        raise FormatError(f"W3C field list of {len(fields)} names: at most {MAX_FIELDS} are supported")
     if fields and "time" not in fields and "time-local" not in fields:
         raise FormatError(f"W3C field list {definition!r} has no time: hostlogs needs the request time")
     iis = tuple(tuple(d.lower().split()) for d in (IIS_DEFAULT, IIS_DEFAULT_XFF))
