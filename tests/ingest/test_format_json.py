@@ -335,6 +335,7 @@ def test_a_user_mapping_is_a_format() -> None:
         ('{"ts": "t", "client": 5}', "JSON path or a list"),
         ('{"ts": "t", "escape": "html"}', "escape must be"),
         ('{"ts": "t", }', "not valid JSON"),
+        ('{"ts": "' + ".".join(["a"] * 5000) + '"}', "5000 steps: at most 64"),  # was a RecursionError
     ],
 )
 def test_a_bad_mapping_is_a_format_error(spec: str, message: str) -> None:

@@ -104,7 +104,12 @@ def parse_path(text: str) -> JsonPath:
         pos = m.end()
     if not steps:
         raise FormatError("empty JSON path in a JSON log format definition")
+    if len(steps) > MAX_PATH_STEPS:  # (the decoder's nested dtype is built recursively)
+        raise FormatError(f"JSON path {text[:60]!r}... has {len(steps)} steps: at most {MAX_PATH_STEPS}")
     return JsonPath(text, tuple(steps))
+
+
+MAX_PATH_STEPS = 64
 
 
 Tree = dict[Step, "Tree | None"]  # None: a leaf (read as String)
