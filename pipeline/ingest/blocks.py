@@ -64,6 +64,7 @@ def iter_blocks(
     oversized: list[tuple[int, int, bytes]] = []
     digest = hashlib.sha256()
     chunk = _even_chunk(size_hint - start, block_bytes, workers) if size_hint is not None else block_bytes
+    max_lines = max(block_bytes // MIN_LINE_BYTES, 1)
     while True:
         buf = _read_block(stream, carry, chunk)
         if len(buf) == len(carry):  # end of stream
@@ -84,7 +85,7 @@ def iter_blocks(
         if cut < 0:
             carry = bytes(buf)
             continue
-        for piece in _pieces(buf[: cut + 1], max(block_bytes // MIN_LINE_BYTES, 1)):
+        for piece in _pieces(buf[: cut + 1], max_lines):
             digest.update(piece)
             yield Block(range_start, offset, offset + len(piece), piece, digest.hexdigest(), tuple(oversized))
             digest = hashlib.sha256()

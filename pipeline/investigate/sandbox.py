@@ -122,8 +122,12 @@ class _Evidence:
     def _left_out_missing(self, keys: list[str]) -> None:
         """Isolate the committed files that are gone or are a folder now; a file no manifest lists
         any more was retired by a maintenance run meanwhile (``StoreChangedError``: open new views)."""
-        gone = {k: "a folder, not a file" if self.store.is_folder(k) else "missing" for k in keys}
-        gone = {k: why for k, why in gone.items() if why != "missing" or not self.store.exists(k)}
+        gone: dict[str, str] = {}
+        for k in keys:
+            if self.store.is_folder(k):
+                gone[k] = "a folder, not a file"
+            elif not self.store.exists(k):
+                gone[k] = "missing"
         if not gone:
             raise StoreError(f"cannot open the store's files at {self.store.location}")
         self.still_committed(list(gone))

@@ -117,12 +117,9 @@ def mask_value(text: str, truncator: Truncator) -> str:
     if len(text) > PYTHON_RE_LIMIT:
         import polars as pl
 
-        values = pl.Series([text], dtype=pl.String)
-        if not values.str.contains(NEEDS_MASK).item():
-            return text
-        emails_masked = str(values.str.replace_all(EMAIL, EMAIL_MASK).item())
-    elif not _compiled(NEEDS_MASK).search(text):
+        from pipeline.privacy.mask import mask_text  # (the column masker: polars, imported only here)
+
+        return str(mask_text(pl.Series([text], dtype=pl.String), truncator).item())
+    if not _compiled(NEEDS_MASK).search(text):
         return text
-    else:
-        emails_masked = _compiled(EMAIL).sub(EMAIL_MASK, text)
-    return truncator.mask_texts([emails_masked])[0] or ""
+    return truncator.mask_texts([_compiled(EMAIL).sub(EMAIL_MASK, text)])[0] or ""
