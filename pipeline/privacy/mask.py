@@ -193,7 +193,7 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
 
 
-def mask_text(values: pl.Series, masker: Truncator) -> pl.Series:
+def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
     """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder.
 
     One vectorised scan (``NEEDS_MASK``) per row; the rows it admits are masked once per distinct

@@ -114,12 +114,15 @@ PYTHON_RE_LIMIT = 1024
 def mask_value(text: str, truncator: Truncator) -> str:
     """Every IP-looking token and e-mail address in ``text`` masked: ``mask.mask_text`` of one value,
     with the same patterns (the syntax is common to Python's ``re`` and polars' regex engine)."""
-    if len(text) > PYTHON_RE_LIMIT:
+    if len(text) > PYTHON_RE_LIMIT:  # (the column masker's steps; mask.py imports this module)
         import polars as pl
 
-        from pipeline.privacy.mask import mask_text  # (the column masker: polars, imported only here)
-
-        return str(mask_text(pl.Series([text], dtype=pl.String), truncator).item())
-    if not _compiled(NEEDS_MASK).search(text):
+        values = pl.Series([text], dtype=pl.String)
+        if not values.str.contains(NEEDS_MASK).item():
+            return text
+        emails_masked = str(values.str.replace_all(EMAIL, EMAIL_MASK).item())
+    elif not _compiled(NEEDS_MASK).search(text):
         return text
-    return truncator.mask_texts([_compiled(EMAIL).sub(EMAIL_MASK, text)])[0] or ""
+    else:
+        emails_masked = _compiled(EMAIL).sub(EMAIL_MASK, text)
+    return truncator.mask_texts([emails_masked])[0] or ""
