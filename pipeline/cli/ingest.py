@@ -203,6 +203,8 @@ def render_ingest(report: ingest.IngestReport) -> str:
         out.append(
             f"  {report.key_destroyed_rows:,} rows of periods whose key was destroyed: client_id left empty"
         )
+    if report.scanner.startswith("off (") and "HOSTLOGS_SCANNER" not in report.scanner:
+        out.append(f"warning: line scanner {report.scanner}: regular expressions read every line (slower)")
     out.append(
         f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
         f"({mb:,.1f} MB in {report.seconds:.2f} s)"

@@ -14,7 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
 
 # The lines a format is given: non-blank lines that are valid text (binary and oversized lines are
 # quarantined before, from their raw bytes). ``line`` still ends with its terminator ("\n", "\r\n",
@@ -55,6 +57,16 @@ Agents = Callable[[pl.Series, pl.Series], pl.Series]
 
 
 @dataclass(frozen=True)
+class RawLines:
+    """The bytes under the lines a format is given, for a format that reads bytes (the native scanner):
+    row i's line is ``data[starts[i]:ends[i]]``, its terminator excluded, valid UTF-8."""
+
+    data: pa.Buffer
+    starts: np.ndarray  # int64, into data
+    ends: np.ndarray
+
+
+@dataclass(frozen=True)
 class FieldContext:
     """What a format may use from the privacy side without knowing it."""
 
@@ -62,6 +74,9 @@ class FieldContext:
     # format that sees few distinct agents (combined logs) masks them per distinct value here;
     # a String user_agent column is masked by rows.py the same way.
     agents: Agents
+    # The lines' bytes, row for row. A format that hands another format *changed* lines (a transport
+    # header cut off) must drop it: ``dataclasses.replace(ctx, raw=None)``.
+    raw: RawLines | None = None
 
 
 @dataclass(frozen=True)

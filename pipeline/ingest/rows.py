@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
-from pipeline.ingest.fields import FIELD_COLUMNS, OPTIONAL_COLUMNS, FieldContext, Format
+from pipeline.ingest.fields import FIELD_COLUMNS, OPTIONAL_COLUMNS, FieldContext, Format, RawLines
 from pipeline.ingest.lines import SplitLines
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.forwarded import ProxyResolver
@@ -79,7 +79,7 @@ def parse_lines(
     # User agents become a Categorical: codes into the batch's own dictionary (freed with the batch,
     # shared by all of a format's stages so that their fields concatenate), masked once per distinct value.
     agents = partial(_agents, masker=masker, labels=pl.Categorical(pl.Categories.random()))
-    fields = fmt.parse(frame, FieldContext(agents=agents))
+    fields = fmt.parse(frame, FieldContext(agents=agents, raw=_raw_lines(split, keep & ~flagged)))
     _check_columns(fmt, fields.frame.columns)
     checked = fields.frame.select("offset", reason=_reject_reason(settings.ts_bounds()))
     bad = checked.get_column("reason").is_not_null()
@@ -95,6 +95,11 @@ def parse_lines(
         lines=int(keep.sum()),
         directives=0 if fields.directives is None else len(fields.directives),
     )
+
+
+def _raw_lines(split: SplitLines, rows: np.ndarray) -> RawLines:
+    starts = split.offsets[rows] - split.base_offset
+    return RawLines(split.text.buffers()[2], starts, starts + split.lengths[rows])
 
 
 def _check_columns(fmt: Format, columns: list[str]) -> None:

@@ -25,6 +25,7 @@ from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.directives import state_before
+from pipeline.ingest.formats import scanner
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, source_glob
 from pipeline.ingest.privacy_record import check as check_privacy_record
@@ -71,6 +72,7 @@ class IngestReport:
     enrichment: EnrichStatus = field(default_factory=lambda: EnrichStatus(pseudonyms="off", geo=None))
     key_destroyed_rows: int = 0  # rows of periods whose key the purge destroyed: client_id null
     quarantine: str = ""  # where rejected lines are kept (scrubbed): the store's rejects table
+    scanner: str = "unused"  # the native line scanner: "wasm", "unused", or "off (why)"
 
     @property
     def lines(self) -> int:
@@ -188,6 +190,7 @@ def run(
         quarantine=store.url(layout.REJECTS),
         enrichment=enricher.status,
         key_destroyed_rows=enricher.key_destroyed_rows,
+        scanner=scanner.status(),
         sources=tuple(reports),
         partitions=tuple(sorted(run_state.partitions)),
         bytes_read=run_state.bytes_read,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 
 import polars as pl
@@ -26,7 +26,7 @@ from pipeline.ingest.fields import (
     normalize_domain,
     null_column,
 )
-from pipeline.ingest.formats import apache_time
+from pipeline.ingest.formats import apache_scan, apache_time
 from pipeline.ingest.formats import request as requests
 from pipeline.ingest.formats.apache_directives import (
     _DIRECTIVE_RE,
@@ -65,6 +65,9 @@ class LogFormat:
     # %{FORMAT}t directives (apache_time.py), whose groups make the timestamp. Empty for plain %t,
     # which keeps its own fast path (the "ts" group, one strptime).
     time_parts: tuple[apache_time.TimePart, ...] = ()
+    # The native scanner's layout flags when the fast pattern is one it reads (apache_scan.py): its
+    # stage runs before the regex stages. None: regex stages only.
+    scan_flags: int | None = None
     has_domain: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,8 +78,15 @@ class LogFormat:
         the lines a stage cannot match go to the next one, the general pattern last."""
         parts: list[pl.DataFrame] = []
         todo = lines
-        stages = _stages(self, ctx.agents)
         unparsed = todo.get_column("offset").clear()
+        if self.scan_flags is not None and ctx.raw is not None:
+            scanned = apache_scan.scan_stage(lines, ctx.raw, self.scan_flags, ctx.agents)
+            if scanned is not None:
+                parts.append(scanned[0])
+                todo = scanned[1]
+                if todo.height == 0:
+                    return Fields(frame=parts[0], unparsed=unparsed)
+        stages = _stages(self, ctx.agents)
         for i, (extract, normalized) in enumerate(stages):
             extracted = extract(todo)
             matched = extracted.get_column("ts_raw").is_not_null()
@@ -99,6 +109,17 @@ class LogFormat:
 
 
 def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
+    """``_compile``, with the native scanner's flags when its fast pattern is one the scanner reads."""
+    fmt = _compile(spec, name=name)
+    return replace(fmt, scan_flags=apache_scan.scan_flags((fmt.fast_regex, fmt.fields), _fast_key))
+
+
+def _fast_key(spec: str) -> tuple[str | None, tuple[str, ...]]:
+    fmt = _compile(spec)
+    return fmt.fast_regex, fmt.fields
+
+
+def _compile(spec: str, *, name: str = "custom") -> LogFormat:
     """Translate an Apache LogFormat string into an anchored regex with named groups.
 
     Trailing quoted request headers (combined's ``"%{Referer}i" "%{User-Agent}i"``) are optional as

@@ -10,7 +10,7 @@ has no year), and the host and program names say nothing an investigator needs f
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import polars as pl
@@ -71,7 +71,7 @@ class Wrapped:
         # ``non_ascii`` stays as given: a line's byte and character offsets still differ or not.
         bare = line.str.replace(PREFIXES[self.kind], "")
         wrapped = bare.str.len_bytes() < line.str.len_bytes()
-        inner = self.inner.parse(lines.with_columns(line=bare).filter(wrapped), ctx)
+        inner = self.inner.parse(lines.with_columns(line=bare).filter(wrapped), replace(ctx, raw=None))
         missing = lines.get_column("offset").filter(~wrapped)
         unparsed = pl.concat([inner.unparsed, missing]) if len(missing) else inner.unparsed
         return Fields(frame=inner.frame, unparsed=unparsed, directives=inner.directives)
