@@ -26,7 +26,8 @@ from pipeline import config
 from pipeline.config import Config, Origin
 from pipeline.errors import ConfigError
 
-NOT_SETTINGS = {"HOSTLOGS_DEBUG"}  # environment variables of hostlogs that are not settings
+# environment variables of hostlogs that are not settings (docs/operations.md)
+NOT_SETTINGS = {"HOSTLOGS_DEBUG", "HOSTLOGS_SCANNER"}
 
 
 def env_name(name: str, f: Field[Any]) -> str | None:

@@ -150,3 +150,11 @@ def test_a_process_that_scanned_exits_cleanly(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Exception ignored" not in done.stderr and "Traceback" not in done.stderr
     assert "warning: line scanner" not in done.stdout
+
+
+def test_the_off_switch_is_a_known_variable() -> None:
+    """`hostlogs config check` warns of HOSTLOGS_… variables that are no setting, not of this one."""
+    from pipeline.cli import _settings
+
+    assert list(_settings._env_warnings({"HOSTLOGS_SCANNER": "off"})) == []
+    assert list(_settings._env_warnings({"HOSTLOGS_SCANER": "off"}))  # a typo is still reported
