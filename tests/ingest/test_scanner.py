@@ -75,15 +75,61 @@ def test_off_switch_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
     assert scanner.status() == "off (HOSTLOGS_SCANNER=off)"
 
 
-def test_a_trap_falls_back_and_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A scanner fault (here: offsets past its memory, which the contract forbids) loses no batch:
-    scan() answers None, the regex stages read the lines, and the run's report names the fault."""
-    assert _scan([LINE]) is not None
-    monkeypatch.setattr(scanner, "_problem", None)  # restored after the test: other tests scan
-    bad = np.array([1 << 31], dtype=np.int64)
-    assert scanner.scan(pa.py_buffer(LINE + b"\n"), bad, bad + 5, VHOST | TAIL) is None
-    assert scanner.status().startswith("off (Trap") or scanner.status().startswith("off (Wasmtime")
+# A module with the scanner's exports whose scan traps (WebAssembly text, compiled by wasmtime).
+TRAPPING = """(module (memory (export "memory") 1)
+  (func (export "reset")) (func (export "alloc") (param i32) (result i32) i32.const 1024)
+  (func (export "scan") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32) unreachable)
+  (func (export "compact") (param i32 i32 i32 i32 i32 i32)))"""
+
+
+def test_a_trap_falls_back_and_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault in the scanner loses no batch: scan() answers None, the regex stages read the lines,
+    and the run's report names the fault's cause, not its backtrace header."""
+    module = tmp_path / "scan.wasm"
+    module.write_text(TRAPPING)
+    monkeypatch.setattr(scanner, "MODULE_PATH", module)
+    monkeypatch.setattr(scanner, "_runtime", None)  # all three restored after the test: others scan
+    monkeypatch.setattr(scanner, "_problem", None)
+    assert _scan([LINE]) is None
+    assert scanner.status() == "off (Trap: wasm trap: wasm `unreachable` instruction executed)"
     assert _scan([LINE]) is None  # the rest of the run uses the regex stages
+    log = tmp_path / "a.log"
+    log.write_bytes(LINE + b"\n")
+    report = ingest_paths(tmp_path / "store", [log], fmt="vhost_combined")
+    assert report.rows == 1 and report.scanner.startswith("off (Trap")
+
+
+def test_a_module_allocating_outside_its_memory_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The host never copies into memory the module does not have (a corrupt or hostile module)."""
+    module = tmp_path / "scan.wasm"
+    module.write_text(TRAPPING.replace("i32.const 1024", "i32.const 65530"))
+    monkeypatch.setattr(scanner, "MODULE_PATH", module)
+    monkeypatch.setattr(scanner, "_runtime", None)
+    monkeypatch.setattr(scanner, "_problem", None)
+    assert _scan([LINE]) is None
+    assert scanner.status() == "off (WasmtimeError: the module allocated outside its memory)"
+
+
+def test_line_bounds_outside_the_buffer_are_refused() -> None:
+    bad = np.array([1 << 31], dtype=np.int64)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        scanner.scan(pa.py_buffer(LINE + b"\n"), bad, bad + 5, VHOST | TAIL)
+    with pytest.raises(ValueError, match="outside the buffer"):
+        scanner.scan(pa.py_buffer(LINE), np.array([0]), np.array([len(LINE) + 1]), VHOST | TAIL)
+
+
+def test_blocks_are_scanned_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines over several calls give what one call gives (the instance's memory holds a chunk)."""
+    lines = [LINE.replace(b"/a?b=1", f"/{i}".encode() * (i % 7 + 1)) for i in range(50)] + [b"junk"]
+    whole = _scan(lines)
+    monkeypatch.setattr(scanner, "CHUNK_LINES", 7)
+    chunked = _scan(lines)
+    assert whole is not None and chunked is not None
+    assert chunked.ok.tolist() == whole.ok.tolist() and chunked.ts.tolist() == whole.ts.tolist()
+    for name in scanner.FIELDS:
+        assert chunked.columns[name].to_pylist() == whole.columns[name].to_pylist()
 
 
 @pytest.mark.parametrize(
@@ -116,7 +162,8 @@ def _strip_run_columns(rows: list[dict[str, object]]) -> list[dict[str, object]]
     own keys), ingest times and batch ids."""
     varying = {"client_id", "ingested_at", "batch"}
     return sorted(
-        ({k: v for k, v in r.items() if k not in varying} for r in rows), key=lambda r: sorted(map(str, r.items()))
+        ({k: v for k, v in r.items() if k not in varying} for r in rows),
+        key=lambda r: sorted(map(str, r.items())),
     )
 
 
@@ -135,7 +182,9 @@ def test_ingest_with_and_without_the_scanner_store_the_same(
     assert without.scanner.startswith("off")
     assert with_scanner.rows == without.rows and with_scanner.rejects == without.rejects
     assert _strip_run_columns(store_rows(tmp_path / "a")) == _strip_run_columns(store_rows(tmp_path / "b"))
-    assert _strip_run_columns(store_rejects(tmp_path / "a")) == _strip_run_columns(store_rejects(tmp_path / "b"))
+    assert _strip_run_columns(store_rejects(tmp_path / "a")) == _strip_run_columns(
+        store_rejects(tmp_path / "b")
+    )
 
 
 def test_a_process_that_scanned_exits_cleanly(tmp_path: Path) -> None:
