@@ -133,7 +133,7 @@ class PrivacyConfig:
 @dataclass(frozen=True)
 class IngestConfig:
     block_bytes: int = 32 << 20
-    """Bytes per batch (and at most 1/64 as many lines), ≥ 2x max_line_bytes; memory peaks at ~6x this."""
+    """Bytes per batch (and at most 1/200 as many lines), ≥ 2x max_line_bytes; memory peaks at ~6x this."""
     max_line_bytes: int = setting(64 << 10, between(256, None))
     """Longer lines are rejected as too_long without being loaded whole."""
     partial_line_grace: float = setting(300.0, between(0, None))
