@@ -96,9 +96,10 @@ def iter_blocks(
 
 
 # A block holds at most block_bytes / MIN_LINE_BYTES lines (167,772 for 32 MiB: blocks of lines under
-# 200 bytes on average, such as common-format logs, are cut into several batches). A batch's memory grows with its lines, not its
-# bytes: 32 MiB of "\0\n" (16.7M binary lines) took 4 GB and 77 s as one batch; 3M common lines of
-# ~75 bytes peaked at 1.09 GB with 1/64 as many lines as bytes, 0.67 GB with 1/200.
+# 200 bytes on average, such as common-format logs, are cut into several batches). A batch's memory
+# grows with its lines, not its bytes: 32 MiB of "\0\n" (16.7M binary lines) took 4 GB and 77 s as
+# one batch; 3M common lines of ~75 bytes peaked at 1.09 GB with 1/64 as many lines as bytes, 0.65 GB
+# with 1/200.
 MIN_LINE_BYTES = 200
 
 
