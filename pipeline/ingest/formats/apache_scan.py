@@ -4,7 +4,7 @@ Formats whose fast pattern is one of the shapes ``native/scan.c`` implements (co
 vhost_combined, whatever their names or ``%b``/``%O``, ``%s``/``%>s`` spelling) get ``scan_flags``;
 their lines are scanned from the batch's bytes first, and only the lines the scanner refuses are
 matched by the regex stages. The fields are the regex stages' own (``_fields``): same values, types
-and masking, which tests/ingest/test_scanner.py holds on generated and real lines.
+and masking, which tests/ingest/test_scanner_parity.py holds on generated and real lines.
 """
 
 from __future__ import annotations

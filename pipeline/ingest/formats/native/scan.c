@@ -12,8 +12,9 @@
  * combined format) it refuses the line and the regex stages decide: a refusal is never a reject.
  *
  * Contract: each line [starts[i], ends[i]) holds no '\n'; the byte at ends[i] is '\n', or '\r'
- * followed by '\n' (the host appends a '\n' and 16 bytes of padding after the buffer), so every
- * search stops within the line's terminator. Freestanding: no libc, no allocation of its own.
+ * followed by '\n' (the host appends 24 bytes of '\n' after the buffer: the last line's terminator
+ * and the 8-byte loads' overrun), so every search stops within the line's terminator. Freestanding:
+ * no libc; memory is the host's (alloc/reset below).
  */
 #include <stddef.h>
 #include <stdint.h>
