@@ -18,7 +18,9 @@ from pipeline.privacy import digests, keys
 from pipeline.privacy.geo import Geo
 from pipeline.privacy.mask import ClientMasker, factorize
 
-CACHE_MAX = 1_000_000
+# Clients kept per key period before the cache starts over (~300 bytes each with the batch's copy):
+# 1,000,000 took a log of 3M distinct clients to 1.06 GB peak, 500,000 to 0.76 GB (+12 % CPU there).
+CACHE_MAX = 500_000
 _EMPTY = pl.DataFrame(
     schema={
         "client": pl.String,
