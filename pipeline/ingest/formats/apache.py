@@ -74,8 +74,9 @@ class LogFormat:
         object.__setattr__(self, "has_domain", "domain" in self.fields)
 
     def parse(self, lines: pl.DataFrame, ctx: FieldContext) -> Fields:
-        """The fast stages first (each a strict subset of the general pattern with the same captures);
-        the lines a stage cannot match go to the next one, the general pattern last."""
+        """The native scanner first where it applies (``scan_flags``, ``ctx.raw``), else the fast
+        stages (each a strict subset of the general pattern with the same captures); the lines a stage
+        cannot match go to the next one, the general pattern last."""
         parts: list[pl.DataFrame] = []
         todo = lines
         unparsed = todo.get_column("offset").clear()
