@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import partial
+from functools import cache, partial
 
 import polars as pl
 
@@ -115,12 +115,14 @@ class LogFormat:
 def compile_format(spec: str, *, name: str = "custom") -> LogFormat:
     """``_compile``, with the native scanner's flags when its fast pattern is one the scanner reads."""
     fmt = _compile(spec, name=name)
-    return replace(fmt, scan_flags=apache_scan.scan_flags((fmt.fast_regex, fmt.fields), _fast_key))
+    return replace(fmt, scan_flags=_scan_shapes().get((fmt.fast_regex, fmt.fields)))
 
 
-def _fast_key(spec: str) -> tuple[str | None, tuple[str, ...]]:
-    fmt = _compile(spec)
-    return fmt.fast_regex, fmt.fields
+@cache
+def _scan_shapes() -> dict[tuple[str | None, tuple[str, ...]], int]:
+    """(fast pattern, fields) of each shape the scanner reads → its layout flags."""
+    shapes = {spec: _compile(spec) for spec in apache_scan.SHAPES}
+    return {(f.fast_regex, f.fields): apache_scan.SHAPES[spec] for spec, f in shapes.items()}
 
 
 def _compile(spec: str, *, name: str = "custom") -> LogFormat:

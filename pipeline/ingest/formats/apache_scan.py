@@ -9,9 +9,6 @@ and masking, which tests/ingest/test_scanner_parity.py holds on generated and re
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import cache
-
 import numpy as np
 import polars as pl
 
@@ -19,26 +16,14 @@ from pipeline.ingest.fields import Agents, RawLines, null_column
 from pipeline.ingest.formats import scanner
 from pipeline.privacy import mask as privacy
 
-# The shapes scan.c reads (its layout flags), as LogFormat strings.
+# The shapes scan.c reads (its layout flags), as LogFormat strings: ``apache.compile_format`` gives
+# a format the flags of the shape whose fast pattern and fields it has.
 SHAPES: dict[str, int] = {
     '%h %l %u %t "%r" %>s %b': 0,
     '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"': scanner.TAIL,
     '%v:%p %h %l %u %t "%r" %>s %O': scanner.VHOST,
     '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"': scanner.VHOST | scanner.TAIL,
 }
-
-Key = tuple[str | None, tuple[str, ...]]
-
-
-@cache
-def _shapes(compile_key: Callable[[str], Key]) -> dict[Key, int]:
-    return {compile_key(spec): flags for spec, flags in SHAPES.items()}
-
-
-def scan_flags(key: Key, compile_key: Callable[[str], Key]) -> int | None:
-    """The scanner's layout flags for a format with this (fast regex, fields), or None: a format is
-    scanned only when its fast pattern is exactly one the scanner implements."""
-    return _shapes(compile_key).get(key)
 
 
 def scan_stage(
