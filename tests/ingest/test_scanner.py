@@ -18,7 +18,7 @@ import pytest
 
 from pipeline.ingest.formats import apache, resolve, scanner
 from pipeline.ingest.formats.apache_scan import SHAPES
-from pipeline.ingest.formats.scanner import TAIL, VHOST
+from pipeline.ingest.formats.scanner import TAIL, VHOST, XFF
 from tests.conftest import ROOT, THIRD_PARTY_LOGS, ingest_paths, store_rejects, store_rows
 
 NATIVE = ROOT / "pipeline" / "ingest" / "formats" / "native"
@@ -128,7 +128,8 @@ def test_blocks_are_scanned_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     chunked = _scan(lines)
     assert whole is not None and chunked is not None
     assert chunked.ok.tolist() == whole.ok.tolist() and chunked.ts.tolist() == whole.ts.tolist()
-    for name in scanner.FIELDS:
+    assert chunked.columns.keys() == whole.columns.keys()
+    for name in whole.columns:
         assert chunked.columns[name].to_pylist() == whole.columns[name].to_pylist()
 
 
@@ -139,7 +140,9 @@ def test_blocks_are_scanned_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
         ('%h %l %u %t "%r" %s %O "%{Referer}i" "%{User-Agent}i"', TAIL),  # same regex, other spelling
         ('%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"', VHOST | TAIL),
         ('%v:%p %h %l %u %t "%r" %>s %O', VHOST),
-        ('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"', None),
+        ('%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"', TAIL | XFF),
+        ('%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"', None),
+        ('%h %l %u %t "%r" %>s %b "%{X-Forwarded-For}i"', None),
         ('%h %l %u %t "%r" %>s %b %D', None),
         ('%v %h %l %u %t "%r" %>s %b', None),  # no port: another domain pattern
         ('%h %l %u [%{%d/%b/%Y %T}t] "%r" %>s %b', None),
@@ -153,8 +156,9 @@ def test_named_formats() -> None:
     assert resolve("vhost_combined").scan_flags == VHOST | TAIL
     assert resolve("combined").scan_flags == TAIL
     assert resolve("common").scan_flags == 0
+    assert resolve("nginx_main").scan_flags == TAIL | XFF
     assert resolve("syslog:combined").inner.scan_flags == TAIL  # type: ignore[attr-defined]
-    assert set(SHAPES.values()) == {0, TAIL, VHOST, VHOST | TAIL}
+    assert set(SHAPES.values()) == {0, TAIL, VHOST, VHOST | TAIL, TAIL | XFF}
 
 
 def _strip_run_columns(rows: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -33,6 +33,7 @@ from pipeline.ingest.fields import FieldContext
 from pipeline.ingest.formats import apache, resolve, scanner
 from pipeline.ingest.lines import split_block
 from pipeline.privacy import mask as privacy
+from pipeline.privacy.forwarded import ProxyResolver, trusted_networks
 from tests.conftest import ROOT, THIRD_PARTY_LOGS, third_party_log_files
 
 VHOST_COMMON = '%v:%p %h %l %u %t "%r" %>s %O'
@@ -41,9 +42,12 @@ FORMATS: dict[str, Any] = {
     "combined": resolve("combined"),
     "vhost_common": apache.compile_format(VHOST_COMMON, name="vhost_common"),
     "vhost_combined": resolve("vhost_combined"),
+    "nginx_main": resolve("nginx_main"),  # combined + "X-Forwarded-For" (captured, not an extra)
 }
 VHOSTED = frozenset({"vhost_common", "vhost_combined"})
-TAILED = frozenset({"combined", "vhost_combined"})  # referrer and user agent required by the scanner
+# referrer and user agent required by the scanner (and nginx_main's X-Forwarded-For after them)
+TAILED = frozenset({"combined", "vhost_combined", "nginx_main"})
+XFFED = frozenset({"nginx_main"})
 PLAIN = frozenset(FORMATS) - TAILED  # quoted fields after the bytes are extras: matched, never stored
 ALL, NONE = frozenset(FORMATS), frozenset[str]()
 MAX_LINE = 1 << 20
@@ -90,11 +94,12 @@ def _readings(data: bytes | memoryview, name: str, *, base: int = 1000, max_line
     return Reading(ok=ok, offsets=split.offsets[sel], parsed=fa)
 
 
-def _settings() -> R.ParseSettings:
+def _settings(trusted: tuple[str, ...] = ()) -> R.ParseSettings:
     return R.ParseSettings(
         domain="fallback.example.test",
         server="web1",
         sensitive_param_regex=privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS),
+        proxies=ProxyResolver(trusted_networks(trusted)),
     )
 
 
@@ -104,16 +109,19 @@ def _comparable(frame: pl.DataFrame) -> pl.DataFrame:
     return text.sort(text.columns, nulls_last=True) if text.height else text
 
 
-def _assert_ingest_parity(data: bytes, name: str, monkeypatch: pytest.MonkeyPatch) -> R.ParsedBatch:
-    """``parse_lines`` (rows and rejects, as stored) with the scanner and with HOSTLOGS_SCANNER=off."""
+def _assert_ingest_parity(
+    data: bytes, name: str, monkeypatch: pytest.MonkeyPatch, trusted: tuple[str, ...] = ()
+) -> R.ParsedBatch:
+    """``parse_lines`` (rows and rejects, as stored) with the scanner and with HOSTLOGS_SCANNER=off;
+    ``trusted``: the proxies whose X-Forwarded-For entries are believed."""
     fmt, masker = FORMATS[name], privacy.ClientMasker()
     monkeypatch.delenv("HOSTLOGS_SCANNER", raising=False)
     split = split_block(data, 0, MAX_LINE)
-    on = R.parse_lines(split, fmt, _settings(), masker)
+    on = R.parse_lines(split, fmt, _settings(trusted), masker)
     if (~split.blank & ~(split.binary | split.too_long)).any():
         assert scanner.status() == "wasm"
     monkeypatch.setenv("HOSTLOGS_SCANNER", "off")
-    off = R.parse_lines(split_block(data, 0, MAX_LINE), fmt, _settings(), masker)
+    off = R.parse_lines(split_block(data, 0, MAX_LINE), fmt, _settings(trusted), masker)
     assert scanner.status().startswith("off")
     monkeypatch.delenv("HOSTLOGS_SCANNER")
     assert on.lines == off.lines and on.reject_counts == off.reject_counts
@@ -135,6 +143,7 @@ def test_the_scanner_runs_in_this_process() -> None:
         "combined": scanner.TAIL,
         "vhost_common": scanner.VHOST,
         "vhost_combined": scanner.VHOST | scanner.TAIL,
+        "nginx_main": scanner.TAIL | scanner.XFF,
     }
 
 
@@ -318,14 +327,18 @@ _QUOTED: Field = (
 _EXTRAS = st.lists(st.sampled_from(["1.2.3.4, 10.0.0.1", "-", "", 'a\\"b']), max_size=2).map(
     lambda xs: "".join(f' "{x}"' for x in xs)
 )
+_FORWARDED = st.builds(
+    lambda first, rest: f' "{first}"{rest}', st.sampled_from(["-", "1.2.3.4, 10.0.0.1", "", "a b"]), _EXTRAS
+)
 _ODD_TAILS = [" ", "\t", "x", ' "unterminated', " -", ' "a" "b"', "\\"]
 
 
 @st.composite
-def _tail(draw: st.DrawFn, clean: bool) -> str:
-    """' "referrer" "user agent"' and extra quoted fields, or a tail that breaks the layout."""
+def _tail(draw: st.DrawFn, clean: bool, xff: bool) -> str:
+    """' "referrer" "user agent"' and extra quoted fields (``xff``: a clean line has at least one, its
+    X-Forwarded-For), or a tail that breaks the layout."""
     referrer, agent = draw(_either(_QUOTED, clean)), draw(_either(_QUOTED, clean))
-    extras = draw(_either((st.just(""), _EXTRAS), clean))
+    extras = draw(_either((_FORWARDED if xff else st.just(""), _EXTRAS), clean))
     shape = 0 if clean else draw(st.integers(0, 14))
     if shape <= 10:
         return f' "{referrer}" "{agent}"{extras}'
@@ -338,7 +351,7 @@ def _tail(draw: st.DrawFn, clean: bool) -> str:
 
 
 @st.composite
-def _lines(draw: st.DrawFn, vhost: bool, clean: bool | None = None) -> str:
+def _lines(draw: st.DrawFn, vhost: bool, clean: bool | None = None, xff: bool = False) -> str:
     """One line of the format's shape (``vhost``: with "%v:%p "): a third of them clean (values the
     scanner reads), the others with some fields perturbed."""
     if clean is None:
@@ -359,7 +372,7 @@ def _lines(draw: st.DrawFn, vhost: bool, clean: bool | None = None) -> str:
         )
     line = (
         f"{prefix}{field(_CLIENT)} {field(_IDENT)} {field(_IDENT)} {ts}"
-        f' "{request}" {field(_STATUS)} {field(_BYTES)}{draw(_tail(clean))}'
+        f' "{request}" {field(_STATUS)} {field(_BYTES)}{draw(_tail(clean, xff))}'
     )
     if not clean and draw(st.integers(0, 9)) == 0:  # one separator changed or dropped
         spaces = [i for i, c in enumerate(line) if c == " "]
@@ -370,11 +383,11 @@ def _lines(draw: st.DrawFn, vhost: bool, clean: bool | None = None) -> str:
 
 
 @st.composite
-def _blocks(draw: st.DrawFn, vhost: bool) -> bytes:
+def _blocks(draw: st.DrawFn, vhost: bool, xff: bool = False) -> bytes:
     """Lines joined by LF or CRLF, some blank, the last one maybe without a terminator."""
     lines = draw(
         st.lists(
-            st.integers(0, 11).flatmap(lambda i: st.just("") if i == 0 else _lines(vhost)),
+            st.integers(0, 11).flatmap(lambda i: st.just("") if i == 0 else _lines(vhost, xff=xff)),
             min_size=1,
             max_size=10,
         )
@@ -391,7 +404,7 @@ def _blocks(draw: st.DrawFn, vhost: bool) -> bytes:
 def test_generated_blocks_read_the_same(name: str, data: st.DataObject) -> None:
     """Whatever the vhost, client, timestamp, request, status, bytes, quoted fields, separators and
     terminators, the scanner's reading of a block is the regex stages' reading."""
-    _readings(data.draw(_blocks(name in VHOSTED), label="block"), name)
+    _readings(data.draw(_blocks(name in VHOSTED, name in XFFED), label="block"), name)
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
@@ -400,7 +413,8 @@ def test_generated_blocks_read_the_same(name: str, data: st.DataObject) -> None:
 def test_the_grammar_s_clean_lines_are_scanned(name: str, data: st.DataObject) -> None:
     """The grammar's clean lines are all the scanner's: the property above exercises its acceptances
     (a third of the lines are clean), not only its refusals."""
-    lines = data.draw(st.lists(_lines(name in VHOSTED, clean=True), min_size=1, max_size=10), label="lines")
+    clean = _lines(name in VHOSTED, clean=True, xff=name in XFFED)
+    lines = data.draw(st.lists(clean, min_size=1, max_size=10), label="lines")
     assert _readings("".join(x + "\n" for x in lines).encode(), name).ok.all()
 
 
@@ -428,11 +442,13 @@ _BASE = {
     "end": "\n",
 }
 _DEFAULT_TAIL = ' "https://ref.example/" "curl/8"'
+_DEFAULT_XFF = ' "198.51.100.9, 10.0.0.1"'  # nginx_main's X-Forwarded-For, after the default tail
 
 
 def _line(name: str, fields: dict[str, str]) -> bytes:
     f = _BASE | fields
-    tail = f.get("tail", _DEFAULT_TAIL if name in TAILED else "")
+    default = _DEFAULT_TAIL + _DEFAULT_XFF if name in XFFED else _DEFAULT_TAIL if name in TAILED else ""
+    tail = f.get("tail", default)
     head = f"{f['domain']}{f['port']} " if name in VHOSTED else ""
     return (
         f'{head}{f["client"]} {f["ident"]} {f["user"]} {f["ts"]} "{f["request"]}" {f["status"]} {f["bytes"]}'
@@ -589,13 +605,22 @@ EDGE_CASES: list[tuple[str, dict[str, str], frozenset[str], frozenset[str]]] = [
 ]
 
 
+# The table's tails with a third quoted field: nginx_main's X-Forwarded-For. Its scanner refuses
+# every other tail the table sets (two quoted fields or fewer: the line has no X-Forwarded-For).
+_XFF_TAILS = frozenset({"extra-forwarded", "extras-two"})
+
+
 def _edge_lines(name: str) -> list[tuple[str, bytes, bool]]:
     """(case, line, whether the scanner accepts it) for the table's cases that apply to ``name``."""
     return [
-        (case, _line(name, fields), name in accepted)
+        (case, _line(name, fields), name in accepted and (name not in XFFED or _xff_case(case, fields)))
         for case, fields, accepted, applies in EDGE_CASES
         if name in applies
     ]
+
+
+def _xff_case(case: str, fields: dict[str, str]) -> bool:
+    return "tail" not in fields or case in _XFF_TAILS
 
 
 def _parity_error(data: bytes, name: str) -> str | None:
@@ -684,7 +709,9 @@ def test_real_logs_were_found() -> None:
     found = {p.relative_to(ROOT).as_posix(): names for p, names in REAL_LOGS if names}
     assert len(found) >= 20
     assert found["sample_logs/other_vhosts_access.log"] == ["vhost_common", "vhost_combined"]
-    assert found["sample_logs/legacy.example.org/access_log"] == ["common", "combined"]
+    # (common lines are nginx_main lines without the optional tail: its scanner refuses them all)
+    assert found["sample_logs/legacy.example.org/access_log"] == ["common", "combined", "nginx_main"]
+    assert "nginx_main" in found["tests/data/third_party/logs/lnav-tests/logfile_shop_access_log.0"]
 
 
 @pytest.mark.parametrize(
@@ -720,6 +747,31 @@ def test_nasa_log_is_mostly_scanned() -> None:
     """A real common log of 1995 (20,000 lines): most of them scanned, the same reading."""
     data = _read(THIRD_PARTY_LOGS / "nasa-http-1995" / "NASA_access_log_Aug95.first20000.log")
     assert _readings(data, "common").ok.mean() > 0.95
+
+
+def test_forwarded_clients_are_resolved_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """nginx_main's X-Forwarded-For, read by the scanner, picks the client behind trusted proxies
+    exactly as the regex stages' reading does (and is never stored)."""
+    chains = ["198.51.100.9, 10.0.0.1", "-", "", "203.0.113.5", "2001:db8::7, 10.0.0.2", "unknown, 10.0.0.3"]
+    chains.append('198.51.100.77" "extra')  # an extra quoted field after it: matched, never stored
+    lines = [
+        _line("nginx_main", {"tail": f'{_DEFAULT_TAIL} "{chain}"', "request": f"GET /{i} HTTP/1.1"})
+        for i, chain in enumerate(chains)
+    ]
+    block = b"".join(lines)
+    assert _readings(block, "nginx_main").ok.all()
+    parsed = _assert_ingest_parity(block, "nginx_main", monkeypatch, trusted=("192.0.2.0/24", "10.0.0.0/8"))
+    nets = parsed.rows.sort("path").get_column("client_net").to_list()
+    assert nets[0] == "198.51.100.0/24" and nets[3] == "203.0.113.0/24" and nets[-1] == "198.51.100.0/24"
+    assert nets[4] == "2001:db8::/48" and "forwarded_for" not in parsed.rows.columns
+
+
+def test_a_real_nginx_main_log_is_mostly_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    """lnav's shop log (1,000 lines of nginx's main format, "$http_x_forwarded_for" last): scanned,
+    the same reading, and the same rows and rejects through the whole parse."""
+    data = _read(THIRD_PARTY_LOGS / "lnav-tests" / "logfile_shop_access_log.0")
+    assert _readings(data, "nginx_main").ok.mean() > 0.95
+    _assert_ingest_parity(data, "nginx_main", monkeypatch)
 
 
 # ----------------------------------------------------------------------------------------------------

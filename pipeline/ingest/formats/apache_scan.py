@@ -1,10 +1,11 @@
 """The native scanner as the first stage of an Apache format's parse (``apache.LogFormat.parse``).
 
 Formats whose fast pattern is one of the shapes ``native/scan.c`` implements (common, combined,
-vhost_combined, whatever their names or ``%b``/``%O``, ``%s``/``%>s`` spelling) get ``scan_flags``;
-their lines are scanned from the batch's bytes first, and only the lines the scanner refuses are
-matched by the regex stages. The fields are the regex stages' own (``_fields``): same values, types
-and masking, which tests/ingest/test_scanner_parity.py holds on generated and real lines.
+vhost_combined, nginx's main, whatever their names or ``%b``/``%O``, ``%s``/``%>s`` spelling) get
+``scan_flags``; their lines are scanned from the batch's bytes first, and only the lines the scanner
+refuses are matched by the regex stages. The fields are the regex stages' own (``_fields``): same
+values, types and masking, which tests/ingest/test_scanner_parity.py holds on generated and real
+lines.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ SHAPES: dict[str, int] = {
     '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i"': scanner.TAIL,
     '%v:%p %h %l %u %t "%r" %>s %O': scanner.VHOST,
     '%v:%p %h %l %u %t "%r" %>s %O "%{Referer}i" "%{User-Agent}i"': scanner.VHOST | scanner.TAIL,
+    '%h %l %u %t "%r" %>s %b "%{Referer}i" "%{User-Agent}i" "%{X-Forwarded-For}i"': (
+        scanner.TAIL | scanner.XFF
+    ),
 }
 
 
@@ -39,7 +43,7 @@ def scan_stage(
         return None
     ok = pl.Series(scanned.ok)
     k = len(scanned.ts)
-    text = {name: pl.Series(name, scanned.columns[name]) for name in scanner.FIELDS}
+    text = {name: pl.Series(name, scanned.columns[name]) for name in scanner.fields_of(flags)}
     agent = text["user_agent"] if flags & scanner.TAIL else null_column(k, name="user_agent")
     number = pl.Series("bytes", scanned.bytes)
     frame = pl.DataFrame(
@@ -57,6 +61,7 @@ def scan_stage(
             "referrer": text["referrer"],
             "user_agent": agents(*privacy.factorize(agent)),
             "client": text["client"],
+            **({"forwarded_for": text["forwarded_for"]} if flags & scanner.XFF else {}),
         }
     )
     return frame, lines.filter(~ok)

@@ -1,17 +1,17 @@
 """The native line scanner: ``native/scan.wasm`` (from ``native/scan.c``) run by wasmtime.
 
-Apache's common, combined and vhost_combined lines are read in one pass per line instead of a regex
-pass per field group: a 134k-line block in ~60 ms of WebAssembly, ~95 ms with its columns built,
-against ~190 ms for the regex stages (the cut, the head regex, the tail slice, the checks). The
-module is compiled once to WebAssembly and committed (``scripts/build_scanner.py`` rebuilds it
-reproducibly), so nothing is compiled on the user's machine and one 5 KB file serves every platform
-wasmtime has wheels for.
+Apache's common, combined and vhost_combined lines and nginx's main are read in one pass per line
+instead of a regex pass per field group: a 134k-line block in ~60 ms of WebAssembly, ~95 ms with its
+columns built, against ~190 ms for the regex stages (the cut, the head regex, the tail slice, the
+checks). The module is compiled once to WebAssembly and committed (``scripts/build_scanner.py``
+rebuilds it reproducibly), so nothing is compiled on the user's machine and one 5 KB file serves
+every platform wasmtime has wheels for.
 
 It only ever *accepts* lines (a subset of what the format's fast regex accepts, with the same
 captures); every line it refuses goes to the regex stages as before, and when wasmtime cannot be
 loaded at all (or ``HOSTLOGS_SCANNER=off``) the regex stages read everything: same rows, slower.
-Each thread has its own wasm instance (a store is single-threaded); wasmtime releases the GIL
-during the call, so the ingest workers scan in parallel.
+Each thread has its own wasm instance (a store is single-threaded); wasmtime releases the GIL during
+the call, so the ingest workers scan in parallel.
 """
 
 from __future__ import annotations
@@ -29,9 +29,13 @@ import numpy as np
 import pyarrow as pa
 
 MODULE_PATH = Path(__file__).with_name("native") / "scan.wasm"
-# The string fields scan.c writes views of, in its order (enum F_*).
-FIELDS = ("domain", "client", "method", "path", "query", "protocol", "referrer", "user_agent")
-VHOST, TAIL = 1, 2  # layout flags (scan.c): "%v:%p " first; ' "%{Referer}i" "%{User-Agent}i"' last
+# The string fields scan.c writes views of, in its order (enum F_*); forwarded_for only with XFF.
+FIELDS = (
+    "domain", "client", "method", "path", "query", "protocol", "referrer", "user_agent", "forwarded_for",
+)  # fmt: skip
+# layout flags (scan.c): "%v:%p " first; ' "%{Referer}i" "%{User-Agent}i"' after the bytes; with
+# TAIL, ' "%{X-Forwarded-For}i"' after the user agent
+VHOST, TAIL, XFF = 1, 2, 4
 _PAD = 24  # bytes after the copied block: a '\n' sentinel and the 8-byte loads' overrun
 _MAX_BYTES = 1 << 30  # wasm32 addresses 4 GiB and takes 32-bit sizes; blocks are 32 MiB by default
 CHUNK_LINES = 32_768  # lines per call: ~4 MB of views, the bytes of ~8 MB of lines
@@ -45,7 +49,12 @@ class Scanned:
     ts: np.ndarray  # int64 epoch microseconds UTC, one per accepted line
     status: np.ndarray  # int32
     bytes: np.ndarray  # int64, -1 for '-'
-    columns: dict[str, pa.Array | pa.ChunkedArray]  # FIELDS as arrow string views (nulls: absent)
+    columns: dict[str, pa.Array | pa.ChunkedArray]  # fields_of(flags) as arrow string views (nulls: absent)
+
+
+def fields_of(flags: int) -> tuple[str, ...]:
+    """The fields the scanner outputs for a layout (scan.c's fields_of)."""
+    return FIELDS if flags & XFF else FIELDS[:-1]
 
 
 class _Runtime:
@@ -99,7 +108,7 @@ class _Instance:
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        columns = {name: pa.chunked_array([p.columns[name] for p in parts]) for name in FIELDS}
+        columns = {name: pa.chunked_array([p.columns[name] for p in parts]) for name in fields_of(flags)}
         ok, ts, status, sent = (
             np.concatenate([getattr(p, x) for p in parts]) for x in ("ok", "ts", "status", "bytes")
         )
@@ -107,7 +116,8 @@ class _Instance:
 
     def _chunk(self, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray, flags: int) -> Scanned | None:
         lo, hi = int(starts[0]), int(ends[-1])  # the bytes of these lines (and of any left out between)
-        size, n, nf = hi - lo, len(starts), len(FIELDS)
+        fields = fields_of(flags)
+        size, n, nf = hi - lo, len(starts), len(fields)
         vb = (n + 7) // 8  # bytes of one validity bitmap
         sizes = {"buf": size + _PAD, "starts": 4 * n, "ends": 4 * n, "ok": n, "ts": 8 * n, "status": 4 * n}
         sizes |= {"bytes": 8 * n, "views": 16 * n * nf, "valid": vb * nf, "long": 4 * nf}
@@ -128,10 +138,10 @@ class _Instance:
             mem.put(name, relative.ctypes.data, 4 * n)
         outputs = [at[x] for x in ("ok", "ts", "status", "bytes", "views", "valid", "long")]
         k = self.scan(self.store, at["buf"], n, at["starts"], at["ends"], flags, *outputs)
-        self.compact(self.store, at["buf"], n, k, at["views"], at["long"], at["out"])
+        self.compact(self.store, at["buf"], n, k, nf, at["views"], at["long"], at["out"])
         values = mem.buffer("out", int(mem.get("long", np.uint32, nf).sum()) + 8 * nf)
         columns = {}
-        for f, name in enumerate(FIELDS):
+        for f, name in enumerate(fields):
             views = mem.buffer("views", 16 * k, skip=16 * n * f)
             valid = mem.buffer("valid", (k + 7) // 8, skip=vb * f)
             columns[name] = pa.Array.from_buffers(pa.string_view(), k, [valid, views, values])

@@ -1,10 +1,10 @@
-/* hostlogs line scanner: the Apache common/combined/vhost_combined fast pattern in one pass.
+/* hostlogs line scanner: the Apache common/combined/vhost_combined/nginx main fast pattern in one pass.
  *
  * Built once into the platform-independent scan.wasm (scripts/build_scanner.py, a pinned Zig from
  * PyPI) and run by wasmtime (pipeline/ingest/formats/scanner.py): no compiler on the user's machine.
  *
  *   [VHOST[:PORT] ]CLIENT IDENT USER [DD/Mon/YYYY:HH:MM:SS +ZZZZ] "METHOD PATH[?QUERY] HTTP/x.y"
- *   STATUS BYTES[ "REFERRER" "USER_AGENT"][ "EXTRA"]*
+ *   STATUS BYTES[ "REFERRER" "USER_AGENT"[ "X_FORWARDED_FOR"]][ "EXTRA"]*
  *
  * It accepts a subset of the lines the format's fast regex accepts, with the same captures; the
  * timestamp exactly as polars' strptime "[%d/%b/%Y:%H:%M:%S %z]" reads it. Where it is stricter
@@ -50,8 +50,12 @@ EXPORT(alloc) uint32_t wasm_alloc(uint32_t n) {
 }
 
 /* The string fields, in the order of the output views (scanner.py's FIELDS). */
-enum { F_DOMAIN, F_CLIENT, F_METHOD, F_PATH, F_QUERY, F_PROTO, F_REF, F_UA, NF };
-enum { VHOST = 1, TAIL = 2 }; /* layout flags: "%v:%p " first; ' "%{Referer}i" "%{User-Agent}i"' */
+enum { F_DOMAIN, F_CLIENT, F_METHOD, F_PATH, F_QUERY, F_PROTO, F_REF, F_UA, F_XFF, NF };
+/* layout flags: "%v:%p " first; ' "%{Referer}i" "%{User-Agent}i"' after the bytes; with TAIL,
+ * ' "%{X-Forwarded-For}i"' after the user agent (nginx's main). */
+enum { VHOST = 1, TAIL = 2, XFF = 4 };
+/* The fields a layout outputs: the X-Forwarded-For view only with XFF (the others need no room). */
+static inline uint32_t fields_of(uint32_t flags) { return flags & XFF ? NF : NF - 1; }
 #define NONE 0xFFFFFFFFu
 
 static inline int is_digit(uint8_t c) { return (uint8_t)(c - '0') < 10; }
@@ -158,7 +162,7 @@ static inline uint32_t token(const uint8_t *b, uint32_t p) {
 /* The line [p, end): 1 and its fields in *L, or 0 (the regex stages decide). */
 static int parse_line(const uint8_t *b, uint32_t p, uint32_t end, uint32_t flags, Line *L) {
     uint32_t q, e;
-    L->len[F_DOMAIN] = L->len[F_REF] = L->len[F_UA] = NONE;
+    L->len[F_DOMAIN] = L->len[F_REF] = L->len[F_UA] = L->len[F_XFF] = NONE;
     if (flags & VHOST) {
         q = p;
         if (!dom_first(b[p])) FAIL;
@@ -223,6 +227,11 @@ static int parse_line(const uint8_t *b, uint32_t p, uint32_t end, uint32_t flags
         if (b[p] != ' ' || b[p + 1] != '"' || (e = quoted(b, p + 2)) == NONE) FAIL;
         SET(F_UA, p + 2, e);
         p = e + 1;
+        if (flags & XFF) { /* required, like the user agent; "-" is a value (rows.py resolves it) */
+            if (b[p] != ' ' || b[p + 1] != '"' || (e = quoted(b, p + 2)) == NONE) FAIL;
+            SET(F_XFF, p + 2, e);
+            p = e + 1;
+        }
     }
     while (b[p] == ' ' && b[p + 1] == '"') { /* extra quoted fields: matched, never stored */
         if ((e = quoted(b, p + 2)) == NONE) FAIL;
@@ -254,14 +263,15 @@ static inline void view_of(const uint8_t *b, uint32_t s, uint32_t l, uint32_t *w
 
 /* Scan n lines of buf. ok[i]: line i scanned. The scanned lines' values are written compactly
  * (k-th scanned line at index k): ts (epoch us UTC), status, bytes (-1 for '-'), and per field f
- * its string view at views[(f * n + k) * 16] with validity bit k of valid[f * ((n + 7) / 8)];
- * long_bytes[f]: the bytes of field f's values over 12 bytes (for compact). Returns the lines scanned. */
+ * (the first fields_of(flags)) its string view at views[(f * n + k) * 16] with validity bit k of
+ * valid[f * ((n + 7) / 8)]; long_bytes[f]: the bytes of field f's values over 12 bytes (for
+ * compact). Returns the lines scanned. */
 EXPORT(scan) uint32_t scan(const uint8_t *buf, uint32_t n, const uint32_t *starts, const uint32_t *ends,
                            uint32_t flags, uint8_t *ok, int64_t *ts, int32_t *status, int64_t *bytes,
                            uint8_t *views, uint8_t *valid, uint32_t *long_bytes) {
-    uint32_t k = 0, vb = (n + 7) / 8;
-    for (uint32_t i = 0; i < (vb * NF); i++) valid[i] = 0;
-    for (int f = 0; f < NF; f++) long_bytes[f] = 0;
+    uint32_t k = 0, vb = (n + 7) / 8, nf = fields_of(flags);
+    for (uint32_t i = 0; i < (vb * nf); i++) valid[i] = 0;
+    for (uint32_t f = 0; f < nf; f++) long_bytes[f] = 0;
     for (uint32_t i = 0; i < n; i++) {
         Line L;
         ok[i] = (uint8_t)parse_line(buf, starts[i], ends[i], flags, &L);
@@ -269,7 +279,7 @@ EXPORT(scan) uint32_t scan(const uint8_t *buf, uint32_t n, const uint32_t *start
         ts[k] = L.ts;
         status[k] = L.status;
         bytes[k] = L.bytes;
-        for (int f = 0; f < NF; f++) {
+        for (uint32_t f = 0; f < nf; f++) {
             uint32_t *w = (uint32_t *)(views + ((size_t)f * n + k) * 16);
             if (L.len[f] == NONE) {
                 w[0] = w[1] = w[2] = w[3] = 0;
@@ -288,17 +298,18 @@ EXPORT(scan) uint32_t scan(const uint8_t *buf, uint32_t n, const uint32_t *start
  * into out, each field's values after the previous field's, and point their views there: a column's
  * bytes are then contiguous (a column operation reads one run, not a stride through the block:
  * measured 1.3-2x on hashing), and the block can be freed. One pass over the lines (a pass per field
- * reads the block eight times). long_bytes: per field, the bytes of its long values (from scan).
- * out holds their sum and 8 bytes of slack per field. */
-EXPORT(compact) void compact(const uint8_t *buf, uint32_t n, uint32_t k, uint8_t *views, const uint32_t *long_bytes,
-                             uint8_t *out) {
+ * reads the block eight times). nf: the fields scan wrote (fields_of its flags); long_bytes: per
+ * field, the bytes of its long values (from scan). out holds their sum and 8 bytes of slack per field. */
+EXPORT(compact) void compact(const uint8_t *buf, uint32_t n, uint32_t k, uint32_t nf, uint8_t *views,
+                             const uint32_t *long_bytes, uint8_t *out) {
     uint32_t pos[NF], at = 0;
-    for (int f = 0; f < NF; f++) {
+    if (nf > NF) return;
+    for (uint32_t f = 0; f < nf; f++) {
         pos[f] = at;
         at += long_bytes[f] + 8; /* + the slack the field's last value may write into */
     }
     for (uint32_t i = 0; i < k; i++) {
-        for (int f = 0; f < NF; f++) {
+        for (uint32_t f = 0; f < nf; f++) {
             uint32_t *w = (uint32_t *)(views + ((size_t)f * n + i) * 16);
             if (w[0] <= 12) continue;
             /* 8 bytes per step (a memory.copy per value costs a call): may write up to 7 bytes past
