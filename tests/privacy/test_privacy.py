@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from pipeline.config import DEFAULT_SENSITIVE_PARAMS
 from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
-from pipeline.ingest.rows import ParseSettings, parse_lines
+from pipeline.ingest.rows import ParseSettings, _validated, parse_lines
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.addresses import ipv6_fast, parse_address
 
@@ -589,6 +589,26 @@ def test_protocol_is_validated(
     got = parse_one(f'198.51.100.7 - - [01/Nov/2026:10:00:00 +0000] "{request_line}" 200 5 "-" "ua"')
     assert isinstance(got, dict), got
     assert (got["method"], got["path"], got["query"], got["protocol"]) == (method, path, query, protocol)
+
+
+_WORDS = st.text(alphabet="GETPOSThtp/HTTP.0123:9 -_x\u00e9", max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(methods=st.lists(st.one_of(st.none(), _WORDS), min_size=1, max_size=8), data=st.data())
+def test_validated_method_and_protocol_fit_their_class(methods: list[str | None], data: Any) -> None:
+    """``rows._validated`` is what keeps method and protocol in their class (``_to_rows`` stores its
+    output as is): whatever it is given, each value it returns is null or matches ``privacy.VALID``."""
+    n = len(methods)
+    protocols = data.draw(st.lists(st.one_of(st.none(), _WORDS), min_size=n, max_size=n))
+    paths = data.draw(st.lists(st.one_of(st.none(), _WORDS), min_size=n, max_size=n))
+    queries = data.draw(st.lists(st.one_of(st.none(), _WORDS), min_size=n, max_size=n))
+    method, _, _, protocol = _validated(
+        *(pl.Series(v, dtype=pl.String) for v in (methods, paths, queries, protocols))
+    )
+    for column, values in (("method", method), ("protocol", protocol)):
+        for value in values.to_list():
+            assert value is None or re.search(privacy.VALID[column], value), (column, value)
 
 
 def test_protocol_field_of_split_formats_is_validated() -> None:
