@@ -120,13 +120,21 @@ def test_line_bounds_outside_the_buffer_are_refused() -> None:
         scanner.scan(pa.py_buffer(LINE), np.array([0]), np.array([len(LINE) + 1]), VHOST | TAIL)
 
 
-def test_blocks_are_scanned_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Lines over several calls give what one call gives (the instance's memory holds a chunk)."""
-    lines = [LINE.replace(b"/a?b=1", f"/{i}".encode() * (i % 7 + 1)) for i in range(50)] + [b"junk"]
-    whole = _scan(lines)
+@pytest.mark.parametrize("flags", [VHOST | TAIL, TAIL | XFF])
+def test_blocks_are_scanned_in_chunks(flags: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lines over several calls give what one call gives (the instance's memory holds a chunk), with
+    eight fields and with nginx_main's ninth (X-Forwarded-For)."""
+    line = LINE if flags & VHOST else LINE.split(b" ", 1)[1] + b' "198.51.100.7, 10.0.0.1"'
+    lines = [line.replace(b"/a?b=1", f"/{i}".encode() * (i % 7 + 1)) for i in range(50)] + [b"junk"]
+    lines[3] = lines[3].replace(b'"198.51.100.7, 10.0.0.1"', b'"-" "extra"')
+    whole = _scan(lines, flags)
     monkeypatch.setattr(scanner, "CHUNK_LINES", 7)
-    chunked = _scan(lines)
+    chunked = _scan(lines, flags)
     assert whole is not None and chunked is not None
+    assert whole.ok.sum() == 50 and set(whole.columns) == set(scanner.fields_of(flags))
+    if flags & XFF:
+        forwarded = whole.columns["forwarded_for"].to_pylist()
+        assert forwarded[:4] == ["198.51.100.7, 10.0.0.1"] * 3 + ["-"]
     assert chunked.ok.tolist() == whole.ok.tolist() and chunked.ts.tolist() == whole.ts.tolist()
     assert chunked.columns.keys() == whole.columns.keys()
     for name in whole.columns:

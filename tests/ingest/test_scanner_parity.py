@@ -327,8 +327,12 @@ _QUOTED: Field = (
 _EXTRAS = st.lists(st.sampled_from(["1.2.3.4, 10.0.0.1", "-", "", 'a\\"b']), max_size=2).map(
     lambda xs: "".join(f' "{x}"' for x in xs)
 )
+# nginx_main's X-Forwarded-For (and any extra quoted fields after it): the quoted values of the
+# referrer and user agent, escapes and all, and address lists
 _FORWARDED = st.builds(
-    lambda first, rest: f' "{first}"{rest}', st.sampled_from(["-", "1.2.3.4, 10.0.0.1", "", "a b"]), _EXTRAS
+    lambda first, rest: f' "{first}"{rest}',
+    st.one_of(st.sampled_from(["-", "1.2.3.4, 10.0.0.1", "2001:db8::1, unknown"]), _QUOTED[0]),
+    _EXTRAS,
 )
 _ODD_TAILS = [" ", "\t", "x", ' "unterminated', " -", ' "a" "b"', "\\"]
 
@@ -338,7 +342,8 @@ def _tail(draw: st.DrawFn, clean: bool, xff: bool) -> str:
     """' "referrer" "user agent"' and extra quoted fields (``xff``: a clean line has at least one, its
     X-Forwarded-For), or a tail that breaks the layout."""
     referrer, agent = draw(_either(_QUOTED, clean)), draw(_either(_QUOTED, clean))
-    extras = draw(_either((_FORWARDED if xff else st.just(""), _EXTRAS), clean))
+    odd = st.builds(lambda v, rest: f' "{v}"{rest}', _QUOTED[1], _EXTRAS) if xff else _EXTRAS
+    extras = draw(_either((_FORWARDED if xff else st.just(""), odd), clean))
     shape = 0 if clean else draw(st.integers(0, 14))
     if shape <= 10:
         return f' "{referrer}" "{agent}"{extras}'
@@ -584,6 +589,21 @@ EDGE_CASES: list[tuple[str, dict[str, str], frozenset[str], frozenset[str]]] = [
     ("escaped-backslash-before-cr", {"tail": ' "-" "ua\\\\"', "end": "\r\n"}, ALL, ALL),
     ("escape-at-block-end", {"tail": ' "-" "ua\\', "end": ""}, NONE, ALL),
     ("quote-at-block-end", {"tail": ' "-" "', "end": ""}, NONE, ALL),
+    # nginx_main's X-Forwarded-For (a third quoted field, captured): the quoted value's rules again
+    ("xff-dash", {"tail": ' "-" "curl/8" "-"'}, XFFED, XFFED),  # a value, not null: rows.py resolves it
+    ("xff-empty", {"tail": ' "-" "curl/8" ""'}, XFFED, XFFED),
+    ("xff-escaped-quote", {"tail": ' "-" "curl/8" "a\\"b, 10.0.0.1"'}, XFFED, XFFED),
+    ("xff-backslash-before-close", {"tail": ' "-" "curl/8" "a\\\\"'}, XFFED, XFFED),
+    ("xff-escaped-close", {"tail": ' "-" "curl/8" "1.2.3.4\\"'}, NONE, XFFED),  # unterminated
+    ("xff-then-extra", {"tail": ' "-" "curl/8" "1.2.3.4" "x y"'}, XFFED, XFFED),
+    ("xff-no-space", {"tail": ' "-" "curl/8""1.2.3.4"'}, NONE, XFFED),
+    ("xff-trailing-space", {"tail": ' "-" "curl/8" "1.2.3.4" '}, NONE, XFFED),
+    ("xff-backslash-before-cr", {"tail": ' "-" "curl/8" "1.2.3.4\\', "end": "\r\n"}, NONE, XFFED),
+    ("xff-escaped-backslash-before-cr", {"tail": ' "-" "curl/8" "1.2.3.4\\\\"', "end": "\r\n"}, XFFED, XFFED),
+    ("xff-at-block-end", {"tail": ' "-" "curl/8" "1.2.3.4', "end": ""}, NONE, XFFED),
+    ("xff-quote-at-block-end", {"tail": ' "-" "curl/8" "', "end": ""}, NONE, XFFED),
+    ("xff-masked-text", {"tail": ' "-" "curl/8" "198.51.100.7 é 日本, x@example.com"'}, XFFED, XFFED),
+    ("xff-long", {"tail": ' "-" "curl/8" "' + ", ".join(["203.0.113.9"] * 40) + '"'}, XFFED, XFFED),
     # the server name: only a normalised one is the scanner's (the regex path normalises the others)
     ("domain-no-port", {"port": ""}, VHOSTED, VHOSTED),
     ("domain-port-0", {"port": ":0"}, VHOSTED, VHOSTED),
@@ -620,7 +640,7 @@ def _edge_lines(name: str) -> list[tuple[str, bytes, bool]]:
 
 
 def _xff_case(case: str, fields: dict[str, str]) -> bool:
-    return "tail" not in fields or case in _XFF_TAILS
+    return "tail" not in fields or case in _XFF_TAILS or case.startswith("xff-")
 
 
 def _parity_error(data: bytes, name: str) -> str | None:
@@ -855,7 +875,8 @@ def _field_bounds(line: bytes) -> list[int]:
     return sorted(cuts | {i + 1 for i in cuts if i < len(line)})
 
 
-@pytest.mark.parametrize("name", ["common", "vhost_combined"])  # the layouts without and with both flags
+# the layouts without flags, with VHOST and TAIL, and with TAIL and XFF
+@pytest.mark.parametrize("name", ["common", "vhost_combined", "nginx_main"])
 def test_a_block_ending_where_a_field_starts(name: str) -> None:
     """The block's last line cut where a field starts (and one byte into it), without a terminator:
     the scanner's searches stop at the block's end, never in the bytes after it."""

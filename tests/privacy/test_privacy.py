@@ -591,7 +591,10 @@ def test_protocol_is_validated(
     assert (got["method"], got["path"], got["query"], got["protocol"]) == (method, path, query, protocol)
 
 
-_WORDS = st.text(alphabet="GETPOSThtp/HTTP.0123:9 -_x\u00e9", max_size=12)
+_WORDS = st.one_of(
+    st.sampled_from(["GET", "post", "M-SEARCH", "HTTP/1.1", "HTTP/2", "HTTP/1.1.1", "HTTP/203.0.113.9"]),
+    st.text(alphabet="GETPOSThtp/HTTP.0123:9 -_x\u00e9", max_size=12),
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -609,6 +612,13 @@ def test_validated_method_and_protocol_fit_their_class(methods: list[str | None]
     for column, values in (("method", method), ("protocol", protocol)):
         for value in values.to_list():
             assert value is None or re.search(privacy.VALID[column], value), (column, value)
+
+    def fits(column: str, value: str | None) -> bool:
+        return value is None or re.search(privacy.VALID[column], value) is not None
+
+    for i, (m, p) in enumerate(zip(methods, protocols, strict=True)):  # and what fits is kept
+        if fits("method", m) and fits("protocol", p):
+            assert (method[i], protocol[i]) == (m, p)
 
 
 def test_protocol_field_of_split_formats_is_validated() -> None:
