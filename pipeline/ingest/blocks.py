@@ -252,7 +252,8 @@ def iter_pipe_blocks(
         if stopping or full or time.monotonic() >= deadline:
             cut = len(buf) if stopping else buf.rfind(b"\n") + 1
             if cut or oversized:
-                data = bytes(buf[:cut])
+                with memoryview(buf) as view:  # one copy (a slice of the bytearray would be a second)
+                    data = bytes(view[:cut])
                 start = oversized[0][0] if oversized else offset
                 digest = hashlib.sha256(data).hexdigest()
                 # more input within a moment: a busy writer, keep the workers busy (an empty pipe
