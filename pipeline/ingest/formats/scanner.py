@@ -1,11 +1,11 @@
 """The native line scanner: ``native/scan.wasm`` (from ``native/scan.c``) run by wasmtime.
 
 Apache's common, combined and vhost_combined lines and nginx's main are read in one pass per line
-instead of a regex pass per field group: a 134k-line block in ~60 ms of WebAssembly, ~95 ms with its
-columns built, against ~190 ms for the regex stages (the cut, the head regex, the tail slice, the
-checks). The module is compiled once to WebAssembly and committed (``scripts/build_scanner.py``
-rebuilds it reproducibly), so nothing is compiled on the user's machine and one 5 KB file serves
-every platform wasmtime has wheels for.
+instead of a regex pass per field group: a 134k-line block in ~60 ms of WebAssembly, 95-120 ms with
+its columns built (one block alone / thread CPU in a whole run), against ~190 ms for the regex
+stages (the cut, the head regex, the tail slice, the checks). The module is compiled once to
+WebAssembly and committed (``scripts/build_scanner.py`` rebuilds it reproducibly), so nothing is
+compiled on the user's machine and one 5 KB file serves every platform wasmtime has wheels for.
 
 It only ever *accepts* lines (a subset of what the format's fast regex accepts, with the same
 captures); every line it refuses goes to the regex stages as before, and when wasmtime cannot be
