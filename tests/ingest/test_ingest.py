@@ -74,6 +74,16 @@ def test_files_sorted_by_domain_then_time_zstd(tmp_path: Path, store: Path) -> N
     assert all(
         stats[c] is None for c in ("path", "query", "referrer", "user_agent", "client_net", "client_id")
     )
+    # every column with a value is zstd; a column without any (GeoIP off, no request ids) is only its
+    # definition levels and is stored as they are
+    codecs = {
+        meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i).compression
+        for i in range(meta.num_columns)
+    }
+    empty = {c for c in codecs if all(r[c] is None for r in pq.read_table(f).to_pylist())}
+    assert {"query", "referrer", "country", "asn", "tls", "edge_location"} <= empty  # ('-' is none)
+    assert {c for c, codec in codecs.items() if codec != "ZSTD"} == empty
+    assert set(codecs.values()) == {"ZSTD", "UNCOMPRESSED"}
 
 
 def test_a_dates_file_holds_only_its_own_domains_in_the_dictionary(tmp_path: Path, store: Path) -> None:
