@@ -211,6 +211,10 @@ COMMAND_MODULES: dict[str, str] = {
 }  # fmt: skip
 
 
+# Commands that read through DuckDB and pyarrow alone, in a process of their own: started without numpy.
+WITHOUT_NUMPY = frozenset({"query"})
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands register themselves when their module is first imported."""
 
@@ -219,6 +223,12 @@ class LazyGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            if cmd_name in WITHOUT_NUMPY and "numpy" not in sys.modules:
+                # pyarrow imports numpy whenever it can (~90 ms of a ~0.5 s `hostlogs query`),
+                # and nothing this command does needs it (tests/investigate/test_query_process.py
+                # runs every output format and column type in a process like this one). In a
+                # process that already loaded numpy (tests, an embedding program) nothing changes.
+                sys.modules["numpy"] = None  # type: ignore[assignment]
             importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
         return super().get_command(ctx, cmd_name)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -108,15 +109,32 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
     )
     try:
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            data = result.table if result.table is not None else _to_arrow(result)
-            pq.write_table(data, path, compression="zstd")
+            _write_parquet(result.table if result.table is not None else _to_arrow(result), path)
         else:
             path.write_text(render(result, fmt) + "\n", encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return fmt
+
+
+def _write_parquet(data: pa.Table, path: Path) -> None:
+    """Written beside ``path`` and renamed over it: a failure leaves no half-written file and never
+    removes one that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the
+    query's to change: a one-line usage error."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(data, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(
+            f"the result cannot be written as Parquet ({reason}): cast that column in the query "
+            "(e.g. CAST(x AS VARCHAR)) or choose --format csv, json or jsonl"
+        ) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:

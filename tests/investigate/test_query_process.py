@@ -1,0 +1,80 @@
+"""``hostlogs query`` as the short process it is: started without numpy (pyarrow would import it for
+nothing), every output format and column type still written; and results Parquet cannot hold are a
+one-line usage error, not an internal error."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from tests.conftest import ROOT, ingest_paths
+
+# Every kind of column a query can return (Parquet excepted: INTERVAL, below)
+TYPES = (
+    "SELECT ts, date, domain, status, bytes, client_id, client_net, 1.5::DECIMAL(10, 2) AS dec, "
+    "[1, 2] AS list, {'a': 1, 'b': 'x'} AS struct, MAP {'k': 1} AS map, 'ab'::BLOB AS blob, "
+    "'6ba7b810-9dad-11d1-80b4-00c04fd430c8'::UUID AS uuid, 2::HUGEINT AS huge, 1.5::FLOAT AS float, "
+    "TIME '10:00' AS time, NULL AS nothing, true AS yes, ts::TIMESTAMP AS naive "
+    "FROM pageviews ORDER BY ts LIMIT 3"
+)
+SCRIPT = """
+import sys
+from pipeline.cli import main
+for args in {runs!r}:
+    try:
+        main(args)
+    except SystemExit as e:
+        print("exit", e.code or 0)
+print("numpy", sys.modules.get("numpy", "absent"))
+"""
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    store = tmp_path_factory.mktemp("query-process") / "store"
+    ingest_paths(store, [ROOT / "sample_logs" / "other_vhosts_access.log"], fmt="vhost_combined")
+    return store
+
+
+def test_a_query_process_writes_every_format_without_numpy(sample_store: Path, tmp_path: Path) -> None:
+    base = ["query", "--store", str(sample_store), "--case", "P-1"]
+    formats = ("table", "csv", "json", "jsonl", "parquet")
+    runs = [[*base, "--format", f, "--output", str(tmp_path / f"out.{f}"), TYPES] for f in formats]
+    runs.append([*base, "--format", "csv", "SELECT INTERVAL 3 DAY AS iv, [1.5, NULL] AS l"])  # stdout
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(runs=runs)], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    lines = out.stdout.splitlines()
+    assert lines.count("exit 0") == len(runs) and lines[-1] == "numpy None", out.stdout + out.stderr
+    assert "iv,l" in out.stdout  # (an INTERVAL and a list of decimals on stdout)
+    assert (
+        (tmp_path / "out.csv").read_text().startswith("ts,date,domain,status,bytes,client_id,client_net,dec")
+    )
+    assert len(json.loads((tmp_path / "out.json").read_text())) == 3
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+    assert "6ba7b810-9dad-11d1-80b4-00c04fd430c8" in (tmp_path / "out.table").read_text()
+    table = pq.read_table(tmp_path / "out.parquet")
+    assert table.num_rows == 3 and str(table.schema.field("map").type).startswith("map<string, int32")
+    assert table.column("dec").to_pylist()[0] == pytest.approx(1.5)
+
+
+def test_a_result_parquet_cannot_hold_is_a_usage_error(sample_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "iv.parquet"
+    args = ["query", "--store", str(sample_store), "--case", "P-1", "--output", str(out)]
+    r = CliRunner().invoke(main, [*args, "SELECT INTERVAL 3 DAY AS iv"])
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.stderr
+    assert "cannot be written as Parquet" in r.stderr and "CAST" in r.stderr and "internal" not in r.stderr
+    assert not out.exists()  # nothing half-written
+    out.write_text("kept")  # a file that was there: replaced by a result, never deleted by a failure
+    r = CliRunner().invoke(main, [*args, "SELECT INTERVAL 3 DAY AS iv"])
+    assert r.exit_code == 2 and out.read_text() == "kept"
+    assert [p.name for p in tmp_path.iterdir()] == ["iv.parquet"]  # no temporary file left
+    r = CliRunner().invoke(main, [*args, "SELECT CAST(INTERVAL 3 DAY AS VARCHAR) AS iv"])
+    assert r.exit_code == 0 and pq.read_table(out).column("iv").to_pylist() == ["3 days"]
