@@ -35,18 +35,57 @@ _BOUNDARY = re.compile(r"[\s,;&]")
 
 def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
-        return json.dumps(rows_of(result), default=str, indent=1)
+        return json.dumps(rows_of(result), default=_json_default, indent=1)
     if fmt == "jsonl":
         return "\n".join(
-            json.dumps(dict(zip(result.columns, r, strict=True)), default=str) for r in result.rows
+            json.dumps(dict(zip(result.columns, r, strict=True)), default=_json_default) for r in result.rows
         )
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(result.columns)
-        w.writerows(result.rows)
+        w.writerows([None if v is None else cell(v) for v in r] for r in result.rows)
         return buf.getvalue().rstrip("\n")
     return table(result, width=width)
+
+
+def cell(value: Any) -> str:
+    """A value as text, nested and special ones as DuckDB writes them (``[1.50, NULL]``,
+    ``{'a': 1, 'b': x}``, a map ``{k=1}``, ``2 months 3 days 00:01:30``, a blob ``a\\x00b``), not
+    as Python's reprs; scalars as ``str`` does."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list):
+        if value and all(isinstance(x, tuple) and len(x) == 2 for x in value):  # a MAP's entries
+            return "{" + ", ".join(f"{cell(k)}={cell(v)}" for k, v in value) + "}"
+        return "[" + ", ".join(cell(x) for x in value) + "]"
+    if isinstance(value, dict):  # a STRUCT
+        return "{" + ", ".join(f"'{k}': {cell(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bytes):
+        return "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
+    if isinstance(value, pa.MonthDayNano):
+        return _interval(value)
+    return str(value)
+
+
+def _interval(value: pa.MonthDayNano) -> str:
+    """DuckDB's text of an INTERVAL: years, months, days, then the time of day if any."""
+    years, months = divmod(value.months, 12)
+    parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
+             ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
+    micros = value.nanoseconds // 1000
+    if micros or not parts:
+        sign, micros = ("-", -micros) if micros < 0 else ("", micros)
+        seconds, fraction = divmod(micros, 1_000_000)
+        hours, rest = divmod(seconds, 3600)
+        clock = f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+        parts.append(clock + (f".{fraction:06d}".rstrip("0") if fraction else ""))
+    return " ".join(parts)
+
+
+def _json_default(value: Any) -> Any:
+    """What JSON has no type for: decimals, times, intervals, blobs, UUIDs as their text."""
+    return cell(value)
 
 
 def rows_of(result: QueryResult) -> list[dict[str, Any]]:
@@ -60,7 +99,7 @@ def table(result: QueryResult, max_width: int = 60, width: int | None = None) ->
     whole = [c in IDENTIFIERS for c in result.columns]
 
     def text(v: Any) -> str:
-        return "NULL" if v is None else str(v).replace("\n", "\\n")
+        return cell(v).replace("\n", "\\n")
 
     widths = [
         max(

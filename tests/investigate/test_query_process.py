@@ -53,7 +53,7 @@ def test_a_query_process_writes_every_format_without_numpy(sample_store: Path, t
     )
     lines = out.stdout.splitlines()
     assert lines.count("exit 0") == len(runs) and lines[-1] == "numpy None", out.stdout + out.stderr
-    assert "iv,l" in out.stdout  # (an INTERVAL and a list of decimals on stdout)
+    assert 'iv,l\n3 days,"[1.5, NULL]"\n' in out.stdout  # DuckDB's text, not Python's reprs
     assert (
         (tmp_path / "out.csv").read_text().startswith("ts,date,domain,status,bytes,client_id,client_net,dec")
     )
@@ -78,3 +78,24 @@ def test_a_result_parquet_cannot_hold_is_a_usage_error(sample_store: Path, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["iv.parquet"]  # no temporary file left
     r = CliRunner().invoke(main, [*args, "SELECT CAST(INTERVAL 3 DAY AS VARCHAR) AS iv"])
     assert r.exit_code == 0 and pq.read_table(out).column("iv").to_pylist() == ["3 days"]
+
+
+# Expressions whose values reach the renderer as Python objects with no text of their own in DuckDB's
+# terms (nested, intervals, blobs): rendered as DuckDB's own CAST(x AS VARCHAR) writes them.
+CELLS = [
+    "[1.5, NULL]::DECIMAL(4, 2)[]", "['a', NULL, 'b c']", "[[1, 2], []]", "{'a': 1, 'b': 'x'}",
+    "{'n': {'m': [1]}}", "MAP {'k': 1, 'j': NULL}", "[{'a': 1}]", "INTERVAL 3 DAY", "INTERVAL 0 SECOND",
+    "INTERVAL 14 MONTH", "INTERVAL 1 MONTH + INTERVAL 1 DAY", "INTERVAL '1.5 seconds'",
+    "-(INTERVAL 90 SECOND)", "INTERVAL 2 YEAR + INTERVAL 25 HOUR", "'a\\x00b'::BLOB", "'\\xFF\\x0A'::BLOB",
+    "'plain'::BLOB", "1.50::DECIMAL(5, 2)", "42::HUGEINT", "DATE '2026-11-01'",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("expr", CELLS)
+def test_cells_are_duckdb_s_text(expr: str) -> None:
+    import duckdb
+
+    from pipeline.investigate.render import cell
+
+    row = duckdb.sql(f"SELECT {expr} AS v, CAST({expr} AS VARCHAR) AS t").to_arrow_table().to_pylist()[0]
+    assert cell(row["v"]) == row["t"]
