@@ -99,3 +99,13 @@ def test_cells_are_duckdb_s_text(expr: str) -> None:
 
     row = duckdb.sql(f"SELECT {expr} AS v, CAST({expr} AS VARCHAR) AS t").to_arrow_table().to_pylist()[0]
     assert cell(row["v"]) == row["t"]
+
+
+def test_listing_the_commands_loads_every_module_with_numpy() -> None:
+    """``hostlogs --help`` imports every command's module (ingest's need numpy): only running
+    ``query`` starts without numpy, never listing it."""
+    for args in (["--help"], ["query", "--help"]):
+        out = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT
+        )
+        assert out.returncode == 0 and "query" in out.stdout and not out.stderr, out.stderr
