@@ -11,14 +11,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Sequence
-from typing import Literal
-
-import numpy as np
-import polars as pl
+from typing import TYPE_CHECKING, Literal
 
 from pipeline.errors import UsageError
 from pipeline.privacy.addresses import PLAIN_IPV4, parse_address
 from pipeline.privacy.keys import KeyStore
+
+if TYPE_CHECKING:  # numpy and polars load with the functions that need them: an investigation's
+    import numpy as np  # lookup of one address (lookup_pseudonyms) is a short process of its own
+    import polars as pl
 
 
 def pseudonym(key: bytes, address_text: str) -> int:
@@ -36,6 +37,8 @@ def pseudonym_values(key: bytes, texts: Sequence[str]) -> np.ndarray:
     HMAC's two padded-key blocks are hashed once per call and their states copied per text: half the
     cost of ``hmac.digest`` per address (which redoes the key schedule), same result (RFC 2104).
     """
+    import numpy as np
+
     if len(key) > _SHA256_BLOCK:
         key = hashlib.sha256(key).digest()
     key = key.ljust(_SHA256_BLOCK, b"\0")
@@ -66,6 +69,8 @@ def canonical_addresses(values: pl.Series) -> pl.Series:
     A plain dotted quad without leading zeros is already canonical and is recognised in polars; only
     the other forms (IPv6, mapped, ports, brackets) go through ``ipaddress``, once per distinct value.
     """
+    import polars as pl
+
     values = values.cast(pl.String)
     plain = values.str.contains(PLAIN_IPV4).fill_null(False)
     others = values.filter(~plain).drop_nulls().unique()
@@ -82,6 +87,9 @@ def pseudonyms(
     Computed once per distinct pair and joined back. create=True makes missing keys and raises
     KeyDestroyedError for a destroyed one; create=False gives null for missing or destroyed keys.
     """
+    import numpy as np
+    import polars as pl
+
     if len(addresses) != len(periods):
         raise ValueError(f"{len(addresses)} addresses but {len(periods)} periods")
     frame = pl.DataFrame({"address": addresses.cast(pl.String), "period": periods.cast(pl.String)})

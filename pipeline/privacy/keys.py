@@ -24,9 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
-
-import polars as pl
+from typing import TYPE_CHECKING, Literal, get_args
 
 from pipeline.errors import ConfigError, KeyDestroyedError, StoreError
 from pipeline.privacy.keyfiles import (
@@ -40,6 +38,9 @@ from pipeline.privacy.keyfiles import (
     write_exclusive,
 )
 from pipeline.store.fs import fsync_dir
+
+if TYPE_CHECKING:
+    import polars as pl  # (loaded by period_ids: looking up one key needs no column engine)
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)
@@ -76,6 +77,8 @@ def period_id(d: dt.date, period: Period) -> str:
 
 def period_ids(ts: pl.Series, period: Period) -> pl.Series:
     """Vectorised ``period_id`` of UTC timestamps (naive ones are taken as UTC); null stays null."""
+    import polars as pl
+
     if period not in PERIODS:
         raise ValueError(f"unknown period {period!r}: expected one of {', '.join(PERIODS)}")
     dtype = ts.dtype

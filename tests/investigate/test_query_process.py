@@ -109,3 +109,20 @@ def test_listing_the_commands_loads_every_module_with_numpy() -> None:
             [sys.executable, "-m", "pipeline.cli", *args], capture_output=True, text=True, cwd=ROOT
         )
         assert out.returncode == 0 and "query" in out.stdout and not out.stderr, out.stderr
+
+
+def test_investigating_one_address_loads_no_column_engine(sample_store: Path) -> None:
+    """``investigate ip`` looks up the address's pseudonyms (privacy.digests, privacy.keys) and
+    queries DuckDB: polars, which those modules use for whole columns, is not loaded (~0.2 s)."""
+    code = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "try:\n"
+        f"    main(['investigate', 'ip', '192.0.2.10', '--store', {str(sample_store)!r}, '--case', 'P-1',"
+        " '--format', 'csv'])\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code or 0)\n"
+        "print('polars' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.splitlines()[-2:] == ["exit 0", "False"], out.stdout + out.stderr
