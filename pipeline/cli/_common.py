@@ -211,10 +211,6 @@ COMMAND_MODULES: dict[str, str] = {
 }  # fmt: skip
 
 
-# Commands that read through DuckDB and pyarrow alone, in a process of their own: started without numpy.
-WITHOUT_NUMPY = frozenset({"query"})
-
-
 class LazyGroup(click.Group):
     """A group whose subcommands register themselves when their module is first imported."""
 
@@ -225,19 +221,6 @@ class LazyGroup(click.Group):
         if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
             importlib.import_module(f"{__package__}.{COMMAND_MODULES[cmd_name]}")
         return super().get_command(ctx, cmd_name)
-
-    def resolve_command(
-        self, ctx: click.Context, args: list[str]
-    ) -> tuple[str | None, click.Command | None, list[str]]:
-        """The command to run (never called to list them, which loads every command's module)."""
-        name = args[0] if args else None
-        if name in WITHOUT_NUMPY and name not in self.commands and "numpy" not in sys.modules:
-            # pyarrow imports numpy whenever it can (~90 ms of a ~0.5 s `hostlogs query`), and
-            # nothing this command does needs it (tests/investigate/test_query_process.py runs every
-            # output format and column type in a process like this one). A process that loaded numpy
-            # already (tests, an embedding program) is left as it is.
-            sys.modules["numpy"] = None  # type: ignore[assignment]
-        return super().resolve_command(ctx, args)
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:  # type: ignore[override]
         """click's own handling, except that a usage error is one line like every other error

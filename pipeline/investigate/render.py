@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
@@ -35,11 +34,10 @@ _BOUNDARY = re.compile(r"[\s,;&]")
 
 def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
-        return json.dumps(rows_of(result), default=_json_default, indent=1)
+        return json.dumps([_jsonable(r) for r in rows_of(result)], default=cell, indent=1)
     if fmt == "jsonl":
-        return "\n".join(
-            json.dumps(dict(zip(result.columns, r, strict=True)), default=_json_default) for r in result.rows
-        )
+        rows = (_jsonable(dict(zip(result.columns, r, strict=True))) for r in result.rows)
+        return "\n".join(json.dumps(row, default=cell) for row in rows)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -57,10 +55,10 @@ def cell(value: Any) -> str:
         return "NULL"
     if isinstance(value, list):
         if value and all(isinstance(x, tuple) and len(x) == 2 for x in value):  # a MAP's entries
-            return "{" + ", ".join(f"{cell(k)}={cell(v)}" for k, v in value) + "}"
-        return "[" + ", ".join(cell(x) for x in value) + "]"
+            return "{" + ", ".join(f"{_element(k)}={_element(v)}" for k, v in value) + "}"
+        return "[" + ", ".join(_element(x) for x in value) + "]"
     if isinstance(value, dict):  # a STRUCT
-        return "{" + ", ".join(f"'{k}': {cell(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_quoted(str(k))}: {_element(v)}" for k, v in value.items()) + "}"
     if isinstance(value, bytes):
         return "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
     if isinstance(value, pa.MonthDayNano):
@@ -68,9 +66,30 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+# An element of a nested value is quoted when its text could be read as something else (DuckDB's rule).
+_SPECIAL = re.compile(r"""[,'"\[\]{}():=\\]""")
+
+
+def _element(value: Any) -> str:
+    """A value inside a list, struct or map: nested ones as they are, others as text, quoted (with
+    ' and \\ escaped) when empty, "NULL", padded with whitespace or holding a separator."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, list | dict):
+        return cell(value)
+    text = ("true" if value else "false") if isinstance(value, bool) else cell(value)
+    plain = text and text.upper() != "NULL" and not (text[0].isspace() or text[-1].isspace())
+    return text if plain and not _SPECIAL.search(text) else _quoted(text)
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def _interval(value: pa.MonthDayNano) -> str:
     """DuckDB's text of an INTERVAL: years, months, days, then the time of day if any."""
-    years, months = divmod(value.months, 12)
+    years = int(value.months / 12)  # towards zero, as DuckDB: -13 months is "-1 year -1 month"
+    months = value.months - 12 * years
     parts = [f"{n} {unit}{'s' if abs(n) != 1 else ''}" for n, unit in
              ((years, "year"), (months, "month"), (value.days, "day")) if n]  # fmt: skip
     micros = value.nanoseconds // 1000
@@ -83,9 +102,16 @@ def _interval(value: pa.MonthDayNano) -> str:
     return " ".join(parts)
 
 
-def _json_default(value: Any) -> Any:
-    """What JSON has no type for: decimals, times, intervals, blobs, UUIDs as their text."""
-    return cell(value)
+def _jsonable(value: Any) -> Any:
+    """Intervals (a tuple to ``json``) as their text, inside nested values too; what else JSON has
+    no type for (decimals, times, blobs, UUIDs) goes to ``cell`` as json's ``default``."""
+    if isinstance(value, pa.MonthDayNano):
+        return cell(value)
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def rows_of(result: QueryResult) -> list[dict[str, Any]]:
@@ -157,23 +183,23 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
 
 
 def _write_parquet(data: pa.Table, path: Path) -> None:
-    """Written beside ``path`` and renamed over it: a failure leaves no half-written file and never
-    removes one that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the
-    query's to change: a one-line usage error."""
+    """Encoded in memory first (the result is in memory already), then written to ``path`` as given
+    (a symlink, a FIFO, /dev/stdout work): a failure leaves no half-written file and never touches
+    one that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the query's to
+    change: a one-line usage error."""
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    sink = pa.BufferOutputStream()
     try:
-        pq.write_table(data, tmp, compression="zstd")
-        os.replace(tmp, path)
+        pq.write_table(data, sink, compression="zstd")
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(
             f"the result cannot be written as Parquet ({reason}): cast that column in the query "
             "(e.g. CAST(x AS VARCHAR)) or choose --format csv, json or jsonl"
         ) from None
-    finally:
-        tmp.unlink(missing_ok=True)
+    with path.open("wb") as f:
+        f.write(memoryview(sink.getvalue()))
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:
