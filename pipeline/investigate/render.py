@@ -36,7 +36,7 @@ def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
         return json.dumps([_jsonable(r) for r in rows_of(result)], default=cell, indent=1)
     if fmt == "jsonl":
-        rows = (_jsonable(dict(zip(result.columns, r, strict=True))) for r in result.rows)
+        rows = (_jsonable(dict(zip(_unique(result.columns), r, strict=True))) for r in result.rows)
         return "\n".join(json.dumps(row, default=cell) for row in rows)
     if fmt == "csv":
         buf = io.StringIO()
@@ -115,8 +115,23 @@ def _jsonable(value: Any) -> Any:
 
 
 def rows_of(result: QueryResult) -> list[dict[str, Any]]:
-    """The rows as objects (column → value): what ``json`` prints."""
-    return [dict(zip(result.columns, r, strict=True)) for r in result.rows]
+    """The rows as objects (column → value): what ``json`` prints. Two columns of one name (``SELECT
+    *`` over a join) keep both: the second is ``name_2``."""
+    names = _unique(result.columns)
+    return [dict(zip(names, r, strict=True)) for r in result.rows]
+
+
+def _unique(columns: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for name in columns:
+        unique, n = name, 1
+        while unique in seen:
+            n += 1
+            unique = f"{name}_{n}"
+        seen.add(unique)
+        out.append(unique)
+    return out
 
 
 def table(result: QueryResult, max_width: int = 60, width: int | None = None) -> str:
@@ -190,8 +205,8 @@ def _write_parquet(data: pa.Table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
-    try:
-        pq.write_table(data, sink, compression="zstd")
+    try:  # (two columns of one name, as in JSON: a reader finds each by its name)
+        pq.write_table(data.rename_columns(_unique(data.column_names)), sink, compression="zstd")
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UsageError(

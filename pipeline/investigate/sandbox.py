@@ -255,8 +255,22 @@ class Sandbox:
         finally:
             if timer is not None:
                 timer.cancel()
-        rows = [tuple(r.values()) for r in table.to_pylist()]
-        return QueryResult(columns=table.column_names, rows=rows, table=table)
+        columns = [self._values(table, i) for i in range(table.num_columns)]
+        return QueryResult(columns=table.column_names, rows=list(zip(*columns, strict=True)), table=table)
+
+    def _values(self, table: pa.Table, i: int) -> list[Any]:
+        """Column ``i`` as Python values, column by column (two columns may share a name). Values
+        Python has no type for ('infinity' dates, years past 9999, nanoseconds) as DuckDB's text."""
+        try:
+            values: list[Any] = table.column(i).to_pylist()
+            return values
+        except (OverflowError, ValueError):
+            self.con.register("_hostlogs_values", table.select([i]).rename_columns(["v"]))
+            try:
+                text = self.con.execute('SELECT CAST("v" AS VARCHAR) FROM _hostlogs_values').fetchall()
+                return [v for (v,) in text]
+            finally:
+                self.con.unregister("_hostlogs_values")
 
     def _isolate(self, exc: duckdb.Error) -> bool:
         """Leave out the store file DuckDB's scan failed on; False when the error is not about one.

@@ -135,3 +135,35 @@ def test_json_writes_intervals_as_text(sample_store: Path) -> None:
     args = ["query", "--store", str(sample_store), "--case", "P-1", "--format", "json"]
     r = CliRunner().invoke(main, [*args, "SELECT INTERVAL 1 DAY AS iv, [INTERVAL 2 MONTH] AS l, 1.50 AS d"])
     assert r.exit_code == 0 and json.loads(r.stdout) == [{"iv": "1 day", "l": ["2 months"], "d": "1.50"}]
+
+
+def test_columns_of_one_name_are_all_written(sample_store: Path, tmp_path: Path) -> None:
+    """``SELECT *`` over a join repeats names: every format keeps every column (JSON and Parquet,
+    which need distinct names, call the second one ``name_2``)."""
+    args = ["query", "--store", str(sample_store), "--case", "P-1"]
+    sql = "SELECT 1 AS a, 2 AS a, 3 AS a_2"
+    outputs = {f: CliRunner().invoke(main, [*args, "--format", f, sql]) for f in ("table", "csv", "json")}
+    assert all(r.exit_code == 0 for r in outputs.values()), {f: r.stderr for f, r in outputs.items()}
+    assert outputs["csv"].stdout == "a,a,a_2\n1,2,3\n"
+    assert outputs["table"].stdout.splitlines()[2].split() == ["1", "2", "3"]
+    assert json.loads(outputs["json"].stdout) == [{"a": 1, "a_2": 2, "a_2_2": 3}]
+    r = CliRunner().invoke(main, [*args, "--output", str(tmp_path / "a.parquet"), sql])
+    assert r.exit_code == 0 and pq.read_table(tmp_path / "a.parquet").to_pylist() == [
+        {"a": 1, "a_2": 2, "a_2_2": 3}
+    ]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json", "jsonl"])
+def test_values_python_cannot_hold_are_duckdb_s_text(sample_store: Path, fmt: str) -> None:
+    """'infinity' dates and timestamps, years past 9999 and nanoseconds have no Python value: they
+    are written as DuckDB's text, not an internal error."""
+    sql = (
+        "SELECT 'infinity'::DATE AS d, '-infinity'::TIMESTAMPTZ AS t, DATE '10000-01-01' AS big, "
+        "TIMESTAMP_NS '2020-01-01 10:00:00.123456789' AS ns, 1 AS n"
+    )
+    r = CliRunner().invoke(
+        main, ["query", "--store", str(sample_store), "--case", "P-1", "--format", fmt, sql]
+    )
+    assert r.exit_code == 0, r.stderr
+    for text in ("infinity", "-infinity", "10000-01-01", "2020-01-01 10:00:00.123456789"):
+        assert text in r.stdout
