@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -34,10 +35,10 @@ _BOUNDARY = re.compile(r"[\s,;&]")
 
 def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
-        return json.dumps([_jsonable(r) for r in rows_of(result)], default=cell, indent=1)
+        return json.dumps([_jsonable(r) for r in rows_of(result)], default=cell, indent=1, allow_nan=False)
     if fmt == "jsonl":
         rows = (_jsonable(dict(zip(_unique(result.columns), r, strict=True))) for r in result.rows)
-        return "\n".join(json.dumps(row, default=cell) for row in rows)
+        return "\n".join(json.dumps(row, default=cell, allow_nan=False) for row in rows)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -103,9 +104,10 @@ def _interval(value: pa.MonthDayNano) -> str:
 
 
 def _jsonable(value: Any) -> Any:
-    """Intervals (a tuple to ``json``) as their text, inside nested values too; what else JSON has
-    no type for (decimals, times, blobs, UUIDs) goes to ``cell`` as json's ``default``."""
-    if isinstance(value, pa.MonthDayNano):
+    """Intervals (a tuple to ``json``) and NaN/infinities (no JSON numbers: "nan", "inf", "-inf" as
+    DuckDB writes them) as text, inside nested values too; what else JSON has no type for (decimals,
+    times, blobs, UUIDs) goes to ``cell`` as json's ``default``."""
+    if isinstance(value, pa.MonthDayNano) or (isinstance(value, float) and not math.isfinite(value)):
         return cell(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}

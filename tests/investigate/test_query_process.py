@@ -167,3 +167,22 @@ def test_values_python_cannot_hold_are_duckdb_s_text(sample_store: Path, fmt: st
     assert r.exit_code == 0, r.stderr
     for text in ("infinity", "-infinity", "10000-01-01", "2020-01-01 10:00:00.123456789"):
         assert text in r.stdout
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl"])
+def test_json_output_is_valid_json_with_nan_and_infinities(sample_store: Path, fmt: str) -> None:
+    sql = "SELECT 'nan'::DOUBLE AS n, 'inf'::DOUBLE AS i, ['-inf'::FLOAT, 1.5] AS l, 2.5 AS x"
+    r = CliRunner().invoke(
+        main, ["query", "--store", str(sample_store), "--case", "P-1", "--format", fmt, sql]
+    )
+    assert r.exit_code == 0, r.stderr
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"not JSON: {constant}")
+
+    rows = (
+        [json.loads(r.stdout, parse_constant=refuse)]
+        if fmt == "json"
+        else [[json.loads(line, parse_constant=refuse) for line in r.stdout.splitlines()]]
+    )
+    assert rows[0] == [{"n": "nan", "i": "inf", "l": ["-inf", 1.5], "x": "2.5"}]
