@@ -37,8 +37,7 @@ def render(result: QueryResult, fmt: str, width: int | None = None) -> str:
     if fmt == "json":
         return json.dumps([_jsonable(r) for r in rows_of(result)], default=cell, indent=1, allow_nan=False)
     if fmt == "jsonl":
-        rows = (_jsonable(dict(zip(_unique(result.columns), r, strict=True))) for r in result.rows)
-        return "\n".join(json.dumps(row, default=cell, allow_nan=False) for row in rows)
+        return "\n".join(json.dumps(_jsonable(row), default=cell, allow_nan=False) for row in rows_of(result))
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
