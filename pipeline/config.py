@@ -18,14 +18,14 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from datetime import timedelta
+from pathlib import Path
 from shlex import quote
+from typing import Any, Literal
 
 __all__ = [
     "Config", "GeoipConfig", "IngestConfig", "MetricsConfig", "PrivacyConfig", "QueryConfig",
     "RetentionConfig", "SourceConfig", "declared", "load", "replace",
 ]  # fmt: skip
-from pathlib import Path
-from typing import Any, Literal
 
 from pipeline.errors import ConfigError
 
@@ -72,15 +72,15 @@ def setting(default: Any, rule: Rule | None = None, **shown: Any) -> Any:
     """A field with its rule (a callable default is a factory). For the docs and the example config:
     ``example`` (shown commented out), ``recommended`` (set there), ``said`` (a computed default in words)."""
     md = {"rule": rule, "shown": shown}
-    if callable(default):
-        return field(default_factory=default, metadata=md)
-    return field(default=default, metadata=md)
+    kind = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**kind, metadata=md)
 
 
 POSITIVE = Rule("must be positive", lambda v: not isinstance(v, bool) and v > 0)
 NETWORK = Rule("must be CIDRs", _is_network, template="{name}: {value!r} is not an address or CIDR")
 DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
 TIMEOUT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
+TIMEOUTS = re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}")
 _TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 SKEW_RE = re.compile(r"\s*([0-9]+)\s*([dhms])\s*")
 # The pattern starts at 1: the shortest retention is one day ("0d", purge everything, is refused).
@@ -182,10 +182,10 @@ class QueryConfig:
     """DuckDB memory limit (it spills beyond it); a larger result exits with 9."""
     threads: int = setting(2, between(1, None))
     """DuckDB threads for queries."""
-    timeout: str = setting(
-        "5m", like(re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}"), "30s, 5m or 1h (0: none)")
-    )
+    timeout: str = setting("5m", like(TIMEOUTS, "30s, 5m or 1h (0: none)"))
     """Longest a query, shell statement or investigation runs (0 = no limit); exit 9 beyond."""
+    reader: str = setting("auto", one_of("auto", "arrow"))
+    """auto: DuckDB reads a local store itself, in a thread Landlock keeps from writing; arrow: pyarrow."""
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ from bench_common import (
 
 from pipeline.investigate import investigations as investigate
 from pipeline.investigate import session as query
-from pipeline.investigate.sandbox import Limits, Sandbox
+from pipeline.investigate.limits import Limits
+from pipeline.investigate.sandbox import Sandbox
 from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import digests, keys
@@ -195,11 +196,17 @@ def timed(label: str, fn: object, total_rows: float, full_scan: bool) -> None:
 
 
 def explain(con: Sandbox, sql: str) -> str:
-    """What the scan passed up (after the filters pushed into the pyarrow dataset) and the time."""
+    """What the scan passed up (after the filters pushed into it), the files and row groups DuckDB's
+    reader opened (pyarrow's scan does not say), and the time."""
     plan = str(con.execute("EXPLAIN ANALYZE " + sql).rows[0][1])
     total = re.search(r"Total Time: ([0-9.]+s)", plan)
-    scan = re.search(r"ARROW_SCAN.*?([0-9,]+) rows", plan, re.S)
-    return f"scan passed {scan.group(1) if scan else '?'} rows; {total.group(1) if total else '?'}"
+    scan = re.search(r"(?:ARROW_SCAN|READ_PARQUET).*?([0-9,.]+[kM]?) rows", plan, re.S)
+    files = re.search(r"Scanning Files: ([0-9/]+)", plan)
+    groups = re.search(r"Row Groups Scanned: ([0-9/ ]+)", plan)
+    opened = ""
+    if files and groups:
+        opened = f" (files {files.group(1)}, row groups {groups.group(1).replace(' ', '')})"
+    return f"scan passed {scan.group(1) if scan else '?'} rows{opened}; {total.group(1) if total else '?'}"
 
 
 def busy_day_pruning(rows: int) -> None:

@@ -1,7 +1,8 @@
 """Which committed files may hold a value: their Parquet bloom filters, probed before the scan.
 
-The sandbox scans the store through pyarrow datasets (DuckDB itself gets no file access there), and
-pyarrow reads no bloom filters, while compacted files carry them on ``client_id`` and ``client_net``
+A sandbox reading through pyarrow datasets (DuckDB itself gets no file access there) reads no bloom
+filters, and DuckDB's own reader still opens every file's footer, while compacted files carry them
+on ``client_id`` and ``client_net``
 (``store/parquet.encode_indexed``). An investigation that looks for one address or network asks
 DuckDB's ``parquet_bloom_probe`` first and then scans only the files that may hold it: the same rows
 (a bloom filter has no false negatives; files without one are always kept), a fraction of the reads

@@ -1,17 +1,29 @@
 """DuckDB over the store, sandboxed and audited: views ``pageviews``, ``rejects`` and ``ingest_runs``.
 
-**Read-only by construction.** DuckDB gets no file access at all. The committed Parquet files (the
-manifests' list, ``Store.catalogue``: a file no manifest commits is never shown, whatever lies in
-``pageviews/date=…/``) are registered as pyarrow datasets, which open them read-only; DuckDB pushes
-the projection and the filters, the ``date`` partition included, into that scan. The manifests are
-loaded into an in-memory table. Then every door is shut and the configuration locked:
+**Read-only by construction.** The views show the committed Parquet files only (the manifests'
+list, ``Store.catalogue``: a file no manifest commits is never shown, whatever lies in
+``pageviews/date=…/``), read one of two ways (``query.reader``, ``evidence.py``):
+
+* **DuckDB's own reader, fenced** (``auto``, a local store on a kernel with Landlock): the views are
+  ``read_parquet`` of exactly those files, and ``allowed_paths`` lists exactly them, so DuckDB may
+  open them and nothing else. Because ``allowed_paths`` admits writes too (``COPY ... TO`` a committed
+  file with ``USE_TMP_FILE false``), the connection lives in a thread the kernel keeps from writing
+  anywhere but its spill folder (``fence.py``); every use of it runs there, ``con`` included. An
+  investigator may read a committed file by its path (``read_blob``, ``read_parquet``): the same rows.
+* **pyarrow datasets** (``arrow``, an object store, or no Landlock): DuckDB gets no file access at all;
+  the files are registered as pyarrow datasets, which open them read-only.
+
+Either way DuckDB pushes the projection and the filters, the ``date`` partition included, into the
+scan. The manifests are loaded into an in-memory table. Then every door is shut and the configuration
+locked:
 
 ==============================  ====================================================================
 control                         what it blocks
 ==============================  ====================================================================
-enable_external_access=false    every file and network access: COPY ... TO (onto a store file too),
-allowed_paths=[],               read_csv/read_text/read_blob/read_parquet/glob of any path, ATTACH
-allowed_directories=[]          of a file, EXPORT DATABASE, INSTALL/LOAD, CREATE (persistent) SECRET
+enable_external_access=false    every file and network access: COPY ... TO, read_csv/read_text/
+allowed_paths=[committed files] read_blob/read_parquet/glob of any other path, ATTACH of a file,
+allowed_directories=[]          EXPORT DATABASE, INSTALL/LOAD, CREATE (persistent) SECRET
+Landlock (fenced reader)        any write, truncation, removal, link or TCP connection by its threads
 autoload/autoinstall=false      a query pulling in an extension (httpfs, ...) behind our back
 python_enable_replacements=off  a query reading Python objects of the calling code by name
 lock_configuration=true         SET / RESET / PRAGMA lifting any of the above, memory_limit, threads
@@ -27,7 +39,9 @@ DuckDB's (it spills to a private temporary directory) and also bounds the result
 Python. Both stop the query with ``QueryLimitError`` (exit 9).
 
 **A file that cannot be read** (truncated, corrupt, missing) does not end the query: it is left out,
-the query runs over the rest, and a warning names the file and says to run ``hostlogs verify``.
+the query runs over the rest, and a warning names the file and says to run ``hostlogs verify``. (With
+DuckDB's reader a file is left out only when it is gone or not as committed: an error naming a path
+is not enough, a statement's own text may name one.)
 
 **Audited.** A ``Sandbox`` cannot be constructed here: ``pipeline/investigate/session.py`` opens it,
 after it has validated the case and written the audit entry (``audited``, ``run``, ``Session``,
@@ -36,46 +50,30 @@ after it has validated the case and written the audit entry (``audited``, ``run`
 
 from __future__ import annotations
 
-import atexit
 import datetime as dt
-import re
-import shutil
-import tempfile
+import functools
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 
-from pipeline.config import QueryConfig, timeout_seconds
-from pipeline.errors import HostlogsError, QueryLimitError, StoreChangedError, StoreError, UsageError
+from pipeline.errors import HostlogsError, QueryLimitError, StoreError, UsageError
 from pipeline.investigate import bloom
-from pipeline.store import layout
-from pipeline.store.catalogue import FileRecord
+from pipeline.investigate.evidence import TABLES, Evidence
+from pipeline.investigate.fence import Fence, Fenced
+from pipeline.investigate.limits import Limits, byte_size, seconds_text, spill_folder
 from pipeline.store.commit import Store
-from pipeline.store.schema import PAGEVIEWS, REJECTS
+
+T = TypeVar("T")
 
 SANDBOX_HINT = "queries can read only the store's views; use --output FILE to save results"
-DICT = pa.dictionary(pa.int32(), pa.string())
-TABLES = {"pageviews": (layout.PAGEVIEWS, PAGEVIEWS), "rejects": (layout.REJECTS, REJECTS)}
 EMPTY_RUNS = pa.table({"seq": pa.array([], pa.int64()), "batch": pa.array([], pa.string())})
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one statement may use: DuckDB's memory limit and threads, and a wall-clock timeout."""
-
-    memory_limit: str = "4GB"
-    threads: int = 2
-    timeout: float | None = 300.0  # seconds; None: no limit
-
-    @classmethod
-    def of(cls, q: QueryConfig) -> Limits:
-        return cls(q.memory_limit, q.threads, timeout_seconds(q.timeout))
+READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException)  # what a damaged file raises
+LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation)  # objects whose use runs a query
 
 
 @dataclass(frozen=True)
@@ -85,112 +83,111 @@ class QueryResult:
     table: pa.Table | None = None  # the Arrow result, for typed output (Parquet)
 
 
-@dataclass
-class _Evidence:
-    """The committed files of the store at one moment, and those found unreadable since."""
-
-    store: Store
-    files: dict[str, list[str]]  # view → store keys
-    isolated: dict[str, str] = field(default_factory=dict)  # key → what is wrong
-
-    @classmethod
-    def load(cls, store: Store) -> _Evidence:
-        committed = sorted(store.catalogue().files)
-        files = {
-            view: [key for key in committed if layout.in_table(key, folder)]
-            for view, (folder, _) in TABLES.items()
-        }
-        return cls(store, files)
-
-    def dataset(self, view: str, only: list[str] | None = None) -> ds.Dataset:
-        """The view's committed files (``only`` those of them, if given) that are not isolated."""
-        folder, schema = TABLES[view]
-        keys = [k for k in (self.files[view] if only is None else only) if k not in self.isolated]
-        # Strings are read as dictionaries (DuckDB still sees VARCHAR): the Parquet pages hold them
-        # dictionary-encoded, and decoding every value took most of a scan's time (one network over
-        # a year of 20M rows: 2.7 → 0.9 s; a path pattern 0.77 → 0.22 s).
-        strings = [f.name for f in schema if f.type == pa.string()]
-        fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=strings))
-        fields = [pa.field(f.name, DICT, f.nullable) if f.name in strings else f for f in schema]
-        while True:
-            try:
-                return self.store.dataset(folder, keys, pa.schema(fields), fmt)
-            except (FileNotFoundError, IsADirectoryError):  # pyarrow checks every path when it
-                self._left_out_missing(keys)  # builds the views: one gone would end every query
-                keys = [k for k in keys if k not in self.isolated]
-
-    def _left_out_missing(self, keys: list[str]) -> None:
-        """Isolate the committed files that are gone or are a folder now; a file no manifest lists
-        any more was retired by a maintenance run meanwhile (``StoreChangedError``: open new views)."""
-        gone: dict[str, str] = {}
-        for k in keys:
-            if self.store.is_folder(k):
-                gone[k] = "a folder, not a file"
-            elif not self.store.exists(k):
-                gone[k] = "missing"
-        if not gone:
-            raise StoreError(f"cannot open the store's files at {self.store.location}")
-        self.still_committed(list(gone))
-        self.isolated.update(gone)
-
-    def still_committed(self, keys: list[str]) -> dict[str, FileRecord]:
-        """The store's committed files, when ``keys`` are still among them; a file no manifest lists
-        any more was retired by a maintenance run meanwhile (``StoreChangedError``: reopen)."""
-        committed = self.store.catalogue().files
-        if any(k not in committed for k in keys):
-            raise StoreChangedError(STORE_CHANGED)
-        return committed
-
-
 class Sandbox:
     """A sandboxed DuckDB connection over the store's committed files (see the module doc).
 
     Opened only by ``pipeline/investigate/session.py`` (audited): calling ``Sandbox(...)`` raises.
-    ``execute`` runs SQL within the limits; ``con`` is the bare DuckDB connection (already locked down).
+    ``execute`` runs SQL within the limits; ``con`` is the bare DuckDB connection (already locked
+    down; when fenced, every call through it runs in the fenced thread).
     """
 
     limits: Limits
-    evidence: _Evidence
+    evidence: Evidence
     warnings: list[str]
-    con: duckdb.DuckDBPyConnection
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         raise TypeError("a Sandbox is opened through pipeline.investigate.session (audited), not directly")
 
     def _setup(self, store: Store, limits: Limits) -> None:
         self.limits = limits
-        self.evidence = _Evidence.load(store)
+        self.evidence = Evidence.load(store)
         self.warnings = []
         self._runs_loaded = False
         self._narrowed: dict[str, list[str]] = {}  # view name → the pageviews files it scans
         self._warned: set[str] = set()  # isolated files already warned of
-        self.con = duckdb.connect(":memory:")
+        spill = spill_folder()
+        paths = self.evidence.paths() if limits.reader == "auto" else None
+        self._fence = Fence.start(spill) if paths is not None else None
+        self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
+        self._union = False  # whether views read each file's columns by name (files differ)
         try:
-            self.con.execute("SET TimeZone = 'UTC'")
-            for view in TABLES:
-                self.con.register(view, self.evidence.dataset(view))
-            self._warn_isolated()
-            self.con.register("ingest_runs", EMPTY_RUNS)  # filled on first use (_load_runs)
-            self._result_limit = _lock(self.con, self.limits)
+            self._con = self._run(lambda: duckdb.connect(":memory:"))
+            self._run(lambda: self._views(spill))
         except BaseException:
-            self.con.close()
+            self.close()
+            raise
+
+    def _views(self, spill: str) -> None:
+        self._con.execute("SET TimeZone = 'UTC'")
+        self._con.execute("SET parquet_metadata_cache = true")  # footers are read at bind, then by the scan
+        for view in TABLES:
+            self._show(view, view)
+        self._warn_isolated()
+        self._con.register("ingest_runs", EMPTY_RUNS)  # filled on first use (_load_runs)
+        self._result_limit = _lock(self._con, self.limits, spill, self._paths)
+
+    @property
+    def fenced(self) -> bool:
+        """Whether DuckDB reads the files itself, in a thread the kernel keeps from writing."""
+        return self._fence is not None
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        if self._fence is None:
+            return self._con
+        return cast(duckdb.DuckDBPyConnection, Fenced(self._con, self._fence, LAZY))
+
+    def _run(self, fn: Callable[[], T]) -> T:
+        """``fn`` where the connection may be used: in the fenced thread, if there is one."""
+        if self._fence is None:
+            return fn()
+        try:
+            return self._fence.call(fn)
+        except KeyboardInterrupt:  # the statement would run on in the fenced thread
+            self._con.interrupt()
             raise
 
     def close(self) -> None:
-        self.con.close()
+        if hasattr(self, "_con"):
+            self._run(self._con.close)
+        if self._fence is not None:
+            self._fence.stop()
+
+    def _show(self, name: str, view: str, only: list[str] | None = None) -> None:
+        """(Re)define the view ``name`` over ``view``'s files (``only`` those, if given)."""
+        ev = self.evidence
+        if self._paths is None:
+            self._con.register(name, ev.dataset(view, only))
+            return
+        for _ in range(MAX_ISOLATED):
+            scan = ev.scan(view, only, self._union)
+            try:
+                described = self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall() if scan else []
+                present = {c for (c, *_) in described}
+                if scan and not self._union and not ev.complete(view, present):
+                    self._union = True  # the first file lacks a column: read every file's columns
+                    continue
+                self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
+                return
+            except duckdb.Error as exc:  # a damaged file among them: leave it out, try again
+                if scan and not self._union and _mismatch(exc):
+                    self._union = True
+                elif not scan or self._unreadable(exc) is None:
+                    raise StoreError(f"cannot open the store's files: {first_line(exc)}") from None
+        raise StoreError(f"more than {MAX_ISOLATED} store files cannot be read; run 'hostlogs verify'")
 
     def narrowed(self, column: str, values: Sequence[tuple[object, dt.date, dt.date]]) -> str:
         """A view of ``pageviews`` over the files whose bloom filters may hold ``column`` = one of the
         ``values`` (value, first day, last day): for statements whose WHERE requires exactly that, the
         same rows with fewer files read (``bloom.py``). ``pageviews`` when the probe cannot tell."""
         ev = self.evidence
-        keys = [k for k in ev.files["pageviews"] if k not in ev.isolated]
+        keys = ev.keys("pageviews")
         kept = bloom.candidates(ev.store, keys, column, values)
         if kept is None or len(kept) == len(keys):
             return "pageviews"
         name = f"_pageviews_{len(self._narrowed) + 1}"
         self._narrowed[name] = kept
-        self.con.register(name, ev.dataset("pageviews", kept))
+        self._run(lambda: self._show(name, "pageviews", kept))
         self._warn_isolated()
         return name
 
@@ -208,7 +205,7 @@ class Sandbox:
             try:
                 return self._once(sql)
             except duckdb.Error as exc:
-                if not self._isolate(exc):
+                if not self._run(functools.partial(self._isolate, exc)):
                     raise _usage(exc) from None
         raise UsageError(
             f"query failed: more than {MAX_ISOLATED} store files cannot be read; run 'hostlogs verify'"
@@ -219,31 +216,18 @@ class Sandbox:
 
         def stop() -> None:
             fired.set()
-            self.con.interrupt()
+            self._con.interrupt()
 
         timer = threading.Timer(self.limits.timeout, stop) if self.limits.timeout else None
         if timer is not None:
             timer.daemon = True
             timer.start()
         try:
-            rel = self.con.sql(sql)
-            if rel is None:  # a statement without a result (our own CREATE TEMP TABLE)
-                return QueryResult([], [])
-            reader = rel.to_arrow_reader(65_536)
-            batches, size = [], 0
-            for batch in reader:
-                size += batch.nbytes
-                if size > self._result_limit:
-                    raise QueryLimitError(
-                        f"the result is larger than query.memory_limit ({self.limits.memory_limit}): "
-                        "aggregate, add a LIMIT, or narrow the dates"
-                    )
-                batches.append(batch)
-            table = pa.Table.from_batches(batches, schema=reader.schema)
+            table = self._run(lambda: self._fetch(sql))
         except duckdb.InterruptException:
             if fired.is_set():
                 raise QueryLimitError(
-                    f"query stopped after {_seconds(self.limits.timeout)} (query.timeout): narrow it "
+                    f"query stopped after {seconds_text(self.limits.timeout)} (query.timeout): narrow it "
                     "(dates, domain, LIMIT) or raise query.timeout"
                 ) from None
             raise UsageError("query interrupted") from None
@@ -255,8 +239,26 @@ class Sandbox:
         finally:
             if timer is not None:
                 timer.cancel()
+        if table is None:  # a statement without a result (our own CREATE TEMP TABLE)
+            return QueryResult([], [])
         columns = [self._values(table, i) for i in range(table.num_columns)]
         return QueryResult(columns=table.column_names, rows=list(zip(*columns, strict=True)), table=table)
+
+    def _fetch(self, sql: str) -> pa.Table | None:
+        rel = self._con.sql(sql)
+        if rel is None:
+            return None
+        reader = rel.to_arrow_reader(65_536)
+        batches, size = [], 0
+        for batch in reader:
+            size += batch.nbytes
+            if size > self._result_limit:
+                raise QueryLimitError(
+                    f"the result is larger than query.memory_limit ({self.limits.memory_limit}): "
+                    "aggregate, add a LIMIT, or narrow the dates"
+                )
+            batches.append(batch)
+        return pa.Table.from_batches(batches, schema=reader.schema)
 
     def _values(self, table: pa.Table, i: int) -> list[Any]:
         """Column ``i`` as Python values, column by column (two columns may share a name). Values
@@ -265,42 +267,65 @@ class Sandbox:
             values: list[Any] = table.column(i).to_pylist()
             return values
         except (OverflowError, ValueError):
-            self.con.register("_hostlogs_values", table.select([i]).rename_columns(["v"]))
-            try:
-                text = self.con.execute('SELECT CAST("v" AS VARCHAR) FROM _hostlogs_values').fetchall()
-                return [v for (v,) in text]
-            finally:
-                self.con.unregister("_hostlogs_values")
+            return self._run(lambda: self._as_text(table.select([i]).rename_columns(["v"])))
 
-    def _isolate(self, exc: duckdb.Error) -> bool:
-        """Leave out the store file DuckDB's scan failed on; False when the error is not about one.
+    def _as_text(self, column: pa.Table) -> list[Any]:
+        self._con.register("_hostlogs_values", column)
+        try:
+            text = self._con.execute('SELECT CAST("v" AS VARCHAR) FROM _hostlogs_values').fetchall()
+            return [v for (v,) in text]
+        finally:
+            self._con.unregister("_hostlogs_values")
+
+    def _unreadable(self, exc: duckdb.Error) -> str | None:
+        """The store file DuckDB's scan failed on, now isolated; None when the error is not about one.
 
         A file the manifests no longer list was retired by a maintenance run meanwhile:
         ``StoreChangedError`` (the caller retries on a fresh connection).
         """
         text = str(exc)
-        if "registered as '" not in text and "No such file" not in text:
-            return False
         ev = self.evidence
+        if self._paths is not None:  # DuckDB names the file by its path (a statement's text may too:
+            named = [k for k, p in self._paths.items() if p in text and k not in ev.isolated]
+            if not named or not isinstance(exc, (*READ_ERRORS, duckdb.PermissionException)):
+                return None  # so a file is left out only when it is gone or its bytes are not as committed)
+            key = max(named, key=len)
+            record = ev.still_committed([key])[key]
+            if ev.gone(key):  # and every other file gone with it, at once
+                ev.left_out_missing([k for v in TABLES for k in ev.keys(v)])
+                return key
+            problem = ev.store.check_file(key, record)
+            if problem is not None:
+                ev.isolated[key] = problem
+            return key if problem else None
+        if "registered as '" not in text and "No such file" not in text:
+            return None
         views = {v: ev.files[v] for v in TABLES} | self._narrowed  # a narrowed view scans pageviews files
         view = next((v for v in views if f"registered as '{v}'" in text), None)
         # DuckDB names the file by the location the dataset gave it, which ends with its key
         named = [k for v in TABLES for k in ev.files[v] if k in text and k not in ev.isolated]
         if not named and view is not None:  # the error does not say which file: check them
-            named = [
-                k for k in views[view] if k not in ev.isolated and ev.store.check_file(k, checksum=False)
-            ][:1]
+            named = [k for k in ev.keys(view, views[view]) if ev.store.check_file(k, checksum=False)][:1]
         if not named:
-            return False
-        key = named[0]
-        problem = ev.store.check_file(key, ev.still_committed([key])[key], checksum=False)
-        ev.isolated[key] = problem or f"not readable: {first_line(exc)}"
+            return None
+        ev.isolated[named[0]] = ev.problem(named[0], first_line(exc))
+        return named[0]
+
+    def _isolate(self, exc: duckdb.Error) -> bool:
+        """Leave out the store file a statement failed on (``_unreadable``) and show the views again."""
+        if self._paths is not None and not self._union and _mismatch(exc):
+            self._union = True  # a file lacks a column the first one has: every view reads by name
+            key = None
+        else:
+            key = self._unreadable(exc)
+            if key is None:
+                return False
         for v in TABLES:
-            if key in ev.files[v]:
-                self.con.register(v, ev.dataset(v))
+            if key is None or key in self.evidence.files[v]:
+                self._show(v, v)
         for name, kept in self._narrowed.items():
-            if key in kept:
-                self.con.register(name, ev.dataset("pageviews", kept))
+            if key is None or key in kept:
+                self._show(name, "pageviews", kept)
         self._warn_isolated()
         return True
 
@@ -319,9 +344,8 @@ class Sandbox:
         manifests = list(self.evidence.store.iter_manifests())
         if manifests:
             runs = pa.Table.from_struct_array(pa.array(manifests))
-            self.con.register(
-                "ingest_runs", runs.sort_by([("seq", "ascending")]) if "seq" in runs.column_names else runs
-            )
+            runs = runs.sort_by([("seq", "ascending")]) if "seq" in runs.column_names else runs
+            self._run(lambda: self._con.register("ingest_runs", runs))
         self._runs_loaded = True
 
 
@@ -332,10 +356,13 @@ def _open(store: Store, limits: Limits) -> Sandbox:
     return sb
 
 
-def _lock(con: duckdb.DuckDBPyConnection, limits: Limits) -> int:
-    """Limits, then no file access, then the lock; returns the result size limit in bytes."""
-    spill = tempfile.mkdtemp(prefix="hostlogs-duckdb-")  # private spill space, not the cwd's .tmp
-    atexit.register(shutil.rmtree, spill, ignore_errors=True)
+def _mismatch(exc: duckdb.Error) -> bool:
+    """DuckDB's error for a file without a column the first file of the scan has."""
+    return isinstance(exc, (*READ_ERRORS, duckdb.BinderException)) and "union_by_name" in str(exc)
+
+
+def _lock(con: duckdb.DuckDBPyConnection, limits: Limits, spill: str, paths: dict[str, str] | None) -> int:
+    """Limits, then no file access (but reading ``paths``), then the lock; returns the result size limit."""
     try:
         con.execute(f"SET memory_limit = {sql_str(limits.memory_limit)}")
         con.execute(f"SET threads = {int(limits.threads)}")
@@ -347,28 +374,12 @@ def _lock(con: duckdb.DuckDBPyConnection, limits: Limits) -> int:
         "allow_persistent_secrets", "python_enable_replacements",
     ):  # fmt: skip
         con.execute(f"SET {setting} = false")
-    con.execute("SET allowed_paths = []")
+    # DuckDB's reader may open the committed files; the fence denies the thread any write to them
+    con.execute(f"SET allowed_paths = [{', '.join(sql_str(p) for p in sorted((paths or {}).values()))}]")
     con.execute("SET allowed_directories = []")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
-    return _bytes(str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
-
-
-_UNITS = {"": 1, "B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12, "KIB": 1 << 10, "MIB": 1 << 20,
-          "GIB": 1 << 30, "TIB": 1 << 40}  # fmt: skip
-
-
-def _bytes(text: str) -> int:
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([A-Za-z]*)\s*", text)
-    if not m or m.group(2).upper() not in _UNITS:
-        return 1 << 62
-    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
-
-
-def _seconds(value: float | None) -> str:
-    if value is None:
-        return "-"
-    return f"{value:g} s" if value < 120 else f"{value / 60:g} min"
+    return byte_size(str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
 
 
 def sql_str(value: str) -> str:
@@ -391,8 +402,3 @@ def _usage(exc: duckdb.Error) -> HostlogsError:
 def _permission(exc: duckdb.Error) -> str:
     text = first_line(exc).removeprefix("Permission Error: ")
     return text.replace(" - file system operations are disabled by configuration", " (no file access)")
-
-
-STORE_CHANGED = (
-    "the store changed while the query ran (a compaction, purge or erase replaced its files): run it again"
-)

@@ -29,7 +29,8 @@ from typing import Any, TypeVar
 from pipeline.config import Config
 from pipeline.errors import StoreChangedError
 from pipeline.investigate import audit
-from pipeline.investigate.sandbox import Limits, QueryResult, Sandbox, _open
+from pipeline.investigate.limits import Limits
+from pipeline.investigate.sandbox import QueryResult, Sandbox, _open
 from pipeline.investigate.statement import check_statement
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store.commit import Store

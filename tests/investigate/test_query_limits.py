@@ -18,7 +18,7 @@ from pipeline.cli import main
 from pipeline.errors import QueryLimitError
 from pipeline.investigate import audit
 from pipeline.investigate import session as query
-from pipeline.investigate.sandbox import Limits
+from pipeline.investigate.limits import Limits
 from pipeline.store.commit import Store
 from tests.conftest import ROOT, ingest_paths
 
@@ -72,7 +72,7 @@ def test_bad_timeout_setting_is_a_config_error(tmp_path: Path) -> None:
 def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
     code = (
         "import sys; from pipeline.investigate import session as query; "
-        "from pipeline.investigate.sandbox import Limits; "
+        "from pipeline.investigate.limits import Limits; "
         f"query.run({str(store)!r}, {RUNAWAY!r}, case='KILL-1', limits=Limits(timeout=None))"
     )
     proc = subprocess.Popen(
@@ -106,12 +106,14 @@ def damaged_copy(store: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
     return copy, bad.relative_to(copy).as_posix()
 
 
+@pytest.mark.parametrize("reader", ["auto", "arrow"])
 @pytest.mark.parametrize("damage", ["truncated", "missing", "folder"])
 def test_a_corrupt_or_missing_file_is_left_out_with_a_warning(
-    store: Path, tmp_path: Path, damage: str
+    store: Path, tmp_path: Path, damage: str, reader: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A missing file used to end every query with exit 6 before any SQL ran: pyarrow checks each
-    path when the views are built."""
+    path when the views are built (and DuckDB's reader opens every file's footer)."""
+    monkeypatch.setenv("HOSTLOGS_QUERY_READER", reader)
     copy, rel = damaged_copy(store, tmp_path, damage)
     r = CliRunner().invoke(main, ["query", "--store", str(copy), "--case", "C-1", "--format", "csv",
                                   "SELECT count(*) AS n FROM pageviews"])  # fmt: skip

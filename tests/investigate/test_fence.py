@@ -1,0 +1,192 @@
+"""The kernel's fence around the sandbox's DuckDB (``fence.py``) and DuckDB's own reader behind it.
+
+These need Linux Landlock (5.13+, enabled): the CI machines have it. Where a kernel has none, the
+sandbox reads through pyarrow instead (``reader = "arrow"``, tested everywhere else in the suite).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.investigate import session as query
+from pipeline.investigate.fence import Fence, Fenced, abi
+from pipeline.investigate.limits import Limits
+from pipeline.store.commit import Store
+from tests.conftest import ROOT, ingest_paths
+
+pytestmark = pytest.mark.skipif(abi() == 0, reason="this kernel has no Landlock")
+
+ARROW, AUTO = Limits(reader="arrow"), Limits(reader="auto")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fence") / "store"
+    ingest_paths(root, [ROOT / "sample_logs" / "other_vhosts_access.log"])
+    return root
+
+
+def attempt(action: object) -> str:
+    try:
+        action()  # type: ignore[operator]
+    except OSError as exc:
+        return type(exc).__name__
+    return "done"
+
+
+def test_the_fenced_thread_and_its_threads_write_nothing_but_the_spill_folder(tmp_path: Path) -> None:
+    spill, there = tmp_path / "spill", tmp_path / "file.txt"
+    spill.mkdir()
+    there.write_text("evidence")
+    listener = socket.create_server(("127.0.0.1", 0))
+    fence = Fence.start(str(spill))
+    assert fence is not None
+    try:
+        tries = {
+            "create": lambda: (tmp_path / "new.txt").write_text("x"),
+            "overwrite": lambda: there.write_text("changed"),
+            "append": lambda: there.open("a").write("more"),
+            "truncate": lambda: os.truncate(there, 0),
+            "remove": lambda: there.unlink(),
+            "rename": lambda: there.rename(tmp_path / "moved.txt"),
+            "link": lambda: os.link(there, tmp_path / "hard.txt"),
+            "symlink": lambda: os.symlink(there, tmp_path / "soft.txt"),
+            "mkdir": lambda: (tmp_path / "d").mkdir(),
+            "connect": lambda: socket.create_connection(listener.getsockname(), timeout=2).close(),
+        }
+        for name, action in tries.items():
+            assert fence.call(lambda a=action: attempt(a)) == "PermissionError", name
+            child: list[str] = []  # a thread the fenced thread starts is fenced too
+            t = fence.call(lambda a=action, c=child: threading.Thread(target=lambda: c.append(attempt(a))))
+            fence.call(t.start)
+            t.join()
+            assert child == ["PermissionError"], name
+        assert fence.call(lambda: attempt(lambda: (spill / "spilled.bin").write_bytes(b"x"))) == "done"
+        assert fence.call(lambda: there.read_text()) == "evidence"  # reading is DuckDB's own business
+    finally:
+        fence.stop()
+        listener.close()
+    assert there.read_text() == "evidence" and sorted(p.name for p in tmp_path.iterdir()) == [
+        "file.txt",
+        "spill",
+    ]
+    (tmp_path / "new.txt").write_text("the rest of the process is not fenced")
+
+
+def test_duckdb_may_write_a_file_it_may_read_and_the_fence_stops_it(store: Path, tmp_path: Path) -> None:
+    """Why the fence exists: ``allowed_paths`` admits writes; in the fenced thread the kernel refuses."""
+    victim = tmp_path / "victim.parquet"
+    shutil.copy(Store(store).committed_parquet()[0], victim)
+    before = victim.read_bytes()
+
+    def overwrite() -> str:
+        con = duckdb.connect()
+        con.execute(f"SET allowed_paths = ['{victim}']")
+        con.execute("SET enable_external_access = false")
+        try:
+            con.execute(f"COPY (SELECT 42 AS x) TO '{victim}' (FORMAT parquet, USE_TMP_FILE false)")
+        except duckdb.Error as exc:
+            return str(exc)
+        finally:
+            con.close()
+        return "written"
+
+    (tmp_path / "spill").mkdir()
+    fence = Fence.start(str(tmp_path / "spill"))
+    assert fence is not None
+    try:
+        assert "Permission denied" in fence.call(overwrite)
+        assert victim.read_bytes() == before
+    finally:
+        fence.stop()
+    assert overwrite() == "written" and victim.read_bytes() != before  # unfenced, DuckDB lets it through
+
+
+def test_the_fenced_connection_runs_everything_in_the_fence(store: Path) -> None:
+    with query.connect(store, case="F-1", limits=AUTO) as sb:
+        assert sb.fenced
+        rel = sb.con.sql("SELECT count(*) AS n FROM pageviews")
+        assert isinstance(rel, Fenced) and rel.fetchall() == [(2501,)]
+        reader = sb.con.sql("SELECT * FROM pageviews").to_arrow_reader()
+        assert isinstance(reader, pa.RecordBatchReader) and reader.read_all().num_rows == 2501
+        assert sb.con.execute("SELECT current_setting('lock_configuration')").fetchall() == [(True,)]
+        with pytest.raises(AttributeError):
+            sb.con.anything = 1
+
+
+SAME = [
+    "SELECT * FROM pageviews ORDER BY ALL",
+    "SELECT * FROM rejects ORDER BY ALL",
+    "SELECT column_name, column_type, null FROM (DESCRIBE pageviews)",
+    "SELECT column_name, column_type FROM (DESCRIBE rejects)",
+    "SELECT date, client_net, count(*) FROM pageviews WHERE status >= 400 GROUP BY ALL ORDER BY ALL",
+]
+
+
+def both(store: Path, sql: str) -> tuple[pa.Table, pa.Table]:
+    tables = []
+    for limits in (ARROW, AUTO):
+        with query.connect(store, case="F-2", limits=limits) as sb:
+            assert sb.fenced == (limits is AUTO)
+            result = sb.execute(sql)
+            assert result.table is not None and not sb.warnings
+            tables.append(result.table)
+    return tables[0], tables[1]
+
+
+@pytest.mark.parametrize("sql", SAME)
+def test_both_readers_give_the_same_rows_and_types(store: Path, sql: str) -> None:
+    arrow, native = both(store, sql)
+    assert arrow.schema == native.schema and arrow.to_pylist() == native.to_pylist()
+
+
+def older(path: Path, drop: list[str], widen: str | None = None) -> None:
+    """Rewrite a committed file as an older writer would have: without ``drop``, ``widen`` as int32."""
+    table = pq.read_table(path).drop_columns(drop)
+    if widen is not None:
+        i = table.schema.get_field_index(widen)
+        table = table.set_column(i, widen, table.column(widen).cast(pa.int32()))
+    pq.write_table(table, path, compression="zstd")
+
+
+@pytest.mark.parametrize("which", [0, 1, 2])
+def test_files_of_an_older_schema_read_null_in_the_new_columns(
+    store: Path, tmp_path: Path, which: int
+) -> None:
+    """The first file, a later one, or all: DuckDB's reader takes the columns of the first file, so a
+    file without one fails the scan; the sandbox then reads every file's columns by name."""
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    files = Store(copy).committed_parquet()
+    for f in files if which == 2 else [files[which]]:
+        older(f, ["edge_location", "tls", "request_id"], widen="status")
+    arrow, native = both(copy, SAME[0])
+    assert arrow.schema == native.schema and arrow.to_pylist() == native.to_pylist()
+    assert native.num_rows == 2501 and native.column("edge_location").null_count == 2501
+    assert native.schema.field("status").type == pa.int16()
+    statuses = both(copy, "SELECT status, count(*) FROM pageviews GROUP BY 1 ORDER BY 1")
+    assert statuses[0].to_pylist() == statuses[1].to_pylist()
+
+
+def test_a_planted_file_and_the_store_folders_stay_out_of_reach(store: Path) -> None:
+    """DuckDB may open exactly the committed files: not a folder, a glob, a manifest, nor a new file."""
+    outside = hashlib.sha256(b"x").hexdigest()
+    with query.connect(store, case="F-3", limits=AUTO) as sb:
+        for sql in [
+            f"SELECT * FROM glob('{store}/**')",
+            f"SELECT count(*) FROM read_parquet('{store}/pageviews/*/*.parquet')",
+            f"SELECT * FROM read_text('{next((store / '_manifests').rglob('*.json'))}')",
+            f"SELECT * FROM read_text('{store}/{outside}')",
+        ]:
+            with pytest.raises(duckdb.PermissionException):
+                sb.con.execute(sql).fetchall()
