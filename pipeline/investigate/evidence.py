@@ -34,6 +34,7 @@ class Evidence:
     store: Store
     files: dict[str, list[str]]  # view → store keys
     isolated: dict[str, str] = field(default_factory=dict)  # key → what is wrong
+    local: dict[str, str] = field(default_factory=dict)  # key → absolute path (``paths``)
 
     @classmethod
     def load(cls, store: Store) -> Evidence:
@@ -72,11 +73,14 @@ class Evidence:
     def paths(self) -> dict[str, str] | None:
         """Every committed file's local path by key; None when DuckDB cannot be handed plain paths
         (an object store, or a store folder whose name read_parquet would take for a pattern)."""
-        paths = {k: os.path.abspath(self.store.url(k)) for keys in self.files.values() for k in keys}
-        if any("://" in p or GLOB.intersection(p) for p in paths.values()):
+        base = self.store.url("")
+        if "://" in base or GLOB.intersection(os.path.abspath(base)):
             return None
-        base = os.path.abspath(self.store.url(""))
-        return None if "://" in base or GLOB.intersection(base) else paths
+        if not self.local:
+            self.local = {k: os.path.abspath(self.store.url(k)) for keys in self.files.values() for k in keys}
+        if any(GLOB.intersection(p) for p in self.local.values()):
+            return None
+        return self.local
 
     def scan(self, view: str, only: list[str] | None = None, union: bool = False) -> str | None:
         """``read_parquet`` of the view's files, or None when there are none. Without ``union``
@@ -85,15 +89,15 @@ class Evidence:
         keys = self.keys(view, only)
         if not keys:
             return None
-        files = ", ".join(_literal(os.path.abspath(self.store.url(k))) for k in keys)
+        files = ", ".join(_literal(self.local[k]) for k in keys)
         return (
             f"read_parquet([{files}], hive_partitioning = true, hive_types = {{'date': DATE}}, "
             f"union_by_name = {str(union).lower()})"
         )
 
-    def complete(self, view: str, present: set[str]) -> bool:
-        """Whether ``present`` holds every column of the view's schema."""
-        return {f.name for f in TABLES[view][1]} <= present
+    def columns(self, view: str) -> set[str]:
+        """The columns of the view's schema, the ``date`` partition included."""
+        return {f.name for f in [*TABLES[view][1], DATE]}
 
     def select(self, view: str, scan: str | None, present: set[str]) -> str:
         """The SELECT a view is defined by: every column of the schema, cast to its type, from

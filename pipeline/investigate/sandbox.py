@@ -161,16 +161,14 @@ class Sandbox:
             return
         for _ in range(MAX_ISOLATED):
             scan = ev.scan(view, only, self._union)
-            try:
-                described = self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall() if scan else []
-                present = {c for (c, *_) in described}
-                if scan and not self._union and not ev.complete(view, present):
-                    self._union = True  # the first file lacks a column: read every file's columns
-                    continue
+            try:  # without union, the first file has every column (else binding fails: union then)
+                present = ev.columns(view) if scan and not self._union else set()
+                if scan and self._union:
+                    present = {c[0] for c in self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
                 self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
                 return
             except duckdb.Error as exc:  # a damaged file among them: leave it out, try again
-                if scan and not self._union and _mismatch(exc):
+                if scan and not self._union and (_mismatch(exc) or isinstance(exc, duckdb.BinderException)):
                     self._union = True
                 elif not scan or self._unreadable(exc) is None:
                     raise StoreError(f"cannot open the store's files: {first_line(exc)}") from None
