@@ -17,14 +17,14 @@ and DuckDB gets no file access at all, as before this module.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import ctypes.util
 import os
 import queue
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -61,8 +61,8 @@ def abi() -> int:
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    try:  # the process's own symbols: libc's syscall() and prctl() (find_library runs ldconfig)
+        return ctypes.CDLL(None, use_errno=True)
     except OSError:
         return None
 
@@ -118,6 +118,7 @@ class Fence:
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Future[Any]] | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self.interrupt: Callable[[], None] | None = None  # stops the running job (DuckDB's interrupt)
 
     @classmethod
     def start(cls, writable: str) -> Fence | None:
@@ -158,7 +159,14 @@ class Fence:
             return fn()
         done: Future[T] = Future()
         self._jobs.put((fn, done))
-        return done.result()
+        try:
+            return done.result()
+        except KeyboardInterrupt:  # the job would run on in the fenced thread, and hold it
+            if self.interrupt is not None:
+                self.interrupt()
+                with contextlib.suppress(KeyboardInterrupt):  # let it unwind before the caller
+                    wait([done], timeout=10)  # goes on: an exiting interpreter would kill it mid-C++
+            raise
 
     def stop(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -170,7 +178,8 @@ class Fenced:
     """An object used through the fence: every method call and attribute read runs in the fenced
     thread, and what comes back is plain data or, if it is one of ``lazy`` (a relation, cursor or
     connection: objects that run queries when used), wrapped the same way, so nothing another thread
-    holds can make DuckDB work outside the fence. An Arrow stream is read to its end in there.
+    holds can make DuckDB work outside the fence. An Arrow stream is read to its end in there; other
+    lazy results (an Arrow C stream, a polars LazyFrame) and private attributes are refused.
     ``interrupt`` is the exception: it has to reach a busy thread.
     """
 
@@ -183,6 +192,8 @@ class Fenced:
         target, fence = self._target, self._fence
         if name == "interrupt":
             return target.interrupt
+        if name.startswith("_"):  # e.g. __arrow_c_stream__: a stream another thread would fill
+            raise AttributeError(f"{name} is not available through the sandbox's fence")
         attr = fence.call(lambda: _settled(getattr(target, name)))
         if not callable(attr):
             return self._wrapped(attr)
@@ -205,4 +216,8 @@ def _settled(value: Any) -> Any:
     if isinstance(value, pa.RecordBatchReader):
         table = value.read_all()
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
+    if type(value).__name__ == "PyCapsule" or callable(getattr(value, "collect", None)):
+        # an Arrow C stream, a polars LazyFrame (.pl(lazy=True)): each would run the query later,
+        # in whatever thread reads it
+        raise TypeError(f"a lazy {type(value).__name__} cannot leave the sandbox's fence: fetch the rows")
     return value

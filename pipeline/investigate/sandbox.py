@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import shutil
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -105,13 +106,15 @@ class Sandbox:
         self._runs_loaded = False
         self._narrowed: dict[str, list[str]] = {}  # view name → the pageviews files it scans
         self._warned: set[str] = set()  # isolated files already warned of
-        spill = spill_folder()
+        self._spill = spill = spill_folder()
         paths = self.evidence.paths() if limits.reader == "auto" else None
         self._fence = Fence.start(spill) if paths is not None else None
         self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
         self._union = False  # whether views read each file's columns by name (files differ)
         try:
             self._con = self._run(lambda: duckdb.connect(":memory:"))
+            if self._fence is not None:
+                self._fence.interrupt = self._con.interrupt
             self._run(lambda: self._views(spill))
         except BaseException:
             self.close()
@@ -139,19 +142,17 @@ class Sandbox:
 
     def _run(self, fn: Callable[[], T]) -> T:
         """``fn`` where the connection may be used: in the fenced thread, if there is one."""
-        if self._fence is None:
-            return fn()
-        try:
-            return self._fence.call(fn)
-        except KeyboardInterrupt:  # the statement would run on in the fenced thread
-            self._con.interrupt()
-            raise
+        return fn() if self._fence is None else self._fence.call(fn)
 
     def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
         if hasattr(self, "_con"):
             self._run(self._con.close)
         if self._fence is not None:
             self._fence.stop()
+        shutil.rmtree(self._spill, ignore_errors=True)  # (also at exit: a sandbox left open)
 
     def _show(self, name: str, view: str, only: list[str] | None = None) -> None:
         """(Re)define the view ``name`` over ``view``'s files (``only`` those, if given)."""

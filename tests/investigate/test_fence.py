@@ -10,6 +10,8 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -190,3 +192,82 @@ def test_a_planted_file_and_the_store_folders_stay_out_of_reach(store: Path) -> 
         ]:
             with pytest.raises(duckdb.PermissionException):
                 sb.con.execute(sql).fetchall()
+
+
+def no_new_privs() -> str:
+    """This thread's NoNewPrivs flag: the fence sets it (Landlock requires it), threads inherit it."""
+    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    return next(line.split()[1] for line in status.splitlines() if line.startswith("NoNewPrivs"))
+
+
+def test_duckdb_work_runs_only_in_fenced_threads(store: Path) -> None:
+    """A Python function DuckDB calls for every row reports the thread it runs in: always fenced,
+    whatever the result is fetched as; lazy results that would run the query later are refused."""
+    seen: list[str] = []
+
+    def probe(x: int) -> int:
+        seen.append(no_new_privs())
+        return x
+
+    with query.connect(store, case="F-4", limits=AUTO) as sb:
+        sb.con.create_function("probe", probe)
+        sql = "SELECT probe(status::BIGINT) AS p FROM pageviews"
+        assert len(sb.con.sql(sql).fetchall()) == 2501
+        assert sb.con.sql(sql).to_arrow_reader().read_all().num_rows == 2501
+        assert sb.con.sql(sql).arrow().read_all().num_rows == 2501
+        assert sb.con.sql(sql).pl().height == 2501
+        assert len(sb.execute(sql).rows) == 2501
+        with pytest.raises(TypeError):
+            sb.con.sql(sql).pl(lazy=True)
+        with pytest.raises((TypeError, AttributeError)):
+            pa.table(sb.con.sql(sql))  # through __arrow_c_stream__ it would run on this thread
+        with pytest.raises(AttributeError):
+            sb.con.sql(sql).__arrow_c_stream__()
+    assert len(seen) == 5 * 2501 and set(seen) == {"1"}
+    assert no_new_privs() == "0"  # the test's own thread was never fenced
+
+
+INTERRUPTED = """
+import os, signal, sys, threading, time
+from pipeline.investigate import session
+sb = session.connect(sys.argv[1], case="F-5")
+slow = "SELECT count(*) FROM pageviews a, pageviews b, pageviews c WHERE a.bytes + b.bytes > c.bytes"
+threading.Timer(1, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+try:
+    sb.con.sql(slow).fetchall()
+except KeyboardInterrupt:
+    pass
+else:
+    sys.exit("not interrupted")
+if sys.argv[2] == "exit":  # without closing: the interpreter's exit must not catch DuckDB mid-unwind
+    sys.exit(0)
+start = time.monotonic()
+assert sb.con.execute("SELECT 42").fetchall() == [(42,)]  # the fenced thread is free again
+sb.close()
+print(f"ok {time.monotonic() - start:.1f}")
+"""
+
+
+@pytest.mark.parametrize("then", ["go on", "exit"])
+def test_ctrl_c_stops_the_statement_in_the_fenced_thread(store: Path, then: str) -> None:
+    """Ctrl-C while a fenced statement runs interrupts it: the connection answers and closes, or
+    the process exits cleanly (it aborted in C++ when the statement was still unwinding)."""
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED, str(store), then], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0 and "terminate" not in done.stderr, done.stderr[-2000:]
+    if then == "go on":
+        assert done.stdout.startswith("ok ") and float(done.stdout.split()[1]) < 10
+
+
+def test_a_store_below_a_name_value_folder_is_read_through_pyarrow(store: Path, tmp_path: Path) -> None:
+    """Hive partitioning reads every ``name=value`` folder of a path, not only the store's own
+    ``date=``: under ``/domain=evil.example/`` DuckDB's reader would give every row that domain."""
+    for folder in ("domain=evil.example", "date=1999-01-01"):
+        copy = tmp_path / folder / "store"
+        shutil.copytree(store, copy)
+        sql = "SELECT domain, date, count(*) FROM pageviews GROUP BY ALL ORDER BY ALL"
+        with query.connect(copy, case="F-6", limits=AUTO) as sb:
+            assert not sb.fenced
+            assert sb.execute(sql).rows == query.run(store, sql, case="F-6").rows
