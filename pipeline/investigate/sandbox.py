@@ -105,6 +105,7 @@ class Sandbox:
         self.warnings = []
         self._runs_loaded = False
         self._narrowed: dict[str, list[str]] = {}  # view name → the pageviews files it scans
+        self._shown: dict[str, set[str]] = {}  # view name → the files its definition scans
         self._warned: set[str] = set()  # isolated files already warned of
         self._spill = spill = spill_folder()
         paths = self.evidence.paths() if limits.reader == "auto" else None
@@ -159,6 +160,7 @@ class Sandbox:
         ev = self.evidence
         if self._paths is None:
             self._con.register(name, ev.dataset(view, only))
+            self._shown[name] = set(ev.keys(view, only))
             return
         for _ in range(MAX_ISOLATED):
             scan = ev.scan(view, only, self._union)
@@ -167,6 +169,7 @@ class Sandbox:
                 if scan and self._union:
                     present = {c[0] for c in self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
                 self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
+                self._shown[name] = set(ev.keys(view, only))
                 return
             except duckdb.Error as exc:  # a damaged file among them: leave it out, try again
                 if scan and not self._union and (_mismatch(exc) or isinstance(exc, duckdb.BinderException)):
@@ -285,10 +288,12 @@ class Sandbox:
         text = str(exc)
         ev = self.evidence
         if self._paths is not None:  # DuckDB names the file by its path (a statement's text may too:
-            named = [k for k, p in self._paths.items() if p in text and k not in ev.isolated]
+            named = [k for k, p in self._paths.items() if p in text]
             if not named or not isinstance(exc, (*READ_ERRORS, duckdb.PermissionException)):
                 return None  # so a file is left out only when it is gone or its bytes are not as committed)
             key = max(named, key=len)
+            if key in ev.isolated:  # left out already: a view still scanning it is shown again
+                return key if any(key in keys for keys in self._shown.values()) else None
             record = ev.still_committed([key])[key]
             if ev.gone(key):  # and every other file gone with it, at once
                 ev.left_out_missing([k for v in TABLES for k in ev.keys(v)])
@@ -312,19 +317,17 @@ class Sandbox:
 
     def _isolate(self, exc: duckdb.Error) -> bool:
         """Leave out the store file a statement failed on (``_unreadable``) and show the views again."""
-        if self._paths is not None and not self._union and _mismatch(exc):
+        everything = self._paths is not None and not self._union and _mismatch(exc)
+        if everything:
             self._union = True  # a file lacks a column the first one has: every view reads by name
-            key = None
-        else:
-            key = self._unreadable(exc)
-            if key is None:
-                return False
-        for v in TABLES:
-            if key is None or key in self.evidence.files[v]:
-                self._show(v, v)
-        for name, kept in self._narrowed.items():
-            if key is None or key in kept:
-                self._show(name, "pageviews", kept)
+        elif self._unreadable(exc) is None:
+            return False
+        # every view that still scans a file left out is shown again (which may leave out more)
+        isolated = self.evidence.isolated.keys()
+        while stale := [n for n, keys in self._shown.items() if everything or keys & isolated]:
+            everything = False
+            for name in stale:
+                self._show(name, "pageviews" if name in self._narrowed else name, self._narrowed.get(name))
         self._warn_isolated()
         return True
 

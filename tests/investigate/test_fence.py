@@ -271,3 +271,22 @@ def test_a_store_below_a_name_value_folder_is_read_through_pyarrow(store: Path, 
         with query.connect(copy, case="F-6", limits=AUTO) as sb:
             assert not sb.fenced
             assert sb.execute(sql).rows == query.run(store, sql, case="F-6").rows
+
+
+@pytest.mark.parametrize("limits", [AUTO, ARROW], ids=["auto", "arrow"])
+def test_files_gone_from_two_views_after_opening_are_left_out_of_both(
+    store: Path, tmp_path: Path, limits: Limits
+) -> None:
+    """Found missing while one view is scanned, every gone file is left out of every view at once
+    (a view still naming one failed its next statement: the file was 'isolated' already)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    with query.connect(copy, case="F-7", limits=limits) as sb:
+        page = Store(copy).committed_parquet()[1]
+        reject = next((copy / "_rejects").rglob("*.parquet"))
+        page.unlink()
+        reject.unlink()
+        assert sb.execute("SELECT count(*) FROM pageviews").rows == [(1668,)]
+        assert sb.execute("SELECT count(*) FROM rejects").rows == [(0,)]
+        assert sb.execute("SELECT count(*) FROM pageviews").rows == [(1668,)]
+        assert len(sb.warnings) == 2 and all("(missing)" in w for w in sb.warnings)
