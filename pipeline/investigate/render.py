@@ -4,7 +4,7 @@
 is one object per line, for streams. Tables never cut an identifier (a network, a pseudonym, a case,
 a hash, a sequence number): only free text (paths, user agents, SQL) is shortened, at a word boundary,
 so a value inside it is shown whole or not at all. Output files are written by hostlogs after the
-query, never by the query: the sandbox has no file access.
+query, never by the query: the sandbox writes no file (it may read the store's committed files only).
 """
 
 from __future__ import annotations
