@@ -34,17 +34,43 @@ class Evidence:
 
     store: Store
     files: dict[str, list[str]]  # view → store keys
+    records: dict[str, FileRecord]  # key → its manifest's record
     isolated: dict[str, str] = field(default_factory=dict)  # key → what is wrong
     local: dict[str, str] = field(default_factory=dict)  # key → absolute path (``paths``)
 
     @classmethod
     def load(cls, store: Store) -> Evidence:
-        committed = sorted(store.catalogue().files)
+        records = store.catalogue().files
+        committed = sorted(records)
         files = {
             view: [key for key in committed if layout.in_table(key, folder)]
             for view, (folder, _) in TABLES.items()
         }
-        return cls(store, files)
+        return cls(store, files, records)
+
+    def screen(self) -> None:
+        """Leave out, before any scan, the files that are gone or not of their committed size: a
+        file replaced, cut or grown since its commit is not read as evidence (a changed byte of the
+        same size is found by ``hostlogs verify``, or when a scan fails on it)."""
+        gone = []
+        for keys in self.files.values():
+            for k in keys:
+                committed = self.records[k].bytes
+                try:
+                    size = os.stat(self.local[k]).st_size if k in self.local else self.store.size(k)
+                except (FileNotFoundError, NotADirectoryError):
+                    gone.append(k)
+                    continue
+                except OSError as exc:  # (a folder this user may not enter)
+                    self.isolated[k] = f"unreadable: {exc.strerror or exc}"
+                    continue
+                if committed is not None and size != committed:
+                    if self.store.is_folder(k):
+                        gone.append(k)
+                    else:
+                        self.isolated[k] = f"altered: {size:,} bytes, committed with {committed:,}"
+        if gone:
+            self.left_out_missing(gone)
 
     def keys(self, view: str, only: list[str] | None = None) -> list[str]:
         """The view's committed files (``only`` those of them, if given) that are not isolated."""

@@ -109,6 +109,7 @@ class Sandbox:
         self._warned: set[str] = set()  # isolated files already warned of
         self._spill = spill = spill_folder()
         paths = self.evidence.paths() if limits.reader == "auto" else None
+        self.evidence.screen()
         self._fence = Fence.start(spill) if paths is not None else None
         self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
         self._union = False  # whether views read each file's columns by name (files differ)

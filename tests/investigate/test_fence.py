@@ -7,6 +7,7 @@ sandbox reads through pyarrow instead (``reader = "arrow"``, tested everywhere e
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
@@ -153,12 +154,21 @@ def test_both_readers_give_the_same_rows_and_types(store: Path, sql: str) -> Non
 
 
 def older(path: Path, drop: list[str], widen: str | None = None) -> None:
-    """Rewrite a committed file as an older writer would have: without ``drop``, ``widen`` as int32."""
+    """Rewrite a committed file as an older writer would have: without ``drop``, ``widen`` as int32;
+    its manifest records the new file (as if it had been committed so)."""
     table = pq.read_table(path).drop_columns(drop)
     if widen is not None:
         i = table.schema.get_field_index(widen)
         table = table.set_column(i, widen, table.column(widen).cast(pa.int32()))
     pq.write_table(table, path, compression="zstd")
+    root = next(p for p in path.parents if (p / "_manifests").is_dir())
+    key = path.relative_to(root).as_posix()
+    for manifest in (root / "_manifests").rglob("*.json"):
+        data = json.loads(manifest.read_text())
+        for entry in data.get("files", []):
+            if entry["path"] == key:
+                entry.update(bytes=path.stat().st_size, sha256=hashlib.sha256(path.read_bytes()).hexdigest())
+                manifest.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 
 @pytest.mark.parametrize("which", [0, 1, 2])
@@ -290,3 +300,24 @@ def test_files_gone_from_two_views_after_opening_are_left_out_of_both(
         assert sb.execute("SELECT count(*) FROM rejects").rows == [(0,)]
         assert sb.execute("SELECT count(*) FROM pageviews").rows == [(1668,)]
         assert len(sb.warnings) == 2 and all("(missing)" in w for w in sb.warnings)
+
+
+@pytest.mark.parametrize("limits", [AUTO, ARROW], ids=["auto", "arrow"])
+def test_a_file_not_of_its_committed_size_is_left_out_before_any_scan(
+    store: Path, tmp_path: Path, limits: Limits
+) -> None:
+    """A committed file replaced by another valid Parquet file (a careless restore) was read as
+    evidence, its rows under the wrong day: a size other than the committed one leaves it out."""
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    files = Store(copy).committed_parquet()
+    replaced, grown = files[1], files[2]
+    assert files[0].stat().st_size != replaced.stat().st_size
+    shutil.copy(files[0], replaced)
+    with grown.open("ab") as f:
+        f.write(b"\0" * 16)
+    first = pq.read_metadata(files[0]).num_rows
+    with query.connect(copy, case="F-8", limits=limits) as sb:
+        assert sb.execute("SELECT count(*) FROM pageviews").rows == [(first,)]
+        assert [w.split(" cannot be read ")[1].split(":")[0] for w in sb.warnings] == ["(altered"] * 2
+        assert all("committed with" in w for w in sb.warnings)
