@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.ingest import formats
+from pipeline.ingest import formats, sources
+from pipeline.ingest.formats import registry
 from pipeline.ingest.formats.detect import (
     DETECT_SAMPLE_BYTES,
     MIN_CONFIDENCE,
@@ -17,7 +18,7 @@ from pipeline.ingest.formats.detect import (
     detection,
     sample,
 )
-from tests.conftest import THIRD_PARTY_LOGS, ingest_paths, store_rows
+from tests.conftest import ROOT, THIRD_PARTY_LOGS, ingest_paths, store_rows, third_party_log_files
 from tests.ingest.test_format_registry import PipeFormat
 
 TS = "[06/Feb/2026:12:00:01 +0000]"
@@ -164,3 +165,39 @@ def test_parsed_lines_then_exact_matches_then_priority(toys: None) -> None:
     # the lenient toy parses as many combined lines, but matches none exactly: its priority does not count
     assert choice([COMBINED, COMBINED]).fmt.name == "combined"
     assert choice(["<13>Feb  6 12:00:01 web01 shop: " + TOY] * 3).fmt.name == "syslog:toy_pipe"
+
+
+EDGE_LINES = [
+    ' \t{"time": "2026-02-06T12:00:01Z"}',  # an object after blanks
+    '\x1c{"a": 1}',  # Python strips U+001C, polars does not: still tried in full
+    "\u3000{}",
+    "#Fields: date time c-ip cs-method cs-uri-stem sc-status",
+    "2026-02-06 12:00:01 192.0.2.10 GET /a 200",
+    "2026-2-6\t12:00:01\tFRA2\t5\t192.0.2.10\tGET",
+    COMBINED,
+    VHOST,
+]
+
+
+def test_a_format_that_rules_out_a_line_reads_nothing_of_it() -> None:
+    """The cheap pre-check (``may_fit``: any line that could fit) never turns a score into nothing:
+    every sample line of every log the repository carries, and edge lines, that a format's check
+    rules out, read together in full, score (0, 0) (each line is read on its own: a W3C line under
+    the default field lists, a JSON line as one object)."""
+    logs = [
+        *third_party_log_files(),
+        *sorted(p for p in (ROOT / "sample_logs").rglob("*.log*") if p.is_file()),
+    ]
+    lines = list(EDGE_LINES)
+    for path in logs:
+        with sources.open_stream(str(path)) as stream:
+            lines += sample(stream.read(DETECT_SAMPLE_BYTES))
+    lines += [blank + ln for ln in list(lines) if ln.startswith("{") for blank in (" \t", "\u3000")]
+    checked = [f for e in registry.entries() if hasattr(f := e.build(), "may_fit")]
+    assert {type(f).__name__ for f in checked} == {"JsonFormat", "W3CFormat"}
+    for fmt in checked:
+        ruled_out = [ln for ln in lines if not fmt.may_fit([ln])]
+        assert len(ruled_out) > 1000 and not fmt.may_fit(ruled_out)
+        assert fmt.score(ruled_out) == fmt.full_score(ruled_out) == (0, 0), fmt.name
+        fits = [ln for ln in lines if fmt.may_fit([ln])]
+        assert fmt.full_score(fits) != (0, 0) or fmt.name not in ("nginx_json", "w3c"), fmt.name
