@@ -110,8 +110,8 @@ _ADVICE = {
     errno.ENOSPC: "free disk space on the store's file system, then run again",
     errno.EDQUOT: "raise the quota of this user on the store's file system (or free space), then run again",
     errno.EROFS: "the store's file system is mounted read-only: remount it read-write or give --store",
-    errno.EACCES: "this user may not write there: run as the store's owner or fix the permissions",
-    errno.EPERM: "this user may not write there (permissions or an immutable attribute, see lsattr)",
+    errno.EACCES: "this user may not read or write there: run as the store's owner or fix the permissions",
+    errno.EPERM: "this user may not do that there (permissions or an immutable attribute, see lsattr)",
     errno.EIO: "the disk reported an I/O error: check it, then run 'hostlogs verify'",
     errno.ENOTDIR: "a file stands where the store expects a directory: check the --store path",
 }

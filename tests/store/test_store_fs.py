@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import os
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
-from pipeline.errors import LockedError, StoreError
+from pipeline.errors import LockedError, StoreError, os_error_message
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.fs import LocalFS
@@ -205,3 +206,14 @@ def test_a_key_cannot_leave_the_store(tmp_path: Path, key: str) -> None:
         store.put_bytes(key, b"planted", "files")
     assert (tmp_path / "outside.txt").read_text() == "not the store's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["outside.txt", "s"]
+
+
+def test_a_permission_error_advice_fits_a_read_too() -> None:
+    """A query over a date folder this user may not enter said "may not write there"."""
+    message = os_error_message(
+        PermissionError(errno.EACCES, "Permission denied", "/s/pageviews/date=x"), "read"
+    )
+    assert message == (
+        "cannot read /s/pageviews/date=x: Permission denied; this user may not read or write there: "
+        "run as the store's owner or fix the permissions"
+    )
