@@ -23,7 +23,7 @@ import os
 import queue
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
@@ -178,9 +178,11 @@ class Fenced:
     """An object used through the fence: every method call and attribute read runs in the fenced
     thread, and what comes back is plain data or, if it is one of ``lazy`` (a relation, cursor or
     connection: objects that run queries when used), wrapped the same way, so nothing another thread
-    holds can make DuckDB work outside the fence. An Arrow stream is read to its end in there; other
-    lazy results (an Arrow C stream, a polars LazyFrame) and private attributes are refused.
-    ``interrupt`` is the exception: it has to reach a busy thread.
+    holds can make DuckDB work outside the fence. An Arrow stream or an iterator is read to its end
+    in there; other lazy results (an Arrow C stream, a polars LazyFrame) are refused, and so are the
+    target's private attributes. ``interrupt`` is the exception: it has to reach a busy thread.
+    (The proxy's own ``_target`` is reachable, as ``Sandbox._con`` is: a fence against mistakes in
+    code that holds the sandbox, not against that code itself.)
     """
 
     def __init__(self, target: Any, fence: Fence, lazy: tuple[type, ...]) -> None:
@@ -220,4 +222,6 @@ def _settled(value: Any) -> Any:
         # an Arrow C stream, a polars LazyFrame (.pl(lazy=True)): each would run the query later,
         # in whatever thread reads it
         raise TypeError(f"a lazy {type(value).__name__} cannot leave the sandbox's fence: fetch the rows")
+    if isinstance(value, Iterator):  # a generator of rows (iter_rows) runs the query as it is read
+        return iter(list(value))
     return value

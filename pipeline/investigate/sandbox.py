@@ -74,7 +74,7 @@ SANDBOX_HINT = "queries can read only the store's views; use --output FILE to sa
 EMPTY_RUNS = pa.table({"seq": pa.array([], pa.int64()), "batch": pa.array([], pa.string())})
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
 READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException)  # what a damaged file raises
-LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation)  # objects whose use runs a query
+LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation, duckdb.Appender)  # their use runs SQL
 
 
 @dataclass(frozen=True)
@@ -108,12 +108,13 @@ class Sandbox:
         self._shown: dict[str, set[str]] = {}  # view name → the files its definition scans
         self._warned: set[str] = set()  # isolated files already warned of
         self._spill = spill = spill_folder()
-        paths = self.evidence.paths() if limits.reader == "auto" else None
-        self.evidence.screen()
-        self._fence = Fence.start(spill) if paths is not None else None
-        self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
+        self._fence: Fence | None = None
         self._union = False  # whether views read each file's columns by name (files differ)
         try:
+            paths = self.evidence.paths() if limits.reader == "auto" else None
+            self.evidence.screen()
+            self._fence = Fence.start(spill) if paths is not None else None
+            self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
             self._con = self._run(lambda: duckdb.connect(":memory:"))
             if self._fence is not None:
                 self._fence.interrupt = self._con.interrupt
@@ -129,7 +130,9 @@ class Sandbox:
             self._show(view, view)
         self._warn_isolated()
         self._con.register("ingest_runs", EMPTY_RUNS)  # filled on first use (_load_runs)
-        self._result_limit = _lock(self._con, self.limits, spill, self._paths)
+        # a file found altered or gone before the lock is not even readable by its path
+        readable = {k: p for k, p in (self._paths or {}).items() if k not in self.evidence.isolated}
+        self._result_limit = _lock(self._con, self.limits, spill, readable)
 
     @property
     def fenced(self) -> bool:
@@ -150,11 +153,13 @@ class Sandbox:
         if getattr(self, "_closed", False):
             return
         self._closed = True
-        if hasattr(self, "_con"):
-            self._run(self._con.close)
-        if self._fence is not None:
-            self._fence.stop()
-        shutil.rmtree(self._spill, ignore_errors=True)  # (also at exit: a sandbox left open)
+        try:
+            if hasattr(self, "_con"):
+                self._run(self._con.close)
+        finally:
+            if self._fence is not None:
+                self._fence.stop()
+            shutil.rmtree(self._spill, ignore_errors=True)  # (also at exit: a sandbox left open)
 
     def _show(self, name: str, view: str, only: list[str] | None = None) -> None:
         """(Re)define the view ``name`` over ``view``'s files (``only`` those, if given)."""
@@ -292,9 +297,11 @@ class Sandbox:
             named = [k for k, p in self._paths.items() if p in text]
             if not named or not isinstance(exc, (*READ_ERRORS, duckdb.PermissionException)):
                 return None  # so a file is left out only when it is gone or its bytes are not as committed)
-            key = max(named, key=len)
-            if key in ev.isolated:  # left out already: a view still scanning it is shown again
-                return key if any(key in keys for keys in self._shown.values()) else None
+            fresh = [k for k in named if k not in ev.isolated]
+            if not fresh:  # left out already: a view still scanning it is shown again
+                stale = [k for k in named if any(k in keys for keys in self._shown.values())]
+                return max(stale, key=len) if stale else None
+            key = max(fresh, key=len)
             record = ev.still_committed([key])[key]
             if ev.gone(key):  # and every other file gone with it, at once
                 ev.left_out_missing([k for v in TABLES for k in ev.keys(v)])

@@ -227,13 +227,18 @@ def test_duckdb_work_runs_only_in_fenced_threads(store: Path) -> None:
         assert sb.con.sql(sql).arrow().read_all().num_rows == 2501
         assert sb.con.sql(sql).pl().height == 2501
         assert len(sb.execute(sql).rows) == 2501
+        assert sum(1 for _ in sb.con.sql(sql).iter_rows()) == 2501  # a generator, read in the fence
+        sb.con.execute("CREATE TEMP TABLE t (p BIGINT)")
+        appender = sb.con.query_appender(f"INSERT INTO t {sql}", {"p": "BIGINT"})
+        appender.append_row(1)
+        appender.flush()  # the INSERT runs the SELECT
         with pytest.raises(TypeError):
             sb.con.sql(sql).pl(lazy=True)
         with pytest.raises((TypeError, AttributeError)):
             pa.table(sb.con.sql(sql))  # through __arrow_c_stream__ it would run on this thread
         with pytest.raises(AttributeError):
             sb.con.sql(sql).__arrow_c_stream__()
-    assert len(seen) == 5 * 2501 and set(seen) == {"1"}
+    assert len(seen) == 7 * 2501 and set(seen) == {"1"}
     assert no_new_privs() == "0"  # the test's own thread was never fenced
 
 
@@ -321,3 +326,6 @@ def test_a_file_not_of_its_committed_size_is_left_out_before_any_scan(
         assert sb.execute("SELECT count(*) FROM pageviews").rows == [(first,)]
         assert [w.split(" cannot be read ")[1].split(":")[0] for w in sb.warnings] == ["(altered"] * 2
         assert all("committed with" in w for w in sb.warnings)
+        if sb.fenced:  # nor is it readable by its path
+            with pytest.raises(duckdb.PermissionException):
+                sb.con.execute(f"SELECT count(*) FROM read_parquet('{replaced}')").fetchall()

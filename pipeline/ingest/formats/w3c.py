@@ -44,7 +44,7 @@ _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9()_.-]*$")
 _OFFSET = re.compile(r"^([+-])([0-9]{1,2}):?([0-9]{2})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _TS_FORMAT = "%Y-%m-%d %H:%M:%S%.f"  # IIS Advanced Logging adds milliseconds
-_DATE_LIKE = re.compile(r"[0-9]-[0-9]")  # what any date _TS_FORMAT reads holds (a default list's date)
+_DATE_LIKE = re.compile(r"[0-9]-\s*[0-9]")  # in any date _TS_FORMAT reads (also "2026- 1- 5")
 # A field: a quoted string ("" escapes a quote; Advanced Logging, Oracle) or a run of non-spaces.
 _QUOTED_FIELD = r'"(?:[^"]|"")*"|[^ "][^ ]*'
 # %XX of printable ASCII, decoded once (CloudFront encodes spaces, quotes ...; %25 stays a single '%').
