@@ -80,7 +80,8 @@ def query_cmd(
 def shell_cmd(store: str | None, config_path: str | None, case: str | None, reason: str | None) -> None:
     """Interactive SQL over the same sandboxed views; every statement is audited under --case.
 
-    End a statement with ';'. '.tables' lists the views, '.quit' leaves.
+    End a statement with ';'. '.tables' lists the views, '.quit' (or Ctrl-D) leaves; Ctrl-C stops
+    the running statement (with DuckDB's own reader; through pyarrow, once it ends).
 
     Example:
 
@@ -107,6 +108,10 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
                     notice(f"hostlogs: {message}")
                 shell.notices.clear()
             click.echo(render.render(result, "table", width=terminal_width()))
+        except KeyboardInterrupt:  # at a prompt, Ctrl-C stops the statement, not the session
+            if not interactive:
+                raise
+            echo_error(UsageError("statement interrupted (Ctrl-C)"))
         except HostlogsError as exc:
             if isinstance(exc, StoreError):
                 raise
@@ -127,6 +132,12 @@ def _statements(interactive: bool) -> Iterator[str]:
                 break
         except EOFError:
             break
+        except KeyboardInterrupt:  # at the prompt: drop what was typed (Ctrl-D or .quit leave)
+            if not interactive:
+                raise
+            click.echo("")
+            buf = []
+            continue
         stripped = line.strip()
         if not buf and stripped.startswith("."):
             yield stripped

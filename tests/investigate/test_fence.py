@@ -6,14 +6,18 @@ sandbox reads through pyarrow instead (``reader = "arrow"``, tested everywhere e
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import pty
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -21,6 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pipeline.investigate import audit
 from pipeline.investigate import session as query
 from pipeline.investigate.fence import Fence, Fenced, abi
 from pipeline.investigate.limits import Limits
@@ -329,3 +334,47 @@ def test_a_file_not_of_its_committed_size_is_left_out_before_any_scan(
         if sb.fenced:  # nor is it readable by its path
             with pytest.raises(duckdb.PermissionException):
                 sb.con.execute(f"SELECT count(*) FROM read_parquet('{replaced}')").fetchall()
+
+
+def test_ctrl_c_in_the_interactive_shell_stops_the_statement_not_the_session(store: Path) -> None:
+    """At a terminal, Ctrl-C stops the running statement (audited as interrupted) and the next one
+    runs; Ctrl-C at the prompt drops what was typed. Piped input is still aborted whole."""
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session on the terminal, as a user starts it
+        os.execv(sys.executable, [sys.executable, "-m", "pipeline.cli", "shell", "--store", str(store),
+                                  "--case", "F-9"])  # fmt: skip
+    out = b""
+
+    def until(text: bytes, seconds: float = 30) -> None:
+        """Read until ``text`` appears in what came since the last call."""
+        nonlocal out
+        seen, end = len(out), time.monotonic() + seconds
+        while text not in out[seen:] and time.monotonic() < end:
+            if select.select([fd], [], [], 0.2)[0]:
+                with contextlib.suppress(OSError):
+                    out += os.read(fd, 65536)
+        assert text in out[seen:], out.decode(errors="replace")[-2000:]
+
+    try:
+        until(b"hostlogs> ")
+        os.write(
+            fd,
+            b"SELECT count(*) FROM pageviews a, pageviews b, pageviews c WHERE a.bytes + b.bytes > c.bytes;\n",
+        )
+        time.sleep(1.5)
+        os.write(fd, b"\x03")  # the terminal sends SIGINT
+        until(b"hostlogs> ")  # (after the message)
+        assert b"statement interrupted (Ctrl-C)" in out
+        os.write(fd, b"SELECT 'half typed")
+        until(b"half typed")
+        os.write(fd, b"\x03")
+        until(b"hostlogs> ")
+        os.write(fd, b"SELECT 6 * 7 AS answer;\n")
+        until(b"42")
+        os.write(fd, b".quit\n")
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 0
+    outcomes = [e for e in audit.AuditLog(Store(store)).list("F-9") if e["status"] != "started"]
+    assert [e["status"] for e in outcomes] == ["error", "ok"] and outcomes[0]["error"] == "KeyboardInterrupt"
