@@ -21,6 +21,7 @@ import contextlib
 import ctypes
 import os
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -42,6 +43,10 @@ _REFER, _TRUNCATE, _IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15  # ABI 2, 3, 5
 _ABI1_FS = (1 << 13) - 1
 _NET_ALL = 0b11  # bind and connect TCP, ABI 4
 _SPILL = _WRITE_FILE | _REMOVE_DIR | _REMOVE_FILE | _MAKE_DIR | _MAKE_REG | _TRUNCATE | _REFER
+
+
+_ASYNC_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGALRM,
+                  signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH}  # fmt: skip
 
 
 class _PathBeneath(ctypes.Structure):
@@ -138,6 +143,9 @@ class Fence:
         return fence
 
     def _serve(self, writable: str, ready: Future[None]) -> None:
+        # Process signals go to the main thread: a Ctrl-C taken by one of DuckDB's threads (they
+        # inherit this mask) left a shell's prompt asleep in readline until the next key.
+        signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
         try:
             restrict_this_thread(writable)
         except OSError as exc:
