@@ -168,6 +168,8 @@ class Fence:
         done: Future[T] = Future()
         self._jobs.put((fn, done))
         try:
+            while not wait([done], timeout=0.5).done:  # wakes twice a second: a Ctrl-C that
+                pass  # another thread took (its handler runs here) is seen within half a second
             return done.result()
         except KeyboardInterrupt:  # the job would run on in the fenced thread, and hold it
             if self.interrupt is not None:

@@ -345,7 +345,7 @@ def test_ctrl_c_in_the_interactive_shell_stops_the_statement_not_the_session(sto
                                   "--case", "F-9"])  # fmt: skip
     out = b""
 
-    def until(text: bytes, seconds: float = 30) -> None:
+    def until(text: bytes, seconds: float = 30, must: bool = True) -> bool:
         """Read until ``text`` appears in what came since the last call."""
         nonlocal out
         seen, end = len(out), time.monotonic() + seconds
@@ -353,7 +353,8 @@ def test_ctrl_c_in_the_interactive_shell_stops_the_statement_not_the_session(sto
             if select.select([fd], [], [], 0.2)[0]:
                 with contextlib.suppress(OSError):
                     out += os.read(fd, 65536)
-        assert text in out[seen:], out.decode(errors="replace")[-2000:]
+        assert text in out[seen:] or not must, out.decode(errors="replace")[-2000:]
+        return text in out[seen:]
 
     try:
         until(b"hostlogs> ")
@@ -368,7 +369,12 @@ def test_ctrl_c_in_the_interactive_shell_stops_the_statement_not_the_session(sto
         os.write(fd, b"SELECT 'half typed")
         until(b"half typed")
         os.write(fd, b"\x03")
-        until(b"hostlogs> ")
+        # A signal the kernel hands to another thread (Arrow's, say) leaves readline asleep until
+        # the next key (CPython wakes only the thread it lands on): then Enter shows the prompt.
+        if not until(b"hostlogs> ", 5, must=False):
+            os.write(fd, b"\n")
+            until(b"hostlogs> ")
+        assert b"...> " not in out  # what was typed was dropped, not continued
         os.write(fd, b"SELECT 6 * 7 AS answer;\n")
         until(b"42")
         os.write(fd, b".quit\n")
