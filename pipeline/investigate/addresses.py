@@ -10,7 +10,8 @@ import ipaddress
 from typing import Any
 
 from pipeline.errors import UsageError
-from pipeline.investigate.sandbox import QueryResult, Sandbox, sql_str
+from pipeline.investigate.evidence import sql_str
+from pipeline.investigate.sandbox import QueryResult, Sandbox
 from pipeline.investigate.scope import (
     Investigation,
     Match,

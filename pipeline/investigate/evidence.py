@@ -121,7 +121,7 @@ class Evidence:
         keys = self.keys(view, only)
         if not keys:
             return None
-        files = ", ".join(_literal(self.local[k]) for k in keys)
+        files = ", ".join(sql_str(self.local[k]) for k in keys)
         return (
             f"read_parquet([{files}], hive_partitioning = true, hive_types = {{'date': DATE}}, "
             f"union_by_name = {str(union).lower()})"
@@ -186,5 +186,6 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _literal(value: str) -> str:
+def sql_str(value: str) -> str:
+    """A SQL string literal (the sandbox's and the investigations' one quoting)."""
     return "'" + value.replace("'", "''") + "'"

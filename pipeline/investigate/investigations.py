@@ -18,7 +18,8 @@ from pipeline.config import Config
 from pipeline.errors import UsageError
 from pipeline.investigate import detectors
 from pipeline.investigate.addresses import address_condition, ip, net, net_condition
-from pipeline.investigate.sandbox import QueryResult, Sandbox, sql_str
+from pipeline.investigate.evidence import sql_str
+from pipeline.investigate.sandbox import QueryResult, Sandbox
 from pipeline.investigate.scope import (
     ROW_COLUMNS,
     Investigation,

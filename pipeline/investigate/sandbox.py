@@ -63,7 +63,7 @@ import pyarrow as pa
 
 from pipeline.errors import HostlogsError, QueryLimitError, StoreError, UsageError
 from pipeline.investigate import bloom
-from pipeline.investigate.evidence import TABLES, Evidence
+from pipeline.investigate.evidence import TABLES, Evidence, sql_str
 from pipeline.investigate.fence import Fence, Fenced
 from pipeline.investigate.limits import Limits, byte_size, seconds_text, spill_folder
 from pipeline.store.commit import Store
@@ -390,10 +390,6 @@ def _lock(con: duckdb.DuckDBPyConnection, limits: Limits, spill: str, paths: dic
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return byte_size(str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
-
-
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def first_line(exc: BaseException) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline import rules
-from pipeline.investigate.sandbox import QueryResult, Sandbox, sql_str
+from pipeline.investigate.evidence import sql_str
+from pipeline.investigate.sandbox import QueryResult, Sandbox
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "
