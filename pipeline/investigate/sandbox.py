@@ -171,9 +171,12 @@ class Sandbox:
         for _ in range(MAX_ISOLATED):
             scan = ev.scan(view, only, self._union)
             try:  # without union, the first file has every column (else binding fails: union then)
-                present = ev.columns(view) if scan and not self._union else set()
-                if scan and self._union:
+                if scan is None:
+                    present: set[str] = set()
+                elif self._union:
                     present = {c[0] for c in self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+                else:
+                    present = ev.columns(view)
                 self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
                 self._shown[name] = set(ev.keys(view, only))
                 return
