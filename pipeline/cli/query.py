@@ -25,7 +25,7 @@ from pipeline.cli._common import (
 )
 from pipeline.errors import HostlogsError, IntegrityError, StoreError, UsageError
 from pipeline.investigate import audit, render, session
-from pipeline.investigate.sandbox import QueryResult
+from pipeline.investigate.result import QueryResult
 
 
 def terminal_width() -> int | None:

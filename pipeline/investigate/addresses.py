@@ -11,7 +11,8 @@ from typing import Any
 
 from pipeline.errors import UsageError
 from pipeline.investigate.evidence import sql_str
-from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox
 from pipeline.investigate.scope import (
     Investigation,
     Match,

@@ -19,7 +19,8 @@ from pipeline.errors import UsageError
 from pipeline.investigate import detectors
 from pipeline.investigate.addresses import address_condition, ip, net, net_condition
 from pipeline.investigate.evidence import sql_str
-from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox
 from pipeline.investigate.scope import (
     ROW_COLUMNS,
     Investigation,

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 
 from pipeline.errors import UsageError
-from pipeline.investigate.sandbox import QueryResult
+from pipeline.investigate.result import MapEntries, QueryResult
 from pipeline.store.commit import Store
 
 # Columns shown whole, whatever the width: cutting them would show a different identifier.
@@ -54,7 +54,9 @@ def cell(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, list):
-        if value and all(isinstance(x, tuple) and len(x) == 2 for x in value):  # a MAP's entries
+        # a MAP's entries: marked by the sandbox (also when empty), or pairs from Arrow directly
+        pairs = value and all(isinstance(x, tuple) and len(x) == 2 for x in value)
+        if isinstance(value, MapEntries) or pairs:
             return "{" + ", ".join(f"{_element(k)}={_element(v)}" for k, v in value) + "}"
         return "[" + ", ".join(_element(x) for x in value) + "]"
     if isinstance(value, dict):  # a STRUCT

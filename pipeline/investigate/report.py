@@ -20,7 +20,8 @@ from pipeline.config import Config
 from pipeline.errors import UsageError
 from pipeline.investigate import audit, detectors
 from pipeline.investigate.investigations import detect
-from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox
 from pipeline.investigate.scope import Scope
 from pipeline.investigate.session import with_connection
 from pipeline.store import layout

@@ -55,7 +55,6 @@ import functools
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import duckdb
@@ -66,6 +65,7 @@ from pipeline.investigate import bloom
 from pipeline.investigate.evidence import TABLES, Evidence, sql_str
 from pipeline.investigate.fence import Fence, Fenced
 from pipeline.investigate.limits import Limits, byte_size, seconds_text, spill_folder
+from pipeline.investigate.result import QueryResult, exact, python_values
 from pipeline.store.commit import Store
 
 T = TypeVar("T")
@@ -75,13 +75,6 @@ EMPTY_RUNS = pa.table({"seq": pa.array([], pa.int64()), "batch": pa.array([], pa
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
 READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException)  # what a damaged file raises
 LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation, duckdb.Appender)  # their use runs SQL
-
-
-@dataclass(frozen=True)
-class QueryResult:
-    columns: list[str]
-    rows: list[tuple[Any, ...]]
-    table: pa.Table | None = None  # the Arrow result, for typed output (Parquet)
 
 
 class Sandbox:
@@ -259,7 +252,7 @@ class Sandbox:
         rel = self._con.sql(sql)
         if rel is None:
             return None
-        reader = rel.to_arrow_reader(65_536)
+        reader = exact(rel).to_arrow_reader(65_536)
         batches, size = [], 0
         for batch in reader:
             size += batch.nbytes
@@ -275,8 +268,7 @@ class Sandbox:
         """Column ``i`` as Python values, column by column (two columns may share a name). Values
         Python has no type for ('infinity' dates, years past 9999, nanoseconds) as DuckDB's text."""
         try:
-            values: list[Any] = table.column(i).to_pylist()
-            return values
+            return python_values(table.column(i))
         except (OverflowError, ValueError):
             return self._run(lambda: self._as_text(table.select([i]).rename_columns(["v"])))
 

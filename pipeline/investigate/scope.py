@@ -14,7 +14,8 @@ from typing import Any
 
 from pipeline import rules
 from pipeline.investigate.evidence import sql_str
-from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "

@@ -30,7 +30,8 @@ from pipeline.config import Config
 from pipeline.errors import StoreChangedError
 from pipeline.investigate import audit
 from pipeline.investigate.limits import Limits
-from pipeline.investigate.sandbox import QueryResult, Sandbox, _open
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox, _open
 from pipeline.investigate.statement import check_statement
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store.commit import Store

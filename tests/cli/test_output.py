@@ -20,7 +20,7 @@ from pipeline import config
 from pipeline.cli import main
 from pipeline.ingest import run as ingest
 from pipeline.investigate import investigations, render
-from pipeline.investigate.sandbox import QueryResult
+from pipeline.investigate.result import QueryResult
 from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.compact import compact
 from pipeline.lifecycle.export import export

@@ -18,7 +18,8 @@ from pipeline.errors import UsageError
 from pipeline.investigate import fence, render
 from pipeline.investigate import session as query
 from pipeline.investigate.limits import Limits
-from pipeline.investigate.sandbox import QueryResult, Sandbox
+from pipeline.investigate.result import QueryResult
+from pipeline.investigate.sandbox import Sandbox
 from pipeline.investigate.statement import check_statement
 from pipeline.lifecycle import verify
 from pipeline.store.commit import Store
