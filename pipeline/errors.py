@@ -31,6 +31,11 @@ class SourceError(HostlogsError):
     exit_code = 4
 
 
+class SourceCutShort(SourceError):
+    """A compressed source ends before its end-of-stream marker: cut short, or still being written
+    (logrotate compressing it). The lines before the cut are read; the rest waits for a whole file."""
+
+
 class FormatError(HostlogsError):
     """A LogFormat string is invalid or uses an unsupported directive, or auto-detection failed."""
 

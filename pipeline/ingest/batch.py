@@ -92,8 +92,9 @@ class Tally:
         self.rejects.update(prepared.rejects)
 
 
-def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) -> Tally:
-    """Parse blocks on ``workers`` (≥ 1) threads and commit them strictly in order."""
+def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, tally: Tally) -> Tally:
+    """Parse blocks on ``workers`` (≥ 1) threads and commit them strictly in order, counting what is
+    committed in ``tally`` (the caller's: it holds what was committed if reading fails midway)."""
     settings = ParseSettings(
         domain=src.domain,
         server=r.cfg.server,
@@ -102,7 +103,6 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int) 
         proxies=ProxyResolver(trusted_networks(r.cfg.ingest.trusted_proxies)),
     )
     tracker = Tracker(src.fmt, src.header)  # blocks in stream order: a W3C block's #Fields: in force
-    tally = Tally(end=src.start)
     replaces = src.replaces
     tail = _Tail(src.tail, src.start)
 

@@ -15,12 +15,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from pipeline.config import Config, SourceConfig
-from pipeline.errors import ConfigError, HostlogsError, SourceError, StoreError
+from pipeline.config import Config, IngestConfig, SourceConfig
+from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
 from pipeline.ingest import formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks
@@ -281,10 +281,16 @@ def _ingest_path(
                 tail=ident.tail,
                 header=state_before(fmt, path, ident.start),  # resuming mid-file: the #Fields: in force
             )
-            tally = consume(r, src, blocks, workers=ing.workers)
+            tally = Tally(end=ident.start)
+            try:
+                consume(r, src, blocks, workers=ing.workers, tally=tally)
+            except SourceError as exc:  # the read failed midway: what was committed before stays
+                return _read_failed(_report(src, tally, ing.max_reject_rate, choice.recognised), exc, ing)
             return _report(src, tally, ing.max_reject_rate, choice.recognised)
     except StoreError:
         raise
+    except SourceError as exc:
+        return _read_failed(SourceReport(path=path), exc, r.cfg.ingest)
     except HostlogsError as exc:
         return SourceReport(path=path, error=str(exc))
     except OSError as exc:  # a stat or open of the source itself (store writes raise StoreError)
@@ -326,8 +332,22 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         # log.gz | hostlogs ingest -``) fills whole blocks and keeps both cores busy; a block
         # flushed by time is urgent and committed before the next read, so a line of a slow stream
         # is durable within flush_seconds plus one batch, as before.
-        tally = consume(r, src, itertools.chain([first], blocks), workers=ing.workers)
+        tally = consume(r, src, itertools.chain([first], blocks), workers=ing.workers, tally=Tally())
         return _report(src, tally, ing.max_reject_rate, choice.recognised)
+
+
+def _read_failed(report: SourceReport, exc: SourceError, ing: IngestConfig) -> SourceReport:
+    """``report`` (what the source committed before) with the read error. A compressed file that ends
+    early and was written within ``ingest.partial_line_grace`` is being compressed (logrotate):
+    it waits for the next run, like a partial last line, instead of failing the run."""
+    try:
+        age = time.time() - os.stat(report.path).st_mtime
+    except OSError:
+        age = float("inf")
+    if isinstance(exc, SourceCutShort) and age < ing.partial_line_grace:
+        wait = f"waiting: the compressed file ends early, written {age:.0f} s ago (still being compressed?)"
+        return replace(report, note="; ".join(n for n in (report.note, wait) if n))
+    return replace(report, error="; ".join(e for e in (report.error, str(exc)) if e))
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 import pyarrow as pa
 from isal import igzip, isal_zlib
 
-from pipeline.errors import SourceError
+from pipeline.errors import SourceCutShort, SourceError
 
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 4096  # the bytes before a committed offset whose keyed digest is checked on resume
@@ -204,6 +204,12 @@ class SourceStream:
         self._compressed = compressed  # offsets are into the decompressed bytes: read, never seek
 
     def _fail(self, exc: BaseException) -> SourceError:
+        if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
+            # gzip, xz: EOFError; zstd, bz2, lz4, brotli (pyarrow): "Truncated compressed stream"
+            return SourceCutShort(
+                f"cannot read {self._path} to its end: the compressed file ends early (cut short, or "
+                "still being compressed)"
+            )
         detail = getattr(exc, "strerror", None) or exc
         return SourceError(f"cannot read {self._path}: {detail}")
 

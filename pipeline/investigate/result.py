@@ -11,15 +11,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
 
-if TYPE_CHECKING:
-    import duckdb
-
 # DuckDB type names whose values Arrow does not carry exactly (in nested types too)
 _INEXACT = re.compile(r"\b(?:UHUGEINT|BIT|BIGNUM|VARINT)\b|\bTIME WITH TIME ZONE\b")
+
+
+class _Relation(Protocol):
+    """What ``exact`` uses of a DuckDB relation (only the sandbox imports DuckDB)."""
+
+    @property
+    def types(self) -> list[Any]: ...
+    @property
+    def columns(self) -> list[str]: ...
+    def query(self, virtual_table_name: str, sql_query: str) -> Any: ...
+
+
+R = TypeVar("R", bound=_Relation)
 
 
 @dataclass(frozen=True)
@@ -33,7 +43,7 @@ class MapEntries(list[tuple[Any, Any]]):
     """A MAP value: its (key, value) entries, in order (a list to JSON, ``{k=v}`` as text)."""
 
 
-def exact(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+def exact(rel: R) -> R:
     """``rel`` with every column Arrow cannot carry exactly cast to DuckDB's text of it.
 
     Columns are taken by position (``#n``), so names stay as they were, repeated ones included.
@@ -45,9 +55,7 @@ def exact(rel: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
         f"CAST(#{i + 1} AS VARCHAR) AS {_ident(name)}" if i in inexact else f"#{i + 1} AS {_ident(name)}"
         for i, name in enumerate(rel.columns)
     )
-    cast = rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result")
-    assert cast is not None  # a SELECT always has a result
-    return cast
+    return cast(R, rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result"))
 
 
 def python_values(column: pa.ChunkedArray) -> list[Any]:

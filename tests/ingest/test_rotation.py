@@ -385,3 +385,64 @@ def test_olddir_per_vhost_keeps_the_domain_of_the_log_directory(tmp_path: Path) 
         ("b.example", f"/l{100 + i}") for i in range(15)
     ]
     assert got == Counter(expected)
+
+
+def _compress(codec: str, data: bytes) -> bytes:
+    if codec == "gz":
+        return gzip.compress(data)
+    if codec == "xz":
+        return lzma.compress(data)
+    if codec == "bz2":
+        return bz2.compress(data, compresslevel=1)  # 100 kB blocks: a cut leaves whole ones before it
+    return bytes(pa.compress(data, codec="zstd", asbytes=True))
+
+
+@pytest.mark.parametrize("codec", ["gz", "xz", "zst", "bz2"])
+def test_a_compressed_file_still_being_written_waits_and_is_read_whole_later(
+    tmp_path: Path, codec: str
+) -> None:
+    """logrotate compresses a rotated log into its final name: a run in between sees a compressed
+    file that ends early. Its complete blocks are committed, the run does not fail (the file was
+    just written), and once whole the file is read on: every line exactly once."""
+    n = 4000
+    data = b"".join(
+        f'198.51.100.{i % 200} - - [01/Nov/2026:10:00:00 +0000] "GET /p{i} HTTP/1.1" 200 {i} "-" "ua"\n'.encode()
+        for i in range(n)
+    )
+    whole = _compress(codec, data)
+    path = tmp_path / f"access.log.2.{codec}"
+    path.write_bytes(whole[: len(whole) * 7 // 10])
+    store = tmp_path / "store"
+    small = {"block_bytes": 32768, "max_line_bytes": 4096}
+    report = ingest_paths(store, [path], fmt="combined", final=None, **small)
+    (src,) = report.sources
+    assert src.error is None and not report.failed and "the compressed file ends early" in (src.note or "")
+    seen = Counter(str(r["path"]) for r in store_rows(store))
+    assert 0 < src.rows == sum(seen.values()) < n  # the complete blocks before the cut
+    assert seen == Counter(f"/p{i}" for i in range(src.rows))  # a prefix, once each
+    path.write_bytes(whole)  # compression finished
+    report = ingest_paths(store, [path], fmt="combined", final=None, **small)
+    assert report.sources[0].error is None and report.sources[0].rows == n - src.rows
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/p{i}" for i in range(n))
+
+
+def test_a_compressed_file_cut_short_long_ago_fails_its_source(tmp_path: Path) -> None:
+    """Written before ``ingest.partial_line_grace``: nobody is finishing it; the run says so (exit 10),
+    with what it committed before the cut."""
+    data = b"".join(
+        f'198.51.100.1 - - [01/Nov/2026:10:00:00 +0000] "GET /p{i} HTTP/1.1" 200 {i}\n'.encode()
+        for i in range(3000)
+    )
+    path = tmp_path / "access.log.3.gz"
+    whole = gzip.compress(data)
+    path.write_bytes(whole[: len(whole) // 2])
+    os.utime(path, (0, os.stat(path).st_mtime - 3600))
+    report = ingest_paths(tmp_path / "store", [path], fmt="common", final=None, block_bytes=32768)
+    (src,) = report.sources
+    assert report.failed and "ends early (cut short" in (src.error or "") and src.rows > 0
+    assert len(store_rows(tmp_path / "store")) == src.rows
+    tiny = tmp_path / "access.log.4.gz"  # cut within its first bytes: nothing committed, same report
+    tiny.write_bytes(whole[:40])
+    os.utime(tiny, (0, os.stat(tiny).st_mtime - 3600))
+    (src,) = ingest_paths(tmp_path / "store2", [tiny], fmt="common", final=None).sources
+    assert "ends early" in (src.error or "") and src.rows == 0
