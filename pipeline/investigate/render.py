@@ -14,6 +14,7 @@ import io
 import json
 import math
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,10 @@ def cell(value: Any) -> str:
         return "[" + ", ".join(_element(x) for x in value) + "]"
     if isinstance(value, dict):  # a STRUCT
         return "{" + ", ".join(f"{_quoted(str(k))}: {_element(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        return format(value, "f")  # its scale's digits, never an exponent (1E-7)
     if isinstance(value, bytes):
         return "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
     if isinstance(value, pa.MonthDayNano):

@@ -9,14 +9,14 @@ to Python (``MapEntries``): an empty map is ``{}``, not an empty list.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
 import pyarrow as pa
 
-# DuckDB type names whose values Arrow does not carry exactly (in nested types too)
-_INEXACT = re.compile(r"\b(?:UHUGEINT|BIT|BIGNUM|VARINT)\b|\bTIME WITH TIME ZONE\b")
+# DuckDB types whose values Arrow does not carry exactly (``DuckDBPyType.id``), in nested ones too
+_INEXACT = frozenset({"uhugeint", "bit", "bignum", "varint", "time with time zone"})
+_NESTED = frozenset({"struct", "list", "array", "map", "union"})
 
 
 class _Relation(Protocol):
@@ -48,7 +48,7 @@ def exact(rel: R) -> R:
 
     Columns are taken by position (``#n``), so names stay as they were, repeated ones included.
     """
-    inexact = {i for i, t in enumerate(rel.types) if _INEXACT.search(str(t))}
+    inexact = {i for i, t in enumerate(rel.types) if _inexact(t)}
     if not inexact:
         return rel
     picks = (
@@ -56,6 +56,15 @@ def exact(rel: R) -> R:
         for i, name in enumerate(rel.columns)
     )
     return cast(R, rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result"))
+
+
+def _inexact(t: Any) -> bool:
+    """Whether a DuckDB type is, or holds, one of ``_INEXACT``: walked by type, never by its text (a
+    struct field or an enum label may be called BIT)."""
+    if t.id in _INEXACT:
+        return True
+    # children: (name, type) pairs; an array's size and an enum's labels are no types
+    return t.id in _NESTED and any(hasattr(c, "id") and _inexact(c) for _, c in t.children)
 
 
 def python_values(column: pa.ChunkedArray) -> list[Any]:
@@ -67,21 +76,29 @@ def python_values(column: pa.ChunkedArray) -> list[Any]:
     return [_marked(v, column.type) for v in values]
 
 
+def _listlike(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
 def _has_map(t: pa.DataType) -> bool:
+    """Whether a map can be found in values of ``t`` by their type: not below a union (its values do
+    not say which member they are; the renderer recognises a non-empty map by its pairs there)."""
     if pa.types.is_map(t):
         return True
-    return any(_has_map(t.field(i).type) for i in range(t.num_fields))
+    if _listlike(t):
+        return _has_map(t.value_type)
+    return pa.types.is_struct(t) and any(_has_map(t.field(i).type) for i in range(t.num_fields))
 
 
 def _marked(value: Any, t: pa.DataType) -> Any:
-    """``value`` of Arrow type ``t`` with every map in it as ``MapEntries``."""
+    """``value`` of Arrow type ``t`` with every map in it (``_has_map``) as ``MapEntries``."""
     if value is None:
         return None
     if pa.types.is_map(t):
         return MapEntries((_marked(k, t.key_type), _marked(v, t.item_type)) for k, v in value)
-    if isinstance(value, list):  # list, large list, fixed-size list
+    if _listlike(t):
         return [_marked(v, t.value_type) for v in value]
-    if isinstance(value, dict) and pa.types.is_struct(t):
+    if pa.types.is_struct(t):
         fields = [t.field(i) for i in range(t.num_fields)]
         return {f.name: _marked(value[f.name], f.type) for f in fields}
     return value

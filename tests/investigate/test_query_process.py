@@ -101,6 +101,8 @@ CELLS = [
     "{'k': 'a, b', 'n': NULL, 'e': ''}", "MAP {'a, b': 'x y', 'q''': ''}", "[true, false, NULL]",
     "[TIMESTAMP '2020-01-01 10:00', NULL]", "[DATE '2020-01-01']", "[INTERVAL 1 DAY + INTERVAL 1 HOUR]",
     "['a:b'::BLOB]", "MAP {1: [1, 2]}", "[{'a': ['x, y']}]",
+    "true", "false", "'0.0000001'::DECIMAL(18, 7)", "'-0.0000000001'::DECIMAL(38, 10)", "0::DECIMAL(9, 3)",
+    "[0.0000001::DECIMAL(18, 7)]",
 ]  # fmt: skip
 
 
@@ -123,6 +125,7 @@ INEXACT = [
     "'-12345678901234567890123456789012345678901234567890'::BIGNUM", "MAP {}", "[MAP {}, MAP {'a': 1}]",
     "{'m': MAP {}, 'n': [MAP {}]}", "['12:00:00+05:30'::TIMETZ, NULL]", "{'b': '11'::BIT}",
     "MAP {'k': '1'::BIT}", "'170141183460469231731687303715884105727'::HUGEINT",
+    "union_value(m := MAP {'a': 1})", "[union_value(m := MAP {'a': 1})]", "{'BIT': 1}",
 ]  # fmt: skip
 
 
@@ -141,6 +144,11 @@ def test_values_arrow_cannot_carry_are_duckdb_s_text(sample_store: Path, tmp_pat
     assert lines[1].startswith(
         "340282366920938463463374607431768211455,170141183460469231731687303715884105728,7,"
     )
+    # types are walked, not read as text: a field or label called BIT keeps its column's type
+    named = "SELECT {'BIT': 1} AS s, [{'UHUGEINT': 2}] AS l, 'ok'::ENUM('BIT', 'ok') AS e"
+    typed = session.run(sample_store, named, case="P-1")
+    assert typed.rows == [({"BIT": 1}, [{"UHUGEINT": 2}], "ok")]
+    assert typed.table is not None and str(typed.table.schema.field("e").type).startswith("dictionary")
     # the scalars through the command line, into a Parquet file: text columns (an empty map has no
     # Parquet type: a usage error, tested above)
     out = tmp_path / "x.parquet"
