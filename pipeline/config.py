@@ -137,7 +137,7 @@ class IngestConfig:
     max_line_bytes: int = setting(64 << 10, between(256, None))
     """Longer lines are rejected as too_long without being loaded whole."""
     partial_line_grace: float = setting(300.0, between(0, None))
-    """Seconds after which a live file's trailing line without newline is taken as complete."""
+    """Seconds after which a file's trailing line without newline is complete (rotated ones too)."""
     workers: int = setting(2, between(1, 64))
     """Blocks parsed in parallel (threads); memory grows by one block per worker."""
     flush_seconds: float = setting(30.0, POSITIVE)

@@ -247,7 +247,6 @@ def _ingest_path(
         if twin is not None:
             return SourceReport(path=path, note=f"same file as {twin} (another name of it): not read twice")
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
-        final = final or home != path  # moved away by logrotate: nobody appends to it any more
         ident = identify(r, path, final, home)
         if ident is None:
             return SourceReport(path=path, note="waiting: no complete line yet")

@@ -44,7 +44,6 @@ _ROTATION_TOKEN = (
 # logrotate names: access.log.1, access.log.2.gz, access.log-20261122, access_log.2026-11-22.gz,
 # access.log-2026112213.xz, access.log-20261122-1763800000, access.log.old, access.log.1.bak
 _ROTATED_RE = re.compile(rf"(?:{_ROTATION_TOKEN}+{_ANY_COMPRESSION}?|{_ANY_COMPRESSION})$")
-_ROTATED_ONLY_RE = re.compile(rf"{_ROTATION_TOKEN}+{_ANY_COMPRESSION}?$")
 STDIN = "-"
 
 
@@ -102,11 +101,12 @@ def is_compressed(path: str) -> bool:
 def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
     """A file no writer appends to any more: its last line is consumed even without a newline.
 
-    Rotated or compressed files are final. A live file is final when untouched for ``grace_seconds``
-    (servers write whole lines; a trailing partial line that old is a file without final newline).
+    Any file, rotated and compressed ones too, is final when untouched for ``grace_seconds`` (servers
+    write whole lines; a trailing partial line that old is a file without final newline). A name says
+    nothing about writers: Apache appends to ``access.log.1`` between logrotate's rename and its
+    reload, copytruncate's copy and a compressor write it progressively, and a gzip or bz2 file of
+    several members looks complete at each member's end. Until then its last partial line waits.
     """
-    if is_compressed(path) or _ROTATED_ONLY_RE.search(os.path.basename(path)):
-        return True
     age = (now if now is not None else time.time()) - _mtime(path)
     return grace_seconds >= 0 and age >= grace_seconds
 

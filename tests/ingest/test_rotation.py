@@ -446,3 +446,49 @@ def test_a_compressed_file_cut_short_long_ago_fails_its_source(tmp_path: Path) -
     os.utime(tiny, (0, os.stat(tiny).st_mtime - 3600))
     (src,) = ingest_paths(tmp_path / "store2", [tiny], fmt="common", final=None).sources
     assert "ends early" in (src.error or "") and src.rows == 0
+
+
+def _lines(n: int, start: int = 0) -> bytes:
+    return b"".join(
+        f'198.51.100.{i % 200} - - [01/Nov/2026:10:00:00 +0000] "GET /p{i} HTTP/1.1" 200 {i}\n'.encode()
+        for i in range(start, start + n)
+    )
+
+
+@pytest.mark.parametrize("kind", ["gzip-members", "bz2-streams", "rotated-still-written"])
+def test_a_file_still_being_written_keeps_its_partial_last_line_whatever_its_name(
+    tmp_path: Path, kind: str
+) -> None:
+    """A rotated or compressed name is no sign that nobody writes the file: Apache appends to
+    access.log.1 until logrotate's reload, copytruncate's copy and pbzip2/pigz-style compressors
+    write progressively, and a gzip/bz2 file ends cleanly after each member. Written within
+    ``partial_line_grace``, its last line without a newline waits; once complete it is one row."""
+    data = _lines(3000)
+    cut = len(data) // 2 + 17  # inside a line
+    name = {"gzip-members": "access.log.2.gz", "bz2-streams": "access.log.2.bz2"}.get(kind, "access.log.1")
+    path = tmp_path / name
+
+    def content(upto: int) -> bytes:
+        if kind == "gzip-members":  # members of the whole file so far: it ends cleanly at each
+            return gzip.compress(data[:cut]) + (gzip.compress(data[cut:upto]) if upto > cut else b"")
+        if kind == "bz2-streams":
+            return bz2.compress(data[:cut]) + (bz2.compress(data[cut:upto]) if upto > cut else b"")
+        return data[:upto]
+
+    store = tmp_path / "store"
+    path.write_bytes(content(cut))
+    first = ingest_paths(store, [path], fmt="common", final=None)
+    assert not first.failed and not first.rejects and first.rows == data[:cut].count(b"\n")
+    path.write_bytes(content(len(data)))  # the writer finished
+    second = ingest_paths(store, [path], fmt="common", final=None)
+    assert not second.failed and not second.rejects, second
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/p{i}" for i in range(3000))
+
+
+def test_an_old_rotated_file_without_final_newline_is_read_to_its_end(tmp_path: Path) -> None:
+    """Untouched for ``partial_line_grace``: nobody will finish its last line; it is a row now."""
+    path = tmp_path / "access.log.1"
+    path.write_bytes(_lines(10)[:-1])  # no newline after the last line
+    os.utime(path, (0, os.stat(path).st_mtime - 3600))
+    report = ingest_paths(tmp_path / "store", [path], fmt="common", final=None)
+    assert report.rows == 10 and not report.rejects
