@@ -181,7 +181,7 @@ def _file_lag(
                 return FileLag(name, size, None, None, note=nokey, last_run=run)
             return FileLag(name, size, None, size, note="never read", last_run=run)
         final = sources.is_final(path, cfg.ingest.partial_line_grace)
-        ident = identify(r, path, final or home != path, home)
+        ident = identify(r, path, final, home)
         if ident is None:
             return FileLag(name, size, None, size, note="waiting: no complete line yet", last_run=run)
         ident.stream.close()
