@@ -86,8 +86,9 @@ class StoreFS(Protocol):
         """Under an exclusive lock: ``build(last line or None)`` → a line, appended and synced."""
         ...
 
-    def remove_temporaries(self, writer: str) -> None:
-        """Remove what a crashed ``write_atomic`` of ``writer`` left (call under its lock)."""
+    def remove_temporaries(self, writer: str, under: str = "") -> None:
+        """Remove what a crashed ``write_atomic`` of ``writer`` left below the folder ``under`` (the
+        whole store by default; call under the writer's lock)."""
         ...
 
     def holds(self, location: str | os.PathLike[str]) -> bool:
@@ -223,8 +224,8 @@ class LocalFS:
         with contextlib.suppress(OSError):
             os.rmdir(self.path(prefix))
 
-    def remove_temporaries(self, writer: str) -> None:
-        for tmp in self.base.glob("**/.*.tmp"):
+    def remove_temporaries(self, writer: str, under: str = "") -> None:
+        for tmp in self.path(under).glob("**/.*.tmp"):
             m = _TEMPORARY.fullmatch(tmp.name)
             if m is not None and m["writer"] == writer:
                 with contextlib.suppress(OSError):

@@ -232,3 +232,18 @@ def test_an_empty_trail_verifies_but_a_deleted_one_does_not(tmp_path: Path) -> N
     log_file(log).unlink()
     head_file(log).unlink()
     assert not audit.AuditLog(tmp_path).verify().ok  # _audit/ exists: the trail was deleted
+
+
+def test_a_head_left_half_written_by_a_killed_process_is_cleared_by_the_next_append(tmp_path: Path) -> None:
+    """The head is replaced atomically (a temporary, then a rename): a process killed between the two
+    leaves the temporary. The next append (under the log's lock) removes it; the trail verifies."""
+    log = filled(tmp_path, 2)
+    folder = head_file(log).parent
+    leftover = folder / ".head.json~audit~0123abcd.tmp"  # as write_atomic names it (fs._TEMPORARY)
+    leftover.write_text('{"entries": 3')
+    others = folder / ".head.json~files~0123abcd.tmp"  # another writer's: not the audit's to remove
+    others.write_text("")
+    log.append(case="C-1", reason="test", command="query", sql="SELECT 3", rows=3, seconds=0.01,
+               status="ok", error=None, params=None)  # fmt: skip
+    assert not leftover.exists() and others.exists()
+    assert log.verify().ok and log.verify().entries == 3
