@@ -160,8 +160,8 @@ class AuditLog:
     def _write_head(self, entry: dict[str, Any]) -> None:
         head = {"entries": entry["seq"], "seq": entry["seq"], "hash": entry["hash"]}
         # (under the log's lock) what a process killed while writing the head left goes first
-        self.store.fs.remove_temporaries("audit", under=layout.AUDIT)
-        self.store.put_bytes(layout.AUDIT_HEAD, json.dumps(head).encode(), writer="audit")
+        self.store.fs.remove_temporaries(layout.AUDIT_WRITER, under=layout.AUDIT)
+        self.store.put_bytes(layout.AUDIT_HEAD, json.dumps(head).encode(), writer=layout.AUDIT_WRITER)
 
     @contextlib.contextmanager
     def record(

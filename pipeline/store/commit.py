@@ -175,6 +175,8 @@ class Store(StoreFiles):
         if pending is not None:
             self.remove(layout.pending(self.writer), missing_ok=False)
         self.fs.remove_temporaries(self.writer)
+        # and the audit head's, of a process killed while writing it (when no append is under way)
+        self.fs.remove_temporaries(layout.AUDIT_WRITER, under=layout.AUDIT, lock=layout.AUDIT_LOG)
         return progress
 
     def begin(self, seq: int, files: list[str], retire: list[str] | None = None) -> None:

@@ -86,9 +86,10 @@ class StoreFS(Protocol):
         """Under an exclusive lock: ``build(last line or None)`` → a line, appended and synced."""
         ...
 
-    def remove_temporaries(self, writer: str, under: str = "") -> None:
+    def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         """Remove what a crashed ``write_atomic`` of ``writer`` left below the folder ``under`` (the
-        whole store by default; call under the writer's lock)."""
+        whole store by default). Call under the writer's lock, or name the file it locks (``lock``):
+        then only if that lock is free at once (a live writer's temporary is never removed)."""
         ...
 
     def holds(self, location: str | os.PathLike[str]) -> bool:
@@ -224,12 +225,28 @@ class LocalFS:
         with contextlib.suppress(OSError):
             os.rmdir(self.path(prefix))
 
-    def remove_temporaries(self, writer: str, under: str = "") -> None:
-        for tmp in self.path(under).glob("**/.*.tmp"):
-            m = _TEMPORARY.fullmatch(tmp.name)
-            if m is not None and m["writer"] == writer:
-                with contextlib.suppress(OSError):
-                    tmp.unlink()
+    def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
+        fd = None
+        if lock is not None:
+            try:  # no file to lock: nobody can be writing under it (its writers create it first)
+                fd = os.open(self.path(lock), os.O_RDONLY)
+            except OSError:
+                fd = None
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: a live writer, whose temporary this may be
+                    os.close(fd)
+                    return
+        try:
+            for tmp in self.path(under).glob("**/.*.tmp"):
+                m = _TEMPORARY.fullmatch(tmp.name)
+                if m is not None and m["writer"] == writer:
+                    with contextlib.suppress(OSError):
+                        tmp.unlink()
+        finally:
+            if fd is not None:
+                os.close(fd)  # releases the flock
 
     # --- locks and appends ----------------------------------------------------------------------
     @contextlib.contextmanager

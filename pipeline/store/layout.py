@@ -33,6 +33,7 @@ DELETIONS = "_deletions"
 AUDIT = "_audit"
 AUDIT_LOG = f"{AUDIT}/audit.jsonl"
 AUDIT_HEAD = f"{AUDIT}/head.json"
+AUDIT_WRITER = "audit"  # the head's atomic writes: under the log's lock (no writer state of its own)
 MIGRATION_MARKER = f"{STATE}/keyed-digests.json"  # every manifest and progress state is keyed
 PRIVACY_RECORD = f"{STATE}/privacy.jsonl"  # prefixes, pseudonyms, key period: one line per change
 

@@ -247,3 +247,21 @@ def test_a_head_left_half_written_by_a_killed_process_is_cleared_by_the_next_app
                status="ok", error=None, params=None)  # fmt: skip
     assert not leftover.exists() and others.exists()
     assert log.verify().ok and log.verify().entries == 3
+
+
+def test_any_recovery_clears_a_head_temporary_unless_an_append_holds_the_log(tmp_path: Path) -> None:
+    """A killed audited command re-run through the library (erase_unaudited, an ingest) appends no
+    entry: the store's recovery clears the audit's leftover too, but never while the log is locked
+    (an append under way may be about to rename that very file)."""
+    import fcntl
+
+    log = filled(tmp_path, 1)
+    leftover = head_file(log).parent / ".head.json~audit~89abcdef.tmp"
+    sample = ROOT / "sample_logs" / "other_vhosts_access.log"
+    leftover.write_text("{")
+    with log_file(log).open("rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # an append under way in another process
+        ingest_paths(tmp_path, [sample], fmt="vhost_combined")
+        assert leftover.exists()
+    ingest_paths(tmp_path, [sample], fmt="vhost_combined")  # nothing new to read; recovery still runs
+    assert not leftover.exists() and log.verify().ok
