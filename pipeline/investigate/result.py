@@ -71,9 +71,18 @@ def python_values(column: pa.ChunkedArray) -> list[Any]:
     """A column's values in Python; maps (at any depth) as ``MapEntries``. Raises OverflowError or
     ValueError for values Python has no type for (the caller asks DuckDB for their text)."""
     values: list[Any] = column.to_pylist()
+    if pa.types.is_time(column.type):
+        return _midnight(column, values)
     if not _has_map(column.type):
         return values
     return [_marked(v, column.type) for v in values]
+
+
+def _midnight(column: pa.ChunkedArray, values: list[Any]) -> list[Any]:
+    """DuckDB's TIME goes up to 24:00:00, which Python's ``time`` wraps to 00:00:00: as text."""
+    day = 86_400 * {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[column.type.unit]
+    ticks = column.cast(pa.int32() if column.type.bit_width == 32 else pa.int64()).to_pylist()
+    return ["24:00:00" if t == day else v for t, v in zip(ticks, values, strict=True)]
 
 
 def _listlike(t: pa.DataType) -> bool:
