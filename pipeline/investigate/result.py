@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+import numpy as np
 import pyarrow as pa
 
 # DuckDB types whose values Arrow does not carry exactly (``DuckDBPyType.id``), in nested ones too
@@ -73,6 +74,8 @@ def python_values(column: pa.ChunkedArray) -> list[Any]:
     values: list[Any] = column.to_pylist()
     if pa.types.is_time(column.type):
         return _midnight(column, values)
+    if pa.types.is_float32(column.type):  # as DuckDB writes a FLOAT (0.1, not 0.10000000149011612)
+        return [None if v is None else float(str(np.float32(v))) for v in values]
     if not _has_map(column.type):
         return values
     return [_marked(v, column.type) for v in values]
