@@ -10,6 +10,7 @@ query, never by the query: the sandbox writes no file (it may read the store's c
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import math
@@ -66,6 +67,8 @@ def cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")  # its scale's digits, never an exponent (1E-7)
+    if isinstance(value, dt.datetime | dt.time) and value.microsecond:
+        return _fraction(str(value))
     if isinstance(value, bytes):
         return "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
     if isinstance(value, pa.MonthDayNano):
@@ -91,6 +94,11 @@ def _element(value: Any) -> str:
 
 def _quoted(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _fraction(text: str) -> str:
+    """A time's fraction of a second without trailing zeros, as DuckDB writes it (10:00:00.5)."""
+    return re.sub(r"(\.[0-9]*?)0+\b", r"\1", text, count=1)
 
 
 def _interval(value: pa.MonthDayNano) -> str:

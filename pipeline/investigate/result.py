@@ -2,9 +2,10 @@
 
 Results travel as Arrow (``Sandbox.execute``), and a few DuckDB types have no exact Arrow form: a
 UHUGEINT past 2^127 arrived as -1, a TIMETZ without its offset, BIT and BIGNUM as their internal
-bytes. A column of such a type (or of a nested type holding one) is fetched as DuckDB's own text
-instead (``exact``), so every output shows the value DuckDB holds. Maps keep their type on the way
-to Python (``MapEntries``): an empty map is ``{}``, not an empty list.
+bytes, a TIME of 24:00:00 as Python's 00:00:00. A column of such a type (or of a nested type holding
+one) is fetched as DuckDB's own text instead (``exact``; a top-level TIME is mended here), so every
+output shows the value DuckDB holds. Maps keep their type on the way to Python (``MapEntries``): an
+empty map is ``{}``, not an empty list; FLOATs are the shortest decimal of their 32 bits, as DuckDB's.
 """
 
 from __future__ import annotations
@@ -59,13 +60,14 @@ def exact(rel: R) -> R:
     return cast(R, rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result"))
 
 
-def _inexact(t: Any) -> bool:
+def _inexact(t: Any, nested: bool = False) -> bool:
     """Whether a DuckDB type is, or holds, one of ``_INEXACT``: walked by type, never by its text (a
-    struct field or an enum label may be called BIT)."""
-    if t.id in _INEXACT:
+    struct field or an enum label may be called BIT). A TIME inside a nested value too: 24:00:00
+    becomes Python's 00:00:00 there, where only a top-level column can be mended (``_midnight``)."""
+    if t.id in _INEXACT or (nested and t.id in ("time", "time_ns")):
         return True
     # children: (name, type) pairs; an array's size and an enum's labels are no types
-    return t.id in _NESTED and any(hasattr(c, "id") and _inexact(c) for _, c in t.children)
+    return t.id in _NESTED and any(hasattr(c, "id") and _inexact(c, nested=True) for _, c in t.children)
 
 
 def python_values(column: pa.ChunkedArray) -> list[Any]:
@@ -74,9 +76,7 @@ def python_values(column: pa.ChunkedArray) -> list[Any]:
     values: list[Any] = column.to_pylist()
     if pa.types.is_time(column.type):
         return _midnight(column, values)
-    if pa.types.is_float32(column.type):  # as DuckDB writes a FLOAT (0.1, not 0.10000000149011612)
-        return [None if v is None else float(str(np.float32(v))) for v in values]
-    if not _has_map(column.type):
+    if not _walked(column.type):
         return values
     return [_marked(v, column.type) for v in values]
 
@@ -92,20 +92,23 @@ def _listlike(t: pa.DataType) -> bool:
     return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
 
 
-def _has_map(t: pa.DataType) -> bool:
-    """Whether a map can be found in values of ``t`` by their type: not below a union (its values do
-    not say which member they are; the renderer recognises a non-empty map by its pairs there)."""
-    if pa.types.is_map(t):
+def _walked(t: pa.DataType) -> bool:
+    """Whether values of ``t`` hold a map or a FLOAT, found by their type: not below a union (its
+    values do not say which member they are; the renderer recognises a non-empty map by its pairs)."""
+    if pa.types.is_map(t) or pa.types.is_float32(t):
         return True
     if _listlike(t):
-        return _has_map(t.value_type)
-    return pa.types.is_struct(t) and any(_has_map(t.field(i).type) for i in range(t.num_fields))
+        return _walked(t.value_type)
+    return pa.types.is_struct(t) and any(_walked(t.field(i).type) for i in range(t.num_fields))
 
 
 def _marked(value: Any, t: pa.DataType) -> Any:
-    """``value`` of Arrow type ``t`` with every map in it (``_has_map``) as ``MapEntries``."""
+    """``value`` of Arrow type ``t`` with every map in it as ``MapEntries`` and every FLOAT as DuckDB
+    writes it (0.1, not the 0.10000000149011612 of the double Arrow widens it to)."""
     if value is None:
         return None
+    if pa.types.is_float32(t):
+        return float(str(np.float32(value)))
     if pa.types.is_map(t):
         return MapEntries((_marked(k, t.key_type), _marked(v, t.item_type)) for k, v in value)
     if _listlike(t):

@@ -228,16 +228,15 @@ class LocalFS:
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         fd = None
         if lock is not None:
-            try:  # no file to lock: nobody can be writing under it (its writers create it first)
+            try:
                 fd = os.open(self.path(lock), os.O_RDONLY)
-            except OSError:
-                fd = None
-            if fd is not None:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:  # held: a live writer, whose temporary this may be
-                    os.close(fd)
-                    return
+            except OSError:  # no such file (yet: a first writer may be creating it now), or unreadable
+                return
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a live writer, whose temporary this may be
+                os.close(fd)
+                return
         try:
             for tmp in self.path(under).glob("**/.*.tmp"):
                 m = _TEMPORARY.fullmatch(tmp.name)

@@ -265,3 +265,15 @@ def test_any_recovery_clears_a_head_temporary_unless_an_append_holds_the_log(tmp
         assert leftover.exists()
     ingest_paths(tmp_path, [sample], fmt="vhost_combined")  # nothing new to read; recovery still runs
     assert not leftover.exists() and log.verify().ok
+
+
+def test_recovery_leaves_a_head_temporary_alone_before_the_log_exists(tmp_path: Path) -> None:
+    """No audit log yet: the first append may be creating it right now (its temporary follows)."""
+    from pipeline.store.fs import LocalFS
+
+    folder = tmp_path / layout.AUDIT
+    folder.mkdir()
+    first = folder / ".head.json~audit~00c0ffee.tmp"
+    first.write_text("{")
+    LocalFS(tmp_path).remove_temporaries(layout.AUDIT_WRITER, under=layout.AUDIT, lock=layout.AUDIT_LOG)
+    assert first.exists()

@@ -128,6 +128,9 @@ INEXACT = [
     "union_value(m := MAP {'a': 1})", "[union_value(m := MAP {'a': 1})]", "{'BIT': 1}",
     "'24:00:00'::TIME", "'10:00:00'::TIME", "'23:59:59.999999'::TIME", "0.1::FLOAT", "(1 / 3)::FLOAT",
     "3.4028235e38::FLOAT", "1e-8::FLOAT", "123456789::FLOAT", "'nan'::FLOAT", "-0.0::FLOAT",
+    "[TIME '24:00:00', NULL]", "{'a': TIME '24:00:00'}", "[0.1::FLOAT]", "MAP {TIME '24:00:00': 0.1::FLOAT}",
+    "{'f': [(1 / 3)::FLOAT]}", "'10:00:00.5'::TIME", "TIMESTAMP '2020-01-01 10:00:00.12'",
+    "[TIMESTAMP '2020-01-01 10:00:00.5']", "TIMESTAMP '2020-01-01 10:00:00.000100'",
 ]  # fmt: skip
 
 
