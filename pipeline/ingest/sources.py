@@ -129,6 +129,11 @@ _SUFFIX_CODEC = {
 _READABLE = {"gzip", "bz2", "xz", "zstd", "lz4", "brotli"}
 
 
+def cut_short(path: str) -> SourceCutShort:
+    why = "the compressed file ends early (cut short, or still being compressed)"
+    return SourceCutShort(f"cannot read {path} to its end: {why}")
+
+
 def _cannot_open(path: str, exc: OSError) -> SourceError:
     return SourceError(
         f"cannot open {path}: {exc.strerror or exc}; check the path (command line or [[sources]]) "
@@ -164,6 +169,9 @@ def open_stream(path: str) -> SourceStream:
         raise _cannot_open(path, exc) from exc
     codec = next((c for m, c in _MAGIC if magic.startswith(m)), None)
     by_suffix = next((c for sfx, c in _SUFFIX_CODEC.items() if path.endswith(sfx)), None)
+    if codec is None and magic and any(m.startswith(magic) and c == by_suffix for m, c in _MAGIC):
+        # fewer bytes than its name's magic number, and those fit it: a compressor has just begun
+        raise cut_short(path)
     if codec is None and path.endswith(UNREADABLE_SUFFIXES):
         codec = os.path.splitext(path)[1]
     if codec is None and by_suffix in ("brotli", "xz") and magic:
@@ -206,10 +214,7 @@ class SourceStream:
     def _fail(self, exc: BaseException) -> SourceError:
         if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
             # gzip, xz: EOFError; zstd, bz2, lz4, brotli (pyarrow): "Truncated compressed stream"
-            return SourceCutShort(
-                f"cannot read {self._path} to its end: the compressed file ends early (cut short, or "
-                "still being compressed)"
-            )
+            return cut_short(self._path)
         detail = getattr(exc, "strerror", None) or exc
         return SourceError(f"cannot read {self._path}: {detail}")
 

@@ -22,7 +22,7 @@ import pytest
 
 from pipeline import config
 from pipeline.ingest import run as ingest
-from tests.conftest import ingest_paths, make_config, store_rows
+from tests.conftest import ingest_paths, make_config, store_rejects, store_rows
 
 Step = tuple[object, ...]
 
@@ -492,3 +492,20 @@ def test_an_old_rotated_file_without_final_newline_is_read_to_its_end(tmp_path: 
     os.utime(path, (0, os.stat(path).st_mtime - 3600))
     report = ingest_paths(tmp_path / "store", [path], fmt="common", final=None)
     assert report.rows == 10 and not report.rejects
+
+
+@pytest.mark.parametrize(("codec", "kept"), [("gz", 1), ("bz2", 2), ("zst", 3), ("xz", 5)])
+def test_a_compressed_file_cut_inside_its_magic_number_is_not_read_as_text(
+    tmp_path: Path, codec: str, kept: int
+) -> None:
+    """The first bytes a compressor writes are its magic number: fewer than all of them, under a
+    compressed name, are a compressed file still being written, not a log line of binary junk."""
+    whole = _compress(codec, _lines(50))
+    path = tmp_path / f"access.log.2.{codec}"
+    path.write_bytes(whole[:kept])
+    store = tmp_path / "store"
+    first = ingest_paths(store, [path], fmt="common", final=None)
+    assert not first.failed and first.lines == 0 and "ends early" in (first.sources[0].note or "")
+    path.write_bytes(whole)
+    second = ingest_paths(store, [path], fmt="common", final=None)
+    assert second.rows == 50 and not second.rejects and not store_rejects(store)
