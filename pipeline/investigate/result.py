@@ -71,8 +71,9 @@ def _inexact(t: Any, nested: bool = False) -> bool:
 
 
 def python_values(column: pa.ChunkedArray) -> list[Any]:
-    """A column's values in Python; maps (at any depth) as ``MapEntries``. Raises OverflowError or
-    ValueError for values Python has no type for (the caller asks DuckDB for their text)."""
+    """A column's values in Python: maps (at any depth) as ``MapEntries``, FLOATs as DuckDB writes
+    them, a TIME of 24:00:00 as that text. Raises OverflowError or ValueError for values Python has
+    no type for (the caller asks DuckDB for their text)."""
     values: list[Any] = column.to_pylist()
     if pa.types.is_time(column.type):
         return _midnight(column, values)
