@@ -138,7 +138,7 @@ class Evidence:
         typed = ", ".join(
             f"CAST({name if f.name in present else 'NULL'} AS {sql_type(f.type)}) AS {name}"
             for f in [*schema, DATE]
-            if (name := _ident(f.name))
+            if (name := sql_ident(f.name))
         )
         return f"SELECT {typed} FROM {scan}" if scan else f"SELECT {typed} WHERE false"
 
@@ -182,7 +182,8 @@ def sql_type(t: pa.DataType) -> str:
     return _TYPES[t]
 
 
-def _ident(name: str) -> str:
+def sql_ident(name: str) -> str:
+    """A quoted SQL identifier (the views' columns, the result's names)."""
     return '"' + name.replace('"', '""') + '"'
 
 

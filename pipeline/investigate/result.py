@@ -16,6 +16,8 @@ from typing import Any, Protocol, TypeVar, cast
 import numpy as np
 import pyarrow as pa
 
+from pipeline.investigate.evidence import sql_ident
+
 # DuckDB types whose values Arrow does not carry exactly (``DuckDBPyType.id``), in nested ones too
 _INEXACT = frozenset({"uhugeint", "bit", "bignum", "varint", "time with time zone"})
 _NESTED = frozenset({"struct", "list", "array", "map", "union"})
@@ -53,10 +55,10 @@ def exact(rel: R) -> R:
     inexact = {i for i, t in enumerate(rel.types) if _inexact(t)}
     if not inexact:
         return rel
-    picks = (
-        f"CAST(#{i + 1} AS VARCHAR) AS {_ident(name)}" if i in inexact else f"#{i + 1} AS {_ident(name)}"
-        for i, name in enumerate(rel.columns)
-    )
+    picks = []
+    for i, name in enumerate(rel.columns):
+        column = f"CAST(#{i + 1} AS VARCHAR)" if i in inexact else f"#{i + 1}"
+        picks.append(f"{column} AS {sql_ident(name)}")
     return cast(R, rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result"))
 
 
@@ -118,7 +120,3 @@ def _marked(value: Any, t: pa.DataType) -> Any:
         fields = [t.field(i) for i in range(t.num_fields)]
         return {f.name: _marked(value[f.name], f.type) for f in fields}
     return value
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
