@@ -65,7 +65,8 @@ def query_cmd(
         raise UsageError(f"--json and --format {out_format} disagree: give one of them")
     out_format = "json" if as_json else out_format
     cfg = load_config(config_path, store)
-    result = session.run(cfg, sql, case=case, reason=reason, warn=warn)
+    typed = output is not None and render.output_format(output, out_format) == "parquet"
+    result = session.run(cfg, sql, case=case, reason=reason, warn=warn, arrow=typed)
     if output:
         used = render.write_output(result, output, out_format, store=cfg.store)
         notice(f"{len(result.rows):,} rows written to {output} ({used})")

@@ -223,9 +223,8 @@ class Fenced:
 
 def _settled(value: Any) -> Any:
     """An Arrow stream DuckDB would fill lazily (in the reading thread): read now, in the fence."""
-    import pyarrow as pa
-
-    if isinstance(value, pa.RecordBatchReader):
+    pa = sys.modules.get("pyarrow")  # (not loaded: no Arrow stream can have been made)
+    if pa is not None and isinstance(value, pa.RecordBatchReader):
         table = value.read_all()
         return pa.RecordBatchReader.from_batches(table.schema, table.to_batches())
     if type(value).__name__ == "PyCapsule" or callable(getattr(value, "collect", None)):

@@ -79,7 +79,7 @@ def _simple(
         + " UNION ALL BY NAME ".join(parts)
     )
     try:
-        result = con.execute(sql)
+        result = con.execute(sql, arrow=True)
     except UsageError as exc:
         raise UsageError(f"bad pattern: {exc}") from None
     assert result.table is not None

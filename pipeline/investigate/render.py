@@ -15,11 +15,13 @@ import io
 import json
 import math
 import re
+import sys
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # imported for Parquet output only: text output of a plain result needs no pyarrow
+    import pyarrow as pa
 
 from pipeline.errors import UsageError
 from pipeline.investigate.result import MapEntries, QueryResult
@@ -71,9 +73,16 @@ def cell(value: Any) -> str:
         return _fraction(str(value))
     if isinstance(value, bytes):
         return "".join(chr(b) if 32 <= b < 127 and b != 92 else f"\\x{b:02X}" for b in value)
-    if isinstance(value, pa.MonthDayNano):
+    if _is_interval(value):
         return _interval(value)
     return str(value)
+
+
+def _is_interval(value: Any) -> bool:
+    """Whether ``value`` is an INTERVAL (pyarrow's MonthDayNano): only a result fetched through
+    pyarrow holds one, so without pyarrow loaded there is none to find."""
+    arrow = sys.modules.get("pyarrow")
+    return arrow is not None and isinstance(value, arrow.MonthDayNano)
 
 
 # An element of a nested value is quoted when its text could be read as something else (DuckDB's rule).
@@ -121,7 +130,7 @@ def _jsonable(value: Any) -> Any:
     """Intervals (a tuple to ``json``) and NaN/infinities (no JSON numbers: "nan", "inf", "-inf" as
     DuckDB writes them) as text, inside nested values too; what else JSON has no type for (decimals,
     times, blobs, UUIDs) goes to ``cell`` as json's ``default``."""
-    if isinstance(value, pa.MonthDayNano) or (isinstance(value, float) and not math.isfinite(value)):
+    if _is_interval(value) or (isinstance(value, float) and not math.isfinite(value)):
         return cell(value)
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
@@ -200,9 +209,7 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
     """
     Store(store).refuse_output_inside(path)
     path = Path(path)
-    fmt = fmt or {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}.get(
-        path.suffix.lower(), "csv"
-    )
+    fmt = output_format(path, fmt)
     try:
         if fmt == "parquet":
             _write_parquet(result.table if result.table is not None else _to_arrow(result), path)
@@ -213,11 +220,18 @@ def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, 
     return fmt
 
 
+def output_format(path: str | Path, fmt: str | None = None) -> str:
+    """The format an output file is written in: ``fmt``, else its extension's, else CSV."""
+    by_suffix = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".parquet": "parquet"}
+    return fmt or by_suffix.get(Path(path).suffix.lower(), "csv")
+
+
 def _write_parquet(data: pa.Table, path: Path) -> None:
     """Encoded in memory first (the result is in memory already), then written to ``path`` as given
     (a symlink, a FIFO, /dev/stdout work): a failure leaves no half-written file and never touches
     one that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the query's to
     change: a one-line usage error."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     sink = pa.BufferOutputStream()
@@ -234,4 +248,6 @@ def _write_parquet(data: pa.Table, path: Path) -> None:
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:
+    import pyarrow as pa
+
     return pa.Table.from_pylist(rows_of(result))

@@ -55,23 +55,24 @@ import functools
 import shutil
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import duckdb
-import pyarrow as pa
 
 from pipeline.errors import HostlogsError, QueryLimitError, StoreError, UsageError
 from pipeline.investigate import bloom
 from pipeline.investigate.evidence import TABLES, Evidence, sql_str
 from pipeline.investigate.fence import Fence, Fenced
 from pipeline.investigate.limits import Limits, byte_size, seconds_text, spill_folder
-from pipeline.investigate.result import QueryResult, exact, python_values
+from pipeline.investigate.result import QueryResult, fetch_rows, native
 from pipeline.store.commit import Store
+
+if TYPE_CHECKING:  # imported when a result travels as Arrow (``result.py``)
+    import pyarrow as pa
 
 T = TypeVar("T")
 
 SANDBOX_HINT = "queries can read only the store's views; use --output FILE to save results"
-EMPTY_RUNS = pa.table({"seq": pa.array([], pa.int64()), "batch": pa.array([], pa.string())})
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
 READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException)  # what a damaged file raises
 LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation, duckdb.Appender)  # their use runs SQL
@@ -122,7 +123,9 @@ class Sandbox:
         for view in TABLES:
             self._show(view, view)
         self._warn_isolated()
-        self._con.register("ingest_runs", EMPTY_RUNS)  # filled on first use (_load_runs)
+        self._con.execute(  # filled on first use (_load_runs)
+            "CREATE TEMP VIEW ingest_runs AS SELECT NULL::BIGINT AS seq, NULL::VARCHAR AS batch WHERE false"
+        )
         # a file found altered or gone before the lock is not even readable by its path
         readable = {k: p for k, p in (self._paths or {}).items() if k not in self.evidence.isolated}
         self._result_limit = _lock(self._con, self.limits, spill, readable)
@@ -201,13 +204,17 @@ class Sandbox:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def execute(self, sql: str) -> QueryResult:
-        """Run SQL (checked by the caller, or our own); unreadable store files are left out, warned of."""
+    def execute(self, sql: str, *, arrow: bool = False) -> QueryResult:
+        """Run SQL (checked by the caller, or our own); unreadable store files are left out, warned of.
+
+        ``arrow``: the result's ``table`` is the Arrow result (typed output); otherwise a result of
+        plain types is fetched without pyarrow and has none.
+        """
         if not self._runs_loaded and "ingest_runs" in sql.lower():
             self._load_runs()
         for _ in range(MAX_ISOLATED):
             try:
-                return self._once(sql)
+                return self._once(sql, arrow)
             except duckdb.Error as exc:
                 if not self._run(functools.partial(self._isolate, exc)):
                     raise _usage(exc) from None
@@ -215,7 +222,7 @@ class Sandbox:
             f"query failed: more than {MAX_ISOLATED} store files cannot be read; run 'hostlogs verify'"
         )
 
-    def _once(self, sql: str) -> QueryResult:
+    def _once(self, sql: str, arrow: bool) -> QueryResult:
         fired = threading.Event()
 
         def stop() -> None:
@@ -227,7 +234,7 @@ class Sandbox:
             timer.daemon = True
             timer.start()
         try:
-            table = self._run(lambda: self._fetch(sql))
+            fetched = self._run(lambda: self._fetch(sql, arrow))
         except duckdb.InterruptException:
             if fired.is_set():
                 raise QueryLimitError(
@@ -243,30 +250,35 @@ class Sandbox:
         finally:
             if timer is not None:
                 timer.cancel()
-        if table is None:  # a statement without a result (our own CREATE TEMP TABLE)
-            return QueryResult([], [])
+        if isinstance(fetched, QueryResult):
+            return fetched
+        table = fetched  # Python values outside the fenced thread (``_as_text`` runs SQL in it)
         columns = [self._values(table, i) for i in range(table.num_columns)]
         return QueryResult(columns=table.column_names, rows=list(zip(*columns, strict=True)), table=table)
 
-    def _fetch(self, sql: str) -> pa.Table | None:
+    def _fetch(self, sql: str, arrow: bool) -> QueryResult | pa.Table:
         rel = self._con.sql(sql)
-        if rel is None:
-            return None
-        reader = exact(rel).to_arrow_reader(65_536)
-        batches, size = [], 0
-        for batch in reader:
-            size += batch.nbytes
-            if size > self._result_limit:
-                raise QueryLimitError(
-                    f"the result is larger than query.memory_limit ({self.limits.memory_limit}): "
-                    "aggregate, add a LIMIT, or narrow the dates"
-                )
-            batches.append(batch)
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        if rel is None:  # a statement without a result (our own CREATE TEMP TABLE)
+            return QueryResult([], [])
+        if not arrow and native(rel):
+            result = fetch_rows(self._con, sql, rel, self._result_limit, self._too_large())
+            if result is not None:
+                return result
+        from pipeline.investigate.arrow_values import fetch_table
+
+        return fetch_table(rel, self._result_limit, self._too_large())
+
+    def _too_large(self) -> QueryLimitError:
+        return QueryLimitError(
+            f"the result is larger than query.memory_limit ({self.limits.memory_limit}): "
+            "aggregate, add a LIMIT, or narrow the dates"
+        )
 
     def _values(self, table: pa.Table, i: int) -> list[Any]:
         """Column ``i`` as Python values, column by column (two columns may share a name). Values
         Python has no type for ('infinity' dates, years past 9999, nanoseconds) as DuckDB's text."""
+        from pipeline.investigate.arrow_values import python_values
+
         try:
             return python_values(table.column(i))
         except (OverflowError, ValueError):
@@ -348,9 +360,11 @@ class Sandbox:
         """``ingest_runs``: every manifest, one row each (loaded when a statement names it)."""
         manifests = list(self.evidence.store.iter_manifests())
         if manifests:
+            import pyarrow as pa
+
             runs = pa.Table.from_struct_array(pa.array(manifests))
             runs = runs.sort_by([("seq", "ascending")]) if "seq" in runs.column_names else runs
-            self._run(lambda: self._con.register("ingest_runs", runs))
+            self._run(lambda: self._con.execute("DROP VIEW ingest_runs").register("ingest_runs", runs))
         self._runs_loaded = True
 
 

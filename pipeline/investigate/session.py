@@ -168,13 +168,13 @@ def with_connection(
 def run(
     source: Source, sql: str, *, case: str | None = None, reason: str | None = None,
     command: str = "query", require_case: bool | None = None, limits: Limits | None = None,
-    masker: Truncator | None = None, warn: Callable[[str], None] | None = None,
+    masker: Truncator | None = None, warn: Callable[[str], None] | None = None, arrow: bool = False,
 ) -> QueryResult:  # fmt: skip
-    """One read-only statement over the sandboxed views, audited."""
+    """One read-only statement over the sandboxed views, audited (``arrow``: see ``Sandbox.execute``)."""
 
     def work(sb: Sandbox) -> QueryResult:
         check_statement(sb, sql)
-        return sb.execute(sql)
+        return sb.execute(sql, arrow=arrow)
 
     return with_connection(
         source, work, case=case, reason=reason, command=command, require_case=require_case,

@@ -15,10 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import pyarrow as pa
-
-if TYPE_CHECKING:  # imported where used: commands that only read manifests start faster
+if TYPE_CHECKING:  # imported where used: commands that only read manifests, and queries, start faster
     import polars as pl
+    import pyarrow as pa
     import pyarrow.dataset as ds
 
 from pipeline.errors import StoreError, UsageError, store_error
@@ -26,7 +25,6 @@ from pipeline.store import catalogue, layout
 from pipeline.store.fs import LocalFS, Payload, StoreFS
 
 Key = str | os.PathLike[str]
-DATE = pa.field("date", pa.date32())  # the hive partition column of ``date=YYYY-MM-DD`` folders
 
 
 class StoreFiles:
@@ -134,12 +132,14 @@ class StoreFiles:
         self, table: str, keys: builtins.list[str], schema: pa.Schema, fmt: ds.FileFormat | None = None
     ) -> ds.Dataset:
         """A pyarrow dataset of ``keys`` under ``table``, with the ``date`` partition column appended."""
+        import pyarrow as pa
         import pyarrow.dataset as ds
 
+        date = pa.field("date", pa.date32())  # the hive partition column of ``date=YYYY-MM-DD`` folders
         afs, base = self.fs.arrow()
         return ds.dataset(
-            [f"{base}/{k}" for k in keys], schema=pa.schema([*schema, DATE]), format=fmt or "parquet",
-            filesystem=afs, partitioning=ds.partitioning(pa.schema([DATE]), flavor="hive"),
+            [f"{base}/{k}" for k in keys], schema=pa.schema([*schema, date]), format=fmt or "parquet",
+            filesystem=afs, partitioning=ds.partitioning(pa.schema([date]), flavor="hive"),
             partition_base_dir=f"{base}/{table}",
         )  # fmt: skip
 
@@ -173,4 +173,4 @@ class StoreFiles:
             raise store_error(exc, "create the store at") from exc
 
 
-__all__ = ["DATE", "Key", "StoreFiles", "layout"]
+__all__ = ["Key", "StoreFiles", "layout"]

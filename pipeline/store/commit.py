@@ -34,9 +34,10 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
-import pyarrow as pa
+if TYPE_CHECKING:  # only writers hand tables over: a query starts without pyarrow
+    import pyarrow as pa
 
 from pipeline.errors import LockedError, StoreError
 from pipeline.store import catalogue, layout

@@ -146,7 +146,7 @@ def both(store: Path, sql: str) -> tuple[pa.Table, pa.Table]:
     for limits in (ARROW, AUTO):
         with query.connect(store, case="F-2", limits=limits) as sb:
             assert sb.fenced == (limits is AUTO)
-            result = sb.execute(sql)
+            result = sb.execute(sql, arrow=True)
             assert result.table is not None and not sb.warnings
             tables.append(result.table)
     return tables[0], tables[1]

@@ -236,3 +236,82 @@ def test_json_output_is_valid_json_with_nan_and_infinities(sample_store: Path, f
         else [[json.loads(line, parse_constant=refuse) for line in r.stdout.splitlines()]]
     )
     assert rows[0] == [{"n": "nan", "i": "inf", "l": ["-inf", 1.5], "x": "2.5"}]
+
+
+# One expression per type a plain result may hold (``result._NATIVE``), at its edges: these are
+# fetched with DuckDB's own Python conversion, without pyarrow, and must equal the Arrow path's values.
+PLAIN = {
+    "boolean": ["true", "NULL::BOOLEAN"],
+    "tinyint": ["(-128)::TINYINT"], "smallint": ["32767::SMALLINT"], "integer": ["(-2147483648)::INTEGER"],
+    "bigint": ["9223372036854775807::BIGINT"], "utinyint": ["255::UTINYINT"],
+    "usmallint": ["65535::USMALLINT"], "uinteger": ["4294967295::UINTEGER"],
+    "ubigint": ["18446744073709551615::UBIGINT"],
+    "double": ["'nan'::DOUBLE", "'-inf'::DOUBLE", "-0.0::DOUBLE", "0.1::DOUBLE", "1e308"],
+    "decimal": ["1.50::DECIMAL(5, 2)", "'-12345678901234567890.123456789'::DECIMAL(38, 9)",
+                "'0.0000001'::DECIMAL(18, 7)"],
+    "date": ["DATE '2026-11-01'", "'infinity'::DATE", "'-infinity'::DATE", "DATE '9999-12-31'",
+             "DATE '0001-01-01'", "'-0044-03-15'::DATE", "DATE '10000-01-01'", "NULL::DATE"],
+    "enum": ["'ok'::ENUM('BIT', 'ok')"],
+    "null": ["NULL"],
+    "varchar": ["''", "'é ✓ a\"b,c'", "'NULL'", "'line\nbreak'"],
+    "blob": ["'a\\x00b\\xFF'::BLOB", "''::BLOB"],
+}  # fmt: skip
+
+
+def test_plain_results_are_fetched_as_the_arrow_path_fetches_them(sample_store: Path) -> None:
+    from pipeline.investigate import render, session
+    from pipeline.investigate.result import _NATIVE
+
+    assert set(PLAIN) == set(_NATIVE)  # every type fetched without Arrow is held here
+    exprs = [e for es in PLAIN.values() for e in es]
+    sql = f"SELECT {', '.join(f'{e} AS c{i}' for i, e in enumerate(exprs))}, date FROM pageviews LIMIT 2"
+    with session.connect(sample_store, case="P-1") as sb:
+        plain, typed = sb.execute(sql), sb.execute(sql, arrow=True)
+        edges = sb.execute("SELECT DATE '9999-12-31' AS d, 1 AS n UNION ALL SELECT 'infinity'::DATE, 2")
+        dates = sb.execute("SELECT date FROM pageviews LIMIT 1")
+    assert typed.table is not None and dates.table is None  # plain: no pyarrow involved
+    assert plain.columns == typed.columns and len(plain.rows) == 2
+    assert [list(map(repr, r)) for r in plain.rows] == [list(map(repr, r)) for r in typed.rows]  # (NaN)
+    for fmt in ("table", "csv", "json", "jsonl"):
+        assert render.render(plain, fmt) == render.render(typed, fmt)
+    assert "infinity" in plain.rows[0] and "-infinity" in plain.rows[0]
+    # the infinities come from DuckDB as Python's last and first dates: the result goes through Arrow
+    # (a column holding one is DuckDB's text there)
+    assert edges.table is not None and sorted(edges.rows) == [("9999-12-31", 1), ("infinity", 2)]
+
+
+def test_a_plain_result_over_the_limit_stops_and_the_connection_goes_on(sample_store: Path) -> None:
+    from pipeline.errors import QueryLimitError
+    from pipeline.investigate import session
+    from pipeline.investigate.limits import Limits
+
+    with session.connect(sample_store, case="P-1", limits=Limits(memory_limit="64MB")) as sb:
+        for sql in ("SELECT range FROM range(100000000)", "SELECT repeat('x', 1000) FROM range(100000)"):
+            with pytest.raises(QueryLimitError, match=r"result is larger than query\.memory_limit"):
+                sb.execute(sql)
+            assert sb.execute("SELECT count(*) FROM pageviews").rows[0][0] > 0  # nothing left unread
+
+
+def test_a_plain_query_process_loads_neither_pyarrow_nor_polars(sample_store: Path, tmp_path: Path) -> None:
+    """~0.1 s of a query's start-up: its views and its plain result need neither; a Parquet output
+    file still gets its columns' types (through Arrow)."""
+    sql = "SELECT date, count(*) AS n, min(domain) AS d FROM pageviews GROUP BY date ORDER BY date LIMIT 1"
+    out = tmp_path / "r.parquet"
+    code = (
+        "import sys\n"
+        "from pipeline.cli import main\n"
+        "for args in (['--format', 'csv'], ['--output', {out!r}]):\n"
+        "    try:\n"
+        f"        main(['query', '--store', {str(sample_store)!r}, '--case', 'P-1', *args,"
+        f" {sql!r}])\n"
+        "    except SystemExit as e:\n"
+        "        print('exit', e.code or 0)\n"
+        "    print(sorted(m for m in ('pyarrow', 'polars', 'numpy') if m in sys.modules))\n"
+    ).replace("{out!r}", repr(str(out)))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    lines = run.stdout.splitlines()
+    assert lines[:4] == ["date,n,d", "2026-11-01,834,api.example.org", "exit 0", "[]"], (
+        run.stdout + run.stderr
+    )
+    assert lines[5] == "['numpy', 'pyarrow']"  # the Parquet output, through Arrow
+    assert [str(t) for t in pq.read_schema(out).types] == ["date32[day]", "int64", "string"]

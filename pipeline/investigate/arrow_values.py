@@ -1,0 +1,74 @@
+"""A result fetched through Arrow, and its columns as Python values where ``to_pylist`` alone would
+differ from DuckDB. Imported only for such results (``result.py`` says which).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from pipeline.investigate.result import MapEntries, exact
+
+
+def fetch_table(rel: Any, limit: int, too_large: Exception) -> pa.Table:
+    """The result of DuckDB relation ``rel`` (``exact``); ``too_large`` raised past ``limit`` bytes."""
+    reader = exact(rel).to_arrow_reader(65_536)
+    batches, size = [], 0
+    for batch in reader:
+        size += batch.nbytes
+        if size > limit:
+            raise too_large
+        batches.append(batch)
+    return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def python_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values in Python: maps (at any depth) as ``MapEntries``, FLOATs as DuckDB writes
+    them, a TIME of 24:00:00 as that text. Raises OverflowError or ValueError for values Python has
+    no type for (the caller asks DuckDB for their text)."""
+    values: list[Any] = column.to_pylist()
+    if pa.types.is_time(column.type):
+        return _midnight(column, values)
+    if not _walked(column.type):
+        return values
+    return [_marked(v, column.type) for v in values]
+
+
+def _midnight(column: pa.ChunkedArray, values: list[Any]) -> list[Any]:
+    """DuckDB's TIME goes up to 24:00:00, which Python's ``time`` wraps to 00:00:00: as text."""
+    day = 86_400 * {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[column.type.unit]
+    ticks = column.cast(pa.int32() if column.type.bit_width == 32 else pa.int64()).to_pylist()
+    return ["24:00:00" if t == day else v for t, v in zip(ticks, values, strict=True)]
+
+
+def _listlike(t: pa.DataType) -> bool:
+    return bool(pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t))
+
+
+def _walked(t: pa.DataType) -> bool:
+    """Whether values of ``t`` hold a map or a FLOAT, found by their type: not below a union (its
+    values do not say which member they are; the renderer recognises a non-empty map by its pairs)."""
+    if pa.types.is_map(t) or pa.types.is_float32(t):
+        return True
+    if _listlike(t):
+        return _walked(t.value_type)
+    return pa.types.is_struct(t) and any(_walked(t.field(i).type) for i in range(t.num_fields))
+
+
+def _marked(value: Any, t: pa.DataType) -> Any:
+    """``value`` of Arrow type ``t`` with every map in it as ``MapEntries`` and every FLOAT as DuckDB
+    writes it (0.1, not the 0.10000000149011612 of the double Arrow widens it to)."""
+    if value is None:
+        return None
+    if pa.types.is_float32(t):
+        return float(str(np.float32(value)))
+    if pa.types.is_map(t):
+        return MapEntries((_marked(k, t.key_type), _marked(v, t.item_type)) for k, v in value)
+    if _listlike(t):
+        return [_marked(v, t.value_type) for v in value]
+    if pa.types.is_struct(t):
+        fields = [t.field(i) for i in range(t.num_fields)]
+        return {f.name: _marked(value[f.name], f.type) for f in fields}
+    return value
