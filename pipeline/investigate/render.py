@@ -69,6 +69,8 @@ def cell(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, Decimal):
         return format(value, "f")  # its scale's digits, never an exponent (1E-7)
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return cell(value.replace(tzinfo=None)) + _offset(value.utcoffset() or dt.timedelta())
     if isinstance(value, dt.datetime | dt.time) and value.microsecond:
         return _fraction(str(value))
     if isinstance(value, bytes):
@@ -108,6 +110,15 @@ def _quoted(text: str) -> str:
 def _fraction(text: str) -> str:
     """A time's fraction of a second without trailing zeros, as DuckDB writes it (10:00:00.5)."""
     return re.sub(r"(\.[0-9]*?)0+\b", r"\1", text, count=1)
+
+
+def _offset(offset: dt.timedelta) -> str:
+    """A TIMESTAMPTZ's offset as DuckDB writes it: +00, +05:30, -03:30:52 (Python writes +00:00)."""
+    sign, seconds = ("-", -offset) if offset < dt.timedelta() else ("+", offset)
+    hours, rest = divmod(int(seconds.total_seconds()), 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [hours, minutes, secs][: 3 if secs else 2 if minutes else 1]
+    return sign + ":".join(f"{n:02d}" for n in parts)
 
 
 def _interval(value: pa.MonthDayNano) -> str:

@@ -103,6 +103,9 @@ CELLS = [
     "['a:b'::BLOB]", "MAP {1: [1, 2]}", "[{'a': ['x, y']}]",
     "true", "false", "'0.0000001'::DECIMAL(18, 7)", "'-0.0000000001'::DECIMAL(38, 10)", "0::DECIMAL(9, 3)",
     "[0.0000001::DECIMAL(18, 7)]",
+    # TIMESTAMPTZ: the offset as DuckDB writes it (+00, not +00:00), in every time zone (below)
+    "TIMESTAMPTZ '2026-11-01 10:00:00+00'", "TIMESTAMPTZ '2026-11-01 10:00:00.5+00'",
+    "[TIMESTAMPTZ '2026-11-01 10:00:00+00', NULL]", "{'t': TIMESTAMPTZ '2026-11-01 10:00:00.25+00'}",
 ]  # fmt: skip
 
 
@@ -114,6 +117,19 @@ def test_cells_are_duckdb_s_text(expr: str) -> None:
 
     row = duckdb.sql(f"SELECT {expr} AS v, CAST({expr} AS VARCHAR) AS t").to_arrow_table().to_pylist()[0]
     assert cell(row["v"]) == row["t"]
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam"])
+def test_a_timestamptz_is_written_with_duckdb_s_offset(zone: str) -> None:
+    import duckdb
+
+    from pipeline.investigate.render import cell
+
+    con = duckdb.connect()
+    con.execute(f"SET TimeZone = '{zone}'")
+    for expr in ("TIMESTAMPTZ '2026-11-01 10:00:00.5+00'", "TIMESTAMPTZ '2026-07-01 23:59:59+00'"):
+        row = con.sql(f"SELECT {expr} AS v, CAST({expr} AS VARCHAR) AS t").to_arrow_table().to_pylist()[0]
+        assert cell(row["v"]) == row["t"]
 
 
 # Values Arrow has no exact form for (a UHUGEINT past 2^127 came out as -1, a TIMETZ without its
