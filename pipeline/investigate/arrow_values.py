@@ -9,7 +9,13 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from pipeline.investigate.result import MapEntries, exact
+from pipeline.investigate.result import MapEntries, QueryResult, exact
+
+# DuckDB's plain types (``result._NATIVE``) as its Arrow export gives them
+_PLAIN = {"boolean": pa.bool_(), "tinyint": pa.int8(), "smallint": pa.int16(), "integer": pa.int32(),
+          "bigint": pa.int64(), "utinyint": pa.uint8(), "usmallint": pa.uint16(), "uinteger": pa.uint32(),
+          "ubigint": pa.uint64(), "double": pa.float64(), "date": pa.date32(), "null": pa.null(),
+          "varchar": pa.string(), "blob": pa.binary()}  # fmt: skip
 
 
 def fetch_table(rel: Any, limit: int, too_large: Exception) -> pa.Table:
@@ -22,6 +28,24 @@ def fetch_table(rel: Any, limit: int, too_large: Exception) -> pa.Table:
             raise too_large
         batches.append(batch)
     return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def typed(result: QueryResult) -> pa.Table:
+    """A result fetched without Arrow as the Arrow path gives it: typed by its DuckDB types, not by
+    its values (a SMALLINT stays int16, a DECIMAL(10, 2) keeps its scale, an empty result its columns)."""
+    arrays = [pa.array([r[i] for r in result.rows], _arrow_type(t)) for i, t in enumerate(result.types)]
+    return pa.Table.from_arrays(arrays, names=result.columns)
+
+
+def _arrow_type(t: Any) -> pa.DataType:
+    if t.id == "decimal":
+        (_, precision), (_, scale) = t.children
+        return pa.decimal128(precision, scale)
+    if t.id == "enum":  # indices as narrow as DuckDB's own
+        labels = len(t.children[0][1])
+        index = pa.uint8() if labels <= 255 else pa.uint16() if labels <= 65_535 else pa.uint32()
+        return pa.dictionary(index, pa.string())
+    return _PLAIN[t.id]
 
 
 def python_values(column: pa.ChunkedArray) -> list[Any]:

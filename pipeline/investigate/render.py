@@ -259,6 +259,11 @@ def _write_parquet(data: pa.Table, path: Path) -> None:
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:
+    """A result fetched without Arrow, by its DuckDB types; one made by hand, by its values."""
     import pyarrow as pa
 
+    if result.types:
+        from pipeline.investigate.arrow_values import typed
+
+        return typed(result)
     return pa.Table.from_pylist(rows_of(result))

@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 _INEXACT = frozenset({"uhugeint", "bit", "bignum", "varint", "time with time zone"})
 _NESTED = frozenset({"struct", "list", "array", "map", "union"})
 # DuckDB types its Python conversion gives exactly as the Arrow path does, with the bytes a value
-# holds in Arrow (text: its offset; its characters are counted apart). Not FLOAT (widened to a
-# double), HUGEINT (a Decimal through Arrow), times, timestamps (time zones), intervals (months
-# lost), UUIDs (a UUID object, a string through Arrow), nested types. A DATE's infinities come back
-# as 9999-12-31 and 0001-01-01: ``fetch_rows`` leaves such a result to Arrow.
-_NATIVE = {"boolean": 1, "tinyint": 1, "smallint": 2, "integer": 4, "bigint": 8, "utinyint": 1,
+# holds in Arrow (text: its offset; its UTF-8 bytes are counted apart; an enum: a small index). Not
+# FLOAT (widened to a double), HUGEINT (a Decimal through Arrow), times, timestamps (time zones),
+# intervals (months lost), UUIDs (a UUID object, a string through Arrow), nested types. A DATE's
+# infinities come back as 9999-12-31 and 0001-01-01, a date Python cannot hold as text: ``fetch_rows``
+# leaves such a result to Arrow.
+_NATIVE = {"boolean": 0.125, "tinyint": 1, "smallint": 2, "integer": 4, "bigint": 8, "utinyint": 1,
            "usmallint": 2, "uinteger": 4, "ubigint": 8, "double": 8, "decimal": 16, "date": 4,
-           "enum": 4, "null": 0, "varchar": 4, "blob": 4}  # fmt: skip
+           "enum": 1, "null": 0, "varchar": 4, "blob": 4}  # fmt: skip
 _TEXT = frozenset({"varchar", "blob"})
 FETCH_ROWS = 65_536  # rows fetched at a time, the result's size checked after each
 _EDGES = frozenset({dt.date.max, dt.date.min})
@@ -48,6 +49,8 @@ class _Relation(Protocol):
     def types(self) -> list[Any]: ...
     @property
     def columns(self) -> list[str]: ...
+    @property
+    def type(self) -> Any: ...
     def query(self, virtual_table_name: str, sql_query: str) -> Any: ...
 
 
@@ -64,6 +67,8 @@ class QueryResult:
     columns: list[str]
     rows: list[tuple[Any, ...]]
     table: pa.Table | None = None  # the Arrow result, when fetched as Arrow (typed output: Parquet)
+    types: tuple[Any, ...] = ()  # DuckDB's column types (DuckDBPyType) of a result fetched without
+    # Arrow, which typed output is built with (``arrow_values.typed``)
 
 
 class MapEntries(list[tuple[Any, Any]]):
@@ -96,8 +101,11 @@ def _inexact(t: Any, nested: bool = False) -> bool:
 
 
 def native(rel: _Relation) -> bool:
-    """Whether every column of ``rel`` is of a type ``fetch_rows`` fetches exactly."""
-    return all(t.id in _NATIVE for t in rel.types)
+    """Whether ``fetch_rows`` fetches the result exactly: a statement not run yet whose every column
+    is of a plain type. DuckDB runs some statements when their relation is made (EXPLAIN ANALYZE, a
+    SELECT calling nextval): those hold their rows already, and running them again would do the work
+    twice (or give other values)."""
+    return str(rel.type) == "QUERY_RELATION" and all(t.id in _NATIVE for t in rel.types)
 
 
 def fetch_rows(
@@ -105,28 +113,50 @@ def fetch_rows(
 ) -> QueryResult | None:
     """The result of ``sql`` (``rel``, ``native``) as DuckDB's own Python values, streamed from the
     connection (a relation no longer fetches part of a result); ``too_large`` is raised as soon as it
-    holds more than ``limit`` bytes, counted about as Arrow holds them (text by its characters).
+    holds more than ``limit`` bytes, counted as Arrow holds them.
 
-    None when a date is 9999-12-31 or 0001-01-01, which is how DuckDB hands over the infinities: the
-    caller fetches the result through Arrow, which tells them apart (the query runs twice, rarely).
+    None when a date is 9999-12-31 or 0001-01-01 (how DuckDB hands over the infinities) or is beyond
+    Python's dates: the caller fetches the result through Arrow (the query runs twice, rarely).
     """
     types = [t.id for t in rel.types]
     dates = [i for i, t in enumerate(types) if t == "date"]
     texts = [i for i, t in enumerate(types) if t in _TEXT]
     width = sum(_NATIVE[t] for t in types)
     rows: list[tuple[Any, ...]] = []
-    size = 0
-    con.execute(sql)
+    size, complete = 0.0, False
     try:
+        con.execute(sql)
         while chunk := con.fetchmany(FETCH_ROWS):
-            size += width * len(chunk) + sum(len(r[i]) for r in chunk for i in texts if r[i] is not None)
+            size += width * len(chunk) + _text_bytes(chunk, texts)
             if size > limit:
                 raise too_large
-            if dates and any(r[i] in _EDGES for r in chunk for i in dates):
+            if dates and any(_odd_date(r[i]) for r in chunk for i in dates):
                 return None
             rows.extend(chunk)
+        complete = True
+    except RuntimeError as exc:  # Ctrl-C while DuckDB runs the statement in this thread
+        if "interrupted" in str(exc).lower():
+            raise KeyboardInterrupt from None
+        raise
     finally:
-        if chunk and getattr(con, "abort", None) is not None:  # a result left unread holds the
-            with contextlib.suppress(Exception):  # connection (DuckDB 2)
+        if not complete and getattr(con, "abort", None) is not None:  # a result left unread holds
+            with contextlib.suppress(Exception):  # the connection (DuckDB 2)
                 con.abort()  # type: ignore[attr-defined]
-    return QueryResult(rel.columns, rows)
+    return QueryResult(rel.columns, rows, types=tuple(rel.types))
+
+
+def _text_bytes(chunk: list[tuple[Any, ...]], texts: list[int]) -> int:
+    """The bytes of the text and blob values of ``chunk`` in Arrow: UTF-8, not characters (an emoji
+    is 4 bytes there and in memory; counting it as 1 let a result 4x the limit through)."""
+    total = 0
+    for i in texts:
+        values = [v for r in chunk if (v := r[i]) is not None]
+        total += sum(map(len, values))
+        total += sum(len(v.encode()) - len(v) for v in values if isinstance(v, str) and not v.isascii())
+    return total
+
+
+def _odd_date(value: Any) -> bool:
+    """A DATE value DuckDB's conversion does not give as the Arrow path does: an infinity's stand-in,
+    or the text of a date Python cannot hold (before year 1, after 9999)."""
+    return value is not None and (isinstance(value, str) or value in _EDGES)

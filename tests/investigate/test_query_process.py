@@ -15,6 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.errors import QueryLimitError, UsageError
+from pipeline.investigate import audit
+from pipeline.investigate.result import QueryResult
 from tests.conftest import ROOT, ingest_paths
 
 # Every kind of column a query can return (Parquet excepted: INTERVAL, below)
@@ -264,48 +267,113 @@ PLAIN = {
     "ubigint": ["18446744073709551615::UBIGINT"],
     "double": ["'nan'::DOUBLE", "'-inf'::DOUBLE", "-0.0::DOUBLE", "0.1::DOUBLE", "1e308"],
     "decimal": ["1.50::DECIMAL(5, 2)", "'-12345678901234567890.123456789'::DECIMAL(38, 9)",
-                "'0.0000001'::DECIMAL(18, 7)"],
-    "date": ["DATE '2026-11-01'", "'infinity'::DATE", "'-infinity'::DATE", "DATE '9999-12-31'",
-             "DATE '0001-01-01'", "'-0044-03-15'::DATE", "DATE '10000-01-01'", "NULL::DATE"],
+                "'0.0000001'::DECIMAL(18, 7)", "0.5::DECIMAL(3, 3)"],
+    "date": ["DATE '2026-11-01'", "DATE '9999-12-30'", "DATE '0001-01-02'", "NULL::DATE"],
     "enum": ["'ok'::ENUM('BIT', 'ok')"],
     "null": ["NULL"],
-    "varchar": ["''", "'é ✓ a\"b,c'", "'NULL'", "'line\nbreak'"],
+    "varchar": ["''", "'é ✓ a\"b,c 😀'", "'NULL'", "'line\nbreak'"],
     "blob": ["'a\\x00b\\xFF'::BLOB", "''::BLOB"],
 }  # fmt: skip
+# Dates DuckDB's conversion hands over otherwise than the Arrow path: the infinities as Python's last
+# and first dates, and dates Python has none for as text. A result holding one goes through Arrow.
+ODD_DATES = ["'infinity'::DATE", "'-infinity'::DATE", "DATE '9999-12-31'", "DATE '0001-01-01'",
+             "'-0044-03-15'::DATE", "DATE '10000-01-01'"]  # fmt: skip
 
 
-def test_plain_results_are_fetched_as_the_arrow_path_fetches_them(sample_store: Path) -> None:
+def same(a: QueryResult, b: QueryResult) -> None:
+    from pipeline.investigate import render
+
+    assert a.columns == b.columns and len(a.rows) == len(b.rows)
+    assert [list(map(repr, r)) for r in a.rows] == [list(map(repr, r)) for r in b.rows]  # (NaN)
+    for fmt in ("table", "csv", "json", "jsonl"):
+        assert render.render(a, fmt) == render.render(b, fmt)
+
+
+def test_plain_results_are_fetched_as_the_arrow_path_fetches_them(sample_store: Path, tmp_path: Path) -> None:
     from pipeline.investigate import render, session
     from pipeline.investigate.result import _NATIVE
 
     assert set(PLAIN) == set(_NATIVE)  # every type fetched without Arrow is held here
     exprs = [e for es in PLAIN.values() for e in es]
-    sql = f"SELECT {', '.join(f'{e} AS c{i}' for i, e in enumerate(exprs))}, date FROM pageviews LIMIT 2"
+    sql = f"SELECT {', '.join(f'{e} AS c{i}' for i, e in enumerate(exprs))}, date, 1 AS c0 FROM pageviews"
     with session.connect(sample_store, case="P-1") as sb:
-        plain, typed = sb.execute(sql), sb.execute(sql, arrow=True)
-        edges = sb.execute("SELECT DATE '9999-12-31' AS d, 1 AS n UNION ALL SELECT 'infinity'::DATE, 2")
-        dates = sb.execute("SELECT date FROM pageviews LIMIT 1")
-    assert typed.table is not None and dates.table is None  # plain: no pyarrow involved
-    assert plain.columns == typed.columns and len(plain.rows) == 2
-    assert [list(map(repr, r)) for r in plain.rows] == [list(map(repr, r)) for r in typed.rows]  # (NaN)
-    for fmt in ("table", "csv", "json", "jsonl"):
-        assert render.render(plain, fmt) == render.render(typed, fmt)
-    assert "infinity" in plain.rows[0] and "-infinity" in plain.rows[0]
-    # the infinities come from DuckDB as Python's last and first dates: the result goes through Arrow
-    # (a column holding one is DuckDB's text there)
-    assert edges.table is not None and sorted(edges.rows) == [("9999-12-31", 1), ("infinity", 2)]
+        plain, typed = sb.execute(f"{sql} LIMIT 2"), sb.execute(f"{sql} LIMIT 2", arrow=True)
+        odd = [(sb.execute(f"SELECT {e} AS d, 1 AS n"), sb.execute(f"SELECT {e} AS d, 1 AS n", arrow=True))
+               for e in ODD_DATES]  # fmt: skip
+        empty = sb.execute(f"{sql} LIMIT 0")
+    assert plain.table is None and typed.table is not None  # plain: fetched without pyarrow
+    same(plain, typed)
+    for fetched, through_arrow in odd:
+        assert fetched.table is not None  # left to Arrow, which tells them apart
+        same(fetched, through_arrow)
+    assert [fetched.rows[0][0] for fetched, _ in odd[:2]] == ["infinity", "-infinity"]
+    # an output file of a plain result has the columns' own types, as through Arrow
+    for result, name in ((plain, "plain"), (empty, "empty")):
+        render.write_output(result, tmp_path / f"{name}.parquet", store=str(sample_store))
+    render.write_output(typed, tmp_path / "typed.parquet", store=str(sample_store))
+    assert pq.read_schema(tmp_path / "plain.parquet") == pq.read_schema(tmp_path / "typed.parquet")
+    assert pq.read_schema(tmp_path / "empty.parquet") == pq.read_schema(tmp_path / "typed.parquet")
+    rows = [pq.read_table(tmp_path / f"{name}.parquet").to_pylist() for name in ("plain", "typed")]
+    assert repr(rows[0]) == repr(rows[1])  # (NaN)
 
 
 def test_a_plain_result_over_the_limit_stops_and_the_connection_goes_on(sample_store: Path) -> None:
+    """Counted as Arrow holds it: UTF-8 bytes (an emoji is 4, not 1 character), also mid-stream."""
     from pipeline.errors import QueryLimitError
     from pipeline.investigate import session
     from pipeline.investigate.limits import Limits
 
+    too_large = [
+        "SELECT range FROM range(100000000)",
+        "SELECT repeat('x', 1000) FROM range(100000)",
+        "SELECT repeat('😀', 1000) FROM range(20000)",  # 80 MB in UTF-8, 20 M characters
+    ]
     with session.connect(sample_store, case="P-1", limits=Limits(memory_limit="64MB")) as sb:
-        for sql in ("SELECT range FROM range(100000000)", "SELECT repeat('x', 1000) FROM range(100000)"):
+        for sql in too_large:
             with pytest.raises(QueryLimitError, match=r"result is larger than query\.memory_limit"):
                 sb.execute(sql)
             assert sb.execute("SELECT count(*) FROM pageviews").rows[0][0] > 0  # nothing left unread
+        assert len(sb.execute("SELECT repeat('😀', 1000) FROM range(4000)").rows) == 4000  # 16 MB: within
+
+
+def test_a_plain_statement_failing_or_stopped_in_its_first_rows_is_reported(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    """A cast error or the timeout before the first rows arrive: their own errors and exit codes
+    (not an internal error), audited, and the session goes on."""
+    from pipeline.investigate import session
+    from pipeline.investigate.limits import Limits
+
+    failing = "SELECT CASE WHEN i = 100000 THEN 'x' ELSE i::VARCHAR END::INTEGER AS v FROM range(200000) t(i)"
+    slow = "SELECT i FROM range(10000000000) t(i) WHERE i < 3 OR hash(i) % 1000000000 = 0"
+    shell = session.Session(sample_store, case="P-1", limits=Limits(timeout=0.5))
+    try:
+        with pytest.raises(UsageError, match="Conversion Error"):
+            shell.execute(failing)
+        with pytest.raises(QueryLimitError, match=r"query\.timeout"):
+            shell.execute(slow)
+        assert shell.execute("SELECT 1 AS one").rows == [(1,)]
+    finally:
+        shell.close()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"store = '{sample_store}'\n[query]\ntimeout = '500ms'\n")
+    r = CliRunner().invoke(main, ["query", "--config", str(cfg), "--case", "P-2", slow])
+    assert r.exit_code == 9 and "query stopped after 0.5 s" in r.stderr, r.stderr
+    statuses = [e["status"] for e in audit.AuditLog(sample_store).list("P-2")]
+    assert statuses == ["started", "timeout"]
+
+
+def test_explain_analyze_runs_once(sample_store: Path) -> None:
+    """DuckDB runs an EXPLAIN ANALYZE (and a SELECT calling nextval) when its relation is made: it is
+    never fetched by running it again (that doubled its time, counted against the timeout)."""
+    from pipeline.investigate import session
+
+    with session.connect(sample_store, case="P-1") as sb:
+        sb.execute("CREATE TEMP SEQUENCE runs")  # (our own SQL: a statement of the user's cannot)
+        sb.execute("EXPLAIN ANALYZE SELECT nextval('runs')")
+        assert sb.execute("SELECT currval('runs') AS n").rows == [(1,)]
+        assert sb.execute("SELECT nextval('runs') AS n").rows == [(2,)]
+        assert sb.execute("SELECT currval('runs') AS n").rows == [(2,)]
 
 
 def test_a_plain_query_process_loads_neither_pyarrow_nor_polars(sample_store: Path, tmp_path: Path) -> None:
