@@ -27,8 +27,8 @@ def status_cmd(config_path: str | None, store: str | None, max_lag_mb: float, as
     """Show the store, its retention, holds, keys, sources' lag and last runs, and recent rejects.
 
     Read-only. Exits 11 when something needs attention (data past the retention horizon under no
-    hold; a source that matches no file, cannot be read, lags or rejected too much in its last run),
-    so monitoring can run it as a check.
+    hold; a source that matches no file, cannot be read, lags or rejected too much in its last run;
+    a file the last ingest failed on, unchanged since), so monitoring can run it as a check.
 
     Example:
 

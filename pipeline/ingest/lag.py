@@ -10,7 +10,8 @@ size is only known by decompressing it, which a status check must not do; it is 
 The last run of a file comes from the manifests (newest first, stopping as soon as every file is
 found): time of its last commit, lines, rows and rejects by reason of that run. A source *needs
 attention* when it matches no file, a file cannot be read, its last run rejected more than
-``ingest.max_reject_rate`` of its lines, or more than ``max_lag_bytes`` wait to be ingested.
+``ingest.max_reject_rate`` of its lines, more than ``max_lag_bytes`` wait to be ingested, or the last
+ingest failed on a file that is unchanged since (``failures.py``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, cast
 
 from pipeline.config import Config
 from pipeline.errors import HostlogsError
-from pipeline.ingest import sources
+from pipeline.ingest import failures, sources
 from pipeline.ingest.paths import source_glob
 from pipeline.ingest.run import reject_rate_error
 from pipeline.ingest.state import RunState
@@ -119,10 +120,12 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
         (spec, source_glob(spec), sources.expand_source(source_glob(spec), spec.olddir)) for spec in specs
     ]
     runs = last_runs(store, {sources.display_name(p) for _, _, paths in matched for p, _ in paths})
+    failed = failures.load(store)
     out = []
     for _, pattern, paths in matched:
         files = [
-            _file_lag(cfg, state, progress, p, home, runs.get(sources.display_name(p))) for p, home in paths
+            _file_lag(cfg, state, progress, p, home, runs.get(sources.display_name(p)), failed)
+            for p, home in paths
         ]
         found = [f for f in files if f is not None]
         error = None if paths else f"no file matches {pattern} (collection has stopped: fix the path)"
@@ -165,14 +168,19 @@ def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None
 
 
 def _file_lag(
-    cfg: Config, r: RunState | None, progress: Progress, path: str, home: str, run: LastRun | None
-) -> FileLag | None:
+    cfg: Config, r: RunState | None, progress: Progress, path: str, home: str, run: LastRun | None,
+    failed: dict[str, failures.Failure],
+) -> FileLag | None:  # fmt: skip
     """The lag of one file (None: another name of a file already counted)."""
     name = sources.display_name(path)
     try:
         size = os.path.getsize(path)
         if r is not None and same_file_as(r, path) is not None:
             return None
+        failure = failures.of(failed, r.stream_key, path) if r is not None else None
+        if failure is not None:  # unchanged since: it fails again
+            why = f"its last ingest ({failure.time}) failed and it is unchanged since: {failure.error}"
+            return FileLag(name, size, None, None, error=why, last_run=run)
         if sources.is_compressed(path) or sources.compressed_by_magic(path):
             return FileLag(name, size, None, None, note=COMPRESSED, last_run=run)
         if r is None:

@@ -21,7 +21,7 @@ from typing import Any, BinaryIO, cast
 
 from pipeline.config import Config, IngestConfig, SourceConfig
 from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
-from pipeline.ingest import formats, sources
+from pipeline.ingest import failures, formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.directives import state_before
@@ -183,6 +183,7 @@ def run(
                 reports.append(_ingest_path(run_state, spec, path, stdin, home))
                 if ticker is not None:
                     ticker.finished(path)
+        failures.record(store, run_state.masker, stream_key, [(r.path, r.error) for r in reports])
     if enricher.geo:
         enricher.geo.close()
     return IngestReport(

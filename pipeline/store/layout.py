@@ -41,6 +41,7 @@ PARQUET = ".parquet"
 JSON = ".json"
 PROGRESS = "progress.json"
 PENDING = "pending.json"
+FAILURES = "failures.json"  # source files the last ingest could not read (``ingest/failures.py``)
 LOCK = "ingest.lock"
 
 _PARTITION = "date="
@@ -134,6 +135,10 @@ def progress(writer: str) -> str:
 
 def pending(writer: str) -> str:
     return f"{STATE}/{writer}/{PENDING}"
+
+
+def failures(writer: str) -> str:
+    return f"{STATE}/{writer}/{FAILURES}"
 
 
 def ingest_lock(writer: str) -> str:

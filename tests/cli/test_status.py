@@ -196,3 +196,29 @@ def test_status_and_metrics_reach_the_store_only_through_pipeline_store(
         code, _, err = invoke(*args, "--config", str(cfg))
         assert code == 0, err
     assert _Watch.seen and not _Watch.violations and not _Watch.inner, (_Watch.violations, _Watch.inner)
+
+
+def test_a_file_every_ingest_fails_on_needs_attention_until_it_is_read(tmp_path: Path) -> None:
+    """A compressed log cut short long ago commits nothing and its lag is unknown: status used to say
+    OK while every run failed on it. The run's failure is recorded (masked: an address in the file's
+    name is its network) and shown for as long as the file is unchanged; a run that reads it clears it."""
+    import gzip
+
+    cfg = setup(tmp_path)
+    whole = gzip.compress(LINE.encode() * 2000)
+    cut = tmp_path / "logs" / "access.log.203.0.113.77.gz"  # (rotated under a name with an address)
+    cut.write_bytes(whole[:40])
+    os.utime(cut, (0, os.stat(cut).st_mtime - 3600))
+    code, out, _ = invoke("ingest", "--config", str(cfg), "--quiet")
+    assert code == 10
+    code, out, err = invoke("status", "--config", str(cfg))
+    assert code == 11 and "its last ingest" in err and "failed and it is unchanged since" in err, err
+    assert "ends early" in err and out.splitlines()[-1].startswith("status: NEEDS ATTENTION")
+    record = (tmp_path / "store" / "_state").rglob("failures.json")
+    assert "203.0.113.77" not in "".join(p.read_text() for p in record)  # masked, as rejects are
+    cut.write_bytes(whole)  # the file is complete now (changed): tried afresh, read, cleared
+    os.utime(cut, (0, os.stat(cut).st_mtime - 3600))
+    assert invoke("status", "--config", str(cfg))[0] == 0  # changed since the failure: not held
+    assert invoke("ingest", "--config", str(cfg), "--quiet")[0] == 0
+    assert invoke("status", "--config", str(cfg))[0] == 0
+    assert [json.loads(p.read_text())["files"] for p in (tmp_path / "store").rglob("failures.json")] == [{}]

@@ -1,0 +1,103 @@
+"""Source files the last ingest could not read to their end, kept for ``hostlogs status``.
+
+A failed source makes the run exit non-zero, but only whoever reads cron's mail learns of it;
+``status`` works from the store and the files, and some failures leave no trace there: a compressed
+log cut short long ago commits nothing, and its lag is unknown without decompressing it, so status
+said OK while every run failed on it. Each run records, for every file it tried, its failure or that
+it had none (``_state/<writer>/failures.json``, written under the ingest lock, atomically). Status
+shows a recorded failure for as long as the file is unchanged (same size and modification time): a
+file that changed since is tried afresh by the next run. Files are known by a keyed digest of their
+absolute path and messages are masked as rejects are: an address in a file's name is not written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from pipeline.ingest import sources
+from pipeline.privacy.digests import stream_digest
+from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.store import layout
+from pipeline.store.commit import Store
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    error: str  # the run's message for the file
+    time: str  # ISO 8601 UTC of the run
+    size: int  # the file as the run found it: a failure holds while these are unchanged
+    mtime_ns: int
+
+    def holds(self, st: os.stat_result) -> bool:
+        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns
+
+
+def load(store: Store) -> dict[str, Failure]:
+    """The recorded failures of the store's writer by file (``_id``; none recorded: empty)."""
+    data = store.read_json(layout.failures(store.writer)) or {}
+    files: dict[str, Any] = (data.get("files") or {}) if data.get("version") == VERSION else {}
+    out = {}
+    for key, entry in files.items():
+        with contextlib.suppress(TypeError, ValueError):  # an entry not of this version: forgotten
+            failure = Failure(**entry)
+            if isinstance(failure.time, str) and isinstance(failure.size, int):
+                out[key] = failure
+    return out
+
+
+def of(failures: dict[str, Failure], stream_key: bytes, path: str) -> Failure | None:
+    """The recorded failure of ``path`` if it still holds (the file is unchanged since)."""
+    failure = failures.get(_id(stream_key, path))
+    st = _stat(path) if failure is not None else None
+    return failure if failure is not None and st is not None and failure.holds(st) else None
+
+
+def record(
+    store: Store, masker: ClientMasker, stream_key: bytes, tried: Iterable[tuple[str, str | None]]
+) -> None:
+    """Record the outcome of every file a run tried: ``(path, error or None)``. A failure is kept
+    until the file is read without one; one no run has tried for a week (a file gone, or no longer
+    a source) is forgotten (call under the ingest lock)."""
+    now = dt.datetime.now(dt.UTC)
+    week_ago = (now - dt.timedelta(days=7)).isoformat(timespec="seconds")
+    known = {k: f for k, f in load(store).items() if f.time >= week_ago}  # (ISO UTC: text order)
+    now_text = now.isoformat(timespec="seconds")
+    stdin = sources.display_name(sources.STDIN)
+    outcomes = {p: e for p, e in tried if p != stdin}
+    texts = mask_text(_series([e or "" for e in outcomes.values()]), masker)
+    for (path, error), text in zip(outcomes.items(), texts, strict=True):
+        st, key = _stat(path), _id(stream_key, path)
+        if error is None or st is None:
+            known.pop(key, None)
+        else:
+            known[key] = Failure(str(text), now_text, st.st_size, st.st_mtime_ns)
+    if known or store.exists(layout.failures(store.writer)):
+        store.write_json(layout.failures(store.writer), {"version": VERSION, "files": _dump(known)})
+
+
+def _series(values: list[str]) -> Any:
+    import polars as pl  # (ingest has it loaded; status, which only reads, does not need it)
+
+    return pl.Series(values, dtype=pl.String)
+
+
+def _id(stream_key: bytes, path: str) -> str:
+    return stream_digest(stream_key, b"failed file", os.path.abspath(path).encode())
+
+
+def _dump(failures: dict[str, Failure]) -> dict[str, dict[str, Any]]:
+    return {p: asdict(f) for p, f in sorted(failures.items())}
+
+
+def _stat(path: str) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None
