@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pipeline.errors import StoreError
 from pipeline.ingest import sources
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.mask import ClientMasker, mask_text
@@ -40,11 +41,16 @@ class Failure:
 
 
 def load(store: Store) -> dict[str, Failure]:
-    """The recorded failures of the store's writer by file (``_id``; none recorded: empty)."""
-    data = store.read_json(layout.failures(store.writer)) or {}
-    files: dict[str, Any] = (data.get("files") or {}) if data.get("version") == VERSION else {}
+    """The recorded failures of the store's writer by file (``_id``; none recorded: empty). The
+    record only informs ``status``: one that is damaged or of another version is taken as empty
+    (the next run writes it anew), never an error that would stop ingest or status."""
+    try:
+        data = store.read_json(layout.failures(store.writer))
+    except StoreError:
+        data = None
+    files = data.get("files") if isinstance(data, dict) and data.get("version") == VERSION else None
     out = {}
-    for key, entry in files.items():
+    for key, entry in (files if isinstance(files, dict) else {}).items():
         with contextlib.suppress(TypeError, ValueError):  # an entry not of this version: forgotten
             failure = Failure(**entry)
             if isinstance(failure.time, str) and isinstance(failure.size, int):
@@ -67,7 +73,8 @@ def record(
     a source) is forgotten (call under the ingest lock)."""
     now = dt.datetime.now(dt.UTC)
     week_ago = (now - dt.timedelta(days=7)).isoformat(timespec="seconds")
-    known = {k: f for k, f in load(store).items() if f.time >= week_ago}  # (ISO UTC: text order)
+    before = load(store)
+    known = {k: f for k, f in before.items() if f.time >= week_ago}  # (ISO UTC: text order)
     now_text = now.isoformat(timespec="seconds")
     stdin = sources.display_name(sources.STDIN)
     outcomes = {p: e for p, e in tried if p != stdin}
@@ -78,7 +85,7 @@ def record(
             known.pop(key, None)
         else:
             known[key] = Failure(str(text), now_text, st.st_size, st.st_mtime_ns)
-    if known or store.exists(layout.failures(store.writer)):
+    if known != before or (known and not store.exists(layout.failures(store.writer))):
         store.write_json(layout.failures(store.writer), {"version": VERSION, "files": _dump(known)})
 
 

@@ -222,3 +222,16 @@ def test_a_file_every_ingest_fails_on_needs_attention_until_it_is_read(tmp_path:
     assert invoke("ingest", "--config", str(cfg), "--quiet")[0] == 0
     assert invoke("status", "--config", str(cfg))[0] == 0
     assert [json.loads(p.read_text())["files"] for p in (tmp_path / "store").rglob("failures.json")] == [{}]
+
+
+def test_a_damaged_failures_record_stops_neither_ingest_nor_status(tmp_path: Path) -> None:
+    """The record only informs status: damaged or of another shape, it is taken as empty and written
+    anew, never an error (exit 6) or an internal error (exit 1) of ingest or status."""
+    cfg = setup(tmp_path)
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    record = tmp_path / "store" / "_state" / "files" / "failures.json"
+    for damaged in ('{"version": 1, "files": {', "", '"x"', "[1]", '{"version": 1, "files": "abc"}',
+                    '{"version": 1, "files": {"k": {"error": 1}}}'):  # fmt: skip
+        record.write_text(damaged)
+        assert invoke("status", "--config", str(cfg))[0] == 0, damaged
+        assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0, damaged
