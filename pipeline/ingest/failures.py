@@ -65,6 +65,12 @@ def of(failures: dict[str, Failure], stream_key: bytes, path: str) -> Failure | 
     return failure if failure is not None and st is not None and failure.holds(st) else None
 
 
+def named(error: str, name: str, masker: ClientMasker) -> str:
+    """A recorded message with the file's masked name in it as the file is named (status prints
+    the names of the files it checks: this one should be found by its name, not by its network)."""
+    return error.replace(str(mask_text(_series([name]), masker)[0]), name)
+
+
 def record(
     store: Store, masker: ClientMasker, stream_key: bytes, tried: Iterable[tuple[str, str | None]]
 ) -> None:

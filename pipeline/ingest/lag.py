@@ -179,7 +179,8 @@ def _file_lag(
             return None
         failure = failures.of(failed, r.stream_key, path) if r is not None else None
         if failure is not None:  # unchanged since: it fails again
-            why = f"its last ingest ({failure.time}) failed and it is unchanged since: {failure.error}"
+            error = failures.named(failure.error, name, r.masker) if r is not None else failure.error
+            why = f"its last ingest ({failure.time}) failed and it is unchanged since: {error}"
             return FileLag(name, size, None, None, error=why, last_run=run)
         if sources.is_compressed(path) or sources.compressed_by_magic(path):
             return FileLag(name, size, None, None, note=COMPRESSED, last_run=run)
