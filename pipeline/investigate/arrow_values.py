@@ -18,9 +18,9 @@ _PLAIN = {"boolean": pa.bool_(), "tinyint": pa.int8(), "smallint": pa.int16(), "
           "varchar": pa.string(), "blob": pa.binary()}  # fmt: skip
 
 
-def fetch_table(rel: Any, limit: int, too_large: Exception) -> pa.Table:
+def fetch_table(rel: Any, limit: int, too_large: Exception, *, typed: bool = False) -> pa.Table:
     """The result of DuckDB relation ``rel`` (``exact``); ``too_large`` raised past ``limit`` bytes."""
-    reader = exact(rel).to_arrow_reader(65_536)
+    reader = exact(rel, typed=typed).to_arrow_reader(65_536)
     batches, size = [], 0
     for batch in reader:
         size += batch.nbytes

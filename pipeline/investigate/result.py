@@ -75,12 +75,13 @@ class MapEntries(list[tuple[Any, Any]]):
     """A MAP value: its (key, value) entries, in order (a list to JSON, ``{k=v}`` as text)."""
 
 
-def exact(rel: R) -> R:
-    """``rel`` with every column Arrow cannot carry exactly cast to DuckDB's text of it.
+def exact(rel: R, *, typed: bool = False) -> R:
+    """``rel`` with every column Arrow cannot carry exactly cast to DuckDB's text of it; ``typed``
+    (an output file, not text) keeps a list of JSON a list (Arrow carries it; only its text differs).
 
     Columns are taken by position (``#n``), so names stay as they were, repeated ones included.
     """
-    inexact = {i for i, t in enumerate(rel.types) if _inexact(t)}
+    inexact = {i for i, t in enumerate(rel.types) if _inexact(t, json_lists=not typed)}
     if not inexact:
         return rel
     picks = []
@@ -90,14 +91,19 @@ def exact(rel: R) -> R:
     return cast(R, rel.query("_hostlogs_result", f"SELECT {', '.join(picks)} FROM _hostlogs_result"))
 
 
-def _inexact(t: Any, nested: bool = False) -> bool:
+def _inexact(t: Any, nested: bool = False, json_lists: bool = True) -> bool:
     """Whether a DuckDB type is, or holds, one of ``_INEXACT``: walked by type, never by its text (a
     struct field or an enum label may be called BIT). A TIME inside a nested value too: 24:00:00
-    becomes Python's 00:00:00 there, where only a top-level column can be mended (``_midnight``)."""
+    becomes Python's 00:00:00 there, where only a top-level column can be mended (``_midnight``).
+    And a list of JSON: DuckDB writes JSON inside a list as it is, inside a struct or map quoted, and
+    its values reach Python as plain strings (a type's own name, JSON, is no label)."""
     if t.id in _INEXACT or (nested and t.id in ("time", "time_ns")):
         return True
     # children: (name, type) pairs; an array's size and an enum's labels are no types
-    return t.id in _NESTED and any(hasattr(c, "id") and _inexact(c, nested=True) for _, c in t.children)
+    types = [c for _, c in t.children if hasattr(c, "id")] if t.id in _NESTED else []
+    if json_lists and t.id in ("list", "array") and any(str(c) == "JSON" for c in types):
+        return True
+    return any(_inexact(c, nested=True, json_lists=json_lists) for c in types)
 
 
 def native(rel: _Relation) -> bool:

@@ -266,7 +266,7 @@ class Sandbox:
                 return result
         from pipeline.investigate.arrow_values import fetch_table
 
-        return fetch_table(rel, self._result_limit, self._too_large())
+        return fetch_table(rel, self._result_limit, self._too_large(), typed=arrow)
 
     def _too_large(self) -> QueryLimitError:
         return QueryLimitError(

@@ -150,6 +150,9 @@ INEXACT = [
     "[TIME '24:00:00', NULL]", "{'a': TIME '24:00:00'}", "[0.1::FLOAT]", "MAP {TIME '24:00:00': 0.1::FLOAT}",
     "{'f': [(1 / 3)::FLOAT]}", "'10:00:00.5'::TIME", "TIMESTAMP '2020-01-01 10:00:00.12'",
     "[TIMESTAMP '2020-01-01 10:00:00.5']", "TIMESTAMP '2020-01-01 10:00:00.000100'",
+    # JSON in a list is written as it is, in a struct or map quoted (DuckDB's rule)
+    "['{\"a\": 1}'::JSON, NULL]", "[['[1, 2]'::JSON]]", "{'k': '[1]'::JSON, 'l': ['{}'::JSON]}",
+    "MAP {'a': '[1]'::JSON}", "'{\"a\": [1]}'::JSON",
 ]  # fmt: skip
 
 
@@ -181,6 +184,14 @@ def test_values_arrow_cannot_carry_are_duckdb_s_text(sample_store: Path, tmp_pat
                                   f"SELECT {scalars}"])  # fmt: skip
     assert r.exit_code == 0, r.stderr
     assert list(pq.read_table(out).to_pylist()[0].values()) == list(expected[:8])
+    # a list of JSON is written as DuckDB writes it as text, and stays a list in a Parquet file
+    json_list = "SELECT ['{\"a\": 1}'::JSON, NULL] AS l"
+    assert render.render(session.run(sample_store, json_list, case="P-1"), "csv") == 'l\n"[{""a"": 1}, NULL]"'
+    r = CliRunner().invoke(main, ["query", "--store", str(sample_store), "--case", "P-1", "--output",
+                                  str(tmp_path / "j.parquet"), json_list])  # fmt: skip
+    assert r.exit_code == 0 and pq.read_table(tmp_path / "j.parquet").to_pylist() == [
+        {"l": ['{"a": 1}', None]}
+    ]
 
 
 def test_investigating_one_address_loads_no_column_engine(sample_store: Path) -> None:
