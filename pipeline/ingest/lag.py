@@ -177,8 +177,8 @@ def _file_lag(
         size = os.path.getsize(path)
         if r is not None and same_file_as(r, path) is not None:
             return None
-        failure = failures.of(failed, r.stream_key, path) if r is not None else None
-        if failure is not None and r is not None:  # unchanged since: it fails again
+        if r is not None and (failure := failures.of(failed, r.stream_key, path)) is not None:
+            # the last run failed on it and it is unchanged since: it fails again
             error = failures.named(failure.error, name, r.masker)
             why = f"its last ingest ({failure.time}) failed and it is unchanged since: {error}"
             return FileLag(name, size, None, None, error=why, last_run=run)

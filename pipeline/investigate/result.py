@@ -124,7 +124,8 @@ def fetch_rows(
     None when a date is 9999-12-31 or 0001-01-01 (how DuckDB hands over the infinities) or is beyond
     Python's dates: the caller fetches the result through Arrow (the query runs twice, rarely).
     """
-    types = [t.id for t in rel.types]
+    duck_types = tuple(rel.types)
+    types = [t.id for t in duck_types]
     dates = [i for i, t in enumerate(types) if t == "date"]
     texts = [i for i, t in enumerate(types) if t in _TEXT]
     width = sum(_NATIVE[t] for t in types)
@@ -148,7 +149,7 @@ def fetch_rows(
         if not complete and getattr(con, "abort", None) is not None:  # a result left unread holds
             with contextlib.suppress(Exception):  # the connection (DuckDB 2)
                 con.abort()  # type: ignore[attr-defined]
-    return QueryResult(rel.columns, rows, types=tuple(rel.types))
+    return QueryResult(rel.columns, rows, types=duck_types)
 
 
 def _text_bytes(chunk: list[tuple[Any, ...]], texts: list[int]) -> int:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # imported where used: commands that only read manifests, and
 from pipeline.errors import StoreError, UsageError, store_error
 from pipeline.store import catalogue, layout
 from pipeline.store.fs import LocalFS, Payload, StoreFS
+from pipeline.store.schema import DATE, arrow_schema
 
 Key = str | os.PathLike[str]
 
@@ -135,11 +136,11 @@ class StoreFiles:
         import pyarrow as pa
         import pyarrow.dataset as ds
 
-        date = pa.field("date", pa.date32())  # the hive partition column of ``date=YYYY-MM-DD`` folders
+        date = arrow_schema([DATE])  # the hive partition column of ``date=YYYY-MM-DD`` folders
         afs, base = self.fs.arrow()
         return ds.dataset(
-            [f"{base}/{k}" for k in keys], schema=pa.schema([*schema, date]), format=fmt or "parquet",
-            filesystem=afs, partitioning=ds.partitioning(pa.schema([date]), flavor="hive"),
+            [f"{base}/{k}" for k in keys], schema=pa.schema([*schema, *date]), format=fmt or "parquet",
+            filesystem=afs, partitioning=ds.partitioning(date, flavor="hive"),
             partition_base_dir=f"{base}/{table}",
         )  # fmt: skip
 

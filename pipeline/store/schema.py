@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class Column(NamedTuple):
     name: str
-    type: str  # DuckDB's name of the type (``ARROW_TYPES`` maps it to the writers' Arrow type)
+    type: str  # DuckDB's name of the type (``arrow_type`` maps it to the writers' Arrow type)
     nullable: bool = True
 
 
