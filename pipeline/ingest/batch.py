@@ -200,7 +200,7 @@ def _write_batch(
         size = r.store.write_bytes(rel, payload)
         written.append({"path": rel, "rows": n_rows, "bytes": size})
     if has_rejects:
-        table = _rejects_table(prepared.reject_frame, src.path, batch, now)
+        table = _rejects_table(prepared.reject_frame, sources.stored_name(src.path, r.masker), batch, now)
         size = r.store.write_parquet(reject_file, table)
         written.append({"path": reject_file, "rows": table.num_rows, "bytes": size})
     tail_digest = r.digest(b"tail", tail[1]) if tail and ident else None
@@ -213,7 +213,8 @@ def _write_batch(
         "hostlogs": __version__,
         "server": r.cfg.server,
         "source": {
-            "path": sources.display_name(src.path),
+            "path": sources.stored_name(src.path, r.masker),
+            "path_id": r.path_id(src.path) if ident else None,  # (stdin has no file to find again)
             "fingerprint": ident[0] if ident else None,
             "fingerprint_bytes": ident[1] if ident else 0,
             "content": src.content,
@@ -309,11 +310,11 @@ def _sort_key(rows: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     return key, domain
 
 
-def _rejects_table(rejects: pl.DataFrame, path: str, batch: str, now: datetime) -> pa.Table:
+def _rejects_table(rejects: pl.DataFrame, name: str, batch: str, now: datetime) -> pa.Table:
     n = rejects.height
     frame = rejects.with_columns(
         ingested_at=pl.lit(now).cast(pl.Datetime("us", "UTC")),
-        source=pl.lit(sources.display_name(path)),
+        source=pl.lit(name),
         batch=pl.lit(batch),
     ).select(REJECTS.names)
     assert frame.height == n

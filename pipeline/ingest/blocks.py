@@ -7,9 +7,12 @@ lines too long to load whole, skipped chunk by chunk with their first bytes kept
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import select
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -299,3 +302,20 @@ class Prefixed:
             self._pos += len(out)
             return out
         return self._stream.read(n)
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Callable[[], bool]]:
+    """SIGTERM/SIGHUP (Apache restarting its piped loggers) ask for a clean flush-and-exit."""
+    flag = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag.is_set
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig in previous:
+        signal.signal(sig, lambda *_: flag.set())
+    try:
+        yield flag.is_set
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -58,7 +58,7 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
         if length not in heads:
             heads[length] = sources.read_head(path, length, final=True)
         head = heads[length]
-        ours = src.get("path") == name
+        ours = _named(src, path, name, stream_key)
         if head is not None and not ours:
             if src.get("content"):
                 ours = digests.stream_digest(stream_key, b"content", head) == src["content"]
@@ -76,14 +76,15 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
     rotated ``access_log.1.gz`` is the stream once read as ``access_log`` and the new ``access_log``
     is not. Batches of an older hostlogs (no keyed fingerprint) match by the name they were read as."""
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
-    key = keystore.stream_key() if keystore.has_stream_key() and Path(path).is_file() else None
+    stream_key = keystore.stream_key() if keystore.has_stream_key() else None
+    key = stream_key if Path(path).is_file() else None  # (a file gone is matched by its name)
     scope = sources.stream_scope(path).encode()
     name = sources.display_name(path)
     heads: dict[int, bytes | None] = {}
 
     def ours(src: dict[str, Any]) -> bool:
         if key is None or not src.get("keyed") or not src.get("fingerprint"):
-            return bool(src.get("path") == name)
+            return _named(src, path, name, stream_key)
         length = int(src.get("fingerprint_bytes") or 0)
         if length not in heads:
             heads[length] = sources.read_head(path, length, final=True)
@@ -92,6 +93,14 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
         return head is not None and digests.stream_digest(key, b"scope", scope, head) == base
 
     return ours
+
+
+def _named(src: dict[str, Any], path: str, name: str, stream_key: bytes | None) -> bool:
+    """Was a batch read from the file at ``path`` (by its name: ``path_id``, or the name itself
+    in batches of an older hostlogs, which did not mask names)?"""
+    if src.get("path_id"):
+        return stream_key is not None and sources.path_id(stream_key, path) == src["path_id"]
+    return bool(src.get("path") == name)
 
 
 def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, Any]) -> BatchProof:

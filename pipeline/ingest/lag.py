@@ -119,14 +119,19 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     matched = [
         (spec, source_glob(spec), sources.expand_source(source_glob(spec), spec.olddir)) for spec in specs
     ]
-    runs = last_runs(store, {sources.display_name(p) for _, _, paths in matched for p, _ in paths})
+    # how manifests name each file: its path_id, or (those of an older hostlogs) its name
+    names: dict[str, tuple[str, ...]] = {}
+    for _, _, paths in matched:
+        for p, _ in paths:
+            shown = sources.display_name(p)
+            names[p] = (shown,) if state is None else (state.path_id(p), shown)
+        if state is not None:
+            state.know_files(paths)
+    runs = last_runs(store, names)
     failed = failures.load(store)
     out = []
     for _, pattern, paths in matched:
-        files = [
-            _file_lag(cfg, state, progress, p, home, runs.get(sources.display_name(p)), failed)
-            for p, home in paths
-        ]
+        files = [_file_lag(cfg, state, progress, p, home, runs.get(p), failed) for p, home in paths]
         found = [f for f in files if f is not None]
         error = None if paths else f"no file matches {pattern} (collection has stopped: fix the path)"
         out.append(
@@ -203,16 +208,19 @@ def _file_lag(
         return FileLag(name, None, None, None, error=f"cannot read {name}: {why}", last_run=run)
 
 
-def last_runs(store: Store, paths: set[str]) -> dict[str, LastRun]:
-    """The last run of each file in ``paths`` (as manifests name them), newest manifests first."""
+def last_runs(store: Store, names: dict[str, tuple[str, ...]]) -> dict[str, LastRun]:
+    """The last run of each file of ``names`` (file -> how its manifests may name it: ``path_id``,
+    or ``path`` in those of an older hostlogs), newest manifests first."""
+    owner = {name: path for path, given in names.items() for name in given}
     found: dict[str, dict[str, Any]] = {}
     done: set[str] = set()
     for key in reversed(store.manifest_keys(DEFAULT_WRITER)):
-        if done >= paths:
+        if len(done) == len(names):
             break
         manifest = store.read_json(key) or {}
-        path = (manifest.get("source") or {}).get("path")
-        if path not in paths or path in done:
+        src = manifest.get("source") or {}
+        path = owner.get(str(src.get("path_id") or src.get("path")))
+        if path is None or path in done:
             continue
         acc = found.get(path)
         if acc is None:

@@ -6,13 +6,17 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pipeline.errors import HostlogsError
+from pipeline.ingest import sources
 from pipeline.privacy import digests, keys
+from pipeline.privacy.truncate import Truncator
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.progress import Progress
 
 
-def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, progress: Progress) -> int:
+def migrate_store(
+    store: Store, keystore: keys.KeyStore, stream_key: bytes, progress: Progress, truncator: Truncator
+) -> int:
     """Replace the unkeyed digests of an older hostlogs by keyed ones, in place (call under the lock).
 
     Manifests: the SHA-256 of a batch's raw bytes (``source.sha256``) becomes the keyed digest a new
@@ -23,6 +27,8 @@ def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, prog
     file is rewritten atomically; a crash leaves each manifest old or new, and the next run goes on.
     Runs once per store (``layout.MIGRATION_MARKER`` marks it done); returns how many files changed.
     """
+    if _mask_names(progress, stream_key, truncator):
+        store.write_json(layout.progress(store.writer), progress.to_json())
     if store.exists(layout.MIGRATION_MARKER):
         return 0
     changed = 0
@@ -53,6 +59,17 @@ def migrate_store(store: Store, keystore: keys.KeyStore, stream_key: bytes, prog
             layout.MIGRATION_MARKER,
             {"version": 1, "migrated": datetime.now(UTC).isoformat(), "files": changed},
         )
+    return changed
+
+
+def _mask_names(progress: Progress, stream_key: bytes, truncator: Truncator) -> bool:
+    """Streams recorded before file names were masked: an address in the name masked, the file
+    known by its ``path_id`` instead (``RunState.recorded_file``). Whether any changed."""
+    changed = False
+    for state in progress.streams.values():
+        if state.path_id is None and (shown := sources.stored_name(state.path, truncator)) != state.path:
+            state.path, state.path_id = shown, sources.path_id(stream_key, state.path)
+            changed = True
     return changed
 
 

@@ -8,13 +8,11 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import signal
 import sys
-import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, cast
@@ -23,7 +21,7 @@ from pipeline.config import Config, IngestConfig, SourceConfig
 from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
 from pipeline.ingest import failures, formats, sources
 from pipeline.ingest.batch import Source, Tally, consume
-from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks
+from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks, stop_signals
 from pipeline.ingest.directives import state_before
 from pipeline.ingest.formats import scanner
 from pipeline.ingest.migrate import migrate_store
@@ -149,15 +147,16 @@ def run(
     stream_key = keystore.stream_key()
     with store.lock(cfg.ingest.lock_wait):
         committed = store.recover()  # not "progress": that name is the caller's callback
-        migrate_store(store, keystore, stream_key, committed)
+        masker = privacy.ClientMasker(
+            cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix, enricher if enricher.active else None
+        )
+        migrate_store(store, keystore, stream_key, committed, masker)
         check_privacy_record(store, cfg, accept_change=accept_privacy_change)  # before any row
         run_state = RunState(
             cfg=cfg,
             store=store,
             progress=committed,
-            masker=privacy.ClientMasker(
-                cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix, enricher if enricher.active else None
-            ),
+            masker=masker,
             run_id=uuid.uuid4().hex[:12],
             sensitive_regex=privacy.sensitive_param_regex(cfg.privacy.sensitive_params),
             final=final,
@@ -167,9 +166,11 @@ def run(
         )
         ticker = _Ticker(progress) if progress is not None else None
         run_state.on_read = ticker.read if ticker is not None else None
-        for spec in specs:
-            pattern = source_glob(spec)
-            paths = sources.expand_source(pattern, spec.olddir)
+        matched = [(spec, source_glob(spec)) for spec in specs]
+        expanded = [(spec, pattern, sources.expand_source(pattern, spec.olddir)) for spec, pattern in matched]
+        for _, _, paths in expanded:  # every file first: a stream's file may be another source's
+            run_state.know_files(paths)
+        for spec, pattern, paths in expanded:
             if not paths:
                 # a source that names nothing is how collection stops unnoticed (a moved log, a
                 # typo in a glob): a failed source, which makes the run exit non-zero
@@ -305,7 +306,7 @@ def _ingest_stdin(r: RunState, spec: SourceConfig, stdin: BinaryIO) -> SourceRep
         fd: int | None = stdin.fileno()
     except (OSError, AttributeError, ValueError):
         fd = None  # an in-memory stream (tests, embedding): read it to the end
-    with _stop_signals() as stopped:
+    with stop_signals() as stopped:
         if fd is None:
             piped = Prefixed(stdin, formats.DETECT_SAMPLE_BYTES)
             blocks = iter_blocks(
@@ -348,23 +349,6 @@ def _read_failed(report: SourceReport, exc: SourceError, ing: IngestConfig) -> S
         wait = f"waiting: the compressed file ends early, written {age:.0f} s ago (still being compressed?)"
         return replace(report, note="; ".join(n for n in (report.note, wait) if n))
     return replace(report, error="; ".join(e for e in (report.error, str(exc)) if e))
-
-
-@contextlib.contextmanager
-def _stop_signals() -> Iterator[Callable[[], bool]]:
-    """SIGTERM/SIGHUP (Apache restarting its piped loggers) ask for a clean flush-and-exit."""
-    flag = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag.is_set
-        return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    for sig in previous:
-        signal.signal(sig, lambda *_: flag.set())
-    try:
-        yield flag.is_set
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _domain_for(spec: SourceConfig, path: str) -> str | None:

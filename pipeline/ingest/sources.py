@@ -24,6 +24,8 @@ import pyarrow as pa
 from isal import igzip, isal_zlib
 
 from pipeline.errors import SourceCutShort, SourceError
+from pipeline.privacy.digests import stream_digest
+from pipeline.privacy.truncate import Truncator, mask_value
 
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 4096  # the bytes before a committed offset whose keyed digest is checked on resume
@@ -339,3 +341,16 @@ def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
 
 def display_name(path: str) -> str:
     return "<stdin>" if path == STDIN else str(Path(path))
+
+
+def stored_name(path: str, truncator: Truncator) -> str:
+    """A file's name as the store, the state and the metrics keep it: every address in it masked
+    (``access.log.203.0.113.77`` is a name logrotate setups use). What ingest needs to find the
+    file again is its ``path_id``."""
+    return mask_value(display_name(path), truncator)
+
+
+def path_id(stream_key: bytes, path: str) -> str:
+    """A file's absolute path as a keyed digest: how state and manifests know which file it was
+    without keeping a name that may hold an address (``stored_name``)."""
+    return stream_digest(stream_key, b"path", os.path.abspath(path).encode())

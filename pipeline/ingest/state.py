@@ -6,11 +6,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import Config
+from pipeline.ingest import sources
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher
 from pipeline.store.commit import Store
-from pipeline.store.progress import Progress
+from pipeline.store.progress import Progress, StreamState
 
 
 @dataclass
@@ -31,6 +32,7 @@ class RunState:
     bytes_read: int = 0
     on_read: Callable[[int], None] | None = None  # told each committed batch's bytes (progress)
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)  # files read this run
+    files: dict[str, str] = field(default_factory=dict)  # the run's source files by ``path_id``
     _checkpoints: dict[str, list[tuple[int, int, str]]] | None = None
     _content: tuple[int, dict[str, list[str]]] | None = None
 
@@ -43,6 +45,29 @@ class RunState:
                     index.setdefault(st.content, []).append(k)
             self._content = (self.progress.seq, index)
         return self._content[1]
+
+    def know_files(self, paths: list[tuple[str, str]]) -> None:
+        """The source files this run matched (``expand_source``'s pairs), so ``recorded_file`` can
+        name a stream's file from its digest."""
+        self.files.update((self.path_id(p), p) for p, _ in paths if p != sources.STDIN)
+
+    def path_id(self, path: str) -> str:
+        return sources.path_id(self.stream_key, path)
+
+    def recorded_file(self, state: StreamState) -> str | None:
+        """The file a stream was last read from, when it can be named: its name as recorded when no
+        address was masked in it, else the matched source file with its ``path_id``."""
+        if state.path_id is None:  # recorded before names were masked: the name as it was
+            return state.path
+        if self.path_id(state.path) == state.path_id:
+            return state.path
+        return self.files.get(state.path_id)
+
+    def is_recorded_name(self, state: StreamState, path: str) -> bool:
+        """Was the stream last read from the file at ``path``?"""
+        if state.path_id is None:
+            return state.path == sources.display_name(path)
+        return state.path_id == self.path_id(path)
 
     def digest(self, *parts: bytes) -> str:
         return digests.stream_digest(self.stream_key, *parts)

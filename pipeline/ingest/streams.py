@@ -219,7 +219,7 @@ def _renamed_from(
             state = streams[cand]
             if state.fp_len != length or not state.tail:
                 continue
-            if state.path != sources.display_name(path) and _still_holds(r, cand, state):
+            if not r.is_recorded_name(state, path) and _still_holds(r, cand, state):
                 continue
             opened = _open_at(r, path, cand, state)
             if not isinstance(opened, _Open):
@@ -234,14 +234,19 @@ def _renamed_from(
 
 
 def _still_holds(r: RunState, key: str, state: StreamState) -> bool:
-    """Does the file a stream was last read from still hold that stream (same content up to its offset)?"""
+    """Does the file a stream was last read from still hold that stream (same content up to its offset)?
+
+    A file this run cannot name (recorded under a masked name, and no longer among the source's
+    files) holds it no longer: it was moved away, which is what a rename is.
+    """
+    recorded = r.recorded_file(state)
     try:
-        if not os.path.isfile(state.path):
+        if recorded is None or not os.path.isfile(recorded):
             return False
-        head = sources.read_head(state.path, state.fp_len, final=True)
+        head = sources.read_head(recorded, state.fp_len, final=True)
         if head is None or r.digest(b"content", head) != state.content:
             return False
-        opened = _open_at(r, state.path, key, state)
+        opened = _open_at(r, recorded, key, state)
     except (HostlogsError, OSError):
         return False
     if isinstance(opened, _Open):

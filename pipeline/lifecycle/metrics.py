@@ -9,7 +9,7 @@ every run measures again. The other commands' series are kept as they were.
 The file is written atomically (a temporary name in the same directory that does not end in
 ``.prom``, so the collector never reads a half-written file; fsync; rename), mode 0644 so that
 node_exporter, which usually runs as another user, can read it. Labels: ``command``, ``source`` (a
-log file's path, never a client), ``pattern`` (a ``[[sources]]`` glob) and ``reason`` (a reject
+log file's path, an address in it masked), ``pattern`` (a ``[[sources]]`` glob) and ``reason`` (a reject
 reason). Nothing here holds an address: the counts come from the manifests and the progress state.
 """
 
@@ -29,6 +29,7 @@ from pipeline.config import Config
 from pipeline.errors import ConfigError, HostlogsError
 from pipeline.lifecycle import status as store_status
 from pipeline.lifecycle.holds import active_holds
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
@@ -115,11 +116,22 @@ def measure(cfg: Config, store: Store, run: Run) -> Series:
 def _store_series(cfg: Config, store: Store, run: Run) -> Series:
     """What the store says: this ingest's counts, lags, size, days, horizon, held partitions."""
     out: Series = {}
+    # file names and globs as the store shows them: an address in one masked (two files can then
+    # share a label: their figures add up)
+    shown = Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
+    lags: dict[str, int | None] = {}
+    for path, lag in run.lags.items():
+        name = mask_value(path, shown)
+        before = lags.get(name, 0)
+        lags[name] = None if lag is None or before is None else before + lag
     if run.command == "ingest":
-        out.update(ingest_counts(store, run.started, run.lags))
+        out.update(ingest_counts(store, run.started, lags, shown))
     if run.lags or run.matched:
-        out["hostlogs_source_lag_bytes"] = {_src(p): float(v) for p, v in run.lags.items() if v is not None}
-        out["hostlogs_source_files_matched"] = {(("pattern", p),): float(n) for p, n in run.matched.items()}
+        out["hostlogs_source_lag_bytes"] = {_src(p): float(v) for p, v in lags.items() if v is not None}
+        matched = Counter({mask_value(p, shown): 0 for p in run.matched})
+        for pattern, n in run.matched.items():
+            matched[mask_value(pattern, shown)] += n
+        out["hostlogs_source_files_matched"] = {(("pattern", p),): float(n) for p, n in matched.items()}
     if store.is_folder(""):
         usage = store_status.store_usage(store)
         today = dt.datetime.now(dt.UTC).date()
@@ -134,7 +146,9 @@ def _store_series(cfg: Config, store: Store, run: Run) -> Series:
     return out
 
 
-def ingest_counts(store: Store, since: dt.datetime, files: Mapping[str, int | None]) -> Series:
+def ingest_counts(
+    store: Store, since: dt.datetime, files: Mapping[str, int | None], shown: Truncator
+) -> Series:
     """Per file: lines, rows, rejects by reason and bytes of the batches committed since ``since``.
 
     From the manifests of the cron writer and of this process's piped writer; configured files that
@@ -152,7 +166,7 @@ def ingest_counts(store: Store, since: dt.datetime, files: Mapping[str, int | No
             if created is None or created < since:
                 break
             src = manifest.get("source") or {}
-            path = str(src.get("path", ""))
+            path = mask_value(str(src.get("path", "")), shown)  # (an older hostlogs did not mask)
             lines[path] += int(manifest.get("lines") or 0)
             rows[path] += int(manifest.get("rows") or 0)
             data[path] += int(src.get("end") or 0) - int(src.get("start") or 0)

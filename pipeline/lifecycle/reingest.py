@@ -29,6 +29,7 @@ from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store.catalogue import Catalogue
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
@@ -74,17 +75,19 @@ def unload_source(
         raise UsageError("--reingest cannot re-read stdin: its lines are gone once read")
     store = Store.existing(cfg.store, DEFAULT_WRITER, ingested=True)
     case, request = audit.check_authority(case, request, "ingest --reingest")
-    params = {"source": source}
+    # the file's name as the store shows it (manifests, rejects): an address in it masked
+    shown = mask_value(source, Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix))
+    params = {"source": shown}
     with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
         with store.lock(wait):
             progress = store.recover()
-            report = _plan(store, source, belongs)
+            report = _plan(store, shown, belongs)
             if report.files:
                 record = {
                     "operation": "reingest",
                     "created": deletions.now(),
                     "hostlogs": __version__,
-                    "reingest": source,
+                    "reingest": shown,
                     "reset_streams": list(report.streams),
                 }
                 store.swap(progress, list(report.files), {}, record)

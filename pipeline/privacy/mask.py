@@ -31,8 +31,7 @@ REDACTED = "REDACTED"
 # * scrubbed: masked and sensitive parameters REDACTED (``scrub_params_and_text``);
 # * validated: a fixed shape (``VALID``) or NULL; text that does not fit goes to a masked column;
 # * derived: computed by hostlogs (networks, GeoIP names, batch ids), never text from the log;
-# * operator: from the configuration (the source's file name), never from the log.
-TextClass = Literal["masked", "scrubbed", "validated", "derived", "operator"]
+TextClass = Literal["masked", "scrubbed", "validated", "derived"]
 STRING_COLUMNS: dict[str, dict[str, TextClass]] = {
     "pageviews": {
         "domain": "masked",  # %v/%V/Host header: a vhost can be an IP literal
@@ -53,7 +52,8 @@ STRING_COLUMNS: dict[str, dict[str, TextClass]] = {
         "upstream": "masked",  # backends are often named by address:port
         "edge_location": "masked",
     },
-    "rejects": {"source": "operator", "reason": "validated", "line": "masked", "batch": "derived"},
+    # the log file's name (``sources.stored_name``): operators name files and directories by address
+    "rejects": {"source": "masked", "reason": "validated", "line": "masked", "batch": "derived"},
 }
 METHOD_RE = r"^[A-Za-z][A-Za-z_-]*$"
 PROTOCOL_RE = r"^HTTP/[0-9](?:\.[0-9])?$"  # HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/2.0, HTTP/3 ...

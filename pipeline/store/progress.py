@@ -20,7 +20,7 @@ class StreamState:
 
     fp_len: int
     offset: int
-    path: str
+    path: str  # the file last read, as shown (``sources.stored_name``: an address in it masked)
     updated: str
     # keyed fingerprints (see ingest._identify): of the first fp_len bytes without the name's scope,
     # and of the ``tail_bytes`` bytes just before ``offset`` (checked on resume); legacy: the key is a
@@ -29,6 +29,9 @@ class StreamState:
     tail: str | None = None
     tail_bytes: int = 0
     legacy: bool = False
+    # a keyed digest of that file's absolute path (``sources.path_id``): how ingest finds the file
+    # again when its name held an address; None in states recorded before names were masked
+    path_id: str | None = None
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Progress:
                 tail=src.get("tail"),
                 tail_bytes=src.get("tail_bytes", 0),
                 legacy=bool(src.get("legacy_fingerprint")),
+                path_id=src.get("path_id"),
             )
         for old in src.get("replaces", []):  # a short fingerprint upgraded to a full one
             if old != key:

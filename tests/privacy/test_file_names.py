@@ -1,0 +1,124 @@
+"""A log file whose name (or directory) holds an IP address: the name is the operator's, but the
+promise is "no full address in any byte the tool writes". Manifests, the rejects' ``source``, the
+progress state, the audit trail, the deletion records and the metrics show it masked; ingest finds
+the file again by a keyed digest of its path, so exactly-once holds as for any other name.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from pipeline.store import layout
+from pipeline.store.commit import DEFAULT_WRITER
+from tests.cli.test_cli import invoke
+from tests.conftest import ingest_paths, store_rejects, store_rows
+
+SERVER = "203.0.113.77"  # a directory per server address, as some hosting setups name them
+NAMES = ("access.log.198.51.100.23", "access.log.2001:db8::17")
+SECRETS = ("203.0.113.77", "198.51.100.23", "2001:db8::17")
+
+
+def line(n: int) -> str:
+    return f'192.0.2.{n % 200 + 1} - - [10/Oct/2026:13:55:{n % 60:02d} +0000] "GET /l{n} HTTP/1.1" 200 {n}\n'
+
+
+def needles() -> set[bytes]:
+    out = set()
+    for s in SECRETS:
+        addr = ipaddress.ip_address(s)
+        out |= {s.encode(), addr.exploded.encode()}
+    return out
+
+
+def written(root: Path, skip: set[Path]) -> dict[Path, bytes]:
+    return {
+        f: f.read_bytes() for f in root.rglob("*") if f.is_file() and not any(s in f.parents for s in skip)
+    }
+
+
+def test_an_address_in_a_file_name_reaches_no_byte_the_tool_writes(tmp_path: Path) -> None:
+    logs = tmp_path / "logs" / SERVER
+    logs.mkdir(parents=True)
+    (logs / NAMES[0]).write_text("".join(line(n) for n in range(3)) + "nonsense\n")
+    (logs / NAMES[1]).write_text("".join(line(n) for n in range(10, 14)))
+    prom = tmp_path / "prom" / "hostlogs.prom"
+    prom.parent.mkdir()
+    cfg = tmp_path / "hostlogs.toml"
+    cfg.write_text(
+        f'store = "{tmp_path / "store"}"\n[[sources]]\npath = "{logs}/access.log*"\ndomain = "example.test"\n'
+        f'[ingest]\nmax_reject_rate = 0.5\n[metrics]\ntextfile = "{prom}"\n'
+    )
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    # rotation: the first log renamed, a new one under its name; both read on where they were
+    with (logs / NAMES[0]).open("a") as f:
+        f.write(line(3))
+    os.rename(logs / NAMES[0], logs / f"{NAMES[0]}.1")
+    (logs / NAMES[0]).write_text(line(20) + line(21))
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    assert invoke("status", "--config", str(cfg))[0] == 0
+    reingest = ("ingest", "--config", str(cfg), "--reingest", str(logs / NAMES[1]), "--case", "C-1")
+    code, out, err = invoke(*reingest, "--final", "--quiet", "--reason", "check")
+    assert code == 0, (out, err)
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+
+    store = tmp_path / "store"
+    got = Counter(str(r["path"]) for r in store_rows(store))
+    assert got == Counter(f"/l{n}" for n in (0, 1, 2, 3, 10, 11, 12, 13, 20, 21))  # nothing lost or doubled
+    files = written(tmp_path, skip={tmp_path / "logs"})
+    files.pop(cfg)  # the operator's own config names the directory
+    assert any("manifests" in str(f) for f in files) and prom in files
+    assert any(f.name == "audit.jsonl" for f in files) and any(f.name == "progress.json" for f in files)
+    for f, data in files.items():
+        for needle in needles():
+            assert needle not in data, (f, needle)
+    # the names are shown masked, where the store shows them at all
+    [reject] = store_rejects(store)
+    assert reject["source"] == f"{logs.parent}/203.0.113.0/24/access.log.198.51.100.0/24"
+    assert f'source="{logs.parent}/203.0.113.0/24/access.log.2001:db8::/48"' in prom.read_text()
+
+
+@pytest.mark.parametrize("named_by", ["site", "address"])
+def test_logs_that_start_identically_stay_apart_whatever_their_names(tmp_path: Path, named_by: str) -> None:
+    """Two logs with the same first lines in directories whose names mask to the same text
+    (203.0.113.77 and 203.0.113.78 are both 203.0.113.0/24): the second is no rename of the first,
+    because ingest tells their files apart by their keyed path digests, not by the masked names."""
+    dirs = ("a.example", "b.example") if named_by == "site" else ("203.0.113.77", "203.0.113.78")
+    first = "".join(line(n) for n in range(3))  # all of the first log: the second's first bytes
+    logs = [tmp_path / d / "access_log" for d in dirs]
+    for log, more in zip(logs, ("", line(100) + line(101)), strict=True):
+        log.parent.mkdir()
+        log.write_text(first + more)
+    store = tmp_path / "store"
+    assert [s.rows for s in ingest_paths(store, [logs[0]]).sources] == [3]
+    assert [s.rows for s in ingest_paths(store, logs).sources] == [0, 5]
+    with logs[0].open("a") as f:
+        f.write(line(7))
+    assert [s.rows for s in ingest_paths(store, logs).sources] == [1, 0]
+    assert len(store_rows(store)) == 9
+
+
+def test_a_state_recorded_with_an_unmasked_name_is_masked_and_still_resumes(tmp_path: Path) -> None:
+    """A progress state of a hostlogs that did not mask names: the next run masks it and reads on
+    from its offset (the file neither read again nor taken for another)."""
+    log = tmp_path / SERVER / "access.log"
+    log.parent.mkdir()
+    log.write_text("".join(line(n) for n in range(4)))
+    store = tmp_path / "store"
+    ingest_paths(store, [log])
+    state_file = store / layout.progress(DEFAULT_WRITER)
+    state = json.loads(state_file.read_text())
+    for stream in state["streams"].values():  # as an older hostlogs wrote it
+        stream["path"] = str(log)
+        stream.pop("path_id")
+    state_file.write_text(json.dumps(state))
+    with log.open("a") as f:
+        f.write(line(4))
+    assert [s.rows for s in ingest_paths(store, [log]).sources] == [1]
+    assert len(store_rows(store)) == 5
+    assert SERVER.encode() not in state_file.read_bytes()
