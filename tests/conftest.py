@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import os
 import re
 from pathlib import Path
 
@@ -17,6 +18,14 @@ ROOT = Path(__file__).resolve().parent.parent
 THIRD_PARTY = ROOT / "tests" / "data" / "third_party"  # copied with licences; see its README
 THIRD_PARTY_LOGS = THIRD_PARTY / "logs"
 LICENSE_NAMES = {"LICENSE", "LICENSE.txt", "UPSTREAM-README.md", "NASA-HTTP.html"}
+# Property and crash tests run a moderate number of cases in the suite, which stays under ~2 minutes;
+# scripts/soak.sh runs the same tests with HOSTLOGS_SOAK=N times as many.
+SOAK = max(1, int(os.environ.get("HOSTLOGS_SOAK", "1")))
+
+
+def cases(n: int) -> int:
+    """``n`` cases, times the soak factor."""
+    return n * SOAK
 
 
 def third_party_log_files() -> list[Path]:

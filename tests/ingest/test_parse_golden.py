@@ -29,6 +29,7 @@ from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParsedBatch, ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy
+from tests.conftest import cases
 
 MAX_LINE = 65536
 COLUMNS = (
@@ -1035,7 +1036,7 @@ _TAIL = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=cases(80), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     requests=st.lists(
         st.tuples(

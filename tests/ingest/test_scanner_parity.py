@@ -34,7 +34,7 @@ from pipeline.ingest.formats import apache, resolve, scanner
 from pipeline.ingest.lines import split_block
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.forwarded import ProxyResolver, trusted_networks
-from tests.conftest import ROOT, THIRD_PARTY_LOGS, third_party_log_files
+from tests.conftest import ROOT, THIRD_PARTY_LOGS, cases, third_party_log_files
 
 VHOST_COMMON = '%v:%p %h %l %u %t "%r" %>s %O'
 FORMATS: dict[str, Any] = {
@@ -404,7 +404,7 @@ def _blocks(draw: st.DrawFn, vhost: bool, xff: bool = False) -> bytes:
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))
-@settings(max_examples=35, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=cases(20), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_generated_blocks_read_the_same(name: str, data: st.DataObject) -> None:
     """Whatever the vhost, client, timestamp, request, status, bytes, quoted fields, separators and
@@ -423,7 +423,7 @@ def test_the_grammar_s_clean_lines_are_scanned(name: str, data: st.DataObject) -
     assert _readings("".join(x + "\n" for x in lines).encode(), name).ok.all()
 
 
-@settings(max_examples=15, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=cases(10), deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(block=_blocks(vhost=True))
 def test_generated_blocks_store_the_same_rows(block: bytes) -> None:
     """The whole parse (rows as stored, rejects with their reasons) with the scanner and without."""

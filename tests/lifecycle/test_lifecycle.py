@@ -45,7 +45,7 @@ from pipeline.privacy import keys
 from pipeline.store.commit import Store
 from pipeline.store.parquet import encode_frame, encode_indexed, row_groups
 from pipeline.store.schema import PAGEVIEW_COLUMNS, PAGEVIEWS
-from tests.conftest import ingest_paths, ip_tokens, make_config
+from tests.conftest import cases, ingest_paths, ip_tokens, make_config
 
 D = dt.date
 Row = tuple[int, dt.date, str, str]  # (n → path /r<n>, UTC event date, domain, client address)
@@ -468,7 +468,7 @@ def test_queries_survive_a_compaction_that_commits_meanwhile(store: Path, tmp_pa
 # kill -9 mid-operation, then re-run
 
 
-TRIALS = 2
+TRIALS = cases(2)
 
 
 @pytest.fixture(scope="module")

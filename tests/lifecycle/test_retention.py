@@ -19,7 +19,7 @@ from pipeline.lifecycle import deletions, retention
 from pipeline.lifecycle.holds import add_hold, release_hold
 from pipeline.privacy.keys import KeyStore
 from pipeline.store.commit import Store
-from tests.conftest import ingest_paths, ip_tokens
+from tests.conftest import cases, ingest_paths, ip_tokens
 
 from .test_lifecycle import (
     A,
@@ -128,7 +128,9 @@ hold_st = st.tuples(  # (domain, first day, last day, released)
 )
 
 
-@settings(max_examples=25, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=cases(15), derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(
     rows=st.lists(row_st, min_size=2, max_size=20),
     holds=st.lists(hold_st, min_size=1, max_size=3),

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.cli.ingest import render_ingest
-from tests.conftest import ingest_paths
+from tests.conftest import cases, ingest_paths
 from tests.privacy.test_property_address_forms import (
     IPAddress,
     addresses,
@@ -117,7 +117,7 @@ form_choice = st.tuples(st.integers(0, 20), st.integers(0, 6), st.sampled_from(F
 @pytest.mark.parametrize("fmt", sorted(RENDER))
 def test_no_form_of_an_address_reaches_any_byte_in_any_format(fmt: str) -> None:
     @settings(
-        max_examples=12,
+        max_examples=cases(8),
         derandomize=True,
         deadline=None,
         database=None,

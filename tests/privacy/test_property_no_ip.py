@@ -12,7 +12,7 @@ from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy
-from tests.conftest import ip_tokens
+from tests.conftest import cases, ip_tokens
 
 SETTINGS = ParseSettings(
     domain="example.test",
@@ -56,7 +56,7 @@ def leaked(values: list[object], secret: set[ipaddress.IPv4Address | ipaddress.I
 
 
 @settings(
-    max_examples=150,
+    max_examples=cases(80),
     derandomize=True,
     deadline=None,
     database=None,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import store_rows
+from tests.conftest import cases, store_rows
 
-TRIALS = 5
+TRIALS = cases(3)
 
 
 def write_log(path: Path, n: int) -> None:
