@@ -350,6 +350,36 @@ def stored_name(path: str, truncator: Truncator) -> str:
     return mask_value(display_name(path), truncator)
 
 
+# a network as ``stored_name`` writes an address (203.0.113.0/24, 2001:db8::/48), or its placeholder
+_MASKED = re.compile(r"[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*/[0-9]{1,3}|\[ipv6\]|\[email\]")
+_NEAR_DEPTH, _NEAR_FILES = 4, 20_000
+
+
+def files_near(shown: str) -> list[str]:
+    """The files where a file whose masked name is ``shown`` can be: under the directory before its
+    first masked part, as deep as its name goes on (bounded). Their ``path_id`` tells which it is."""
+    found = _MASKED.search(shown)
+    if found is None:
+        return []
+    top = os.path.dirname(shown[: found.start()] + "x")
+    depth = min(shown.count("/", found.start()) + 1, _NEAR_DEPTH)
+    out: list[str] = []
+    level = [top]
+    for _ in range(depth):
+        deeper = []
+        for folder in level:
+            with contextlib.suppress(OSError), os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        deeper.append(entry.path)
+                    elif entry.is_file():
+                        out.append(entry.path)
+            if len(out) > _NEAR_FILES:
+                return out
+        level = deeper
+    return out
+
+
 def path_id(stream_key: bytes, path: str) -> str:
     """A file's absolute path as a keyed digest: how state and manifests know which file it was
     without keeping a name that may hold an address (``stored_name``)."""

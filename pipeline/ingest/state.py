@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pipeline.config import Config
+from pipeline.errors import HostlogsError
 from pipeline.ingest import sources
+from pipeline.ingest.paths import source_glob
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher
@@ -33,6 +36,8 @@ class RunState:
     on_read: Callable[[int], None] | None = None  # told each committed batch's bytes (progress)
     inodes: dict[tuple[int, int], str] = field(default_factory=dict)  # files read this run
     files: dict[str, str] = field(default_factory=dict)  # the run's source files by ``path_id``
+    _all_known: bool = False  # the configured sources' files are in ``files`` too
+    _near: set[str] = field(default_factory=set)  # masked names whose neighbourhood was searched
     _checkpoints: dict[str, list[tuple[int, int, str]]] | None = None
     _content: tuple[int, dict[str, list[str]]] | None = None
 
@@ -61,6 +66,17 @@ class RunState:
             return state.path
         if self.path_id(state.path) == state.path_id:
             return state.path
+        if state.path_id not in self.files and not self._all_known:
+            # a run of some files only (``ingest PATH``, ``--reingest``): the configured ones too,
+            # or another source's log would look moved away and be taken for a renamed file
+            self._all_known = True
+            for spec in self.cfg.sources:
+                with contextlib.suppress(HostlogsError, OSError):
+                    if spec.path != sources.STDIN:
+                        self.know_files(sources.expand_source(source_glob(spec), spec.olddir))
+        if state.path_id not in self.files and state.path not in self._near:
+            self._near.add(state.path)  # (a file named on the command line once, say)
+            self.files.update((self.path_id(p), p) for p in sources.files_near(state.path))
         return self.files.get(state.path_id)
 
     def is_recorded_name(self, state: StreamState, path: str) -> bool:

@@ -243,6 +243,11 @@ def _v6_in_run(run: str) -> tuple[int, int, IPAddress | None] | None:
             break
     if piece is None:
         piece = _v6_sub_range(run)
+    if piece is None:  # an address with a dotted suffix: a rotated log "…::17.1", "fe80::1.a"
+        lead = len(run) - len(run.lstrip(":."))
+        dot = run.find(".", run.rfind(":"))
+        cut = _v6_sub_range(run[lead:dot]) if dot > lead else None
+        piece = None if cut is None else (cut[0] + lead, cut[1] + lead, cut[2])
     if piece is None:
         if run.count(":") >= 4 and sum(c.isdigit() for c in run) >= 2:
             return 0, len(run), None
@@ -324,7 +329,9 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
             if addr is not None and addr.version == 6 and end == m.end():
                 zone = _ZONE_RE.match(view, end)
                 end = zone.end() if zone else end
-            spans.append((m.start() + start, end, "[ipv6]" if addr is None else network_of(addr)))
+            span = _with_prefix(view, m.start() + start, end, addr, network_of)
+            if span is not None:
+                spans.append(span)
     if "." in view:
         v6 = iter(list(spans))  # in order, not overlapping: one sweep (not every span per run)
         ahead = next(v6, None)
@@ -334,9 +341,35 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
             if ahead is not None and ahead[0] < m.end():
                 continue  # inside an IPv6 run already replaced
             v4 = _v4_in_run(m.group(0).split("."))
-            if v4 is not None:
-                spans.append((m.start(), m.end(), network_of(v4)))
+            span = None if v4 is None else _with_prefix(view, m.start(), m.end(), v4, network_of)
+            if span is not None:
+                spans.append(span)
     return sorted(spans)
+
+
+_PREFIX_RE = re.compile(r"/([0-9]{1,3})(?![0-9])")
+
+
+def _with_prefix(
+    view: str, start: int, end: int, addr: IPAddress | None, network_of: NetworkOf
+) -> tuple[int, int, str] | None:
+    """The replacement of the address at ``view[start:end]``, with the prefix length written after it.
+
+    Masking is idempotent: a network no narrower than the one it would become ("203.0.113.0/24",
+    "10.0.0.0/8", the masker's own output) stays as it is (None: no replacement). An address with a
+    narrower prefix or host bits ("203.0.113.77/24", "…/32") becomes its network, prefix included.
+    """
+    if addr is None:
+        return start, end, "[ipv6]"
+    network = network_of(addr)
+    written = _PREFIX_RE.match(view, end)
+    if written is None:
+        return start, end, network
+    length, allowed = int(written[1]), int(network.rpartition("/")[2] or -1)
+    host_bits = addr.max_prefixlen - length
+    if length <= allowed and host_bits >= 0 and int(addr) & ((1 << host_bits) - 1) == 0:
+        return None
+    return start, written.end(), network
 
 
 def mask_addresses(text: str, network_of: NetworkOf) -> str:

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline import config
+from pipeline.ingest import run as ingest
 from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER
 from tests.cli.test_cli import invoke
-from tests.conftest import ingest_paths, store_rejects, store_rows
+from tests.conftest import ingest_paths, make_config, store_rejects, store_rows
 
 SERVER = "203.0.113.77"  # a directory per server address, as some hosting setups name them
 NAMES = ("access.log.198.51.100.23", "access.log.2001:db8::17")
@@ -122,3 +124,35 @@ def test_a_state_recorded_with_an_unmasked_name_is_masked_and_still_resumes(tmp_
     assert [s.rows for s in ingest_paths(store, [log]).sources] == [1]
     assert len(store_rows(store)) == 5
     assert SERVER.encode() not in state_file.read_bytes()
+
+
+@pytest.mark.parametrize("named_by", ["site", "address"])
+@pytest.mark.parametrize("run", ["configured", "ad hoc"])
+def test_a_run_of_one_file_does_not_take_another_log_for_its_rename(
+    tmp_path: Path, named_by: str, run: str
+) -> None:
+    """``ingest PATH`` (or ``--reingest PATH``) reads one file; a log recorded under a masked name that
+    is not among this run's files is still found (a configured source's, or one near its masked name),
+    so a file that starts with all of its bytes is no rename of it."""
+    dirs = ("a.example", "b.example") if named_by == "site" else ("203.0.113.77", "203.0.113.78")
+    first = "".join(line(n) for n in range(3))
+    a, b = (tmp_path / "logs" / d / "access_log" for d in dirs)
+    for log in (a, b):
+        log.parent.mkdir(parents=True)
+    a.write_text(first)
+    store = tmp_path / "store"
+    cfg = make_config(store)
+    if run == "configured":
+        cfg = cfg.with_overrides(sources=(config.SourceConfig(path=str(a), domain="a.example"),))
+    ingest.run(cfg, [config.SourceConfig(path=str(a), domain="a.example")], final=True)
+    b.write_text(first + line(100) + line(101))
+    [report] = ingest.run(cfg, [config.SourceConfig(path=str(b), domain="b.example")], final=True).sources
+    assert (report.start, report.rows) == (0, 5) and "renamed" not in str(report.note)
+    with a.open("a") as f:
+        f.write(line(7))
+    [report] = ingest.run(cfg, [config.SourceConfig(path=str(a), domain="a.example")], final=True).sources
+    assert report.rows == 1
+    assert Counter((r["domain"], r["path"]) for r in store_rows(store)) == Counter(
+        [("a.example", f"/l{n}") for n in (0, 1, 2, 7)]
+        + [("b.example", f"/l{n}") for n in (0, 1, 2, 100, 101)]
+    )

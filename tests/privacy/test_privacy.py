@@ -370,6 +370,20 @@ def test_mask_text_never_leaks_an_address(addr: IPAddress, before: str, after: s
         assert not _bounded(out, f, addr.version), (before + form + after, out)
 
 
+@prop(200)
+@given(
+    addr=st.ip_addresses(), before=_TEXT, after=_TEXT, prefix=st.none() | st.integers(0, 128),
+    v4=st.sampled_from([8, 16, 24]), v6=st.sampled_from([32, 48, 64]),
+)  # fmt: skip
+def test_masking_is_idempotent(
+    addr: IPAddress, before: str, after: str, prefix: int | None, v4: int, v6: int
+) -> None:
+    masker = privacy.ClientMasker(v4, v6)
+    text = before + str(addr) + ("" if prefix is None else f"/{prefix}") + after
+    once = mask(text, masker)
+    assert mask(once, masker) == once, (text, once)
+
+
 # ---------------------------------------------------------------------------------------------------
 # redact_params
 # ---------------------------------------------------------------------------------------------------

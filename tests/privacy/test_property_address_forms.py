@@ -94,6 +94,23 @@ FORMS = [
     (r"2001\x3adb8\x3a\x3a5", "2001:db8::/48"),
     ("client:2001:db8:abcd:12::1", "client:2001:db8:abcd::/48"),
     ("2001:00db8:abcd::1", "2001:db8:abcd::/48"),  # zero-padded beyond 4 digits
+    # followed by a dot: a rotated log's name, a path or parameter going on
+    ("access.log.2001:db8::17.1", "access.log.2001:db8::/48"),
+    ("access.log.2001:db8::17.1.gz", "access.log.2001:db8::/48.gz"),
+    ("/peer/2001:db8::17.1", "/peer/2001:db8::/48"),
+    ("?a=2001:db8::17.a&b=1", "?a=2001:db8::/48&b=1"),
+    ("ua fe80::1.2", "ua fe80::/48"),
+    # with a prefix length: an address with host bits is masked with it; a network no narrower than
+    # the masked one stays (so masking twice changes nothing)
+    ("/x/203.0.113.77/24", "/x/203.0.113.0/24"),
+    ("203.0.113.77/32 x", "203.0.113.0/24 x"),
+    ("10.1.2.3/8", "10.1.2.0/24"),
+    ("2001:db8::17/128", "2001:db8::/48"),
+    ("203.0.113.0/24", "203.0.113.0/24"),
+    ("ban 10.0.0.0/8", "ban 10.0.0.0/8"),
+    ("2001:db8:abcd::/48", "2001:db8:abcd::/48"),
+    ("2002:cb00:7100::/40", "2002:cb00:7100::/40"),
+    ("log.203.0.113.0/24/access.log.2001:db8::/48", "log.203.0.113.0/24/access.log.2001:db8::/48"),
     # not addresses: untouched
     ("Chrome/116.0.5845.187", "Chrome/116.0.5845.187"),
     ("Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/115.0"),
@@ -108,6 +125,15 @@ FORMS = [
 @pytest.mark.parametrize(("text", "expected"), FORMS, ids=[f[0][-60:] for f in FORMS])
 def test_mask_text_catalogue(text: str, expected: str) -> None:
     assert privacy.mask_text(pl.Series([text]), privacy.ClientMasker()).to_list() == [expected]
+
+
+@pytest.mark.parametrize("text", [f[0] for f in FORMS], ids=[f[0][-60:] for f in FORMS])
+def test_masking_twice_changes_nothing(text: str) -> None:
+    """What hostlogs stored masked (a file name in a manifest, SQL in the audit trail) and masks
+    again on its way elsewhere (metrics, reports) keeps its networks as they were."""
+    masker = privacy.ClientMasker()
+    once = privacy.mask_text(pl.Series([text]), masker)
+    assert privacy.mask_text(once, masker).to_list() == once.to_list()
 
 
 def test_catalogue_in_one_batch_matches_one_by_one() -> None:
