@@ -211,7 +211,9 @@ def _write_batch(
         "run": r.run_id,
         "created": now.isoformat(),
         "hostlogs": __version__,
-        "server": r.cfg.server,
+        "server": privacy.mask_value(r.cfg.server, r.masker)
+        if r.cfg.server
+        else r.cfg.server,  # as the column
         "source": {
             "path": sources.stored_name(src.path, r.masker),
             "path_id": r.path_id(src.path) if ident else None,  # (stdin has no file to find again)

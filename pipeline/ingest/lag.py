@@ -32,6 +32,7 @@ from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys
 from pipeline.privacy.enrich import Enricher
 from pipeline.privacy.mask import ClientMasker
+from pipeline.privacy.truncate import Truncator
 from pipeline.store.commit import DEFAULT_WRITER, Store
 from pipeline.store.progress import Progress
 
@@ -121,13 +122,15 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     ]
     # how manifests name each file: its path_id, or (those of an older hostlogs) its name
     names: dict[str, tuple[str, ...]] = {}
+    masked = Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
     for _, _, paths in matched:
         for p, _ in paths:
             shown = sources.display_name(p)
-            names[p] = (shown,) if state is None else (state.path_id(p), shown)
+            # without the key (another user, a missing key directory): by the name as stored
+            names[p] = (shown, sources.stored_name(p, masked)) if state is None else (state.path_id(p), shown)
         if state is not None:
             state.know_files(paths)
-    runs = last_runs(store, names)
+    runs = last_runs(store, names, by_id=state is not None)
     failed = failures.load(store)
     out = []
     for _, pattern, paths in matched:
@@ -208,9 +211,10 @@ def _file_lag(
         return FileLag(name, None, None, None, error=f"cannot read {name}: {why}", last_run=run)
 
 
-def last_runs(store: Store, names: dict[str, tuple[str, ...]]) -> dict[str, LastRun]:
+def last_runs(store: Store, names: dict[str, tuple[str, ...]], *, by_id: bool) -> dict[str, LastRun]:
     """The last run of each file of ``names`` (file -> how its manifests may name it: ``path_id``,
-    or ``path`` in those of an older hostlogs), newest manifests first."""
+    or ``path`` in those of an older hostlogs), newest manifests first. ``by_id``: a manifest's
+    ``path_id`` is what names it (without the key, its ``path`` is all there is)."""
     owner = {name: path for path, given in names.items() for name in given}
     found: dict[str, dict[str, Any]] = {}
     done: set[str] = set()
@@ -219,7 +223,7 @@ def last_runs(store: Store, names: dict[str, tuple[str, ...]]) -> dict[str, Last
             break
         manifest = store.read_json(key) or {}
         src = manifest.get("source") or {}
-        path = owner.get(str(src.get("path_id") or src.get("path")))
+        path = owner.get(str((by_id and src.get("path_id")) or src.get("path")))
         if path is None or path in done:
             continue
         acc = found.get(path)

@@ -60,11 +60,13 @@ def expand(patterns: list[str]) -> list[str]:
         if pattern == STDIN:
             found[STDIN] = 0.0
             continue
-        matches = glob.glob(os.path.expanduser(pattern)) if glob.has_magic(pattern) else [pattern]
+        # a file named as it is, brackets and all ("access.log.[2001:db8::17]", "--reingest" of it)
+        magic = glob.has_magic(pattern) and not os.path.isfile(os.path.expanduser(pattern))
+        matches = glob.glob(os.path.expanduser(pattern)) if magic else [pattern]
         for m in matches:
             # a glob skips directories; anything else it matches (a FIFO, a socket, a dangling link)
             # is reported when opened, never skipped without a word
-            if glob.has_magic(pattern) and os.path.isdir(m):
+            if magic and os.path.isdir(m):
                 continue
             found[m] = _mtime(m)
     return sorted(found, key=lambda p: (found[p], p))

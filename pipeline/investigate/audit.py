@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pipeline.errors import StoreError, UsageError
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import check_id, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -93,6 +94,23 @@ def recorded(
         yield rec
 
 
+# Case and request ids are the keys investigators look entries up by (validated, ``rules.ID_RE``); SQL
+# was masked with the config's prefixes already.
+_VERBATIM = frozenset({"case", "request", "sql"})
+_TRUNCATOR = Truncator()
+
+
+def _masked(value: Any) -> Any:
+    """``value`` with every address in its text masked (strings, and those in lists and dicts)."""
+    if isinstance(value, str):
+        return mask_value(value, _TRUNCATOR)
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     entries: int
@@ -119,7 +137,12 @@ class AuditLog:
 
     # --- writing -------------------------------------------------------------------------------
     def append(self, **fields: Any) -> dict[str, Any]:
-        """Append one entry (seq, time, user, prev_hash and hash are filled in here)."""
+        """Append one entry (seq, time, user, prev_hash and hash are filled in here).
+
+        Free text in it (a reason, an error naming a file, an output path, parameters) has every
+        address masked, as SQL has (``session.masked_sql``): an investigator types addresses.
+        """
+        fields = {k: v if k in _VERBATIM else _masked(v) for k, v in fields.items()}
         written: list[dict[str, Any]] = []
 
         def build(last: bytes | None) -> bytes:  # runs under the log's lock

@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline.errors import StoreError, UsageError
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import check_id, check_range, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -131,7 +132,7 @@ def add_hold(
         now = dt.datetime.now(dt.UTC)
         hold = Hold(
             case=case,
-            reason=reason.strip(),
+            reason=mask_value(reason.strip(), Truncator()),  # free text: no address kept in it
             created=now,
             created_by=os_user(),
             domain=domain.lower() if domain else None,

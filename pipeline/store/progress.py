@@ -11,7 +11,10 @@ from typing import Any
 
 from pipeline.errors import StoreError
 
-STATE_VERSION = 1
+# 2: streams know their file by ``path_id`` (names masked). An older hostlogs refuses a state of a
+# newer one with a clear error; this one reads both.
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -49,7 +52,7 @@ class Progress:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Progress:
         version = data.get("version")
-        if version != STATE_VERSION:
+        if version not in READABLE_VERSIONS:
             raise StoreError(f"progress state version {version} is not supported by this hostlogs")
         return cls(
             seq=int(data["seq"]),

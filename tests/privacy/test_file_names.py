@@ -9,12 +9,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from pipeline import config
+from pipeline.ingest import lag
 from pipeline.ingest import run as ingest
 from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER
@@ -23,7 +25,7 @@ from tests.conftest import ingest_paths, make_config, store_rejects, store_rows
 
 SERVER = "203.0.113.77"  # a directory per server address, as some hosting setups name them
 NAMES = ("access.log.198.51.100.23", "access.log.2001:db8::17")
-SECRETS = ("203.0.113.77", "198.51.100.23", "2001:db8::17")
+SECRETS = ("203.0.113.77", "198.51.100.23", "2001:db8::17", "192.0.2.1")
 
 
 def line(n: int) -> str:
@@ -53,7 +55,8 @@ def test_an_address_in_a_file_name_reaches_no_byte_the_tool_writes(tmp_path: Pat
     prom.parent.mkdir()
     cfg = tmp_path / "hostlogs.toml"
     cfg.write_text(
-        f'store = "{tmp_path / "store"}"\n[[sources]]\npath = "{logs}/access.log*"\ndomain = "example.test"\n'
+        f'store = "{tmp_path / "store"}"\nserver = "web-{SERVER}"\n'
+        f'[[sources]]\npath = "{logs}/access.log*"\ndomain = "example.test"\n'
         f'[ingest]\nmax_reject_rate = 0.5\n[metrics]\ntextfile = "{prom}"\n'
     )
     assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
@@ -65,14 +68,31 @@ def test_an_address_in_a_file_name_reaches_no_byte_the_tool_writes(tmp_path: Pat
     assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
     assert invoke("status", "--config", str(cfg))[0] == 0
     reingest = ("ingest", "--config", str(cfg), "--reingest", str(logs / NAMES[1]), "--case", "C-1")
-    code, out, err = invoke(*reingest, "--final", "--quiet", "--reason", "check")
+    code, out, err = invoke(*reingest, "--final", "--quiet", "--reason", f"{NAMES[0]} checked")
     assert code == 0, (out, err)
     assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    # the audit trail: an output path and a reason naming addresses, an error naming a file
+    (tmp_path / "out" / SERVER).mkdir(parents=True)
+    output = tmp_path / "out" / SERVER / "visitor-192.0.2.1.csv"
+    export = (
+        "export",
+        "--config",
+        str(cfg),
+        "--ip",
+        "192.0.2.1",
+        "--request",
+        "R-1",
+        "--output",
+        str(output),
+    )
+    assert invoke(*export, "--reason", "asked by 192.0.2.1")[0] == 0
+    gone = str(logs / "access.log.2001:db8::17.1")
+    assert invoke("ingest", "--config", str(cfg), "--reingest", gone, "--case", "C-2")[0] != 0
 
     store = tmp_path / "store"
     got = Counter(str(r["path"]) for r in store_rows(store))
     assert got == Counter(f"/l{n}" for n in (0, 1, 2, 3, 10, 11, 12, 13, 20, 21))  # nothing lost or doubled
-    files = written(tmp_path, skip={tmp_path / "logs"})
+    files = written(tmp_path, skip={tmp_path / "logs", tmp_path / "out"})
     files.pop(cfg)  # the operator's own config names the directory
     assert any("manifests" in str(f) for f in files) and prom in files
     assert any(f.name == "audit.jsonl" for f in files) and any(f.name == "progress.json" for f in files)
@@ -83,6 +103,13 @@ def test_an_address_in_a_file_name_reaches_no_byte_the_tool_writes(tmp_path: Pat
     [reject] = store_rejects(store)
     assert reject["source"] == f"{logs.parent}/203.0.113.0/24/access.log.198.51.100.0/24"
     assert f'source="{logs.parent}/203.0.113.0/24/access.log.2001:db8::/48"' in prom.read_text()
+    # one label per file name as stored, the same in the counts and the lag series (masked once)
+    labels = {
+        name: {m for m in re.findall(rf"^{name}{{(.*)}} ", prom.read_text(), re.M)}
+        for name in ("hostlogs_ingest_lines_read", "hostlogs_source_lag_bytes")
+    }
+    assert labels["hostlogs_ingest_lines_read"] == labels["hostlogs_source_lag_bytes"]
+    assert len(labels["hostlogs_source_lag_bytes"]) == 2 and "/24/24" not in prom.read_text()
 
 
 @pytest.mark.parametrize("named_by", ["site", "address"])
@@ -115,10 +142,11 @@ def test_a_state_recorded_with_an_unmasked_name_is_masked_and_still_resumes(tmp_
     ingest_paths(store, [log])
     state_file = store / layout.progress(DEFAULT_WRITER)
     state = json.loads(state_file.read_text())
+    assert state["version"] == 2
     for stream in state["streams"].values():  # as an older hostlogs wrote it
         stream["path"] = str(log)
         stream.pop("path_id")
-    state_file.write_text(json.dumps(state))
+    state_file.write_text(json.dumps(state | {"version": 1}))
     with log.open("a") as f:
         f.write(line(4))
     assert [s.rows for s in ingest_paths(store, [log]).sources] == [1]
@@ -156,3 +184,33 @@ def test_a_run_of_one_file_does_not_take_another_log_for_its_rename(
         [("a.example", f"/l{n}") for n in (0, 1, 2, 7)]
         + [("b.example", f"/l{n}") for n in (0, 1, 2, 100, 101)]
     )
+
+
+def test_status_finds_the_last_run_without_the_key_directory(tmp_path: Path) -> None:
+    """Another user (the key directory is 0700) or a missing key directory: manifests are matched by
+    the name as stored, so status still shows each file's last run."""
+    log = tmp_path / SERVER / "access.log"
+    log.parent.mkdir()
+    log.write_text("".join(line(n) for n in range(4)))
+    store = tmp_path / "store"
+    spec = config.SourceConfig(path=str(log), domain="example.test")
+    cfg = make_config(store).with_overrides(sources=(spec,))
+    ingest.run(cfg, None, final=True)
+    for key_dir in (cfg.key_dir, str(tmp_path / "no-keys")):
+        nokey = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=key_dir))
+        [source] = lag.source_lags(nokey)
+        [file] = source.files
+        assert file.last_run is not None and file.last_run.rows == 4, key_dir
+
+
+def test_a_file_named_with_brackets_is_that_file_not_a_pattern(tmp_path: Path) -> None:
+    """``access.log.[2001:db8::17]`` on the command line (or ``--reingest`` of it) names that file;
+    as a glob it would match nothing (exit 10) after the re-ingest took its rows out."""
+    log = tmp_path / "access.log.[2001:db8::17]"
+    log.write_text("".join(line(n) for n in range(3)))
+    store = tmp_path / "store"
+    args = ("--store", str(store), "--domain", "example.test", "--final", "--quiet")
+    assert invoke("ingest", str(log), *args)[0] == 0
+    code, out, err = invoke("ingest", "--reingest", str(log), "--case", "C-1", *args)
+    assert code == 0, (out, err)
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/l{n}" for n in range(3))
