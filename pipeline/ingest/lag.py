@@ -215,7 +215,10 @@ def last_runs(store: Store, names: dict[str, tuple[str, ...]], *, by_id: bool) -
     """The last run of each file of ``names`` (file -> how its manifests may name it: ``path_id``,
     or ``path`` in those of an older hostlogs), newest manifests first. ``by_id``: a manifest's
     ``path_id`` is what names it (without the key, its ``path`` is all there is)."""
-    owner = {name: path for path, given in names.items() for name in given}
+    owners: dict[str, list[str]] = {}  # (without the key, files of one /24 share a stored name)
+    for path, given in names.items():
+        for name in given:
+            owners.setdefault(name, []).append(path)
     found: dict[str, dict[str, Any]] = {}
     done: set[str] = set()
     for key in reversed(store.manifest_keys(DEFAULT_WRITER)):
@@ -223,23 +226,27 @@ def last_runs(store: Store, names: dict[str, tuple[str, ...]], *, by_id: bool) -
             break
         manifest = store.read_json(key) or {}
         src = manifest.get("source") or {}
-        path = owner.get(str((by_id and src.get("path_id")) or src.get("path")))
-        if path is None or path in done:
-            continue
-        acc = found.get(path)
-        if acc is None:
-            acc = found[path] = {"run": manifest.get("run", ""), "time": manifest.get("created", "")}
-            acc.update(lines=0, rows=0, rejects=Counter())
-        elif acc["run"] != manifest.get("run", ""):
-            done.add(path)  # an older run: the last one is complete
-            continue
-        acc["lines"] += int(manifest.get("lines") or 0)
-        acc["rows"] += int(manifest.get("rows") or 0)
-        acc["rejects"].update(manifest.get("rejects") or {})
+        for path in owners.get(str((by_id and src.get("path_id")) or src.get("path")), []):
+            if path not in done:
+                _add_run(found, done, path, manifest)
     return {
         p: LastRun(a["run"], a["time"], a["lines"], a["rows"], dict(sorted(a["rejects"].items())))
         for p, a in found.items()
     }
+
+
+def _add_run(found: dict[str, dict[str, Any]], done: set[str], path: str, manifest: dict[str, Any]) -> None:
+    """Count a manifest (newest first) into ``path``'s last run; an older run completes it."""
+    acc = found.get(path)
+    if acc is None:
+        acc = found[path] = {"run": manifest.get("run", ""), "time": manifest.get("created", "")}
+        acc.update(lines=0, rows=0, rejects=Counter())
+    elif acc["run"] != manifest.get("run", ""):
+        done.add(path)  # an older run: the last one is complete
+        return
+    acc["lines"] += int(manifest.get("lines") or 0)
+    acc["rows"] += int(manifest.get("rows") or 0)
+    acc["rejects"].update(manifest.get("rejects") or {})
 
 
 def _source_run(runs: list[LastRun]) -> LastRun | None:

@@ -354,32 +354,32 @@ def stored_name(path: str, truncator: Truncator) -> str:
 
 # a network as ``stored_name`` writes an address (203.0.113.0/24, 2001:db8::/48), or its placeholder
 _MASKED = re.compile(r"[0-9A-Fa-f.:]*[.:][0-9A-Fa-f.:]*/[0-9]{1,3}|\[ipv6\]|\[email\]")
-_NEAR_DEPTH, _NEAR_FILES = 4, 20_000
+_NEAR_ENTRIES = 200_000  # directory entries looked at, at most, for one name
 
 
 def files_near(shown: str) -> list[str]:
     """The files where a file whose masked name is ``shown`` can be: under the directory before its
-    first masked part, as deep as its name goes on (bounded). Their ``path_id`` tells which it is."""
+    first masked part, at the depth its name has there (the "/24" a mask writes is no directory).
+    Their ``path_id`` tells which it is; the search stops after ``_NEAR_ENTRIES`` entries."""
     found = _MASKED.search(shown)
     if found is None:
         return []
-    top = os.path.dirname(shown[: found.start()] + "x")
-    depth = min(shown.count("/", found.start()) + 1, _NEAR_DEPTH)
-    out: list[str] = []
-    level = [top]
-    for _ in range(depth):
-        deeper = []
+    top = os.path.dirname(shown[: found.start()] + "x") or "."
+    written = sum("/" in m.group() for m in _MASKED.finditer(shown, found.start()))
+    depth = max(shown.count("/", found.start()) - written, 0) + 1
+    level, budget = [top], _NEAR_ENTRIES
+    for n in range(depth):
+        last, deeper = n == depth - 1, list[str]()
         for folder in level:
             with contextlib.suppress(OSError), os.scandir(folder) as entries:
                 for entry in entries:
-                    if entry.is_dir(follow_symlinks=False):
+                    budget -= 1
+                    if budget < 0:
+                        return deeper if last else []
+                    if entry.is_dir(follow_symlinks=False) != last:
                         deeper.append(entry.path)
-                    elif entry.is_file():
-                        out.append(entry.path)
-            if len(out) > _NEAR_FILES:
-                return out
         level = deeper
-    return out
+    return level
 
 
 def path_id(stream_key: bytes, path: str) -> str:

@@ -68,7 +68,7 @@ def check_case(case: str | None, require: bool) -> str | None:
                 "(or set query.require_case = false in the config)"
             )
         return None
-    return check_id(case, "case")
+    return checked_id(case, "case")
 
 
 def check_authority(case: str | None, request: str | None, action: str) -> tuple[str | None, str | None]:
@@ -77,7 +77,16 @@ def check_authority(case: str | None, request: str | None, action: str) -> tuple
         raise UsageError(
             f"{action} needs --case CASE-ID or --request REQUEST-ID (recorded in the audit trail)"
         )
-    return check_case(case, False), check_id(request, "request") if request else None
+    return check_case(case, False), checked_id(request, "request") if request else None
+
+
+def checked_id(value: str, kind: str) -> str:
+    """A case or request id (``rules.check_id``) that holds no IP address: ids are kept as typed
+    (entries, holds and their file names are found by them), so a visitor's address cannot be one."""
+    check_id(value, kind)
+    if mask_value(value, _TRUNCATOR) != value:
+        raise UsageError(f"invalid {kind} id {value!r}: it holds an IP address; name the {kind} otherwise")
+    return value
 
 
 @contextlib.contextmanager
@@ -100,14 +109,25 @@ _VERBATIM = frozenset({"case", "request", "sql"})
 _TRUNCATOR = Truncator()
 
 
-def _masked(value: Any) -> Any:
+def text_masker(store: Store) -> Truncator:
+    """How free text about a store is masked: at the prefixes its rows were ingested with
+    (``layout.PRIVACY_RECORD``, its last line) where they are coarser than /24 and /48."""
+    with contextlib.suppress(OSError, StoreError, ValueError, TypeError, KeyError):
+        if store.exists(layout.PRIVACY_RECORD):
+            last = json.loads(store.read_bytes(layout.PRIVACY_RECORD).splitlines()[-1])["settings"]
+            v4, v6 = int(last["ipv4_prefix"]), int(last["ipv6_prefix"])
+            return Truncator(min(v4, _TRUNCATOR.ipv4_prefix), min(v6, _TRUNCATOR.ipv6_prefix))
+    return _TRUNCATOR
+
+
+def _masked(value: Any, masker: Truncator) -> Any:
     """``value`` with every address in its text masked (strings, and those in lists and dicts)."""
     if isinstance(value, str):
-        return mask_value(value, _TRUNCATOR)
+        return mask_value(value, masker)
     if isinstance(value, dict):
-        return {k: _masked(v) for k, v in value.items()}
+        return {k: _masked(v, masker) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_masked(v) for v in value]
+        return [_masked(v, masker) for v in value]
     return value
 
 
@@ -142,7 +162,8 @@ class AuditLog:
         Free text in it (a reason, an error naming a file, an output path, parameters) has every
         address masked, as SQL has (``session.masked_sql``): an investigator types addresses.
         """
-        fields = {k: v if k in _VERBATIM else _masked(v) for k, v in fields.items()}
+        masker = text_masker(self.store)
+        fields = {k: v if k in _VERBATIM else _masked(v, masker) for k, v in fields.items()}
         written: list[dict[str, Any]] = []
 
         def build(last: bytes | None) -> bytes:  # runs under the log's lock

@@ -57,7 +57,8 @@ def add_hold(
     date_to: dt.date | None = None,
     wait: float = 0.0,
 ) -> holds.Hold:
-    """``holds.add_hold``, recorded under its case."""
+    """``holds.add_hold``, recorded under its case (an invalid case id is refused unrecorded)."""
+    audit.checked_id(case, "case")
     params = {"domain": domain, "from": _day(date_from), "to": _day(date_to)}
     with audit.recorded(cfg.store, "hold add", case, reason, params=params):
         return holds.add_hold(

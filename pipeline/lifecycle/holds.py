@@ -22,9 +22,10 @@ from typing import Any
 import polars as pl
 
 from pipeline.errors import StoreError, UsageError
+from pipeline.investigate.audit import checked_id, text_masker
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
-from pipeline.privacy.truncate import Truncator, mask_value
-from pipeline.rules import check_id, check_range, os_user
+from pipeline.privacy.truncate import mask_value
+from pipeline.rules import check_range, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -121,7 +122,7 @@ def add_hold(
     wait: float = 0.0,
 ) -> Hold:
     """Place a hold. One active hold per case id; a released case may be held again (a new record)."""
-    check_id(case)
+    checked_id(case, "case")
     if not reason.strip():
         raise UsageError("a hold needs a reason (--reason)")
     check_range(date_from, date_to)
@@ -132,7 +133,7 @@ def add_hold(
         now = dt.datetime.now(dt.UTC)
         hold = Hold(
             case=case,
-            reason=mask_value(reason.strip(), Truncator()),  # free text: no address kept in it
+            reason=mask_value(reason.strip(), text_masker(store)),  # free text: no address kept in it
             created=now,
             created_by=os_user(),
             domain=domain.lower() if domain else None,

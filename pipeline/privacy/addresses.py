@@ -321,6 +321,8 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
     spans: list[tuple[int, int, str]] = []
     if ":" in view:
         for m in _V6_RUN_RE.finditer(view):
+            if _kept(view, m.end(), _unescaped(view, m).strip("."), lenient_address, network_of):
+                continue
             found = _v6_in_run(m.group(0))
             if found is None:
                 continue
@@ -329,9 +331,7 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
             if addr is not None and addr.version == 6 and end == m.end():
                 zone = _ZONE_RE.match(view, end)
                 end = zone.end() if zone else end
-            span = _with_prefix(view, m.start() + start, end, addr, network_of)
-            if span is not None:
-                spans.append(span)
+            spans.append(_replaced(view, m.start() + start, end, addr, network_of))
     if "." in view:
         v6 = iter(list(spans))  # in order, not overlapping: one sweep (not every span per run)
         ahead = next(v6, None)
@@ -340,36 +340,54 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
                 ahead = next(v6, None)
             if ahead is not None and ahead[0] < m.end():
                 continue  # inside an IPv6 run already replaced
+            if _kept(view, m.end(), m.group(0), lenient_ipv4, network_of):
+                continue
             v4 = _v4_in_run(m.group(0).split("."))
-            span = None if v4 is None else _with_prefix(view, m.start(), m.end(), v4, network_of)
-            if span is not None:
-                spans.append(span)
+            if v4 is not None:
+                spans.append(_replaced(view, m.start(), m.end(), v4, network_of))
     return sorted(spans)
 
 
 _PREFIX_RE = re.compile(r"/([0-9]{1,3})(?![0-9])")
 
 
-def _with_prefix(
-    view: str, start: int, end: int, addr: IPAddress | None, network_of: NetworkOf
-) -> tuple[int, int, str] | None:
-    """The replacement of the address at ``view[start:end]``, with the prefix length written after it.
+def _kept(
+    view: str, end: int, run: str, parse: Callable[[str], IPAddress | None], network_of: NetworkOf
+) -> bool:
+    """Is the run ending at ``end`` a network no narrower than its mask, written with its prefix
+    length ("203.0.113.0/24", "10.0.0.0/8", "2001:db8::/48": the masker's own output)? It stays.
 
-    Masking is idempotent: a network no narrower than the one it would become ("203.0.113.0/24",
-    "10.0.0.0/8", the masker's own output) stays as it is (None: no replacement). An address with a
-    narrower prefix or host bits ("203.0.113.77/24", "…/32") becomes its network, prefix included.
+    That makes masking idempotent. Only a run that is one address and nothing else (``alone``) can
+    be one (``parse`` of the whole run): "10.0.0.0.203.0.113.77/8" is no network.
     """
+    written = _PREFIX_RE.match(view, end)
+    addr = parse(run) if written is not None else None
+    if written is None or addr is None:
+        return False
+    length, allowed = int(written[1]), int(network_of(addr).rpartition("/")[2] or -1)
+    host_bits = addr.max_prefixlen - length
+    return length <= allowed and host_bits >= 0 and int(addr) & ((1 << host_bits) - 1) == 0
+
+
+def _unescaped(view: str, m: re.Match[str]) -> str:
+    """A run without the hex digits of an escape it starts in ("%5B2001:db8::" is "[2001:db8::")."""
+    run, before = m.group(0), view[m.start() - 1 : m.start()]
+    if before == "%":
+        return run[2:]
+    if before == "\\" and run[:1] in "xX":
+        return run[3:]
+    return run
+
+
+def _replaced(
+    view: str, start: int, end: int, addr: IPAddress | None, network_of: NetworkOf
+) -> tuple[int, int, str]:
+    """The replacement of the address at ``view[start:end]``: its network, and the prefix length
+    written after it goes too ("203.0.113.77/24", "…/32" become "203.0.113.0/24")."""
     if addr is None:
         return start, end, "[ipv6]"
-    network = network_of(addr)
     written = _PREFIX_RE.match(view, end)
-    if written is None:
-        return start, end, network
-    length, allowed = int(written[1]), int(network.rpartition("/")[2] or -1)
-    host_bits = addr.max_prefixlen - length
-    if length <= allowed and host_bits >= 0 and int(addr) & ((1 << host_bits) - 1) == 0:
-        return None
-    return start, written.end(), network
+    return start, end if written is None else written.end(), network_of(addr)
 
 
 def mask_addresses(text: str, network_of: NetworkOf) -> str:

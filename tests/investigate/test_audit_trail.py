@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from pipeline.cli import main
+from pipeline.config import SourceConfig
 from pipeline.errors import StoreError, UsageError
+from pipeline.ingest import run as ingest
 from pipeline.investigate import audit, investigations, session
 from pipeline.investigate import session as query
 from pipeline.investigate.sandbox import Sandbox
@@ -115,3 +118,34 @@ def test_only_the_session_module_opens_a_sandbox() -> None:
         if opener.search(p.read_text(encoding="utf-8")) and p.name != "test_audit_trail.py"
     )
     assert users == ["pipeline/investigate/session.py"]
+
+
+@pytest.mark.parametrize("case", ["203.0.113.77", "INC-2001:db8::17", "abuse-198.51.100.23"])
+def test_a_case_or_request_id_holding_an_address_is_refused(store: Path, case: str) -> None:
+    """Ids are kept as typed (entries, holds and hold file names are found by them): an address in
+    one would be kept whole, so it is refused (exit 2) before anything is recorded."""
+    before = len(audit.AuditLog(store).list())
+    s = ["--store", str(store)]
+    assert invoke("query", *s, "--case", case, "SELECT 1")[0] == 2
+    assert invoke("hold", "add", *s, "--case", case, "--reason", "r")[0] == 2
+    assert invoke("export", *s, "--domain", "example.test", "--request", case, "--output", "x.csv")[0] == 2
+    assert len(audit.AuditLog(store).list()) == before
+    assert not (store / "_holds").exists() or not any(store.joinpath("_holds").iterdir())
+
+
+def test_free_text_in_the_audit_is_masked_at_the_store_s_prefixes(tmp_path: Path) -> None:
+    """A reason or an output path naming an address is kept masked, at the prefixes the store was
+    ingested with when they are coarser than /24 and /48."""
+    store = tmp_path / "store"
+    cfg = make_config(store)
+    cfg = cfg.with_overrides(privacy=replace(cfg.privacy, ipv4_prefix=16, ipv6_prefix=32))
+    ingest.run(cfg, [SourceConfig(path=str(ROOT / "sample_logs" / "other_vhosts_access.log"))], final=True)
+    out = tmp_path / "visitor-198.51.100.23.csv"
+    code, _, err = invoke(
+        "export", "--store", str(store), "--domain", "example.test", "--request", "R-1",
+        "--reason", "asked by 198.51.100.23 from 2001:db8:1:2::7", "--output", str(out),
+    )  # fmt: skip
+    assert code == 0, err
+    text = (store / "_audit" / "audit.jsonl").read_text()
+    assert "asked by 198.51.0.0/16 from 2001:db8::/32" in text and "visitor-198.51.0.0/16.csv" in text
+    assert "198.51.100" not in text and "2001:db8:1" not in text

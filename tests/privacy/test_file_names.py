@@ -214,3 +214,30 @@ def test_a_file_named_with_brackets_is_that_file_not_a_pattern(tmp_path: Path) -
     code, out, err = invoke("ingest", "--reingest", str(log), "--case", "C-1", *args)
     assert code == 0, (out, err)
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/l{n}" for n in range(3))
+
+
+@pytest.mark.parametrize("where", ["deep", "relative"])
+def test_a_log_recorded_under_a_masked_name_is_found_deep_down_or_by_a_relative_name(
+    tmp_path: Path, where: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search near a masked name goes as deep as the name does, and starts in the working
+    directory for a relative one: a file read once by hand is found, never taken as moved away."""
+    first = "".join(line(n) for n in range(3))
+    if where == "deep":
+        a = tmp_path / "logs" / "203.0.113.77" / "x1" / "x2" / "x3" / "x4" / "access_log"
+        b = tmp_path / "logs" / "other" / "access_log"
+    else:
+        monkeypatch.chdir(tmp_path)
+        a, b = Path("203.0.113.77.log"), Path("other") / "access_log"
+    for log in (a, b):
+        log.parent.mkdir(parents=True, exist_ok=True)
+    a.write_text(first)
+    store = tmp_path / "store"
+    assert ingest_paths(store, [a]).sources[0].rows == 3
+    b.write_text(first + line(100) + line(101))
+    [report] = ingest_paths(store, [b]).sources
+    assert (report.start, report.rows) == (0, 5) and "renamed" not in str(report.note)
+    with a.open("a") as f:
+        f.write(line(7))
+    assert ingest_paths(store, [a]).sources[0].rows == 1
+    assert len(store_rows(store)) == 9
