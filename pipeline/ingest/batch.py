@@ -194,13 +194,14 @@ def _write_batch(
     has_rejects = prepared.reject_frame.height > 0
     reject_file = layout.reject_file(now.date(), batch)  # the quarantine is partitioned by ingest date
     period, digest = _custody(r, prepared, now, block)
+    shown = sources.stored_name(src.path, r.masker)  # the file's name as the store keeps it
     r.store.begin(seq, [*files, *([reject_file] if has_rejects else [])])
     written = []
     for rel, (n_rows, payload) in files.items():
         size = r.store.write_bytes(rel, payload)
         written.append({"path": rel, "rows": n_rows, "bytes": size})
     if has_rejects:
-        table = _rejects_table(prepared.reject_frame, sources.stored_name(src.path, r.masker), batch, now)
+        table = _rejects_table(prepared.reject_frame, shown, batch, now)
         size = r.store.write_parquet(reject_file, table)
         written.append({"path": reject_file, "rows": table.num_rows, "bytes": size})
     tail_digest = r.digest(b"tail", tail[1]) if tail and ident else None
@@ -215,7 +216,7 @@ def _write_batch(
         if r.cfg.server
         else r.cfg.server,  # as the column
         "source": {
-            "path": sources.stored_name(src.path, r.masker),
+            "path": shown,
             "path_id": r.path_id(src.path) if ident else None,  # (stdin has no file to find again)
             "fingerprint": ident[0] if ident else None,
             "fingerprint_bytes": ident[1] if ident else 0,

@@ -68,7 +68,7 @@ def of(failures: dict[str, Failure], stream_key: bytes, path: str) -> Failure | 
 def named(error: str, name: str, masker: ClientMasker) -> str:
     """A recorded message with the file's masked name in it as the file is named (status prints
     the names of the files it checks: this one should be found by its name, not by its network)."""
-    return error.replace(str(mask_text(_series([name]), masker)[0]), name)
+    return error.replace(sources.stored_name(name, masker), name)
 
 
 def record(

@@ -122,7 +122,7 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     ]
     # how manifests name each file: its path_id, or (those of an older hostlogs) its name
     names: dict[str, tuple[str, ...]] = {}
-    masked = Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
+    masked = Truncator.configured(cfg)
     for _, _, paths in matched:
         for p, _ in paths:
             shown = sources.display_name(p)
@@ -160,12 +160,11 @@ def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None
         return None
     period = cast(keys.Period, cfg.privacy.key_period)
     keystore = keys.KeyStore(Path(cfg.key_dir), period)
-    p = cfg.privacy
     return RunState(
         cfg=cfg,
         store=store,
         progress=progress,
-        masker=ClientMasker(p.ipv4_prefix, p.ipv6_prefix),
+        masker=ClientMasker.configured(cfg),
         run_id="status",
         sensitive_regex="",
         final=None,

@@ -64,7 +64,7 @@ def masker_of(source: Source) -> Truncator:
     """The config's address truncation (the defaults for a bare store path): SQL in the audit trail
     and the investigations show a full client address only as its network, cut as the config says."""
     if isinstance(source, Config):
-        return Truncator(source.privacy.ipv4_prefix, source.privacy.ipv6_prefix)
+        return Truncator.configured(source)
     return Truncator()
 
 

@@ -118,7 +118,7 @@ def _store_series(cfg: Config, store: Store, run: Run) -> Series:
     out: Series = {}
     # file names and globs as the store shows them: an address in one masked (two files can then
     # share a label: their figures add up)
-    shown = Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
+    shown = Truncator.configured(cfg)
     lags: dict[str, int | None] = {}
     for path, lag in run.lags.items():
         name = mask_value(path, shown)
@@ -128,7 +128,7 @@ def _store_series(cfg: Config, store: Store, run: Run) -> Series:
         out.update(ingest_counts(store, run.started, lags, shown))
     if run.lags or run.matched:
         out["hostlogs_source_lag_bytes"] = {_src(p): float(v) for p, v in lags.items() if v is not None}
-        matched = Counter({mask_value(p, shown): 0 for p in run.matched})
+        matched: Counter[str] = Counter()
         for pattern, n in run.matched.items():
             matched[mask_value(pattern, shown)] += n
         out["hostlogs_source_files_matched"] = {(("pattern", p),): float(n) for p, n in matched.items()}

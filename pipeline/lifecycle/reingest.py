@@ -76,7 +76,7 @@ def unload_source(
     store = Store.existing(cfg.store, DEFAULT_WRITER, ingested=True)
     case, request = audit.check_authority(case, request, "ingest --reingest")
     # the file's name as the store shows it (manifests, rejects): an address in it masked
-    shown = mask_value(source, Truncator(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix))
+    shown = mask_value(source, Truncator.configured(cfg))
     params = {"source": shown}
     with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
         with store.lock(wait):

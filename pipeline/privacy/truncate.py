@@ -12,8 +12,12 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+from typing import TYPE_CHECKING, Self
 
 from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, ipv6_fast, mask_addresses, parse_address
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 EMAIL_MASK = "[email]"
 
@@ -54,6 +58,11 @@ class Truncator:
         self.ipv6_prefix = ipv6_prefix
         self._cache: dict[str, str | None] = {}
         self._texts: dict[str, str] = {}  # free text → masked, across batches (user agents repeat)
+
+    @classmethod
+    def configured(cls, cfg: Config) -> Self:
+        """The truncation a config sets (``privacy.ipv4_prefix`` and ``ipv6_prefix``)."""
+        return cls(cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix)
 
     def mask_texts(self, texts: list[str | None]) -> list[str | None]:
         """``addresses.mask_addresses`` of each text (None stays None), cached per distinct text."""
