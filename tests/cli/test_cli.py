@@ -94,6 +94,32 @@ def test_a_directory_as_source_says_how_to_name_its_logs(tmp_path: Path) -> None
     assert code == 10 and f"it is a directory; name the log files or a glob such as '{tmp_path}/logs/" in err
 
 
+@pytest.mark.parametrize(("workers", "preset"), [(2, None), (1, None), (2, "3")])
+def test_ingest_leaves_polars_the_cores_its_workers_do_not_use(
+    tmp_path: Path, workers: int, preset: str | None
+) -> None:
+    """polars' pool is sized before polars loads: the cores minus the ingest workers (at least one),
+    unless the operator set POLARS_MAX_THREADS. Measured in a real ``hostlogs ingest`` process."""
+    import os
+
+    log = tmp_path / "a.log"
+    log.write_text('192.0.2.1 - - [01/Mar/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    code = (
+        "from pipeline.cli import main\n"
+        f"try:\n    main(['ingest', {str(log)!r}, '--quiet', '--store', {str(tmp_path / 's')!r}])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "import polars\n"
+        "print(polars.thread_pool_size())"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"}
+    env |= {"HOSTLOGS_INGEST_WORKERS": str(workers)} | ({"POLARS_MAX_THREADS": preset} if preset else {})
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+    )
+    expected = int(preset) if preset else max(1, len(os.sched_getaffinity(0)) - workers)
+    assert int(out.stdout.split()[-1]) == expected
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
