@@ -139,8 +139,7 @@ class IngestConfig:
     partial_line_grace: float = setting(300.0, between(0, None))
     """Seconds after which a file's trailing line without newline is complete (rotated ones too)."""
     workers: int = setting(2, between(1, 64))
-    """Blocks parsed in parallel (threads); memory grows by one block per worker. `hostlogs ingest`
-    gives polars' own thread pool the cores left over, at least one (`POLARS_MAX_THREADS` wins)."""
+    """Blocks parsed in parallel (threads), each a block of memory; polars gets the cores left (≥ 1)."""
     flush_seconds: float = setting(30.0, POSITIVE)
     """Piped mode (source '-'): longest time a line waits in memory before it is committed."""
     flush_lines: int = setting(100_000, POSITIVE)
