@@ -16,7 +16,7 @@ from pipeline.config import Config
 from pipeline.errors import KeyDestroyedError
 from pipeline.privacy import digests, keys
 from pipeline.privacy.geo import Geo
-from pipeline.privacy.mask import ClientMasker, factorize
+from pipeline.privacy.mask import ClientMasker
 
 # Clients kept per key period before the cache starts over (~300 bytes each with the batch's copy):
 # 1,000,000 took a log of 3M distinct clients to 1.06 GB peak, 500,000 to 0.76 GB (+12 % CPU there).
@@ -96,20 +96,23 @@ class Enricher:
         return cols
 
     def _lookup(self, pid: str, clients: pl.Series, masker: ClientMasker) -> pl.DataFrame:
-        """The answer columns for each row: one join of the batch's distinct clients with the cache."""
-        distinct, codes = factorize(clients)
+        """The answer columns for each row: one join of the rows with the cache, and the clients it
+        lacks computed once each.
+
+        (A join of the rows measured 13 ms on a 134k-row batch against the cache; factorizing first
+        and joining the distinct clients cost 30 ms with the gather back to the rows.)
+        """
         with self._lock:
             cache = self._caches.get(pid, _EMPTY)
-        # the cache rows of this batch's clients first: hashing the batch's few distinct clients beats
-        # hashing the whole cache for the join (measured ~30 % less)
-        known = cache.filter(pl.col("client").is_in(distinct.implode()))
-        answers = distinct.to_frame("client").join(known, on="client", how="left", maintain_order="left")
+        answers = clients.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
         missing = answers.get_column("_known").is_null()
         if missing.any():
-            computed = self._compute(distinct.filter(missing), pid, masker).with_columns(_known=pl.lit(True))
+            new = clients.filter(missing)
+            computed = self._compute(new.drop_nulls().unique(), pid, masker).with_columns(_known=pl.lit(True))
+            filled = new.to_frame("client").join(computed, on="client", how="left", maintain_order="left")
             rows = missing.arg_true()
             answers = answers.with_columns(
-                answers.get_column(c).scatter(rows, computed.get_column(c)) for c in ANSWERS
+                answers.get_column(c).scatter(rows, filled.get_column(c)) for c in ANSWERS
             )
             with self._lock:
                 current = self._caches.get(pid, _EMPTY)
@@ -118,8 +121,7 @@ class Enricher:
                 if current is not cache:  # another worker added clients meanwhile: keep keys unique
                     computed = computed.join(current, on="client", how="anti")
                 self._caches[pid] = pl.concat([current, computed.select(_EMPTY.columns)]).rechunk()
-        # answers per distinct client, then one gather per column to the rows (cheaper than a row join)
-        return answers.select(pl.col(ANSWERS).gather(codes))
+        return answers.select(ANSWERS)
 
     def _compute(self, clients: pl.Series, pid: str, masker: ClientMasker) -> pl.DataFrame:
         """Network, canonical address, pseudonym and GeoIP answer for clients new in this period."""
