@@ -16,6 +16,8 @@ import re
 import socket
 from collections.abc import Callable
 
+from pipeline.privacy.escapes import decoded_view
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NetworkOf = Callable[[IPAddress], str]  # an address → the truncated network that replaces it
 
@@ -80,9 +82,9 @@ def parse_address(value: str) -> IPAddress | None:
 # ---------------------------------------------------------------------------------------------------
 # The masking of one text value: every textual form of an address.
 #
-# A text is searched twice: as written, and (when it holds escapes) in its decoded view, where the
-# escapes of ``_ESCAPE_RE`` are decoded repeatedly (double encoding: %252E → %2E → '.'), with a map from
-# every decoded character back to the span of raw text it came from. An address found in either view
+# A text is searched twice: as written, and (when it holds escapes) in its decoded view
+# (``escapes.decoded_view``: decoded repeatedly, %252E → %2E → '.', with a map from every decoded
+# character back to the span of raw text it came from). An address found in either view
 # is replaced in the raw text, over the whole run of address characters around it: a replacement
 # never leaves a digit of the same run behind (``::ffff:198.51.100.077`` is one run, not a mapped
 # prefix, a masked 198.51.100.07 and a readable 7).
@@ -97,61 +99,19 @@ def parse_address(value: str) -> IPAddress | None:
 #   zero-padded 203.000.113.012), else as octal (0313 = 203), else it is no octet. A port after the
 #   run (:8080) is kept. Forms with fewer than four parts (3405803793, 203.0.29201) are not masked:
 #   they cannot be told from ordinary numbers.
+# * IPv4 in a host or file name: four decimal octets joined by dashes or by underscores, as reverse
+#   DNS names write them (ec2-203-0-113-77.compute-1…, host81-2-69-160.range…, ip-10-0-0-1.ec2…) and
+#   operators name files (access_203_0_113_77.log). Only a run of exactly four numbers is one (dates
+#   and times run on: backup-2024-11-03-12-30), or of five whose first is the end of a word
+#   ("ec2-203-0-113-77"). It is replaced by its network as dotted text, like every other form.
 # ---------------------------------------------------------------------------------------------------
 
-# %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML);
-# fullwidth digits, dot and colon (what a Unicode-aware reader turns back into an address).
-_ESCAPE_RE = re.compile(
-    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2});"
-    r"|&#0*([0-9]{1,3});|([\uff10-\uff1a\uff0e\u3002])"
-)
-_FULLWIDTH = {**{chr(0xFF10 + d): str(d) for d in range(10)}, "\uff0e": ".", "\u3002": ".", "\uff1a": ":"}
-
-
-def _unescape(m: re.Match[str]) -> str:
-    hexa = m.group(1) or m.group(2) or m.group(3) or m.group(4)
-    if hexa is not None:
-        return chr(int(hexa, 16))
-    if m.group(5) is not None:
-        return chr(int(m.group(5)))
-    return _FULLWIDTH[m.group(6)]
-
-
 _V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
+_V4_JOINED_RE = re.compile(r"(?<![0-9])[0-9]+([-_])[0-9]+(?:\1[0-9]+){2,}(?![0-9])")  # see above
 _V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
 _ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
 _LONG_GROUP_RE = re.compile(r"[0-9A-Fa-f]{5,}")
 _HEX = frozenset("0123456789abcdefABCDEF")
-_MAX_DECODE_ROUNDS = 4
-
-
-def _decoded(text: str) -> tuple[str, list[int], list[int]] | None:
-    """(decoded view, raw start, raw end of each view character), or None when nothing is escaped."""
-    if _ESCAPE_RE.search(text) is None:
-        return None
-    starts, ends = list(range(len(text))), list(range(1, len(text) + 1))
-    view = text
-    for _ in range(_MAX_DECODE_ROUNDS):
-        chars: list[str] = []
-        new_starts: list[int] = []
-        new_ends: list[int] = []
-        pos = 0
-        for m in _ESCAPE_RE.finditer(view):
-            a, b = m.span()
-            chars.append(view[pos:a])
-            new_starts += starts[pos:a]
-            new_ends += ends[pos:a]
-            chars.append(_unescape(m))
-            new_starts.append(starts[a])
-            new_ends.append(ends[b - 1])
-            pos = b
-        if pos == 0:
-            break
-        chars.append(view[pos:])
-        new_starts += starts[pos:]
-        new_ends += ends[pos:]
-        view, starts, ends = "".join(chars), new_starts, new_ends
-    return view, starts, ends
 
 
 def _octet(part: str, inet: bool) -> int | None:
@@ -345,7 +305,29 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
             v4 = _v4_in_run(m.group(0).split("."))
             if v4 is not None:
                 spans.append(_replaced(view, m.start(), m.end(), v4, network_of))
+    if "-" in view or "_" in view:
+        spans += _joined_spans(view, network_of)
     return sorted(spans)
+
+
+def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of the dash- or underscore-joined IPv4 addresses in ``view``."""
+    spans = []
+    for m in _V4_JOINED_RE.finditer(view):
+        parts = m.group(0).split(m.group(1))
+        start = m.start()
+        if len(parts) == 5 and start > 0 and view[start - 1].isalpha():  # "ec2-203-0-113-77"
+            start += len(parts[0]) + 1
+            parts = parts[1:]
+        if len(parts) != 4 or any(_decimal(p) > 255 for p in parts):
+            continue
+        dotted = ".".join(parts)
+        if _kept(view, m.end(), dotted, lenient_ipv4, network_of):
+            continue
+        v4 = lenient_ipv4(".".join(str(_decimal(p)) for p in parts))  # decimal: hosts write no octal
+        if v4 is not None:
+            spans.append(_replaced(view, start, m.end(), v4, network_of))
+    return spans
 
 
 _PREFIX_RE = re.compile(r"/([0-9]{1,3})(?![0-9])")
@@ -393,7 +375,7 @@ def _replaced(
 def mask_addresses(text: str, network_of: NetworkOf) -> str:
     """Every address in ``text``, as written or encoded, replaced by ``network_of`` it (see above)."""
     spans = _address_spans(text, network_of)
-    decoded = _decoded(text)
+    decoded = decoded_view(text)
     if decoded is not None:
         view, starts, ends = decoded
         spans += [(starts[a], ends[b - 1], r) for a, b, r in _address_spans(view, network_of)]

@@ -26,17 +26,20 @@ EMAIL_MASK = "[email]"
 # * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
 #   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
+# * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name);
 # * an e-mail ('@', '%40', '%2540');
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
-#   be written with (digits, '.', ':', hex letters, 'x') or of one that starts another escape ('%',
-#   '\', 'u', '&', '#'): encoded addresses, also double-encoded.
+#   be written with (digits, '.', ':', '-', '_', hex letters, 'x') or of one that starts another
+#   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded.
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
     r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
+    r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]"
     r"|@|%(?:25)*40"
-    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5Ee]|3[0-9Aa]|[46][1-6]|[57][58]|5[Cc])"
-    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);|[\uff10-\uff1a\uff0e\u3002]"
+    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
+    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);"
+    r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\u3002]"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any

@@ -112,6 +112,23 @@ def test_an_address_in_a_file_name_reaches_no_byte_the_tool_writes(tmp_path: Pat
     assert len(labels["hostlogs_source_lag_bytes"]) == 2 and "/24/24" not in prom.read_text()
 
 
+def test_a_dash_or_underscore_joined_address_in_a_name_is_masked_too(tmp_path: Path) -> None:
+    """Host names (reverse DNS) and operators' file names join the octets with dashes or underscores."""
+    logs = tmp_path / "logs" / "ip-203-0-113-77.ec2.internal"
+    logs.mkdir(parents=True)
+    log = logs / "access_198_51_100_23.log"
+    log.write_text(line(0) + "nonsense\n")
+    report = ingest_paths(tmp_path / "store", [log], max_reject_rate=1.0)
+    assert report.rows == 1 and sum(report.rejects.values()) == 1
+    [reject] = store_rejects(tmp_path / "store")
+    assert reject["source"] == f"{tmp_path}/logs/ip-203.0.113.0/24.ec2.internal/access_198.51.100.0/24.log"
+    secrets = [f"{a}{sep}{b}{sep}{c}{sep}{d}" for a, b, c, d in ((203, 0, 113, 77), (198, 51, 100, 23))
+               for sep in ".-_"]  # fmt: skip
+    for f, data in written(tmp_path, skip={tmp_path / "logs"}).items():
+        for secret in secrets:
+            assert secret.encode() not in data, (f, secret)
+
+
 @pytest.mark.parametrize("named_by", ["site", "address"])
 def test_logs_that_start_identically_stay_apart_whatever_their_names(tmp_path: Path, named_by: str) -> None:
     """Two logs with the same first lines in directories whose names mask to the same text

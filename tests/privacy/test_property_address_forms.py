@@ -66,6 +66,29 @@ FORMS = [
     ("203.0.113.3100", "203.0.113.0/24"),
     ("Chrome/116.0.5845.187", "Chrome/116.0.5845.187"),  # a version is no address
     ("203\u30020\u3002113\u300217", "203.0.113.0/24"),  # ideographic full stop
+    # dash- or underscore-joined, in host and file names (reverse DNS, operators' names)
+    ("ec2-203-0-113-77.compute-1.amazonaws.com", "ec2-203.0.113.0/24.compute-1.amazonaws.com"),
+    ("host81-2-69-160.range81-2.example", "host81.2.69.0/24.range81-2.example"),
+    ("ip-10-0-0-1.ec2.internal", "ip-10.0.0.0/24.ec2.internal"),
+    ("c-73-1-2-3.hsd1.ca.example.net", "c-73.1.2.0/24.hsd1.ca.example.net"),
+    ("203-0-113-77-static.example.net", "203.0.113.0/24-static.example.net"),
+    ("/logs/access_203_0_113_77.log", "/logs/access_203.0.113.0/24.log"),
+    ("203-000-113-077", "203.0.113.0/24"),  # zero-padded: decimal, as host names write it
+    ("203-0-113-77/32", "203.0.113.0/24"),
+    ("203%2D0%2D113%2D77", "203.0.113.0/24"),
+    ("203%252D0%252D113%252D77", "203.0.113.0/24"),
+    ("203%5F0%5F113%5F77", "203.0.113.0/24"),
+    ("203&#45;0&#x2d;113&#45;77", "203.0.113.0/24"),
+    ("203&#95;0&#x5F;113&#95;77", "203.0.113.0/24"),
+    ("\uff12\uff10\uff13\uff0d0\uff0d113\uff0d77", "203.0.113.0/24"),
+    ("10-0-0-0/8", "10-0-0-0/8"),  # a network, written with its prefix length: stays
+    ("backup-2024-11-03-12-30.tar.gz", "backup-2024-11-03-12-30.tar.gz"),  # a date and time run on
+    ("/archive/2024-11-03", "/archive/2024-11-03"),
+    ("v1-2-3-4-5", "v1-2.3.4.0/24"),  # five numbers, the first ends a word: the last four
+    ("1-2-3-4-5", "1-2-3-4-5"),  # five numbers: no address of one
+    ("203-0_113-77", "203-0_113-77"),  # separators mixed
+    ("203-0-113-256", "203-0-113-256"),
+    ("550e8400-e29b-41d4-a716-446655440000", "550e8400-e29b-41d4-a716-446655440000"),  # a UUID
     ("2002:cb00:7111::1", "2002:cb00:7100::/40"),  # 6to4 carries 203.0.113.17 in bits 16-48
     ("/a&amp;b=1", "/a&amp;b=1"),  # an entity that is no address character stays
     ("/a/203%2E000%2E113%2E017/b", "/a/203.0.113.0/24/b"),
@@ -208,12 +231,18 @@ def render(addr: IPAddress, style: int) -> str:
             f"::ffff:{int(addr) >> 16:x}:{int(addr) & 0xFFFF:x}",
             f"::{addr}",
             f"[::ffff:{addr}]:443",
+            f"ec2-{joined(addr, '-')}.compute-1.example.test",  # reverse DNS names
+            f"access_{joined(addr, '_')}.log",  # operators' file names
         ]
         return v4_forms[style % len(v4_forms)]
     assert isinstance(addr, ipaddress.IPv6Address)
     s = str(addr)
     v6_forms = [s, addr.exploded, addr.exploded.upper(), s.upper(), f"[{s}]:443", f"{s}%eth0", f"{s}%25eth1"]
     return v6_forms[style % len(v6_forms)]
+
+
+def joined(addr: ipaddress.IPv4Address, sep: str) -> str:
+    return str(addr).replace(".", sep)
 
 
 def encode(text: str, how: int) -> str:
@@ -241,8 +270,9 @@ def needles(used: str, addr: IPAddress) -> set[str]:
     plain = parse_address(str(addr))
     if plain is not None:
         out |= {str(plain), plain.exploded}
-    if addr.version == 4:
+    if isinstance(addr, ipaddress.IPv4Address):
         out |= {f"::ffff:{addr}", ipaddress.IPv6Address(f"::ffff:{addr}").exploded}
+        out |= {joined(addr, "-"), joined(addr, "_")}
     return {n for n in out if len(n) >= 7}
 
 
