@@ -49,6 +49,11 @@ class Enricher:
         self.period = period
         self.geo = geo if geo is not None and geo.enabled else None
         self.geo_db = self.geo.provenance() if self.geo else None
+        # GeoIP names (countries, AS organisations: few, repeated on every row) as codes into the run's
+        # own dictionary: the join, the sort and the Parquet writer move integers, and the writer takes
+        # the dictionary as is (~8 ms less encode per 134k-row batch with GeoLite2-City)
+        self._names = pl.Categorical(pl.Categories.random())
+        self._empty = _EMPTY.with_columns(pl.col("country", "as_org").cast(self._names))
         self._caches: dict[str, pl.DataFrame] = {}  # key period → answers per raw client value
         self._destroyed: set[str] = set()
         self._lock = threading.Lock()
@@ -92,7 +97,9 @@ class Enricher:
             for pid, n in periods.value_counts().iter_rows():
                 self._count_destroyed(pid, n)
         cols = {c: values.get_column(c) for c in ANSWERS}
-        cols["geo_db"] = pl.repeat(self.geo_db, len(clients), dtype=pl.String, eager=True).alias("geo_db")
+        # one value for the run: a one-value Enum reaches the Parquet writer as a dictionary
+        kind = pl.String() if self.geo_db is None else pl.Enum([self.geo_db])
+        cols["geo_db"] = pl.repeat(self.geo_db, len(clients), dtype=kind, eager=True).alias("geo_db")
         return cols
 
     def _lookup(self, pid: str, clients: pl.Series, masker: ClientMasker) -> pl.DataFrame:
@@ -103,7 +110,7 @@ class Enricher:
         and joining the distinct clients cost 30 ms with the gather back to the rows.)
         """
         with self._lock:
-            cache = self._caches.get(pid, _EMPTY)
+            cache = self._caches.get(pid, self._empty)
         answers = clients.to_frame("client").join(cache, on="client", how="left", maintain_order="left")
         missing = answers.get_column("_known").is_null()
         if missing.any():
@@ -115,9 +122,9 @@ class Enricher:
                 answers.get_column(c).scatter(rows, filled.get_column(c)) for c in ANSWERS
             )
             with self._lock:
-                current = self._caches.get(pid, _EMPTY)
+                current = self._caches.get(pid, self._empty)
                 if current.height > CACHE_MAX:
-                    current = _EMPTY
+                    current = self._empty
                 if current is not cache:  # another worker added clients meanwhile: keep keys unique
                     computed = computed.join(current, on="client", how="anti")
                 self._caches[pid] = pl.concat([current, computed.select(_EMPTY.columns)]).rechunk()
@@ -132,9 +139,10 @@ class Enricher:
             ids = pl.repeat(None, len(clients), dtype=pl.Int64, eager=True).alias("client_id")
         out = pl.DataFrame({"client": clients, "client_net": nets.rename("client_net"), "client_id": ids})
         if self.geo is not None:
-            return pl.concat([out, self.geo.enrich(addresses)], how="horizontal")
+            geo = self.geo.enrich(addresses).with_columns(pl.col("country", "as_org").cast(self._names))
+            return pl.concat([out, geo], how="horizontal")
         return out.with_columns(
-            country=pl.lit(None, pl.String), asn=pl.lit(None, pl.Int64), as_org=pl.lit(None, pl.String)
+            country=pl.lit(None, self._names), asn=pl.lit(None, pl.Int64), as_org=pl.lit(None, self._names)
         )
 
     def pseudonyms(self, addresses: pl.Series, pid: str) -> pl.Series:
