@@ -6,8 +6,10 @@ never ``registered_country`` (where the block is registered: the US for a UK add
 data); when a record has no location country the answer is null rather than a plausible wrong one.
 
 Each address is walked down the database's search tree (``geo_tree``, vectorised), which names the
-record it resolves to; each distinct record is decoded once, through the reader, and its answer kept
-by record for the run (bounded): many clients share a record, and decoding is what a lookup costs.
+record it resolves to; each distinct record is read once and its answer kept by record for the run
+(bounded): many clients share a record, and decoding is what a lookup costs. The country is read from
+the record's bytes (``geo_data``: its ``country`` key only), the reader decoding what that walk does not
+follow; ASN records are small and decoded by the reader.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import polars as pl
 
 from pipeline.errors import ConfigError
+from pipeline.privacy.geo_data import UNKNOWN, DataSection
 from pipeline.privacy.geo_tree import INVALID, SearchTree, file_identity
 from pipeline.privacy.mask import factorize
 
@@ -38,6 +41,7 @@ COLUMNS: dict[str, pl.DataType] = {"country": pl.String(), "asn": pl.Int64(), "a
 class _Database:
     reader: Any  # maxminddb.Reader (C extension or pure Python: no common type to name)
     tree: SearchTree
+    data: DataSection  # the records' bytes, for what is read without the reader
     provenance: str
     answers: dict[int, Any] = field(default_factory=dict)  # record offset → the part of the answer it gives
 
@@ -79,13 +83,14 @@ class Geo:
             return frame.with_columns(nulls).drop("address")  # with_columns: literals fill every row
         distinct, codes = factorize(frame.get_column("address"))
         with self._lock:
-            countries = self._answers(self._country, distinct, _iso_code)
-            networks = self._answers(self._asn, distinct, _network)
+            read = DataSection.location_country  # from the record's bytes; the reader where it cannot
+            countries, by_country = self._answers(self._country, distinct, _iso_code, read)
+            networks, by_network = self._answers(self._asn, distinct, _network)
         per_distinct = pl.DataFrame(
             {
-                "country": countries,
-                "asn": [n[0] if n else None for n in networks],
-                "as_org": [n[1] if n else None for n in networks],
+                "country": pl.Series(countries, dtype=pl.String).gather(by_country),
+                "asn": pl.Series([n and n[0] for n in networks], dtype=pl.Int64).gather(by_network),
+                "as_org": pl.Series([n and n[1] for n in networks], dtype=pl.String).gather(by_network),
             },
             schema=COLUMNS,
         )
@@ -107,32 +112,51 @@ class Geo:
         self.close()
 
     def _answers(
-        self, db: _Database | None, addresses: pl.Series, extract: Callable[[Any], Any]
-    ) -> list[Any]:
-        """``extract(record)`` for each address: its record found by the tree walk, decoded once."""
+        self,
+        db: _Database | None,
+        addresses: pl.Series,
+        extract: Callable[[Any], Any],
+        read: Callable[[DataSection, int], Any] | None = None,
+    ) -> tuple[list[Any], np.ndarray]:
+        """(the answer of each distinct record the addresses resolve to, per address the index of its
+        record's answer). A record never seen is ``read`` from its bytes where that gives an answer,
+        else decoded by the reader (``extract(record)``); either way once, then cached."""
         if db is None:
-            return [None] * len(addresses)
+            return [None], np.zeros(len(addresses), dtype=np.int64)
         records = db.tree.records(addresses)
         self.errors += int(np.count_nonzero(records == INVALID))  # not an address, a corrupt tree
         answers = db.answers
-        found, first = np.unique(records, return_index=True)
+        found, first, inverse = np.unique(records, return_index=True, return_inverse=True)
         new = [
             (int(r), int(i)) for r, i in zip(found, first, strict=True) if r >= 0 and int(r) not in answers
         ]
         if new:
             self.lookups += len(new)
             texts = addresses.gather([i for _, i in new]).to_list()
-            for (record, _), text in zip(new, texts, strict=True):  # one decode per record never seen
-                try:
-                    value = db.reader.get(text)  # the same record: the reader walks the same bits
-                except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
-                    self.errors += 1
-                    value = None
-                answers[record] = extract(value if isinstance(value, dict) else None)
-        out = [answers.get(int(r)) for r in records]
+            for (record, _), text in zip(new, texts, strict=True):  # once per record never seen
+                answers[record] = self._answer(db, record, text, extract, read)
+        out = [answers.get(int(r)) for r in found]  # None for the negative (not found, invalid)
         if len(answers) > self.cache_max:  # bound memory on endless streams: keep this batch's records
             db.answers = {int(r): answers[int(r)] for r in found if r >= 0}
-        return out
+        return out, inverse
+
+    def _answer(
+        self,
+        db: _Database,
+        record: int,
+        text: str,
+        extract: Callable[[Any], Any],
+        read: Callable[[DataSection, int], Any] | None,
+    ) -> Any:
+        value = UNKNOWN if read is None else read(db.data, record)
+        if value is not UNKNOWN:
+            return value
+        try:
+            decoded = db.reader.get(text)  # the same record: the reader walks the same bits
+        except (ValueError, RuntimeError, OSError):  # RuntimeError includes InvalidDatabaseError
+            self.errors += 1
+            decoded = None
+        return extract(decoded if isinstance(decoded, dict) else None)
 
 
 def _network(record: dict[str, Any] | None) -> tuple[int | None, str | None] | None:
@@ -167,7 +191,8 @@ def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | N
             raise ConfigError(f"GeoIP {what} database {path} is not a valid MaxMind DB file") from e
         if tree.identity == before:
             built = dt.datetime.fromtimestamp(meta.build_epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            return _Database(reader, tree, f"{meta.database_type} {built}")
+            data = DataSection(tree.buffer, tree.size, meta.node_count)
+            return _Database(reader, tree, data, f"{meta.database_type} {built}")
         reader.close()
         tree.close()
     raise ConfigError(f"GeoIP {what} database {path} keeps changing while it is opened: try again")

@@ -51,6 +51,16 @@ class SearchTree:
             start = self._walk(start, lambda i: np.zeros(1, dtype=np.int64), 96)
         self._ipv4_start = int(start[0])
 
+    @property
+    def buffer(self) -> mmap.mmap:
+        """The whole file, mapped: the data section follows the tree (``geo_data``)."""
+        return self._map
+
+    @property
+    def size(self) -> int:
+        """Bytes of the search tree section."""
+        return self.node_count * self.record_size // 4
+
     def close(self) -> None:
         del self._bytes  # the array holds an export of the map: release it first
         self._map.close()

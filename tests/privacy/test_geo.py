@@ -18,6 +18,7 @@ from pipeline.privacy.addresses import parse_address
 from pipeline.privacy.geo import Geo
 from pipeline.privacy.mask import ClientMasker
 from tests.conftest import THIRD_PARTY
+from tests.privacy.test_geo_data import crafted_database
 
 MM = THIRD_PARTY / "geoip" / "maxmind-test"
 GEOIP2_COUNTRY = MM / "GeoIP2-Country-Test.mmdb"
@@ -111,20 +112,21 @@ def test_every_source_network_country(name: str) -> None:
     assert got == want
 
 
-def test_no_fallback_to_registered_country(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test-database record has registered_country without country, so use a stand-in reader."""
-    records = {  # three addresses with three different records in the real tree
-        "81.2.69.160": {"registered_country": {"iso_code": "US"}},
-        "2001:218::1": {"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "US"}},
-        "89.160.20.112": {"represented_country": {"iso_code": "US"}},
-    }
-    fake = FakeReader("GeoIP2-Country", records)
-    monkeypatch.setattr(maxminddb, "open_database", lambda *_: fake)
-    with Geo(GEOIP2_COUNTRY, None) as g:
-        assert countries(g, list(records)) == {
-            "81.2.69.160": None,
-            "2001:218::1": "DE",
-            "89.160.20.112": None,
+def test_no_fallback_to_registered_country(tmp_path: Path) -> None:
+    """No test-database record has registered_country without country: a database written here."""
+    path = tmp_path / "crafted.mmdb"
+    crafted_database(path, [
+        {"registered_country": {"iso_code": "US"}},
+        {"country": {"iso_code": "DE"}, "registered_country": {"iso_code": "US"}},
+        {"represented_country": {"iso_code": "US"}},
+        {"registered_country": {"iso_code": "US"}, "country": {"iso_code": "DE"}},  # the walk steps over none
+    ] * 2)  # fmt: skip
+    with Geo(path, None) as g:
+        assert countries(g, ["1.0.0.1", "33.0.0.1", "65.0.0.1", "97.0.0.1"]) == {
+            "1.0.0.1": None,
+            "33.0.0.1": "DE",
+            "65.0.0.1": None,
+            "97.0.0.1": "DE",
         }
 
 
@@ -270,25 +272,3 @@ def test_disabled_and_closed() -> None:
     g.close()
     g.close()  # idempotent
     assert not g.enabled and g.provenance() is None
-
-
-class FakeReader:
-    """Stands in for maxminddb.Reader where the test databases have no suitable record: the records
-    of a real database's tree (``Geo`` walks it) replaced by ``records`` (by address)."""
-
-    def __init__(self, database_type: str, records: dict[str, Any], tree: Path = GEOIP2_COUNTRY) -> None:
-        self.records = records
-        real = maxminddb.open_database(str(tree)).metadata()
-        self._meta = type(
-            "Meta", (), {"database_type": database_type, "build_epoch": 0, "ip_version": 6,
-                         "node_count": real.node_count, "record_size": real.record_size},
-        )()  # fmt: skip
-
-    def metadata(self) -> Any:
-        return self._meta
-
-    def get(self, address: str) -> Any:
-        return self.records.get(address)
-
-    def close(self) -> None:
-        pass
