@@ -12,6 +12,7 @@ by anyone: that is the point of destroying them.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,7 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
     stream_key = keystore.stream_key() if keystore.has_stream_key() else None
     key = stream_key if Path(path).is_file() else None  # (a file gone is matched by its name)
-    scope = sources.stream_scope(path).encode()
+    scope = os.fsencode(sources.stream_scope(path))
     name = sources.display_name(path)
     heads: dict[int, bytes | None] = {}
 

@@ -102,7 +102,7 @@ def _series(values: list[str]) -> Any:
 
 
 def _id(stream_key: bytes, path: str) -> str:
-    return stream_digest(stream_key, b"failed file", os.path.abspath(path).encode())
+    return stream_digest(stream_key, b"failed file", os.fsencode(os.path.abspath(path)))
 
 
 def _dump(failures: dict[str, Failure]) -> dict[str, dict[str, Any]]:

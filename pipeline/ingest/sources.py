@@ -190,7 +190,7 @@ def open_stream(path: str) -> SourceStream:
             return SourceStream(lzma.open(path, "rb"), path, compressed=True)
         if codec == "gzip":
             return SourceStream(igzip.open(path, "rb"), path, compressed=True)  # type: ignore[no-untyped-call]
-        raw = pa.OSFile(path, "rb")
+        raw = pa.OSFile(os.fsencode(path), "rb")  # bytes: a name that is no UTF-8 opens too
         if codec is not None:
             return SourceStream(pa.CompressedInputStream(raw, codec), path, compressed=True)
     except (OSError, pa.ArrowException, lzma.LZMAError) as exc:
@@ -272,7 +272,7 @@ def read_head(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False
 
 def legacy_fingerprint(scope: str, head: bytes) -> str:
     """The unkeyed stream key of hostlogs before keyed fingerprints (only to recognise old state)."""
-    return hashlib.sha256(scope.encode() + b"\0" + head).hexdigest()[:32]
+    return hashlib.sha256(os.fsencode(scope) + b"\0" + head).hexdigest()[:32]
 
 
 def read_range(path: str, start: int, end: int) -> bytes | None:
@@ -342,7 +342,8 @@ def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
 
 
 def display_name(path: str) -> str:
-    return "<stdin>" if path == STDIN else str(Path(path))
+    """A file's name as text: bytes that are no UTF-8 (a name is any bytes on Linux) as \\xHH."""
+    return "<stdin>" if path == STDIN else os.fsencode(Path(path)).decode("utf-8", "backslashreplace")
 
 
 def stored_name(path: str, truncator: Truncator) -> str:
@@ -385,4 +386,4 @@ def files_near(shown: str) -> list[str]:
 def path_id(stream_key: bytes, path: str) -> str:
     """A file's absolute path as a keyed digest: how state and manifests know which file it was
     without keeping a name that may hold an address (``stored_name``)."""
-    return stream_digest(stream_key, b"path", os.path.abspath(path).encode())
+    return stream_digest(stream_key, b"path", os.fsencode(os.path.abspath(path)))

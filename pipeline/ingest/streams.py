@@ -66,7 +66,7 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
     head = sources.read_head(path, sources.FINGERPRINT_BYTES, final=final)
     if head is None:
         return None
-    scope = sources.stream_scope(home).encode()
+    scope = os.fsencode(sources.stream_scope(home))
     fp_len = len(head)
     key = r.digest(b"scope", scope, head)
     content = r.digest(b"content", head)
@@ -76,7 +76,7 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
     mismatched: list[tuple[str, StreamState]] = []
     for length in by_len:
         part = head[:length]
-        legacy = _legacy_key(r, sources.legacy_fingerprint(scope.decode(), part))
+        legacy = _legacy_key(r, sources.legacy_fingerprint(os.fsdecode(scope), part))
         bases = [r.digest(b"scope", scope, part), legacy]
         for base in bases:
             for cand in _generations(streams, base):

@@ -528,3 +528,21 @@ def test_a_store_copied_without_its_keys_is_refused_not_read_twice(tmp_path: Pat
     shutil.copytree(tmp_path / "a-keys", tmp_path / "b-keys")  # restored with its keys: nothing doubles
     again = ingest_paths(tmp_path / "b", [log])
     assert again.rows == 0 and len(store_rows(tmp_path / "b")) == first.rows
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_a_file_name_that_is_no_utf8_is_read_once_and_shown_escaped(tmp_path: Path, suffix: str) -> None:
+    """A Linux file name is any bytes: it must not stop the run (nor the other files of it)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    odd = os.fsdecode(bytes(logs) + b"/access\xff\xfe.log" + suffix.encode())
+    text = '192.0.2.1 - - [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 5 "-" "ua"\nnonsense\n'
+    with open(odd, "wb") as f:
+        f.write(gzip.compress(text.encode()) if suffix else text.encode())
+    (logs / "good.log").write_text(text.replace("/a ", "/b "))
+    for _ in range(2):  # read once: the second run finds both files done
+        report = ingest_paths(tmp_path / "store", sorted(str(p) for p in logs.iterdir()), max_reject_rate=1.0)
+        assert not report.failed
+    assert sorted(r["path"] for r in store_rows(tmp_path / "store")) == ["/a", "/b"]
+    sources = sorted(r["source"] for r in store_rejects(tmp_path / "store"))
+    assert sources == sorted([f"{logs}/access\\xff\\xfe.log{suffix}", f"{logs}/good.log"])
