@@ -16,6 +16,7 @@ from pipeline import rules
 from pipeline.investigate.evidence import sql_str
 from pipeline.investigate.result import QueryResult
 from pipeline.investigate.sandbox import Sandbox
+from pipeline.privacy.truncate import Truncator, stored_domain
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "
@@ -44,7 +45,7 @@ class Scope:
             nxt = self.end + dt.timedelta(days=1)
             out += [f"date <= DATE '{self.end}'", f"ts < TIMESTAMPTZ '{nxt} 00:00:00+00'"]
         if self.domain:
-            out.append(f"domain = {sql_str(self.domain.lower())}")
+            out.append(f"domain = {sql_str(stored_domain(self.domain, Truncator()))}")  # /24, /48
         return " AND ".join(out)
 
     def overlaps(self, first: dt.date, last: dt.date) -> bool:

@@ -22,6 +22,7 @@ import polars as pl
 
 from pipeline.config import Config
 from pipeline.errors import UsageError
+from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.holds import active_holds
 from pipeline.lifecycle.rewrite import (
@@ -35,7 +36,9 @@ from pipeline.lifecycle.rewrite import (
 from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, key_store, session
 from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
+from pipeline.privacy.truncate import stored_domain
 from pipeline.rules import check_range
+from pipeline.store.commit import Store
 
 
 @dataclass(frozen=True)
@@ -94,7 +97,7 @@ def erase_unaudited(
     check_range(date_from, date_to)
     if address is not None and canonical_address(address) is None:
         raise UsageError(f"not an IP address: {address!r}")
-    domain = domain.lower() if domain else None
+    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
     period = cast(Period, cfg.privacy.key_period)
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:
         keys = key_store(cfg)

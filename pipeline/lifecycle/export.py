@@ -23,10 +23,12 @@ import pyarrow.parquet as pq
 
 from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
+from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, key_store, session
 from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
+from pipeline.privacy.truncate import stored_domain
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
 from pipeline.store.fs import fsync_dir
@@ -83,7 +85,8 @@ def export(
     # imported here: the session loads the query engine (DuckDB), which erase and hold never need
     from pipeline.investigate.session import audited
 
-    params = {"domain": domain.lower() if domain else None, "format": fmt, "output": str(output),
+    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
+    params = {"domain": domain, "format": fmt, "output": str(output),
               "visitor": "one client address (not recorded)" if address is not None else None,
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip
     with audited(cfg, "export", case, reason, authority="export", request=request, params=params) as access:
@@ -94,7 +97,7 @@ def export(
             raise UsageError("say what to export: --domain DOMAIN and/or --ip ADDRESS")
         if address is not None and canonical_address(address) is None:
             raise UsageError(f"not an IP address: {address!r}")
-        domain, out = domain.lower() if domain else None, Path(output)
+        out = Path(output)
         rule = _Rule(domain, _pseudonyms(cfg, address) if address is not None else None, date_from, date_to)
         # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
         with session(cfg, "export", dry_run=False, wait=wait) as s:

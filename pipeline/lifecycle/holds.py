@@ -24,7 +24,7 @@ import polars as pl
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.audit import checked_id, text_masker
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
-from pipeline.privacy.truncate import mask_value
+from pipeline.privacy.truncate import mask_value, stored_domain
 from pipeline.rules import check_range, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -136,7 +136,7 @@ def add_hold(
             reason=mask_value(reason.strip(), text_masker(store)),  # free text: no address kept in it
             created=now,
             created_by=os_user(),
-            domain=domain.lower() if domain else None,
+            domain=stored_domain(domain, text_masker(store)) if domain else None,
             date_from=date_from,
             date_to=date_to,
             file=hold_file_name(now, case),

@@ -138,3 +138,10 @@ def mask_value(text: str, truncator: Truncator) -> str:
     else:
         emails_masked = _compiled(EMAIL).sub(EMAIL_MASK, text)
     return truncator.mask_texts([emails_masked])[0] or ""
+
+
+def stored_domain(domain: str, truncator: Truncator) -> str:
+    """A domain as the store keeps it, for a filter or a record that names one (a hold, an erasure):
+    lower case, every address in it masked as ingest masks the ``domain`` column (a vhost can be an
+    IP literal: ``203.0.113.7`` is stored, matched and recorded as ``203.0.113.0/24``)."""
+    return mask_value(domain.lower(), truncator)

@@ -258,3 +258,36 @@ def test_a_log_recorded_under_a_masked_name_is_found_deep_down_or_by_a_relative_
         f.write(line(7))
     assert ingest_paths(store, [a]).sources[0].rows == 1
     assert len(store_rows(store)) == 9
+
+
+def test_a_domain_that_is_an_address_is_masked_in_holds_erasures_and_filters(tmp_path: Path) -> None:
+    """A vhost can be an IP literal: the store keeps it masked, so a hold, an erasure or a filter
+    naming it must mask it too, to match the rows and to record no address."""
+    log = tmp_path / "access.log"
+    log.write_text(line(0) + line(1))
+    store = str(tmp_path / "store")
+    ingest_paths(Path(store), [log], domain="203.0.113.7")
+    assert {r["domain"] for r in store_rows(Path(store))} == {"203.0.113.0/24"}
+    assert (
+        invoke("hold", "add", "--store", store, "--case", "H-1", "--reason", "r", "--domain", "203.0.113.7")[
+            0
+        ]
+        == 0
+    )
+    code, out, err = invoke(
+        "erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-1", "--json"
+    )
+    assert code == 0 and json.loads(out)["held"] == {"H-1": 2}, (out, err)  # the hold matches its rows
+    assert invoke("hold", "release", "--store", store, "H-1")[0] == 0
+    code, out, err = invoke(
+        "erase", "--store", store, "--domain", "ec2-203-0-113-7.example", "--request", "R-2"
+    )
+    assert code == 0, (out, err)
+    assert len(store_rows(Path(store))) == 2  # another domain: nothing
+    code, out, err = invoke(
+        "erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-3", "--json"
+    )
+    assert code == 0 and json.loads(out)["rows_deleted"] == 2, (out, err)
+    for f, data in written(tmp_path, skip={log}).items():
+        for secret in (b"203.0.113.7", b"203-0-113-7"):
+            assert secret not in data, (f, secret)
