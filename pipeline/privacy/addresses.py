@@ -103,7 +103,8 @@ def parse_address(value: str) -> IPAddress | None:
 #   DNS names write them (ec2-203-0-113-77.compute-1…, host81-2-69-160.range…, ip-10-0-0-1.ec2…) and
 #   operators name files (access_203_0_113_77.log). Only a run of exactly four numbers is one (dates
 #   and times run on: backup-2024-11-03-12-30), or of five whose first is the end of a word
-#   ("ec2-203-0-113-77"). It is replaced by its network as dotted text, like every other form.
+#   ("ec2-203-0-113-77": the whole run goes, either four could be the address). It is replaced by
+#   its network as dotted text, like every other form.
 # ---------------------------------------------------------------------------------------------------
 
 _V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
@@ -316,9 +317,8 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
     for m in _V4_JOINED_RE.finditer(view):
         parts = m.group(0).split(m.group(1))
         start = m.start()
-        if len(parts) == 5 and start > 0 and view[start - 1].isalpha():  # "ec2-203-0-113-77"
-            start += len(parts[0]) + 1
-            parts = parts[1:]
+        if len(parts) == 5 and start > 0 and view[start - 1].isalpha():
+            parts = parts[1:]  # "ec2-203-0-113-77"; the whole run goes ("host203-0-113-18-1" too)
         if len(parts) != 4 or any(_decimal(p) > 255 for p in parts):
             continue
         dotted = ".".join(parts)

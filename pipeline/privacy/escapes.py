@@ -8,18 +8,20 @@ and the map names the span of raw text to replace.
 from __future__ import annotations
 
 import re
+import unicodedata
 
 # %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML);
-# fullwidth digits, dot, colon, hyphen and low line (what a Unicode-aware reader turns back into an
-# address).
+# characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters:
+# fullwidth digits, dot, colon, hyphen and low line, ideographic full stops, mathematical digits;
+# the UTF-8 bytes of any character, once escapes made them characters of their own
+# (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
+# characters of an address (2\x000\x003\x00.).
 _ESCAPE_RE = re.compile(
     r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2});"
-    r"|&#0*([0-9]{1,3});|([\uff10-\uff1a\uff0d\uff0e\uff3f\u3002])"
+    r"|&#0*([0-9]{1,3});|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
+    r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|([\x00\u2400])"
 )
-_FULLWIDTH = {
-    **{chr(0xFF10 + d): str(d) for d in range(10)},
-    **{"\uff0e": ".", "\u3002": ".", "\uff1a": ":", "\uff0d": "-", "\uff3f": "_"},
-}
+_ADDRESS_CHARS = frozenset("0123456789.:-_")
 
 
 def _unescape(m: re.Match[str]) -> str:
@@ -28,10 +30,25 @@ def _unescape(m: re.Match[str]) -> str:
         return chr(int(hexa, 16))
     if m.group(5) is not None:
         return chr(int(m.group(5)))
-    return _FULLWIDTH[m.group(6)]
+    if m.group(6) is not None:
+        return _plain(m.group(6))
+    if m.group(7) is not None:
+        try:
+            char = m.group(7).encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            return m.group(7)
+        plain = _plain(char)
+        return plain if plain in _ADDRESS_CHARS else char
+    return ""  # NUL: not there
 
 
-_MAX_DECODE_ROUNDS = 4  # %25252E… : double, triple and quadruple encoding
+def _plain(char: str) -> str:
+    """What NFKC makes of a character, and IDNA of an ideographic full stop (NFKC keeps it)."""
+    plain = unicodedata.normalize("NFKC", char)
+    return "." if plain == "\u3002" else plain
+
+
+_MAX_DECODE_ROUNDS = 8  # %25252E… : encoded twice, three times, … (each round is linear)
 
 
 def decoded_view(text: str) -> tuple[str, list[int], list[int]] | None:
@@ -50,9 +67,11 @@ def decoded_view(text: str) -> tuple[str, list[int], list[int]] | None:
             chars.append(view[pos:a])
             new_starts += starts[pos:a]
             new_ends += ends[pos:a]
-            chars.append(_unescape(m))
-            new_starts.append(starts[a])
-            new_ends.append(ends[b - 1])
+            char = _unescape(m)
+            if char:  # (a NUL leaves no character: its neighbours meet)
+                chars.append(char)
+                new_starts.append(starts[a])
+                new_ends.append(ends[b - 1])
             pos = b
         if pos == 0:
             break

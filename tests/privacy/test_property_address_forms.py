@@ -67,7 +67,8 @@ FORMS = [
     ("Chrome/116.0.5845.187", "Chrome/116.0.5845.187"),  # a version is no address
     ("203\u30020\u3002113\u300217", "203.0.113.0/24"),  # ideographic full stop
     # dash- or underscore-joined, in host and file names (reverse DNS, operators' names)
-    ("ec2-203-0-113-77.compute-1.amazonaws.com", "ec2-203.0.113.0/24.compute-1.amazonaws.com"),
+    ("ec2-203-0-113-77.compute-1.amazonaws.com", "ec203.0.113.0/24.compute-1.amazonaws.com"),
+    ("/h/host203-0-113-18-1", "/h/host0.113.18.0/24"),  # five numbers after a word: all of them go
     ("host81-2-69-160.range81-2.example", "host81.2.69.0/24.range81-2.example"),
     ("ip-10-0-0-1.ec2.internal", "ip-10.0.0.0/24.ec2.internal"),
     ("c-73-1-2-3.hsd1.ca.example.net", "c-73.1.2.0/24.hsd1.ca.example.net"),
@@ -84,11 +85,21 @@ FORMS = [
     ("10-0-0-0/8", "10-0-0-0/8"),  # a network, written with its prefix length: stays
     ("backup-2024-11-03-12-30.tar.gz", "backup-2024-11-03-12-30.tar.gz"),  # a date and time run on
     ("/archive/2024-11-03", "/archive/2024-11-03"),
-    ("v1-2-3-4-5", "v1-2.3.4.0/24"),  # five numbers, the first ends a word: the last four
+    ("v1-2-3-4-5", "v2.3.4.0/24"),  # five numbers, the first ends a word: the whole run
     ("1-2-3-4-5", "1-2-3-4-5"),  # five numbers: no address of one
     ("203-0_113-77", "203-0_113-77"),  # separators mixed
     ("203-0-113-256", "203-0-113-256"),
     ("550e8400-e29b-41d4-a716-446655440000", "550e8400-e29b-41d4-a716-446655440000"),  # a UUID
+    # UTF-8 of fullwidth and ideographic full stops, escaped; what NFKC or IDNA read as digits and dots
+    ("/a/203%EF%BC%8E0%EF%BC%8E113%EF%BC%8E11", "/a/203.0.113.0/24"),
+    (r"/b/203\xE3\x80\x820\xE3\x80\x82113\xE3\x80\x8212", "/b/203.0.113.0/24"),
+    ("http://203\uff610\uff61113\uff6113/", "http://203.0.113.0/24/"),
+    ("UA \U0001d7d0\U0001d7ce\U0001d7d1.\U0001d7ce.113.14", "UA 203.0.113.0/24"),
+    ("/ja/%E3%83%86%E3%82%B9%E3%83%88", "/ja/%E3%83%86%E3%82%B9%E3%83%88"),  # other text stays
+    # UTF-16 text (NUL between characters) and its rendering in quarantined lines
+    ("x 2\x000\x003\x00.\x000\x00.\x001\x001\x003\x00.\x002\x001\x00", "x 203.0.113.0/24\x00"),
+    ("x 2\u24000\u24003\u2400.\u24000\u2400.\u24001\u24001\u24003\u2400.\u24002\u24001", "x 203.0.113.0/24"),
+    ("/g/203%252525252E0%252525252E113%252525252E17", "/g/203.0.113.0/24"),  # encoded six times
     ("2002:cb00:7111::1", "2002:cb00:7100::/40"),  # 6to4 carries 203.0.113.17 in bits 16-48
     ("/a&amp;b=1", "/a&amp;b=1"),  # an entity that is no address character stays
     ("/a/203%2E000%2E113%2E017/b", "/a/203.0.113.0/24/b"),
