@@ -35,6 +35,17 @@ F = TypeVar("F", bound=Callable[..., Any])
 # shared options
 
 
+class Finite(click.FloatRange):
+    """A float range that refuses NaN and infinity: click's range check lets NaN through (every
+    comparison with it is false), and a NaN interval or limit never elapses or never trips."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if number != number or number in (float("inf"), float("-inf")):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 def store_options(fn: F) -> F:
     """--config and --store (parameters ``config_path`` and ``store``): every command that uses a store."""
     fn = click.option(

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pipeline.cli._common import json_option, store_options
+from pipeline.cli._common import Finite, json_option, store_options
 from pipeline.errors import IntegrityError
 from pipeline.lifecycle.rewrite import PartitionChange
 from pipeline.lifecycle.session import DamagedFile
@@ -23,7 +23,7 @@ def lifecycle_options(*, wait: bool = True) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         if wait:
             help_text = "Seconds to wait for another maintenance run (default 0: exit 75)."
-            fn = click.option("--wait", type=click.FloatRange(min=0), default=0.0, help=help_text)(fn)
+            fn = click.option("--wait", type=Finite(min=0), default=0.0, help=help_text)(fn)
         return store_options(json_option(fn))
 
     return decorate

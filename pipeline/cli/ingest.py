@@ -10,6 +10,7 @@ import click
 
 from pipeline import config
 from pipeline.cli._common import (
+    Finite,
     authority_options,
     handle_errors,
     json_option,
@@ -46,12 +47,8 @@ if TYPE_CHECKING:
 @click.option(
     "--final", is_flag=True, help="Treat every file as complete: consume a last line without newline."
 )
-@click.option(
-    "--wait", "lock_wait", type=click.FloatRange(min=0), help="Seconds to wait for a running ingest."
-)
-@click.option(
-    "--flush-seconds", type=click.FloatRange(min=0.01), help="Piped mode: commit at least this often."
-)
+@click.option("--wait", "lock_wait", type=Finite(min=0), help="Seconds to wait for a running ingest.")
+@click.option("--flush-seconds", type=Finite(min=0.01), help="Piped mode: commit at least this often.")
 @click.option("--flush-lines", type=click.IntRange(min=1), help="Piped mode: commit at least every N lines.")
 @click.option(
     "--accept-privacy-change",

@@ -6,7 +6,7 @@ import datetime as dt
 
 import click
 
-from pipeline.cli._common import DATE, handle_errors, load_config, main, quiet_option
+from pipeline.cli._common import DATE, Finite, handle_errors, load_config, main, quiet_option
 from pipeline.cli._lifecycle import SHOWN, damage_exit, emit, held_lines, lifecycle_options, partition_lines
 from pipeline.cli._metrics import recorded
 from pipeline.cli._progress import progress_bar
@@ -143,7 +143,7 @@ def verify_cmd(
 @main.command("compact")
 @lifecycle_options()
 @click.option("--date", "day", type=DATE, help="Only this partition (default: every day).")
-@click.option("--target-mb", type=click.FloatRange(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
+@click.option("--target-mb", type=Finite(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would be merged.")
 @quiet_option
 @handle_errors

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from pipeline.cli._common import handle_errors, json_option, load_config, main, store_options
+from pipeline.cli._common import Finite, handle_errors, json_option, load_config, main, store_options
 from pipeline.errors import AttentionNeeded
 from pipeline.ingest import lag
 from pipeline.lifecycle import status as store_status
@@ -16,7 +16,7 @@ from pipeline.lifecycle import status as store_status
 @store_options
 @click.option(
     "--max-lag-mb",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=lag.DEFAULT_MAX_LAG_BYTES / (1 << 20),
     show_default=True,
     help="A source with more MiB not yet ingested needs attention.",

@@ -376,3 +376,26 @@ def test_no_arguments_show_the_help_and_errors_name_the_command(tmp_path: Path) 
     )
     assert proc.returncode == 2
     assert proc.stderr == "hostlogs: error: no such option '--bogus' (see 'hostlogs audit list --help')\n"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("ingest", "-", "--flush-seconds", "nan"),
+        ("ingest", "-", "--flush-seconds", "inf"),
+        ("ingest", "-", "--wait", "nan"),
+        ("status", "--max-lag-mb", "nan"),
+        ("status", "--max-lag-mb", "1e400"),
+        ("purge", "--wait", "nan"),
+    ],
+)
+def test_a_number_that_is_no_finite_number_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    code, out, err = invoke(*args, "--store", str(tmp_path / "store"))
+    assert code == 2 and "is not a finite number" in err and "Traceback" not in err + out, (out, err)
+
+
+def test_a_config_file_that_is_no_utf8_is_a_config_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "w.toml"
+    cfg.write_bytes(b"\xff\xfe garbage")
+    code, out, err = invoke("config", "check", "--config", str(cfg))
+    assert code == 3 and "is not valid TOML" in err and len(err.strip().splitlines()) == 1, (out, err)
