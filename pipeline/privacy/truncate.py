@@ -30,9 +30,10 @@ EMAIL_MASK = "[email]"
 # * an e-mail ('@', '%40', '%2540');
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
 #   be written with (digits, '.', ':', '-', '_', hex letters, 'x') or of one that starts another
-#   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; the escaped first
-#   byte (E3, EF) of the UTF-8 of an ideographic or fullwidth full stop or digit; mathematical digits;
-#   NUL (UTF-16 text) and its picture.
+#   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; the escaped first two
+#   UTF-8 bytes of a fullwidth or halfwidth form (EF BC, EF BD), an ideographic full stop (E3 80) or a
+#   mathematical digit (F0 9D), not of other CJK text (%E3%83%86…: a Japanese site's every path);
+#   fullwidth forms, ideographic stops and mathematical digits as written; NUL (UTF-16) and its picture.
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
@@ -41,7 +42,8 @@ NEEDS_MASK = (
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);"
-    r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]|(?:%|\\[xX])[Ee][3Ff]"
+    r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]"
+    r"|(?:%|\\[xX])(?:[Ee][Ff](?:%|\\[xX])[Bb][CcDd]|[Ee]3(?:%|\\[xX])80|[Ff]0(?:%|\\[xX])9[Dd])"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any
