@@ -131,12 +131,13 @@ def add_hold(
         if any(h.case == case for h in active_holds(store)):
             raise UsageError(f"case {case} already has an active hold (see 'hostlogs hold list')")
         now = dt.datetime.now(dt.UTC)
+        masker = text_masker(store)
         hold = Hold(
             case=case,
-            reason=mask_value(reason.strip(), text_masker(store)),  # free text: no address kept in it
+            reason=mask_value(reason.strip(), masker),  # free text: no address kept in it
             created=now,
             created_by=os_user(),
-            domain=stored_domain(domain, text_masker(store)) if domain else None,
+            domain=stored_domain(domain, masker) if domain else None,
             date_from=date_from,
             date_to=date_to,
             file=hold_file_name(now, case),
