@@ -321,10 +321,10 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
             parts = parts[1:]  # "ec2-203-0-113-77"; the whole run goes ("host203-0-113-18-1" too)
         if len(parts) != 4 or any(_decimal(p) > 255 for p in parts):
             continue
-        dotted = ".".join(parts)
+        dotted = ".".join(str(_decimal(p)) for p in parts)  # decimal: host names write no octal
         if _kept(view, m.end(), dotted, lenient_ipv4, network_of):
             continue
-        v4 = lenient_ipv4(".".join(str(_decimal(p)) for p in parts))  # decimal: hosts write no octal
+        v4 = lenient_ipv4(dotted)
         if v4 is not None:
             spans.append(_replaced(view, start, m.end(), v4, network_of))
     return spans
