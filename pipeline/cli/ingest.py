@@ -60,7 +60,8 @@ if TYPE_CHECKING:
     "--reingest",
     metavar="SOURCE",
     help="Replace the rows of a source ingested with a wrong --domain or --format: remove its batches "
-    "(as its path was reported), then read it again. Needs --case or --request (audited).",
+    "(as its path was reported), then read it again; refused if the file no longer holds the bytes they "
+    "were read from. Needs --case or --request (audited).",
 )
 @authority_options
 @json_option
@@ -115,12 +116,12 @@ def ingest_cmd(
     if reingest is not None:
         if paths or domain_from_path:
             raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
-        from pipeline.ingest.custody import belongs_to
+        from pipeline.ingest.custody import belongs_to, still_holds
         from pipeline.lifecycle.reingest import unload_source  # not loaded for a plain cron ingest
 
         unloaded = unload_source(
             cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,
-            belongs=belongs_to(cfg, reingest),
+            belongs=belongs_to(cfg, reingest), holds=still_holds(cfg, reingest),
         )  # fmt: skip
         if not quiet and not as_json:
             notice(

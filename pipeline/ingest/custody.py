@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pipeline.config import Config
-from pipeline.errors import StoreError
+from pipeline.errors import HostlogsError, StoreError
 from pipeline.ingest import sources
 from pipeline.privacy import digests, keys
 from pipeline.store import layout
@@ -94,6 +94,38 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
         return head is not None and digests.stream_digest(key, b"scope", scope, head) == base
 
     return ours
+
+
+def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None]:
+    """For ``ingest --reingest``: why the file at ``path`` no longer holds the bytes a batch was read
+    from (None: it still holds them), so that no row is retired that reading the file again cannot
+    give back (an older, shorter copy restored; the file truncated or rewritten since; the file gone).
+
+    Checked by the batch's custody digest where its key still exists, by length where it does not."""
+    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+
+    def problem(manifest: dict[str, Any]) -> str | None:
+        try:
+            status = _check(keystore, path, "", manifest).status
+            if status in ("key destroyed", "no digest"):
+                status = "verified" if _covers(path, int(manifest["source"]["end"])) else "file too short"
+        except (OSError, HostlogsError) as exc:
+            return f"it cannot be read ({getattr(exc, 'strerror', None) or exc})"
+        return {
+            "verified": None,
+            "DIFFERS": "it holds other bytes where that batch was read",
+            "file too short": "it is shorter than where that batch was read",
+        }.get(status, status)
+
+    return problem
+
+
+def _covers(path: str, end: int) -> bool:
+    """Whether the (decompressed) file is at least ``end`` bytes long."""
+    if end <= 0:
+        return True
+    with sources.open_stream(path) as stream:
+        return sources.skip(stream, end - 1) == end - 1 and bool(stream.read(1))
 
 
 def _named(src: dict[str, Any], path: str, name: str, stream_key: bytes | None) -> bool:

@@ -67,10 +67,13 @@ def unload_source(
     reason: str | None = None,
     wait: float = 0.0,
     belongs: Callable[[dict[str, Any]], bool] | None = None,
+    holds: Callable[[dict[str, Any]], str | None] | None = None,
 ) -> UnloadReport:
     """Retire every row and reject of ``source``'s batches and reset its streams (one commit), audited.
 
-    ``belongs``: which batches are the file's (``ingest.custody.belongs_to``; default: by path)."""
+    ``belongs``: which batches are the file's (``ingest.custody.belongs_to``; default: by path).
+    ``holds``: why the file no longer holds a batch's bytes (``ingest.custody.still_holds``); any
+    such batch refuses the whole re-ingest, since its rows would be retired and never read back."""
     if source in STDIN_NAMES:
         raise UsageError("--reingest cannot re-read stdin: its lines are gone once read")
     store = Store.existing(cfg.store, DEFAULT_WRITER, ingested=True)
@@ -81,7 +84,7 @@ def unload_source(
     with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
         with store.lock(wait):
             progress = store.recover()
-            report = _plan(store, shown, belongs)
+            report = _plan(store, shown, belongs, holds)
             if report.files:
                 record = {
                     "operation": "reingest",
@@ -96,7 +99,12 @@ def unload_source(
     return report
 
 
-def _plan(store: Store, source: str, belongs: Callable[[dict[str, Any]], bool] | None) -> UnloadReport:
+def _plan(
+    store: Store,
+    source: str,
+    belongs: Callable[[dict[str, Any]], bool] | None,
+    holds: Callable[[dict[str, Any]], str | None] | None,
+) -> UnloadReport:
     """The committed files and streams of ``source``'s batches; refused if any was merged or rewritten.
 
     ``belongs`` (``ingest.custody.belongs_to``) tells a batch of the file's own stream by ingest's
@@ -115,6 +123,13 @@ def _plan(store: Store, source: str, belongs: Callable[[dict[str, Any]], bool] |
         paths = [str(e["path"]) for e in manifest.get("files", [])]
         if not ours or (paths and all(_retired_by_reingest(store, catalogue, p) for p in paths)):
             continue
+        why = holds(manifest) if holds is not None else None
+        if why:
+            raise UsageError(
+                f"cannot re-ingest {source}: {why} (bytes {src.get('start')}-{src.get('end')}, batch "
+                f"{manifest.get('seq')}), so its rows would be removed and never read back; nothing was "
+                "changed (re-ingest the file those rows were read from)"
+            )
         batches += 1
         if src.get("fingerprint"):
             streams.add(str(src["fingerprint"]))

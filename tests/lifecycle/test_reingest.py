@@ -165,3 +165,44 @@ def test_reingest_after_rotation_touches_only_the_file_it_names_and_can_be_repea
     code, _, err = reingest(store, rotated, "right.example")  # again: replaces, never refused or doubled
     assert code == 0, err
     assert domains(store) == {"right.example": 21}
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ("shorter", "it is shorter than where that batch was read"),
+        ("rewritten", "it holds other bytes where that batch was read"),
+        ("gone", "it cannot be read"),
+        ("shorter, custody key gone", "it is shorter than where that batch was read"),  # by length
+    ],
+)
+def test_a_file_that_no_longer_holds_what_was_read_is_refused(tmp_path: Path, change: str, why: str) -> None:
+    # Found by an adversarial pass: an older, shorter copy restored under the name was re-ingested
+    # by retiring all the old rows and reading back only what the copy still held, with exit 0.
+    store, log = tmp_path / "s", log_file(tmp_path, n=40, junk=0)  # longer than its 1 KiB fingerprint
+    assert ingest(store, log, "wrong.example")[0] == 0
+    with log.open("a") as f:
+        f.write("".join(LINE.format(n=i) for i in range(41, 61)))
+    assert ingest(store, log, "wrong.example")[0] == 0  # a second batch
+    text = log.read_text()
+    if change.startswith("shorter"):
+        log.write_text(text[: len(text) // 2])
+        if "key" in change:
+            (tmp_path / "s-keys" / "custody" / "2026-10.key").unlink()
+    elif change == "rewritten":
+        log.write_text(text.replace("/p50 ", "/q50 "))
+    else:
+        log.unlink()
+    code, _, err = reingest(store, log, "right.example")
+    assert code == 2 and why in err and "nothing was changed" in err and err.count("\n") == 1, err
+    assert domains(store) == {"wrong.example": 60}  # every row still there
+
+
+def test_a_file_that_grew_is_reingested_whole(tmp_path: Path) -> None:
+    store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=0)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    with log.open("a") as f:
+        f.write(LINE.format(n=9))
+    code, _, err = reingest(store, log, "right.example")
+    assert code == 0, err
+    assert domains(store) == {"right.example": 4}
