@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import ipaddress
+import math
 import re
 import socket
 import stat
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
-from datetime import timedelta
 from pathlib import Path
 from shlex import quote
 from typing import Any, Literal
@@ -28,66 +27,24 @@ __all__ = [
 ]  # fmt: skip
 
 from pipeline.errors import ConfigError
+from pipeline.rules import (  # the rules of values
+    DURATION,
+    FULL_PREFIX,
+    MEMORY_RE,
+    NETWORK,
+    POSITIVE,
+    SKEW_RE,
+    TIMEOUT,
+    Rule,
+    between,
+    like,
+    one_of,
+    setting,
+)
 
 Origin = Literal["default", "file", "env", "flag"]
 Origins = Mapping[str, Origin]  # dotted setting name → where its value came from (absent: the default)
 
-
-@dataclass(frozen=True)
-class Rule:
-    """What a setting's value must be; ``says`` completes "<setting> …" in a message and in the docs."""
-
-    says: str
-    ok: Callable[[Any], bool]
-    notes: tuple[tuple[Any, str], ...] = ()  # a value and why it is refused: shown after the message
-    template: str = "{name} {says}, got {value!r}{note}"
-
-    def problem(self, name: str, value: Any) -> str | None:
-        note = "".join(f" ({why})" for v, why in self.notes if v == value and type(v) is type(value))
-        if self.ok(value):
-            return None
-        return self.template.format(name=name, says=self.says, value=value, note=note)
-
-
-def between(lo: float, hi: float | None, unit: str = "", notes: tuple[tuple[Any, str], ...] = ()) -> Rule:
-    says = f"must be {lo}-{hi}{unit}" if hi is not None else f"must be at least {lo}"
-    return Rule(says, lambda v: not isinstance(v, bool) and lo <= v <= (hi if hi is not None else v), notes)
-
-
-def one_of(*choices: str) -> Rule:
-    return Rule(f"must be {', '.join(choices[:-1])} or {choices[-1]}", lambda v: v in choices)
-
-
-def like(regex: re.Pattern[str], examples: str) -> Rule:
-    return Rule(f"must look like {examples}", lambda v: isinstance(v, str) and bool(regex.fullmatch(v)))
-
-
-def _is_network(value: Any) -> bool:
-    with contextlib.suppress(ValueError):
-        return bool(ipaddress.ip_network(value.strip(), strict=False))
-    return False
-
-
-def setting(default: Any, rule: Rule | None = None, **shown: Any) -> Any:
-    """A field with its rule (a callable default is a factory). For the docs and the example config:
-    ``example`` (shown commented out), ``recommended`` (set there), ``said`` (a computed default in words)."""
-    md = {"rule": rule, "shown": shown}
-    kind = {"default_factory": default} if callable(default) else {"default": default}
-    return field(**kind, metadata=md)
-
-
-POSITIVE = Rule("must be positive", lambda v: not isinstance(v, bool) and v > 0)
-NETWORK = Rule("must be CIDRs", _is_network, template="{name}: {value!r} is not an address or CIDR")
-DURATION_RE = re.compile(r"[1-9][0-9]*[ymd]")
-TIMEOUT_RE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
-TIMEOUTS = re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}")
-_TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-SKEW_RE = re.compile(r"\s*([0-9]+)\s*([dhms])\s*")
-# The pattern starts at 1: the shortest retention is one day ("0d", purge everything, is refused).
-DURATION = like(DURATION_RE, "2y, 18m or 730d")
-# A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and is a
-# typo far more often than a choice). Both break the privacy policy's promise: refused.
-_FULL = "it would store full client addresses"
 
 # Query and referrer parameters whose values are replaced by REDACTED (privacy.sensitive_params).
 DEFAULT_SENSITIVE_PARAMS: tuple[str, ...] = (
@@ -116,9 +73,9 @@ class SourceConfig:
 
 @dataclass(frozen=True)
 class PrivacyConfig:
-    ipv4_prefix: int = setting(24, between(1, 31, notes=((32, _FULL),)))
+    ipv4_prefix: int = setting(24, between(1, 31, notes=((32, FULL_PREFIX),)))
     """Bits of an IPv4 client address kept (24: 203.0.113.77 is stored as 203.0.113.0/24)."""
-    ipv6_prefix: int = setting(48, between(1, 127, notes=((128, _FULL),)))
+    ipv6_prefix: int = setting(48, between(1, 127, notes=((128, FULL_PREFIX),)))
     """Bits of an IPv6 client address kept (48: what ISPs hand to one customer site)."""
     sensitive_params: tuple[str, ...] = DEFAULT_SENSITIVE_PARAMS
     """Query/referrer parameters whose values become REDACTED (docs/privacy.md)."""
@@ -132,9 +89,9 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    block_bytes: int = 32 << 20
+    block_bytes: int = setting(32 << 20, between(512, 1 << 32))
     """Bytes per batch (and at most 1/200 as many lines), ≥ 2x max_line_bytes; memory peaks at ~6x this."""
-    max_line_bytes: int = setting(64 << 10, between(256, None))
+    max_line_bytes: int = setting(64 << 10, between(256, 1 << 30))
     """Longer lines are rejected as too_long without being loaded whole."""
     partial_line_grace: float = setting(300.0, between(0, None))
     """Seconds after which a file's trailing line without newline is complete (rotated ones too)."""
@@ -178,11 +135,11 @@ class RetentionConfig:
 class QueryConfig:
     require_case: bool = True
     """Refuse queries and investigations without --case (exit 2)."""
-    memory_limit: str = "4GB"
+    memory_limit: str = setting("4GB", like(MEMORY_RE, "4GB, 512MiB or 2 TB"))
     """DuckDB memory limit (it spills beyond it); a larger result exits with 9."""
-    threads: int = setting(2, between(1, None))
+    threads: int = setting(2, between(1, 256))
     """DuckDB threads for queries."""
-    timeout: str = setting("5m", like(TIMEOUTS, "30s, 5m or 1h (0: none)"))
+    timeout: str = setting("5m", TIMEOUT)
     """Longest a query, shell statement or investigation runs (0 = no limit); exit 9 beyond."""
     reader: str = setting("auto", one_of("auto", "arrow"))
     """auto: DuckDB reads a local store itself, in a thread Landlock keeps from writing; arrow: pyarrow."""
@@ -291,7 +248,7 @@ def _formats(raw: Any, where: str) -> dict[str, dict[str, Any]]:
 def _location(data: dict[str, Any], name: str, default: str, origin: str) -> str:
     """Text: a table such as ``[store]`` would otherwise become a folder named ``{'path': ...}``."""
     value = data.get(name, default)
-    if isinstance(value, dict | list | bool):
+    if not isinstance(value, str):  # (a number is a typo too: `store = 5` is not a folder "5")
         raise ConfigError(f"{origin}: {name} must be a path (text), got {value!r}")
     return str(value)
 
@@ -359,8 +316,8 @@ def _source(raw: Any, where: str) -> SourceConfig:
     if not isinstance(raw, dict) or "path" not in raw:
         raise ConfigError(f"{where}: each source needs a path")
     src: SourceConfig = _section(SourceConfig, raw, where)
-    if src.domain_from_path is not None and "{domain}" not in src.domain_from_path:
-        raise ConfigError(f"{where}: domain_from_path must contain {{domain}}")
+    if src.domain_from_path is not None and src.domain_from_path.count("{domain}") != 1:
+        raise ConfigError(f"{where}: domain_from_path must contain {{domain}} once")
     return src
 
 
@@ -375,21 +332,6 @@ def _section(cls: Any, raw: Any, where: str) -> Any:
     )
 
 
-def future_skew(value: str) -> timedelta:
-    """``ingest.max_future_skew`` as a timedelta ('3d' → 3 days); validated by ``validate``."""
-    m = SKEW_RE.fullmatch(value)
-    if m is None:
-        raise ConfigError(f"ingest.max_future_skew must look like 3d, 12h or 30m, got {value!r}")
-    return timedelta(seconds=int(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)])
-
-
-def timeout_seconds(value: str) -> float | None:
-    """``query.timeout`` in seconds ('5m' → 300.0); None for no limit ('0', 'off') or a bad value."""
-    m = TIMEOUT_RE.fullmatch(value) if value.strip() != "off" else None
-    seconds = float(m.group(1)) * _TIMEOUT_UNITS[m.group(2)] if m else 0.0
-    return seconds or None
-
-
 def _coerce(value: Any, default: Any, where: str) -> Any:
     if isinstance(default, dict):
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
@@ -397,16 +339,18 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return {str(k).lower(): v for k, v in value.items()}
     if isinstance(default, bool):
         ok = isinstance(value, bool)
-    elif isinstance(default, int | float):
+    elif isinstance(default, int | float):  # 24.5 bits or 1.9 workers is a typo, not 24 or 1
         ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = type(default)(value) if ok else value
+        ok = ok and (isinstance(default, float) or isinstance(value, int) or value.is_integer())
+        value = type(default)(value) if ok and math.isfinite(value) else value
     elif isinstance(default, tuple):
         ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
         value = tuple(value) if ok else value
     else:
         ok = isinstance(value, str)
     if not ok:
-        raise ConfigError(f"{where}: invalid value {value!r}")
+        kinds = {bool: "true or false", int: "a whole number", float: "a number", tuple: "a list of text"}
+        raise ConfigError(f"{where}: invalid value {value!r}, expected {kinds.get(type(default), 'text')}")
     return value
 
 

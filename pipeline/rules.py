@@ -7,12 +7,18 @@ A stage that needs one of them imports it from here; no other module spells them
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import getpass
+import ipaddress
+import math
 import os
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from pipeline.errors import UsageError
+from pipeline.errors import ConfigError, UsageError
 
 # A case or request id: what an incident ticket system issues (``INC-2026-042``, ``jira:SEC/17``,
 # ``case#12``). The first character is alphanumeric so that an id is never read as an option.
@@ -43,3 +49,96 @@ def check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
     """``--from`` must not be after ``--to`` (both are inclusive UTC event dates)."""
     if date_from is not None and date_to is not None and date_from > date_to:
         raise UsageError(f"--from {date_from} is after --to {date_to}")
+
+
+# ----------------------------------------------------------------------------------------------------
+# the rules of setting values (``pipeline.config`` declares each setting with one of them)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a setting's value must be; ``says`` completes "<setting> …" in a message and in the docs."""
+
+    says: str
+    ok: Callable[[Any], bool]
+    notes: tuple[tuple[Any, str], ...] = ()  # a value and why it is refused: shown after the message
+    template: str = "{name} {says}, got {value!r}{note}"
+
+    def problem(self, name: str, value: Any) -> str | None:
+        note = "".join(f" ({why})" for v, why in self.notes if v == value and type(v) is type(value))
+        if self.ok(value):
+            return None
+        return self.template.format(name=name, says=self.says, value=value, note=note)
+
+
+def _number(v: Any) -> bool:
+    """A real, finite number (TOML has inf and nan: neither is a count, a size or a time)."""
+    return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def between(lo: float, hi: float | None, unit: str = "", notes: tuple[tuple[Any, str], ...] = ()) -> Rule:
+    says = f"must be {lo}-{hi}{unit}" if hi is not None else f"must be at least {lo}"
+    return Rule(says, lambda v: _number(v) and lo <= v <= (hi if hi is not None else v), notes)
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(f"must be {', '.join(choices[:-1])} or {choices[-1]}", lambda v: v in choices)
+
+
+def like(regex: re.Pattern[str], examples: str) -> Rule:
+    return Rule(f"must look like {examples}", lambda v: isinstance(v, str) and bool(regex.fullmatch(v)))
+
+
+def _is_network(value: Any) -> bool:
+    with contextlib.suppress(ValueError, AttributeError):
+        return bool(ipaddress.ip_network(value.strip(), strict=False))
+    return False
+
+
+def setting(default: Any, rule: Rule | None = None, **shown: Any) -> Any:
+    """A field with its rule (a callable default is a factory). For the docs and the example config:
+    ``example`` (shown commented out), ``recommended`` (set there), ``said`` (a computed default in words)."""
+    md = {"rule": rule, "shown": shown}
+    kind = {"default_factory": default} if callable(default) else {"default": default}
+    return field(**kind, metadata=md)
+
+
+POSITIVE = Rule("must be positive", lambda v: _number(v) and v > 0)
+NETWORK = Rule("must be CIDRs", _is_network, template="{name}: {value!r} is not an address or CIDR")
+# Starts at 1: the shortest retention is one day ("0d", purge everything, is refused). Bounded so
+# that today minus it is a date (273 years at most): a typo of many digits is refused, not a crash.
+DURATION_RE = re.compile(r"[1-9][0-9]{0,2}y|[1-9][0-9]{0,3}m|[1-9][0-9]{0,4}d")
+DURATION = like(DURATION_RE, "2y, 18m or 730d (at most 999y, 9999m or 99999d)")
+TIMEOUT_RE = re.compile(r"\s*([0-9]{1,9}(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
+TIMEOUTS = re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}")
+_TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+MAX_TIMEOUT = 7 * 86400.0  # a week: longer is a typo (and past what a timer thread accepts)
+SKEW_RE = re.compile(r"\s*([0-9]{1,6})\s*([dhms])\s*")  # 999999d: still a date
+# DuckDB's memory_limit: a size with its unit (DuckDB needs one; below a megabyte no query runs)
+MEMORY_RE = re.compile(r"\s*[0-9]{1,9}(\.[0-9]+)?\s*(mb|mib|gb|gib|tb|tib)\s*", re.IGNORECASE)
+# A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and is a
+# typo far more often than a choice). Both break the privacy policy's promise: refused.
+FULL_PREFIX = "it would store full client addresses"
+
+
+def future_skew(value: str) -> dt.timedelta:
+    """``ingest.max_future_skew`` as a timedelta ('3d' → 3 days); validated by ``config.validate``."""
+    m = SKEW_RE.fullmatch(value)
+    if m is None:
+        raise ConfigError(f"ingest.max_future_skew must look like 3d, 12h or 30m, got {value!r}")
+    return dt.timedelta(seconds=int(m.group(1)) * {"d": 86400, "h": 3600, "m": 60, "s": 1}[m.group(2)])
+
+
+def timeout_seconds(value: str) -> float | None:
+    """``query.timeout`` in seconds ('5m' → 300.0); None for no limit ('0', 'off') or a bad value."""
+    m = TIMEOUT_RE.fullmatch(value) if value.strip() != "off" else None
+    seconds = float(m.group(1)) * _TIMEOUT_UNITS[m.group(2)] if m else 0.0
+    return seconds or None
+
+
+TIMEOUT = Rule(
+    "must look like 30s, 5m or 1h (0: none), at most a week",
+    lambda v: (
+        isinstance(v, str) and bool(TIMEOUTS.fullmatch(v)) and (timeout_seconds(v) or 0.0) <= MAX_TIMEOUT
+    ),
+)

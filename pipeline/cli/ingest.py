@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from pipeline.ingest.run import IngestReport
 
 
+def _one_domain(template: str | None) -> str | None:
+    if template is not None and template.count("{domain}") != 1:
+        raise click.BadParameter("must contain {domain} once, e.g. /var/www/vhosts/{domain}/logs/access_log*")
+    return template
+
+
 @main.command("ingest")
 @click.argument("paths", nargs=-1)
 @store_options
@@ -36,7 +42,9 @@ if TYPE_CHECKING:
 )
 @click.option("--domain", help="Domain for formats without %v/%V/%{Host}i.")
 @click.option(
-    "--domain-from-path", help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*."
+    "--domain-from-path",
+    callback=lambda _ctx, _param, v: _one_domain(v),
+    help="Path template with {domain}, e.g. /var/www/vhosts/{domain}/logs/access_log*.",
 )
 @click.option(
     "--olddir",

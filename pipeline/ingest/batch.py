@@ -17,7 +17,6 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline import __version__
-from pipeline.config import future_skew
 from pipeline.errors import StoreError
 from pipeline.ingest import sources
 from pipeline.ingest.blocks import Block, is_tick
@@ -29,6 +28,7 @@ from pipeline.ingest.state import RunState
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.forwarded import ProxyResolver, trusted_networks
+from pipeline.rules import future_skew
 from pipeline.store import layout
 from pipeline.store.parquet import encode_frame
 from pipeline.store.schema import REJECTS

@@ -8,7 +8,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 
-from pipeline.config import QueryConfig, timeout_seconds
+from pipeline.config import QueryConfig
+from pipeline.rules import timeout_seconds
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import polars as pl
 
-from pipeline.config import DURATION_RE, Config, RetentionConfig
+from pipeline.config import Config, RetentionConfig
 from pipeline.errors import ConfigError, StoreError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
@@ -34,6 +34,7 @@ from pipeline.lifecycle.rewrite import (
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, damaged_fields, key_store, session
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
+from pipeline.rules import DURATION_RE
 from pipeline.store import layout
 
 Unit = Literal["y", "m", "d"]

@@ -123,7 +123,7 @@ def test_ingest_leaves_polars_the_cores_its_workers_do_not_use(
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
-        ("store = 1\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 1-31, got 40"),
+        ("store = 's'\n[privacy]\nipv4_prefix = 40\n", "privacy.ipv4_prefix must be 1-31, got 40"),
         (
             "[privacy]\nipv4_prefix = 32\n",
             "privacy.ipv4_prefix must be 1-31, got 32 (it would store full client",
@@ -399,3 +399,11 @@ def test_a_config_file_that_is_no_utf8_is_a_config_error(tmp_path: Path) -> None
     cfg.write_bytes(b"\xff\xfe garbage")
     code, out, err = invoke("config", "check", "--config", str(cfg))
     assert code == 3 and "is not valid TOML" in err and len(err.strip().splitlines()) == 1, (out, err)
+
+
+@pytest.mark.parametrize("template", ["/var/www/{domain}/{domain}.log", "/var/www/site/access.log"])
+def test_a_domain_template_needs_one_domain_placeholder(tmp_path: Path, template: str) -> None:
+    # Found by an operator pass: {domain} twice was an internal error (a regex group defined twice).
+    code, out, err = invoke("ingest", "--domain-from-path", template, "--store", str(tmp_path / "s"))
+    assert code == 2 and "must contain {domain} once" in err and len(err.splitlines()) == 1, (out, err)
+    assert not (tmp_path / "s").exists()
