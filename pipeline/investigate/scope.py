@@ -42,8 +42,9 @@ class Scope:
         if self.start:
             out += [f"date >= DATE '{self.start}'", f"ts >= TIMESTAMPTZ '{self.start} 00:00:00+00'"]
         if self.end:
-            nxt = self.end + dt.timedelta(days=1)
-            out += [f"date <= DATE '{self.end}'", f"ts < TIMESTAMPTZ '{nxt} 00:00:00+00'"]
+            out.append(f"date <= DATE '{self.end}'")
+            if self.end < dt.date.max:  # (9999-12-31 has no next day: the date bound is the whole bound)
+                out.append(f"ts < TIMESTAMPTZ '{self.end + dt.timedelta(days=1)} 00:00:00+00'")
         if self.domain:
             out.append(f"domain = {sql_str(stored_domain(self.domain, Truncator()))}")  # /24, /48
         return " AND ".join(out)

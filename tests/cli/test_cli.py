@@ -407,3 +407,25 @@ def test_a_domain_template_needs_one_domain_placeholder(tmp_path: Path, template
     code, out, err = invoke("ingest", "--domain-from-path", template, "--store", str(tmp_path / "s"))
     assert code == 2 and "must contain {domain} once" in err and len(err.splitlines()) == 1, (out, err)
     assert not (tmp_path / "s").exists()
+
+
+def test_every_date_range_takes_the_ends_of_the_calendar(tmp_path: Path) -> None:
+    # Found by an operator pass: `investigate … --to 9999-12-31` (all of time) was exit 1: the day
+    # after the last one overflowed. Every command with --from/--to takes both ends.
+    log, store = tmp_path / "a.log", str(tmp_path / "store")
+    log.write_text(LOG)
+    assert invoke("ingest", str(log), "--store", store, "--domain", "x.example", "--final", "-q")[0] == 0
+    ends = ("--from", "0001-01-01", "--to", "9999-12-31", "--store", store, "--case", "C-1")
+    for command in (
+        ("investigate", "ip", "203.0.113.5"), ("investigate", "net", "203.0.113.0/24"),
+        ("investigate", "path", "/a"), ("investigate", "domain", "x.example"), ("investigate", "timeline"),
+        ("investigate", "ua", "curl"), ("investigate", "attacks"),
+        ("investigate", "report", "--output", str(tmp_path / "r.html")),
+        ("export", "--domain", "x.example", "--output", str(tmp_path / "e.csv")),
+        ("erase", "--domain", "x.example", "--dry-run"),
+        ("hold", "add", "--domain", "x.example", "--reason", "litigation"),
+    ):  # fmt: skip
+        code, out, err = invoke(*command, *ends)
+        assert code == 0, (command, out, err)
+    found = json.loads(invoke("investigate", "ip", "203.0.113.5", *ends, "--json")[1])
+    assert found["facts"]["exact requests"] == "1"  # the row is inside all of time
