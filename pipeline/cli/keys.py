@@ -20,7 +20,7 @@ from pipeline.cli._common import (
     main,
     store_options,
 )
-from pipeline.errors import ProofFailed
+from pipeline.errors import ProofFailed, StoreError
 from pipeline.lifecycle import audited
 from pipeline.privacy import keys
 
@@ -30,6 +30,9 @@ def _config(config_path: str | None, store: str | None, key_dir: str | None) -> 
     cfg = load_config(config_path, store)
     if key_dir:
         cfg = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=key_dir))
+    if not Path(cfg.key_dir).is_dir():  # (a wrong path is never made into an empty key directory)
+        where = "--key-dir" if key_dir else "--store or privacy.key_dir"
+        raise StoreError(f"no key directory at {cfg.key_dir}: the first ingest makes it; check {where}")
     return cfg
 
 

@@ -127,8 +127,8 @@ def verify_cmd(
 ) -> None:
     """Check every committed file against the checksum its manifest recorded.
 
-    Reports altered, missing and planted files, damaged manifests and deletion records; exits 8 if
-    anything is wrong. Read-only unless --record-legacy.
+    Reports altered, missing and planted files, damaged manifests, and damaged or missing deletion
+    records; exits 8 if anything is wrong. Read-only unless --record-legacy.
 
     Example:
 

@@ -223,11 +223,15 @@ def audit_verify(store: str | None, config_path: str | None, expect: str | None,
 
         hostlogs audit verify --store /var/lib/hostlogs/store --expect HEAD_HASH_PRINTED_EARLIER
     """
+    from pipeline.store.commit import Store
+
     cfg = load_config(config_path, store)
-    report = audit.AuditLog(cfg.store).verify(expect)
+    report = audit.AuditLog(Store.existing(cfg.store)).verify(expect)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(report), default=str, indent=2))
     if not report.ok:
         raise IntegrityError(f"audit log damaged: {report.problem}")
     if not as_json:
         click.echo(f"audit log OK: {report.entries} entries; head hash {report.head_hash}")
+        if not report.entries and expect is None:  # (what tells "never audited" from "all deleted")
+            notice("no entry: this store was never queried, or its trail was removed; --expect tells")

@@ -131,6 +131,38 @@ def _masked(value: Any, masker: Truncator) -> Any:
     return value
 
 
+def _text(value: Any) -> Any:
+    """``value`` whose strings are all UTF-8: bytes a terminal or a file name gave undecoded (the
+    surrogates Python decodes them to) written as ``\xff``, so that no entry is unwritable."""
+    if isinstance(value, str):
+        try:
+            value.encode()
+            return value
+        except UnicodeEncodeError:
+            with contextlib.suppress(UnicodeEncodeError):
+                return value.encode(errors="surrogateescape").decode(errors="backslashreplace")
+            return value.encode(errors="backslashreplace").decode()
+    if isinstance(value, dict):
+        return {k: _text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_text(v) for v in value]
+    return value
+
+
+def _undecodable(fields: dict[str, Any]) -> str | None:
+    """The name of the first field that holds text that is not UTF-8 (None: all are)."""
+
+    def clean(value: Any) -> bool:
+        if isinstance(value, str):
+            return _text(value) is value
+        if isinstance(value, dict):
+            return all(clean(v) for v in value.values())
+        return all(clean(v) for v in value) if isinstance(value, list | tuple) else True
+
+    bad = next((name for name, value in fields.items() if not clean(value)), None)
+    return None if bad is None else {"sql": "the SQL"}.get(bad, f"the {bad}")
+
+
 @dataclass(frozen=True)
 class VerifyReport:
     entries: int
@@ -163,6 +195,7 @@ class AuditLog:
         address masked, as SQL has (``session.masked_sql``): an investigator types addresses.
         """
         masker = text_masker(self.store)
+        fields = {k: _text(v) for k, v in fields.items()}  # (undecodable bytes as \xff: never unwritable)
         fields = {k: v if k in _VERBATIM else _masked(v, masker) for k, v in fields.items()}
         written: list[dict[str, Any]] = []
 
@@ -225,6 +258,8 @@ class AuditLog:
         status: Status = "ok"
         error: str | None = None
         try:
+            if bad := _undecodable({"reason": reason, **what, **rec.params}):  # recorded as an attempt
+                raise UsageError(f"{bad} is not valid UTF-8 text (check the terminal's encoding): not run")
             yield rec
         except UsageError as exc:
             status, error = ("refused" if "refused by the sandbox" in str(exc) else "error"), str(exc)

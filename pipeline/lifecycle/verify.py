@@ -8,7 +8,8 @@ writer (``Store.catalogue``) and reports
 * **missing** files: committed, never retired, not on disk;
 * **planted** files: a Parquet file under ``pageviews/`` or ``_rejects/`` that no manifest commits (and
   no batch in progress announced), or one a manifest retired that is still there (readers would see it);
-* **damaged** manifests (not parseable) and deletion records whose content no longer matches its seal.
+* **damaged** manifests (not parseable) and deletion records whose content no longer matches its seal;
+* **missing** deletion records: a purge or erasure committed deletions but its record (the proof) is gone.
 
 Files committed by a hostlogs that did not record checksums are **unverifiable (legacy)**: listed, not
 failures. ``record_legacy`` (``hostlogs verify --record-legacy``) records the checksum of each legacy file
@@ -30,7 +31,9 @@ from pipeline.lifecycle.session import open_store, session
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
-Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record"]
+Kind = Literal["altered", "missing", "planted", "damaged manifest", "damaged record", "missing record"]
+# Operations that write a deletion record before their first deletion (``deletions.start``)
+RECORDED = frozenset({"purge", "erase"})
 
 
 @dataclass(frozen=True)
@@ -100,17 +103,25 @@ def check(store: Store, *, checksum: bool = True) -> IntegrityReport:
             why = "named in no manifest"
         problems.append(Problem("planted", rel, why))
     records = 0
+    ids: set[str] = set()
     for rel in deletions.record_keys(store):
         records += 1
         data = _json(store, rel)
         if data is None:
             problems.append(Problem("damaged record", rel, "not a readable deletion record"))
+            ids.add(rel)  # (its id unreadable: not also reported missing)
             continue
+        ids.add(str(data.get("id")))
         sealed = deletions.seal_ok(data)
         if sealed is None:
             legacy.append(rel)
         elif not sealed:
             problems.append(Problem("damaged record", rel, "its content does not match its seal (sha256)"))
+    damaged_ids = any(p.kind == "damaged record" for p in problems)
+    for op, (kind, manifest) in sorted(cat.operations.items()):
+        if kind in RECORDED and op not in ids and not damaged_ids:
+            why = f"the {kind} {op} deleted rows ({manifest}) but its deletion record is gone"
+            problems.append(Problem("missing record", layout.DELETIONS, why))
     return IntegrityReport(store.location, len(cat.files), records, tuple(problems), tuple(legacy))
 
 

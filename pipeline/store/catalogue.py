@@ -11,7 +11,7 @@ import errno
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from pipeline.store import layout
@@ -35,6 +35,8 @@ class Catalogue:
     files: dict[str, FileRecord]  # committed and not retired
     retired: dict[str, str]  # file → manifest that retired it
     damaged: dict[str, str]  # manifest → why it could not be read
+    # maintenance operation id → (its kind, a manifest that committed a rewrite or retirement of it)
+    operations: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def manifest_keys(fs: StoreFS) -> list[str]:
@@ -52,6 +54,7 @@ def build(fs: StoreFS) -> Catalogue:
     retired: dict[str, str] = {}
     attested: dict[str, tuple[int, str, str]] = {}
     damaged: dict[str, str] = {}
+    operations: dict[str, tuple[str, str]] = {}
     for rel in manifest_keys(fs):
         try:
             manifest = json.loads(fs.read_bytes(rel))
@@ -66,6 +69,8 @@ def build(fs: StoreFS) -> Catalogue:
                 retired[str(r)] = rel
             for c in checks:
                 attested[c["path"]] = (int(c["bytes"]), str(c["sha256"]), rel)
+            if manifest.get("op"):
+                operations[str(manifest["op"])] = (str(manifest.get("operation")), rel)
         except FileNotFoundError:
             continue  # purged meanwhile
         except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -75,7 +80,7 @@ def build(fs: StoreFS) -> Catalogue:
         r = files.get(p)
         if r is not None and r.sha256 is None and r.bytes in (None, size):
             files[p] = FileRecord(p, size, digest, r.rows, r.manifest, attested=rel)
-    return Catalogue(files, retired, damaged)
+    return Catalogue(files, retired, damaged, operations)
 
 
 def sha256(fs: StoreFS, key: str) -> str:

@@ -79,7 +79,7 @@ def test_warnings_do_not_fail_the_check(tmp_path: Path) -> None:
         ("[privacy]\nipv6_prefix = 0\n", "privacy.ipv6_prefix must be 1-127, got 0"),
         (
             "[retention]\nretention = '2 years'\n",
-            "retention.retention must look like 2y, 18m or 730d, got '2 years'",
+            "retention.retention must look like 2y, 18m or 730d (at most 999y, 9999m or 99999d), got '2 years'",
         ),
         (
             "[retention]\ndomains = { 'a.example' = '3y' }\n",
@@ -102,7 +102,10 @@ def test_warnings_do_not_fail_the_check(tmp_path: Path) -> None:
         ("[geoip]\nasn_db = '{tmp}/file'\n", "GeoIP ASN database {tmp}/file is not a valid MaxMind DB file"),
         (f"[geoip]\ncountry_db = '{GEOIP}/GeoLite2-ASN-Test.mmdb'\n", "expected a Country or City database"),
         ("[[sources]]\npath = '/x/*.log'\nformat = 'nosuch'\n", "unknown log format 'nosuch'"),
-        ("[query]\ntimeout = 'soon'\n", "query.timeout must look like 30s, 5m or 1h (0: none), got 'soon'"),
+        (
+            "[query]\ntimeout = 'soon'\n",
+            "query.timeout must look like 30s, 5m or 1h (0: none), at most a week, got 'soon'",
+        ),
         ("not toml = = 1", "is not valid TOML"),
     ],
 )

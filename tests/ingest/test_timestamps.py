@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config
+from pipeline import config, rules
 from pipeline.errors import ConfigError
 from tests.conftest import ingest_paths, store_rejects, store_rows
 
@@ -80,6 +80,6 @@ def test_future_skew_setting_is_validated(value: str) -> None:
 
 
 def test_future_skew_parses() -> None:
-    assert config.future_skew("3d") == timedelta(days=3)
-    assert config.future_skew("12h") == timedelta(hours=12)
+    assert rules.future_skew("3d") == timedelta(days=3)
+    assert rules.future_skew("12h") == timedelta(hours=12)
     assert config.from_dict({}).ingest.max_future_skew == "3d"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -277,3 +279,28 @@ def test_recovery_leaves_a_head_temporary_alone_before_the_log_exists(tmp_path: 
     first.write_text("{")
     LocalFS(tmp_path).remove_temporaries(layout.AUDIT_WRITER, under=layout.AUDIT, lock=layout.AUDIT_LOG)
     assert first.exists()
+
+
+def test_text_that_is_not_utf8_is_refused_and_recorded_as_an_attempt(tmp_path: Path) -> None:
+    # Found by an operator pass: a byte such as 0xff in SQL or --reason (a terminal in Latin-1)
+    # could not be appended to the trail: exit 6 "cannot append to the audit log", nothing recorded.
+    store = tmp_path / "store"
+    ingest_paths(store, [ROOT / "sample_logs" / "legacy.example.org" / "access_log"])
+    run = CliRunner().invoke
+    for args, what in (
+        (["--reason", "caf\udce9", "SELECT 1"], "the reason"),
+        (["SELECT 'caf\udce9'"], "the SQL"),
+    ):
+        r = run(main, ["query", "--store", str(store), "--case", "C-1", *args])
+        assert r.exit_code == 2 and r.stderr == (
+            f"hostlogs: error: {what} is not valid UTF-8 text (check the terminal's encoding): not run\n"
+        )
+    entries = [e for _, e, _ in audit.AuditLog(store).entries() if e]
+    assert [e["status"] for e in entries] == ["started", "error"] * 2  # the attempts, readable
+    assert entries[0]["reason"] == "caf\\xe9" and entries[2]["sql"] == "SELECT 'caf\\xe9'"
+    assert run(main, ["audit", "verify", "--store", str(store)]).exit_code == 0
+    shell = subprocess.run(  # a real terminal's bytes, one bad statement among good ones
+        [sys.executable, "-m", "pipeline.cli", "shell", "--store", str(store), "--case", "C-1"],
+        input=b"SELECT 'caf\xe9';\nSELECT 42 AS answer;\n", capture_output=True, check=False,
+    )  # fmt: skip
+    assert shell.returncode == 2 and b"42" in shell.stdout and b"the SQL is not valid UTF-8" in shell.stderr

@@ -334,3 +334,36 @@ def test_purge_keeps_the_manifests_of_files_that_stay(store: Path, tmp_path: Pat
     report = retention.purge(cfg, as_of=far)
     assert report.manifests_deleted == {"files": 2}  # the newest of each writer stays
     assert verify.check(Store(store)).ok
+
+
+def test_a_deletion_record_removed_is_reported_missing(store: Path) -> None:
+    # Found by an adversarial pass: `verify` said OK with _deletions/ removed, the proof of what a
+    # purge and an erasure deleted. Their commit records still name the operations: the records are due.
+    build(store, spread())
+    retention.purge(cfg_for(store), as_of=D(2026, 3, 20))
+    erase(cfg_for(store), domain=B)
+    assert invoke("verify", "--store", str(store))[0] == 0
+    records = sorted(store.glob("_deletions/*.json"))
+    assert len(records) == 2
+    records[1].unlink()  # the erasure's
+    code, out, _ = invoke("verify", "--store", str(store), "--json")
+    problems = json.loads(out)["problems"]
+    assert code == 8 and [p["kind"] for p in problems] == ["missing record"], problems
+    assert "the erase " in problems[0]["detail"] and "deletion record is gone" in problems[0]["detail"]
+    shutil.rmtree(store / "_deletions")
+    code, out, _ = invoke("verify", "--store", str(store), "--json")
+    assert code == 8 and [p["kind"] for p in json.loads(out)["problems"]] == ["missing record"] * 2
+
+
+def test_commands_on_a_store_that_does_not_exist_create_nothing(tmp_path: Path) -> None:
+    # Found by an operator pass: `audit verify` said OK on a mistyped store and `keys list` made an
+    # empty `<store>-keys` for it.
+    store = tmp_path / "typo"
+    for args, message in (
+        (["audit", "verify"], "no store at"),
+        (["keys", "list"], "no key directory at"),
+        (["keys", "destroy", "--before", "2020-01-01", "--case", "C-1"], "no key directory at"),
+    ):
+        code, _, err = invoke(*args, "--store", str(store))
+        assert code == 6 and message in one_line_error(err), err
+    assert list(tmp_path.iterdir()) == []
