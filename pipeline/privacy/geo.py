@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import sys
 import threading
 from collections.abc import Callable
@@ -200,11 +201,14 @@ def _open(path: Path | None, what: str, types: tuple[str, ...]) -> _Database | N
 
 def _identity(path: Path, what: str) -> tuple[int, int, int, int]:
     try:
-        return file_identity(os.stat(path))
+        st = os.stat(path)
     except FileNotFoundError as e:
         raise ConfigError(f"GeoIP {what} database {path} not found") from e
     except OSError as e:
         raise ConfigError(f"cannot open GeoIP {what} database {path}: {e.strerror}") from e
+    if not stat.S_ISREG(st.st_mode):  # a FIFO would block the open forever; a directory says nothing
+        raise ConfigError(f"GeoIP {what} database {path} is not a regular file (a .mmdb file is needed)")
+    return file_identity(st)
 
 
 def _reader(path: Path, what: str, types: tuple[str, ...]) -> Any:

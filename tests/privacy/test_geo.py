@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,15 @@ def test_bad_databases_are_config_errors(country_db: Path | None, asn_db: Path |
     text = str(info.value)
     assert "\n" not in text and str(country_db or asn_db) in text
     assert info.value.exit_code == 3
+
+
+def test_a_database_that_is_no_regular_file_is_refused_without_opening_it(tmp_path: Path) -> None:
+    # Found by an operator pass: a FIFO as country_db hung `config check` and `ingest` in open().
+    fifo = tmp_path / "country.mmdb"
+    os.mkfifo(fifo)
+    for path in (fifo, tmp_path):
+        with pytest.raises(ConfigError, match="is not a regular file"):
+            Geo(path, None)
 
 
 # --- cache, provenance, lifecycle ------------------------------------------------------------------
