@@ -28,7 +28,8 @@ EMAIL_MASK = "[email]"
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
 # * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name);
 # * an e-mail ('@', '%40', '%2540');
-# * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH;, fullwidth) of a character an address can
+# * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH; with or without ';', the named HTML
+#   references &period; &colon; &hyphen; &lowbar; &amp; …, fullwidth) of a character an address can
 #   be written with (digits, '.', ':', '-', '_', hex letters, 'x') or of one that starts another
 #   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; the escaped first two
 #   UTF-8 bytes of a fullwidth or halfwidth form (EF BC, EF BD), an ideographic full stop (E3 80) or a
@@ -41,7 +42,8 @@ NEEDS_MASK = (
     r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]"
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
-    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120);"
+    r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
+    r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);"
     r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]"
     r"|(?:%|\\[xX])(?:[Ee][Ff](?:%|\\[xX])[Bb][CcDd]|[Ee]3(?:%|\\[xX])80|[Ff]0(?:%|\\[xX])9[Dd])"
 )

@@ -6,6 +6,7 @@ Also a catalogue of forms through ``mask_text`` (fast, readable failures).
 
 from __future__ import annotations
 
+import html
 import ipaddress
 import json
 import re
@@ -58,6 +59,11 @@ FORMS = [
     ("&#50;&#48;&#51;.0.113.17", "203.0.113.0/24"),  # HTML numeric entities
     ("203&#46;0&#x2E;113&#046;17", "203.0.113.0/24"),
     ("2001&#58;db8&#58;&#58;5", "2001:db8::/48"),
+    ("2001&#58db8&#58&#58;5", "2001:db8::/48"),  # a browser reads &#58 without ';' too
+    ("203&period;0&period;113&period;17", "203.0.113.0/24"),  # named references
+    ("2001&colon;db8&colon;&colon;5", "2001:db8::/48"),
+    ("203&amp;#46;0&amp;#46;113&amp;#46;17", "203.0.113.0/24"),  # an entity escaped once more
+    ("ip-203&hyphen;0&hyphen;113&hyphen;17.example", "ip-203.0.113.0/24.example"),
     ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
     # glued to the escape of a non-ASCII character before it, or to digits after it
     ("%C3%A9203.0.113.31", "%C3%A203.0.113.0/24"),
@@ -271,6 +277,10 @@ def encode(text: str, how: int) -> str:
         return re.sub(r"[0-9]", lambda m: f"%25{ord(m[0]):02X}", text)
     if how == 6:  # right after the escape of a non-ASCII character, which ends in a digit
         return "%C3%A9" + text
+    if how == 7:  # HTML's named references
+        return text.replace(".", "&period;").replace(":", "&colon;")
+    if how == 8:  # an HTML entity escaped once more
+        return text.replace(".", "&amp;#46;").replace(":", "&amp;#58;")
     return text
 
 
@@ -278,7 +288,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
     """Texts that must appear nowhere: the form used, decoded, canonical, expanded."""
     decoded = used
     for _ in range(4):
-        decoded = urllib.parse.unquote(decoded.replace(r"\x", "%"))
+        decoded = html.unescape(urllib.parse.unquote(decoded.replace(r"\x", "%")))
     out = {used, decoded, str(addr), addr.exploded}
     plain = parse_address(str(addr))
     if plain is not None:
@@ -290,7 +300,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
 
 
 FIELDS = ("client", "path", "query", "protocol", "referrer", "agent", "vhost", "rejected")
-form_choice = st.tuples(st.integers(0, 20), st.integers(0, 6), st.sampled_from(FIELDS))
+form_choice = st.tuples(st.integers(0, 20), st.integers(0, 8), st.sampled_from(FIELDS))
 
 
 def log_line(field: str, form: str, n: int) -> str:
