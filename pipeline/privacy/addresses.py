@@ -104,11 +104,19 @@ def parse_address(value: str) -> IPAddress | None:
 #   operators name files (access_203_0_113_77.log). Only a run of exactly four numbers is one (dates
 #   and times run on: backup-2024-11-03-12-30), or of five whose first is the end of a word
 #   ("ec2-203-0-113-77": the whole run goes, either four could be the address). It is replaced by
-#   its network as dotted text, like every other form.
+#   its network as dotted text, like every other form. IPv6 in the DNS names that spell it with
+#   dashes ('::' as '--', a zone after 's'): 2001-db8--1.ipv6-literal.net, 2001-db8--1.sslip.io, and
+#   IPv4 as eight hex digits there (app-cb007111.nip.io).
 # ---------------------------------------------------------------------------------------------------
 
 _V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
 _V4_JOINED_RE = re.compile(r"(?<![0-9])[0-9]+([-_])[0-9]+(?:\1[0-9]+){2,}(?![0-9])")  # see above
+_V6_DASHED_RE = re.compile(
+    r"(?<![0-9A-Za-z-])[0-9a-f]{0,4}(?:--?[0-9a-f]{0,4}){2,7}(?:s[0-9a-z]+)?"
+    r"(?=\.(?:ipv6-literal\.net|sslip\.io|nip\.io)(?![0-9a-z-]))",
+    re.IGNORECASE,
+)
+_V4_HEX_DNS_RE = re.compile(r"(?<![0-9a-z])[0-9a-f]{8}(?=\.(?:nip|sslip)\.io(?![0-9a-z-]))", re.IGNORECASE)
 _V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
 _ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
 _LONG_GROUP_RE = re.compile(r"[0-9A-Fa-f]{5,}")
@@ -306,13 +314,14 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
             v4 = _v4_in_run(m.group(0).split("."))
             if v4 is not None:
                 spans.append(_replaced(view, m.start(), m.end(), v4, network_of))
-    if "-" in view or "_" in view:
+    if "-" in view or "_" in view or ".io" in view.lower():
         spans += _joined_spans(view, network_of)
     return sorted(spans)
 
 
 def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
-    """(start, end, replacement) of the dash- or underscore-joined IPv4 addresses in ``view``."""
+    """(start, end, replacement) of the dash- or underscore-joined IPv4 addresses in ``view``, and of
+    the dashed IPv6 of the DNS names that spell addresses."""
     spans = []
     for m in _V4_JOINED_RE.finditer(view):
         parts = m.group(0).split(m.group(1))
@@ -327,6 +336,14 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
         v4 = lenient_ipv4(dotted)
         if v4 is not None:
             spans.append(_replaced(view, start, m.end(), v4, network_of))
+    for m in _V6_DASHED_RE.finditer(view):
+        v6 = parse_address(m.group(0).split("s")[0].split("S")[0].replace("-", ":"))
+        if v6 is not None:
+            spans.append(_replaced(view, m.start(), m.end(), v6, network_of))
+    for m in _V4_HEX_DNS_RE.finditer(view):  # app-c0a80101.nip.io: IPv4 as eight hex digits
+        spans.append(
+            _replaced(view, m.start(), m.end(), ipaddress.IPv4Address(int(m.group(0), 16)), network_of)
+        )
     return spans
 
 

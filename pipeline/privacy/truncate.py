@@ -26,7 +26,8 @@ EMAIL_MASK = "[email]"
 # * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
 #   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
-# * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name);
+# * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name), and the
+#   DNS names that spell an IPv6 address with dashes (…​.ipv6-literal.net, …​.sslip.io, …​.nip.io);
 # * an e-mail ('@', '%40', '%2540');
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH; with or without ';', the named HTML
 #   references &period; &colon; &hyphen; &lowbar; &amp; …, fullwidth) of a character an address can
@@ -40,6 +41,7 @@ NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
     r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
     r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]"
+    r"|[0-9A-Fa-f]\.(?:[Ii][Pp][Vv]6-[Ll][Ii][Tt][Ee][Rr][Aa][Ll]\.[Nn][Ee][Tt]|[Ss][Ss][Ll][Ii][Pp]\.[Ii][Oo]|[Nn][Ii][Pp]\.[Ii][Oo])"
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"

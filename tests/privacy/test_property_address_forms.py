@@ -60,6 +60,14 @@ FORMS = [
     ("203&#46;0&#x2E;113&#046;17", "203.0.113.0/24"),
     ("2001&#58;db8&#58;&#58;5", "2001:db8::/48"),
     ("2001&#58db8&#58&#58;5", "2001:db8::/48"),  # a browser reads &#58 without ';' too
+    # DNS names that spell an address: IPv6 with dashes, IPv4 as hex
+    ("2001-db8--1.ipv6-literal.net", "2001:db8::/48.ipv6-literal.net"),
+    ("http://2001-db8-abcd-12--1.sslip.io/x", "http://2001:db8:abcd::/48.sslip.io/x"),
+    ("fe80--1s4.ipv6-literal.net", "fe80::/48.ipv6-literal.net"),
+    ("app-cb007111.nip.io", "app-203.0.113.0/24.nip.io"),
+    ("CB007111.NIP.IO", "203.0.113.0/24.NIP.IO"),
+    ("my-site.sslip.io", "my-site.sslip.io"),
+    ("cafe-babe--beef.example.com", "cafe-babe--beef.example.com"),
     ("203&period;0&period;113&period;17", "203.0.113.0/24"),  # named references
     ("2001&colon;db8&colon;&colon;5", "2001:db8::/48"),
     ("203&amp;#46;0&amp;#46;113&amp;#46;17", "203.0.113.0/24"),  # an entity escaped once more
@@ -252,11 +260,16 @@ def render(addr: IPAddress, style: int) -> str:
             f"[::ffff:{addr}]:443",
             f"ec2-{joined(addr, '-')}.compute-1.example.test",  # reverse DNS names
             f"access_{joined(addr, '_')}.log",  # operators' file names
+            f"app-{int(addr):08x}.nip.io",  # DNS names that spell an address
         ]
         return v4_forms[style % len(v4_forms)]
     assert isinstance(addr, ipaddress.IPv6Address)
     s = str(addr)
     v6_forms = [s, addr.exploded, addr.exploded.upper(), s.upper(), f"[{s}]:443", f"{s}%eth0", f"{s}%25eth1"]
+    v6_forms += [
+        f"{s.replace(':', '-')}.ipv6-literal.net",
+        f"http://{addr.exploded.replace(':', '-')}.sslip.io/",
+    ]
     return v6_forms[style % len(v6_forms)]
 
 
@@ -295,7 +308,9 @@ def needles(used: str, addr: IPAddress) -> set[str]:
         out |= {str(plain), plain.exploded}
     if isinstance(addr, ipaddress.IPv4Address):
         out |= {f"::ffff:{addr}", ipaddress.IPv6Address(f"::ffff:{addr}").exploded}
-        out |= {joined(addr, "-"), joined(addr, "_")}
+        out |= {joined(addr, "-"), joined(addr, "_"), f"{int(addr):08x}"}
+    else:
+        out |= {str(addr).replace(":", "-"), addr.exploded.replace(":", "-")}
     return {n for n in out if len(n) >= 7}
 
 
