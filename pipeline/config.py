@@ -30,7 +30,7 @@ from pipeline.errors import ConfigError
 from pipeline.rules import (  # the rules of values
     DURATION,
     FULL_PREFIX,
-    MEMORY_RE,
+    MEMORY,
     NETWORK,
     POSITIVE,
     SKEW_RE,
@@ -135,7 +135,7 @@ class RetentionConfig:
 class QueryConfig:
     require_case: bool = True
     """Refuse queries and investigations without --case (exit 2)."""
-    memory_limit: str = setting("4GB", like(MEMORY_RE, "4GB, 512MiB or 2 TB"))
+    memory_limit: str = setting("4GB", MEMORY)
     """DuckDB memory limit (it spills beyond it); a larger result exits with 9."""
     threads: int = setting(2, between(1, 256))
     """DuckDB threads for queries."""

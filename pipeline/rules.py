@@ -114,8 +114,34 @@ TIMEOUTS = re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}")
 _TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 MAX_TIMEOUT = 7 * 86400.0  # a week: longer is a typo (and past what a timer thread accepts)
 SKEW_RE = re.compile(r"\s*([0-9]{1,6})\s*([dhms])\s*")  # 999999d: still a date
-# DuckDB's memory_limit: a size with its unit (DuckDB needs one; below a megabyte no query runs)
-MEMORY_RE = re.compile(r"\s*[0-9]{1,9}(\.[0-9]+)?\s*(mb|mib|gb|gib|tb|tib)\s*", re.IGNORECASE)
+# DuckDB's memory_limit as DuckDB reads it: a number and a unit (4GB, 512MiB, 4G, 1.5 GB, 4e3MB,
+# 4 gigabytes), or a share of the machine's memory (80%); between 1 MB (less runs no query) and 1 PB
+_MEMORY_RE = re.compile(
+    r"\s*([0-9]+(?:\.[0-9]+)?(?:e[0-9]{1,2})?)\s*(%|b|bytes|[kmgt]i?b?|(?:kilo|mega|giga|tera)bytes?)\s*",
+    re.IGNORECASE,
+)
+_MEMORY_UNITS = {"b": 1, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
+
+
+def memory_bytes(value: str) -> float | None:
+    """``query.memory_limit`` in bytes, or a share of memory as a negative fraction; None: not one."""
+    m = _MEMORY_RE.fullmatch(value)
+    if m is None:
+        return None
+    number, unit = float(m.group(1)), m.group(2).lower()
+    if unit == "%":
+        return -number / 100
+    binary = unit[1:3] in ("i", "ib")  # KiB, MiB: powers of 1024 (KB, kilobytes: of 1000)
+    scale = _MEMORY_UNITS[unit[0]] if unit not in ("b", "bytes") else 1
+    return number * (1024 ** "bkmgt".index(unit[0]) if binary else scale)
+
+
+def _memory_ok(value: object) -> bool:
+    size = memory_bytes(value) if isinstance(value, str) else None
+    return size is not None and (-1 <= size <= -0.01 or 1e6 <= size <= 1e15)
+
+
+MEMORY = Rule("must look like 4GB, 512MiB or 80% (1 MB to 1 PB, or 1-100 %)", _memory_ok)
 # A full-length prefix stores every client's whole address; 0 stores nothing worth keeping (and is a
 # typo far more often than a choice). Both break the privacy policy's promise: refused.
 FULL_PREFIX = "it would store full client addresses"

@@ -96,7 +96,8 @@ def test_a_bad_environment_value_names_the_variable(env: dict[str, str], message
         ("[ingest]\nflush_seconds = inf\n", "ingest.flush_seconds must be positive, got inf"),
         ("[ingest]\nlock_wait = nan\n", "ingest.lock_wait must be at least 0, got nan"),
         ("[privacy]\nipv4_prefix = 24.5\n", "ipv4_prefix: invalid value 24.5, expected a whole number"),
-        ("[query]\nmemory_limit = 'lots'\n", "query.memory_limit must look like 4GB, 512MiB or 2 TB"),
+        ("[query]\nmemory_limit = 'lots'\n", "query.memory_limit must look like 4GB, 512MiB or 80%"),
+        ("[query]\nmemory_limit = '999999999TB'\n", "query.memory_limit must look like 4GB, 512MiB or 80%"),
         ("[query]\nthreads = 100000\n", "query.threads must be 1-256, got 100000"),
         ("[query]\ntimeout = '99999999999h'\n", "query.timeout must look like 30s, 5m or 1h"),
         ("[retention]\nretention = '99999999y'\n", "retention.retention must look like 2y, 18m or 730d"),
@@ -237,3 +238,23 @@ def test_an_investigator_who_cannot_enter_the_key_directory_can_still_query(tmp_
             os.chown(path, 0, 0)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split()[-3] == "1"  # the table: n / --- / 1 / (1 row)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["4GB", "512MiB", "80%", "50 %", "4G", "4g", "1.5 GB", "4e3MB", "4000000KB", "4 gigabytes", "2TiB",
+     "0MB", "2MiB", "4 bytes", "999999999TB", "150%", "4000000000", "lots", "4 GBs"],
+)  # fmt: skip
+def test_a_memory_limit_is_accepted_exactly_when_duckdb_runs_queries_with_it(value: str) -> None:
+    # Found by review: a first rule refused 80% and 4G, which DuckDB takes, and let 0MB through.
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET memory_limit = '{value}'")
+        con.execute("SELECT sum(range) FROM range(100000)").fetchall()
+        runs = True
+    except duckdb.Error:
+        runs = False
+    accepted = config.QueryConfig.__dataclass_fields__["memory_limit"].metadata["rule"].ok(value)
+    assert accepted == runs, (value, accepted, runs)
