@@ -258,7 +258,8 @@ class AuditLog:
         status: Status = "ok"
         error: str | None = None
         try:
-            if bad := _undecodable({"reason": reason, **what, **rec.params}):  # recorded as an attempt
+            # free text typed as text (a file name is recorded with \xHH: it may be any bytes)
+            if bad := _undecodable({"reason": reason, "sql": what.get("sql")}):  # recorded as an attempt
                 raise UsageError(f"{bad} is not valid UTF-8 text (check the terminal's encoding): not run")
             yield rec
         except UsageError as exc:

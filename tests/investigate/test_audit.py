@@ -304,3 +304,21 @@ def test_text_that_is_not_utf8_is_refused_and_recorded_as_an_attempt(tmp_path: P
         input=b"SELECT 'caf\xe9';\nSELECT 42 AS answer;\n", capture_output=True, check=False,
     )  # fmt: skip
     assert shell.returncode == 2 and b"42" in shell.stdout and b"the SQL is not valid UTF-8" in shell.stderr
+
+
+def test_a_file_name_that_is_not_utf8_is_recorded_escaped_not_refused(tmp_path: Path) -> None:
+    # Found by review: the check for undecodable text refused every parameter, so a log named with
+    # a Latin-1 byte could be ingested but never re-ingested, nor exported to such a name.
+    log, store = tmp_path / "n\udcff.log", str(tmp_path / "store")
+    log.write_text('203.0.113.1 - - [10/Oct/2026:13:55:01 +0000] "GET / HTTP/1.1" 200 1 "-" "c"\n')
+    run = CliRunner().invoke
+    base = ["--store", store, "--domain", "x.example", "--final", "-q"]
+    assert run(main, ["ingest", str(log), *base]).exit_code == 0
+    r = run(main, ["ingest", "--reingest", str(log), *base, "--case", "C-1"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "e\udcff.csv"
+    r = run(main, ["export", "--store", store, "--case", "C-1", "--domain", "x.example", "--output", str(out)])
+    assert r.exit_code == 0 and out.exists(), r.output
+    trail = (tmp_path / "store" / "_audit" / "audit.jsonl").read_text(encoding="utf-8")
+    assert "n\\\\xff.log" in trail and "e\\\\xff.csv" in trail
+    assert run(main, ["audit", "verify", "--store", store]).exit_code == 0
