@@ -317,7 +317,9 @@ def test_a_file_name_that_is_not_utf8_is_recorded_escaped_not_refused(tmp_path: 
     r = run(main, ["ingest", "--reingest", str(log), *base, "--case", "C-1"])
     assert r.exit_code == 0, r.output
     out = tmp_path / "e\udcff.csv"
-    r = run(main, ["export", "--store", store, "--case", "C-1", "--domain", "x.example", "--output", str(out)])
+    r = run(
+        main, ["export", "--store", store, "--case", "C-1", "--domain", "x.example", "--output", str(out)]
+    )
     assert r.exit_code == 0 and out.exists(), r.output
     trail = (tmp_path / "store" / "_audit" / "audit.jsonl").read_text(encoding="utf-8")
     assert "n\\\\xff.log" in trail and "e\\\\xff.csv" in trail
