@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from pipeline.config import Config
-from pipeline.errors import HostlogsError, StoreError
+from pipeline.errors import HostlogsError, KeyDestroyedError, StoreError
 from pipeline.ingest import sources
 from pipeline.privacy import digests, keys
 from pipeline.store import layout
@@ -101,31 +101,64 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
     from (None: it still holds them), so that no row is retired that reading the file again cannot
     give back (an older, shorter copy restored; the file truncated or rewritten since; the file gone).
 
-    Checked by the batch's custody digest where its key still exists, by length where it does not."""
+    Checked by the batch's custody digest where its key still exists, by length where it does not.
+    Batches come in stream order: the file is read once, forward (a .gz or .bz2 is not decompressed
+    again from its start for every batch); a batch before the last one reopens it.
+    """
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    reader = _ForwardReader(path)
 
     def problem(manifest: dict[str, Any]) -> str | None:
+        src = manifest["source"]
+        period = src.get("custody_period")
         try:
-            status = _check(keystore, path, "", manifest).status
-            if status in ("key destroyed", "no digest"):
-                status = "verified" if _covers(path, int(manifest["source"]["end"])) else "file too short"
+            sha = reader.sha256(int(src["start"]), int(src["end"]))
+            key = keystore.custody.key(period, create=False) if src.get("digest") and period else None
+        except KeyDestroyedError:
+            key = None
         except (OSError, HostlogsError) as exc:
             return f"it cannot be read ({getattr(exc, 'strerror', None) or exc})"
-        return {
-            "verified": None,
-            "DIFFERS": "it holds other bytes where that batch was read",
-            "file too short": "it is shorter than where that batch was read",
-        }.get(status, status)
+        if sha is None:
+            return "it is shorter than where that batch was read"
+        if key is not None and digests.custody_digest(key, sha) != src["digest"]:
+            return "it holds other bytes where that batch was read"
+        return None
 
     return problem
 
 
-def _covers(path: str, end: int) -> bool:
-    """Whether the (decompressed) file is at least ``end`` bytes long."""
-    if end <= 0:
-        return True
-    with sources.open_stream(path) as stream:
-        return sources.skip(stream, end - 1) == end - 1 and bool(stream.read(1))
+class _ForwardReader:
+    """SHA-256 of byte ranges of a (possibly compressed) file, read forward from one open stream.
+
+    The stream is closed when the reader is dropped (the re-ingest's plan holds it)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.stream: sources.SourceStream | None = None
+        self.pos = 0
+
+    def sha256(self, start: int, end: int) -> bytes | None:
+        """The digest of ``[start, end)``; None when the file ends before ``end``."""
+        if self.stream is None or start < self.pos:
+            if self.stream is not None:
+                self.stream.close()
+            self.stream, self.pos = sources.open_stream(self.path), 0
+        try:
+            self.pos = self.stream.seek(start)  # a plain file (a seek past its end reads nothing)
+        except OSError:  # compressed: decompress forward
+            while self.pos < start:
+                data = self.stream.read(min(start - self.pos, 1 << 22))
+                if not data:
+                    return None
+                self.pos += len(data)
+        digest = hashlib.sha256()
+        while self.pos < end:
+            chunk = self.stream.read(min(end - self.pos, 1 << 22))
+            if not chunk:
+                return None
+            digest.update(chunk)
+            self.pos += len(chunk)
+        return digest.digest()
 
 
 def _named(src: dict[str, Any], path: str, name: str, stream_key: bytes | None) -> bool:

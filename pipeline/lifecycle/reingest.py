@@ -114,6 +114,7 @@ def _plan(
     """
     files: list[str] = []
     streams: set[str] = set()
+    ranges: dict[str, list[tuple[int, int]]] = {}  # per stream: the bytes its batches were read from
     batches = rows = rejects = 0
     catalogue = store.catalogue()
     for key in store.manifest_keys(DEFAULT_WRITER):
@@ -133,6 +134,7 @@ def _plan(
         batches += 1
         if src.get("fingerprint"):
             streams.add(str(src["fingerprint"]))
+            ranges.setdefault(str(src["fingerprint"]), []).append((int(src["start"]), int(src["end"])))
         for entry in manifest.get("files", []):
             rel = str(entry["path"])
             if rel not in catalogue.files:
@@ -145,6 +147,7 @@ def _plan(
             files.append(rel)
         rows += int(manifest.get("rows") or 0)
         rejects += sum(int(n) for n in (manifest.get("rejects") or {}).values())
+    _check_whole(source, ranges)
     if not batches:
         raise UsageError(
             f"no batch of the store was read from {source}: give the path as ingest reported it "
@@ -158,3 +161,20 @@ def _retired_by_reingest(store: Store, catalogue: Catalogue, rel: str) -> bool:
     if rel in catalogue.files or rel not in catalogue.retired:
         return False
     return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "reingest"
+
+
+def _check_whole(source: str, ranges: dict[str, list[tuple[int, int]]]) -> None:
+    """The stream is read again from its first byte: its batches must cover it from there, without
+    a gap. A gap means bytes read as part of a batch that was not matched (the file was renamed or
+    moved, and ingest followed it) or whose record is gone: reading them again would store their
+    rows twice. Refused, nothing changed."""
+    for spans in ranges.values():
+        reached = 0
+        for start, end in sorted(spans):
+            if start > reached:
+                raise UsageError(
+                    f"cannot re-ingest {source}: bytes {reached}-{start} of it were read in a batch "
+                    "recorded under another name (the file was renamed or moved since?) or no longer "
+                    "recorded, so reading it again would store their rows twice; nothing was changed"
+                )
+            reached = max(reached, end)

@@ -206,3 +206,43 @@ def test_a_file_that_grew_is_reingested_whole(tmp_path: Path) -> None:
     code, _, err = reingest(store, log, "right.example")
     assert code == 0, err
     assert domains(store) == {"right.example": 4}
+
+
+def test_a_file_moved_since_its_first_batches_is_refused_not_doubled(tmp_path: Path) -> None:
+    # Found by review: after `mv a.log sub/a.log` ingest continued the stream under the new name;
+    # re-ingesting sub/a.log retired only the batch read under that name and read the file from
+    # byte 0 again, storing the first batch's rows twice.
+    store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=0)
+    assert ingest(store, log, "x.example")[0] == 0
+    (tmp_path / "sub").mkdir()
+    moved = log.rename(tmp_path / "sub" / "a.log")
+    with moved.open("a") as f:
+        f.write(LINE.format(n=9))
+    assert ingest(store, moved, "x.example")[0] == 0  # continues the stream
+    code, _, err = reingest(store, moved, "y.example")
+    assert code == 2 and "bytes 0-" in err and "rows twice; nothing was changed" in err, err
+    assert domains(store) == {"x.example": 4}
+
+
+def test_a_gzip_of_many_batches_is_reingested(tmp_path: Path) -> None:
+    import gzip
+
+    store, log = tmp_path / "s", tmp_path / "a.log"
+    log.write_text("".join(LINE.format(n=i % 50 + 1).replace(" /p", f" /{i}p") for i in range(300)))
+    code, _, err = invoke(
+        "ingest", str(log), "--store", str(store), "--domain", "x.example", "--final", "-q",
+        "--config", str(_small_blocks(tmp_path, store)),
+    )  # fmt: skip
+    assert code == 0, err
+    rotated = tmp_path / "a.log.1.gz"
+    rotated.write_bytes(gzip.compress(log.read_bytes()))
+    log.unlink()
+    code, _, err = reingest(store, rotated, "y.example")  # every batch checked, one pass over it
+    assert code == 0, err
+    assert domains(store) == {"y.example": 300}
+
+
+def _small_blocks(tmp_path: Path, store: Path) -> Path:
+    cfg = tmp_path / "small.toml"
+    cfg.write_text(f'store = "{store}"\n[ingest]\nblock_bytes = 4096\nmax_line_bytes = 1024\n')
+    return cfg
