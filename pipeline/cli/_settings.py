@@ -130,6 +130,10 @@ def check(
     _check_privacy_record(cfg)
     warnings = [*_source_warnings(cfg, origin), *_env_warnings(environ)]
     textfile = Path(cfg.metrics.textfile) if cfg.metrics.textfile else None
+    if textfile is not None:
+        from pipeline.lifecycle.metrics import check_textfile
+
+        check_textfile(textfile)
     if textfile is not None and not textfile.parent.is_dir():
         warnings.append(
             f"metrics.textfile: directory {textfile.parent} does not exist: no metrics are written"

@@ -85,6 +85,7 @@ def record(cfg: Config, run: Run) -> Path | None:
     store = Store(cfg.store)
     if store.fs.holds(target):
         raise ConfigError(f"metrics.textfile {target} is inside the store: write it elsewhere")
+    check_textfile(target)
     series = parse(_read(target))
     for name, values in measure(cfg, store, run).items():
         if name in PER_COMMAND:
@@ -250,6 +251,13 @@ def _src(path: str) -> Labels:
 
 def _day(day: dt.date) -> float:
     return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()
+
+
+def check_textfile(target: Path) -> None:
+    """The metrics file is a regular file or none yet: reading a FIFO there hung the run after its
+    commit (cron runs piled up), and a device such as /dev/zero is read without end."""
+    if target.exists() and not target.is_file():
+        raise ConfigError(f"metrics.textfile {target} is not a regular file: name a file (*.prom)")
 
 
 def _read(path: Path) -> str:

@@ -236,3 +236,15 @@ def test_a_damaged_failures_record_stops_neither_ingest_nor_status(tmp_path: Pat
         record.write_text(damaged)
         assert invoke("status", "--config", str(cfg))[0] == 0, damaged
         assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0, damaged
+
+
+def test_a_metrics_file_that_is_no_regular_file_is_refused_not_read(tmp_path: Path) -> None:
+    # Found by review: a FIFO as metrics.textfile hung ingest after its commit (cron runs piled up);
+    # /dev/zero was read without end. `config check` says so (exit 3); a run warns, its code stands.
+    fifo = tmp_path / "prom" / "fifo.prom"
+    cfg = setup(tmp_path, prom=str(fifo))
+    os.mkfifo(fifo)
+    code, _, err = invoke("config", "check", "--config", str(cfg))
+    assert code == 3 and "is not a regular file" in err
+    code, _, err = invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    assert code == 0 and "cannot write the metrics file" in err and "is not a regular file" in err
