@@ -56,7 +56,9 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
 
         hostlogs hold list --store /var/lib/hostlogs/store
     """
-    found = holds.list_holds(load_config(config_path, store).store)
+    from pipeline.store.commit import Store
+
+    found = holds.list_holds(Store.existing(load_config(config_path, store).store))  # a typo: exit 6
     if as_json:
         click.echo(json.dumps([h.to_json() for h in found], indent=2))
         return

@@ -126,6 +126,9 @@ def ingest_cmd(
             raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
         from pipeline.ingest.custody import belongs_to, still_holds
         from pipeline.lifecycle.reingest import unload_source  # not loaded for a plain cron ingest
+        from pipeline.store.commit import Store
+
+        Store.existing(cfg.store, ingested=True)  # before the key store is opened (it would be made)
 
         unloaded = unload_source(
             cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,

@@ -183,8 +183,10 @@ def audit_list(
 
         hostlogs audit list --case INC-2026-042 --json
     """
+    from pipeline.store.commit import Store
+
     cfg = load_config(config_path, store)
-    entries = audit.AuditLog(cfg.store).list(case)
+    entries = audit.AuditLog(Store.existing(cfg.store)).list(case)  # a mistyped store: exit 6
     if as_json or out_format == "json":
         click.echo(json.dumps(entries, sort_keys=True, default=str, indent=1))
         return

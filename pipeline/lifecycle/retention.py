@@ -31,7 +31,15 @@ from pipeline.lifecycle.rewrite import (
     partitions,
     plan_partition,
 )
-from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, damaged_fields, key_store, session
+from pipeline.lifecycle.session import (
+    ADVICE,
+    DamagedFile,
+    Session,
+    damaged_fields,
+    key_store,
+    keys_expected,
+    session,
+)
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
 from pipeline.rules import DURATION_RE
@@ -173,6 +181,12 @@ def purge(
         keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
         manifests = expired_manifests(s.store, keep_from, going)
         keys = key_store(cfg)
+        if keys is None and keys_expected(s.store):  # rows would go, their keys would stay
+            raise StoreError(
+                f"no key directory at {cfg.key_dir}, but the store's rows carry pseudonyms: purge "
+                "destroys their expired keys with them; check privacy.key_dir (keys destroyed on "
+                f"purpose: mkdir -m 700 {cfg.key_dir}); nothing was purged"
+            )
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
         doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)
         report = PurgeReport(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ from typing import Any, cast
 
 from pipeline import __version__
 from pipeline.config import Config
-from pipeline.errors import LockedError
+from pipeline.errors import LockedError, StoreError
 from pipeline.lifecycle import deletions
 from pipeline.privacy.keys import KeyStore, Period
 from pipeline.rules import os_user
+from pipeline.store import layout
 from pipeline.store.catalogue import Catalogue
 from pipeline.store.commit import Store
 from pipeline.store.progress import Progress
@@ -146,3 +148,13 @@ def key_store(cfg: Config) -> KeyStore | None:
     """The pseudonym keys, or None when there are none (never creates the key directory)."""
     key_dir = Path(cfg.key_dir)
     return KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
+
+
+def keys_expected(store: Store) -> bool:
+    """Whether the store's rows were ingested with pseudonyms (its privacy record says so): then a
+    missing key directory is a wrong ``privacy.key_dir``, not a store without keys."""
+    with contextlib.suppress(OSError, StoreError, ValueError, TypeError, KeyError):
+        if store.exists(layout.PRIVACY_RECORD):
+            lines = store.read_bytes(layout.PRIVACY_RECORD).splitlines()
+            return any(json.loads(line)["settings"].get("pseudonym") != "off" for line in lines if line)
+    return False

@@ -363,6 +363,9 @@ def test_commands_on_a_store_that_does_not_exist_create_nothing(tmp_path: Path) 
         (["audit", "verify"], "no store at"),
         (["keys", "list"], "no key directory at"),
         (["keys", "destroy", "--before", "2020-01-01", "--case", "C-1"], "no key directory at"),
+        (["hold", "list"], "no store at"),
+        (["audit", "list"], "no store at"),
+        (["ingest", "--reingest", "a.log", "--case", "C-1"], "no store at"),
     ):
         code, _, err = invoke(*args, "--store", str(store))
         assert code == 6 and message in one_line_error(err), err

@@ -375,3 +375,20 @@ def test_key_destruction_outside_a_purge_can_be_recorded(store: Path) -> None:
         "operator",
     )
     assert record["status"] == "complete" and path.parent.name == "_deletions"
+
+
+def test_purge_refuses_to_delete_rows_whose_keys_it_cannot_reach(store: Path, tmp_path: Path) -> None:
+    # Found by review: with a mistyped privacy.key_dir purge deleted the expired rows, destroyed no
+    # key, and exited 0: the pseudonym keys of purged periods outlived their rows, unnoticed.
+    from pipeline.errors import StoreError
+
+    build(store, spread())
+    cfg = cfg_for(store)
+    typo = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=str(tmp_path / "typo-keys")))
+    before = sorted(p.name for p in store.glob("pageviews/date=*"))
+    with pytest.raises(StoreError, match=r"no key directory at .*typo-keys.*nothing was purged"):
+        retention.purge(typo, as_of=D(2026, 3, 20))
+    assert sorted(p.name for p in store.glob("pageviews/date=*")) == before
+    assert not (tmp_path / "typo-keys").exists()
+    report = retention.purge(cfg, as_of=D(2026, 3, 20))  # the right directory: rows and keys go
+    assert report.keys_destroyed and report.partitions
