@@ -276,10 +276,38 @@ def validate(cfg: Config, origin: str = "config", origins: Origins | None = None
     for name in ("store", "server"):
         if str(getattr(cfg, name)).strip() == "":  # the current directory is not a store
             raise ConfigError(f"{at(name)} must be a path (text), got ''")
+    _check_text(cfg, at)
     if cfg.ingest.block_bytes < 2 * cfg.ingest.max_line_bytes:
         raise ConfigError(f"{at('ingest.block_bytes')} must be at least twice ingest.max_line_bytes (≥256)")
     _check_domains(cfg.retention, at)
     _check_key_dir(cfg, at("privacy.key_dir") + ("" if cfg.privacy.key_dir else " (default <store>-keys)"))
+
+
+# Stored in rows and records, or opened by every command: UTF-8 (a log's file name may be any bytes)
+_UTF8 = ("store", "server", "privacy.key_dir", "geoip.country_db", "geoip.asn_db", "metrics.textfile")
+
+
+def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
+    """No setting holds a NUL (no path or name can: every command failed on it with exit 1), and
+    the store, names and paths every command opens are UTF-8 (an environment in Latin-1 gave a
+    server name no row can hold, and a store whose files verify reported as altered)."""
+
+    def value_of(name: str) -> Any:
+        section, _, key = name.rpartition(".")
+        return getattr(getattr(cfg, section) if section else cfg, key)
+
+    values = [(n, value_of(n)) for n, _ in declared()]
+    values += [(f"sources[{i}].{k}", v) for i, src in enumerate(cfg.sources) for k, v in vars(src).items()]
+    for name, value in values:
+        texts = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]
+        if any(isinstance(t, str) and "\x00" in t for t in texts):
+            raise ConfigError(f"{at(name)} holds a NUL character")
+    for name in _UTF8:
+        try:
+            str(value_of(name)).encode()
+        except UnicodeEncodeError:
+            raw = str(value_of(name)).encode(errors="surrogateescape")
+            raise ConfigError(f"{at(name)} must be UTF-8 text, got {raw!r}") from None
 
 
 def _check_domains(r: RetentionConfig, at: Callable[[str], str]) -> None:

@@ -46,6 +46,26 @@ class Finite(click.FloatRange):
         return number
 
 
+class Text(click.ParamType):  # type: ignore[type-arg]
+    """Text stored in rows or records (a domain, a server name): UTF-8 without NUL. A byte a
+    terminal passed undecoded would be stored garbled or fail the run (exit 1)."""
+
+    name = "TEXT"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            self.fail(f"{text.encode(errors='surrogateescape')!r} is not UTF-8 text", param, ctx)
+        if "\x00" in text:
+            self.fail("a NUL character is no text", param, ctx)
+        return text
+
+
+TEXT = Text()
+
+
 def store_options(fn: F) -> F:
     """--config and --store (parameters ``config_path`` and ``store``): every command that uses a store."""
     fn = click.option(

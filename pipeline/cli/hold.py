@@ -7,7 +7,7 @@ import json
 
 import click
 
-from pipeline.cli._common import date_range, handle_errors, load_config, main
+from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main
 from pipeline.cli._lifecycle import lifecycle_options
 from pipeline.lifecycle import audited, holds
 
@@ -26,7 +26,7 @@ def hold_group() -> None:
 @lifecycle_options()
 @click.option("--case", required=True, help="Case id the hold is placed under (as for --case everywhere).")
 @click.option("--reason", required=True, help="Why (kept in the hold record; no personal data).")
-@click.option("--domain", help="Only this domain's rows (default: all domains).")
+@click.option("--domain", type=TEXT, help="Only this domain's rows (default: all domains).")
 @date_range(
     "First UTC event date held (default: unbounded).", "Last UTC event date held (default: unbounded)."
 )

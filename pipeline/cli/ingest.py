@@ -10,6 +10,7 @@ import click
 
 from pipeline import config
 from pipeline.cli._common import (
+    TEXT,
     Finite,
     authority_options,
     handle_errors,
@@ -40,7 +41,7 @@ def _one_domain(template: str | None) -> str | None:
 @click.option(
     "--format", "fmt", default=None, help="auto (default), common, combined, vhost_combined or a LogFormat."
 )
-@click.option("--domain", help="Domain for formats without %v/%V/%{Host}i.")
+@click.option("--domain", type=TEXT, help="Domain for formats without %v/%V/%{Host}i.")
 @click.option(
     "--domain-from-path",
     callback=lambda _ctx, _param, v: _one_domain(v),
@@ -51,7 +52,9 @@ def _one_domain(template: str | None) -> str | None:
     metavar="DIR",
     help="logrotate's olddir: rotated files were moved there (absolute, or relative to the log's directory).",
 )
-@click.option("--server", help="Name of the web server the logs come from (default: this host's name).")
+@click.option(
+    "--server", type=TEXT, help="Name of the web server the logs come from (default: this host's name)."
+)
 @click.option(
     "--final", is_flag=True, help="Treat every file as complete: consume a last line without newline."
 )
@@ -249,4 +252,5 @@ def render_ingest(report: IngestReport) -> str:
         f"throughput: {rate:,.0f} lines/s, {mb / report.seconds if report.seconds else 0:,.1f} MB/s "
         f"({mb:,.1f} MB in {report.seconds:.2f} s)"
     )
-    return "\n".join(out)
+    # a file name of bytes that are no UTF-8 (any bytes on Linux): printed as \xHH, never a crash
+    return "\n".join(out).encode(errors="surrogateescape").decode(errors="backslashreplace")

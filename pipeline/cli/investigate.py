@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline.cli._common import (
+    TEXT,
     date_range,
     handle_errors,
     json_option,
@@ -35,7 +36,7 @@ def scope_options(fn: F) -> F:
             click.option("--case", required=True, help="Case id (recorded in the audit log)."),
             click.option("--reason", default=None, help="Why you are looking (recorded in the audit log)."),
             date_range("First UTC day.", "Last UTC day (inclusive)."),
-            click.option("--domain", default=None, help="Only this domain."),
+            click.option("--domain", type=TEXT, default=None, help="Only this domain."),
             click.option(
                 "--format",
                 "out_format",
@@ -236,7 +237,7 @@ def attacks_cmd(only: tuple[str, ...], **kw: Any) -> None:
 @click.option("--case", required=True, help="Case id (recorded in the audit log and shown in the report).")
 @click.option("--reason", default=None, help="Why the report is made (audit log).")
 @date_range("First UTC day.", "Last UTC day (inclusive).")
-@click.option("--domain", default=None, help="Only this domain.")
+@click.option("--domain", type=TEXT, default=None, help="Only this domain.")
 @click.option("--output", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @store_options
 @json_option

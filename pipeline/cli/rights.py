@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from pipeline.cli._common import authority_options, date_range, handle_errors, load_config, main, notice, warn
+from pipeline.cli._common import (
+    TEXT,
+    authority_options,
+    date_range,
+    handle_errors,
+    load_config,
+    main,
+    notice,
+    warn,
+)
 from pipeline.cli._lifecycle import damage_exit, emit, held_lines, lifecycle_options, partition_lines
 from pipeline.cli._progress import progress_bar
 from pipeline.errors import IntegrityError
@@ -19,7 +28,7 @@ from pipeline.lifecycle.export import EXPORT_FORMATS, export
 
 @main.command("erase")
 @lifecycle_options()
-@click.option("--domain", help="Erase this domain's rows (a customer leaving).")
+@click.option("--domain", type=TEXT, help="Erase this domain's rows (a customer leaving).")
 @click.option("--ip", "address", help="Erase one visitor's rows, found through the pseudonym keys.")
 @date_range()
 @click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
@@ -74,7 +83,9 @@ def render_erase(r: EraseReport) -> str:
 
 @main.command("export")
 @lifecycle_options()
-@click.option("--domain", help="The domain whose rows are exported (a customer's portability request).")
+@click.option(
+    "--domain", type=TEXT, help="The domain whose rows are exported (a customer's portability request)."
+)
 @click.option(
     "--ip", "address",
     help="One visitor's rows (an access request), found through the pseudonym keys as erase --ip finds them.",

@@ -84,7 +84,9 @@ def record(
     now_text = now.isoformat(timespec="seconds")
     stdin = sources.display_name(sources.STDIN)
     outcomes = {p: e for p, e in tried if p != stdin}
-    texts = mask_text(_series([e or "" for e in outcomes.values()]), masker)
+    # (an error names its file: bytes of a name that are no UTF-8 written as \xHH, like the name)
+    errors = [os.fsencode(e or "").decode("utf-8", "backslashreplace") for e in outcomes.values()]
+    texts = mask_text(_series(errors), masker)
     for (path, error), text in zip(outcomes.items(), texts, strict=True):
         st, key = _stat(path), _id(stream_key, path)
         if error is None or st is None:

@@ -432,3 +432,28 @@ def test_every_date_range_takes_the_ends_of_the_calendar(tmp_path: Path) -> None
         assert code == 0, (command, out, err)
     found = json.loads(invoke("investigate", "ip", "203.0.113.5", *ends, "--json")[1])
     assert found["facts"]["exact requests"] == "1"  # the row is inside all of time
+
+
+def test_text_that_no_row_or_path_can_hold_is_refused_with_its_exit_code(tmp_path: Path) -> None:
+    # Found by review: these were exit 1 "internal error", or stored a garbled domain, or made a
+    # store whose healthy files `verify` then reported as altered.
+    log, store = tmp_path / "a.log", str(tmp_path / "s")
+    log.write_text(LOG)
+    for args, code, message in (
+        (["--server", "w\udcff"], 2, "is not UTF-8 text"),
+        (["--domain", "x\udcff.example"], 2, "is not UTF-8 text"),
+        (["--domain", "x\x00.example"], 2, "a NUL character is no text"),
+    ):
+        got, out, err = invoke("ingest", str(log), "--store", store, "-q", *args)
+        assert (got, message in err) == (code, True), (args, out, err)
+    got, _, err = invoke("ingest", str(log), "--store", str(tmp_path / "X\udcff"), "--domain", "x.example")
+    assert got == 3 and "store must be UTF-8 text, got b'" in err
+    cfg = tmp_path / "n.toml"
+    cfg.write_text('store = "s\\u0000x"\n')
+    got, _, err = invoke("config", "check", "--config", str(cfg))
+    assert got == 3 and "store holds a NUL character" in err
+    got, _, err = invoke(
+        "ingest", str(tmp_path / "gone\udcff.log"), "--store", store, "--domain", "x.example"
+    )
+    assert got == 10 and "No such file" in err  # a missing file named in other bytes: exit 10, not 1
+    assert not (tmp_path / "s").exists() or invoke("verify", "--store", store)[0] == 0
