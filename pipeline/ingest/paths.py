@@ -34,10 +34,31 @@ def check_olddir(src: SourceConfig, where: str) -> None:
 
 def domain_from_path(template: str, path: str) -> str | None:
     """The {domain} part of ``path`` per a template such as /var/www/vhosts/{domain}/logs/access_log*."""
-    pattern = re.escape(template).replace(r"\{domain\}", r"(?P<domain>[^/]+)")
-    pattern = pattern.replace(r"\*", r"[^/]*").replace(r"\?", r"[^/]")
-    m = re.fullmatch(pattern, path)
+    m = re.fullmatch(_template_regex(template), path)
     return m.group("domain").lower() if m else None
+
+
+_GLOB_PART_RE = re.compile(r"\{domain\}|\*|\?|\[!?\]?[^\]]*\]")
+
+
+def _template_regex(template: str) -> str:
+    """The template as a regular expression that matches what its glob matches (``*``, ``?`` and
+    ``[...]`` within one path segment, as ``glob`` reads them), with ``{domain}`` captured."""
+    out, pos = [], 0
+    for m in _GLOB_PART_RE.finditer(template):
+        out.append(re.escape(template[pos : m.start()]))
+        part = m.group(0)
+        if part == "{domain}":
+            out.append(r"(?P<domain>[^/]+)")
+        elif part in ("*", "?"):
+            out.append(r"[^/]*" if part == "*" else r"[^/]")
+        else:  # a character class: [!...] negates, as in glob
+            inner = part[1:-1]
+            inner = "^" + inner[1:] if inner.startswith("!") else inner
+            out.append("[" + inner.replace("\\", "\\\\") + "]")
+        pos = m.end()
+    out.append(re.escape(template[pos:]))
+    return "".join(out)
 
 
 def template_glob(template: str) -> str:

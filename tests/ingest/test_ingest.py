@@ -290,6 +290,20 @@ def test_domain_from_path_template(tmp_path: Path, store: Path) -> None:
     assert {r["domain"] for r in store_rows(store)} == {"shop.example.com"}
 
 
+@pytest.mark.parametrize("name", ["access_log[0-9]", "access_log[!a-z]", "access_log?", "access_lo[gh]*"])
+def test_a_domain_template_reads_the_domain_of_every_file_its_glob_matches(
+    tmp_path: Path, store: Path, name: str
+) -> None:
+    # Found by review: '[0-9]' in a template matched files by glob but not by the domain pattern,
+    # so their rows were stored without a domain.
+    site = tmp_path / "vhosts" / "shop.example.com" / "logs"
+    site.mkdir(parents=True)
+    (site / "access_log1").write_text(lines(2))
+    spec = config.SourceConfig(path="", domain_from_path=str(tmp_path / "vhosts/{domain}/logs" / name))
+    report = ingest.run(make_config(store), [spec], final=True)
+    assert report.rows == 2 and {r["domain"] for r in store_rows(store)} == {"shop.example.com"}
+
+
 def test_sample_config_ingests_the_bundled_samples(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "sample_logs", tmp_path / "sample_logs")
     cfg = config.load(ROOT / "configs" / "sample.toml").with_overrides(store=str(tmp_path / "store"))
