@@ -106,13 +106,14 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
     again from its start for every batch); a batch before the last one reopens it.
     """
     keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    stream_key = keystore.stream_key() if keystore.has_stream_key() else None
     reader = _ForwardReader(path)
 
     def problem(manifest: dict[str, Any]) -> str | None:
         src = manifest["source"]
-        period = src.get("custody_period")
+        period, tail = src.get("custody_period"), int(src.get("tail_bytes") or 0)
         try:
-            sha = reader.sha256(int(src["start"]), int(src["end"]))
+            sha, last = reader.sha256(int(src["start"]), int(src["end"]), keep=tail)
             key = keystore.custody.key(period, create=False) if src.get("digest") and period else None
         except KeyDestroyedError:
             key = None
@@ -122,43 +123,69 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
             return "it is shorter than where that batch was read"
         if key is not None and digests.custody_digest(key, sha) != src["digest"]:
             return "it holds other bytes where that batch was read"
+        # the period's custody key destroyed: the keyed digest of the batch's last bytes (made with
+        # the stream key, which is never destroyed) still tells a file rewritten at that end
+        tail_ok = digests.stream_digest(stream_key, b"tail", last) == src["tail"] if stream_key else True
+        if key is None and src.get("tail") and len(last) == tail and not tail_ok:
+            return "it holds other bytes where that batch ended"
         return None
 
     return problem
 
 
 class _ForwardReader:
-    """SHA-256 of byte ranges of a (possibly compressed) file, read forward from one open stream.
+    """SHA-256 of byte ranges of a (possibly compressed) file, read forward from one open stream,
+    and the bytes just before a range's end (a batch's tail digest may reach into the batch before).
 
     The stream is closed when the reader is dropped (the re-ingest's plan holds it)."""
+
+    RECENT = 2 * sources.TAIL_BYTES
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.stream: sources.SourceStream | None = None
         self.pos = 0
+        self.recent = b""  # the bytes read just before ``pos`` (up to RECENT)
 
-    def sha256(self, start: int, end: int) -> bytes | None:
-        """The digest of ``[start, end)``; None when the file ends before ``end``."""
+    def sha256(self, start: int, end: int, keep: int = 0) -> tuple[bytes | None, bytes]:
+        """The digest of ``[start, end)`` (None when the file ends before ``end``) and the ``keep``
+        bytes before ``end``."""
+        stream = self._at(start)
+        if stream is None:
+            return None, b""
+        digest = hashlib.sha256()
+        while self.pos < end:
+            chunk = self._read(stream, end - self.pos)
+            if not chunk:
+                return None, b""
+            digest.update(chunk)
+        if keep and len(self.recent) < keep:  # after a seek: read them again (a plain file)
+            with sources.open_stream(self.path) as again:
+                again.seek(end - keep)
+                return digest.digest(), again.read(keep)
+        return digest.digest(), self.recent[-keep:] if keep else b""
+
+    def _at(self, start: int) -> sources.SourceStream | None:
         if self.stream is None or start < self.pos:
             if self.stream is not None:
                 self.stream.close()
-            self.stream, self.pos = sources.open_stream(self.path), 0
+            self.stream, self.pos, self.recent = sources.open_stream(self.path), 0, b""
+        stream = self.stream
+        if start == self.pos:
+            return stream
         try:
-            self.pos = self.stream.seek(start)  # a plain file (a seek past its end reads nothing)
+            self.pos, self.recent = stream.seek(start), b""  # a plain file (past its end: reads nothing)
         except OSError:  # compressed: decompress forward
             while self.pos < start:
-                data = self.stream.read(min(start - self.pos, 1 << 22))
-                if not data:
+                if not self._read(stream, start - self.pos):
                     return None
-                self.pos += len(data)
-        digest = hashlib.sha256()
-        while self.pos < end:
-            chunk = self.stream.read(min(end - self.pos, 1 << 22))
-            if not chunk:
-                return None
-            digest.update(chunk)
-            self.pos += len(chunk)
-        return digest.digest()
+        return stream
+
+    def _read(self, stream: sources.SourceStream, limit: int) -> bytes:
+        chunk = stream.read(min(limit, 1 << 22))
+        self.pos += len(chunk)
+        self.recent = (self.recent + chunk[-self.RECENT :])[-self.RECENT :]
+        return chunk
 
 
 def _named(src: dict[str, Any], path: str, name: str, stream_key: bytes | None) -> bool:

@@ -174,6 +174,7 @@ def test_reingest_after_rotation_touches_only_the_file_it_names_and_can_be_repea
         ("rewritten", "it holds other bytes where that batch was read"),
         ("gone", "it cannot be read"),
         ("shorter, custody key gone", "it is shorter than where that batch was read"),  # by length
+        ("rewritten at its end, custody key gone", "it holds other bytes where that batch ended"),
     ],
 )
 def test_a_file_that_no_longer_holds_what_was_read_is_refused(tmp_path: Path, change: str, why: str) -> None:
@@ -191,6 +192,9 @@ def test_a_file_that_no_longer_holds_what_was_read_is_refused(tmp_path: Path, ch
             (tmp_path / "s-keys" / "custody" / "2026-10.key").unlink()
     elif change == "rewritten":
         log.write_text(text.replace("/p50 ", "/q50 "))
+    elif change.startswith("rewritten at its end"):  # the stream key's digest of a batch's tail
+        log.write_text(text.replace("/p60 ", "/q60 "))
+        (tmp_path / "s-keys" / "custody" / "2026-10.key").unlink()
     else:
         log.unlink()
     code, _, err = reingest(store, log, "right.example")
