@@ -30,6 +30,7 @@ from pipeline.errors import StoreError, UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions
 from pipeline.privacy.truncate import Truncator, mask_value
+from pipeline.store import layout
 from pipeline.store.catalogue import Catalogue
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
@@ -137,6 +138,8 @@ def _plan(
             ranges.setdefault(str(src["fingerprint"]), []).append((int(src["start"]), int(src["end"])))
         for entry in manifest.get("files", []):
             rel = str(entry["path"])
+            if rel not in catalogue.files and _expired_rejects(store, catalogue, rel):
+                continue  # quarantined lines past their retention: nothing left to take out
             if rel not in catalogue.files:
                 by = catalogue.retired.get(rel, "a rewrite")
                 raise StoreError(
@@ -178,3 +181,11 @@ def _check_whole(source: str, ranges: dict[str, list[tuple[int, int]]]) -> None:
                     "recorded, so reading it again would store their rows twice; nothing was changed"
                 )
             reached = max(reached, end)
+
+
+def _expired_rejects(store: Store, catalogue: Catalogue, rel: str) -> bool:
+    """Whether a batch's quarantine file was deleted whole by a purge (rejects are kept 30 days by
+    default; the file holds only that batch's lines, so nothing of another source went with it)."""
+    if not rel.startswith(layout.REJECTS + "/") or rel not in catalogue.retired:
+        return False
+    return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "purge"

@@ -250,3 +250,19 @@ def _small_blocks(tmp_path: Path, store: Path) -> Path:
     cfg = tmp_path / "small.toml"
     cfg.write_text(f'store = "{store}"\n[ingest]\nblock_bytes = 4096\nmax_line_bytes = 1024\n')
     return cfg
+
+
+def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: Path) -> None:
+    # Found by review: once the rejects' 30-day retention had deleted a batch's quarantine file,
+    # re-ingesting its source was refused forever ("merged or rewritten by purge").
+    import datetime as dt
+
+    store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=1)
+    assert ingest(store, log, "wrong.example")[0] == 0
+    later = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40)).isoformat()
+    code, _, err = invoke("purge", "--store", str(store), "--as-of", later, "-q")
+    assert code == 0, err
+    assert rejects(store) == 0 and domains(store) == {"wrong.example": 3}  # rows kept (2 years)
+    code, _, err = reingest(store, log, "right.example")
+    assert code == 0, err
+    assert domains(store) == {"right.example": 3} and rejects(store) == 1  # quarantined anew
