@@ -86,7 +86,7 @@ def unload_source(
         with store.lock(wait):
             progress = store.recover()
             report = _plan(store, shown, belongs, holds)
-            if report.files:
+            if report.files or report.streams:  # (all its files may be gone: expired rejects)
                 record = {
                     "operation": "reingest",
                     "created": deletions.now(),
@@ -115,7 +115,7 @@ def _plan(
     """
     files: list[str] = []
     streams: set[str] = set()
-    ranges: dict[str, list[tuple[int, int]]] = {}  # per stream: the bytes its batches were read from
+    ranges: list[tuple[int, int]] = []  # the bytes the file's batches were read from
     batches = rows = rejects = 0
     catalogue = store.catalogue()
     for key in store.manifest_keys(DEFAULT_WRITER):
@@ -123,7 +123,7 @@ def _plan(
         src = manifest.get("source") or {}
         ours = belongs(src) if belongs is not None else src.get("path") == source
         paths = [str(e["path"]) for e in manifest.get("files", [])]
-        if not ours or (paths and all(_retired_by_reingest(store, catalogue, p) for p in paths)):
+        if not ours or _reingested(store, catalogue, paths):
             continue
         why = holds(manifest) if holds is not None else None
         if why:
@@ -135,7 +135,7 @@ def _plan(
         batches += 1
         if src.get("fingerprint"):
             streams.add(str(src["fingerprint"]))
-            ranges.setdefault(str(src["fingerprint"]), []).append((int(src["start"]), int(src["end"])))
+            ranges.append((int(src["start"]), int(src["end"])))
         for entry in manifest.get("files", []):
             rel = str(entry["path"])
             if rel not in catalogue.files and _expired_rejects(store, catalogue, rel):
@@ -159,6 +159,14 @@ def _plan(
     return UnloadReport(source, batches, tuple(files), rows, rejects, tuple(sorted(streams)))
 
 
+def _reingested(store: Store, catalogue: Catalogue, paths: list[str]) -> bool:
+    """Whether a batch was taken out by an earlier re-ingest (its rows were read again since): all
+    its files retired, by a re-ingest, or by the purge of expired rejects."""
+    by_reingest = [_retired_by_reingest(store, catalogue, p) for p in paths]
+    gone = all(r or _expired_rejects(store, catalogue, p) for r, p in zip(by_reingest, paths, strict=True))
+    return bool(paths) and gone and any(by_reingest)
+
+
 def _retired_by_reingest(store: Store, catalogue: Catalogue, rel: str) -> bool:
     """Whether a batch file was taken out by an earlier re-ingest (its rows were read again since)."""
     if rel in catalogue.files or rel not in catalogue.retired:
@@ -166,21 +174,21 @@ def _retired_by_reingest(store: Store, catalogue: Catalogue, rel: str) -> bool:
     return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "reingest"
 
 
-def _check_whole(source: str, ranges: dict[str, list[tuple[int, int]]]) -> None:
-    """The stream is read again from its first byte: its batches must cover it from there, without
-    a gap. A gap means bytes read as part of a batch that was not matched (the file was renamed or
-    moved, and ingest followed it) or whose record is gone: reading them again would store their
-    rows twice. Refused, nothing changed."""
-    for spans in ranges.values():
-        reached = 0
-        for start, end in sorted(spans):
-            if start > reached:
-                raise UsageError(
-                    f"cannot re-ingest {source}: bytes {reached}-{start} of it were read in a batch "
-                    "recorded under another name (the file was renamed or moved since?) or no longer "
-                    "recorded, so reading it again would store their rows twice; nothing was changed"
-                )
-            reached = max(reached, end)
+def _check_whole(source: str, ranges: list[tuple[int, int]]) -> None:
+    """The file is read again from its first byte: its batches must cover it from there, without a
+    gap. (Together: the batches of a file's first, short read carry another fingerprint, and a
+    copytruncate generation starts at 0 again.) A gap means bytes read in a batch that was not
+    matched (the file was renamed or moved, and ingest followed it) or whose record is gone: reading
+    them again would store their rows twice. Refused, nothing changed."""
+    reached = 0
+    for start, end in sorted(ranges):
+        if start > reached:
+            raise UsageError(
+                f"cannot re-ingest {source}: bytes {reached}-{start} of it were read in a batch "
+                "recorded under another name (the file was renamed or moved since?) or no longer "
+                "recorded, so reading it again would store their rows twice; nothing was changed"
+            )
+        reached = max(reached, end)
 
 
 def _expired_rejects(store: Store, catalogue: Catalogue, rel: str) -> bool:

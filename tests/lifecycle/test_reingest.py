@@ -254,7 +254,8 @@ def _small_blocks(tmp_path: Path, store: Path) -> Path:
 
 def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: Path) -> None:
     # Found by review: once the rejects' 30-day retention had deleted a batch's quarantine file,
-    # re-ingesting its source was refused forever ("merged or rewritten by purge").
+    # re-ingesting its source was refused forever ("merged or rewritten by purge"); then, fixed
+    # naively, a second re-ingest was, and a source whose lines were all rejected was not read again.
     import datetime as dt
 
     store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=1)
@@ -263,6 +264,34 @@ def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: P
     code, _, err = invoke("purge", "--store", str(store), "--as-of", later, "-q")
     assert code == 0, err
     assert rejects(store) == 0 and domains(store) == {"wrong.example": 3}  # rows kept (2 years)
-    code, _, err = reingest(store, log, "right.example")
+    for domain in ("right.example", "other.example"):  # twice: replaced each time
+        code, _, err = reingest(store, log, domain)
+        assert code == 0, err
+        assert domains(store) == {domain: 3} and rejects(store) == 1  # quarantined anew
+
+
+def test_a_source_all_quarantined_and_purged_is_read_again(tmp_path: Path) -> None:
+    import datetime as dt
+
+    store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=0)
+    code, _, _ = ingest(store, log, "x.example", "--format", "nginx_json")  # the wrong format
+    assert code == 10 and domains(store) == {}
+    later = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40)).isoformat()
+    assert invoke("purge", "--store", str(store), "--as-of", later, "-q")[0] == 0
+    args = ("--store", str(store), "--domain", "x.example", "--final", "-q", "--case", "C-1")
+    code, _, err = invoke("ingest", "--reingest", str(log), "--format", "combined", *args)
     assert code == 0, err
-    assert domains(store) == {"right.example": 3} and rejects(store) == 1  # quarantined anew
+    assert domains(store) == {"x.example": 3}
+
+
+def test_a_file_first_read_when_it_was_short_is_reingested(tmp_path: Path) -> None:
+    # Found by review: a file's first read saw less than its 1 KiB fingerprint (a quiet vhost's
+    # first cron run); its later batches carry the full fingerprint, and the two looked like a gap.
+    store, log = tmp_path / "s", log_file(tmp_path, n=1, junk=0)
+    assert ingest(store, log, "x.example")[0] == 0
+    with log.open("a") as f:
+        f.write("".join(LINE.format(n=i) for i in range(2, 40)))
+    assert ingest(store, log, "x.example")[0] == 0
+    code, _, err = reingest(store, log, "y.example")
+    assert code == 0, err
+    assert domains(store) == {"y.example": 39}
