@@ -43,7 +43,7 @@ NEEDS_MASK = (
     r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]"
     r"|[0-9A-Fa-f]\.(?:[Ii][Pp][Vv]6-[Ll][Ii][Tt][Ee][Rr][Aa][Ll]\.[Nn][Ee][Tt]|[Ss][Ss][Ll][Ii][Pp]\.[Ii][Oo]|[Nn][Ii][Pp]\.[Ii][Oo])"
     r"|@|%(?:25)*40"
-    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[5DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
+    r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[356DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
     r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);"
     r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]"

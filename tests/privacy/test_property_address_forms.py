@@ -71,6 +71,11 @@ FORMS = [
     ("203&period;0&period;113&period;17", "203.0.113.0/24"),  # named references
     ("2001&colon;db8&colon;&colon;5", "2001:db8::/48"),
     ("203&amp;#46;0&amp;#46;113&amp;#46;17", "203.0.113.0/24"),  # an entity escaped once more
+    ("ip=203%26period%3B0%26period%3B113%26period%3B77", "ip=203.0.113.0/24"),  # and URL-encoded
+    ("2001%26colon%3Bdb8%26colon%3B%26colon%3B1", "2001:db8::/48"),
+    ("203%26%2346%3B0%26%2346%3B113%26%2346%3B77", "203.0.113.0/24"),
+    (r"203\x26period;0\x26period;113\x26period;77", "203.0.113.0/24"),
+    ("203&#x26;period;0&#x26;period;113&#x26;period;77", "203.0.113.0/24"),
     ("ip-203&hyphen;0&hyphen;113&hyphen;17.example", "ip-203.0.113.0/24.example"),
     ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
     # glued to the escape of a non-ASCII character before it, or to digits after it
@@ -294,6 +299,8 @@ def encode(text: str, how: int) -> str:
         return text.replace(".", "&period;").replace(":", "&colon;")
     if how == 8:  # an HTML entity escaped once more
         return text.replace(".", "&amp;#46;").replace(":", "&amp;#58;")
+    if how == 9:  # a named reference, URL-encoded
+        return text.replace(".", "%26period%3B").replace(":", "%26colon%3B")
     return text
 
 
@@ -315,7 +322,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
 
 
 FIELDS = ("client", "path", "query", "protocol", "referrer", "agent", "vhost", "rejected")
-form_choice = st.tuples(st.integers(0, 20), st.integers(0, 8), st.sampled_from(FIELDS))
+form_choice = st.tuples(st.integers(0, 20), st.integers(0, 9), st.sampled_from(FIELDS))
 
 
 def log_line(field: str, form: str, n: int) -> str:
