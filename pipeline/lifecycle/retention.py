@@ -181,11 +181,11 @@ def purge(
         keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
         manifests = expired_manifests(s.store, keep_from, going)
         keys = key_store(cfg)
-        if keys is None and keys_expected(s.store):  # rows would go, their keys would stay
+        if keys_expected(s.store) and not _holds_keys(keys):  # rows would go, their keys would stay
             raise StoreError(
-                f"no key directory at {cfg.key_dir}, but the store's rows carry pseudonyms: purge "
-                "destroys their expired keys with them; check privacy.key_dir (keys destroyed on "
-                f"purpose: mkdir -m 700 {cfg.key_dir}); nothing was purged"
+                f"no keys of this store at {cfg.key_dir} (no custody/streams.key, no key, no record of "
+                "a destroyed one): purge destroys the expired pseudonym and custody keys with their "
+                "rows; check privacy.key_dir; nothing was purged"
             )
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
         doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)
@@ -334,6 +334,14 @@ def _key_cutoff(policy: Policy, changes: list[PartitionChange]) -> dt.date:
     """Keys of periods ending before this day go: the horizon, or the oldest row kept by a hold."""
     kept = [c.date for c in changes if c.date < policy.horizon and (c.rows_left or c.damaged)]
     return min([policy.horizon, *kept])
+
+
+def _holds_keys(keys: KeyStore | None) -> bool:
+    """Whether a key directory is a store's: every ingest makes its stream key, and key periods
+    leave a key or the record of its destruction (a wrong, empty directory has neither)."""
+    if keys is None:
+        return False
+    return keys.has_stream_key() or any(keys.key_dir.glob("*.key")) or any(keys.key_dir.glob("*.destroyed"))
 
 
 def _key_plan(keys: KeyStore | None, policy: Policy, cutoff: dt.date) -> tuple[list[str], list[str]]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -151,10 +150,9 @@ def key_store(cfg: Config) -> KeyStore | None:
 
 
 def keys_expected(store: Store) -> bool:
-    """Whether the store's rows were ingested with pseudonyms (its privacy record says so): then a
-    missing key directory is a wrong ``privacy.key_dir``, not a store without keys."""
-    with contextlib.suppress(OSError, StoreError, ValueError, TypeError, KeyError):
-        if store.exists(layout.PRIVACY_RECORD):
-            lines = store.read_bytes(layout.PRIVACY_RECORD).splitlines()
-            return any(json.loads(line)["settings"].get("pseudonym") != "off" for line in lines if line)
+    """Whether the store was ingested with keys: its privacy record (written by every ingest that
+    keys its custody digests, whatever ``pseudonym`` says) exists. Then a key directory without
+    them is a wrong ``privacy.key_dir``, not a store without keys."""
+    with contextlib.suppress(OSError, StoreError):
+        return store.exists(layout.PRIVACY_RECORD)
     return False

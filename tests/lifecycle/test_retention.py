@@ -386,9 +386,13 @@ def test_purge_refuses_to_delete_rows_whose_keys_it_cannot_reach(store: Path, tm
     cfg = cfg_for(store)
     typo = cfg.with_overrides(privacy=config.replace(cfg.privacy, key_dir=str(tmp_path / "typo-keys")))
     before = sorted(p.name for p in store.glob("pageviews/date=*"))
-    with pytest.raises(StoreError, match=r"no key directory at .*typo-keys.*nothing was purged"):
+    with pytest.raises(StoreError, match=r"no keys of this store at .*typo-keys.*nothing was purged"):
         retention.purge(typo, as_of=D(2026, 3, 20))
     assert sorted(p.name for p in store.glob("pageviews/date=*")) == before
     assert not (tmp_path / "typo-keys").exists()
+    (tmp_path / "typo-keys").mkdir(mode=0o700)  # an existing, wrong, empty directory: the same
+    with pytest.raises(StoreError, match=r"no keys of this store at .*typo-keys.*nothing was purged"):
+        retention.purge(typo, as_of=D(2026, 3, 20))
+    assert sorted(p.name for p in store.glob("pageviews/date=*")) == before
     report = retention.purge(cfg, as_of=D(2026, 3, 20))  # the right directory: rows and keys go
     assert report.keys_destroyed and report.partitions
