@@ -35,7 +35,10 @@ def check_olddir(src: SourceConfig, where: str) -> None:
 def domain_from_path(template: str, path: str) -> str | None:
     """The {domain} part of ``path`` per a template such as /var/www/vhosts/{domain}/logs/access_log*."""
     m = re.fullmatch(_template_regex(template), path)
-    return m.group("domain").lower() if m else None
+    if m is None:
+        return None
+    # a directory named in bytes that are no UTF-8: \xHH, so two such names stay two domains
+    return os.fsencode(m.group("domain")).decode("utf-8", "backslashreplace").lower()
 
 
 _GLOB_PART_RE = re.compile(r"\{domain\}|\*|\?|\[!?\]?[^\]]*\]")

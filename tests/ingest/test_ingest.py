@@ -560,3 +560,14 @@ def test_a_file_name_that_is_no_utf8_is_read_once_and_shown_escaped(tmp_path: Pa
     assert sorted(r["path"] for r in store_rows(tmp_path / "store")) == ["/a", "/b"]
     sources = sorted(r["source"] for r in store_rejects(tmp_path / "store"))
     assert sources == sorted([f"{logs}/access\\xff\\xfe.log{suffix}", f"{logs}/good.log"])
+
+
+def test_domains_from_directories_named_in_other_bytes_stay_apart(tmp_path: Path, store: Path) -> None:
+    # Found by review: site\xfe.example and site\xff.example became one garbled domain, so an
+    # erasure or export for one customer would have taken the other's rows.
+    for name in ("site\udcfe.example", "site\udcff.example"):
+        (tmp_path / "vhosts" / name).mkdir(parents=True)
+        (tmp_path / "vhosts" / name / "access_log").write_text(lines(1))
+    spec = config.SourceConfig(path="", domain_from_path=str(tmp_path / "vhosts/{domain}/access_log"))
+    ingest.run(make_config(store), [spec], final=True)
+    assert sorted(r["domain"] for r in store_rows(store)) == ["site\\xfe.example", "site\\xff.example"]
