@@ -112,7 +112,7 @@ def parse_address(value: str) -> IPAddress | None:
 _V4_RUN_RE = re.compile(r"(?<![0-9])(?:0[xX][0-9A-Fa-f]+|[0-9]+)(?:\.(?:0[xX][0-9A-Fa-f]+|[0-9]+)){3,}")
 _V4_JOINED_RE = re.compile(r"(?<![0-9])[0-9]+([-_])[0-9]+(?:\1[0-9]+){2,}(?![0-9])")  # see above
 _V6_DASHED_RE = re.compile(
-    r"(?<![0-9A-Za-z-])[0-9a-f]{0,4}(?:--?[0-9a-f]{0,4}){2,7}(?:s[0-9a-z]+)?"
+    r"(?<![0-9A-Za-z])[0-9a-f]{0,4}(?:--?[0-9a-f]{0,4}){2,7}(?:s[0-9a-z]+)?"
     r"(?=\.(?:ipv6-literal\.net|sslip\.io|nip\.io)(?![0-9a-z-]))",
     re.IGNORECASE,
 )

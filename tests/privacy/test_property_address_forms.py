@@ -64,6 +64,7 @@ FORMS = [
     ("2001-db8--1.ipv6-literal.net", "2001:db8::/48.ipv6-literal.net"),
     ("http://2001-db8-abcd-12--1.sslip.io/x", "http://2001:db8:abcd::/48.sslip.io/x"),
     ("fe80--1s4.ipv6-literal.net", "fe80::/48.ipv6-literal.net"),
+    ("app-2001-db8--1.sslip.io", "app-2001:db8::/48.sslip.io"),  # after a name and a dash
     ("app-cb007111.nip.io", "app-203.0.113.0/24.nip.io"),
     ("CB007111.NIP.IO", "203.0.113.0/24.NIP.IO"),
     ("my-site.sslip.io", "my-site.sslip.io"),
