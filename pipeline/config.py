@@ -299,7 +299,13 @@ def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
     values = [(n, value_of(n)) for n, _ in declared()]
     values += [(f"sources[{i}].{k}", v) for i, src in enumerate(cfg.sources) for k, v in vars(src).items()]
     for name, value in values:
-        texts = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else [value]
+        texts = (
+            [*value, *value.values()]
+            if isinstance(value, dict)
+            else value
+            if isinstance(value, tuple)
+            else [value]
+        )
         if any(isinstance(t, str) and "\x00" in t for t in texts):
             raise ConfigError(f"{at(name)} holds a NUL character")
     for name in _UTF8:

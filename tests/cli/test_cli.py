@@ -452,6 +452,9 @@ def test_text_that_no_row_or_path_can_hold_is_refused_with_its_exit_code(tmp_pat
     cfg.write_text('store = "s\\u0000x"\n')
     got, _, err = invoke("config", "check", "--config", str(cfg))
     assert got == 3 and "store holds a NUL character" in err
+    cfg.write_text('store = "s"\n[retention]\ndomains = { "a\\u0000b.example" = "1y" }\n')
+    got, _, err = invoke("config", "check", "--config", str(cfg))
+    assert got == 3 and "retention.domains holds a NUL character" in err
     got, _, err = invoke(
         "ingest", str(tmp_path / "gone\udcff.log"), "--store", store, "--domain", "x.example"
     )
