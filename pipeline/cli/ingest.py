@@ -197,9 +197,10 @@ def share_cores(workers: int) -> None:
         cores = os.cpu_count() or 1
     os.environ.setdefault("POLARS_MAX_THREADS", str(max(1, cores - workers)))
     # Arrow's allocator (mimalloc) gives freed memory back to the kernel 10 ms later, and the next
-    # batch faults it in again, zeroed (huge pages): a tenth of the process's CPU went to the kernel.
-    # Kept instead, memory stays at the peak that the blocks bound anyway (2M lines: system CPU
-    # 1.06-1.47 s -> 0.62-0.85 s, peak RSS +25-50 MiB). Read by mimalloc when pyarrow loads.
+    # batch faults it in again, zeroed (huge pages): ~9 % of the process's CPU went to the kernel.
+    # Kept instead, memory stays at the peak that the blocks bound anyway (2M lines, 5 interleaved
+    # rounds: system CPU 1.03 -> 0.85 s median, total CPU lower in 4 of 5, peak RSS +80 MiB; README,
+    # "Performance"). Read by mimalloc when pyarrow loads.
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
     # numpy's OpenBLAS starts a thread per core that spins between calls; ingest makes no BLAS call
     # (its threads took 1.5 % of the CPU of a 2M-line run).
