@@ -11,15 +11,16 @@ import re
 import unicodedata
 
 # %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML,
-# also without the ';' a browser does without, and the named &period; &colon; &amp; …);
+# also without the ';' where a browser does without: before a character that is no digit of it;
+# and the named &period; &colon; &amp; …);
 # characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters:
 # fullwidth digits, dot, colon, hyphen and low line, ideographic full stops, mathematical digits;
 # the UTF-8 bytes of any character, once escapes made them characters of their own
 # (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
 # characters of an address (2\x000\x003\x00.).
 _ESCAPE_RE = re.compile(
-    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2});?"
-    r"|&#0*([0-9]{1,3});?|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
+    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2})(?:;|(?![0-9A-Fa-f]))"
+    r"|&#0*([0-9]{1,3})(?:;|(?![0-9]))|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
     r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|([\x00\u2400])"
     r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);"
 )
