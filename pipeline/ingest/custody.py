@@ -125,8 +125,8 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
             return "it holds other bytes where that batch was read"
         # the period's custody key destroyed: the keyed digest of the batch's last bytes (made with
         # the stream key, which is never destroyed) still tells a file rewritten at that end
-        tail_ok = digests.stream_digest(stream_key, b"tail", last) == src["tail"] if stream_key else True
-        if key is None and src.get("tail") and len(last) == tail and not tail_ok:
+        checkable = key is None and stream_key is not None and bool(src.get("tail")) and len(last) == tail
+        if checkable and digests.stream_digest(stream_key or b"", b"tail", last) != src["tail"]:
             return "it holds other bytes where that batch ended"
         return None
 
