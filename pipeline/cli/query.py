@@ -183,9 +183,11 @@ def audit_list(
 
         hostlogs audit list --case INC-2026-042 --json
     """
+    from pipeline.rules import check_id
     from pipeline.store.commit import Store
 
     cfg = load_config(config_path, store)
+    case = check_id(case) if case is not None else None  # no entry has an id that is none: exit 2
     entries = audit.AuditLog(Store.existing(cfg.store)).list(case)  # a mistyped store: exit 6
     if as_json or out_format == "json":
         click.echo(json.dumps(entries, sort_keys=True, default=str, indent=1))

@@ -324,3 +324,12 @@ def test_a_file_name_that_is_not_utf8_is_recorded_escaped_not_refused(tmp_path: 
     trail = (tmp_path / "store" / "_audit" / "audit.jsonl").read_text(encoding="utf-8")
     assert "n\\\\xff.log" in trail and "e\\\\xff.csv" in trail
     assert run(main, ["audit", "verify", "--store", store]).exit_code == 0
+
+
+def test_audit_list_refuses_a_case_id_no_entry_can_have(tmp_path: Path) -> None:
+    # Found by review: `audit list --case 'C\xff'` listed nothing with exit 0, where `query` refuses
+    # the same id (exit 2): an investigator would read "no entries" for a typo.
+    store = tmp_path / "store"
+    ingest_paths(store, [ROOT / "sample_logs" / "legacy.example.org" / "access_log"])
+    r = CliRunner().invoke(main, ["audit", "list", "--store", str(store), "--case", "C\udcff"])
+    assert r.exit_code == 2 and "invalid case id" in r.stderr
