@@ -154,7 +154,7 @@ def net_cmd(cidr: str, **kw: Any) -> None:
 
 
 @investigate_group.command("path")
-@click.argument("pattern")
+@click.argument("pattern", type=TEXT)
 @click.option("--regex", is_flag=True, help="PATTERN is a regular expression (RE2), not a glob.")
 @scope_options
 @handle_errors
@@ -169,7 +169,7 @@ def path_cmd(pattern: str, regex: bool, **kw: Any) -> None:
 
 
 @investigate_group.command("domain")
-@click.argument("name")
+@click.argument("name", type=TEXT)
 @click.option("--by", type=click.Choice(["hour", "day"]), default="hour", show_default=True)
 @scope_options
 @handle_errors
@@ -204,7 +204,7 @@ def timeline_cmd(path_glob: str | None, cidr: str | None, address: str | None, b
 
 
 @investigate_group.command("ua")
-@click.argument("text")
+@click.argument("text", type=TEXT)
 @click.option("--regex", is_flag=True, help="TEXT is a regular expression (RE2), not a substring.")
 @scope_options
 @handle_errors
