@@ -29,7 +29,7 @@ from pipeline.ingest.paths import check_source, domain_from_path, source_glob
 from pipeline.ingest.privacy_record import check as check_privacy_record
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
-from pipeline.privacy import keys
+from pipeline.privacy import key_identity, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher, EnrichStatus
 from pipeline.store import layout
@@ -144,8 +144,10 @@ def run(
             "stream key: every log would be read again (rows twice). Restore the key directory that "
             "belongs to this store, or point privacy.key_dir at it (docs/operations.md, Restore)"
         )
+    key_identity.check(store, keystore)  # another store's key directory: every log read again
     stream_key = keystore.stream_key()
     with store.lock(cfg.ingest.lock_wait):
+        key_identity.check(store, keystore, record=True)
         committed = store.recover()  # not "progress": that name is the caller's callback
         masker = privacy.ClientMasker(
             cfg.privacy.ipv4_prefix, cfg.privacy.ipv6_prefix, enricher if enricher.active else None

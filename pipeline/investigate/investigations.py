@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,8 +34,9 @@ from pipeline.investigate.scope import (
     top_table,
 )
 from pipeline.investigate.session import masker_of, with_connection
-from pipeline.privacy import keys
+from pipeline.privacy import key_identity, keys
 from pipeline.privacy.truncate import Truncator
+from pipeline.store.commit import Store
 
 # --- path, ua, domain ------------------------------------------------------------------------------
 
@@ -240,11 +241,16 @@ def detect(con: Sandbox, scope: Scope, chosen: list[detectors.Detector]) -> int:
 Kind = Literal["ip", "net", "path", "domain", "ua", "attacks", "timeline"]
 
 
+def _keys(cfg: Config) -> keys.KeyStore:
+    """The store's pseudonym keys: another store's directory would find none of an address's rows."""
+    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    key_identity.check(Store(cfg.store), keystore)
+    return keystore
+
+
 # kind → the investigation on an open sandbox, given the config and its own arguments
 WORK: dict[str, Callable[..., Investigation]] = {
-    "ip": lambda con, scope, cfg, address: ip(
-        con, scope, address, keys.KeyStore(Path(cfg.key_dir), cfg.privacy.key_period), masker_of(cfg)
-    ),
+    "ip": lambda con, scope, cfg, address: ip(con, scope, address, _keys(cfg), masker_of(cfg)),
     "net": lambda con, scope, cfg, cidr: net(con, scope, cidr, masker_of(cfg)),
     "path": lambda con, scope, cfg, pattern, regex=False: path(con, scope, pattern, regex),
     "domain": lambda con, scope, cfg, name, by="hour": domain(con, scope, name, by),
@@ -257,7 +263,7 @@ WORK: dict[str, Callable[..., Investigation]] = {
         path=path,
         cidr=cidr,
         address=address,
-        keystore=keys.KeyStore(Path(cfg.key_dir), cfg.privacy.key_period),
+        keystore=_keys(cfg),
         masker=masker_of(cfg),
     ),
 }

@@ -22,6 +22,7 @@ from pipeline.config import Config
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions, holds, retention
 from pipeline.lifecycle import erase as erasure
+from pipeline.privacy import key_identity
 from pipeline.privacy.keys import KeyStore, Period
 from pipeline.rules import os_user
 from pipeline.store.commit import Store
@@ -117,6 +118,8 @@ def destroy_keys(
     params = {"before": str(before)}
     with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
         keystore = KeyStore(Path(cfg.key_dir), cast(Period, cfg.privacy.key_period))
+        if Store(cfg.store).is_store():  # never another store's keys
+            key_identity.check(Store(cfg.store), keystore)
         destroyed = keystore.destroy_before(before)
         rec.params["destroyed"] = destroyed
     if destroyed and Store(cfg.store).is_store():  # proof of deletion, like a purge's

@@ -100,7 +100,7 @@ def erase_unaudited(
     domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
     period = cast(Period, cfg.privacy.key_period)
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:
-        keys = key_store(cfg)
+        keys = key_store(cfg, s.store)
         ids = lookup_pseudonyms(address, keys) if address is not None and keys is not None else {}
         holds = active_holds(s.store)
         plans: list[tuple[PartitionChange, Selection]] = []

@@ -112,7 +112,7 @@ def export(
 
 def _pseudonyms(cfg: Config, address: str) -> dict[str, int | str]:
     """The address's pseudonym per key period ("destroyed" where its key is gone)."""
-    keys = key_store(cfg)
+    keys = key_store(cfg, Store.existing(cfg.store))
     return dict(lookup_pseudonyms(address, keys)) if keys is not None else {}
 
 

@@ -180,7 +180,7 @@ def purge(
         going = {f for c, _ in plans for f in c.files} | {f for c in rejects for f in c.files}
         keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
         manifests = expired_manifests(s.store, keep_from, going)
-        keys = key_store(cfg)
+        keys = key_store(cfg, s.store)
         if keys_expected(s.store) and not _holds_keys(keys):  # rows would go, their keys would stay
             raise StoreError(
                 f"no keys of this store at {cfg.key_dir} (no custody/streams.key, no key, no record of "
@@ -269,7 +269,7 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
         holds = active_holds(s.store)
         plans = [c for c, _ in _plan_rows(s, policy, holds, hidden=True)]
         rejects = _plan_rejects(s, policy, holds, hidden=True)
-        not_destroyed, _ = _key_plan(key_store(cfg), policy, _key_cutoff(policy, plans))
+        not_destroyed, _ = _key_plan(key_store(cfg, s.store), policy, _key_cutoff(policy, plans))
         days = partitions(s.store, hidden=True)
         return VerifyReport(
             store=s.store.location,

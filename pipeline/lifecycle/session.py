@@ -27,6 +27,7 @@ from pipeline import __version__
 from pipeline.config import Config
 from pipeline.errors import LockedError, StoreError
 from pipeline.lifecycle import deletions
+from pipeline.privacy import key_identity
 from pipeline.privacy.keys import KeyStore, Period
 from pipeline.rules import os_user
 from pipeline.store import layout
@@ -143,10 +144,14 @@ def open_store(cfg: Config) -> Store:
     return Store.existing(cfg.store, MAINTENANCE_WRITER, ingested=True)
 
 
-def key_store(cfg: Config) -> KeyStore | None:
-    """The pseudonym keys, or None when there are none (never creates the key directory)."""
+def key_store(cfg: Config, store: Store | None = None) -> KeyStore | None:
+    """The pseudonym keys, or None when there are none (never creates the key directory); with the
+    ``store``, refused (exit 3) when they are another store's (``privacy.key_identity``)."""
     key_dir = Path(cfg.key_dir)
-    return KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
+    keys = KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
+    if keys is not None and store is not None:
+        key_identity.check(store, keys)
+    return keys
 
 
 def keys_expected(store: Store) -> bool:

@@ -152,7 +152,7 @@ def status(
     store = Store.existing(cfg.store)
     usage = store_usage(store)
     holds = active_holds(store)
-    keys = key_store(cfg)
+    keys = key_store(cfg, store)
     return StatusReport(
         store=store.location,
         now=now,

@@ -8,6 +8,7 @@ only ``pipeline/store/`` turns them into locations (a local path today, an objec
     _manifests/<writer>/<seq:012d>.json                  one commit record per batch (chain of custody)
     _state/<writer>/progress.json | pending.json | ingest.lock
     _state/keyed-digests.json                            ingest's migration marker (keyed fingerprints)
+    _state/key-dir.json                                  a keyed identifier of the store's key directory
     _state/privacy.jsonl                                 privacy settings of the rows, a line per change
     _holds/<stamp>-<safe case id>-<hash>.json            legal holds (the case id itself is inside)
     _deletions/<stamp>-<op>.json                         deletion records (purge, erase)
@@ -35,6 +36,7 @@ AUDIT_LOG = f"{AUDIT}/audit.jsonl"
 AUDIT_HEAD = f"{AUDIT}/head.json"
 AUDIT_WRITER = "audit"  # the head's atomic writes: under the log's lock (no writer state of its own)
 MIGRATION_MARKER = f"{STATE}/keyed-digests.json"  # every manifest and progress state is keyed
+KEY_DIR_RECORD = f"{STATE}/key-dir.json"  # which key directory is the store's (privacy.key_identity)
 PRIVACY_RECORD = f"{STATE}/privacy.jsonl"  # prefixes, pseudonyms, key period: one line per change
 
 PARQUET = ".parquet"

@@ -391,7 +391,7 @@ def test_purge_refuses_to_delete_rows_whose_keys_it_cannot_reach(store: Path, tm
     assert sorted(p.name for p in store.glob("pageviews/date=*")) == before
     assert not (tmp_path / "typo-keys").exists()
     (tmp_path / "typo-keys").mkdir(mode=0o700)  # an existing, wrong, empty directory: the same
-    with pytest.raises(StoreError, match=r"no keys of this store at .*typo-keys.*nothing was purged"):
+    with pytest.raises(ConfigError, match=r"key directory .*typo-keys holds no keys.*nothing was changed"):
         retention.purge(typo, as_of=D(2026, 3, 20))
     assert sorted(p.name for p in store.glob("pageviews/date=*")) == before
     report = retention.purge(cfg, as_of=D(2026, 3, 20))  # the right directory: rows and keys go

@@ -93,6 +93,7 @@ def test_a_legacy_store_is_migrated_without_reading_anything_twice(tmp_path: Pat
 
     shutil.rmtree(Path(f"{store}-keys") / "custody")  # an old key directory has no custody keys
     (store / "_state/keyed-digests.json").unlink()  # (written by the new ingest that made the store)
+    (store / "_state/key-dir.json").unlink()  # (so is this)
     with log.open("a") as f:
         f.write(LINE.format(h=3, s=59))
     report = ingest_paths(store, [log])

@@ -1,0 +1,60 @@
+"""A store is used only with its own key directory (``privacy.key_identity``).
+
+Found by review: pointed at another store's keys, purge destroyed that store's live keys and kept
+its own, and ingest would have read every log again under new fingerprints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.store import layout
+from tests.cli.test_cli import invoke
+
+LINE = '203.0.113.{n} - - [10/Oct/2020:13:55:0{n} +0000] "GET /p{n} HTTP/1.1" 200 1 "-" "curl/8.0"\n'
+
+
+def two_stores(tmp_path: Path) -> tuple[Path, Path, Path]:
+    log = tmp_path / "a.log"
+    log.write_text("".join(LINE.format(n=n) for n in range(1, 4)))
+    for name in ("A", "B"):
+        code, _, err = invoke("ingest", str(log), "--store", str(tmp_path / name), "--domain", "x.example",
+                              "--final", "-q")  # fmt: skip
+        assert code == 0, err
+    return tmp_path / "A", tmp_path / "B", log
+
+
+def keys_of(store: Path) -> list[str]:
+    return sorted(p.relative_to(store.parent).as_posix() for p in Path(f"{store}-keys").rglob("*"))
+
+
+def test_every_command_that_uses_the_keys_refuses_another_stores(tmp_path: Path) -> None:
+    a, b, log = two_stores(tmp_path)
+    assert (a / layout.KEY_DIR_RECORD).is_file()  # written by the first ingest
+    cfg = tmp_path / "wrong.toml"
+    cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{b}-keys"\n[retention]\nretention = "30d"\n')
+    before = keys_of(b)
+    for args in (
+        ["purge"],
+        ["ingest", str(log), "--domain", "x.example", "--final"],
+        ["erase", "--ip", "203.0.113.1", "--request", "R-1"],
+        ["export", "--ip", "203.0.113.1", "--case", "C-1", "--output", str(tmp_path / "e.csv")],
+        ["investigate", "ip", "203.0.113.1", "--case", "C-1"],
+        ["keys", "destroy", "--before", "2030-01-01", "--case", "C-1"],
+        ["status"],
+    ):
+        code, _, err = invoke(*args, "--config", str(cfg))
+        assert code == 3 and "holds another store's keys" in err and "nothing was changed" in err, (args, err)
+    assert keys_of(b) == before  # B's keys untouched
+    code, out, _ = invoke("query", "--store", str(a), "--case", "C-1", "--format", "csv",
+                          "SELECT count(*) FROM pageviews")  # fmt: skip
+    assert code == 0 and out.split()[-1] == "3"  # nothing purged, nothing read twice
+    assert invoke("purge", "--store", str(a), "--as-of", "2030-01-01", "-q")[0] == 0  # its own: fine
+
+
+def test_a_store_without_the_record_gets_it_from_its_next_ingest(tmp_path: Path) -> None:
+    a, _, log = two_stores(tmp_path)
+    (a / layout.KEY_DIR_RECORD).unlink()  # a store ingested before the record existed
+    assert invoke("purge", "--store", str(a), "--dry-run", "-q")[0] == 0
+    assert invoke("ingest", str(log), "--store", str(a), "--final", "-q")[0] == 0
+    assert (a / layout.KEY_DIR_RECORD).is_file()
