@@ -337,9 +337,12 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
         if v4 is not None:
             spans.append(_replaced(view, start, m.end(), v4, network_of))
     for m in _V6_DASHED_RE.finditer(view):
-        v6 = parse_address(m.group(0).split("s")[0].split("S")[0].replace("-", ":"))
+        text, start = m.group(0), m.start()
+        if text.startswith("-") and not text.startswith("--"):  # "app--2001-db8--1": a name's dash
+            text, start = text[1:], start + 1
+        v6 = parse_address(text.split("s")[0].split("S")[0].replace("-", ":"))
         if v6 is not None:
-            spans.append(_replaced(view, m.start(), m.end(), v6, network_of))
+            spans.append(_replaced(view, start, m.end(), v6, network_of))
     for m in _V4_HEX_DNS_RE.finditer(view):  # app-c0a80101.nip.io: IPv4 as eight hex digits
         spans.append(
             _replaced(view, m.start(), m.end(), ipaddress.IPv4Address(int(m.group(0), 16)), network_of)

@@ -11,18 +11,20 @@ import re
 import unicodedata
 
 # %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML,
-# also without the ';' where a browser does without: before a character that is no digit of it;
-# and the named &period; &colon; &amp; …);
+# of any character, also without the ';' where a browser does without — before a character that is
+# no digit of it, nor the start of another escape (&#5%30; is &#50; once percent-decoded) — and the
+# named &period; &colon; &amp; … (&amp without ';' before '#', as browsers read it);
 # characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters:
 # fullwidth digits, dot, colon, hyphen and low line, ideographic full stops, mathematical digits;
 # the UTF-8 bytes of any character, once escapes made them characters of their own
 # (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
 # characters of an address (2\x000\x003\x00.).
 _ESCAPE_RE = re.compile(
-    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})|&#[xX]0*([0-9A-Fa-f]{1,2})(?:;|(?![0-9A-Fa-f]))"
-    r"|&#0*([0-9]{1,3})(?:;|(?![0-9]))|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
+    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})"
+    r"|&#[xX]0*([0-9A-Fa-f]{1,6})(?:;|(?![0-9A-Fa-f%\\&]))|&#0*([0-9]{1,7})(?:;|(?![0-9%\\&]))"
+    r"|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
     r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|([\x00\u2400])"
-    r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);"
+    r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&(amp)(?=#)"
 )
 # HTML's named references of the characters above (``&amp;#46;``: an entity escaped once more)
 _NAMED = {
@@ -33,11 +35,14 @@ _ADDRESS_CHARS = frozenset("0123456789.:-_")
 
 
 def _unescape(m: re.Match[str]) -> str:
-    hexa = m.group(1) or m.group(2) or m.group(3) or m.group(4)
+    hexa = m.group(1) or m.group(2) or m.group(3)
     if hexa is not None:
         return chr(int(hexa, 16))
-    if m.group(5) is not None:
-        return chr(int(m.group(5)))
+    number = int(m.group(4), 16) if m.group(4) else int(m.group(5)) if m.group(5) else None
+    if number is not None:  # an entity: any character (&#65294; is a fullwidth full stop)
+        char = chr(number) if number <= 0x10FFFF else "\ufffd"  # (one character: the map is 1:1)
+        plain = _plain(char)
+        return plain if plain in _ADDRESS_CHARS else char
     if m.group(6) is not None:
         return _plain(m.group(6))
     if m.group(7) is not None:
@@ -47,8 +52,8 @@ def _unescape(m: re.Match[str]) -> str:
             return m.group(7)
         plain = _plain(char)
         return plain if plain in _ADDRESS_CHARS else char
-    if m.group(9) is not None:
-        return _NAMED[m.group(9)]
+    if m.group(9) or m.group(10):
+        return _NAMED[m.group(9) or m.group(10)]
     return ""  # NUL: not there
 
 

@@ -45,7 +45,9 @@ NEEDS_MASK = (
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[356DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
-    r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);"
+    r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&amp#"
+    r"|&#[xX]0*(?:[Ff][Ff](?:0[DdEe]|1[0-9Aa]|3[Ff]|61)|3002|1[Dd]7[C-Fc-f][0-9A-Fa-f])"
+    r"|&#0*(?:65(?:29[3-9]|30[0-6]|343|377)|12290|1207[89][0-9]|1208[0-3][0-9])"
     r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]"
     r"|(?:%|\\[xX])(?:[Ee][Ff](?:%|\\[xX])[Bb][CcDd]|[Ee]3(?:%|\\[xX])80|[Ff]0(?:%|\\[xX])9[Dd])"
 )

@@ -65,6 +65,7 @@ FORMS = [
     ("http://2001-db8-abcd-12--1.sslip.io/x", "http://2001:db8:abcd::/48.sslip.io/x"),
     ("fe80--1s4.ipv6-literal.net", "fe80::/48.ipv6-literal.net"),
     ("app-2001-db8--1.sslip.io", "app-2001:db8::/48.sslip.io"),  # after a name and a dash
+    ("app--2001-db8--1.sslip.io", "app--2001:db8::/48.sslip.io"),
     ("app-cb007111.nip.io", "app-203.0.113.0/24.nip.io"),
     ("CB007111.NIP.IO", "203.0.113.0/24.NIP.IO"),
     ("my-site.sslip.io", "my-site.sslip.io"),
@@ -77,6 +78,14 @@ FORMS = [
     ("203%26%2346%3B0%26%2346%3B113%26%2346%3B77", "203.0.113.0/24"),
     (r"203\x26period;0\x26period;113\x26period;77", "203.0.113.0/24"),
     ("203&#x26;period;0&#x26;period;113&#x26;period;77", "203.0.113.0/24"),
+    # entities of the characters NFKC reads as digits and dots; entities split by a percent-escape
+    ("203&#65294;0&#xff0e;113&#12290;7", "203.0.113.0/24"),
+    ("&#65298;03.0.113.7", "203.0.113.0/24"),
+    ("203%26%2365294%3B0%26%2365294%3B113%26%2365294%3B7", "203.0.113.0/24"),
+    ("&#5%30;&#4%38;&#5%31;.0.113.7", "203.0.113.0/24"),
+    ("203&#4%36;0&#4%36;113&#4%36;7", "203.0.113.0/24"),
+    ("203&amp#46;0&amp#46;113&amp#46;7", "203.0.113.0/24"),  # &amp without ';', as browsers read it
+    ("caf&#233; &amp; co &#64257;", "caf&#233; &amp; co &#64257;"),  # no address: unchanged
     ("ip-203&hyphen;0&hyphen;113&hyphen;17.example", "ip-203.0.113.0/24.example"),
     ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
     # glued to the escape of a non-ASCII character before it, or to digits after it
@@ -302,6 +311,8 @@ def encode(text: str, how: int) -> str:
         return text.replace(".", "&amp;#46;").replace(":", "&amp;#58;")
     if how == 9:  # a named reference, URL-encoded
         return text.replace(".", "%26period%3B").replace(":", "%26colon%3B")
+    if how == 10:  # entities of fullwidth forms, and an entity split by a percent-escape
+        return text.replace(".", "&#65294;").replace(":", "&#x3a%3B").replace("0", "&#4%38;")
     return text
 
 
@@ -323,7 +334,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
 
 
 FIELDS = ("client", "path", "query", "protocol", "referrer", "agent", "vhost", "rejected")
-form_choice = st.tuples(st.integers(0, 20), st.integers(0, 9), st.sampled_from(FIELDS))
+form_choice = st.tuples(st.integers(0, 20), st.integers(0, 10), st.sampled_from(FIELDS))
 
 
 def log_line(field: str, form: str, n: int) -> str:
