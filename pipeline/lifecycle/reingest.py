@@ -116,7 +116,7 @@ def _plan(
     files: list[str] = []
     streams: set[str] = set()
     ranges: list[tuple[int, int]] = []  # the bytes the file's batches were read from
-    batches = rows = rejects = 0
+    matched = batches = rows = rejects = 0  # (batches: those with a file still to take out)
     catalogue = store.catalogue()
     for key in store.manifest_keys(DEFAULT_WRITER):
         manifest = store.read_json(key) or {}
@@ -132,13 +132,15 @@ def _plan(
                 f"{manifest.get('seq')}), so its rows would be removed and never read back; nothing was "
                 "changed (re-ingest the file those rows were read from)"
             )
-        batches += 1
+        matched += 1
         if src.get("fingerprint"):
             streams.add(str(src["fingerprint"]))
             ranges.append((int(src["start"]), int(src["end"])))
+        expired = took = False
         for entry in manifest.get("files", []):
             rel = str(entry["path"])
             if rel not in catalogue.files and _expired_rejects(store, catalogue, rel):
+                expired = True
                 continue  # quarantined lines past their retention: nothing left to take out
             if rel not in catalogue.files:
                 by = catalogue.retired.get(rel, "a rewrite")
@@ -148,10 +150,12 @@ def _plan(
                     "changed (erase the rows by --domain and --from/--to, then ingest the file as a new one)"
                 )
             files.append(rel)
+            took = True
+        batches += took
         rows += int(manifest.get("rows") or 0)
-        rejects += sum(int(n) for n in (manifest.get("rejects") or {}).values())
+        rejects += 0 if expired else sum(int(n) for n in (manifest.get("rejects") or {}).values())
     _check_whole(source, ranges)
-    if not batches:
+    if not matched:
         raise UsageError(
             f"no batch of the store was read from {source}: give the path as ingest reported it "
             "(hostlogs status or the ingest report lists them)"

@@ -264,10 +264,13 @@ def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: P
     code, _, err = invoke("purge", "--store", str(store), "--as-of", later, "-q")
     assert code == 0, err
     assert rejects(store) == 0 and domains(store) == {"wrong.example": 3}  # rows kept (2 years)
-    for domain in ("right.example", "other.example"):  # twice: replaced each time
-        code, _, err = reingest(store, log, domain)
+    args = ("--store", str(store), "--final", "--case", "C-1", "--json")
+    for domain, removed in (("right.example", 0), ("other.example", 1)):  # twice: replaced each time
+        code, out, err = invoke("ingest", "--reingest", str(log), "--domain", domain, *args)
         assert code == 0, err
         assert domains(store) == {domain: 3} and rejects(store) == 1  # quarantined anew
+        # what was taken out, as reported and audited: the purged quarantine is not counted
+        assert json.loads(out)["reingest"]["rejects_removed"] == removed
 
 
 def test_a_source_all_quarantined_and_purged_is_read_again(tmp_path: Path) -> None:
