@@ -45,6 +45,16 @@ def os_user() -> str:
         return f"uid:{os.getuid()}"
 
 
+def escaped_text(text: str) -> str:
+    """``text`` with the bytes that are no UTF-8 written as ``\\xHH``: a file name is any bytes on
+    Linux, and a terminal passes bytes it could not decode as surrogates, which no UTF-8 file, JSON
+    record or Parquet string can hold. UTF-8 text comes back unchanged."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that no byte gave (\ud800): escaped as such
+        return text.encode("utf-8", "backslashreplace").decode()
+
+
 def check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
     """``--from`` must not be after ``--to`` (both are inclusive UTC event dates)."""
     if date_from is not None and date_to is not None and date_from > date_to:

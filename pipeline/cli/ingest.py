@@ -24,6 +24,7 @@ from pipeline.cli._common import (
 from pipeline.cli._metrics import recorded
 from pipeline.cli._progress import progress_bar
 from pipeline.errors import PartialFailure, UsageError
+from pipeline.rules import escaped_text
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestReport
@@ -254,4 +255,4 @@ def render_ingest(report: IngestReport) -> str:
         f"({mb:,.1f} MB in {report.seconds:.2f} s)"
     )
     # a file name of bytes that are no UTF-8 (any bytes on Linux): printed as \xHH, never a crash
-    return "\n".join(out).encode(errors="surrogateescape").decode(errors="backslashreplace")
+    return escaped_text("\n".join(out))

@@ -23,6 +23,7 @@ from pipeline.errors import StoreError
 from pipeline.ingest import sources
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.mask import ClientMasker, mask_text
+from pipeline.rules import escaped_text
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -85,7 +86,7 @@ def record(
     stdin = sources.display_name(sources.STDIN)
     outcomes = {p: e for p, e in tried if p != stdin}
     # (an error names its file: bytes of a name that are no UTF-8 written as \xHH, like the name)
-    errors = [os.fsencode(e or "").decode("utf-8", "backslashreplace") for e in outcomes.values()]
+    errors = [escaped_text(e or "") for e in outcomes.values()]
     texts = mask_text(_series(errors), masker)
     for (path, error), text in zip(outcomes.items(), texts, strict=True):
         st, key = _stat(path), _id(stream_key, path)

@@ -13,6 +13,7 @@ from pathlib import Path
 from pipeline.config import Config, SourceConfig
 from pipeline.errors import ConfigError, FormatError
 from pipeline.ingest import formats
+from pipeline.rules import escaped_text
 
 
 def check_olddir(src: SourceConfig, where: str) -> None:
@@ -38,7 +39,7 @@ def domain_from_path(template: str, path: str) -> str | None:
     if m is None:
         return None
     # a directory named in bytes that are no UTF-8: \xHH, so two such names stay two domains
-    return os.fsencode(m.group("domain")).decode("utf-8", "backslashreplace").lower()
+    return escaped_text(m.group("domain")).lower()
 
 
 _GLOB_PART_RE = re.compile(r"\{domain\}|\*|\?|\[!?\]?[^\]]*\]")

@@ -26,6 +26,7 @@ from isal import igzip, isal_zlib
 from pipeline.errors import SourceCutShort, SourceError
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
+from pipeline.rules import escaped_text
 
 FINGERPRINT_BYTES = 1024
 TAIL_BYTES = 4096  # the bytes before a committed offset whose keyed digest is checked on resume
@@ -343,7 +344,7 @@ def skip(stream: Readable, offset: int, chunk: int = 1 << 22) -> int:
 
 def display_name(path: str) -> str:
     """A file's name as text: bytes that are no UTF-8 (a name is any bytes on Linux) as \\xHH."""
-    return "<stdin>" if path == STDIN else os.fsencode(Path(path)).decode("utf-8", "backslashreplace")
+    return "<stdin>" if path == STDIN else escaped_text(str(Path(path)))
 
 
 def stored_name(path: str, truncator: Truncator) -> str:

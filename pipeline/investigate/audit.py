@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pipeline.errors import StoreError, UsageError
 from pipeline.privacy.truncate import Truncator, mask_value
-from pipeline.rules import check_id, os_user
+from pipeline.rules import check_id, escaped_text, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -135,13 +135,7 @@ def _text(value: Any) -> Any:
     """``value`` whose strings are all UTF-8: bytes a terminal or a file name gave undecoded (the
     surrogates Python decodes them to) written as ``\xff``, so that no entry is unwritable."""
     if isinstance(value, str):
-        try:
-            value.encode()
-            return value
-        except UnicodeEncodeError:
-            with contextlib.suppress(UnicodeEncodeError):
-                return value.encode(errors="surrogateescape").decode(errors="backslashreplace")
-            return value.encode(errors="backslashreplace").decode()
+        return escaped_text(value)
     if isinstance(value, dict):
         return {k: _text(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -154,7 +148,7 @@ def _undecodable(fields: dict[str, Any]) -> str | None:
 
     def clean(value: Any) -> bool:
         if isinstance(value, str):
-            return _text(value) is value
+            return escaped_text(value) == value
         if isinstance(value, dict):
             return all(clean(v) for v in value.values())
         return all(clean(v) for v in value) if isinstance(value, list | tuple) else True
