@@ -20,12 +20,18 @@ from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
 @click.option("--as-of", type=DATE, help="Evaluate the horizon at this UTC date (default: today).")
 @click.option("--dry-run", is_flag=True, help="Change nothing; report exactly what would go.")
 @click.option("--verify", is_flag=True, help="Change nothing; prove nothing past the horizon remains.")
+@click.option(
+    "--keys-lost", is_flag=True,
+    help="The store's key directory is gone for good (restored without it): purge its rows anyway "
+    "(no key to destroy; recorded in the audit trail). Without it, purge refuses a store whose keys it "
+    "cannot find.",
+)  # fmt: skip
 @quiet_option
 @handle_errors
 @recorded("purge")
 def purge_cmd(
     config_path: str | None, store: str | None, as_json: bool, wait: float, as_of: dt.date | None,
-    dry_run: bool, verify: bool, quiet: bool,
+    dry_run: bool, verify: bool, keys_lost: bool, quiet: bool,
 ) -> None:  # fmt: skip
     """Delete rows past retention (by UTC event date), old rejects and manifests, and expired keys.
 
@@ -45,7 +51,9 @@ def purge_cmd(
             raise StoreError("verification failed: data past the horizon remains; run 'hostlogs purge'")
         return
     with progress_bar("purge", "partitions", quiet=as_json or quiet) as progress:
-        report = audited.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress)
+        report = audited.purge(
+            cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress, keys_lost=keys_lost
+        )
     emit(report, as_json, render_purge, quiet)
     damage_exit(report.damaged, "the purge did the rest")
 

@@ -34,16 +34,19 @@ def _day(value: dt.date | None) -> str | None:
 
 def purge(
     cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, keys_lost: bool = False,
 ) -> retention.PurgeReport:  # fmt: skip
     """``retention.purge``, recorded with its policy (the retention run is its own reason).
 
     A dry run changes nothing, the audit trail included.
     """
     params = {"as_of": str(as_of or retention.today()), "dry_run": dry_run,
-              "retention": cfg.retention.retention, "domains": cfg.retention.domains or None}  # fmt: skip
+              "retention": cfg.retention.retention, "domains": cfg.retention.domains or None,
+              **({"keys_lost": True} if keys_lost else {})}  # fmt: skip
     with audit.recorded(cfg.store, "purge", None, "retention policy", params=params, on=not dry_run) as rec:
-        report = retention.purge(cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress)
+        report = retention.purge(
+            cfg, as_of=as_of, dry_run=dry_run, wait=wait, progress=progress, keys_lost=keys_lost
+        )
         rec.rows = report.rows_deleted
     return report
 

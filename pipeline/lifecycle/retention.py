@@ -166,9 +166,13 @@ def today() -> dt.date:
 
 def purge(
     cfg: Config, *, as_of: dt.date | None = None, dry_run: bool = False, wait: float = 0.0,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, keys_lost: bool = False,
 ) -> PurgeReport:  # fmt: skip
     """Delete everything past retention except what holds cover; destroy keys no kept row needs.
+
+    ``keys_lost``: the operator says the store's key directory is gone for good (a store restored
+    without it): its rows are purged and no key directory is used at all (not even one configured,
+    which could be another store's). Without it a store whose keys cannot be found is refused.
 
     ``progress(done, total)`` is told the partitions rewritten or removed (not in a dry run).
     """
@@ -180,12 +184,12 @@ def purge(
         going = {f for c, _ in plans for f in c.files} | {f for c in rejects for f in c.files}
         keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
         manifests = expired_manifests(s.store, keep_from, going)
-        keys = key_store(cfg, s.store)
-        if keys_expected(s.store) and not _holds_keys(keys):  # rows would go, their keys would stay
+        keys = None if keys_lost else key_store(cfg, s.store)
+        if not keys_lost and keys_expected(s.store) and not _holds_keys(keys):  # rows go, keys stay
             raise StoreError(
                 f"no keys of this store at {cfg.key_dir} (no custody/streams.key, no key, no record of "
                 "a destroyed one): purge destroys the expired pseudonym and custody keys with their "
-                "rows; check privacy.key_dir; nothing was purged"
+                "rows; check privacy.key_dir (gone for good: purge --keys-lost); nothing was purged"
             )
         cutoff = _key_cutoff(policy, [c for c, _ in plans])
         doomed_keys, kept_keys = _key_plan(keys, policy, cutoff)

@@ -58,3 +58,25 @@ def test_a_store_without_the_record_gets_it_from_its_next_ingest(tmp_path: Path)
     assert invoke("purge", "--store", str(a), "--dry-run", "-q")[0] == 0
     assert invoke("ingest", str(log), "--store", str(a), "--final", "-q")[0] == 0
     assert (a / layout.KEY_DIR_RECORD).is_file()
+
+
+def test_a_store_restored_without_its_keys_is_purged_only_when_the_operator_says_so(tmp_path: Path) -> None:
+    # Found by the last reread: a store restored without its key directory (docs/operations.md,
+    # Restore) could no longer be purged at all, so its rows outlived their retention.
+    import shutil
+
+    a, b, _ = two_stores(tmp_path)
+    shutil.rmtree(f"{a}-keys")
+    code, _, err = invoke("purge", "--store", str(a), "--as-of", "2030-01-01")
+    assert code == 6 and "purge --keys-lost" in err and "nothing was purged" in err
+    cfg = tmp_path / "other.toml"  # even pointed at another store's keys, --keys-lost uses none
+    cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{b}-keys"\n')
+    before = keys_of(b)
+    code, _, err = invoke("purge", "--config", str(cfg), "--as-of", "2030-01-01", "--keys-lost", "-q")
+    assert code == 0, err
+    assert keys_of(b) == before
+    code, out, _ = invoke("query", "--store", str(a), "--case", "C-1", "--format", "csv",
+                          "SELECT count(*) FROM pageviews")  # fmt: skip
+    assert code == 0 and out.split()[-1] == "0"  # past retention: gone
+    _, trail, _ = invoke("audit", "list", "--store", str(a), "--json")
+    assert '"keys_lost": true' in trail
