@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 __all__ = [
     "Config", "GeoipConfig", "IngestConfig", "MetricsConfig", "PrivacyConfig", "QueryConfig",
-    "RetentionConfig", "SourceConfig", "declared", "load", "replace",
+    "RetentionConfig", "SourceConfig", "declared", "load", "replace", "value_of",
 ]  # fmt: skip
 
 from pipeline.errors import ConfigError
@@ -265,7 +265,7 @@ def validate(cfg: Config, origin: str = "config", origins: Origins | None = None
 
     for name, f in declared():
         rule: Rule | None = f.metadata.get("rule")
-        value = getattr(getattr(cfg, name.split(".")[0]) if "." in name else cfg, f.name)
+        value = value_of(cfg, name)
         if isinstance(value, dict):  # each value of a table, named by its key; each element of a list
             items = [(f"{at(name)}.{k}", v) for k, v in value.items()]
         else:
@@ -283,6 +283,12 @@ def validate(cfg: Config, origin: str = "config", origins: Origins | None = None
     _check_key_dir(cfg, at("privacy.key_dir") + ("" if cfg.privacy.key_dir else " (default <store>-keys)"))
 
 
+def value_of(cfg: Config, name: str) -> Any:
+    """A setting's value by its dotted name (``ingest.workers``, ``store``)."""
+    section, _, key = name.rpartition(".")
+    return getattr(getattr(cfg, section) if section else cfg, key)
+
+
 # Stored in rows and records, or opened by every command: UTF-8 (a log's file name may be any bytes)
 _UTF8 = ("store", "server", "privacy.key_dir", "geoip.country_db", "geoip.asn_db", "metrics.textfile")
 
@@ -292,11 +298,7 @@ def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
     the store, names and paths every command opens are UTF-8 (an environment in Latin-1 gave a
     server name no row can hold, and a store whose files verify reported as altered)."""
 
-    def value_of(name: str) -> Any:
-        section, _, key = name.rpartition(".")
-        return getattr(getattr(cfg, section) if section else cfg, key)
-
-    values = [(n, value_of(n)) for n, _ in declared()]
+    values = [(n, value_of(cfg, n)) for n, _ in declared()]
     values += [(f"sources[{i}].{k}", v) for i, src in enumerate(cfg.sources) for k, v in vars(src).items()]
     for name, value in values:
         texts = (
@@ -310,9 +312,9 @@ def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
             raise ConfigError(f"{at(name)} holds a NUL character")
     for name in _UTF8:
         try:
-            str(value_of(name)).encode()
+            str(value_of(cfg, name)).encode()
         except UnicodeEncodeError:
-            raw = str(value_of(name)).encode(errors="surrogateescape")
+            raw = str(value_of(cfg, name)).encode(errors="surrogateescape")
             raise ConfigError(f"{at(name)} must be UTF-8 text, got {raw!r}") from None
 
 

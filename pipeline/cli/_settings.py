@@ -199,9 +199,8 @@ def _env_warnings(environ: Mapping[str, str]) -> Iterator[str]:
 
 def _effective(r: Resolved) -> Iterator[tuple[str, Any, str]]:
     cfg = r.config
-    for name, f in config.declared():
-        section = name.rpartition(".")[0]
-        yield name, getattr(getattr(cfg, section) if section else cfg, f.name), r.source(name)
+    for name, _ in config.declared():
+        yield name, config.value_of(cfg, name), r.source(name)
     for i, src in enumerate(cfg.sources):
         for f in fields(src):
             if (value := getattr(src, f.name)) is not None:
