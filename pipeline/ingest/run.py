@@ -144,9 +144,9 @@ def run(
             "stream key: every log would be read again (rows twice). Restore the key directory that "
             "belongs to this store, or point privacy.key_dir at it (docs/operations.md, Restore)"
         )
-    key_identity.check(store, keystore)  # another store's key directory: every log read again
-    stream_key = keystore.stream_key()
+    stream_key = keystore.stream_key()  # (an empty directory of a keyed store was refused above)
     with store.lock(cfg.ingest.lock_wait):
+        # another store's key directory: every log would be read again; recorded at a first ingest
         key_identity.check(store, keystore, record=True)
         committed = store.recover()  # not "progress": that name is the caller's callback
         masker = privacy.ClientMasker(
