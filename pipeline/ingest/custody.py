@@ -68,7 +68,8 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
                 ours = digests.stream_digest(stream_key, b"legacy", legacy.encode()) == src["fingerprint"]
         if ours:
             wanted.append((layout.manifest_writer(key), manifest))
-    return [_check(keystore, path, writer, m) for writer, m in wanted]
+    reader = _ForwardReader(path)  # one pass over the file for all its batches, as re-ingest reads it
+    return [_check(keystore, reader, writer, m) for writer, m in wanted]
 
 
 def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
@@ -196,7 +197,9 @@ def _named(src: dict[str, Any], path: str, name: str, stream_key: bytes | None) 
     return bool(src.get("path") == name)
 
 
-def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, Any]) -> BatchProof:
+def _check(
+    keystore: keys.KeyStore, reader: _ForwardReader, writer: str, manifest: dict[str, Any]
+) -> BatchProof:
     src = manifest["source"]
     start, end, period = int(src["start"]), int(src["end"]), src.get("custody_period")
     seq = int(manifest["seq"])
@@ -210,22 +213,7 @@ def _check(keystore: keys.KeyStore, path: str, writer: str, manifest: dict[str, 
     key = keystore.custody.key(period, create=False)
     if key is None:
         return result("key destroyed")
-    sha = _sha256_range(path, start, end)
+    sha, _ = reader.sha256(start, end)
     if sha is None:
         return result("file too short")
     return result("verified" if digests.custody_digest(key, sha) == src["digest"] else "DIFFERS")
-
-
-def _sha256_range(path: str, start: int, end: int) -> bytes | None:
-    digest = hashlib.sha256()
-    with sources.open_stream(path) as stream:
-        if sources.skip(stream, start) < start:
-            return None
-        remaining = end - start
-        while remaining > 0:
-            chunk = stream.read(min(remaining, 1 << 22))
-            if not chunk:
-                return None
-            digest.update(chunk)
-            remaining -= len(chunk)
-    return digest.digest()
