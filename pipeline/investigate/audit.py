@@ -33,7 +33,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -120,40 +120,20 @@ def text_masker(store: Store) -> Truncator:
     return _TRUNCATOR
 
 
-def _masked(value: Any, masker: Truncator) -> Any:
-    """``value`` with every address in its text masked (strings, and those in lists and dicts)."""
+def _each_text(value: Any, fn: Callable[[str], str]) -> Any:
+    """``value`` with ``fn`` applied to every string in it (and in its lists, tuples and dicts)."""
     if isinstance(value, str):
-        return mask_value(value, masker)
+        return fn(value)
     if isinstance(value, dict):
-        return {k: _masked(v, masker) for k, v in value.items()}
+        return {k: _each_text(v, fn) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_masked(v, masker) for v in value]
-    return value
-
-
-def _text(value: Any) -> Any:
-    """``value`` whose strings are all UTF-8: bytes a terminal or a file name gave undecoded (the
-    surrogates Python decodes them to) written as ``\xff``, so that no entry is unwritable."""
-    if isinstance(value, str):
-        return escaped_text(value)
-    if isinstance(value, dict):
-        return {k: _text(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_text(v) for v in value]
+        return [_each_text(v, fn) for v in value]
     return value
 
 
 def _undecodable(fields: dict[str, Any]) -> str | None:
     """The name of the first field that holds text that is not UTF-8 (None: all are)."""
-
-    def clean(value: Any) -> bool:
-        if isinstance(value, str):
-            return escaped_text(value) == value
-        if isinstance(value, dict):
-            return all(clean(v) for v in value.values())
-        return all(clean(v) for v in value) if isinstance(value, list | tuple) else True
-
-    bad = next((name for name, value in fields.items() if not clean(value)), None)
+    bad = next((n for n, v in fields.items() if _each_text(v, escaped_text) != _each_text(v, str)), None)
     return None if bad is None else {"sql": "the SQL"}.get(bad, f"the {bad}")
 
 
@@ -189,8 +169,12 @@ class AuditLog:
         address masked, as SQL has (``session.masked_sql``): an investigator types addresses.
         """
         masker = text_masker(self.store)
-        fields = {k: _text(v) for k, v in fields.items()}  # (undecodable bytes as \xff: never unwritable)
-        fields = {k: v if k in _VERBATIM else _masked(v, masker) for k, v in fields.items()}
+        # undecodable bytes as \xff (never an unwritable entry), then every address masked
+
+        def masked(text: str) -> str:
+            return mask_value(escaped_text(text), masker)
+
+        fields = {k: _each_text(v, escaped_text if k in _VERBATIM else masked) for k, v in fields.items()}
         written: list[dict[str, Any]] = []
 
         def build(last: bytes | None) -> bytes:  # runs under the log's lock
