@@ -23,8 +23,8 @@ from pipeline.lifecycle.compact import DEFAULT_TARGET_MB, CompactReport, compact
 @click.option(
     "--keys-lost", is_flag=True,
     help="The store's key directory is gone for good (restored without it): purge its rows anyway "
-    "(no key to destroy; recorded in the audit trail). Without it, purge refuses a store whose keys it "
-    "cannot find.",
+    "(no key to destroy; recorded in the audit trail; refused where keys are found). Without it, purge "
+    "refuses a store whose keys it cannot find.",
 )  # fmt: skip
 @quiet_option
 @handle_errors

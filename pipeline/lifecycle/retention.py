@@ -18,7 +18,7 @@ from typing import Any, Literal
 import polars as pl
 
 from pipeline.config import Config, RetentionConfig
-from pipeline.errors import ConfigError, StoreError
+from pipeline.errors import ConfigError, StoreError, UsageError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
 from pipeline.lifecycle.holds import Hold, active_holds
@@ -184,6 +184,11 @@ def purge(
         going = {f for c, _ in plans for f in c.files} | {f for c in rejects for f in c.files}
         keep_from = min([policy.manifests, *(h.date_from or dt.date.min for h in holds)])
         manifests = expired_manifests(s.store, keep_from, going)
+        if keys_lost and _holds_keys(key_store(cfg)):  # (they would outlive the rows they key)
+            raise UsageError(
+                f"purge --keys-lost, but {cfg.key_dir} holds keys: run purge without it (and check "
+                "privacy.key_dir if they are not this store's); nothing was purged"
+            )
         keys = None if keys_lost else key_store(cfg, s.store)
         if not keys_lost and keys_expected(s.store) and not _holds_keys(keys):  # rows go, keys stay
             raise StoreError(

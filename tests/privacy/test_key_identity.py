@@ -69,12 +69,15 @@ def test_a_store_restored_without_its_keys_is_purged_only_when_the_operator_says
     shutil.rmtree(f"{a}-keys")
     code, _, err = invoke("purge", "--store", str(a), "--as-of", "2030-01-01")
     assert code == 6 and "purge --keys-lost" in err and "nothing was purged" in err
-    cfg = tmp_path / "other.toml"  # even pointed at another store's keys, --keys-lost uses none
+    cfg = tmp_path / "other.toml"  # pointed at keys (another store's): --keys-lost is refused
     cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{b}-keys"\n')
     before = keys_of(b)
-    code, _, err = invoke("purge", "--config", str(cfg), "--as-of", "2030-01-01", "--keys-lost", "-q")
-    assert code == 0, err
+    code, _, err = invoke("purge", "--config", str(cfg), "--as-of", "2030-01-01", "--keys-lost")
+    assert code == 2 and "holds keys" in err and "nothing was purged" in err
+    assert invoke("purge", "--store", str(b), "--as-of", "2026-11-01", "--keys-lost")[0] == 2  # its own
     assert keys_of(b) == before
+    code, _, err = invoke("purge", "--store", str(a), "--as-of", "2030-01-01", "--keys-lost", "-q")
+    assert code == 0, err
     code, out, _ = invoke("query", "--store", str(a), "--case", "C-1", "--format", "csv",
                           "SELECT count(*) FROM pageviews")  # fmt: skip
     assert code == 0 and out.split()[-1] == "0"  # past retention: gone
