@@ -108,7 +108,9 @@ def test_ingest_leaves_polars_the_cores_its_workers_do_not_use(
         "from pipeline.cli import main\n"
         f"try:\n    main(['ingest', {str(log)!r}, '--quiet', '--store', {str(tmp_path / 's')!r}])\n"
         "except SystemExit as e:\n    assert not e.code, e.code\n"
-        "import os, polars\n"
+        "import gc, os, polars, sys\n"
+        "thp = [ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('THP_enabled')]\n"
+        "print(thp[0] if thp else 'none', gc.get_freeze_count() > 0)\n"
         "print(os.environ['MIMALLOC_PURGE_DELAY'], os.environ['OPENBLAS_NUM_THREADS'])\n"
         "print(polars.thread_pool_size())"
     )
@@ -121,6 +123,10 @@ def test_ingest_leaves_polars_the_cores_its_workers_do_not_use(
     assert int(out.stdout.split()[-1]) == expected
     # arrow's allocator keeps freed memory (no page faults per batch); no spinning BLAS threads
     assert out.stdout.split()[-3:-1] == ["-1", "1"]
+    # no transparent huge pages (2 MB zeroed per first touch; "none": a kernel that does not say),
+    # the imports' objects frozen
+    thp, frozen = out.stdout.split()[-5:-3]
+    assert thp in ("0", "none") and frozen == "True"
 
 
 @pytest.mark.parametrize(
