@@ -262,6 +262,7 @@ def iter_pipe_blocks(
     skipping: tuple[int, int, bytes] | None = None  # an oversized line being discarded
     deadline = time.monotonic() + flush_seconds
     drain_until: float | None = None  # set when a stop is asked for: read what is left, then stop
+    buffers = _Buffers()
     while True:
         if drain_until is None and stop():
             drain_until = time.monotonic() + STOP_DRAIN_SECONDS
@@ -294,8 +295,7 @@ def iter_pipe_blocks(
         if stopping or full or time.monotonic() >= deadline:
             cut = len(buf) if stopping else buf.rfind(b"\n") + 1
             if cut or oversized:
-                with memoryview(buf) as view:  # one copy (a slice of the bytearray would be a second)
-                    data = bytes(view[:cut])
+                data = _copy_out(buf, cut, buffers)
                 start = oversized[0][0] if oversized else offset
                 digest = hashlib.sha256(data).hexdigest()
                 # more input within a moment: a busy writer, keep the workers busy (an empty pipe
@@ -312,6 +312,14 @@ def iter_pipe_blocks(
             deadline = time.monotonic() + flush_seconds
         if stopping:
             return
+
+
+def _copy_out(buf: bytearray, cut: int, buffers: _Buffers) -> memoryview:
+    """The first ``cut`` bytes of ``buf``, copied once into a reused buffer (``_Buffers``)."""
+    writable, readable = buffers.get(cut)
+    with memoryview(buf) as view:  # (a slice of the bytearray would be a second copy)
+        memoryview(writable).cast("B")[:cut] = view[:cut]
+    return memoryview(readable).cast("B")[:cut]
 
 
 STOP_DRAIN_SECONDS = 5.0  # after SIGTERM/SIGHUP: how long a writer may still fill the pipe

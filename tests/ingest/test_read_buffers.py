@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import gc
 import io
+import os
+import threading
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipeline.ingest.blocks import _Buffers, iter_blocks
+from pipeline.ingest.blocks import _Buffers, iter_blocks, iter_pipe_blocks
 from pipeline.ingest.lines import split_block
 
 
@@ -82,3 +84,29 @@ def test_blocks_dropped_as_they_are_read_reuse_few_buffers() -> None:
         total += len(block.data)
     assert total == len(data)
     assert len(seen) <= 4  # a handful of buffers, not one per block (over 100 blocks)
+
+
+def test_piped_blocks_kept_by_a_slow_consumer_keep_their_bytes() -> None:
+    """The pipe reader copies each flushed block into a reused buffer: the same rule holds."""
+    data = b"".join(f"piped {i:06d} {'q' * (i % 53)}\n".encode() for i in range(30_000))
+    read_fd, write_fd = os.pipe()
+
+    def feed() -> None:
+        with os.fdopen(write_fd, "wb") as pipe:
+            for at in range(0, len(data), 7_000):
+                pipe.write(data[at : at + 7_000])
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        kept = list(
+            iter_pipe_blocks(
+                read_fd, flush_seconds=60, flush_lines=500, block_bytes=8192, max_line_bytes=1024,
+                stop=lambda: False,
+            )
+        )  # fmt: skip
+    finally:
+        writer.join()
+        os.close(read_fd)
+    assert len(kept) > 20
+    assert b"".join(bytes(b.data) for b in kept) == data
