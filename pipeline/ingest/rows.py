@@ -199,7 +199,7 @@ def _validated(method: pl.Series, path: pl.Series, query: pl.Series, protocol: p
     path), which are masked, and the protocol is null. A method that is not a token of letters puts
     the whole request into the path (method null), like any request line that is not a request.
     """
-    bad_proto = (protocol.is_not_null() & ~protocol.str.contains(privacy.VALID["protocol"])).fill_null(False)
+    bad_proto = privacy.invalid("protocol", protocol)
     if bad_proto.any():
         tail = pl.concat_str([pl.lit(" "), protocol])
         frame = pl.DataFrame({"path": path, "query": query, "protocol": protocol, "bad": bad_proto})
@@ -213,7 +213,7 @@ def _validated(method: pl.Series, path: pl.Series, query: pl.Series, protocol: p
             protocol=pl.when(~pl.col("bad")).then(pl.col("protocol")),
         )
         path, query, protocol = (fixed.get_column(c) for c in ("path", "query", "protocol"))
-    bad_method = (method.is_not_null() & ~method.str.contains(privacy.VALID["method"])).fill_null(False)
+    bad_method = privacy.invalid("method", method)
     if bad_method.any():
         whole = pl.DataFrame({"m": method, "p": path, "q": query, "v": protocol}).select(
             pl.concat_str(

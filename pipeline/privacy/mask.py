@@ -58,6 +58,20 @@ STRING_COLUMNS: dict[str, dict[str, TextClass]] = {
 METHOD_RE = r"^[A-Za-z][A-Za-z_-]*$"
 PROTOCOL_RE = r"^HTTP/[0-9](?:\.[0-9])?$"  # HTTP/1.0, HTTP/1.1, HTTP/2, HTTP/2.0, HTTP/3 ...
 VALID: dict[str, str] = {"method": METHOD_RE, "protocol": PROTOCOL_RE}
+# The values nearly every line carries, each of its VALID shape (a test holds it): a hash lookup
+# settles them; only the rest is matched against the pattern (134.8k rows: 4 ms instead of 11 ms).
+USUAL: dict[str, tuple[str, ...]] = {
+    "method": ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH", "PROPFIND", "CONNECT"),
+    "protocol": ("HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/2", "HTTP/3", "HTTP/3.0", "HTTP/0.9"),
+}
+
+
+def invalid(column: str, values: pl.Series) -> pl.Series:
+    """Per row: a value that does not have the column's ``VALID`` shape (null is not invalid)."""
+    odd = (values.is_not_null() & ~values.is_in(USUAL[column])).fill_null(False)
+    if not odd.any():
+        return odd
+    return (odd & ~values.str.contains(VALID[column])).fill_null(False)
 
 
 def protect(column: str, values: pl.Series, masker: ClientMasker, sensitive_regex: str) -> pl.Series:
@@ -68,8 +82,10 @@ def protect(column: str, values: pl.Series, masker: ClientMasker, sensitive_rege
     if kind == "scrubbed":
         return scrub_params_and_text(values, sensitive_regex, masker)
     if kind == "validated":
-        valid = values.str.contains(VALID[column]).fill_null(False)
-        return values.zip_with(valid, pl.repeat(None, len(values), dtype=pl.String, eager=True))
+        bad = invalid(column, values)
+        if not bad.any():
+            return values
+        return values.zip_with(~bad, pl.repeat(None, len(values), dtype=pl.String, eager=True))
     return values
 
 

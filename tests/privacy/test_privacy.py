@@ -607,6 +607,7 @@ def test_protocol_is_validated(
 
 _WORDS = st.one_of(
     st.sampled_from(["GET", "post", "M-SEARCH", "HTTP/1.1", "HTTP/2", "HTTP/1.1.1", "HTTP/203.0.113.9"]),
+    st.sampled_from([*privacy.USUAL["method"], *privacy.USUAL["protocol"]]),  # (the hash lookup's)
     st.text(alphabet="GETPOSThtp/HTTP.0123:9 -_x\u00e9", max_size=12),
 )
 
@@ -633,6 +634,14 @@ def test_validated_method_and_protocol_fit_their_class(methods: list[str | None]
     for i, (m, p) in enumerate(zip(methods, protocols, strict=True)):  # and what fits is kept
         if fits("method", m) and fits("protocol", p):
             assert (method[i], protocol[i]) == (m, p)
+
+
+def test_the_values_settled_by_lookup_fit_their_class() -> None:
+    """``privacy.invalid`` accepts ``USUAL`` values without the pattern: each must match it."""
+    for column, values in privacy.USUAL.items():
+        for value in values:
+            assert re.search(privacy.VALID[column], value), (column, value)
+            assert not privacy.invalid(column, pl.Series([value, None])).any()
 
 
 def test_protocol_field_of_split_formats_is_validated() -> None:
