@@ -25,7 +25,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import maxminddb
 import numpy as np
 import polars as pl
 
@@ -212,6 +211,8 @@ def _identity(path: Path, what: str) -> tuple[int, int, int, int]:
 
 
 def _reader(path: Path, what: str, types: tuple[str, ...]) -> Any:
+    import maxminddb  # (35 ms): loaded when a database is configured, not by every ingest
+
     try:
         reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
     except FileNotFoundError as e:

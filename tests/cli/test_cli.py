@@ -226,6 +226,23 @@ def test_ingest_does_not_load_the_query_engine() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_ingest_without_geoip_databases_does_not_load_the_geoip_reader(tmp_path: Path) -> None:
+    """maxminddb (35 ms of every start) is loaded only when a database is configured."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "a.log"
+    log.write_text('192.0.2.1 - - [01/Mar/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    code = (
+        "import sys; from pipeline.cli import main\n"
+        f"try:\n    main(['ingest', {str(log)!r}, '--quiet', '--store', {str(tmp_path / 's')!r}])\n"
+        "except SystemExit as e:\n    assert not e.code, e.code\n"
+        "print('maxminddb' in sys.modules, 'pipeline.privacy.geo' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.split()[-2:] == ["False", "True"]
+
+
 @pytest.mark.parametrize(
     ("toml", "message"),
     [
