@@ -285,5 +285,8 @@ def add_oversized(
         }
     )
     return ParsedBatch(
-        rows=parsed.rows, rejects=pl.concat([parsed.rejects, extra]), lines=parsed.lines + len(oversized)
+        rows=parsed.rows,
+        rejects=pl.concat([parsed.rejects, extra]),
+        lines=parsed.lines + len(oversized),
+        directives=parsed.directives,
     )

@@ -27,6 +27,7 @@ from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, parse_lines
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.forwarded import ProxyResolver, trusted_networks
+from pipeline.store.commit import Store
 from tests.conftest import THIRD_PARTY_LOGS, ingest_paths, ip_tokens, store_rejects, store_rows
 from tests.ingest.test_parse_golden import parse_block
 
@@ -421,6 +422,25 @@ def test_a_malformed_fields_line_is_no_header_whatever_the_block_size(
     (source,) = report.sources
     # the second list is no header: its lines are read under the first (the address is no status)
     assert (source.rows, source.directives, source.rejects) == (10, 2, {"bad_field": 10})
+
+
+@pytest.mark.parametrize("block_bytes", [4096, 1 << 20])
+def test_header_lines_count_in_a_batch_that_skipped_an_oversized_line(
+    block_bytes: int, tmp_path: Path, store: Path
+) -> None:
+    """A batch that skipped a line too long to load lost its header count: the lines were counted,
+    and the header lines were neither rows, nor rejects, nor headers (report and manifest)."""
+    log = tmp_path / "w.log"
+    log.write_text(
+        "x" * 5000 + "\n#Version: 1.0\n#Fields: date time c-ip cs-method cs-uri-stem sc-status\n"
+        "2026-11-01 10:00:00 203.0.113.9 GET /a 200\n"
+    )
+    report = ingest_paths(
+        store, [log], fmt="w3c", block_bytes=block_bytes, max_line_bytes=1024, max_reject_rate=1.0
+    )
+    (source,) = report.sources
+    assert (source.lines, source.rows, source.rejects, source.directives) == (4, 1, {"too_long": 1}, 2)
+    assert sum(m.get("directives", 0) for m in Store(store).iter_manifests()) == 2
 
 
 def test_a_w3c_file_with_only_its_header_yet_is_a_w3c_file(tmp_path: Path, store: Path) -> None:
