@@ -117,12 +117,15 @@ def ingest_cmd(
         hostlogs ingest --reingest /var/log/nginx/shop.log --domain shop.example --request R-7
     """
     cfg = load_config(config_path, store).with_overrides(server=server)
-    share_cores(cfg.ingest.workers)
+    own_process = share_cores(cfg.ingest.workers)
     from pipeline.ingest import run as ingest  # loads polars: after share_cores
 
-    # The imports made ~50k objects (polars', pyarrow's, numpy's modules) that never become garbage:
-    # frozen, a full collection during the run no longer walks them (~20 ms each, with the GIL held).
-    gc.freeze()
+    if own_process:
+        # The imports made ~50k objects (polars', pyarrow's, numpy's modules) that never become
+        # garbage: frozen, a full collection during the run no longer walks them (~20 ms each, with
+        # the GIL held). Never in a caller's process (tests, a program embedding the CLI): frozen
+        # objects are never collected, and its garbage is not ours to keep.
+        gc.freeze()
 
     given: dict[str, float | int | None] = {
         "lock_wait": lock_wait,
@@ -190,7 +193,7 @@ def ingest_cmd(
         )
 
 
-def share_cores(workers: int) -> None:
+def share_cores(workers: int) -> bool:
     """Before polars loads: its thread pool gets the cores the ingest workers leave, at least one;
     the allocators and libraries it loads are told how to share memory and cores too.
 
@@ -198,8 +201,10 @@ def share_cores(workers: int) -> None:
     core by default) then only splits work that already has a core, and its idle threads spin
     (sched_yield) between jobs. On 2 cores with 2 workers a pool of one measured -4 % CPU and -4 %
     wall on 2M lines. An operator's own ``POLARS_MAX_THREADS`` wins; in a process that already
-    loaded polars (the library, tests) this changes nothing.
+    loaded polars (the library, tests) this changes nothing, and process-wide switches (huge pages)
+    are left alone. True when this is the command's own process (polars not loaded yet).
     """
+    own_process = "polars" not in sys.modules
     try:
         cores = len(os.sched_getaffinity(0))  # the cores this process may run on (containers, taskset)
     except AttributeError:  # not on Linux
@@ -211,10 +216,12 @@ def share_cores(workers: int) -> None:
     # rounds: system CPU 1.03 -> 0.85 s median, total CPU lower in 4 of 5, peak RSS +80 MiB; README,
     # "Performance"). Read by mimalloc when pyarrow loads.
     os.environ.setdefault("MIMALLOC_PURGE_DELAY", "-1")
-    _no_huge_pages()
+    if own_process:
+        _no_huge_pages()
     # numpy's OpenBLAS starts a thread per core that spins between calls; ingest makes no BLAS call
     # (its threads took 1.5 % of the CPU of a 2M-line run).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    return own_process
 
 
 def _no_huge_pages() -> None:

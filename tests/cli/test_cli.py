@@ -226,6 +226,24 @@ def test_ingest_does_not_load_the_query_engine() -> None:
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_an_ingest_in_a_callers_process_leaves_its_collector_and_huge_pages_alone(tmp_path: Path) -> None:
+    """Freezing the collector and turning huge pages off are for ingest's own process: in a caller's
+    (these tests, a program that runs the CLI in-process) frozen garbage would never be collected."""
+    import gc
+
+    import polars  # noqa: F401  (the caller has loaded the libraries already)
+
+    def thp() -> list[str]:
+        return [ln for ln in Path("/proc/self/status").read_text().splitlines() if ln.startswith("THP")]
+
+    log = tmp_path / "a.log"
+    log.write_text('192.0.2.1 - - [01/Mar/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    frozen, huge = gc.get_freeze_count(), thp()
+    code, _, err = invoke("ingest", str(log), "--quiet", "--store", str(tmp_path / "s"))
+    assert code == 0, err
+    assert (gc.get_freeze_count(), thp()) == (frozen, huge)
+
+
 def test_ingest_without_geoip_databases_does_not_load_the_geoip_reader(tmp_path: Path) -> None:
     """maxminddb (35 ms of every start) is loaded only when a database is configured."""
     import subprocess
