@@ -168,10 +168,11 @@ def _read_block(stream: Readable, carry: bytes, block_bytes: int, buffers: _Buff
 class _Buffers:
     """Read buffers, each reused once nothing refers to the block read into it any more.
 
-    A fresh 32 MiB buffer per block is memory the kernel must fault in and zero again (2 MB pages,
-    ~2 % of a run's CPU in ``perf``). A block is handed out as a read-only Arrow buffer whose owner
-    is a token: every memoryview, Arrow array or column made from the block without a copy keeps
-    the token alive, and only when the last of them is gone does the buffer return to the free list.
+    A fresh 32 MiB buffer per block is memory the kernel must fault in and zero again (~2 % of a
+    run's CPU in ``perf``, measured with huge pages). A block is handed out as a read-only Arrow
+    buffer whose owner is a token: every memoryview, Arrow array or column made from the block
+    without a copy keeps the token alive, and only when the last of them is gone does the buffer
+    return to the free list.
     Nothing is ever reused while something can still read it; a block kept longer (a reject's text,
     say) just means one more buffer.
     """
