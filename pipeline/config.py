@@ -40,6 +40,7 @@ from pipeline.rules import (  # the rules of values
     like,
     one_of,
     setting,
+    undecodable,
 )
 
 Origin = Literal["default", "file", "env", "flag"]
@@ -312,11 +313,8 @@ def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
         if any(isinstance(t, str) and "\x00" in t for t in texts):
             raise ConfigError(f"{at(name)} holds a NUL character")
     for name in _UTF8:
-        try:
-            str(value_of(cfg, name)).encode()
-        except UnicodeEncodeError:
-            raw = str(value_of(cfg, name)).encode(errors="surrogateescape")
-            raise ConfigError(f"{at(name)} must be UTF-8 text, got {raw!r}") from None
+        if (raw := undecodable(str(value_of(cfg, name)))) is not None:
+            raise ConfigError(f"{at(name)} must be UTF-8 text, got {raw!r}")
 
 
 def _check_domains(r: RetentionConfig, at: Callable[[str], str]) -> None:

@@ -55,6 +55,18 @@ def escaped_text(text: str) -> str:
         return text.encode("utf-8", "backslashreplace").decode()
 
 
+def undecodable(text: str) -> bytes | None:
+    """The bytes of ``text`` when it is no UTF-8 text (bytes a terminal or a file name gave
+    undecoded, which Python holds as surrogates), to name in an error; None when it is UTF-8."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        with contextlib.suppress(UnicodeEncodeError):
+            return text.encode(errors="surrogateescape")
+        return text.encode(errors="backslashreplace")  # a lone surrogate that no byte gave (\ud800)
+    return None
+
+
 def check_range(date_from: dt.date | None, date_to: dt.date | None) -> None:
     """``--from`` must not be after ``--to`` (both are inclusive UTC event dates)."""
     if date_from is not None and date_to is not None and date_from > date_to:

@@ -28,6 +28,7 @@ import click
 
 from pipeline import __version__, config
 from pipeline.errors import HostlogsError, StoreError, os_error_message
+from pipeline.rules import undecodable
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,10 +55,8 @@ class Text(click.ParamType):  # type: ignore[type-arg]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
         text = str(value)
-        try:
-            text.encode()
-        except UnicodeEncodeError:
-            self.fail(f"{text.encode(errors='surrogateescape')!r} is not UTF-8 text", param, ctx)
+        if (raw := undecodable(text)) is not None:
+            self.fail(f"{raw!r} is not UTF-8 text", param, ctx)
         if "\x00" in text:
             self.fail("a NUL character is no text", param, ctx)
         return text

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 from pipeline.errors import StoreError, UsageError
 from pipeline.privacy.truncate import Truncator, mask_value
-from pipeline.rules import check_id, escaped_text, os_user
+from pipeline.rules import check_id, escaped_text, os_user, undecodable
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -133,7 +133,7 @@ def _each_text(value: Any, fn: Callable[[str], str]) -> Any:
 
 def _undecodable(fields: dict[str, Any]) -> str | None:
     """The name of the first field that holds text that is not UTF-8 (None: all are)."""
-    bad = next((n for n, v in fields.items() if _each_text(v, escaped_text) != _each_text(v, str)), None)
+    bad = next((n for n, v in fields.items() if isinstance(v, str) and undecodable(v) is not None), None)
     return None if bad is None else {"sql": "the SQL"}.get(bad, f"the {bad}")
 
 

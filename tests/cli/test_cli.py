@@ -483,6 +483,7 @@ def test_text_that_no_row_or_path_can_hold_is_refused_with_its_exit_code(tmp_pat
     for args, code, message in (
         (["--server", "w\udcff"], 2, "is not UTF-8 text"),
         (["--domain", "x\udcff.example"], 2, "is not UTF-8 text"),
+        (["--domain", "x\ud800.example"], 2, "is not UTF-8 text"),  # no byte gives it: was exit 1
         (["--domain", "x\x00.example"], 2, "a NUL character is no text"),
     ):
         got, out, err = invoke("ingest", str(log), "--store", store, "-q", *args)
