@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import click
 
@@ -67,7 +67,7 @@ def list_cmd(config_path: str | None, store: str | None, key_dir: str | None, as
         hostlogs keys list --store /var/lib/hostlogs/store
     """
     cfg = _config(config_path, store, key_dir)
-    infos = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period)).list()
+    infos = keys.KeyStore.configured(cfg).list()
     if as_json:
         rows = [{"period": i.period_id, "created": i.created, "destroyed": i.destroyed} for i in infos]
         click.echo(json.dumps(rows, default=str, indent=1))

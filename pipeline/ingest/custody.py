@@ -77,7 +77,7 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
     by the identity ingest gives files: the keyed fingerprint of its scope and first bytes, so the
     rotated ``access_log.1.gz`` is the stream once read as ``access_log`` and the new ``access_log``
     is not. Batches of an older hostlogs (no keyed fingerprint) match by the name they were read as."""
-    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    keystore = keys.KeyStore.configured(cfg)
     stream_key = keystore.stream_key() if keystore.has_stream_key() else None
     key = stream_key if Path(path).is_file() else None  # (a file gone is matched by its name)
     scope = os.fsencode(sources.stream_scope(path))
@@ -106,7 +106,7 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
     Batches come in stream order: the file is read once, forward (a .gz or .bz2 is not decompressed
     again from its start for every batch); a batch before the last one reopens it.
     """
-    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    keystore = keys.KeyStore.configured(cfg)
     stream_key = keystore.stream_key() if keystore.has_stream_key() else None
     reader = _ForwardReader(path)
 

@@ -20,7 +20,7 @@ import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import HostlogsError
@@ -158,8 +158,7 @@ def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None
     key_file = Path(cfg.key_dir) / keys.CUSTODY_DIR / keys.STREAM_KEY_FILE
     if not key_file.is_file():
         return None
-    period = cast(keys.Period, cfg.privacy.key_period)
-    keystore = keys.KeyStore(Path(cfg.key_dir), period)
+    keystore = keys.KeyStore.configured(cfg)
     return RunState(
         cfg=cfg,
         store=store,
@@ -168,7 +167,7 @@ def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None
         run_id="status",
         sensitive_regex="",
         final=None,
-        enricher=Enricher(None, period, None),
+        enricher=Enricher(None, keystore.period, None),
         keys=keystore,
         stream_key=keystore.stream_key(),
     )

@@ -14,8 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 from pipeline.config import Config, IngestConfig, SourceConfig
 from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
@@ -135,7 +134,7 @@ def run(
     reports: list[SourceReport] = []
     # Custody keys and the fingerprint key live in the key directory whether or not pseudonyms are
     # on: nothing derived from raw log bytes is ever stored unkeyed.
-    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    keystore = keys.KeyStore.configured(cfg)
     if not keystore.has_stream_key() and _keyed_before(store):
         # Files are known by keyed fingerprints: with a new key every file would look unread and be
         # ingested a second time (a store copied or moved without its key directory, a wrong key_dir).

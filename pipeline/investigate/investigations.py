@@ -8,8 +8,7 @@ trail (``investigate <kind>``, its scope and what it searched). The address and 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -243,7 +242,7 @@ Kind = Literal["ip", "net", "path", "domain", "ua", "attacks", "timeline"]
 
 def _keys(cfg: Config) -> keys.KeyStore:
     """The store's pseudonym keys: another store's directory would find none of an address's rows."""
-    keystore = keys.KeyStore(Path(cfg.key_dir), cast(keys.Period, cfg.privacy.key_period))
+    keystore = keys.KeyStore.configured(cfg)
     key_identity.check(Store(cfg.store), keystore)
     return keystore
 

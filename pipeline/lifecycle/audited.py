@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from pathlib import Path
-from typing import cast
 
 from pipeline.config import Config
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions, holds, retention
 from pipeline.lifecycle import erase as erasure
 from pipeline.privacy import key_identity
-from pipeline.privacy.keys import KeyStore, Period
+from pipeline.privacy.keys import KeyStore
 from pipeline.rules import os_user
 from pipeline.store.commit import Store
 
@@ -120,7 +118,7 @@ def destroy_keys(
     case, request = audit.check_authority(case, request, "keys destroy")
     params = {"before": str(before)}
     with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
-        keystore = KeyStore(Path(cfg.key_dir), cast(Period, cfg.privacy.key_period))
+        keystore = KeyStore.configured(cfg)
         if Store(cfg.store).is_store():  # never another store's keys
             key_identity.check(Store(cfg.store), keystore)
         destroyed = keystore.destroy_before(before)

@@ -21,14 +21,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pipeline import __version__
 from pipeline.config import Config
 from pipeline.errors import LockedError, StoreError
 from pipeline.lifecycle import deletions
 from pipeline.privacy import key_identity
-from pipeline.privacy.keys import KeyStore, Period
+from pipeline.privacy.keys import KeyStore
 from pipeline.rules import os_user
 from pipeline.store import layout
 from pipeline.store.catalogue import Catalogue
@@ -148,7 +148,7 @@ def key_store(cfg: Config, store: Store | None = None) -> KeyStore | None:
     """The pseudonym keys, or None when there are none (never creates the key directory); with the
     ``store``, refused (exit 3) when they are another store's (``privacy.key_identity``)."""
     key_dir = Path(cfg.key_dir)
-    keys = KeyStore(key_dir, cast(Period, cfg.privacy.key_period)) if key_dir.is_dir() else None
+    keys = KeyStore.configured(cfg) if key_dir.is_dir() else None
     if keys is not None and store is not None:
         key_identity.check(store, keys)
     return keys

@@ -24,7 +24,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Literal, cast, get_args
 
 from pipeline.errors import ConfigError, KeyDestroyedError, StoreError
 from pipeline.privacy.keyfiles import (
@@ -41,6 +41,8 @@ from pipeline.store.fs import fsync_dir
 
 if TYPE_CHECKING:
     import polars as pl  # (loaded by period_ids: looking up one key needs no column engine)
+
+    from pipeline.config import Config
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = get_args(Period)
@@ -152,6 +154,11 @@ class KeyStore:
         self.period: Period = period
         self._is_custody = _custody
         prepare_key_dir(self.key_dir)
+
+    @classmethod
+    def configured(cls, cfg: Config) -> KeyStore:
+        """The key directory a config names (``privacy.key_dir``, periods of ``privacy.key_period``)."""
+        return cls(Path(cfg.key_dir), cast(Period, cfg.privacy.key_period))
 
     @property
     def custody(self) -> KeyStore:
