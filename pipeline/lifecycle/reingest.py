@@ -139,7 +139,7 @@ def _plan(
         expired = took = False
         for entry in manifest.get("files", []):
             rel = str(entry["path"])
-            if rel not in catalogue.files and _expired_rejects(store, catalogue, rel):
+            if _expired_rejects(rel, _retired_by(store, catalogue, rel)):
                 expired = True
                 continue  # quarantined lines past their retention: nothing left to take out
             if rel not in catalogue.files:
@@ -166,16 +166,16 @@ def _plan(
 def _reingested(store: Store, catalogue: Catalogue, paths: list[str]) -> bool:
     """Whether a batch was taken out by an earlier re-ingest (its rows were read again since): all
     its files retired, by a re-ingest, or by the purge of expired rejects."""
-    by_reingest = [_retired_by_reingest(store, catalogue, p) for p in paths]
-    gone = all(r or _expired_rejects(store, catalogue, p) for r, p in zip(by_reingest, paths, strict=True))
-    return bool(paths) and gone and any(by_reingest)
+    by = [_retired_by(store, catalogue, p) for p in paths]
+    gone = all(op == "reingest" or _expired_rejects(p, op) for op, p in zip(by, paths, strict=True))
+    return bool(paths) and gone and "reingest" in by
 
 
-def _retired_by_reingest(store: Store, catalogue: Catalogue, rel: str) -> bool:
-    """Whether a batch file was taken out by an earlier re-ingest (its rows were read again since)."""
+def _retired_by(store: Store, catalogue: Catalogue, rel: str) -> str | None:
+    """The operation that took a batch file out of the store (None: it is still in, or not recorded)."""
     if rel in catalogue.files or rel not in catalogue.retired:
-        return False
-    return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "reingest"
+        return None
+    return (store.read_json(catalogue.retired[rel]) or {}).get("operation")
 
 
 def _check_whole(source: str, ranges: list[tuple[int, int]]) -> None:
@@ -195,9 +195,7 @@ def _check_whole(source: str, ranges: list[tuple[int, int]]) -> None:
         reached = max(reached, end)
 
 
-def _expired_rejects(store: Store, catalogue: Catalogue, rel: str) -> bool:
+def _expired_rejects(rel: str, retired_by: str | None) -> bool:
     """Whether a batch's quarantine file was deleted whole by a purge (rejects are kept 30 days by
     default; the file holds only that batch's lines, so nothing of another source went with it)."""
-    if not rel.startswith(layout.REJECTS + "/") or rel not in catalogue.retired:
-        return False
-    return (store.read_json(catalogue.retired[rel]) or {}).get("operation") == "purge"
+    return rel.startswith(layout.REJECTS + "/") and retired_by == "purge"
