@@ -252,15 +252,15 @@ def geolite_city() -> Path:
 
 def variant_configs(variants: list[str], scratch: Path) -> dict[str, Path]:
     """A temporary config file per variant that needs one (``default`` runs without any)."""
-    texts = {
-        "bare": '[privacy]\npseudonym = "off"\n\n[geoip]\ncountry_db = ""\nasn_db = ""\n',
-        "geolite": "[geoip]\ncountry_db = " + json.dumps(str(geolite_city())) + "\n",
+    texts = {  # (functions: the GeoLite2 database is looked for only when its variant runs)
+        "bare": lambda: '[privacy]\npseudonym = "off"\n\n[geoip]\ncountry_db = ""\nasn_db = ""\n',
+        "geolite": lambda: "[geoip]\ncountry_db = " + json.dumps(str(geolite_city())) + "\n",
     }  # json.dumps gives a valid TOML basic string for a path
     configs = {}
     for variant in variants:
         if variant in texts:
             configs[variant] = scratch / f"{variant}.toml"
-            configs[variant].write_text(texts[variant])
+            configs[variant].write_text(texts[variant]())
     return configs
 
 
