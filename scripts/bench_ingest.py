@@ -34,7 +34,8 @@ changes whenever ``loggen.py``, ``loggen_formats.py`` or the parameters change. 
 other than vhost_combined the same requests are also written in that format (``loggen_formats``)
 and both logs are measured in every round, so their time per line is compared under the same
 conditions.  ``--log FILE`` measures that file instead (lines counted; ``--format`` defaults to
-auto; GoAccess's format follows the hostlogs format, or ``--goaccess-format``).
+auto; GoAccess's format follows the hostlogs format, the detected one for auto, or
+``--goaccess-format``).
 
 Peak RSS is the child's own ``ru_maxrss`` from ``os.wait4`` (KiB on Linux).  Caveat: Linux folds
 the *parent's* RSS high-water mark into a child's ``ru_maxrss`` at exec time, so this script keeps
@@ -289,12 +290,25 @@ def goaccess_job(args: argparse.Namespace, logs: list[Log]) -> tuple[Job | None,
     if exe is None:
         return None, "not installed (apt-get install goaccess)"
     for log in logs:
-        fmt = args.goaccess_format or GOACCESS_FORMATS.get(log.fmt)
+        fmt = args.goaccess_format or GOACCESS_FORMATS.get(detected(log))
         if fmt is not None:
             argv = (exe, str(log.path), f"--log-format={fmt}", "--no-progress", "-o", "/dev/null")
             return Job("goaccess", "goaccess", log, argv, log.path), f"{goaccess_version(exe)} {fmt}"
     formats = ", ".join(sorted({log.fmt for log in logs}))
     return None, f"skipped: no GoAccess format for hostlogs format {formats} (give --goaccess-format)"
+
+
+def detected(log: Log) -> str:
+    """The log's format name: the one given, or for "auto" the one hostlogs detects in the file."""
+    if log.fmt != "auto":
+        return log.fmt
+    # in a child process: polars loaded here would be in every forked job's peak RSS until its exec
+    code = (
+        "import sys; from pipeline.ingest.formats.detect import choose_format as c; "
+        "print(c('auto', sys.argv[1]).fmt.name)"
+    )
+    argv = [sys.executable, "-c", code, str(log.path)]
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def goaccess_version(exe: str) -> str:
