@@ -7,6 +7,7 @@ A stage that needs one of them imports it from here; no other module spells them
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import datetime as dt
 import getpass
@@ -131,6 +132,35 @@ NETWORK = Rule("must be CIDRs", _is_network, template="{name}: {value!r} is not 
 # that today minus it is a date (273 years at most): a typo of many digits is refused, not a crash.
 DURATION_RE = re.compile(r"[1-9][0-9]{0,2}y|[1-9][0-9]{0,3}m|[1-9][0-9]{0,4}d")
 DURATION = like(DURATION_RE, "2y, 18m or 730d (at most 999y, 9999m or 99999d)")
+
+
+def first_day_kept(as_of: dt.date, duration: str) -> dt.date:
+    """``as_of`` minus ``"2y"``/``"18m"``/``"730d"``: the first day a retention keeps.
+
+    ``"730d"`` is days; ``"2y"`` and ``"18m"`` are calendar years and months counted back from
+    ``as_of``; a day the month does not have (29 February in a common year, 31 in a short month)
+    becomes the month's last day: as of 2028-02-29, "2y" keeps 2026-02-28 onwards. Rounding down
+    keeps at most one extra day and never deletes a day early.
+    """
+    if not DURATION_RE.fullmatch(duration):
+        raise ConfigError(f"retention must look like 2y, 18m or 730d, got {duration!r}")
+    count, unit = int(duration[:-1]), duration[-1]
+    try:
+        if unit == "d":
+            return as_of - dt.timedelta(days=count)
+        months = as_of.year * 12 + as_of.month - 1 - count * (12 if unit == "y" else 1)
+        year, month = divmod(months, 12)
+        last = calendar.monthrange(year, month + 1)[1]
+        return dt.date(year, month + 1, min(as_of.day, last))
+    except (ValueError, OverflowError):  # "5000y": before the first representable day, keep everything
+        return dt.date.min
+
+
+def today() -> dt.date:
+    """The UTC date: partitions, retention horizons and holds are UTC dates."""
+    return dt.datetime.now(dt.UTC).date()
+
+
 TIMEOUT_RE = re.compile(r"\s*([0-9]{1,9}(?:\.[0-9]+)?)\s*(ms|s|m|h)?\s*")
 TIMEOUTS = re.compile(rf"\s*off\s*|{TIMEOUT_RE.pattern}")
 _TIMEOUT_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import gc
 import json
 import os
@@ -24,14 +25,16 @@ from pipeline.cli._common import (
     notice,
     quiet_option,
     store_options,
+    warn,
 )
 from pipeline.cli._metrics import recorded
 from pipeline.cli._progress import progress_bar
-from pipeline.errors import PartialFailure, UsageError
-from pipeline.rules import escaped_text
+from pipeline.errors import PartialFailure, StoreError, UsageError
+from pipeline.rules import escaped_text, first_day_kept, today
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestReport
+    from pipeline.lifecycle.status import RetentionState
 
 
 def _one_domain(template: str | None) -> str | None:
@@ -176,11 +179,21 @@ def ingest_cmd(
             progress=progress,
             accept_privacy_change=accept_privacy_change,
         )
+    past = past_retention(cfg, report.partitions)
     if as_json:
         data = report.to_dict() | ({"reingest": unloaded.to_dict()} if unloaded else {})
+        if past is not None:
+            data["past_retention"] = {
+                "retention": past.retention,
+                "first_day_kept": past.horizon,  # the names `hostlogs status --json` uses
+                "expired": past.expired,
+                "held": past.held,
+            }
         click.echo(json.dumps(data, indent=2, default=str))
     elif not quiet:
-        click.echo(render_ingest(report))
+        click.echo(render_ingest(report, past))
+    elif past is not None and past.expired:  # cron mails stderr: rows written only to be purged
+        warn(_expired_warning(past))
     failed = [str(s.problem) for s in report.failed]
     if len(failed) == 1:  # cron mails stderr: one failed source is one line, naming it
         rest = len(report.sources) - 1
@@ -242,8 +255,45 @@ def _no_huge_pages() -> None:
 _PR_SET_THP_DISABLE = 41  # linux/prctl.h
 
 
-def render_ingest(report: IngestReport) -> str:
-    """One screen: per-file lines and the totals."""
+def past_retention(cfg: config.Config, days: tuple[str, ...]) -> RetentionState | None:
+    """The days this run wrote rows to that are older than the retention, or None when there are none.
+
+    An archive ingested late, or a server whose clock was years off: ``hostlogs purge`` deletes those
+    rows at its next run unless a hold covers them, and the operator should hear it now (a hold
+    added before that purge keeps them). The global retention only (``retention.domains`` may
+    shorten it for some domains). The holds are read only when such a day was written.
+    """
+    horizon = first_day_kept(today(), cfg.retention.retention)
+    old = [day for day in map(dt.date.fromisoformat, days) if day < horizon]
+    if not old:
+        return None
+    from pipeline.lifecycle.holds import active_holds
+    from pipeline.lifecycle.session import open_store
+    from pipeline.lifecycle.status import retention_state
+
+    try:
+        holds = active_holds(open_store(cfg))
+    except StoreError as exc:  # a damaged hold file: the rows are committed, the run is no failure
+        warn(f"{exc}; days written past the retention are named as if no hold covered them")
+        holds = []
+    return retention_state(cfg, old, holds, today())
+
+
+def _expired_warning(past: RetentionState) -> str:
+    return (
+        f"rows were written to {_days(past.expired)} older than the retention ({past.retention}: first "
+        f"day kept {past.horizon}); the next `hostlogs purge` deletes them (`hostlogs hold add` keeps them)"
+    )
+
+
+def _days(days: tuple[dt.date, ...]) -> str:
+    if len(days) == 1:
+        return f"1 day ({days[0]})"
+    return f"{len(days):,} days ({days[0]} … {days[-1]})"
+
+
+def render_ingest(report: IngestReport, past: RetentionState | None = None) -> str:
+    """One screen: per-file lines and the totals (``past``: days written older than the retention)."""
     out = [f"store: {report.store}"]
     for s in report.sources:
         status = s.error or s.note or ("up to date" if s.lines == 0 and s.start == s.end else "")
@@ -276,6 +326,13 @@ def render_ingest(report: IngestReport) -> str:
             else (*report.partitions[:3], "…", report.partitions[-1])
         )
         out.append("partitions: " + " ".join(shown))
+    if past is not None and past.expired:
+        out.append(f"warning: {_expired_warning(past)}")
+    if past is not None and past.held:
+        out.append(
+            f"  {_days(past.held)} older than the retention {'is' if len(past.held) == 1 else 'are'} "
+            "covered by an active hold: purge keeps the rows it covers"
+        )
     enr = report.enrichment
     out.append(f"enrichment: pseudonyms {enr.pseudonyms}; GeoIP {enr.geo or 'off (no databases configured)'}")
     if report.key_destroyed_rows:

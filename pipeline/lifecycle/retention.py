@@ -1,24 +1,21 @@
-"""Retention: the purge by UTC event date, its proof (``verify``), and the horizon arithmetic.
+"""Retention: the purge by UTC event date and its proof (``verify``).
 
-The horizon is the **first day kept**: a row goes when its partition date (the UTC date of ``ts``) is
-before it. ``"730d"`` is days; ``"2y"`` and ``"18m"`` are calendar years and months, counted back from
-the as-of date; when that lands on a day the month does not have (29 February in a common year, 31
-in a short month) it becomes the month's last day: as of 2028-02-29, "2y" keeps 2026-02-28 onwards.
-Rounding down keeps at most one extra day and never deletes a day early.
+The horizon is the **first day kept** (``rules.first_day_kept``: calendar years and months, or days,
+counted back from the as-of date): a row goes when its partition date (the UTC date of ``ts``) is
+before it.
 """
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any
 
 import polars as pl
 
 from pipeline.config import Config, RetentionConfig
-from pipeline.errors import ConfigError, StoreError, UsageError
+from pipeline.errors import StoreError, UsageError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
 from pipeline.lifecycle.holds import Hold, active_holds
@@ -42,26 +39,11 @@ from pipeline.lifecycle.session import (
 )
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
-from pipeline.rules import DURATION_RE
+
+# The horizon arithmetic lives in the kernel (ingest's report warns of days written past it): re-exported.
+from pipeline.rules import first_day_kept as first_day_kept
+from pipeline.rules import today as today
 from pipeline.store import layout
-
-Unit = Literal["y", "m", "d"]
-
-
-def first_day_kept(as_of: dt.date, duration: str) -> dt.date:
-    """``as_of`` minus ``"2y"``/``"18m"``/``"730d"`` (calendar-correct; see the module docstring)."""
-    if not DURATION_RE.fullmatch(duration):
-        raise ConfigError(f"retention must look like 2y, 18m or 730d, got {duration!r}")
-    count, unit = int(duration[:-1]), duration[-1]
-    try:
-        if unit == "d":
-            return as_of - dt.timedelta(days=count)
-        months = as_of.year * 12 + as_of.month - 1 - count * (12 if unit == "y" else 1)
-        year, month = divmod(months, 12)
-        last = calendar.monthrange(year, month + 1)[1]
-        return dt.date(year, month + 1, min(as_of.day, last))
-    except (ValueError, OverflowError):  # "5000y": before the first representable day, keep everything
-        return dt.date.min
 
 
 @dataclass(frozen=True)
@@ -158,10 +140,6 @@ class VerifyReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "ok": self.ok}
-
-
-def today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
 
 
 def purge(
