@@ -9,6 +9,7 @@ import gc
 import json
 import os
 import sys
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -34,7 +35,6 @@ from pipeline.rules import escaped_text, first_day_kept, today
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestReport
-    from pipeline.lifecycle.status import RetentionState
 
 
 def _one_domain(template: str | None) -> str | None:
@@ -183,12 +183,7 @@ def ingest_cmd(
     if as_json:
         data = report.to_dict() | ({"reingest": unloaded.to_dict()} if unloaded else {})
         if past is not None:
-            data["past_retention"] = {
-                "retention": past.retention,
-                "first_day_kept": past.horizon,  # the names `hostlogs status --json` uses
-                "expired": past.expired,
-                "held": past.held,
-            }
+            data["past_retention"] = past.to_dict()
         click.echo(json.dumps(data, indent=2, default=str))
     elif not quiet:
         click.echo(render_ingest(report, past))
@@ -255,13 +250,28 @@ def _no_huge_pages() -> None:
 _PR_SET_THP_DISABLE = 41  # linux/prctl.h
 
 
-def past_retention(cfg: config.Config, days: tuple[str, ...]) -> RetentionState | None:
+@dataclass(frozen=True)
+class PastRetention:
+    """The days an ingest wrote rows to that are older than the retention."""
+
+    retention: str
+    first_day_kept: dt.date
+    expired: tuple[dt.date, ...]  # no hold keeps all of their rows: the next purge deletes them
+    held: tuple[dt.date, ...]  # a hold of every domain covers them: the purge keeps them
+    held_domains: tuple[str, ...]  # domains whose rows a hold keeps on some of the expired days
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def past_retention(cfg: config.Config, days: tuple[str, ...]) -> PastRetention | None:
     """The days this run wrote rows to that are older than the retention, or None when there are none.
 
     An archive ingested late, or a server whose clock was years off: ``hostlogs purge`` deletes those
     rows at its next run unless a hold covers them, and the operator should hear it now (a hold
-    added before that purge keeps them). The global retention only (``retention.domains`` may
-    shorten it for some domains). The holds are read only when such a day was written.
+    added before that purge keeps them). A hold that names a domain keeps that domain's rows only,
+    as in the purge. The global retention only (``retention.domains`` may shorten it for some
+    domains). The holds are read only when such a day was written.
     """
     horizon = first_day_kept(today(), cfg.retention.retention)
     old = [day for day in map(dt.date.fromisoformat, days) if day < horizon]
@@ -269,20 +279,26 @@ def past_retention(cfg: config.Config, days: tuple[str, ...]) -> RetentionState 
         return None
     from pipeline.lifecycle.holds import active_holds
     from pipeline.lifecycle.session import open_store
-    from pipeline.lifecycle.status import retention_state
 
     try:
         holds = active_holds(open_store(cfg))
     except StoreError as exc:  # a damaged hold file: the rows are committed, the run is no failure
         warn(f"{exc}; days written past the retention are named as if no hold covered them")
         holds = []
-    return retention_state(cfg, old, holds, today())
+    held = tuple(d for d in old if any(h.domain is None and h.covers_date(d) for h in holds))
+    expired = tuple(d for d in old if d not in held)
+    domains = {h.domain for h in holds if h.domain is not None and any(map(h.covers_date, expired))}
+    return PastRetention(cfg.retention.retention, horizon, expired, held, tuple(sorted(domains)))
 
 
-def _expired_warning(past: RetentionState) -> str:
+def _expired_warning(past: PastRetention) -> str:
+    kept = (
+        f" except the rows of {', '.join(past.held_domains)} that a hold covers" if past.held_domains else ""
+    )
     return (
         f"rows were written to {_days(past.expired)} older than the retention ({past.retention}: first "
-        f"day kept {past.horizon}); the next `hostlogs purge` deletes them (`hostlogs hold add` keeps them)"
+        f"day kept {past.first_day_kept}); the next `hostlogs purge` deletes them{kept} "
+        "(`hostlogs hold add` keeps them)"
     )
 
 
@@ -292,7 +308,7 @@ def _days(days: tuple[dt.date, ...]) -> str:
     return f"{len(days):,} days ({days[0]} … {days[-1]})"
 
 
-def render_ingest(report: IngestReport, past: RetentionState | None = None) -> str:
+def render_ingest(report: IngestReport, past: PastRetention | None = None) -> str:
     """One screen: per-file lines and the totals (``past``: days written older than the retention)."""
     out = [f"store: {report.store}"]
     for s in report.sources:
@@ -331,7 +347,7 @@ def render_ingest(report: IngestReport, past: RetentionState | None = None) -> s
     if past is not None and past.held:
         out.append(
             f"  {_days(past.held)} older than the retention {'is' if len(past.held) == 1 else 'are'} "
-            "covered by an active hold: purge keeps the rows it covers"
+            "covered by an active hold of every domain: purge keeps their rows"
         )
     enr = report.enrichment
     out.append(f"enrichment: pseudonyms {enr.pseudonyms}; GeoIP {enr.geo or 'off (no databases configured)'}")

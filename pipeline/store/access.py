@@ -91,12 +91,14 @@ class StoreFiles:
         """A JSON object, or None when the file is missing; unreadable: StoreError."""
         k = self._key(key)
         try:
-            data: dict[str, Any] = json.loads(self.fs.read_bytes(k).decode("utf-8"))
-            return data
+            data = json.loads(self.fs.read_bytes(k).decode("utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:  # (nesting deeper than the parser goes)
             raise StoreError(f"cannot read {self.fs.url(k)}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise StoreError(f"cannot read {self.fs.url(k)}: a JSON {type(data).__name__}, not an object")
+        return data
 
     def list(self, prefix: Key, suffix: str = "", pattern: str | None = None) -> builtins.list[str]:
         """Keys of the files under ``prefix`` (recursive; ``pattern``: a glob below it), sorted."""

@@ -11,6 +11,7 @@ import builtins
 import contextlib
 import errno
 import fcntl
+import fnmatch
 import os
 import re
 import shutil
@@ -119,6 +120,30 @@ def check_key(key: str) -> str:
     return key
 
 
+def _walk(folder: str, levels: builtins.list[str] | None, depth: int = 0) -> Iterator[str]:
+    """The files below ``folder`` (every level), or with ``levels`` the entries matching one glob
+    pattern per level (``date=*/*.parquet``; any kind of entry at the last level, as pathlib's glob).
+
+    A folder that is missing yields nothing (never made, or removed meanwhile); any other error
+    (permission denied, I/O) is raised.
+    """
+    try:
+        entries = builtins.list(os.scandir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if levels is None:
+            if entry.is_dir(follow_symlinks=False):  # (as rglob: a link to a folder is not walked)
+                yield from _walk(entry.path, None)
+            elif entry.is_file():
+                yield entry.path
+        elif fnmatch.fnmatchcase(entry.name, levels[depth]):
+            if depth + 1 == len(levels):
+                yield entry.path
+            elif entry.is_dir():
+                yield from _walk(entry.path, levels, depth + 1)
+
+
 class LocalFS:
     """A store in a local directory: atomic renames, fsync and flock give its crash safety."""
 
@@ -162,13 +187,18 @@ class LocalFS:
         return self.path(key).stat().st_size
 
     def list(self, prefix: str, suffix: str = "", pattern: str | None = None) -> builtins.list[str]:
+        """A folder that cannot be read is an error (``StoreError``), never an empty folder: pathlib's
+        glob skipped it silently, and a ``_holds/`` the purge could not read meant no holds."""
         base = self.path(prefix)
-        found = base.glob(pattern) if pattern else base.rglob("*")
-        # glob keeps the root's spelling as the prefix of every path: cutting it off is a key, and
+        # the walk keeps the root's spelling as the prefix of every path: cutting it off is a key, and
         # much cheaper than relative_to on each of a large store's files (str keys also sort faster)
         cut = 0 if str(self.base) == "." else len(str(self.base)) + 1
-        keys = [str(p)[cut:] for p in found if p.name.endswith(suffix) and (pattern or p.is_file())]
-        return sorted(keys)
+        levels = pattern.split("/") if pattern else None
+        try:
+            found = list(_walk(str(base), levels))
+        except OSError as exc:
+            raise store_error(exc, "list") from exc
+        return sorted(path[cut:] for path in found if path.endswith(suffix))
 
     def folders(self, prefix: str) -> builtins.list[str]:
         base = self.path(prefix)

@@ -64,6 +64,7 @@ def test_quiet_ingest_says_it_on_stderr_and_json_carries_the_days(tmp_path: Path
         "first_day_kept": first_kept().isoformat(),
         "expired": ["1995-08-03"],  # the days this run wrote (the file was read on from where it stopped)
         "held": [],
+        "held_domains": [],
     }
 
 
@@ -76,8 +77,24 @@ def test_a_hold_covering_a_day_is_named_instead(tmp_path: Path) -> None:
     assert code == 0
     assert "warning: rows were written to 1 day (1995-08-02) older than the retention" in out
     assert (
-        "1 day (1995-08-01) older than the retention is covered by an active hold: purge keeps the rows it covers"
+        "1 day (1995-08-01) older than the retention is covered by an active hold of every domain: purge "
+        "keeps their rows"
     ) in out
+
+
+def test_a_hold_of_one_domain_keeps_only_that_domains_rows_and_the_warning_says_so(tmp_path: Path) -> None:
+    """Found by review: a hold naming another domain made the day count as held, and the purge then
+    deleted the rows the warning had not mentioned."""
+    store = str(tmp_path / "store")
+    ingest(tmp_path, recent_line())
+    hold = ["hold", "add", "--store", store, "--case", "INC-9", "--reason", "r", "--domain", "other.example"]
+    assert CliRunner().invoke(main, [*hold, "--from", "1995-08-01", "--to", "1995-08-01"]).exit_code == 0
+    code, out, err = ingest(tmp_path, recent_line() + OLD, "--quiet")
+    assert (code, out) == (0, "")
+    assert err.startswith(
+        "hostlogs: warning: rows were written to 2 days (1995-08-01 … 1995-08-02) older than the retention"
+    )
+    assert "deletes them except the rows of other.example that a hold covers" in err
 
 
 @pytest.mark.parametrize("retention", ["999y", None])

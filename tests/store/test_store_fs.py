@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,6 +16,7 @@ from pipeline.errors import LockedError, StoreError, os_error_message
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.fs import LocalFS
+from tests.conftest import ROOT
 
 DAY = dt.date(2026, 11, 3)
 
@@ -217,3 +220,61 @@ def test_a_permission_error_advice_fits_a_read_too() -> None:
         "cannot read /s/pageviews/date=x: Permission denied; this user may not read or write there: "
         "run as the store's owner or fix the permissions"
     )
+
+
+def test_a_listing_is_the_glob_it_replaced(tmp_path: Path) -> None:
+    """``LocalFS.list`` walks with scandir (so that an unreadable folder is an error): on readable
+    folders it lists exactly what pathlib's rglob and glob listed, dotfiles and links included."""
+    root = tmp_path / "s"
+    for rel in ("t/date=2026-01-01/a.parquet", "t/date=2026-01-01/.b.parquet~w~1.tmp", "t/date=2026-01-02/c.parquet",
+                "t/x.json", "t/deep/er/y.json", "m/w1/1.json", "m/w2/2.json", "m/w2/sub/3.json", "other/o.json"):  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"x")
+    (root / "t/date=2026-01-03").mkdir()  # an empty partition folder
+    (root / "t/date=2026-01-02.parquet").mkdir()  # a folder matching a file pattern's last level
+    (root / "t/linked").symlink_to(root / "other")  # rglob does not walk links to folders
+    fs = LocalFS(root)
+    cut = len(str(root)) + 1
+
+    def before(prefix: str, suffix: str = "", pattern: str | None = None) -> list[str]:
+        base = root / prefix
+        found = base.glob(pattern) if pattern else base.rglob("*")
+        return sorted(str(p)[cut:] for p in found if p.name.endswith(suffix) and (pattern or p.is_file()))
+
+    for args in [("t",), ("t", ".parquet"), ("t", "", "date=*/*.parquet"), ("t", "", "date=*"), ("m", "", "*/*.json"),
+                 ("m", ".json", "*/*"), ("t", "", "*.parquet"), ("missing",), ("t/x.json",), ("", "", "*/*.json")]:  # fmt: skip
+        assert fs.list(*args) == before(*args), args
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_not_an_empty_folder(tmp_path: Path) -> None:
+    """Found by review: glob skipped a folder it could not read, so a ``_holds/`` the purge could not
+    read was no holds at all (and the held rows were deleted). Root stands in for another user by
+    dropping its permission override (setpriv)."""
+    store = tmp_path / "store"
+    holds = store / "_holds"
+    holds.mkdir(parents=True)
+    (holds / "h.json").write_text("{}")
+    os.chmod(holds, 0)
+    code = (
+        "import sys; from pipeline.store.fs import LocalFS; from pipeline.errors import StoreError\n"
+        "try: print(LocalFS(sys.argv[1]).list('_holds', pattern='*.json'))\n"
+        "except StoreError as e: print('StoreError', e); sys.exit(6)\n"
+    )
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    try:
+        proc = subprocess.run([*drop, sys.executable, "-c", code, str(store)], capture_output=True, text=True,
+                              cwd=ROOT, timeout=60)  # fmt: skip
+    finally:
+        os.chmod(holds, 0o755)
+    assert proc.returncode == 6, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("StoreError cannot list") and "_holds" in proc.stdout
+
+
+@pytest.mark.parametrize("text", ["[" * 100_000, "[1, 2]", '"text"', "null"])
+def test_a_json_file_that_is_no_object_is_a_store_error(tmp_path: Path, text: str) -> None:
+    """Found by review: JSON nested deeper than the parser goes raised RecursionError (an internal
+    error, exit 1, from every command reading holds or manifests); a list was returned as an object."""
+    store = Store(tmp_path)
+    (tmp_path / "f.json").write_text(text)
+    with pytest.raises(StoreError, match=r"cannot read .*f\.json"):
+        store.read_json("f.json")
