@@ -124,17 +124,21 @@ def _walk(folder: str, levels: builtins.list[str] | None, depth: int = 0) -> Ite
     """The files below ``folder`` (every level), or with ``levels`` the entries matching one glob
     pattern per level (``date=*/*.parquet``; any kind of entry at the last level, as pathlib's glob).
 
-    A folder that is missing yields nothing (never made, or removed meanwhile); any other error
-    (permission denied, I/O) is raised.
+    A folder that does not exist yields nothing (never made, or removed meanwhile). Anything else is
+    raised: a folder that cannot be read, a file or a link to nowhere where the listed folder (or a
+    folder the pattern goes through) should be. Skipping them silently made a ``_holds/`` replaced
+    by a file, or a partition folder turned into a dangling link, look like no holds and no day.
     """
     try:
         entries = builtins.list(os.scandir(folder))
-    except (FileNotFoundError, NotADirectoryError):
+    except FileNotFoundError:
+        if depth == 0 and os.path.lexists(folder):  # a link to nowhere
+            raise
         return
     for entry in entries:
         if levels is None:
             if entry.is_dir(follow_symlinks=False):  # (as rglob: a link to a folder is not walked)
-                yield from _walk(entry.path, None)
+                yield from _walk(entry.path, None, depth + 1)
             elif entry.is_file():
                 yield entry.path
         elif fnmatch.fnmatchcase(entry.name, levels[depth]):
@@ -142,6 +146,8 @@ def _walk(folder: str, levels: builtins.list[str] | None, depth: int = 0) -> Ite
                 yield entry.path
             elif entry.is_dir():
                 yield from _walk(entry.path, levels, depth + 1)
+            elif entry.is_symlink():  # a link to nowhere where a folder of the pattern belongs
+                raise FileNotFoundError(errno.ENOENT, "a link to nowhere", entry.path)
 
 
 class LocalFS:
