@@ -33,7 +33,7 @@ from pipeline.lifecycle.rewrite import (
     partitions,
     plan_partition,
 )
-from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, key_store, session
+from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, keys_required, session
 from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
@@ -100,7 +100,8 @@ def erase_unaudited(
     domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
     period = cast(Period, cfg.privacy.key_period)
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:
-        keys = key_store(cfg, s.store)
+        # (the keys: only an erasure by address reads them; a missing key directory then is an error)
+        keys = keys_required(cfg, s.store, "erasing by address") if address is not None else None
         ids = lookup_pseudonyms(address, keys) if address is not None and keys is not None else {}
         holds = active_holds(s.store)
         plans: list[tuple[PartitionChange, Selection]] = []

@@ -25,7 +25,7 @@ from pipeline.config import Config
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle.rewrite import partitions
-from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, key_store, session
+from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, keys_required, session
 from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
@@ -112,7 +112,7 @@ def export(
 
 def _pseudonyms(cfg: Config, address: str) -> dict[str, int | str]:
     """The address's pseudonym per key period ("destroyed" where its key is gone)."""
-    keys = key_store(cfg, Store.existing(cfg.store))
+    keys = keys_required(cfg, Store.existing(cfg.store), "exporting by address")
     return dict(lookup_pseudonyms(address, keys)) if keys is not None else {}
 
 

@@ -35,6 +35,7 @@ from pipeline.lifecycle.session import (
     damaged_fields,
     key_store,
     keys_expected,
+    keys_required,
     session,
 )
 from pipeline.lifecycle.verify import IntegrityReport
@@ -256,7 +257,8 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
         holds = active_holds(s.store)
         plans = [c for c, _ in _plan_rows(s, policy, holds, hidden=True)]
         rejects = _plan_rejects(s, policy, holds, hidden=True)
-        not_destroyed, _ = _key_plan(key_store(cfg, s.store), policy, _key_cutoff(policy, plans))
+        keys = keys_required(cfg, s.store, "proving the expired keys destroyed")
+        not_destroyed, _ = _key_plan(keys, policy, _key_cutoff(policy, plans))
         days = partitions(s.store, hidden=True)
         return VerifyReport(
             store=s.store.location,

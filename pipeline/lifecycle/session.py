@@ -154,6 +154,19 @@ def key_store(cfg: Config, store: Store | None = None) -> KeyStore | None:
     return keys
 
 
+def keys_required(cfg: Config, store: Store, doing: str) -> KeyStore | None:
+    """``key_store``, refused (``StoreError``, exit 6) when the store was ingested with keys and the
+    key directory is not there (a typo, a volume not mounted): ``doing`` would find no pseudonym in
+    any period and report success (found by review: an erasure by address recorded as complete)."""
+    keys = key_store(cfg, store)
+    if keys is None and keys_expected(store):
+        raise StoreError(
+            f"no key directory at {cfg.key_dir}, but the store {store.location} was ingested with keys: "
+            f"{doing} needs them; check privacy.key_dir (or --key-dir); nothing was changed"
+        )
+    return keys
+
+
 def keys_expected(store: Store) -> bool:
     """Whether the store was ingested with keys: its privacy record (written by every ingest that
     keys its custody digests, whatever ``pseudonym`` says) exists. Then a key directory without

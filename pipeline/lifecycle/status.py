@@ -26,7 +26,7 @@ from pipeline.lifecycle import deletions
 from pipeline.lifecycle.holds import Hold, active_holds
 from pipeline.lifecycle.retention import Policy
 from pipeline.lifecycle.rewrite import partitions
-from pipeline.lifecycle.session import MAINTENANCE_WRITER, key_store
+from pipeline.lifecycle.session import MAINTENANCE_WRITER, key_store, keys_expected
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -87,6 +87,7 @@ class StatusReport:
     rejects_24h: dict[str, int]
     keys: tuple[KeyState, ...]
     last: dict[str, Operation | None] = field(default_factory=dict)  # purge, erase, compact, publish
+    key_dir: str | None = None  # the configured key directory when it is missing though the store has keys
 
     @property
     def problems(self) -> tuple[str, ...]:
@@ -102,6 +103,11 @@ class StatusReport:
             out.append(
                 f"{len(self.usage.unreadable)} committed file(s) cannot be read, first "
                 f"{self.usage.unreadable[0]}: run 'hostlogs verify'"
+            )
+        if self.key_dir is not None:
+            out.append(
+                f"no key directory at {self.key_dir}, but the store was ingested with keys: check "
+                "privacy.key_dir (erasure and export by address, purge and its proof need them)"
             )
         out += [p for s in self.sources if (p := s.problem)]
         return tuple(out)
@@ -168,6 +174,7 @@ def status(
             "compact": last_compaction(store),
             "publish": None,  # hostlogs does not publish yet
         },
+        key_dir=cfg.key_dir if keys is None and keys_expected(store) else None,
     )
 
 

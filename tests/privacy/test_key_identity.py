@@ -83,3 +83,30 @@ def test_a_store_restored_without_its_keys_is_purged_only_when_the_operator_says
     assert code == 0 and out.split()[-1] == "0"  # past retention: gone
     _, trail, _ = invoke("audit", "list", "--store", str(a), "--json")
     assert '"keys_lost": true' in trail
+
+
+def test_a_key_directory_that_is_not_there_is_refused_where_the_keys_are_needed(tmp_path: Path) -> None:
+    """Found by review: with privacy.key_dir mistyped (or its volume not mounted), ``erase --ip``
+    found no pseudonym in any period and recorded a complete erasure, ``export --ip`` wrote no row,
+    ``purge --verify`` proved the keys destroyed and ``status`` saw nothing wrong; all exited 0."""
+    a, _, _ = two_stores(tmp_path)
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{tmp_path}/typo-keys"\n')
+    for args in (
+        ["erase", "--ip", "203.0.113.1", "--request", "R-1"],
+        ["erase", "--ip", "203.0.113.1", "--request", "R-1", "--dry-run"],
+        ["export", "--ip", "203.0.113.1", "--case", "C-1", "--output", str(tmp_path / "e.csv")],
+        ["purge", "--verify", "--as-of", "2030-01-01"],
+    ):
+        code, _, err = invoke(*args, "--config", str(cfg))
+        assert code == 6 and "no key directory at" in err and "typo-keys" in err, (args, err)
+        assert "nothing was changed" in err
+    assert not (tmp_path / "typo-keys").exists() and not (tmp_path / "e.csv").exists()
+    assert not list(a.glob(f"{layout.DELETIONS}/*.json"))  # no erasure recorded as done
+    code, out, err = invoke("status", "--config", str(cfg))
+    assert code == 11 and "no key directory at" in out + err, out + err
+    # an erasure by domain needs no keys: it still runs
+    assert (
+        invoke("erase", "--domain", "x.example", "--request", "R-2", "--dry-run", "--config", str(cfg))[0]
+        == 0
+    )
