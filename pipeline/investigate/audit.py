@@ -37,7 +37,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.errors import StoreError, UsageError
+from pipeline.errors import StoreError, UsageError, store_error
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import check_id, escaped_text, os_user, undecodable
 from pipeline.store import layout
@@ -111,13 +111,27 @@ _TRUNCATOR = Truncator()
 
 def text_masker(store: Store) -> Truncator:
     """How free text about a store is masked: at the prefixes its rows were ingested with
-    (``layout.PRIVACY_RECORD``, its last line) where they are coarser than /24 and /48."""
-    with contextlib.suppress(OSError, StoreError, ValueError, TypeError, KeyError):
-        if store.exists(layout.PRIVACY_RECORD):
-            last = json.loads(store.read_bytes(layout.PRIVACY_RECORD).splitlines()[-1])["settings"]
-            v4, v6 = int(last["ipv4_prefix"]), int(last["ipv6_prefix"])
-            return Truncator(min(v4, _TRUNCATOR.ipv4_prefix), min(v6, _TRUNCATOR.ipv6_prefix))
-    return _TRUNCATOR
+    (``layout.PRIVACY_RECORD``, its last line) where they are coarser than /24 and /48.
+
+    A record that cannot be read or parsed is a ``StoreError`` (exit 6), as it is for ingest. Found by
+    review: it fell back to /24, so an erasure, an export or a hold of an IP-literal domain stored at
+    /16 named a domain no row has, found nothing, and reported success.
+    """
+    try:
+        lines = store.read_bytes(layout.PRIVACY_RECORD).splitlines()
+    except FileNotFoundError:
+        return _TRUNCATOR  # a store ingested before the record existed, or not yet
+    except OSError as exc:
+        raise store_error(exc, "read") from exc
+    if not lines:
+        return _TRUNCATOR
+    try:
+        last = json.loads(lines[-1])["settings"]
+        v4, v6 = int(last["ipv4_prefix"]), int(last["ipv6_prefix"])
+        return Truncator(min(v4, _TRUNCATOR.ipv4_prefix), min(v6, _TRUNCATOR.ipv6_prefix))
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        where = store.url(layout.PRIVACY_RECORD)
+        raise StoreError(f"damaged privacy record {where}: {exc!r}; restore it from backup") from exc
 
 
 def _each_text(value: Any, fn: Callable[[str], str]) -> Any:

@@ -213,3 +213,40 @@ def test_a_case_a_query_ran_under_can_be_held_from_the_command_line(store: Path)
     assert code == 0 and "released" in out
     cases = [e["case"] for e in audit.AuditLog(store).list() if e["command"].startswith(("query", "hold"))]
     assert cases == ["jira:SEC/17#2"] * 6  # query, hold add, hold release: started and outcome each
+
+
+def test_a_damaged_privacy_record_is_refused_where_a_domain_is_resolved(tmp_path: Path) -> None:
+    """Found by review: with the privacy record damaged, domains were resolved at /24 instead of the
+    store's /16, so an erasure, an export or a hold of an IP-literal domain named a domain no row has,
+    found nothing and reported success (the hold then kept nothing from the purge)."""
+    from pipeline.store import layout
+    from tests.cli.test_cli import invoke
+
+    log = tmp_path / "a.log"
+    log.write_text('198.51.100.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'store = "{tmp_path / "s"}"\n[privacy]\nipv4_prefix = 16\n')
+    assert (
+        invoke("ingest", str(log), "--config", str(cfg), "--domain", "203.0.113.7", "--final", "-q")[0] == 0
+    )
+    erase = [
+        "erase",
+        "--domain",
+        "203.0.113.7",
+        "--request",
+        "R-1",
+        "--dry-run",
+        "--json",
+        "--config",
+        str(cfg),
+    ]
+    code, out, _ = invoke(*erase)
+    assert code == 0 and json.loads(out)["rows_deleted"] == 1  # the domain as stored: 203.0.0.0/16
+    record = tmp_path / "s" / layout.PRIVACY_RECORD
+    record.write_bytes(record.read_bytes()[:-12])  # its last line cut short
+    export = ["export", "--domain", "203.0.113.7", "--request", "R-2", "--output", str(tmp_path / "e.csv")]
+    hold = ["hold", "add", "--case", "C-1", "--reason", "r", "--domain", "203.0.113.7"]
+    for args in (erase, [*export, "--config", str(cfg)], [*hold, "--config", str(cfg)]):
+        code, _, err = invoke(*args)
+        assert code == 6 and "damaged privacy record" in err, (args, err)
+    assert not (tmp_path / "e.csv").exists() and not list((tmp_path / "s").glob("_holds/*.json"))
