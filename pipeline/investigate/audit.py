@@ -328,8 +328,11 @@ class AuditLog:
             data = json.loads(self.store.read_bytes(layout.AUDIT_HEAD).decode("utf-8"))
         except FileNotFoundError:
             return None
-        except (OSError, ValueError) as exc:
-            if not strict:
+        except (OSError, ValueError, RecursionError) as exc:
+            # Not strict (appending): a head whose content is damaged stays as it is (see ``build``);
+            # one that cannot be read at all is an error. Found by review: entries were appended
+            # without moving the head, and ``audit verify`` later reported entries deleted.
+            if not strict and not isinstance(exc, OSError):
                 return {"seq": None}
             raise StoreError(f"cannot read {self.store.url(layout.AUDIT_HEAD)}: {exc}") from exc
         return data if isinstance(data, dict) else {"seq": None}

@@ -333,3 +333,28 @@ def test_audit_list_refuses_a_case_id_no_entry_can_have(tmp_path: Path) -> None:
     ingest_paths(store, [ROOT / "sample_logs" / "legacy.example.org" / "access_log"])
     r = CliRunner().invoke(main, ["audit", "list", "--store", str(store), "--case", "C\udcff"])
     assert r.exit_code == 2 and "invalid case id" in r.stderr
+
+
+def test_a_head_that_cannot_be_read_refuses_the_entry_instead_of_breaking_the_chain(tmp_path: Path) -> None:
+    """Found by review: an unreadable head was taken for a damaged one, so the entry was appended and
+    the head left behind; once the head was readable again ``audit verify`` reported entries deleted
+    from the end. Root stands in for another user by dropping its permission override (setpriv)."""
+    import os
+
+    log = filled(tmp_path, 3)
+    os.chmod(head_file(log), 0)
+    code = (
+        "import sys; from pipeline.investigate import audit; from pipeline.errors import StoreError\n"
+        "try: audit.AuditLog(sys.argv[1]).append(case='C-9', reason='r', command='query', sql='SELECT 1', "
+        "rows=1, seconds=0.0, status='ok', error=None, params=None)\n"
+        "except StoreError as e: print('StoreError', e); sys.exit(6)\n"
+    )
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    try:
+        proc = subprocess.run([*drop, sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                              cwd=ROOT, timeout=60)  # fmt: skip
+    finally:
+        os.chmod(head_file(log), 0o644)
+    assert proc.returncode == 6 and "cannot read" in proc.stdout, proc.stdout + proc.stderr
+    report = log.verify()
+    assert report.ok and report.entries == 3  # no entry without its head: the chain is whole
