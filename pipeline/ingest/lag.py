@@ -137,6 +137,9 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
         files = [_file_lag(cfg, state, progress, p, home, runs.get(p), failed) for p, home in paths]
         found = [f for f in files if f is not None]
         error = None if paths else f"no file matches {pattern} (collection has stopped: fix the path)"
+        # logs glob cannot see are as unnoticed as a pattern matching nothing
+        problems = [error, *(problem for _, problem in sources.blind_spots(pattern))]
+        error = "; ".join(p for p in problems if p) or None
         out.append(
             SourceLag(
                 pattern=pattern,

@@ -179,6 +179,8 @@ def run(
                     f"no file matches {pattern}: collection from it has stopped; fix the path or the config"
                 )
                 reports.append(SourceReport(path=pattern, error=stopped))
+            for folder, problem in sources.blind_spots(pattern):
+                reports.append(SourceReport(path=folder, error=problem))
             if ticker is not None:
                 ticker.expect(paths)
             for path, home in paths:

@@ -247,3 +247,34 @@ def test_a_fifo_or_a_dangling_link_fails_its_source_instead_of_hanging_or_vanish
     errors = sorted(str(s.error) for s in report.failed)
     assert len(errors) == 2 and "No such file" in errors[0] and "it is a FIFO" in errors[1]
     assert report.rows == 1  # the good file is ingested all the same
+
+
+def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tmp_path: Path) -> None:
+    """Found by review: glob skips a folder it cannot read, so with one vhost's log folder unreadable
+    ingest read the others and exited 0, and status saw nothing wrong. Root stands in for another
+    user by dropping its permission override (setpriv)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for vhost in ("a", "b"):
+        (tmp_path / "vh" / vhost).mkdir(parents=True)
+        (tmp_path / "vh" / vhost / "access.log").write_text(good(2))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'store = "{tmp_path / "s"}"\n[[sources]]\npath = "{tmp_path}/vh/*/access.log"\n')
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [*drop, sys.executable, "-m", "pipeline.cli", *args, "--config", str(cfg)]
+        return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+
+    os.chmod(tmp_path / "vh" / "b", 0)
+    try:
+        ingested, status = run("ingest", "--domain", "x.example"), run("status")
+    finally:
+        os.chmod(tmp_path / "vh" / "b", 0o755)
+    blind = f"cannot read the folder {tmp_path}/vh/b (Permission denied)"
+    assert ingested.returncode == 10 and blind in ingested.stderr, ingested.stderr
+    assert "2 lines → 2 rows" in ingested.stdout  # the readable folder's log was ingested
+    assert status.returncode == 11 and blind in status.stdout + status.stderr, status.stdout + status.stderr
