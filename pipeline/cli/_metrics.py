@@ -70,7 +70,7 @@ def _record(kwargs: dict[str, Any], command: str, code: int, started: dt.datetim
         lags = {f.path: f.lag for s in sources for f in s.files}
         matched = {s.pattern: len(s.files) for s in sources}
     try:
-        metrics.record(cfg, metrics.Run(command, code, started, seconds, lags, matched))
+        metrics.record(cfg, metrics.Run(command, code, started, seconds, lags, matched), on_problem=warn)
     except Exception as exc:  # never hide the command's own outcome behind a metrics failure
         what = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         warn(f"cannot write the metrics file {cfg.metrics.textfile}: {what} ({command}'s exit code stands)")

@@ -15,13 +15,12 @@ reason). Nothing here holds an address: the counts come from the manifests and t
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
 import re
 import tempfile
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +57,10 @@ FAMILIES: dict[str, tuple[str, str]] = {
         "Partitions past the retention horizon kept by a legal hold.",
     ),
     "hostlogs_store_expired_partitions": ("gauge", "Partitions past the retention horizon under no hold."),
+    "hostlogs_store_read_ok": (
+        "gauge",
+        "1: the last run read the store for the store and ingest series; 0: they are older.",
+    ),
 }
 PER_COMMAND = ("hostlogs_last_run_timestamp_seconds", "hostlogs_last_success_timestamp_seconds",
                "hostlogs_last_exit_code", "hostlogs_run_duration_seconds")  # fmt: skip
@@ -77,8 +80,9 @@ class Run:
     matched: Mapping[str, int] = field(default_factory=dict)  # [[sources]] glob -> files it matches
 
 
-def record(cfg: Config, run: Run) -> Path | None:
-    """Update ``cfg.metrics.textfile`` with this run (None: metrics are off)."""
+def record(cfg: Config, run: Run, on_problem: Callable[[str], None] | None = None) -> Path | None:
+    """Update ``cfg.metrics.textfile`` with this run (None: metrics are off); ``on_problem`` is told
+    when the store could not be read, so the file keeps an earlier run's store series."""
     if not cfg.metrics.textfile:
         return None
     target = Path(cfg.metrics.textfile)
@@ -87,7 +91,7 @@ def record(cfg: Config, run: Run) -> Path | None:
         raise ConfigError(f"metrics.textfile {target} is inside the store: write it elsewhere")
     check_textfile(target)
     series = parse(_read(target))
-    for name, values in measure(cfg, store, run).items():
+    for name, values in measure(cfg, store, run, on_problem).items():
         if name in PER_COMMAND:
             if not values:  # a failed run: the last success stays what it was
                 continue
@@ -99,7 +103,7 @@ def record(cfg: Config, run: Run) -> Path | None:
     return target
 
 
-def measure(cfg: Config, store: Store, run: Run) -> Series:
+def measure(cfg: Config, store: Store, run: Run, on_problem: Callable[[str], None] | None = None) -> Series:
     """The series this run replaces (families absent from the result are kept from the file)."""
     ended = run.started.timestamp() + run.seconds
     me: Labels = (("command", run.command),)
@@ -109,8 +113,15 @@ def measure(cfg: Config, store: Store, run: Run) -> Series:
         "hostlogs_last_exit_code": {me: float(run.exit_code)},
         "hostlogs_run_duration_seconds": {me: run.seconds},
     }
-    with contextlib.suppress(OSError, HostlogsError):  # a store that cannot be read: the run's own
-        out.update(_store_series(cfg, store, run))  # series (exit code, times) still count
+    try:
+        out.update(_store_series(cfg, store, run))
+        out["hostlogs_store_read_ok"] = {(): 1.0}
+    except (OSError, HostlogsError) as exc:  # a store that cannot be read: the run's own series (exit
+        # code, times) still count, and the store's stay as an earlier run wrote them: said, not silent
+        out["hostlogs_store_read_ok"] = {(): 0.0}
+        if on_problem is not None:
+            where = cfg.metrics.textfile
+            on_problem(f"metrics: cannot read the store ({exc}): its series in {where} are older")
     return out
 
 

@@ -248,3 +248,20 @@ def test_a_metrics_file_that_is_no_regular_file_is_refused_not_read(tmp_path: Pa
     assert code == 3 and "is not a regular file" in err
     code, _, err = invoke("ingest", "--config", str(cfg), "--final", "--quiet")
     assert code == 0 and "cannot write the metrics file" in err and "is not a regular file" in err
+
+
+def test_metrics_say_when_the_store_could_not_be_read(tmp_path: Path) -> None:
+    """Found by review: a store the metrics could not read left its series as an earlier run wrote
+    them, without a word: rows, lags and expired days went stale while the alerts looked at them."""
+    cfg = setup(tmp_path)
+    prom = tmp_path / "prom" / "hostlogs.prom"
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    assert samples(prom)[("hostlogs_store_read_ok", ())] == 1
+    (tmp_path / "store" / "_holds").write_text("not a folder")  # the store's series cannot be made
+    code, _, err = invoke("ingest", "--config", str(cfg), "--final", "--quiet")
+    assert code == 0 and "hostlogs: warning: metrics: cannot read the store (cannot list" in err, err
+    assert samples(prom)[("hostlogs_store_read_ok", ())] == 0
+    assert samples(prom)[("hostlogs_store_rows", ())] == 3  # an earlier run's, and flagged as such
+    (tmp_path / "store" / "_holds").unlink()
+    assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
+    assert samples(prom)[("hostlogs_store_read_ok", ())] == 1
