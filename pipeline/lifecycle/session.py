@@ -144,13 +144,14 @@ def open_store(cfg: Config) -> Store:
     return Store.existing(cfg.store, MAINTENANCE_WRITER, ingested=True)
 
 
-def key_store(cfg: Config, store: Store | None = None) -> KeyStore | None:
+def key_store(cfg: Config, store: Store | None = None, *, unreadable_ok: bool = False) -> KeyStore | None:
     """The pseudonym keys, or None when there are none (never creates the key directory); with the
-    ``store``, refused (exit 3) when they are another store's (``privacy.key_identity``)."""
+    ``store``, refused (exit 3) when they are another store's (``privacy.key_identity``; one this
+    user may not read is an error unless ``unreadable_ok``: a report that only lists them)."""
     key_dir = Path(cfg.key_dir)
     keys = KeyStore.configured(cfg) if key_dir.is_dir() else None
     if keys is not None and store is not None:
-        key_identity.check(store, keys)
+        key_identity.check(store, keys, unreadable_ok=unreadable_ok)
     return keys
 
 

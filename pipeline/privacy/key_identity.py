@@ -10,7 +10,7 @@ key can be learnt from it); every command that uses the keys checks the director
 
 from __future__ import annotations
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, StoreError
 from pipeline.privacy import digests
 from pipeline.privacy.keys import KeyStore
 from pipeline.store import layout
@@ -21,14 +21,24 @@ def identifier(stream_key: bytes) -> str:
     return digests.stream_digest(stream_key, b"key directory")
 
 
-def check(store: Store, keys: KeyStore, *, record: bool = False) -> None:
+def check(store: Store, keys: KeyStore, *, record: bool = False, unreadable_ok: bool = False) -> None:
     """Refuse (exit 3) a key directory whose stream key is not the one the store was ingested with;
-    ``record``: note it when the store has no record yet (ingest, once it holds the stream key)."""
+    ``record``: note it when the store has no record yet (ingest, once it holds the stream key).
+
+    ``unreadable_ok``: a key directory this user may not read is not checked (an investigator's
+    read-only look). Otherwise it is an error: found by review, an erasure or export by address with
+    another store's keys, their custody folder unreadable, skipped the check and found no row.
+    """
     data = store.read_json(layout.KEY_DIR_RECORD)
     try:
         have = keys.stream_key() if keys.has_stream_key() else None  # (never makes one)
-    except PermissionError:  # an investigator kept out of the key directory: nothing to check with
-        return
+    except PermissionError as exc:
+        if unreadable_ok:
+            return
+        raise StoreError(
+            f"cannot read the key directory {keys.key_dir} ({exc.strerror}) to check it is this store's: "
+            "run as the keys' owner; nothing was changed"
+        ) from exc
     if data is None:
         if record and have is not None:
             store.write_json(layout.KEY_DIR_RECORD, {"version": 1, "stream_key": identifier(have)})
