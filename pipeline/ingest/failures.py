@@ -44,10 +44,14 @@ class Failure:
 def load(store: Store) -> dict[str, Failure]:
     """The recorded failures of the store's writer by file (``_id``; none recorded: empty). The
     record only informs ``status``: one that is damaged or of another version is taken as empty
-    (the next run writes it anew), never an error that would stop ingest or status."""
+    (the next run writes it anew), never an error that would stop ingest or status. One that cannot
+    be read at all (permissions, I/O) is a ``StoreError``: found by review, status then hid the files
+    the last ingest failed on."""
     try:
         data = store.read_json(layout.failures(store.writer))
-    except StoreError:
+    except StoreError as exc:
+        if isinstance(exc.__cause__, OSError):
+            raise
         data = None
     files = data.get("files") if isinstance(data, dict) and data.get("version") == VERSION else None
     out = {}

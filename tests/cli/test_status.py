@@ -265,3 +265,27 @@ def test_metrics_say_when_the_store_could_not_be_read(tmp_path: Path) -> None:
     (tmp_path / "store" / "_holds").unlink()
     assert invoke("ingest", "--config", str(cfg), "--final", "--quiet")[0] == 0
     assert samples(prom)[("hostlogs_store_read_ok", ())] == 1
+
+
+def test_a_failures_record_that_cannot_be_read_is_no_clean_bill(tmp_path: Path) -> None:
+    """Found by review: a failures record this user may not read was taken as empty, so status hid
+    the files the last ingest failed on and said OK. Root stands in for another user by dropping its
+    permission override (setpriv)."""
+    import gzip
+    import subprocess
+    import sys
+
+    cfg = setup(tmp_path)
+    cut = tmp_path / "logs" / "access.log.1.gz"
+    cut.write_bytes(gzip.compress(LINE.encode() * 2000)[:40])
+    os.utime(cut, (0, os.stat(cut).st_mtime - 3600))  # cut short long ago, not being written
+    assert invoke("ingest", "--config", str(cfg), "--quiet")[0] == 10
+    record = tmp_path / "store" / "_state" / "files" / "failures.json"
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    os.chmod(record, 0)
+    try:
+        argv = [*drop, sys.executable, "-m", "pipeline.cli", "status", "--config", str(cfg)]
+        run = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    finally:
+        os.chmod(record, 0o644)
+    assert run.returncode == 6 and f"cannot read {record}" in run.stderr, run.stderr
