@@ -25,7 +25,7 @@ from typing import Any
 
 from pipeline import __version__
 from pipeline.config import Config
-from pipeline.errors import LockedError, StoreError
+from pipeline.errors import LockedError, StoreError, store_error
 from pipeline.lifecycle import deletions
 from pipeline.privacy import key_identity
 from pipeline.privacy.keys import KeyStore
@@ -172,6 +172,7 @@ def keys_expected(store: Store) -> bool:
     """Whether the store was ingested with keys: its privacy record (written by every ingest that
     keys its custody digests, whatever ``pseudonym`` says) exists. Then a key directory without
     them is a wrong ``privacy.key_dir``, not a store without keys."""
-    with contextlib.suppress(OSError, StoreError):
+    try:
         return store.exists(layout.PRIVACY_RECORD)
-    return False
+    except OSError as exc:  # not "no record": that would let the purge go on without the keys
+        raise store_error(exc, "read") from exc

@@ -184,7 +184,10 @@ class LocalFS:
         return open(self.path(key), "rb")
 
     def exists(self, key: str) -> bool:
-        return self.path(key).exists()
+        """Whether the store has an entry by that name. A link to nowhere (or a loop of links) is one:
+        reading it is then an error, where ``Path.exists`` said "absent" and a damaged record was taken
+        for a record never written (``keys_expected``: keys no longer required by the purge)."""
+        return os.path.lexists(self.path(key))
 
     def is_folder(self, key: str) -> bool:
         return self.path(key).is_dir()

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.store import layout
+from pipeline.store.commit import Store
 from tests.cli.test_cli import invoke
 
 LINE = '203.0.113.{n} - - [10/Oct/2020:13:55:0{n} +0000] "GET /p{n} HTTP/1.1" 200 1 "-" "curl/8.0"\n'
@@ -141,3 +142,20 @@ def test_a_key_directory_that_cannot_be_read_is_not_taken_as_checked(tmp_path: P
     for run in runs:
         assert run.returncode == 6 and "cannot read the key directory" in run.stderr, run.stderr
     assert not (tmp_path / "e.csv").exists()
+
+
+def test_a_privacy_record_turned_into_a_dangling_link_still_requires_the_keys(tmp_path: Path) -> None:
+    """Found by review: ``keys_expected`` read a privacy record that was a link to nowhere (or a loop
+    of links) as "never written", so a purge with a mistyped key directory deleted the rows and left
+    their keys alive."""
+    a, _, _ = two_stores(tmp_path)
+    record = a / layout.PRIVACY_RECORD
+    record.unlink()
+    record.symlink_to(tmp_path / "nowhere")
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{tmp_path}/typo-keys"\n')
+    code, _, err = invoke("purge", "--config", str(cfg), "--as-of", "2030-01-01")
+    assert code == 6 and "privacy.jsonl" in err, err  # (a store error: no "absent" record)
+    assert list(a.glob("pageviews/date=*/*.parquet"))  # the rows are still there
+    assert record.is_symlink()
+    assert Store(a).exists(layout.PRIVACY_RECORD)  # a link to nowhere is an entry, not an absence
