@@ -119,7 +119,7 @@ def measure(cfg: Config, store: Store, run: Run, on_problem: Callable[[str], Non
     except (OSError, HostlogsError) as exc:  # a store that cannot be read: the run's own series (exit
         # code, times) still count, and the store's stay as an earlier run wrote them: said, not silent
         out["hostlogs_store_read_ok"] = {(): 0.0}
-        if on_problem is not None:
+        if on_problem is not None and run.exit_code == 0:  # (a failed run said why already)
             where = cfg.metrics.textfile
             on_problem(f"metrics: cannot read the store ({exc}): its series in {where} are older")
     return out

@@ -210,10 +210,17 @@ class LocalFS:
         return sorted(path[cut:] for path in found if path.endswith(suffix))
 
     def folders(self, prefix: str) -> builtins.list[str]:
-        base = self.path(prefix)
-        if not base.is_dir():
+        """As ``list``: a missing folder has none; one that cannot be read, or a file or a link to
+        nowhere in its place, is an error (it had no subfolders: a writer's manifests unseen)."""
+        try:
+            with os.scandir(self.path(prefix)) as entries:
+                return sorted(e.name for e in entries if e.is_dir())
+        except FileNotFoundError as exc:
+            if os.path.lexists(self.path(prefix)):
+                raise store_error(exc, "list") from exc
             return []
-        return sorted(p.name for p in base.iterdir() if p.is_dir())
+        except OSError as exc:
+            raise store_error(exc, "list") from exc
 
     # --- writing --------------------------------------------------------------------------------
     def write_atomic(self, key: str, payload: Payload, writer: str) -> int:

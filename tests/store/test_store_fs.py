@@ -304,3 +304,17 @@ def test_a_json_file_that_is_no_object_is_a_store_error(tmp_path: Path, text: st
     (tmp_path / "f.json").write_text(text)
     with pytest.raises(StoreError, match=r"cannot read .*f\.json"):
         store.read_json("f.json")
+
+
+@pytest.mark.parametrize("damage", ["file", "dangling link"])
+def test_folders_of_a_file_or_a_link_to_nowhere_is_an_error(tmp_path: Path, damage: str) -> None:
+    """Found by review: ``folders`` of a ``_manifests`` replaced by a file had no writers (their
+    manifests unseen); a missing folder still has none."""
+    fs = LocalFS(tmp_path)
+    assert fs.folders("_manifests") == []
+    if damage == "file":
+        (tmp_path / "_manifests").write_text("x")
+    else:
+        (tmp_path / "_manifests").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(StoreError, match="cannot list"):
+        fs.folders("_manifests")
