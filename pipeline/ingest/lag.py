@@ -24,7 +24,7 @@ from typing import Any
 
 from pipeline.config import Config
 from pipeline.errors import HostlogsError
-from pipeline.ingest import failures, sources
+from pipeline.ingest import failures, globs, sources
 from pipeline.ingest.paths import source_glob
 from pipeline.ingest.run import reject_rate_error
 from pipeline.ingest.state import RunState
@@ -118,7 +118,7 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     progress = store.load_progress()
     state = _run_state(cfg, store, progress)
     matched = [
-        (spec, source_glob(spec), sources.expand_source(source_glob(spec), spec.olddir)) for spec in specs
+        (spec, source_glob(spec), globs.expand_source(source_glob(spec), spec.olddir)) for spec in specs
     ]
     # how manifests name each file: its path_id, or (those of an older hostlogs) its name
     names: dict[str, tuple[str, ...]] = {}
@@ -138,7 +138,7 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
         found = [f for f in files if f is not None]
         error = None if paths else f"no file matches {pattern} (collection has stopped: fix the path)"
         # logs glob cannot see are as unnoticed as a pattern matching nothing
-        problems = [error, *(problem for _, problem in sources.blind_spots(pattern))]
+        problems = [error, *(problem for _, problem in globs.blind_spots(pattern))]
         error = "; ".join(p for p in problems if p) or None
         out.append(
             SourceLag(

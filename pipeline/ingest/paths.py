@@ -17,7 +17,7 @@ from pipeline.rules import escaped_text
 
 
 def check_olddir(src: SourceConfig, where: str) -> None:
-    """An olddir must name one directory per log directory (see ``sources.expand_source``)."""
+    """An olddir must name one directory per log directory (see ``globs.expand_source``)."""
     if src.olddir is None:
         return
     old = Path(src.olddir)

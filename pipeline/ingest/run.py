@@ -18,7 +18,7 @@ from typing import Any, BinaryIO
 
 from pipeline.config import Config, IngestConfig, SourceConfig
 from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
-from pipeline.ingest import failures, formats, sources
+from pipeline.ingest import failures, formats, globs, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks, stop_signals
 from pipeline.ingest.directives import state_before
@@ -168,7 +168,7 @@ def run(
         ticker = _Ticker(progress) if progress is not None else None
         run_state.on_read = ticker.read if ticker is not None else None
         matched = [(spec, source_glob(spec)) for spec in specs]
-        expanded = [(spec, pattern, sources.expand_source(pattern, spec.olddir)) for spec, pattern in matched]
+        expanded = [(spec, pattern, globs.expand_source(pattern, spec.olddir)) for spec, pattern in matched]
         for _, _, paths in expanded:  # every file first: a stream's file may be another source's
             run_state.know_files(paths)
         for spec, pattern, paths in expanded:
@@ -179,7 +179,7 @@ def run(
                     f"no file matches {pattern}: collection from it has stopped; fix the path or the config"
                 )
                 reports.append(SourceReport(path=pattern, error=stopped))
-            for folder, problem in sources.blind_spots(pattern):
+            for folder, problem in globs.blind_spots(pattern):
                 reports.append(SourceReport(path=folder, error=problem))
             if ticker is not None:
                 ticker.expect(paths)

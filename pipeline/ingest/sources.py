@@ -8,7 +8,6 @@ Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its 
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import lzma
 import os
@@ -54,74 +53,7 @@ class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
 
 
-def expand(patterns: list[str]) -> list[str]:
-    """Glob patterns → existing files, oldest first (rotated files before the live one)."""
-    found: dict[str, float] = {}
-    for pattern in patterns:
-        if pattern == STDIN:
-            found[STDIN] = 0.0
-            continue
-        # a file named as it is, brackets and all ("access.log.[2001:db8::17]", "--reingest" of it)
-        magic = glob.has_magic(pattern) and not os.path.isfile(os.path.expanduser(pattern))
-        matches = glob.glob(os.path.expanduser(pattern)) if magic else [pattern]
-        for m in matches:
-            # a glob skips directories; anything else it matches (a FIFO, a socket, a dangling link)
-            # is reported when opened, never skipped without a word
-            if magic and os.path.isdir(m):
-                continue
-            found[m] = _mtime(m)
-    return sorted(found, key=lambda p: (found[p], p))
-
-
-def blind_spots(pattern: str) -> list[tuple[str, str]]:
-    """(folder, problem) for each folder a source glob goes through that cannot be read.
-
-    ``glob`` skips such a folder without a word, so the logs in it would stop being collected
-    unnoticed (found by review: a vhost's log folder made unreadable, and ingest and status were
-    content with the others). A part of the pattern that does not exist is no blind spot.
-    """
-    if pattern == STDIN or not glob.has_magic(pattern):
-        return []
-    parts = os.path.expanduser(pattern).split(os.sep)
-    out: dict[str, str] = {}
-    for i in range(1, len(parts)):
-        prefix = os.sep.join(parts[:i]) or os.sep
-        for folder in glob.glob(prefix) if glob.has_magic(prefix) else [prefix]:
-            if not os.path.isdir(folder):
-                continue
-            try:
-                if glob.has_magic(parts[i]):
-                    os.scandir(folder).close()  # what glob lists
-                else:
-                    os.stat(os.path.join(folder, parts[i]))  # what glob looks up
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                why = exc.strerror or type(exc).__name__
-                out[folder] = f"cannot read the folder {folder} ({why}): {pattern} misses the logs in it"
-    return sorted(out.items())
-
-
-def expand_source(pattern: str, olddir: str | None = None) -> list[tuple[str, str]]:
-    """(file, where it was written) for one source glob, oldest first.
-
-    With logrotate's ``olddir``, rotated files are moved out of the log's directory. Each one maps back
-    to the log's directory (``<dir>/<olddir>/access.log.1`` → ``<dir>/access.log.1``), so it keeps
-    the stream scope (and the domain from the path) it had while it was written: its unread tail is
-    read on from the committed offset, never again from its start.
-    """
-    homes: dict[str, str] = {}
-    if olddir:
-        directory, name = os.path.split(os.path.expanduser(pattern))
-        for d in glob.glob(directory) if glob.has_magic(directory) else [directory]:
-            old = olddir if os.path.isabs(olddir) else os.path.join(d, olddir)
-            for moved in glob.glob(os.path.join(glob.escape(old), name)):
-                if os.path.isfile(moved):
-                    homes[moved] = os.path.join(d, os.path.basename(moved))
-    return [(p, homes.get(p, p)) for p in expand([pattern, *homes])]
-
-
-def _mtime(path: str) -> float:
+def mtime(path: str) -> float:
     try:
         return os.stat(path).st_mtime
     except OSError:
@@ -141,7 +73,7 @@ def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
     reload, copytruncate's copy and a compressor write it progressively, and a gzip or bz2 file of
     several members looks complete at each member's end. Until then its last partial line waits.
     """
-    age = (now if now is not None else time.time()) - _mtime(path)
+    age = (now if now is not None else time.time()) - mtime(path)
     return grace_seconds >= 0 and age >= grace_seconds
 
 
@@ -321,7 +253,7 @@ def stream_scope(path: str) -> str:
     same second right after rotation starts many files with identical bytes. ``access.log``,
     ``access.log.1``, ``access.log.2.gz`` and ``access.log-20261122`` share a scope (rename, compress,
     dateext and copytruncate keep working); logs in other directories or with other names never collide.
-    A file logrotate moved into an ``olddir`` is scoped by where it was written (``expand_source``).
+    A file logrotate moved into an ``olddir`` is scoped by where it was written (``globs.expand_source``).
     """
     directory, name = os.path.split(os.path.realpath(path))
     base = _ROTATED_RE.sub("", name) or name

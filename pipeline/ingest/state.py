@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from pipeline.config import Config
 from pipeline.errors import HostlogsError
-from pipeline.ingest import sources
+from pipeline.ingest import globs, sources
 from pipeline.ingest.paths import source_glob
 from pipeline.privacy import digests, keys
 from pipeline.privacy import mask as privacy
@@ -73,7 +73,7 @@ class RunState:
             for spec in self.cfg.sources:
                 with contextlib.suppress(HostlogsError, OSError):
                     if spec.path != sources.STDIN:
-                        self.know_files(sources.expand_source(source_glob(spec), spec.olddir))
+                        self.know_files(globs.expand_source(source_glob(spec), spec.olddir))
         if state.path_id not in self.files and state.path not in self._near:
             self._near.add(state.path)  # (a file named on the command line once, say)
             self.files.update((self.path_id(p), p) for p in sources.files_near(state.path))
