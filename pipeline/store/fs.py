@@ -128,6 +128,9 @@ def _walk(folder: str, levels: builtins.list[str] | None, depth: int = 0) -> Ite
     raised: a folder that cannot be read, a file or a link to nowhere where the listed folder (or a
     folder the pattern goes through) should be. Skipping them silently made a ``_holds/`` replaced
     by a file, or a partition folder turned into a dangling link, look like no holds and no day.
+    Except below the listed folder of a whole-tree listing (no pattern: the store's size, stray
+    files): a folder there that cannot be read is no store folder (a volume's ``lost+found``) and is
+    passed over, as before.
     """
     try:
         entries = builtins.list(os.scandir(folder))
@@ -135,6 +138,10 @@ def _walk(folder: str, levels: builtins.list[str] | None, depth: int = 0) -> Ite
         if depth == 0 and os.path.lexists(folder):  # a link to nowhere
             raise
         return
+    except PermissionError:
+        if levels is None and depth > 0:
+            return
+        raise
     for entry in entries:
         if levels is None:
             if entry.is_dir(follow_symlinks=False):  # (as rglob: a link to a folder is not walked)

@@ -318,3 +318,32 @@ def test_folders_of_a_file_or_a_link_to_nowhere_is_an_error(tmp_path: Path, dama
         (tmp_path / "_manifests").symlink_to(tmp_path / "nowhere")
     with pytest.raises(StoreError, match="cannot list"):
         fs.folders("_manifests")
+
+
+def test_a_folder_of_someone_else_inside_the_store_stops_no_report(tmp_path: Path) -> None:
+    """Found by review: a store on a volume of its own has a ``lost+found`` it may not read; after the
+    listing became strict, status, verify and the metrics failed on it. A whole-tree listing passes
+    over a folder it cannot read below the listed one; a listing of the store's own folders does
+    not (``_holds/`` unreadable stays an error). Root stands in for another user (setpriv)."""
+    from tests.conftest import ingest_paths
+
+    store = tmp_path / "store"
+    log = tmp_path / "a.log"
+    log.write_text('203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    ingest_paths(store, [log])
+    foreign = [store / "lost+found", store / "pageviews" / "lost+found"]
+    for folder in foreign:
+        folder.mkdir()
+        os.chmod(folder, 0)
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    try:
+        argvs = [
+            [*drop, sys.executable, "-m", "pipeline.cli", cmd, "--store", str(store)]
+            for cmd in ("status", "verify")
+        ]
+        runs = [subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120) for argv in argvs]
+    finally:
+        for folder in foreign:
+            os.chmod(folder, 0o700)
+    for run in runs:
+        assert run.returncode == 0, run.stdout + run.stderr
