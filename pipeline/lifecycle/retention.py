@@ -192,6 +192,8 @@ def purge(
             damaged=tuple(s.damaged),
         )
         if not dry_run:
+            if keys_lost:  # declared once: later purges, proofs, erasures by address go on without keys
+                s.store.write_json(layout.KEYS_LOST, {"version": 1, "declared": deletions.now(), "by": s.by})
             _execute(s, report, plans, manifests, keys, cutoff, holds, progress)
     return report
 

@@ -163,7 +163,8 @@ def keys_required(cfg: Config, store: Store, doing: str) -> KeyStore | None:
     if keys is None and keys_expected(store):
         raise StoreError(
             f"no key directory at {cfg.key_dir}, but the store {store.location} was ingested with keys: "
-            f"{doing} needs them; check privacy.key_dir (or --key-dir); nothing was changed"
+            f"{doing} needs them; check privacy.key_dir (gone for good: purge --keys-lost); "
+            "nothing was changed"
         )
     return keys
 
@@ -173,6 +174,7 @@ def keys_expected(store: Store) -> bool:
     keys its custody digests, whatever ``pseudonym`` says) exists. Then a key directory without
     them is a wrong ``privacy.key_dir``, not a store without keys."""
     try:
-        return store.exists(layout.PRIVACY_RECORD)
+        # ``purge --keys-lost`` declared them gone for good: from then on the store is one without keys
+        return store.exists(layout.PRIVACY_RECORD) and not store.exists(layout.KEYS_LOST)
     except OSError as exc:  # not "no record": that would let the purge go on without the keys
         raise store_error(exc, "read") from exc

@@ -107,7 +107,8 @@ class StatusReport:
         if self.key_dir is not None:
             out.append(
                 f"no key directory at {self.key_dir}, but the store was ingested with keys: check "
-                "privacy.key_dir (erasure and export by address, purge and its proof need them)"
+                "privacy.key_dir (erasure and export by address, purge and its proof need them; gone for "
+                "good: purge --keys-lost)"
             )
         out += [p for s in self.sources if (p := s.problem)]
         return tuple(out)

@@ -37,6 +37,7 @@ AUDIT_HEAD = f"{AUDIT}/head.json"
 AUDIT_WRITER = "audit"  # the head's atomic writes: under the log's lock (no writer state of its own)
 MIGRATION_MARKER = f"{STATE}/keyed-digests.json"  # every manifest and progress state is keyed
 KEY_DIR_RECORD = f"{STATE}/key-dir.json"  # which key directory is the store's (privacy.key_identity)
+KEYS_LOST = f"{STATE}/keys-lost.json"  # purge --keys-lost: the operator declared the key directory gone
 PRIVACY_RECORD = f"{STATE}/privacy.jsonl"  # prefixes, pseudonyms, key period: one line per change
 
 PARQUET = ".parquet"

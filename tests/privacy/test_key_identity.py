@@ -159,3 +159,25 @@ def test_a_privacy_record_turned_into_a_dangling_link_still_requires_the_keys(tm
     assert list(a.glob("pageviews/date=*/*.parquet"))  # the rows are still there
     assert record.is_symlink()
     assert Store(a).exists(layout.PRIVACY_RECORD)  # a link to nowhere is an entry, not an absence
+
+
+def test_keys_declared_lost_by_purge_leave_a_store_that_works_without_them(tmp_path: Path) -> None:
+    """Found by review: after ``purge --keys-lost`` (a store restored without its keys, as
+    docs/operations.md tells), ``purge --verify`` and ``erase --ip``/``export --ip`` kept refusing
+    and status kept asking for the keys, for good. The declaration is recorded in the store."""
+    a, _, _ = two_stores(tmp_path)
+    Path(f"{a}-keys").rename(tmp_path / "keys-gone")
+    assert invoke("purge", "--store", str(a), "--as-of", "2020-11-01", "-q")[0] == 6  # not yet declared
+    assert invoke("purge", "--store", str(a), "--as-of", "2020-11-01", "--keys-lost", "-q")[0] == 0
+    assert (a / layout.KEYS_LOST).is_file()
+    assert invoke("purge", "--store", str(a), "--as-of", "2020-11-01", "-q")[0] == 0  # cron's own line
+    assert invoke("purge", "--store", str(a), "--verify", "--as-of", "2020-11-01")[0] == 0
+    code, out, _ = invoke("erase", "--store", str(a), "--ip", "203.0.113.1", "--request", "R-1", "--dry-run")
+    assert code == 0 and "NOT erasable" in out, out
+    out_file = tmp_path / "e.csv"
+    code, _, err = invoke(
+        "export", "--store", str(a), "--ip", "203.0.113.1", "--request", "R-2", "--output", str(out_file)
+    )
+    assert code == 0, err
+    code, out, err = invoke("status", "--store", str(a))
+    assert "no key directory" not in out + err
