@@ -43,8 +43,8 @@ def blind_spots(pattern: str) -> list[tuple[str, str]]:
     for i in range(1, len(parts)):
         prefix = os.sep.join(parts[:i]) or os.sep
         for folder in glob.glob(prefix) if glob.has_magic(prefix) else [prefix]:
-            if not os.path.isdir(folder):
-                continue
+            if not os.path.isdir(folder) or os.path.basename(folder) == "lost+found":
+                continue  # (a volume's own folder, root's: no log is written there)
             try:
                 if glob.has_magic(parts[i]):
                     os.scandir(folder).close()  # what glob lists

@@ -261,6 +261,8 @@ def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tm
     for vhost in ("a", "b"):
         (tmp_path / "vh" / vhost).mkdir(parents=True)
         (tmp_path / "vh" / vhost / "access.log").write_text(good(2))
+    (tmp_path / "vh" / "lost+found").mkdir()  # a log volume's own folder: never a blind spot
+    os.chmod(tmp_path / "vh" / "lost+found", 0)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'store = "{tmp_path / "s"}"\n[[sources]]\npath = "{tmp_path}/vh/*/access.log"\n')
     drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
@@ -274,7 +276,9 @@ def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tm
         ingested, status = run("ingest", "--domain", "x.example"), run("status")
     finally:
         os.chmod(tmp_path / "vh" / "b", 0o755)
+        os.chmod(tmp_path / "vh" / "lost+found", 0o700)
     blind = f"cannot read the folder {tmp_path}/vh/b (Permission denied)"
     assert ingested.returncode == 10 and blind in ingested.stderr, ingested.stderr
     assert "2 lines → 2 rows" in ingested.stdout  # the readable folder's log was ingested
+    assert "lost+found" not in ingested.stderr + status.stdout + status.stderr
     assert status.returncode == 11 and blind in status.stdout + status.stderr, status.stdout + status.stderr
