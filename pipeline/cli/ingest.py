@@ -35,6 +35,8 @@ from pipeline.rules import escaped_text, first_day_kept, today
 
 if TYPE_CHECKING:
     from pipeline.ingest.run import IngestReport
+    from pipeline.lifecycle.holds import Hold
+    from pipeline.store.commit import Store
 
 
 def _one_domain(template: str | None) -> str | None:
@@ -280,15 +282,32 @@ def past_retention(cfg: config.Config, days: tuple[str, ...]) -> PastRetention |
     from pipeline.lifecycle.holds import active_holds
     from pipeline.lifecycle.session import open_store
 
+    store = open_store(cfg)
     try:
-        holds = active_holds(open_store(cfg))
+        holds = active_holds(store)
     except StoreError as exc:  # a damaged hold file: the rows are committed, the run is no failure
         warn(f"{exc}; days written past the retention are named as if no hold covered them")
         holds = []
-    held = tuple(d for d in old if any(h.domain is None and h.covers_date(d) for h in holds))
+    held = tuple(d for d in old if _held_whole(store, d, holds))
     expired = tuple(d for d in old if d not in held)
     domains = {h.domain for h in holds if h.domain is not None and any(map(h.covers_date, expired))}
     return PastRetention(cfg.retention.retention, horizon, expired, held, tuple(sorted(domains)))
+
+
+def _held_whole(store: Store, day: dt.date, holds: list[Hold]) -> bool:
+    """Whether the holds keep every row of ``day`` from the purge: a hold of every domain covers it,
+    or holds that name domains cover all the domains its committed files hold (read only then)."""
+    covering = [h for h in holds if h.covers_date(day)]
+    if any(h.domain is None for h in covering):
+        return True
+    named = {h.domain for h in covering}
+    if not named:
+        return False
+    from pipeline.store import layout
+
+    files = [k for k in store.committed(layout.PAGEVIEWS) if layout.date_of(k) == day]
+    written = {d for k in files for d in store.read_parquet(k, ["domain"]).get_column("domain").unique()}
+    return written <= named  # (rows without a domain: no domain hold keeps them, as in the purge)
 
 
 def _expired_warning(past: PastRetention) -> str:

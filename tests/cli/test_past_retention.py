@@ -121,3 +121,16 @@ def test_a_damaged_hold_file_fails_no_ingest_that_committed(tmp_path: Path) -> N
     assert code == 0 and "3 lines → 3 rows" not in out and "2 lines → 2 rows, 0 rejected" in out
     assert "hold" in err and "as if no hold covered them" in err
     assert "rows were written to 2 days (1995-08-01 … 1995-08-02)" in out
+
+
+def test_no_warning_when_the_domain_holds_keep_every_row_written(tmp_path: Path) -> None:
+    """Found by review: holds naming the only domains written still raised the warning (on stderr
+    with --quiet: cron mail), though the purge would delete nothing."""
+    store = str(tmp_path / "store")
+    ingest(tmp_path, recent_line())
+    hold = ["hold", "add", "--store", store, "--case", "INC-7", "--reason", "r", "--domain", "example.org"]
+    assert CliRunner().invoke(main, [*hold, "--from", "1995-08-01", "--to", "1995-08-31"]).exit_code == 0
+    code, out, err = ingest(tmp_path, recent_line() + OLD, "--quiet")
+    assert (code, out, err) == (0, "", "")
+    code, out, _ = ingest(tmp_path, recent_line() + OLD + OLD.replace("/b ", "/c "), "--json")
+    assert code == 0 and json.loads(out)["past_retention"]["expired"] == []
