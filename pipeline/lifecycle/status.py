@@ -195,7 +195,8 @@ def store_usage(store: Store) -> Usage:
             try:
                 rows += store.parquet_rows(key)
             except StoreError:
-                unreadable.append(key)
+                if store.exists(key):  # (gone since the listing: retired by a compaction or purge)
+                    unreadable.append(key)
     count = sum(len(f) for f in days.values())
     return Usage(total, files, count, rows, tuple(sorted(days)), tuple(unreadable))
 

@@ -116,7 +116,7 @@ class StoreFiles:
 
         try:
             return parquet_rows(self.fs.url(k))
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # (ValueError: pyarrow's ArrowInvalid, not Parquet)
             raise StoreError(f"cannot read {self.fs.url(k)}: {exc}") from exc
 
     def parquet_schema(self, key: Key) -> pa.Schema:

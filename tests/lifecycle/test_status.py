@@ -133,3 +133,29 @@ def test_status_never_creates_a_store_or_a_key_directory(tmp_path: Path) -> None
     with pytest.raises(StoreError, match="no store at"):
         status.status(cfg)
     assert not (tmp_path / "store").exists() and not (tmp_path / "store-keys").exists()
+
+
+def test_a_file_retired_while_status_counts_is_no_unreadable_file(tmp_path: Path) -> None:
+    """Found by review: a compaction or purge retiring a file between status's listing and its read
+    of the footer made status report the file unreadable (exit 11). The race is made here by
+    removing the file right before its footer is read; a file that is there and damaged still
+    counts."""
+    from pipeline.store.commit import Store
+
+    cfg, _ = ingested(tmp_path, lines(2026, range(10, 12)))
+    store = Store(cfg.store)
+    first, second = store.committed("pageviews")
+    real = Store.parquet_rows
+
+    def retired_meanwhile(self: Store, key: str) -> int:
+        if key == first:
+            self.fs.remove(key)  # as compaction retires it, after status listed it
+        return real(self, key)
+
+    (tmp_path / "store" / second).write_bytes(b"not parquet")  # damaged, and still there
+    Store.parquet_rows = retired_meanwhile  # type: ignore[method-assign,assignment]
+    try:
+        usage = status.store_usage(store)
+    finally:
+        Store.parquet_rows = real  # type: ignore[method-assign]
+    assert usage.unreadable == (second,)
