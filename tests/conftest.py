@@ -6,6 +6,8 @@ import contextlib
 import ipaddress
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -100,3 +102,13 @@ def ip_tokens(text: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
 @pytest.fixture()
 def store(tmp_path: Path) -> Path:
     return tmp_path / "store"
+
+
+def as_another_user(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run ``python argv…`` from the repository as a user without root's permission override: root
+    drops it (setpriv), anyone else already lacks it. For tests of folders and files a command may
+    not read (``chmod 0`` stops no root)."""
+    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
+    return subprocess.run(
+        [*drop, sys.executable, *argv], capture_output=True, text=True, cwd=ROOT, timeout=timeout
+    )

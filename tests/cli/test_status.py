@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline import config
 from pipeline.lifecycle import metrics
 from tests.cli.test_cli import invoke
-from tests.conftest import ROOT
+from tests.conftest import ROOT, as_another_user
 from tests.store.test_store_seam import _Watch, watched  # noqa: F401 (the fixture)
 
 LINE = '203.0.113.5 - - [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8.0"\n'
@@ -272,8 +272,6 @@ def test_a_failures_record_that_cannot_be_read_is_no_clean_bill(tmp_path: Path) 
     the files the last ingest failed on and said OK. Root stands in for another user by dropping its
     permission override (setpriv)."""
     import gzip
-    import subprocess
-    import sys
 
     cfg = setup(tmp_path)
     cut = tmp_path / "logs" / "access.log.1.gz"
@@ -281,11 +279,9 @@ def test_a_failures_record_that_cannot_be_read_is_no_clean_bill(tmp_path: Path) 
     os.utime(cut, (0, os.stat(cut).st_mtime - 3600))  # cut short long ago, not being written
     assert invoke("ingest", "--config", str(cfg), "--quiet")[0] == 10
     record = tmp_path / "store" / "_state" / "files" / "failures.json"
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
     os.chmod(record, 0)
     try:
-        argv = [*drop, sys.executable, "-m", "pipeline.cli", "status", "--config", str(cfg)]
-        run = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        run = as_another_user("-m", "pipeline.cli", "status", "--config", str(cfg))
     finally:
         os.chmod(record, 0o644)
     assert run.returncode == 6 and f"cannot read {record}" in run.stderr, run.stderr

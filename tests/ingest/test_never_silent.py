@@ -254,9 +254,8 @@ def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tm
     ingest read the others and exited 0, and status saw nothing wrong. Root stands in for another
     user by dropping its permission override (setpriv)."""
     import subprocess
-    import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import as_another_user
 
     for vhost in ("a", "b"):
         (tmp_path / "vh" / vhost).mkdir(parents=True)
@@ -265,11 +264,9 @@ def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tm
     os.chmod(tmp_path / "vh" / "lost+found", 0)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f'store = "{tmp_path / "s"}"\n[[sources]]\npath = "{tmp_path}/vh/*/access.log"\n')
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        argv = [*drop, sys.executable, "-m", "pipeline.cli", *args, "--config", str(cfg)]
-        return subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120)
+        return as_another_user("-m", "pipeline.cli", *args, "--config", str(cfg))
 
     os.chmod(tmp_path / "vh" / "b", 0)
     try:

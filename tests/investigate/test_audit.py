@@ -16,7 +16,7 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.investigate import audit
 from pipeline.store import layout
-from tests.conftest import ROOT, ingest_paths
+from tests.conftest import ROOT, as_another_user, ingest_paths
 
 
 def filled(tmp_path: Path, n: int = 5) -> audit.AuditLog:
@@ -349,10 +349,8 @@ def test_a_head_that_cannot_be_read_refuses_the_entry_instead_of_breaking_the_ch
         "rows=1, seconds=0.0, status='ok', error=None, params=None)\n"
         "except StoreError as e: print('StoreError', e); sys.exit(6)\n"
     )
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
     try:
-        proc = subprocess.run([*drop, sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
-                              cwd=ROOT, timeout=60)  # fmt: skip
+        proc = as_another_user("-c", code, str(tmp_path))
     finally:
         os.chmod(head_file(log), 0o644)
     assert proc.returncode == 6 and "cannot read" in proc.stdout, proc.stdout + proc.stderr

@@ -118,16 +118,13 @@ def test_a_key_directory_that_cannot_be_read_is_not_taken_as_checked(tmp_path: P
     ``erase --ip`` and ``export --ip`` skipped the identity check, found no row and exited 0. Root
     stands in for another user by dropping its permission override (setpriv)."""
     import os
-    import subprocess
-    import sys
 
-    from tests.conftest import ROOT
+    from tests.conftest import as_another_user
 
     a, b, _ = two_stores(tmp_path)
     cfg = tmp_path / "wrong.toml"
     cfg.write_text(f'store = "{a}"\n[privacy]\nkey_dir = "{b}-keys"\n')
     custody = Path(f"{b}-keys") / "custody"
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
     runs = []
     os.chmod(custody, 0)
     try:
@@ -135,8 +132,7 @@ def test_a_key_directory_that_cannot_be_read_is_not_taken_as_checked(tmp_path: P
             ["erase", "--ip", "203.0.113.1", "--request", "R-1", "--dry-run"],
             ["export", "--ip", "203.0.113.1", "--request", "R-2", "--output", str(tmp_path / "e.csv")],
         ):
-            argv = [*drop, sys.executable, "-m", "pipeline.cli", *args, "--config", str(cfg)]
-            runs.append(subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120))
+            runs.append(as_another_user("-m", "pipeline.cli", *args, "--config", str(cfg)))
     finally:
         os.chmod(custody, 0o700)
     for run in runs:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -16,7 +14,7 @@ from pipeline.errors import LockedError, StoreError, os_error_message
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from pipeline.store.fs import LocalFS
-from tests.conftest import ROOT
+from tests.conftest import as_another_user
 
 DAY = dt.date(2026, 11, 3)
 
@@ -286,10 +284,8 @@ def test_a_folder_that_cannot_be_read_is_an_error_not_an_empty_folder(tmp_path: 
         "try: print(LocalFS(sys.argv[1]).list('_holds', pattern='*.json'))\n"
         "except StoreError as e: print('StoreError', e); sys.exit(6)\n"
     )
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
     try:
-        proc = subprocess.run([*drop, sys.executable, "-c", code, str(store)], capture_output=True, text=True,
-                              cwd=ROOT, timeout=60)  # fmt: skip
+        proc = as_another_user("-c", code, str(store))
     finally:
         os.chmod(holds, 0o755)
     assert proc.returncode == 6, proc.stdout + proc.stderr
@@ -335,13 +331,10 @@ def test_a_folder_of_someone_else_inside_the_store_stops_no_report(tmp_path: Pat
     for folder in foreign:
         folder.mkdir()
         os.chmod(folder, 0)
-    drop = ["setpriv", "--bounding-set=-all", "--inh-caps=-all"] if os.geteuid() == 0 else []
     try:
-        argvs = [
-            [*drop, sys.executable, "-m", "pipeline.cli", cmd, "--store", str(store)]
-            for cmd in ("status", "verify")
+        runs = [
+            as_another_user("-m", "pipeline.cli", cmd, "--store", str(store)) for cmd in ("status", "verify")
         ]
-        runs = [subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, timeout=120) for argv in argvs]
     finally:
         for folder in foreign:
             os.chmod(folder, 0o700)
