@@ -47,5 +47,5 @@ def check(store: Store, keys: KeyStore, *, record: bool = False, unreadable_ok: 
         held = "no keys" if have is None else "another store's keys"
         raise ConfigError(
             f"the key directory {keys.key_dir} holds {held}, not the keys the store {store.location} "
-            "was ingested with: check privacy.key_dir (or --key-dir); nothing was changed"
+            "was ingested with: check privacy.key_dir (--key-dir of the keys commands); nothing was changed"
         )
