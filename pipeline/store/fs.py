@@ -210,8 +210,11 @@ class LocalFS:
         # much cheaper than relative_to on each of a large store's files (str keys also sort faster)
         cut = 0 if str(self.base) == "." else len(str(self.base)) + 1
         levels = pattern.split("/") if pattern else None
+        root = str(base)
+        if root == ".":  # (the relative root itself: scandir spells its entries "./name")
+            cut = 2
         try:
-            found = list(_walk(str(base), levels))
+            found = list(_walk(root, levels))
         except OSError as exc:
             raise store_error(exc, "list") from exc
         return sorted(path[cut:] for path in found if path.endswith(suffix))

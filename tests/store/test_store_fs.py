@@ -87,6 +87,8 @@ def test_a_relative_root_gives_the_same_keys(tmp_path: Path, monkeypatch: pytest
         fs = LocalFS(root)
         fs.write_atomic("pageviews/date=2026-11-03/p.parquet", b"x", "files")
         assert fs.list("pageviews") == ["pageviews/date=2026-11-03/p.parquet"]
+        assert "pageviews/date=2026-11-03/p.parquet" in fs.list("")  # the whole tree: keys, no "./"
+        assert fs.list("", pattern="pageviews/*/*.parquet") == ["pageviews/date=2026-11-03/p.parquet"]
         _, base = fs.arrow()
         assert os.path.isabs(base)
 
