@@ -19,10 +19,13 @@ import json
 from typing import Any
 
 from pipeline.config import Config
-from pipeline.errors import ConfigError, StoreError
+from pipeline.errors import ConfigError
 from pipeline.rules import os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
+from pipeline.store.settings_record import current as current
+from pipeline.store.settings_record import history as history
+from pipeline.store.settings_record import parse
 
 SHAPING = ("ipv4_prefix", "ipv6_prefix", "pseudonym", "key_period")
 """The settings whose change would make a store hold rows of two kinds."""
@@ -35,21 +38,6 @@ def settings_of(cfg: Config) -> dict[str, Any]:
     return {name: getattr(cfg.privacy, name) for name in SHAPING}
 
 
-def current(store: Store) -> dict[str, Any] | None:
-    """The record in force (the last line), None for a store that has none yet."""
-    if not store.exists(layout.PRIVACY_RECORD):
-        return None
-    lines = store.read_bytes(layout.PRIVACY_RECORD).splitlines()
-    return _parse(lines[-1], store) if lines else None
-
-
-def history(store: Store) -> list[dict[str, Any]]:
-    """Every record, oldest first (the first ingest, then each accepted change)."""
-    if not store.exists(layout.PRIVACY_RECORD):
-        return []
-    return [_parse(line, store) for line in store.read_bytes(layout.PRIVACY_RECORD).splitlines() if line]
-
-
 def check(store: Store, cfg: Config, *, accept_change: bool = False) -> dict[str, Any] | None:
     """Refuse settings other than the store's, or record them; returns the line appended (or None).
 
@@ -60,7 +48,7 @@ def check(store: Store, cfg: Config, *, accept_change: bool = False) -> dict[str
     appended: list[dict[str, Any]] = []
 
     def build(last: bytes | None) -> bytes:
-        before = _parse(last, store) if last else None
+        before = parse(last, store) if last else None
         if before is not None and before["settings"] == wanted:
             return b""  # nothing changed: nothing appended
         if before is None:
@@ -123,14 +111,3 @@ def _refusal(store: Store, held: dict[str, Any], wanted: dict[str, Any]) -> str:
         f"store {store.location} holds {'; and '.join(parts)}; to change it on purpose, pass "
         f"{ACCEPT_FLAG} (the change is recorded in {store.url(layout.PRIVACY_RECORD)})"
     )
-
-
-def _parse(line: bytes, store: Store) -> dict[str, Any]:
-    try:
-        entry = json.loads(line)
-        if not isinstance(entry, dict) or not isinstance(entry.get("settings"), dict):
-            raise ValueError("not a settings record")
-        return entry
-    except ValueError as exc:
-        where = store.url(layout.PRIVACY_RECORD)
-        raise StoreError(f"damaged privacy record {where}: {exc}; restore it from backup") from exc

@@ -40,7 +40,7 @@ from typing import Any, Literal
 from pipeline.errors import StoreError, UsageError, store_error
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import check_id, escaped_text, os_user, undecodable
-from pipeline.store import layout
+from pipeline.store import layout, settings_record
 from pipeline.store.commit import Store
 
 StoreLike = Store | str | os.PathLike[str]
@@ -118,20 +118,16 @@ def text_masker(store: Store) -> Truncator:
     /16 named a domain no row has, found nothing, and reported success.
     """
     try:
-        lines = store.read_bytes(layout.PRIVACY_RECORD).splitlines()
-    except FileNotFoundError:
-        return _TRUNCATOR  # a store ingested before the record existed, or not yet
+        entry = settings_record.current(store)
     except OSError as exc:
         raise store_error(exc, "read") from exc
-    if not lines:
-        return _TRUNCATOR
+    if entry is None:
+        return _TRUNCATOR  # a store ingested before the record existed, or not yet
     try:
-        last = json.loads(lines[-1])["settings"]
-        v4, v6 = int(last["ipv4_prefix"]), int(last["ipv6_prefix"])
+        v4, v6 = int(entry["settings"]["ipv4_prefix"]), int(entry["settings"]["ipv6_prefix"])
         return Truncator(min(v4, _TRUNCATOR.ipv4_prefix), min(v6, _TRUNCATOR.ipv6_prefix))
-    except (ValueError, TypeError, KeyError, RecursionError) as exc:
-        where = store.url(layout.PRIVACY_RECORD)
-        raise StoreError(f"damaged privacy record {where}: {exc!r}; restore it from backup") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        raise settings_record.damaged(store, exc) from exc
 
 
 def _each_text(value: Any, fn: Callable[[str], str]) -> Any:
