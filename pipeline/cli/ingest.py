@@ -280,6 +280,7 @@ def past_retention(cfg: config.Config, days: tuple[str, ...]) -> PastRetention |
     if not old:
         return None
     from pipeline.lifecycle.holds import active_holds
+    from pipeline.lifecycle.rewrite import partitions as partitions_of
     from pipeline.lifecycle.session import open_store
 
     store = open_store(cfg)
@@ -288,26 +289,24 @@ def past_retention(cfg: config.Config, days: tuple[str, ...]) -> PastRetention |
     except StoreError as exc:  # a damaged hold file: the rows are committed, the run is no failure
         warn(f"{exc}; days written past the retention are named as if no hold covered them")
         holds = []
-    held = tuple(d for d in old if _held_whole(store, d, holds))
+    covering = {d: [h for h in holds if h.covers_date(d)] for d in old}
+    named_only = any(c and all(h.domain is not None for h in c) for c in covering.values())
+    files = partitions_of(store) if named_only else {}  # read only when a domain hold decides a day
+    held = tuple(d for d in old if _held_whole(store, covering[d], files.get(d, [])))
     expired = tuple(d for d in old if d not in held)
     domains = {h.domain for h in holds if h.domain is not None and any(map(h.covers_date, expired))}
     return PastRetention(cfg.retention.retention, horizon, expired, held, tuple(sorted(domains)))
 
 
-def _held_whole(store: Store, day: dt.date, holds: list[Hold]) -> bool:
-    """Whether the holds keep every row of ``day`` from the purge: a hold of every domain covers it,
-    or holds that name domains cover all the domains its committed files hold (read only then)."""
-    covering = [h for h in holds if h.covers_date(day)]
-    if any(h.domain is None for h in covering):
-        return True
-    named = {h.domain for h in covering}
-    if not named:
-        return False
-    from pipeline.store import layout
+def _held_whole(store: Store, covering: list[Hold], files: list[str]) -> bool:
+    """The holds covering a day keep every row of it from the purge, by the purge's own rule
+    (``Hold.row_filter``): a hold of every domain, or holds naming every domain its rows hold."""
+    if not covering or any(h.domain is None for h in covering):
+        return bool(covering)
+    import polars as pl  # (loaded by the ingest already)
 
-    files = [k for k in store.committed(layout.PAGEVIEWS) if layout.date_of(k) == day]
-    written = {d for k in files for d in store.read_parquet(k, ["domain"]).get_column("domain").unique()}
-    return written <= named  # (rows without a domain: no domain hold keeps them, as in the purge)
+    keep = pl.any_horizontal([h.row_filter() for h in covering]).all()
+    return all(store.read_parquet(key, ["domain"]).select(keep).item() for key in files)
 
 
 def _expired_warning(past: PastRetention) -> str:
