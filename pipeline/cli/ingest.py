@@ -292,7 +292,11 @@ def past_retention(cfg: config.Config, days: tuple[str, ...]) -> PastRetention |
     covering = {d: [h for h in holds if h.covers_date(d)] for d in old}
     named_only = any(c and all(h.domain is not None for h in c) for c in covering.values())
     files = partitions_of(store) if named_only else {}  # read only when a domain hold decides a day
-    held = tuple(d for d in old if _held_whole(store, covering[d], files.get(d, [])))
+    try:
+        held = tuple(d for d in old if _held_whole(store, covering[d], files.get(d, [])))
+    except StoreError as exc:  # a committed file that cannot be read: as above, no failure of the run
+        warn(f"{exc}; days written past the retention are named as if no hold covered them")
+        held = ()
     expired = tuple(d for d in old if d not in held)
     domains = {h.domain for h in holds if h.domain is not None and any(map(h.covers_date, expired))}
     return PastRetention(cfg.retention.retention, horizon, expired, held, tuple(sorted(domains)))

@@ -164,7 +164,7 @@ def read_rows(url: str, columns: list[str] | None = None, name: str | None = Non
         present = set(pq.read_schema(url).names)
         wanted = columns or PAGEVIEW_COLUMNS
         frame = pl.read_parquet(url, columns=[c for c in wanted if c in present])
-    except (OSError, pl.exceptions.PolarsError) as exc:
+    except (OSError, ValueError, pl.exceptions.PolarsError) as exc:  # (ValueError: ArrowInvalid)
         raise StoreError(f"cannot read {name or url}: {exc}") from exc
     schema = _SCHEMA.schema
     return frame.select(

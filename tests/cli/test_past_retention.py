@@ -134,3 +134,28 @@ def test_no_warning_when_the_domain_holds_keep_every_row_written(tmp_path: Path)
     assert (code, out, err) == (0, "", "")
     code, out, _ = ingest(tmp_path, recent_line() + OLD + OLD.replace("/b ", "/c "), "--json")
     assert code == 0 and json.loads(out)["past_retention"]["expired"] == []
+
+
+def test_a_committed_file_that_cannot_be_read_fails_no_ingest_that_committed(tmp_path: Path) -> None:
+    """A day a domain hold may keep is decided from its files; one that is no Parquet (damaged) is a
+    warning, never an error after the rows were committed (ArrowInvalid escaped read_rows)."""
+    store = tmp_path / "store"
+    ingest(tmp_path, recent_line() + OLD)
+    hold = [
+        "hold",
+        "add",
+        "--store",
+        str(store),
+        "--case",
+        "INC-8",
+        "--reason",
+        "r",
+        "--domain",
+        "example.org",
+    ]
+    assert CliRunner().invoke(main, [*hold, "--from", "1995-08-01", "--to", "1995-08-01"]).exit_code == 0
+    for damaged in store.glob("pageviews/date=1995-08-01/*.parquet"):
+        damaged.write_bytes(b"junk")
+    code, _, err = ingest(tmp_path, recent_line() + OLD + OLD, "--quiet")
+    assert code == 0 and "cannot read" in err and "as if no hold covered them" in err, err
+    assert "rows were written to 2 days (1995-08-01 … 1995-08-02)" in err
