@@ -31,6 +31,11 @@ class SourceError(HostlogsError):
     exit_code = 4
 
 
+class SourceGone(SourceError):
+    """A file is no longer there when opened. For a file a glob listed, logrotate renamed or removed
+    it meanwhile: the run lists the glob again instead of failing (``ingest.run``)."""
+
+
 class SourceCutShort(SourceError):
     """A compressed source ends before its end-of-stream marker: cut short, or still being written
     (logrotate compressing it). The lines before the cut are read; the rest waits for a whole file."""

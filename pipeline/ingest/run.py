@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
 import sys
@@ -17,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO
 
 from pipeline.config import Config, IngestConfig, SourceConfig
-from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, StoreError
+from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, SourceGone, StoreError
 from pipeline.ingest import failures, formats, globs, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks, stop_signals
@@ -28,6 +27,7 @@ from pipeline.ingest.paths import check_source, domain_from_path, source_glob
 from pipeline.ingest.privacy_record import check as check_privacy_record
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
+from pipeline.ingest.ticker import Ticker
 from pipeline.privacy import key_identity, keys
 from pipeline.privacy import mask as privacy
 from pipeline.privacy.enrich import Enricher, EnrichStatus
@@ -50,6 +50,7 @@ class SourceReport:
     domain_unknown: int = 0
     note: str | None = None
     error: str | None = None
+    gone: bool = False  # a glob listed it, and it was gone when opened (rotated or removed meanwhile)
 
     @property
     def problem(self) -> str | None:
@@ -165,7 +166,7 @@ def run(
             keys=keystore,
             stream_key=stream_key,
         )
-        ticker = _Ticker(progress) if progress is not None else None
+        ticker = Ticker(progress) if progress is not None else None
         run_state.on_read = ticker.read if ticker is not None else None
         matched = [(spec, source_glob(spec)) for spec in specs]
         expanded = [(spec, pattern, globs.expand_source(pattern, spec.olddir)) for spec, pattern in matched]
@@ -183,10 +184,7 @@ def run(
                 reports.append(SourceReport(path=folder, error=problem))
             if ticker is not None:
                 ticker.expect(paths)
-            for path, home in paths:
-                reports.append(_ingest_path(run_state, spec, path, stdin, home))
-                if ticker is not None:
-                    ticker.finished(path)
+            reports.extend(_ingest_listed(run_state, spec, pattern, paths, stdin, ticker))
         failures.record(store, run_state.masker, stream_key, [(r.path, r.error) for r in reports])
     if enricher.geo:
         enricher.geo.close()
@@ -203,29 +201,35 @@ def run(
     )
 
 
-class _Ticker:
-    """Bytes done and to do for ``run``'s progress callback."""
-
-    def __init__(self, progress: Callable[[int, int], None]) -> None:
-        self.progress, self.total, self.done, self.in_file = progress, 0, 0, 0
-        self.sizes: dict[str, int] = {}
-
-    def expect(self, paths: list[tuple[str, str]]) -> None:
-        for path, _ in paths:
-            with contextlib.suppress(OSError):  # stdin, or a file gone: it has no size to wait for
-                self.sizes[path] = 0 if path == sources.STDIN else os.path.getsize(path)
-        self.total = sum(self.sizes.values())
-        self.progress(self.done, self.total)
-
-    def read(self, n: int) -> None:
-        self.in_file += n
-        self.progress(min(self.done + self.in_file, self.total), self.total)
-
-    def finished(self, path: str) -> None:
-        self.done += max(self.sizes.get(path, 0), self.in_file)
-        self.total = max(self.total, self.done)
-        self.in_file = 0
-        self.progress(self.done, self.total)
+def _ingest_listed(
+    r: RunState,
+    spec: SourceConfig,
+    pattern: str,
+    paths: list[tuple[str, str]],
+    stdin: BinaryIO | None,
+    ticker: Ticker | None,
+) -> list[SourceReport]:
+    """A source's files as listed; if logrotate renamed or removed one of them in the meantime, the
+    glob is listed once more and the files it did not list before are read too (a renamed file is
+    the same stream under its new name: it is read on from its offset, never twice)."""
+    reports: list[SourceReport] = []
+    seen: set[str] = set()
+    for attempt in range(2):
+        gone = False
+        for path, home in paths:
+            seen.add(path)
+            report = _ingest_path(r, spec, path, stdin, home, listed=path != pattern)
+            gone = gone or report.gone
+            reports.append(report)
+            if ticker is not None:
+                ticker.finished(path)
+        if not gone or attempt:
+            break
+        paths = [(p, h) for p, h in globs.expand_source(pattern, spec.olddir) if p not in seen]
+        r.know_files(paths)
+        if ticker is not None:
+            ticker.expect(paths)
+    return reports
 
 
 def _keyed_before(store: Store) -> bool:
@@ -238,9 +242,10 @@ def _keyed_before(store: Store) -> bool:
 
 
 def _ingest_path(
-    r: RunState, spec: SourceConfig, path: str, stdin: BinaryIO | None, home: str
+    r: RunState, spec: SourceConfig, path: str, stdin: BinaryIO | None, home: str, *, listed: bool = False
 ) -> SourceReport:
     """One file; ``home`` is where it was written (not ``path`` when logrotate moved it to an olddir).
+    ``listed``: a glob found it, so its absence when opened is a rotation in the meantime, not an error.
 
     A source that cannot be read is reported (the run goes on, exit 10); a store that cannot be
     written (disk full, read-only, permissions) raises ``StoreError`` and stops the run (exit 6).
@@ -293,6 +298,11 @@ def _ingest_path(
             return _report(src, tally, ing.max_reject_rate, choice.recognised)
     except StoreError:
         raise
+    except SourceGone as exc:
+        if not listed:
+            return _read_failed(SourceReport(path=path), exc, r.cfg.ingest)
+        why = "gone since it was listed (logrotate renamed or removed it meanwhile)"
+        return SourceReport(path=path, note=why, gone=True)
     except SourceError as exc:
         return _read_failed(SourceReport(path=path), exc, r.cfg.ingest)
     except HostlogsError as exc:

@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 import pyarrow as pa
 from isal import igzip, isal_zlib
 
-from pipeline.errors import SourceCutShort, SourceError
+from pipeline.errors import SourceCutShort, SourceError, SourceGone
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import escaped_text
@@ -101,7 +101,9 @@ def cut_short(path: str) -> SourceCutShort:
 
 
 def _cannot_open(path: str, exc: OSError) -> SourceError:
-    return SourceError(
+    # (a link to nowhere is there, and broken: it fails; only a name that is gone is SourceGone)
+    kind = SourceGone if isinstance(exc, FileNotFoundError) and not os.path.lexists(path) else SourceError
+    return kind(
         f"cannot open {path}: {exc.strerror or exc}; check the path (command line or [[sources]]) "
         "and that this user may read it"
     )
@@ -156,6 +158,8 @@ def open_stream(path: str) -> SourceStream:
         if codec is not None:
             return SourceStream(pa.CompressedInputStream(raw, codec), path, compressed=True)
     except (OSError, pa.ArrowException, lzma.LZMAError) as exc:
+        if isinstance(exc, FileNotFoundError):  # removed since the probe
+            raise _cannot_open(path, exc) from exc
         raise SourceError(f"cannot open {path}: {exc}") from exc
     return SourceStream(raw, path)
 
