@@ -264,6 +264,13 @@ class LocalFS:
             raise store_error(named, "write") from exc
 
     def make_folders(self, *prefixes: str) -> None:
+        if os.path.islink(self.base) and not os.path.exists(self.base):
+            # mkdir said "File exists". Its target is not made here: it may be a volume not mounted,
+            # and the evidence would go to the disk beneath the mount point
+            raise StoreError(
+                f"cannot create the store at {self.base}: it is a link to {os.readlink(self.base)}, "
+                "which does not exist (a volume not mounted?); mount it or create that folder first"
+            )
         for prefix in prefixes:
             self.path(prefix).mkdir(parents=True, exist_ok=True)
 

@@ -103,6 +103,11 @@ def _key_dir_cannot_be_created(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     return ["ingest", "a.log", "--store", str(tmp / "s"), "--config", str(tmp / "k.toml")]
 
 
+def _store_links_to_nowhere(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    (tmp / "s").symlink_to(tmp / "mnt" / "evidence")  # its volume not mounted: not made beneath it
+    return ["ingest", "a.log", "--store", str(tmp / "s")]
+
+
 def _args(*args: str) -> Setup:
     return lambda tmp, mp: list(args)
 
@@ -119,6 +124,7 @@ def _bad_config(toml: str, *args: str) -> Setup:
 CATALOGUE: list[tuple[str, Setup, int, str, str]] = [
     ("store under a file", _store_under_a_file, 6, "Not a directory", "check the --store path"),
     ("store is a file", _store_is_a_file, 6, "cannot create the store at", "check the --store path"),
+    ("store links to nowhere", _store_links_to_nowhere, 6, "which does not exist", "mount it or create"),
     ("full disk", _full_disk, 6, "No space left on device", "free disk space"),
     ("permission denied", _permission_denied, 6, "Permission denied", "run as the store's owner"),
     ("read-only file system", _read_only_fs, 6, "Read-only file system", "remount it read-write"),
