@@ -7,8 +7,13 @@ to that one thread (Landlock restricts the calling thread and everything it star
 threads are started by it, when the connection is made there and ``SET threads`` runs there).
 The domain denies every file write, truncation, creation, removal, rename/link, device ioctl and
 program execution, everywhere but one private spill folder, and every TCP bind and connect (ABI 4
-on); reads stay DuckDB's own business (``enable_external_access=false`` with ``allowed_paths`` set
-to the store's committed files). The rest of the process, and other threads, are not affected.
+on). It also denies every read but of the files it is given (the store's committed files) and of
+the spill folder. DuckDB checks its ``allowed_paths`` (the same files) as text, after folding
+``..`` away, while the kernel follows links: ``/proc/self/cwd/../../..<a committed file's path>``
+passed DuckDB's check and opened whatever link the investigator had placed at that path below the
+folder they ran from (found by review: the key directory, read and used to undo the pseudonyms).
+The kernel's rule is on the file itself, whatever the path. The rest of the process, and other
+threads, are not affected.
 
 ``Fence.start`` returns None where the kernel has no Landlock (not Linux, older than 5.13, disabled
 at boot, or a seccomp profile refusing the calls): the sandbox then reads through pyarrow datasets
@@ -19,12 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
 import os
 import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, wait
 from typing import Any, TypeVar
 
@@ -73,16 +79,17 @@ def _libc() -> ctypes.CDLL | None:
 
 
 def _handled(version: int) -> tuple[int, int]:
-    """(file system, network) rights the domain handles: every right the ABI knows, but reading."""
+    """(file system, network) rights the domain handles: every right the ABI knows."""
     fs = _ABI1_FS
     fs |= _REFER if version >= 2 else 0
     fs |= _TRUNCATE if version >= 3 else 0
     fs |= _IOCTL_DEV if version >= 5 else 0
-    return fs & ~(_READ_FILE | _READ_DIR), _NET_ALL if version >= 4 else 0
+    return fs, _NET_ALL if version >= 4 else 0
 
 
-def restrict_this_thread(writable: str) -> None:
-    """Deny the calling thread (and the threads it starts) every write but beneath ``writable``.
+def restrict_this_thread(writable: str, readable: Iterable[str] = ()) -> None:
+    """Deny the calling thread (and the threads it starts) every write but beneath ``writable``, and
+    every read but of the files ``readable`` and beneath ``writable``.
 
     Raises OSError when the kernel refuses; irreversible for the thread once it succeeded.
     """
@@ -97,19 +104,28 @@ def restrict_this_thread(writable: str) -> None:
     if ruleset < 0:
         raise _errno("landlock_create_ruleset")
     try:
-        folder = os.open(writable, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            rule = _PathBeneath(_SPILL & fs, folder)
-            if libc.syscall(_ADD_RULE, ruleset, _PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
-                raise _errno("landlock_add_rule")
-        finally:
-            os.close(folder)
+        _allow(libc, ruleset, writable, (_SPILL | _READ_FILE | _READ_DIR) & fs, os.O_DIRECTORY)
+        for path in readable:  # (a rule holds the file's inode: a later link to it is read too)
+            if os.path.isdir(path):
+                _allow(libc, ruleset, path, _READ_FILE | _READ_DIR, os.O_DIRECTORY)
+            elif os.path.exists(path):
+                _allow(libc, ruleset, path, _READ_FILE, 0)
         if libc.prctl(_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise _errno("prctl(PR_SET_NO_NEW_PRIVS)")
         if libc.syscall(_RESTRICT_SELF, ruleset, ctypes.c_uint32(0)) != 0:
             raise _errno("landlock_restrict_self")
     finally:
         os.close(ruleset)
+
+
+def _allow(libc: ctypes.CDLL, ruleset: int, path: str, rights: int, kind: int) -> None:
+    fd = os.open(path, os.O_PATH | os.O_CLOEXEC | kind)
+    try:
+        rule = _PathBeneath(rights, fd)
+        if libc.syscall(_ADD_RULE, ruleset, _PATH_BENEATH, ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
+            raise _errno("landlock_add_rule")
+    finally:
+        os.close(fd)
 
 
 def _errno(call: str) -> OSError:
@@ -126,14 +142,15 @@ class Fence:
         self.interrupt: Callable[[], None] | None = None  # stops the running job (DuckDB's interrupt)
 
     @classmethod
-    def start(cls, writable: str) -> Fence | None:
-        """A running fence, or None when this kernel cannot fence a thread."""
+    def start(cls, writable: str, readable: Iterable[str] = ()) -> Fence | None:
+        """A running fence, or None when this kernel cannot fence a thread. Its thread reads only
+        ``readable`` and what is beneath ``writable``: what it runs must not import a module."""
         if abi() < 1:
             return None
         fence = cls()
         ready: Future[None] = Future()
-        fence._thread = threading.Thread(target=fence._serve, args=(writable, ready), daemon=True,
-                                         name="hostlogs-sandbox")  # fmt: skip
+        fence._thread = threading.Thread(target=fence._serve, args=(writable, list(readable), ready),
+                                         daemon=True, name="hostlogs-sandbox")  # fmt: skip
         fence._thread.start()
         try:
             ready.result()
@@ -142,12 +159,12 @@ class Fence:
             return None
         return fence
 
-    def _serve(self, writable: str, ready: Future[None]) -> None:
+    def _serve(self, writable: str, readable: list[str], ready: Future[None]) -> None:
         # Process signals go to the main thread: a Ctrl-C taken by one of DuckDB's threads (they
         # inherit this mask) left a shell's prompt asleep in readline until the next key.
         signal.pthread_sigmask(signal.SIG_BLOCK, _ASYNC_SIGNALS)
         try:
-            restrict_this_thread(writable)
+            restrict_this_thread(writable, readable)
         except OSError as exc:
             ready.set_exception(exc)
             return
@@ -184,6 +201,16 @@ class Fence:
             self._thread.join()
 
 
+_ARROW, _PANDAS = ("pyarrow",), ("pandas",)
+# What DuckDB imports to give a result as another library's object, by method
+_IMPORTS: dict[str, tuple[str, ...]] = {
+    "pl": ("polars", "duckdb.polars_io"), "fetchnumpy": ("numpy",),
+    "arrow": _ARROW, "fetch_arrow_table": _ARROW, "to_arrow_table": _ARROW, "to_arrow_reader": _ARROW,
+    "fetch_record_batch": _ARROW, "fetch_arrow_reader": _ARROW,
+    "df": _PANDAS, "fetchdf": _PANDAS, "fetch_df": _PANDAS, "fetch_df_chunk": _PANDAS, "to_df": _PANDAS,
+}  # fmt: skip
+
+
 class Fenced:
     """An object used through the fence: every method call and attribute read runs in the fenced
     thread, and what comes back is plain data or, if it is one of ``lazy`` (a relation, cursor or
@@ -209,7 +236,14 @@ class Fenced:
         attr = fence.call(lambda: _settled(getattr(target, name)))
         if not callable(attr):
             return self._wrapped(attr)
-        return lambda *args, **kwargs: self._wrapped(fence.call(lambda: _settled(attr(*args, **kwargs))))
+
+        def method(*args: Any, **kwargs: Any) -> Any:
+            for module in _IMPORTS.get(name, ()):  # here: the fenced thread may read no module
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(module)
+            return self._wrapped(fence.call(lambda: _settled(attr(*args, **kwargs))))
+
+        return method
 
     def _wrapped(self, value: Any) -> Any:
         return Fenced(value, self._fence, self._lazy) if isinstance(value, self._lazy) else value

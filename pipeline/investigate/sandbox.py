@@ -8,7 +8,8 @@ list, ``Store.catalogue``: a file no manifest commits is never shown, whatever l
   ``read_parquet`` of exactly those files, and ``allowed_paths`` lists exactly them, so DuckDB may
   open them and nothing else. Because ``allowed_paths`` admits writes too (``COPY ... TO`` a committed
   file with ``USE_TMP_FILE false``), the connection lives in a thread the kernel keeps from writing
-  anywhere but its spill folder (``fence.py``); every use of it runs there, ``con`` included. An
+  anywhere but its spill folder, nor read any file but those (DuckDB checks ``allowed_paths`` as text,
+  the kernel follows links: ``fence.py``); every use of it runs there, ``con`` included. An
   investigator may read a committed file by its path (``read_blob``, ``read_parquet``): the same rows.
 * **pyarrow datasets** (``arrow``, an object store, or no Landlock): DuckDB gets no file access at all;
   the files are registered as pyarrow datasets, which open them read-only.
@@ -23,7 +24,8 @@ control                         what it blocks
 enable_external_access=false    every file and network access: COPY ... TO, read_csv/read_text/
 allowed_paths=[committed files] read_blob/read_parquet/glob of any other path, ATTACH of a file,
 allowed_directories=[]          EXPORT DATABASE, INSTALL/LOAD, CREATE (persistent) SECRET
-Landlock (fenced reader)        any write, truncation, removal, link or TCP connection by its threads
+Landlock (fenced reader)        any write, truncation, removal, link or TCP connection by its threads,
+                                and any read of a file not committed, whatever the path
 autoload/autoinstall=false      a query pulling in an extension (httpfs, ...) behind our back
 python_enable_replacements=off  a query reading Python objects of the calling code by name
 lock_configuration=true         SET / RESET / PRAGMA lifting any of the above, memory_limit, threads
@@ -59,11 +61,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import duckdb
 
-from pipeline.errors import HostlogsError, QueryLimitError, StoreError, UsageError
+from pipeline.errors import QueryLimitError, StoreError, UsageError
 from pipeline.investigate import bloom
-from pipeline.investigate.evidence import TABLES, Evidence, sql_str
+from pipeline.investigate.duck_settings import DUCKDB_READS, first_line, lock, usage_error
+from pipeline.investigate.evidence import TABLES, Evidence
 from pipeline.investigate.fence import Fence, Fenced
-from pipeline.investigate.limits import Limits, byte_size, seconds_text, spill_folder
+from pipeline.investigate.limits import Limits, seconds_text, spill_folder
 from pipeline.investigate.result import QueryResult, fetch_rows, native
 from pipeline.store.commit import Store
 
@@ -72,7 +75,6 @@ if TYPE_CHECKING:  # imported when a result travels as Arrow (``result.py``)
 
 T = TypeVar("T")
 
-SANDBOX_HINT = "queries can read only the store's views; use --output FILE to save results"
 MAX_ISOLATED = 64  # unreadable files left out of one statement before it gives up
 READ_ERRORS = (duckdb.IOException, duckdb.InvalidInputException)  # what a damaged file raises
 LAZY = (duckdb.DuckDBPyConnection, duckdb.DuckDBPyRelation, duckdb.Appender)  # their use runs SQL
@@ -107,28 +109,32 @@ class Sandbox:
         try:
             paths = self.evidence.paths() if limits.reader == "auto" else None
             self.evidence.screen()
-            self._fence = Fence.start(spill) if paths is not None else None
+            self._fence = Fence.start(spill, [*paths.values(), *DUCKDB_READS]) if paths is not None else None
             self._paths = paths if self._fence is not None else None  # None: pyarrow datasets
             self._con = self._run(lambda: duckdb.connect(":memory:"))
             if self._fence is not None:
                 self._fence.interrupt = self._con.interrupt
-            self._run(lambda: self._views(spill))
+            self._views(spill)
         except BaseException:
             self.close()
             raise
 
     def _views(self, spill: str) -> None:
-        self._con.execute("SET TimeZone = 'UTC'")
-        self._con.execute("SET parquet_metadata_cache = true")  # footers are read at bind, then by the scan
+        """The views, then the lock. Store files are checked here, DuckDB is used in the fence: its
+        thread reads no file but the committed ones (not the manifests, not a module to import)."""
+        con = self._con
+        self._run(lambda: con.execute("SET TimeZone = 'UTC'"))
+        self._run(lambda: con.execute("SET parquet_metadata_cache = true"))  # footers: read at bind and scan
         for view in TABLES:
             self._show(view, view)
         self._warn_isolated()
-        self._con.execute(  # filled on first use (_load_runs)
+        runs = (
             "CREATE TEMP VIEW ingest_runs AS SELECT NULL::BIGINT AS seq, NULL::VARCHAR AS batch WHERE false"
         )
+        self._run(lambda: con.execute(runs))  # filled on first use (_load_runs)
         # a file found altered or gone before the lock is not even readable by its path
         readable = {k: p for k, p in (self._paths or {}).items() if k not in self.evidence.isolated}
-        self._result_limit = _lock(self._con, self.limits, spill, readable)
+        self._result_limit = self._run(lambda: lock(con, self.limits, spill, readable))
 
     @property
     def fenced(self) -> bool:
@@ -167,13 +173,7 @@ class Sandbox:
         for _ in range(MAX_ISOLATED):
             scan = ev.scan(view, only, self._union)
             try:  # without union, the first file has every column (else binding fails: union then)
-                if scan is None:
-                    present: set[str] = set()
-                elif self._union:
-                    present = {c[0] for c in self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
-                else:
-                    present = ev.columns(view)
-                self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
+                self._run(functools.partial(self._define, name, view, scan))
                 self._shown[name] = set(ev.keys(view, only))
                 return
             except duckdb.Error as exc:  # a damaged file among them: leave it out, try again
@@ -182,6 +182,17 @@ class Sandbox:
                 elif not scan or self._unreadable(exc) is None:
                     raise StoreError(f"cannot open the store's files: {first_line(exc)}") from None
         raise StoreError(f"more than {MAX_ISOLATED} store files cannot be read; run 'hostlogs verify'")
+
+    def _define(self, name: str, view: str, scan: str | None) -> None:
+        """CREATE the view ``name`` over ``scan`` (in the fence)."""
+        ev = self.evidence
+        if scan is None:
+            present: set[str] = set()
+        elif self._union:
+            present = {c[0] for c in self._con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()}
+        else:
+            present = ev.columns(view)
+        self._con.execute(f"CREATE OR REPLACE VIEW {name} AS {ev.select(view, scan, present)}")
 
     def narrowed(self, column: str, values: Sequence[tuple[object, dt.date, dt.date]]) -> str:
         """A view of ``pageviews`` over the files whose bloom filters may hold ``column`` = one of the
@@ -194,7 +205,7 @@ class Sandbox:
             return "pageviews"
         name = f"_pageviews_{len(self._narrowed) + 1}"
         self._narrowed[name] = kept
-        self._run(lambda: self._show(name, "pageviews", kept))
+        self._show(name, "pageviews", kept)
         self._warn_isolated()
         return name
 
@@ -216,8 +227,8 @@ class Sandbox:
             try:
                 return self._once(sql, arrow)
             except duckdb.Error as exc:
-                if not self._run(functools.partial(self._isolate, exc)):
-                    raise _usage(exc) from None
+                if not self._isolate(exc):
+                    raise usage_error(exc) from None
         raise UsageError(
             f"query failed: more than {MAX_ISOLATED} store files cannot be read; run 'hostlogs verify'"
         )
@@ -235,6 +246,12 @@ class Sandbox:
             timer.start()
         try:
             fetched = self._run(lambda: self._fetch(sql, arrow))
+            if not isinstance(fetched, QueryResult):  # a relation to fetch through Arrow
+                # imported here: the fenced thread may read no file but the store's, no module either
+                from pipeline.investigate.arrow_values import fetch_table
+
+                rel, limit, too_large = fetched, self._result_limit, self._too_large()
+                fetched = self._run(lambda: fetch_table(rel, limit, too_large, typed=arrow))
         except duckdb.InterruptException:
             if fired.is_set():
                 raise QueryLimitError(
@@ -256,7 +273,8 @@ class Sandbox:
         columns = [self._values(table, i) for i in range(table.num_columns)]
         return QueryResult(columns=table.column_names, rows=list(zip(*columns, strict=True)), table=table)
 
-    def _fetch(self, sql: str, arrow: bool) -> QueryResult | pa.Table:
+    def _fetch(self, sql: str, arrow: bool) -> QueryResult | duckdb.DuckDBPyRelation:
+        """The result, or the relation when it is to be fetched through Arrow (``_once``)."""
         rel = self._con.sql(sql)
         if rel is None:  # a statement without a result (our own CREATE TEMP TABLE)
             return QueryResult([], [])
@@ -264,9 +282,7 @@ class Sandbox:
             result = fetch_rows(self._con, sql, rel, self._result_limit, self._too_large())
             if result is not None:
                 return result
-        from pipeline.investigate.arrow_values import fetch_table
-
-        return fetch_table(rel, self._result_limit, self._too_large(), typed=arrow)
+        return rel
 
     def _too_large(self) -> QueryLimitError:
         return QueryLimitError(
@@ -378,42 +394,3 @@ def _open(store: Store, limits: Limits) -> Sandbox:
 def _mismatch(exc: duckdb.Error) -> bool:
     """DuckDB's error for a file without a column the first file of the scan has."""
     return isinstance(exc, (*READ_ERRORS, duckdb.BinderException)) and "union_by_name" in str(exc)
-
-
-def _lock(con: duckdb.DuckDBPyConnection, limits: Limits, spill: str, paths: dict[str, str] | None) -> int:
-    """Limits, then no file access (but reading ``paths``), then the lock; returns the result size limit."""
-    try:
-        con.execute(f"SET memory_limit = {sql_str(limits.memory_limit)}")
-        con.execute(f"SET threads = {int(limits.threads)}")
-    except duckdb.Error as exc:
-        raise UsageError(f"invalid query.memory_limit or query.threads: {first_line(exc)}") from None
-    con.execute(f"SET temp_directory = {sql_str(spill)}")
-    for setting in (
-        "autoinstall_known_extensions", "autoload_known_extensions", "allow_community_extensions",
-        "allow_persistent_secrets", "python_enable_replacements",
-    ):  # fmt: skip
-        con.execute(f"SET {setting} = false")
-    # DuckDB's reader may open the committed files; the fence denies the thread any write to them
-    con.execute(f"SET allowed_paths = [{', '.join(sql_str(p) for p in sorted((paths or {}).values()))}]")
-    con.execute("SET allowed_directories = []")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return byte_size(str(con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]))
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
-def _usage(exc: duckdb.Error) -> HostlogsError:
-    """DuckDB's error as a one-line usage error (a refusal names the sandbox)."""
-    if isinstance(exc, duckdb.PermissionException):
-        return UsageError(f"query refused by the sandbox: {_permission(exc)} ({SANDBOX_HINT})")
-    if isinstance(exc, duckdb.InvalidInputException) and "configuration has been locked" in str(exc):
-        return UsageError(f"query refused by the sandbox: settings are locked ({SANDBOX_HINT})")
-    return UsageError(f"query failed: {first_line(exc)}")
-
-
-def _permission(exc: duckdb.Error) -> str:
-    text = first_line(exc).removeprefix("Permission Error: ")
-    return text.replace(" - file system operations are disabled by configuration", " (no file access)")

@@ -14,7 +14,8 @@ from typing import Any
 import duckdb
 
 from pipeline.errors import UsageError
-from pipeline.investigate.sandbox import SANDBOX_HINT, Sandbox, first_line
+from pipeline.investigate.duck_settings import SANDBOX_HINT, first_line
+from pipeline.investigate.sandbox import Sandbox
 
 
 def check_statement(con: duckdb.DuckDBPyConnection | Sandbox, sql: str) -> None:

@@ -7,6 +7,7 @@ sandbox reads through pyarrow instead (``reader = "arrow"``, tested everywhere e
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ import pytest
 
 from pipeline.investigate import audit
 from pipeline.investigate import session as query
+from pipeline.investigate.duck_settings import DUCKDB_READS
 from pipeline.investigate.fence import Fence, Fenced, abi
 from pipeline.investigate.limits import Limits
 from pipeline.store.commit import Store
@@ -80,7 +82,8 @@ def test_the_fenced_thread_and_its_threads_write_nothing_but_the_spill_folder(tm
             t.join()
             assert child == ["PermissionError"], name
         assert fence.call(lambda: attempt(lambda: (spill / "spilled.bin").write_bytes(b"x"))) == "done"
-        assert fence.call(lambda: there.read_text()) == "evidence"  # reading is DuckDB's own business
+        assert fence.call(lambda: attempt(there.read_text)) == "PermissionError"  # not one it was given
+        assert fence.call(lambda: (spill / "spilled.bin").read_bytes()) == b"x"
     finally:
         fence.stop()
         listener.close()
@@ -89,6 +92,69 @@ def test_the_fenced_thread_and_its_threads_write_nothing_but_the_spill_folder(tm
         "spill",
     ]
     (tmp_path / "new.txt").write_text("the rest of the process is not fenced")
+
+
+def test_the_fenced_thread_reads_only_the_files_it_was_given_whatever_the_path(tmp_path: Path) -> None:
+    """Found by review: DuckDB checks its ``allowed_paths`` as text after folding ``..`` away, the
+    kernel follows links: ``/proc/self/cwd/../..<a given file's path>`` opened a link planted below
+    the folder the investigator ran from. The kernel's rule is on the file, whatever the path."""
+    given, secret, spill = tmp_path / "given.parquet", tmp_path / "keys" / "2026-11.key", tmp_path / "spill"
+    secret.parent.mkdir()
+    spill.mkdir()
+    given.write_bytes(b"evidence")
+    secret.write_bytes(b"k" * 32)
+    (tmp_path / "link.parquet").symlink_to(secret)
+    (tmp_path / "to-given").symlink_to(given)
+    fence = Fence.start(str(spill), [str(given)])
+    assert fence is not None
+    try:
+        assert fence.call(given.read_bytes) == b"evidence"
+        assert fence.call((tmp_path / "to-given").read_bytes) == b"evidence"  # a link to it: the same file
+        for path in (secret, tmp_path / "link.parquet", Path("/proc/self/root") / str(secret).lstrip("/")):
+            assert fence.call(lambda p=path: attempt(p.read_bytes)) == "PermissionError", path
+        assert fence.call(lambda: attempt(lambda: os.listdir(tmp_path))) == "PermissionError"
+    finally:
+        fence.stop()
+    assert secret.read_bytes() == b"k" * 32  # (the rest of the process reads as before)
+
+
+@pytest.mark.parametrize("reader", ["read_blob", "read_text"])
+def test_a_query_cannot_read_a_link_planted_below_the_folder_it_runs_from(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    """Found by review (the key directory read, and every address undone): DuckDB folds
+    ``/proc/self/cwd/../../..<a committed file>`` to the committed file and lets it through, the
+    kernel opens the link the investigator planted at ``<cwd>/../../..<that path>``."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    committed = str(Store(store).committed_parquet()[0])
+    secret = tmp_path / "store-keys" / "2026-11.key"
+    secret.parent.mkdir()
+    secret.write_bytes(b"S" * 32)
+    planted = Path(f"{tmp_path}/evil{committed}")
+    planted.parent.mkdir(parents=True)
+    planted.symlink_to(secret)
+    (tmp_path / "evil" / "a" / "b" / "c").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "evil" / "a" / "b" / "c")
+    sql = f"SELECT content FROM {reader}('/proc/self/cwd/../../..{committed}')"
+    result = CliRunner().invoke(
+        main, ["query", "--store", str(store), "--case", "T-4", "--format", "csv", sql]
+    )
+    assert result.exit_code == 2 and "SSSS" not in result.output, result.output
+    assert "Permission denied" in result.stderr and "left out" not in result.stderr  # (no store file blamed)
+    count = [
+        "query",
+        "--store",
+        str(store),
+        "--case",
+        "T-4",
+        "--format",
+        "csv",
+        "SELECT count(*) FROM pageviews",
+    ]
+    assert CliRunner().invoke(main, count).output.split()[-1] == "2501"
 
 
 def test_duckdb_may_write_a_file_it_may_read_and_the_fence_stops_it(store: Path, tmp_path: Path) -> None:
@@ -110,7 +176,7 @@ def test_duckdb_may_write_a_file_it_may_read_and_the_fence_stops_it(store: Path,
         return "written"
 
     (tmp_path / "spill").mkdir()
-    fence = Fence.start(str(tmp_path / "spill"))
+    fence = Fence.start(str(tmp_path / "spill"), [str(victim), *DUCKDB_READS])
     assert fence is not None
     try:
         assert "Permission denied" in fence.call(overwrite)
@@ -211,8 +277,9 @@ def test_a_planted_file_and_the_store_folders_stay_out_of_reach(store: Path) -> 
 
 def no_new_privs() -> str:
     """This thread's NoNewPrivs flag: the fence sets it (Landlock requires it), threads inherit it."""
-    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
-    return next(line.split()[1] for line in status.splitlines() if line.startswith("NoNewPrivs"))
+    return str(
+        ctypes.CDLL(None).prctl(39, 0, 0, 0, 0)
+    )  # PR_GET_NO_NEW_PRIVS (a fenced thread reads no /proc)
 
 
 def test_duckdb_work_runs_only_in_fenced_threads(store: Path) -> None:

@@ -43,6 +43,7 @@ PARQUET_READERS = {
 DUCKDB_USERS = {
     "pipeline/investigate/sandbox.py",
     "pipeline/investigate/statement.py",
+    "pipeline/investigate/duck_settings.py",  # the sandbox's settings and DuckDB's errors
     # one fixed statement with bound parameters, no investigator text (tests/investigate/test_bloom.py)
     "pipeline/investigate/bloom.py",
 }
@@ -171,6 +172,8 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     root = _Watch.root
     if root is None or event not in EVENTS:
         return
+    if event == "open" and len(args) > 2 and isinstance(args[2], int) and args[2] & os.O_PATH:
+        return  # a path handle reads and writes nothing: the sandbox's fence names its readable files
     paths = [p for p in (_inside(a, root) for a in args[:2]) if p is not None]
     if not paths:
         return
