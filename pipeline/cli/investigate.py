@@ -84,7 +84,7 @@ def _run(kw: dict[str, Any], kind: investigations.Kind, **args: Any) -> None:
     inv = investigations.run(cfg, kind, _scope(kw), case=case, reason=reason, warn=warn, **args)
     if output:  # the file only: stdout stays empty, the notice goes to stderr
         used = render.write_output(inv.rows, output, None if out_format == "table" else out_format,
-                                   store=cfg.store)  # fmt: skip
+                                   store=cfg.store, key_dir=cfg.key_dir)  # fmt: skip
         notice(f"{len(inv.rows.rows):,} rows written to {output} ({used})")
         return
     click.echo(show(inv, "json" if as_json else out_format, case))

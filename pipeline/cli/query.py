@@ -68,7 +68,7 @@ def query_cmd(
     typed = output is not None and render.output_format(output, out_format) == "parquet"
     result = session.run(cfg, sql, case=case, reason=reason, warn=warn, arrow=typed)
     if output:
-        used = render.write_output(result, output, out_format, store=cfg.store)
+        used = render.write_output(result, output, out_format, store=cfg.store, key_dir=cfg.key_dir)
         notice(f"{len(result.rows):,} rows written to {output} ({used})")
         return
     click.echo(render.render(result, out_format or "table", width=terminal_width()))

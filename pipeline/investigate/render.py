@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # imported for Parquet output only: text output of a plain re
 from pipeline.errors import UsageError
 from pipeline.investigate.result import MapEntries, QueryResult
 from pipeline.store.commit import Store
+from pipeline.store.output import write_outside
 
 # Columns shown whole, whatever the width: cutting them would show a different identifier.
 IDENTIFIERS = frozenset(
@@ -213,19 +214,23 @@ def cut(s: str, limit: int) -> str:
     return head + "…"
 
 
-def write_output(result: QueryResult, path: str | Path, fmt: str | None = None, *, store: str) -> str:
+def write_output(
+    result: QueryResult, path: str | Path, fmt: str | None = None, *, store: str, key_dir: str
+) -> str:
     """Write the result to a file (written by hostlogs, never by the query); returns the format used.
 
-    ``store`` is the store the result came from: the file is never written inside it.
+    ``store`` is the store the result came from, ``key_dir`` its keys: the file is never written
+    inside either (``store/output.py``).
     """
-    Store(store).refuse_output_inside(path)
-    path = Path(path)
     fmt = output_format(path, fmt)
+    if fmt == "parquet":
+        payload: bytes | memoryview = _parquet(
+            result.table if result.table is not None else _to_arrow(result)
+        )
+    else:
+        payload = (render(result, fmt) + "\n").encode("utf-8")
     try:
-        if fmt == "parquet":
-            _write_parquet(result.table if result.table is not None else _to_arrow(result), path)
-        else:
-            path.write_text(render(result, fmt) + "\n", encoding="utf-8")
+        write_outside(path, lambda f: f.write(payload), store=Store(store), key_dir=key_dir)
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
     return fmt
@@ -237,11 +242,10 @@ def output_format(path: str | Path, fmt: str | None = None) -> str:
     return fmt or by_suffix.get(Path(path).suffix.lower(), "csv")
 
 
-def _write_parquet(data: pa.Table, path: Path) -> None:
-    """Encoded in memory first (the result is in memory already), then written to ``path`` as given
-    (a symlink, a FIFO, /dev/stdout work): a failure leaves no half-written file and never touches
-    one that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the query's to
-    change: a one-line usage error."""
+def _parquet(data: pa.Table) -> memoryview:
+    """Encoded in memory first (the result is in memory already): a failure writes nothing and never
+    touches a file that was there. A column type Parquet has no type for (DuckDB's INTERVAL) is the
+    query's to change: a one-line usage error."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -254,8 +258,7 @@ def _write_parquet(data: pa.Table, path: Path) -> None:
             f"the result cannot be written as Parquet ({reason}): cast that column in the query "
             "(e.g. CAST(x AS VARCHAR)) or choose --format csv, json or jsonl"
         ) from None
-    with path.open("wb") as f:
-        f.write(memoryview(sink.getvalue()))
+    return memoryview(sink.getvalue())
 
 
 def _to_arrow(result: QueryResult) -> pa.Table:

@@ -26,6 +26,7 @@ from pipeline.investigate.scope import Scope
 from pipeline.investigate.session import with_connection
 from pipeline.store import layout
 from pipeline.store.commit import Store
+from pipeline.store.output import refuse_inside, write_outside
 
 MAX_BARS = 24 * 62  # above two months of hours, the chart shows days
 
@@ -43,14 +44,15 @@ def write(
 ) -> Report:  # fmt: skip
     """Build the report of ``case`` (required) under the audit trail and write it to ``output``;
     ``progress(done, total)`` is told the sections built."""
-    Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
+    refuse_inside(output, store=Store(cfg.store), key_dir=cfg.key_dir)  # (checked again when written)
     log = audit.AuditLog(cfg.store)
 
     def work(con: Sandbox) -> Report:
         # written inside the audited block: an output that cannot be written is the outcome recorded
         built = build(con, log.store, scope, case, log.list(case), progress)
         try:
-            Path(output).write_text(built.html, encoding="utf-8")
+            html = built.html.encode("utf-8")
+            write_outside(output, lambda f: f.write(html), store=log.store, key_dir=cfg.key_dir)
         except OSError as exc:
             raise UsageError(f"cannot write {output}: {exc.strerror or exc}") from None
         return built

@@ -11,8 +11,6 @@ name and renamed when complete. An export is an access to the store: it is recor
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
-from pipeline.store.fs import fsync_dir
+from pipeline.store.output import refuse_inside, write_outside
 from pipeline.store.schema import PAGEVIEWS
 
 ExportFormat = Literal["csv", "jsonl", "parquet"]
@@ -81,7 +79,7 @@ def export(
     then the ``started`` entry; the outcome entry carries the rows written. The rows are read from
     the store's files under the maintenance lock, not through the SQL sandbox.
     """
-    Store(cfg.store).refuse_output_inside(output)  # never into the store (it could overwrite evidence)
+    refuse_inside(output, store=Store(cfg.store), key_dir=cfg.key_dir)  # (checked again when written)
     # imported here: the session loads the query engine (DuckDB), which erase and hold never need
     from pipeline.investigate.session import audited
 
@@ -101,7 +99,7 @@ def export(
         rule = _Rule(domain, _pseudonyms(cfg, address) if address is not None else None, date_from, date_to)
         # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.
         with session(cfg, "export", dry_run=False, wait=wait) as s:
-            rows, days = _atomically(out, fmt, lambda w: _copy_days(s, w, rule, progress))
+            rows, days = _atomically(cfg, out, fmt, lambda w: _copy_days(s, w, rule, progress))
         access.record.rows = rows  # the outcome entry: how many rows left the store
     size = out.stat().st_size
     return ExportReport(
@@ -171,25 +169,22 @@ def _copy_days(s: Session, writer: _Writer, rule: _Rule, progress: Progress | No
     return rows, days
 
 
-def _atomically(out: Path, fmt: ExportFormat, fill: Callable[[_Writer], tuple[int, int]]) -> tuple[int, int]:
-    """``fill`` a temporary file beside ``out``, fsync it and rename it: ``out`` is complete or absent."""
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+def _atomically(
+    cfg: Config, out: Path, fmt: ExportFormat, fill: Callable[[_Writer], tuple[int, int]]
+) -> tuple[int, int]:
+    """``fill`` a temporary file beside ``out``, fsync it and rename it: ``out`` is complete or absent
+    (and never in the store or the key directory: ``store/output.py``)."""
+
+    def written(f: BinaryIO) -> tuple[int, int]:
+        writer = _Writer(f, fmt)
+        counts = fill(writer)
+        writer.close()
+        return counts
+
     try:
-        with open(tmp, "wb") as f:
-            writer = _Writer(f, fmt)
-            counts = fill(writer)
-            writer.close()
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out)
-        fsync_dir(out.parent)
+        return write_outside(out, written, store=Store(cfg.store), key_dir=cfg.key_dir)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return counts
 
 
 class _Writer:

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -389,6 +390,48 @@ def test_an_output_file_is_never_written_into_the_store(
     assert {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and "_audit" not in p.parts} == before
     assert not (store / "evidence.csv").exists()
     assert invoke("audit", "verify", "--store", str(store))[0] == 0
+    keys = tmp_path / "store-keys"  # nor into the key directory: a planted known key undoes pseudonyms
+    held = {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()}
+    for output in (keys / "2026-12.key", keys / "custody" / "2026-10.key", tmp_path / "link-keys" / "x.key"):
+        (tmp_path / "link-keys").unlink(missing_ok=True)
+        (tmp_path / "link-keys").symlink_to(keys)
+        code, _, err = invoke(*command, "--store", str(store), "--output", str(output))
+        assert code == 2 and "is inside the key directory" in err, err
+    assert {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()} == held
+
+
+def test_an_output_name_swapped_for_a_link_while_written_never_writes_through_it(tmp_path: Path) -> None:
+    """Found by review: the check of the path and the write by the path left a window, and a link
+    swapped in between (in a loop) wrote a forged audit head into the store. Now the folder is
+    checked as opened and the file renamed over the name: a link there is replaced, not followed."""
+    from pipeline.store.commit import Store
+    from pipeline.store.output import write_outside
+
+    store = tmp_path / "store"
+    (store / "_audit").mkdir(parents=True)
+    (store / "_audit" / "head.json").write_text("evidence")
+    out = tmp_path / "out.csv"
+    out.write_text("old result")
+
+    def fill(f: Any) -> int:  # the investigator's swap, after the check and before the write ends
+        out.unlink()
+        out.symlink_to(store / "_audit" / "head.json")
+        return f.write(b"forged")
+
+    assert write_outside(out, fill, store=Store(store), key_dir=str(tmp_path / "keys")) == 6
+    assert (store / "_audit" / "head.json").read_text() == "evidence"
+    assert not out.is_symlink() and out.read_text() == "forged"
+    folder = tmp_path / "results"
+    folder.mkdir()
+
+    def swap_folder(f: Any) -> int:  # the folder swapped for a link into the store: the same
+        folder.rename(tmp_path / "results.old")
+        folder.symlink_to(store / "_audit")
+        return f.write(b"forged")
+
+    write_outside(folder / "head.json", swap_folder, store=Store(store), key_dir=str(tmp_path / "keys"))
+    assert (store / "_audit" / "head.json").read_text() == "evidence"
+    assert (tmp_path / "results.old" / "head.json").read_text() == "forged"
 
 
 def test_a_source_that_matches_nothing_is_never_silent(tmp_path: Path) -> None:

@@ -320,8 +320,12 @@ def test_plain_results_are_fetched_as_the_arrow_path_fetches_them(sample_store: 
     assert [fetched.rows[0][0] for fetched, _ in odd[:2]] == ["infinity", "-infinity"]
     # an output file of a plain result has the columns' own types, as through Arrow
     for result, name in ((plain, "plain"), (empty, "empty")):
-        render.write_output(result, tmp_path / f"{name}.parquet", store=str(sample_store))
-    render.write_output(typed, tmp_path / "typed.parquet", store=str(sample_store))
+        render.write_output(
+            result, tmp_path / f"{name}.parquet", store=str(sample_store), key_dir=f"{sample_store}-keys"
+        )
+    render.write_output(
+        typed, tmp_path / "typed.parquet", store=str(sample_store), key_dir=f"{sample_store}-keys"
+    )
     assert pq.read_schema(tmp_path / "plain.parquet") == pq.read_schema(tmp_path / "typed.parquet")
     assert pq.read_schema(tmp_path / "empty.parquet") == pq.read_schema(tmp_path / "typed.parquet")
     rows = [pq.read_table(tmp_path / f"{name}.parquet").to_pylist() for name in ("plain", "typed")]

@@ -1,0 +1,100 @@
+"""A user's output file (``query``/``investigate``/``report``/``export --output``), never where evidence is.
+
+An output is refused inside the store (it could overwrite the audit trail or a manifest) and inside
+the key directory (a file there is taken for a key: a planted known key undoes the pseudonyms, an
+overwritten one makes a month unlinkable). A check of the path, then a write by the path, left a
+window: a link swapped in between (the investigator's own output file, replaced by a link to
+``_audit/head.json`` in a loop) sent the write into the store (found by review). So the folder is
+opened once, the check is of what that descriptor is, and the file is written under a temporary
+name in it and renamed over the name: a link standing at the name is replaced, never followed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import uuid
+from collections.abc import Callable
+from typing import BinaryIO, TypeVar
+
+from pipeline.errors import UsageError
+from pipeline.store.commit import Store
+
+T = TypeVar("T")
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def refuse_inside(output: str | os.PathLike[str], *, store: Store, key_dir: str) -> None:
+    """Refuse (exit 2) an output inside the store or the key directory, before any work is done."""
+    full = os.path.realpath(output)
+    _refuse(full, output, store, key_dir)
+
+
+def write_outside(
+    output: str | os.PathLike[str], fill: Callable[[BinaryIO], T], *, store: Store, key_dir: str
+) -> T:
+    """``fill`` the output file: complete or absent, never inside the store or the key directory.
+
+    A link is written through to its target as a shell's ``>`` would (the link stays); a FIFO or a
+    character device (``/dev/stdout``) is written in place. OSError as the system raises it.
+    """
+    special = _special(os.path.abspath(output))
+    if special is not None:
+        with special as f:
+            return fill(f)
+    folder, name = os.path.split(os.path.realpath(output))
+    dfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        _refuse(os.path.join(_where(dfd, folder), name), output, store, key_dir)
+        tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd
+        )
+        try:
+            with os.fdopen(fd, "wb") as f:
+                result = fill(f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dfd)
+            raise
+        with contextlib.suppress(OSError):  # (a file system that cannot sync a folder)
+            os.fsync(dfd)
+        return result
+    finally:
+        os.close(dfd)
+
+
+def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: str) -> None:
+    if store.fs.holds(full):
+        raise UsageError(f"--output {output} is inside the store at {store.location}: write it elsewhere")
+    keys = os.path.realpath(key_dir)
+    if full == keys or full.startswith(keys.rstrip(os.sep) + os.sep):
+        raise UsageError(f"--output {output} is inside the key directory {key_dir}: write it elsewhere")
+
+
+def _where(dfd: int, folder: str) -> str:
+    """The folder an open descriptor is, whatever its path names now."""
+    try:
+        return os.readlink(f"/proc/self/fd/{dfd}")
+    except OSError:  # (no /proc: the path, resolved now)
+        return os.path.realpath(folder)
+
+
+def _special(path: str) -> BinaryIO | None:
+    """An open FIFO or character device at ``path`` (opened without creating or truncating, and
+    checked once open: a regular file is never written this way), else None."""
+    try:
+        if not (stat.S_ISFIFO(os.stat(path).st_mode) or stat.S_ISCHR(os.stat(path).st_mode)):
+            return None
+        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    mode = os.fstat(fd).st_mode
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return os.fdopen(fd, "wb")
+    os.close(fd)
+    return None
