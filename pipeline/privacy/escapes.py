@@ -8,21 +8,22 @@ and the map names the span of raw text to replace.
 from __future__ import annotations
 
 import re
-import unicodedata
+
+from pipeline.privacy import lookalikes
 
 # %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML,
 # of any character, also without the ';' where a browser does without — before a character that is
 # no digit of it, nor the start of another escape (&#5%30; is &#50; once percent-decoded) — and the
 # named &period; &colon; &amp; … (&amp without ';' before '#', as browsers read it);
-# characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters:
-# fullwidth digits, dot, colon, hyphen and low line, ideographic full stops, mathematical digits;
+# characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters
+# (``lookalikes.py``: superscript, circled, fullwidth, mathematical digits, stops, hex letters …);
 # the UTF-8 bytes of any character, once escapes made them characters of their own
 # (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
 # characters of an address (2\x000\x003\x00.).
 _ESCAPE_RE = re.compile(
     r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})"
     r"|&#[xX]0*([0-9A-Fa-f]{1,6})(?:;|(?![0-9A-Fa-f%\\&]))|&#0*([0-9]{1,7})(?:;|(?![0-9%\\&]))"
-    r"|([\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF])"
+    rf"|({lookalikes.CLASS})"
     r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|([\x00\u2400])"
     r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&(amp)(?=#)"
 )
@@ -31,7 +32,6 @@ _NAMED = {
     "period": ".", "colon": ":", "hyphen": "-", "dash": "-", "lowbar": "_", "UnderBar": "_",
     "percnt": "%", "bsol": "\\", "amp": "&", "num": "#", "commat": "@",
 }  # fmt: skip
-_ADDRESS_CHARS = frozenset("0123456789.:-_")
 
 
 def _unescape(m: re.Match[str]) -> str:
@@ -40,27 +40,19 @@ def _unescape(m: re.Match[str]) -> str:
         return chr(int(hexa, 16))
     number = int(m.group(4), 16) if m.group(4) else int(m.group(5)) if m.group(5) else None
     if number is not None:  # an entity: any character (&#65294; is a fullwidth full stop)
-        char = chr(number) if number <= 0x10FFFF else "\ufffd"  # (one character: the map is 1:1)
-        plain = _plain(char)
-        return plain if plain in _ADDRESS_CHARS else char
+        char = chr(number) if number <= 0x10FFFF else "\ufffd"
+        return lookalikes.address_text(char)
     if m.group(6) is not None:
-        return _plain(m.group(6))
+        return lookalikes.address_text(m.group(6))
     if m.group(7) is not None:
         try:
             char = m.group(7).encode("latin-1").decode("utf-8")
         except UnicodeDecodeError:
             return m.group(7)
-        plain = _plain(char)
-        return plain if plain in _ADDRESS_CHARS else char
+        return lookalikes.address_text(char)
     if m.group(9) or m.group(10):
         return _NAMED[m.group(9) or m.group(10)]
     return ""  # NUL: not there
-
-
-def _plain(char: str) -> str:
-    """What NFKC makes of a character, and IDNA of an ideographic full stop (NFKC keeps it)."""
-    plain = unicodedata.normalize("NFKC", char)
-    return "." if plain == "\u3002" else plain
 
 
 _MAX_DECODE_ROUNDS = 8  # %25252E… : encoded twice, three times, … (each round is linear)
@@ -82,11 +74,10 @@ def decoded_view(text: str) -> tuple[str, list[int], list[int]] | None:
             chars.append(view[pos:a])
             new_starts += starts[pos:a]
             new_ends += ends[pos:a]
-            char = _unescape(m)
-            if char:  # (a NUL leaves no character: its neighbours meet)
-                chars.append(char)
-                new_starts.append(starts[a])
-                new_ends.append(ends[b - 1])
+            char = _unescape(m)  # (a NUL leaves no character: its neighbours meet; ⑩ leaves two)
+            chars.append(char)
+            new_starts += [starts[a]] * len(char)
+            new_ends += [ends[b - 1]] * len(char)
             pos = b
         if pos == 0:
             break

@@ -14,6 +14,7 @@ import ipaddress
 import re
 from typing import TYPE_CHECKING, Self
 
+from pipeline.privacy import lookalikes
 from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, ipv6_fast, mask_addresses, parse_address
 
 if TYPE_CHECKING:
@@ -32,10 +33,11 @@ EMAIL_MASK = "[email]"
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH; with or without ';', the named HTML
 #   references &period; &colon; &hyphen; &lowbar; &amp; …, fullwidth) of a character an address can
 #   be written with (digits, '.', ':', '-', '_', hex letters, 'x') or of one that starts another
-#   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; the escaped first two
-#   UTF-8 bytes of a fullwidth or halfwidth form (EF BC, EF BD), an ideographic full stop (E3 80) or a
-#   mathematical digit (F0 9D), not of other CJK text (%E3%83%86…: a Japanese site's every path);
-#   fullwidth forms, ideographic stops and mathematical digits as written; NUL (UTF-16) and its picture.
+#   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; a numeric reference of
+#   any character past ASCII (&#8313;, &#x2079;: the look-alikes below); the escaped UTF-8 of a
+#   look-alike (``lookalikes.ESCAPED_UTF8``), not of other text (%E3%83%86…: a Japanese site's every
+#   path); the look-alikes as written (``lookalikes.py``: superscript, subscript, circled, fullwidth
+#   and mathematical digits, stops and colons, hex letters); NUL (UTF-16) and its picture.
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
@@ -46,10 +48,8 @@ NEEDS_MASK = (
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[356DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
     r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&amp#"
-    r"|&#[xX]0*(?:[Ff][Ff](?:0[DdEe]|1[0-9Aa]|3[Ff]|61)|3002|1[Dd]7[C-Fc-f][0-9A-Fa-f])"
-    r"|&#0*(?:65(?:29[3-9]|30[0-6]|343|377)|12290|1207[89][0-9]|1208[0-3][0-9])"
-    r"|[\uff10-\uff1a\uff0d\uff0e\uff3f\uff61\u3002\U0001D7CE-\U0001D7FF\x00\u2400]"
-    r"|(?:%|\\[xX])(?:[Ee][Ff](?:%|\\[xX])[Bb][CcDd]|[Ee]3(?:%|\\[xX])80|[Ff]0(?:%|\\[xX])9[Dd])"
+    r"|&#[xX]0*[0-9A-Fa-f]{3,6}|&#0*[0-9]{3,7}"
+    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.ESCAPED_UTF8}"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any
