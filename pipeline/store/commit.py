@@ -239,15 +239,23 @@ class Store(StoreFiles):
         return self.list(layout.STATE, pattern=f"*/{layout.PENDING}")
 
     def hidden(self) -> set[str]:
-        """Keys readers must not see: added by an uncommitted batch, or retired by a committed rewrite."""
+        """Keys readers must not see: added by an uncommitted batch, or retired by a committed rewrite.
+
+        A batch is committed once its manifest is written, whatever its intent record still says: a
+        writer killed between the manifest and the record's removal had left its files hidden from
+        status, erasure and purge (found by review: an erasure reported complete, the rows still
+        queryable) until that writer ran again. The record is read before the manifest is looked
+        for, so a reader sees the old set or the new one, never neither.
+        """
         out: set[str] = set()
         for key in self.pending_keys():
             pending = self.read_json(key)
             if pending is not None:
-                hidden = (
-                    pending.get("retire", []) if pending.get("phase") == "committed" else pending["files"]
+                writer = key.rsplit("/", 2)[-2]
+                committed = pending.get("phase") == "committed" or self.exists(
+                    layout.manifest(writer, int(pending["seq"]))
                 )
-                out |= set(hidden)
+                out |= set(pending.get("retire", []) if committed else pending["files"])
         return out
 
     def committed_parquet(self) -> list[Path]:

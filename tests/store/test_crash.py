@@ -52,3 +52,39 @@ def test_sigkill_anywhere_then_rerun_is_exactly_once(tmp_path: Path, trial: int)
     got = Counter(str(r["path"]) for r in store_rows(store))
     assert got == expected, f"trial {trial} (killed {killed}x): {sum(got.values())} rows"
     assert not list(store.rglob("*.tmp")) and not list(store.glob("_state/*/pending.json"))
+
+
+def test_a_batch_whose_manifest_is_written_is_committed_for_every_reader(tmp_path: Path) -> None:
+    """Killed between a batch's manifest and the removal of its intent record (found by review):
+    its files stayed hidden from status, erasure and purge until that writer ran again, and an
+    erasure of the domain reported complete while its rows were still queryable."""
+    from pipeline.store import layout
+    from pipeline.store.commit import Store
+    from tests.cli.test_cli import invoke
+    from tests.conftest import ingest_paths
+
+    log, store = tmp_path / "access.log", tmp_path / "store"
+    write_log(log, 300)
+    ingest_paths(store, [log], fmt="combined")
+    s = Store(store)
+    last = s.read_json(s.manifest_keys()[-1])
+    assert last is not None
+    files = [f["path"] for f in last["files"]]
+    (writer,) = s.writers()
+    s.put_json(
+        layout.pending(writer), {"seq": last["seq"], "files": files, "retire": [], "phase": "writing"}, writer
+    )
+    assert set(files) <= set(s.committed("pageviews")) | set(s.committed("_rejects"))
+    code, out, _ = invoke("erase", "--store", str(store), "--request", "R-1", "--domain", "example.test")
+    assert code == 0, out
+    count = [
+        "query",
+        "--store",
+        str(store),
+        "--case",
+        "C-1",
+        "--format",
+        "csv",
+        "SELECT count(*) FROM pageviews",
+    ]
+    assert invoke(*count)[1].split()[-1] == "0"
