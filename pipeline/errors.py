@@ -36,6 +36,11 @@ class SourceGone(SourceError):
     it meanwhile: the run lists the glob again instead of failing (``ingest.run``)."""
 
 
+class SourceRewritten(SourceError):
+    """A file was truncated or rewritten while it was read (logrotate's copytruncate): what was read
+    of it before is kept, the rest is read from its copy next run (``sources.rewrite_guard``)."""
+
+
 class SourceCutShort(SourceError):
     """A compressed source ends before its end-of-stream marker: cut short, or still being written
     (logrotate compressing it). The lines before the cut are read; the rest waits for a whole file."""

@@ -54,6 +54,7 @@ def iter_blocks(
     final: bool,
     size_hint: int | None = None,
     workers: int = 1,
+    guard: Callable[[int], None] | None = None,
 ) -> Iterator[Block]:
     """Yield blocks of complete lines from ``start``; memory ≤ block_bytes + max_line_bytes.
 
@@ -61,7 +62,8 @@ def iter_blocks(
     Each block is read straight into one buffer from Arrow's memory pool (no copies, and the pool
     reuses pages: fresh 32 MiB allocations per block cost more in page faults than the parse of
     a whole block's timestamps). With the stream's length known (``size_hint``), blocks are sized
-    so that the workers finish together (``_even_chunk``).
+    so that the workers finish together (``_even_chunk``). ``guard(n)`` is called after each read
+    up to byte ``n`` of the stream, before its lines are handed on (``sources.rewrite_guard``).
     """
     carry = b""
     offset = range_start = start
@@ -72,6 +74,8 @@ def iter_blocks(
     buffers = _Buffers()
     while True:
         buf = _read_block(stream, carry, chunk, buffers)
+        if guard is not None:  # (also at the end: a file cut below what was read ends early)
+            guard(offset + len(buf))
         if len(buf) == len(carry):  # end of stream
             if carry and final:
                 digest.update(carry)

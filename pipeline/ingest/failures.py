@@ -121,3 +121,22 @@ def _stat(path: str) -> os.stat_result | None:
         return os.stat(path)
     except OSError:
         return None
+
+
+# A single rejected line (a scanner's garbage, a line cut by a crash) never fails a run by itself:
+# with cron every few minutes a quiet site's run reads a handful of lines, and 1 of 3 is not a broken
+# source (the next run shows whether it goes on). From two rejects on, the share decides.
+MIN_REJECTS_TO_FAIL = 2
+
+
+def reject_rate_error(lines: int, rejects: dict[str, int], max_rate: float) -> str | None:
+    """Why a source rejected too many of its ``lines`` in this run (None: within ``max_rate``)."""
+    rejected = sum(rejects.values())
+    if rejected <= max_rate * lines or rejected < MIN_REJECTS_TO_FAIL:
+        return None
+    worst = max(rejects.items(), key=lambda kv: (kv[1], kv[0]))[0]
+    return (
+        f"{rejected:,} of {lines:,} lines rejected ({rejected / lines:.1%}, mostly {worst}), above "
+        f"ingest.max_reject_rate = {max_rate:g}; its rows were committed and the rest quarantined: "
+        "check its --format and --domain (query the rejects table), or raise ingest.max_reject_rate"
+    )

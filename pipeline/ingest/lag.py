@@ -25,8 +25,8 @@ from typing import Any
 from pipeline.config import Config
 from pipeline.errors import HostlogsError
 from pipeline.ingest import failures, globs, sources
+from pipeline.ingest.failures import reject_rate_error
 from pipeline.ingest.paths import source_glob
-from pipeline.ingest.run import reject_rate_error
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as
 from pipeline.privacy import keys

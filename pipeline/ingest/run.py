@@ -16,11 +16,20 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, BinaryIO
 
 from pipeline.config import Config, IngestConfig, SourceConfig
-from pipeline.errors import ConfigError, HostlogsError, SourceCutShort, SourceError, SourceGone, StoreError
+from pipeline.errors import (
+    ConfigError,
+    HostlogsError,
+    SourceCutShort,
+    SourceError,
+    SourceGone,
+    SourceRewritten,
+    StoreError,
+)
 from pipeline.ingest import failures, formats, globs, sources
 from pipeline.ingest.batch import Source, Tally, consume
 from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks, stop_signals
 from pipeline.ingest.directives import state_before
+from pipeline.ingest.failures import reject_rate_error
 from pipeline.ingest.formats import scanner
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, source_glob
@@ -276,6 +285,7 @@ def _ingest_path(
                 final=final,
                 size_hint=None if sources.is_compressed(path) else os.path.getsize(path),
                 workers=ing.workers,
+                guard=sources.rewrite_guard(stream, path),
             )
             note = "; ".join(n for n in (ident.note, fmt_note) if n) or None
             src = Source(
@@ -358,6 +368,8 @@ def _read_failed(report: SourceReport, exc: SourceError, ing: IngestConfig) -> S
         age = time.time() - os.stat(report.path).st_mtime
     except OSError:
         age = float("inf")
+    if isinstance(exc, SourceRewritten):  # copytruncate: its copy is read on from here next run
+        return replace(report, note="; ".join(n for n in (report.note, str(exc)) if n))
     if isinstance(exc, SourceCutShort) and age < ing.partial_line_grace:
         wait = f"waiting: the compressed file ends early, written {age:.0f} s ago (still being compressed?)"
         return replace(report, note="; ".join(n for n in (report.note, wait) if n))
@@ -368,25 +380,6 @@ def _domain_for(spec: SourceConfig, path: str) -> str | None:
     if spec.domain is None and spec.domain_from_path:
         return domain_from_path(spec.domain_from_path, path)
     return spec.domain
-
-
-# A single rejected line (a scanner's garbage, a line cut by a crash) never fails a run by itself:
-# with cron every few minutes a quiet site's run reads a handful of lines, and 1 of 3 is not a broken
-# source (the next run shows whether it goes on). From two rejects on, the share decides.
-MIN_REJECTS_TO_FAIL = 2
-
-
-def reject_rate_error(lines: int, rejects: dict[str, int], max_rate: float) -> str | None:
-    """Why a source rejected too many of its ``lines`` in this run (None: within ``max_rate``)."""
-    rejected = sum(rejects.values())
-    if rejected <= max_rate * lines or rejected < MIN_REJECTS_TO_FAIL:
-        return None
-    worst = max(rejects.items(), key=lambda kv: (kv[1], kv[0]))[0]
-    return (
-        f"{rejected:,} of {lines:,} lines rejected ({rejected / lines:.1%}, mostly {worst}), above "
-        f"ingest.max_reject_rate = {max_rate:g}; its rows were committed and the rest quarantined: "
-        "check its --format and --domain (query the rejects table), or raise ingest.max_reject_rate"
-    )
 
 
 def _report(src: Source, tally: Tally, max_rate: float, recognised: bool = True) -> SourceReport:

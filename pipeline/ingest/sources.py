@@ -22,7 +22,7 @@ from typing import Any, Protocol, cast
 import pyarrow as pa
 from isal import igzip, isal_zlib
 
-from pipeline.errors import SourceCutShort, SourceError, SourceGone
+from pipeline.errors import SourceCutShort, SourceError, SourceGone, SourceRewritten
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import escaped_text
@@ -200,6 +200,11 @@ class SourceStream:
     def readinto(self, view: memoryview) -> int:
         return int(self._call(self._stream.readinto, view))
 
+    def fileno(self) -> int | None:
+        """The descriptor of a plain file (None for a compressed stream or a pipe wrapper)."""
+        fileno = getattr(self._stream, "fileno", None)
+        return None if self._compressed or fileno is None else int(fileno())
+
     def seek(self, offset: int) -> int:
         if self._compressed or not self._stream.seekable():
             raise OSError("not seekable")
@@ -214,6 +219,31 @@ class SourceStream:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def rewrite_guard(stream: SourceStream, path: str) -> Callable[[int], None] | None:
+    """For a plain file: a check, after each read up to byte ``n``, that the open file still begins
+    with the bytes it began with and is not shorter than ``n``. Else ``SourceRewritten``.
+
+    logrotate's copytruncate empties the file the run is reading, and the server writes it again:
+    the run read on at its offset, into the new content, and stored it as the rest of the old stream
+    (found by review: the next run then read the copy again from its start, and the new file too:
+    every line of the run doubled, and one line made of two). The block read last is not kept: it
+    may be of either content. What was read before is; the copy has the rest, from there.
+    """
+    fd = stream.fileno()
+    if fd is None:
+        return None
+    head = os.pread(fd, FINGERPRINT_BYTES, 0)
+
+    def check(n: int) -> None:
+        if os.fstat(fd).st_size < n or os.pread(fd, len(head), 0) != head:
+            raise SourceRewritten(
+                f"{display_name(path)} was truncated or rewritten while read (copytruncate?): its lines "
+                "up to there are kept, the rest is read from its copy next run"
+            )
+
+    return check
 
 
 def read_head(path: str, length: int = FINGERPRINT_BYTES, *, final: bool = False) -> bytes | None:

@@ -15,7 +15,7 @@ import pytest
 from pipeline import config
 from pipeline.ingest import privacy_record
 from pipeline.ingest import run as ingest
-from pipeline.ingest.run import reject_rate_error
+from pipeline.ingest.failures import reject_rate_error
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from tests.cli.test_cli import invoke

@@ -567,3 +567,30 @@ def test_a_compressed_file_cut_inside_its_magic_number_is_not_read_as_text(
     path.write_bytes(whole)
     second = ingest_paths(store, [path], fmt="common", final=None)
     assert second.rows == 50 and not second.rejects and not store_rejects(store)
+
+
+@pytest.mark.parametrize("rewritten", [3000, 10], ids=["past-the-offset", "short"])
+def test_copytruncate_while_a_run_reads_the_file_reads_each_line_once(tmp_path: Path, rewritten: int) -> None:
+    """Found by review: the run read on at its offset into the new content the server wrote after
+    the truncate, and kept it as the rest of the old stream: the next run read the copy again from
+    its start, and the new file too (every line of that run doubled, one line made of two)."""
+    logs = _Logs(tmp_path / "logs", tmp_path / "store")
+    logs.folder.mkdir()
+    logs.do(("write", "access.log", 2000))
+    done: list[int] = []
+
+    def copytruncate(n: int, total: int) -> None:
+        if n and not done:  # after the first batch is committed, the rest of the file still unread
+            done.append(n)
+            logs.do(("copytruncate", "access.log", "access.log.1"))
+            logs.do(("write", "access.log", rewritten))
+
+    cfg = make_config(logs.store, partial_line_grace=3600, block_bytes=4096, workers=1)
+    spec = config.SourceConfig(path=str(logs.folder / "access.log"), domain="example.test")
+    report = ingest.run(cfg, [spec], progress=copytruncate)
+    assert done and not report.failed, report
+    assert "truncated or rewritten while read" in str(report.sources[0].note), report
+    logs.run([])  # the next cron run: the copy read on from where the first stopped, the new file whole
+    got = Counter(str(r["path"]) for r in store_rows(logs.store))
+    assert got == Counter(f"/l{n}" for n in range(logs.written))
+    assert not store_rejects(logs.store)
