@@ -10,10 +10,10 @@ from __future__ import annotations
 import calendar
 import contextlib
 import datetime as dt
-import getpass
 import ipaddress
 import math
 import os
+import pwd
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,11 +39,16 @@ def check_id(value: str, kind: str = "case") -> str:
 
 
 def os_user() -> str:
-    """The operating-system user running the command, as recorded in audit, holds and deletions."""
+    """The operating-system user running the command, as recorded in audit, holds and deletions:
+    the account of the real uid, not ``$LOGNAME``/``$USER``, which anyone sets (found by review:
+    ``LOGNAME=alice`` was recorded as alice), and who ran it through sudo, as sudo says."""
+    uid = os.getuid()
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers): the uid still identifies the account
-        return f"uid:{os.getuid()}"
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (containers): the uid still identifies the account
+        name = f"uid:{uid}"
+    sudo = os.environ.get("SUDO_USER")
+    return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
 
 
 def escaped_text(text: str) -> str:

@@ -220,8 +220,8 @@ def _what(e: dict[str, Any]) -> str:
 @json_option
 @handle_errors
 def audit_verify(store: str | None, config_path: str | None, expect: str | None, as_json: bool) -> None:
-    """Check the hash chain and its head: exit 6 naming the first modified, deleted or reordered
-    entry, a missing head.json, or a cut tail.
+    """Check the hash chain and its head: exit 8 naming the first modified, deleted or reordered
+    entry, a missing head.json, or a cut tail (exit 6: the store or its head cannot be read).
 
     Example:
 

@@ -356,3 +356,21 @@ def test_a_head_that_cannot_be_read_refuses_the_entry_instead_of_breaking_the_ch
     assert proc.returncode == 6 and "cannot read" in proc.stdout, proc.stdout + proc.stderr
     report = log.verify()
     assert report.ok and report.entries == 3  # no entry without its head: the chain is whole
+
+
+def test_the_recorded_user_is_the_account_not_what_the_environment_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Found by review: the user came from $LOGNAME/$USER, which anyone sets."""
+    import os
+    import pwd
+
+    from pipeline.rules import os_user
+
+    account = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("LOGNAME", "alice")
+    monkeypatch.setenv("USER", "alice")
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    assert os_user() == account
+    monkeypatch.setenv("SUDO_USER", "bob")  # who ran it through sudo, as sudo says
+    assert os_user() == f"{account} (sudo by bob)"

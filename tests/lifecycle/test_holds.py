@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from pipeline.investigate import audit
 from pipeline.lifecycle import retention
 from pipeline.lifecycle.erase import erase_unaudited as erase  # the work; the audited door: audited.erase
 from pipeline.lifecycle.holds import Hold, active_holds, add_hold, list_holds, release_hold
+from pipeline.rules import os_user
 from pipeline.store.commit import Store
 from pipeline.store.layout import HOLDS as HOLDS_DIR
 from tests.conftest import ingest_paths
@@ -35,15 +35,15 @@ def test_add_list_release_are_recorded(store: Path) -> None:
     assert (hold.case, hold.reason, hold.domain, hold.date_from, hold.date_to) == (
         "INC-2026-042", "breach at a.example", A, D(2024, 3, 2), None,
     )  # fmt: skip
-    assert hold.created_by == getpass.getuser() and hold.created >= before and hold.created.tzinfo == dt.UTC
+    assert hold.created_by == os_user() and hold.created >= before and hold.created.tzinfo == dt.UTC
     released = release_hold(store, "INC-2026-042")
-    assert released.released is not None and released.released_by == getpass.getuser()
+    assert released.released is not None and released.released_by == os_user()
     again = add_hold(store, "INC-2026-042", "reopened")  # a released case may be held again: a new record
     listed = list_holds(store)
     assert [(h.case, h.active) for h in listed] == [("INC-2026-042", False), ("INC-2026-042", True)]
     assert listed[0] == released and listed[1] == again and active_holds(store) == [again]
     files = sorted((store / HOLDS_DIR).glob("*.json"))
-    assert len(files) == 2 and json.loads(files[0].read_text())["released_by"] == getpass.getuser()
+    assert len(files) == 2 and json.loads(files[0].read_text())["released_by"] == os_user()
 
 
 GOOD_IDS = ["INC-2026-042", "jira:SEC/17#2", "case#12", "x/../../y", "A.b_c-d", "a" * 80]
@@ -141,7 +141,7 @@ def test_held_rows_survive_the_purge_until_released(store: Path) -> None:
     code, out, _ = invoke("hold", "release", "CASE-A", "--store", str(store))
     assert code == 0 and "hold released: CASE-A" in out
     code, out, _ = invoke("hold", "list", "--store", str(store))
-    assert code == 0 and "released" in out and f"released by {getpass.getuser()}" in out
+    assert code == 0 and "released" in out and f"released by {os_user()}" in out
     retention.purge(cfg, as_of=D(2026, 6, 1))
     assert visible(store) == paths([]) and not list((store / "pageviews").iterdir())
 
