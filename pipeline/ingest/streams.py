@@ -45,6 +45,7 @@ class Ident:
     tail: bytes  # the bytes just before ``start`` (up to sources.TAIL_BYTES)
     note: str | None = None
     skip_note: str | None = None  # set: nothing to read (an older copy of a stream read further)
+    skip_failed: bool = False  # and its source fails: a copy whose end cannot be checked
 
 
 def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
@@ -100,7 +101,16 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
                 if opened == "older copy":
                     stream = sources.open_stream(path)
                     note = f"an older copy of stream {cand[:12]} (read to byte {state.offset:,}): nothing new"
-                    return Ident(cand, fp_len, content, state.offset, [], stream, b"", skip_note=note)
+                    unchecked = _unchecked(r, path, cand, _length(path, state.offset)) if state.tail else None
+                    if unchecked is not None:  # a copy cut between two batches, or another file
+                        note = (
+                            f"an older copy of stream {cand[:12]} (read to byte {state.offset:,}) up to byte "
+                            f"{unchecked:,}, whose bytes after that cannot be checked (its stream's file is "
+                            "gone or is this one): not read. If it is not a stale copy, read it as a new "
+                            "stream with 'hostlogs ingest --reingest FILE'; else move it away"
+                        )
+                    return Ident(cand, fp_len, content, state.offset, [], stream, b"", skip_note=note,
+                                 skip_failed=unchecked is not None)  # fmt: skip
                 mismatched.append((cand, state))
     # 2. renamed to a name of another scope: the same content, no longer under its recorded name
     renamed = _renamed_from(r, path, head, by_len)
@@ -193,13 +203,56 @@ def _length(path: str, at_least: int) -> int:
 
 
 def _is_older_copy(r: RunState, path: str, key: str, length: int) -> bool:
-    """Is a file shorter than its stream's offset equal to the stream at the last batch end it covers?"""
+    """Is a file shorter than its stream's offset equal to the stream at the last batch end it covers?
+
+    What it has past that end is checked against the stream's recorded file (``_unchecked``): a file
+    with the stream's first batch and other lines after it (replaced by one that begins the same)
+    had been taken for a stale copy and skipped without a word (found by review).
+    """
     ends = [c for c in r.checkpoints(key) if c[0] <= length]
     if not ends:
         return False
     end, tail_len, digest = max(ends)
     data = sources.read_range(path, end - tail_len, end)
     return data is not None and r.digest(b"tail", data) == digest
+
+
+def _unchecked(r: RunState, path: str, key: str, length: int) -> int | None:
+    """Where an older copy's check ended, when its bytes after that could not be checked (None: all)."""
+    end = max(c[0] for c in r.checkpoints(key) if c[0] <= length)
+    return (
+        None
+        if end == length or _same_past(r, path, r.progress.streams[key], _at(r, key, end), length)
+        else end
+    )
+
+
+def _at(r: RunState, key: str, end: int) -> tuple[int, int, str]:
+    return next(c for c in r.checkpoints(key) if c[0] == end)
+
+
+def _same_past(
+    r: RunState, path: str, state: StreamState, checkpoint: tuple[int, int, str], length: int
+) -> bool:
+    """Does the stream's recorded file, at the same checkpoint, hold the bytes ``path`` has after it?"""
+    end, tail_len, digest = checkpoint
+    recorded = r.recorded_file(state)
+    try:
+        if recorded is None or os.path.samefile(recorded, path):
+            return False
+        data = sources.read_range(recorded, end - tail_len, end)
+        if data is None or r.digest(b"tail", data) != digest:
+            return False
+        with sources.open_stream(path) as mine, sources.open_stream(recorded) as theirs:
+            if sources.skip(mine, end) < end or sources.skip(theirs, end) < end:
+                return False
+            for at in range(end, length, 1 << 20):
+                n = min(1 << 20, length - at)
+                if sources.read_exact(mine, n) != sources.read_exact(theirs, n):
+                    return False
+        return True
+    except (HostlogsError, OSError):
+        return False
 
 
 def _renamed_from(

@@ -594,3 +594,38 @@ def test_copytruncate_while_a_run_reads_the_file_reads_each_line_once(tmp_path: 
     got = Counter(str(r["path"]) for r in store_rows(logs.store))
     assert got == Counter(f"/l{n}" for n in range(logs.written))
     assert not store_rejects(logs.store)
+
+
+def test_a_shorter_file_with_the_same_first_lines_is_never_skipped_without_a_word(tmp_path: Path) -> None:
+    """Found by review: a log replaced by a shorter one that begins with the same lines was taken
+    for a stale copy of its stream and never read, exit 0. What a copy has past the last batch end
+    it covers is now checked against the stream's file; when it cannot be, the source fails."""
+    logs = _Logs(tmp_path / "logs", tmp_path / "store")
+    logs.folder.mkdir()
+    live = logs.folder / "access.log"
+    logs.do(("write", "access.log", 15))
+    logs.run([])
+    logs.do(("write", "access.log", 2985))
+    logs.run([])
+    first = "".join(live.read_text().splitlines(keepends=True)[:15])
+    live.write_text(first + "".join(line(n) for n in range(3000, 3100)))  # same beginning, other lines
+    cfg = make_config(logs.store, partial_line_grace=3600)
+    spec = config.SourceConfig(path=str(live), domain="example.test")
+    report = ingest.run(cfg, [spec])
+    assert [s.error for s in report.failed] and "cannot be checked" in str(report.failed[0].error)
+    assert "--reingest" in str(report.failed[0].error)
+
+
+def test_a_stale_copy_cut_between_two_batches_is_checked_against_the_live_file(tmp_path: Path) -> None:
+    logs = _Logs(tmp_path / "logs", tmp_path / "store")
+    logs.folder.mkdir()
+    live = logs.folder / "access.log"
+    logs.do(("write", "access.log", 20))
+    logs.run([])
+    logs.do(("write", "access.log", 10))
+    logs.run([])  # batches end at lines 20 and 30
+    bak = logs.folder / "access.log.bak"  # an operator's copy taken at line 25, seen afterwards
+    bak.write_text("".join(live.read_text().splitlines(keepends=True)[:25]))
+    logs.run([])
+    got = Counter(str(r["path"]) for r in store_rows(logs.store))
+    assert got == Counter(f"/l{n}" for n in range(logs.written))
