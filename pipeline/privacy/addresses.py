@@ -1,7 +1,7 @@
 """Every textual form of an IP address: parsing client fields, lenient forms, and finding addresses in text.
 
-* ``parse_address``: a client field (brackets, ports, zone ids, IPv4-mapped IPv6) as an address;
-  ``ipv6_fast`` the same for plain IPv6 through the C library.
+* ``parse_address``: a client field (brackets, ports, zone ids, IPv4-mapped IPv6) as an address
+  (``truncate.ipv6_fast``: the same for plain IPv6 through the C library).
 * ``lenient_ipv4`` / ``lenient_address``: zero-padded, octal-looking and 0x forms a log can carry.
 * ``mask_addresses``: every address in one text, as written or encoded, replaced by its network
   (``mask.ClientMasker`` gives the truncation, ``mask.mask_text`` runs it per distinct value).
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Callable
 
 from pipeline.privacy.escapes import decoded_view
@@ -26,32 +25,6 @@ IPV4_TOKEN = rf"{_OCTET}(?:\.{_OCTET}){{3}}"
 # A whole value that is a dotted quad without leading zeros: already the canonical text of its address.
 PLAIN_IPV4 = rf"^{IPV4_TOKEN}$"
 SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")  # 2002:WWXX:YYZZ::/48 embeds an IPv4 address
-
-
-_ZEROS_80 = bytes(10)
-
-
-def ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
-    """(canonical address, network) of a plain IPv6 text through the C library, ~20x cheaper than
-    ``ipaddress`` (IPv6 clients are new distinct values all day long). None sends the value to the
-    reference path (``parse_address``): anything with a bracket, port, zone, dot (IPv4, embedded
-    IPv4) or whitespace, and the ::/80 range where the mapped and compatible forms live (there
-    inet_ntop's text could differ from ``ipaddress``'s; elsewhere both compress the first longest
-    zero run of at least two groups in lower case, which a property test checks).
-    """
-    if value.count(":") < 2 or "." in value or "%" in value or "[" in value:
-        return None
-    try:
-        packed = socket.inet_pton(socket.AF_INET6, value)
-    except OSError:
-        return None
-    if packed[:2] == b"\x20\x02":  # 6to4 embeds an IPv4 address: network_of cuts it
-        return None
-    host = 128 - prefix
-    net = (int.from_bytes(packed) >> host << host).to_bytes(16)
-    if packed[:10] == _ZEROS_80 or net[:10] == _ZEROS_80:
-        return None
-    return socket.inet_ntop(socket.AF_INET6, packed), f"{socket.inet_ntop(socket.AF_INET6, net)}/{prefix}"
 
 
 def parse_address(value: str) -> IPAddress | None:
@@ -116,6 +89,12 @@ _V6_DASHED_RE = re.compile(
     r"(?=\.(?:ipv6-literal\.net|sslip\.io|nip\.io)(?![0-9a-z-]))",
     re.IGNORECASE,
 )
+# reverse DNS (77.113.0.203.in-addr.arpa, ip6.arpa's nibbles); IPv6 as names write it: 8 groups joined
+# by - or _ (host_2001_db8_…_a.tar), 2000::/3, a group past the first of 3-4 digits or with a letter
+_PTR_V4_RE = re.compile(r"(?<![0-9.])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?=\.in-addr\.arpa(?![0-9a-z-]))", re.I)
+_PTR_V6_RE = re.compile(r"(?<![0-9a-z.])(?:[0-9a-f]\.){1,32}(?=ip6\.arpa(?![0-9a-z-]))", re.I)
+_G = r"[0-9a-f]{1,4}"
+_V6_JOINED_RE = re.compile(rf"(?<![0-9a-z])[23][0-9a-f]{{3}}([-_]){_G}(?:\1{_G}){{6}}(?![0-9a-z])", re.I)
 _V4_HEX_DNS_RE = re.compile(r"(?<![0-9a-z])[0-9a-f]{8}(?=\.(?:nip|sslip)\.io(?![0-9a-z-]))", re.IGNORECASE)
 _V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
 _ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
@@ -301,6 +280,8 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
                 zone = _ZONE_RE.match(view, end)
                 end = zone.end() if zone else end
             spans.append(_replaced(view, m.start() + start, end, addr, network_of))
+    if ".arpa" in view.lower():
+        spans = sorted(spans + _ptr_spans(view, network_of))
     if "." in view:
         v6 = iter(list(spans))  # in order, not overlapping: one sweep (not every span per run)
         ahead = next(v6, None)
@@ -317,6 +298,23 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
     if "-" in view or "_" in view or ".io" in view.lower():
         spans += _joined_spans(view, network_of)
     return sorted(spans)
+
+
+def _ptr_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
+    """(start, end, replacement) of the addresses reverse DNS names spell (found by review: the
+    forward reading of 77.113.0.203.in-addr.arpa kept its host octet). A shorter ip6.arpa name is a
+    network: kept when it is no narrower than the mask."""
+    spans = []
+    for m in _PTR_V4_RE.finditer(view):
+        v4 = lenient_ipv4(".".join(reversed(m.group(0).split("."))))
+        if v4 is not None:
+            spans.append((m.start(), m.end(), network_of(v4)))
+    for m in _PTR_V6_RE.finditer(view):
+        nibbles = m.group(0).split(".")[-2::-1]
+        network = network_of(ipaddress.IPv6Address(int("".join(nibbles).ljust(32, "0"), 16)))
+        wider = len(nibbles) * 4 <= int(network.rpartition("/")[2] or 128)  # a zone: kept as it is
+        spans.append((m.start(), m.end() - 1, m.group(0)[:-1] if wider else network))
+    return spans
 
 
 def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
@@ -343,6 +341,10 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
         v6 = parse_address(text.split("s")[0].split("S")[0].replace("-", ":"))
         if v6 is not None:
             spans.append(_replaced(view, start, m.end(), v6, network_of))
+    for m in _V6_JOINED_RE.finditer(view):
+        if any(len(g) > 2 or not g.isdigit() for g in m.group(0).split(m.group(1))[1:]):
+            v6 = parse_address(m.group(0).replace(m.group(1), ":"))
+            spans.append(_replaced(view, m.start(), m.end(), v6, network_of))
     for m in _V4_HEX_DNS_RE.finditer(view):  # app-c0a80101.nip.io: IPv4 as eight hex digits
         spans.append(
             _replaced(view, m.start(), m.end(), ipaddress.IPv4Address(int(m.group(0), 16)), network_of)

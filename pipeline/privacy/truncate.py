@@ -12,10 +12,11 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
+import socket
 from typing import TYPE_CHECKING, Self
 
 from pipeline.privacy import lookalikes
-from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, ipv6_fast, mask_addresses, parse_address
+from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, mask_addresses, parse_address
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -28,6 +29,7 @@ EMAIL_MASK = "[email]"
 #   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
 # * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name), and the
+#   an IPv6 address as a name writes it (2001_db8_…: eight groups joined, ``addresses._V6_JOINED_RE``);
 #   DNS names that spell an IPv6 address with dashes (…​.ipv6-literal.net, …​.sslip.io, …​.nip.io);
 # * an e-mail ('@', '%40', '%2540');
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH; with or without ';', the named HTML
@@ -42,7 +44,7 @@ _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
     r"|[0-9A-Fa-f]:[0-9A-Fa-f]*:|::"
-    r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]"
+    r"|[0-9][-_][0-9]{1,3}[-_][0-9]{1,3}[-_][0-9]|[23][0-9A-Fa-f]{3}[-_][0-9A-Fa-f]{1,4}[-_][0-9A-Fa-f]{1,4}[-_]"
     r"|[0-9A-Fa-f]\.(?:[Ii][Pp][Vv]6-[Ll][Ii][Tt][Ee][Rr][Aa][Ll]\.[Nn][Ee][Tt]|[Ss][Ss][Ll][Ii][Pp]\.[Ii][Oo]|[Nn][Ii][Pp]\.[Ii][Oo])"
     r"|@|%(?:25)*40"
     r"|(?:%|\\[xX]|[%\\][uU]00|&#[xX]0*)(?:2[356DdEe]|3[0-9Aa]|[46][1-6]|[57][58]|5[CcFf])"
@@ -59,6 +61,32 @@ NEEDS_MASK = (
 # reads them), and an e-mail match must not eat an octet of an address that follows it.
 _L = r"A-Za-z\u00C0-\u2FFF\u3040-\uFEFF\uFFF0-\uFFFF\U00010000-\U0010FFFF"
 EMAIL = rf"[{_L}0-9._%+\-]+(?:@|%(?:25)*40)[{_L}0-9\-]+(?:\.[{_L}0-9\-]+)*\.[{_L}]{{2,}}"
+
+
+_ZEROS_80 = bytes(10)
+
+
+def ipv6_fast(value: str, prefix: int) -> tuple[str, str] | None:
+    """(canonical address, network) of a plain IPv6 text through the C library, ~20x cheaper than
+    ``ipaddress`` (IPv6 clients are new distinct values all day long). None sends the value to the
+    reference path (``parse_address``): anything with a bracket, port, zone, dot (IPv4, embedded
+    IPv4) or whitespace, and the ::/80 range where the mapped and compatible forms live (there
+    inet_ntop's text could differ from ``ipaddress``'s; elsewhere both compress the first longest
+    zero run of at least two groups in lower case, which a property test checks).
+    """
+    if value.count(":") < 2 or "." in value or "%" in value or "[" in value:
+        return None
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, value)
+    except OSError:
+        return None
+    if packed[:2] == b"\x20\x02":  # 6to4 embeds an IPv4 address: network_of cuts it
+        return None
+    host = 128 - prefix
+    net = (int.from_bytes(packed) >> host << host).to_bytes(16)
+    if packed[:10] == _ZEROS_80 or net[:10] == _ZEROS_80:
+        return None
+    return socket.inet_ntop(socket.AF_INET6, packed), f"{socket.inet_ntop(socket.AF_INET6, net)}/{prefix}"
 
 
 class Truncator:

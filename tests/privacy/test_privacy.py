@@ -21,7 +21,8 @@ from pipeline.ingest.formats import resolve
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.rows import ParseSettings, _validated, parse_lines
 from pipeline.privacy import mask as privacy
-from pipeline.privacy.addresses import ipv6_fast, parse_address
+from pipeline.privacy.addresses import parse_address
+from pipeline.privacy.truncate import ipv6_fast
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SENSITIVE = privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS)

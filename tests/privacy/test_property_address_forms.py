@@ -88,6 +88,16 @@ FORMS = [
     ("caf&#233; &amp; co &#64257;", "caf&#233; &amp; co &#64257;"),  # no address: unchanged
     ("ip-203&hyphen;0&hyphen;113&hyphen;17.example", "ip-203.0.113.0/24.example"),
     ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
+    # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
+    # a zone no narrower than the mask stays (found by review)
+    ("/p/77.113.0.203.in-addr.arpa", "/p/203.0.113.0/24.in-addr.arpa"),
+    ("113.0.203.in-addr.arpa", "113.0.203.in-addr.arpa"),
+    ("4.1.0.1.0.f.e.d.c.b.a.9.8.7.6.5.4.3.2.1.4.1.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "2001:db8:14::/48.ip6.arpa"),
+    ("x 8.b.d.0.1.0.0.2.ip6.arpa", "x 8.b.d.0.1.0.0.2.ip6.arpa"),
+    # IPv6 as file and host names write it, eight groups joined (not a date and time)
+    ("/backup/host_2001_db8_5_6_7_8_9_a.tar", "/backup/host_2001:db8:5::/48.tar"),
+    ("2001-0db8-0016-0001-0002-0003-0004-0005", "2001:db8:16::/48"),
+    ("/backup-2024-11-03-12-30-00-01-02.tar", "/backup-2024-11-03-12-30-00-01-02.tar"),
     # glued to the escape of a non-ASCII character before it, or to digits after it
     ("%C3%A9203.0.113.31", "%C3%A203.0.113.0/24"),
     (r"ua \xC3\xA9203.0.113.32", r"ua \xC3\xA203.0.113.0/24"),
