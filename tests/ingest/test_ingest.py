@@ -174,9 +174,34 @@ def test_oversized_line_is_rejected_without_loading_it_whole(tmp_path: Path, sto
     report = ingest_paths(store, [log], block_bytes=1 << 20, max_line_bytes=64 << 10)
     assert (report.rows, report.rejects) == (4, {"too_long": 1})
     (reject,) = store_rejects(store)
-    # the first 2048 raw bytes are kept, then scrubbed (a masked address is a few bytes longer)
-    assert reject["offset"] == len(lines(2)) and 2048 <= len(str(reject["line"])) < 2100
+    # the first 2048 raw bytes are kept, then scrubbed (a masked address is a few bytes longer), and
+    # the run of address characters the cut ends in goes (up to 200: it may be half an address)
+    assert reject["offset"] == len(lines(2)) and 2048 - 200 <= len(str(reject["line"])) < 2100
     assert str(reject["line"]).startswith("203.0.113.0/24 - - [10/Oct/2026")
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "2001%3Adb8%3Aabcd%3A1234%3A5678%3A9abc%3Adef0%3A1",
+        "app-c633643c.nip.io",
+        "2001&#58;db8&#58;abcd&#58;1234&#58;5",
+    ],
+)
+@pytest.mark.parametrize("shift", range(0, 40, 3))
+def test_a_quarantined_line_cut_inside_an_address_keeps_no_part_of_it(
+    tmp_path: Path, store: Path, tail: str, shift: int
+) -> None:
+    """Found by review: the cut kept 2001%3Adb8%3Aabcd%3A1234 (a /64) or app-c633643c (an IPv4 in
+    hex before .nip.io): half an address that no longer parses, finer than the mask."""
+    log = tmp_path / "access.log"
+    garbage = "GARBAGE " + "y" * (2048 - 8 - 20 + shift) + tail + " tail\n"
+    log.write_text(lines(1) + garbage)
+    ingest_paths(store, [log])
+    (reject,) = store_rejects(store)
+    kept = str(reject["line"])
+    for part in ("abcd%3A1234", "c633643c", "abcd&#58;1234"):
+        assert part not in kept, kept[-60:]
 
 
 def test_crashed_batch_is_discarded_and_redone(tmp_path: Path, store: Path) -> None:
