@@ -15,8 +15,9 @@ import re
 import socket
 from typing import TYPE_CHECKING, Self
 
-from pipeline.privacy import lookalikes
+from pipeline.privacy import lookalikes, payloads
 from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, mask_addresses, parse_address
+from pipeline.privacy.payloads import mask_base64
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -39,7 +40,8 @@ EMAIL_MASK = "[email]"
 #   any character past ASCII (&#8313;, &#x2079;: the look-alikes below); the escaped UTF-8 of a
 #   look-alike (``lookalikes.ESCAPED_UTF8``), not of other text (%E3%83%86…: a Japanese site's every
 #   path); the look-alikes as written (``lookalikes.py``: superscript, subscript, circled, fullwidth
-#   and mathematical digits, stops and colons, hex letters); NUL (UTF-16) and its picture.
+#   and mathematical digits, stops and colons, hex letters); NUL (UTF-16) and its picture; four base64
+#   characters that can only encode part of an address (``payloads.HINT``).
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
@@ -51,7 +53,7 @@ NEEDS_MASK = (
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
     r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&amp#"
     r"|&#[xX]0*[0-9A-Fa-f]{3,6}|&#0*[0-9]{3,7}"
-    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.ESCAPED_UTF8}"
+    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.ESCAPED_UTF8}|{payloads.HINT}"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any
@@ -112,7 +114,8 @@ class Truncator:
         for text in texts:
             masked = None if text is None else cache.get(text)
             if masked is None and text is not None:
-                masked = cache[text] = mask_addresses(text, self.network_of)
+                masked = mask_addresses(text, self.network_of)
+                masked = cache[text] = mask_base64(masked, lambda t: mask_addresses(t, self.network_of))
             out.append(masked)
         if len(cache) > 200_000:  # bound memory on endless streams
             cache.clear()

