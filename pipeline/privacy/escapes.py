@@ -19,12 +19,13 @@ from pipeline.privacy import lookalikes
 # (``lookalikes.py``: superscript, circled, fullwidth, mathematical digits, stops, hex letters …);
 # the UTF-8 bytes of any character, once escapes made them characters of their own
 # (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
-# characters of an address (2\x000\x003\x00.).
+# characters of an address (2\x000\x003\x00.), and what IDNA maps to nothing (a soft hyphen).
 _ESCAPE_RE = re.compile(
     r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})"
     r"|&#[xX]0*([0-9A-Fa-f]{1,6})(?:;|(?![0-9A-Fa-f%\\&]))|&#0*([0-9]{1,7})(?:;|(?![0-9%\\&]))"
     rf"|({lookalikes.CLASS})"
-    r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|([\x00\u2400])"
+    r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})"
+    rf"|([\x00\u2400]|{lookalikes.IGNORED})"
     r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&(amp)(?=#)"
 )
 # HTML's named references of the characters above (``&amp;#46;``: an entity escaped once more)

@@ -38,6 +38,15 @@ RANGES: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 
 
+# Characters IDNA maps to nothing (RFC 3454 table B.1: soft hyphen, zero-width space and joiners,
+# variation selectors, …): a browser reads 198.5\u00ad1.100.13 as 198.51.100.13 (found by review).
+# ``IGNORED_RANGES`` is ``stringprep.in_table_b1`` over Unicode (a test holds it to it).
+IGNORED_RANGES: tuple[tuple[int, int], ...] = (
+    (0xAD, 0xAD), (0x34F, 0x34F), (0x1806, 0x1806), (0x180B, 0x180D), (0x200B, 0x200D), (0x2060, 0x2060),
+    (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+)  # fmt: skip
+
+
 def plain(char: str) -> str:
     """What NFKC makes of a character, and IDNA of an ideographic full stop (NFKC keeps it)."""
     return unicodedata.normalize("NFKC", char).replace("\u3002", ".")
@@ -66,8 +75,13 @@ def _escape(cp: int) -> str:
     return f"\\u{cp:04x}" if cp <= 0xFFFF else f"\\U{cp:08x}"
 
 
-# a regular-expression class of them (Python's re and polars' Rust regex read the same escapes)
-CLASS = "[" + "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in RANGES) + "]"
+def _class(ranges: tuple[tuple[int, int], ...]) -> str:
+    """A regular-expression class (Python's re and polars' Rust regex read the same escapes)."""
+    return "[" + "".join(_escape(a) if a == b else f"{_escape(a)}-{_escape(b)}" for a, b in ranges) + "]"
+
+
+CLASS = _class(RANGES)
+IGNORED = _class(IGNORED_RANGES)
 
 
 def _hex(byte: int) -> str:

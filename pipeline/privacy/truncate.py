@@ -53,7 +53,8 @@ NEEDS_MASK = (
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
     r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&amp#"
     r"|&#[xX]0*[0-9A-Fa-f]{3,6}|&#0*[0-9]{3,7}"
-    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.ESCAPED_UTF8}|{payloads.HINT}"
+    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.IGNORED}|{lookalikes.ESCAPED_UTF8}|{payloads.HINT}"
+    r"|[Ii][Pp]6\.[Aa][Rr][Pp][Aa]"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any

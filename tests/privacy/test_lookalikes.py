@@ -31,6 +31,13 @@ def test_the_table_is_unicode_itself() -> None:
     )
 
 
+def test_the_characters_idna_maps_to_nothing_are_rfc_3454_table_b1() -> None:
+    import stringprep
+
+    table = {cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and stringprep.in_table_b1(chr(cp))}
+    assert table == {cp for a, b in lookalikes.IGNORED_RANGES for cp in range(a, b + 1)}
+
+
 def written_with(digit: dict[str, str], dot: str = ".", colon: str = ":") -> tuple[str, str]:
     """An IPv4 and an IPv6 address text spelled with the given characters for digits and separators."""
     v4 = dot.join("".join(digit.get(d, d) for d in octet) for octet in ("198", "51", "100", "77"))
@@ -48,6 +55,8 @@ def samples() -> list[str]:
             texts += [f"/p?ip={t}&x=1" for t in written_with(spelled)]
     texts += [f"/p/{written_with({}, dot=c)[0]}" for c in by_normal_form(".")]
     texts += [f"/p/{written_with({}, colon=c)[1]}" for c in by_normal_form(":")]
+    for a, b in lookalikes.IGNORED_RANGES:  # what IDNA deletes, between an address's characters
+        texts += [f"/p/198.5{chr(cp)}1.100.7{chr(cp)}7" for cp in range(a, b + 1)]
     for c in CHARS:  # a character that reads as several (⑲ → 19, ⒎ → 7.) where it fits
         normal = lookalikes.plain(c)
         if len(normal) > 1 and normal.rstrip(".").isdigit() and int(normal.rstrip(".")) <= 255:
