@@ -271,9 +271,9 @@ def _ingest_path(
             return SourceReport(path=path, note="waiting: no complete line yet")
         with ident.stream as stream:
             if ident.skip_note is not None:
-                failed = ident.skip_note if ident.skip_failed else None
-                return SourceReport(path=path, fingerprint=ident.key, start=ident.start, end=ident.start,
-                                    note=None if failed else ident.skip_note, error=failed)  # fmt: skip
+                return SourceReport(
+                    path=path, fingerprint=ident.key, start=ident.start, end=ident.start, note=ident.skip_note
+                )
             choice = formats.choose_format(spec.format, path)
             fmt, fmt_note = choice.fmt, choice.note
             ing = r.cfg.ingest

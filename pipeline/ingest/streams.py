@@ -45,7 +45,6 @@ class Ident:
     tail: bytes  # the bytes just before ``start`` (up to sources.TAIL_BYTES)
     note: str | None = None
     skip_note: str | None = None  # set: nothing to read (an older copy of a stream read further)
-    skip_failed: bool = False  # and its source fails: a copy whose end cannot be checked
 
 
 def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
@@ -98,19 +97,16 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
                         opened.tail,
                         note,
                     )
-                if opened == "older copy":
+                unchecked = None
+                if opened == "older copy" and state.tail:
+                    unchecked = _unchecked(r, path, cand, _length(path, state.offset))
+                if opened == "older copy" and not (unchecked is not None and r.is_recorded_name(state, path)):
+                    # (the stream's own file, now shorter, its end unchecked: rewritten, not a copy)
                     stream = sources.open_stream(path)
                     note = f"an older copy of stream {cand[:12]} (read to byte {state.offset:,}): nothing new"
-                    unchecked = _unchecked(r, path, cand, _length(path, state.offset)) if state.tail else None
-                    if unchecked is not None:  # a copy cut between two batches, or another file
-                        note = (
-                            f"an older copy of stream {cand[:12]} (read to byte {state.offset:,}) up to byte "
-                            f"{unchecked:,}, whose bytes after that cannot be checked (its stream's file is "
-                            "gone or is this one): not read. If it is not a stale copy, read it as a new "
-                            "stream with 'hostlogs ingest --reingest FILE'; else move it away"
-                        )
-                    return Ident(cand, fp_len, content, state.offset, [], stream, b"", skip_note=note,
-                                 skip_failed=unchecked is not None)  # fmt: skip
+                    if unchecked is not None:  # cut between two batches (copytruncate while a run read)
+                        note += f" (its bytes after {unchecked:,} unchecked: its stream's file has changed)"
+                    return Ident(cand, fp_len, content, state.offset, [], stream, b"", skip_note=note)
                 mismatched.append((cand, state))
     # 2. renamed to a name of another scope: the same content, no longer under its recorded name
     renamed = _renamed_from(r, path, head, by_len)
@@ -205,9 +201,9 @@ def _length(path: str, at_least: int) -> int:
 def _is_older_copy(r: RunState, path: str, key: str, length: int) -> bool:
     """Is a file shorter than its stream's offset equal to the stream at the last batch end it covers?
 
-    What it has past that end is checked against the stream's recorded file (``_unchecked``): a file
-    with the stream's first batch and other lines after it (replaced by one that begins the same)
-    had been taken for a stale copy and skipped without a word (found by review).
+    What it has past that end is checked against the stream's recorded file (``_unchecked``): the
+    stream's own file replaced by one that begins the same, with other lines after that, had been
+    taken for a stale copy and skipped without a word (found by review); it is read as rewritten.
     """
     ends = [c for c in r.checkpoints(key) if c[0] <= length]
     if not ends:
