@@ -41,14 +41,26 @@ def check_id(value: str, kind: str = "case") -> str:
 def os_user() -> str:
     """The operating-system user running the command, as recorded in audit, holds and deletions:
     the account of the real uid, not ``$LOGNAME``/``$USER``, which anyone sets (found by review:
-    ``LOGNAME=alice`` was recorded as alice), and who ran it through sudo, as sudo says."""
+    ``LOGNAME=alice`` was recorded as alice), and who ran it through sudo: ``$SUDO_USER`` only when
+    the parent process is sudo running as root (anyone can set the variable, not that)."""
     uid = os.getuid()
     try:
         name = pwd.getpwuid(uid).pw_name
     except KeyError:  # no passwd entry (containers): the uid still identifies the account
         name = f"uid:{uid}"
     sudo = os.environ.get("SUDO_USER")
-    return f"{name} (sudo by {sudo})" if sudo and sudo != name else name
+    return f"{name} (sudo by {sudo})" if sudo and sudo != name and _run_by_sudo() else name
+
+
+def _run_by_sudo() -> bool:
+    """Is the parent process sudo, running as root? (/proc/PID/status is readable by everyone.)"""
+    try:
+        with open(f"/proc/{os.getppid()}/status", encoding="utf-8", errors="replace") as f:
+            fields = dict(line.split(":", 1) for line in f if ":" in line)
+    except OSError:
+        return False
+    effective = (fields.get("Uid", "").split() or ["", ""])[1:2]
+    return fields.get("Name", "").strip() == "sudo" and effective == ["0"]
 
 
 def escaped_text(text: str) -> str:

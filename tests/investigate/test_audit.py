@@ -372,5 +372,24 @@ def test_the_recorded_user_is_the_account_not_what_the_environment_says(
     monkeypatch.setenv("USER", "alice")
     monkeypatch.delenv("SUDO_USER", raising=False)
     assert os_user() == account
-    monkeypatch.setenv("SUDO_USER", "bob")  # who ran it through sudo, as sudo says
-    assert os_user() == f"{account} (sudo by bob)"
+    monkeypatch.setenv("SUDO_USER", "bob")  # anyone sets it: believed only when sudo is the parent
+    assert os_user() == account
+
+
+def test_sudo_is_named_when_sudo_running_as_root_started_the_command(tmp_path: Path) -> None:
+    """The positive side, with a stand-in: a root process named sudo (sudo itself is not installed
+    here) that starts the command with SUDO_USER set, as sudo does."""
+    import os
+    import pwd
+    import shutil
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        pytest.skip("needs a root process to stand in for sudo")
+    stand_in = tmp_path / "sudo"
+    shutil.copy("/bin/sh", stand_in)
+    script = f"{sys.executable} -c 'from pipeline.rules import os_user; print(os_user())'; true"
+    env = {**os.environ, "SUDO_USER": "alice"}
+    out = subprocess.run([str(stand_in), "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"{pwd.getpwuid(os.getuid()).pw_name} (sudo by alice)"
