@@ -48,9 +48,13 @@ def write_outside(
     try:
         _refuse(os.path.join(_where(dfd, folder), name), output, store, key_dir)
         tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        fd = os.open(
-            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666, dir_fd=dfd
-        )
+        try:
+            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
+        except PermissionError:  # a folder this user may not add to: its file, written in place
+            if _existing(dfd, name) is None:
+                raise
+            return _in_place(dfd, name, fill)
+        _keep_mode(dfd, name, fd)
         try:
             with os.fdopen(fd, "wb") as f:
                 result = fill(f)
@@ -66,6 +70,36 @@ def write_outside(
         return result
     finally:
         os.close(dfd)
+
+
+def _keep_mode(dfd: int, name: str, fd: int) -> None:
+    """The file it replaces keeps its mode and, where this user may, its owner (a result file made
+    0600 beforehand stays 0600: found by review)."""
+    was = _existing(dfd, name)
+    if was is not None:
+        os.fchmod(fd, stat.S_IMODE(was.st_mode))
+        with contextlib.suppress(OSError):
+            os.fchown(fd, was.st_uid, was.st_gid)
+
+
+def _existing(dfd: int, name: str) -> os.stat_result | None:
+    """The regular file at ``name`` (not a link's target), if there is one."""
+    try:
+        was = os.stat(name, dir_fd=dfd, follow_symlinks=False)
+    except OSError:
+        return None
+    return was if stat.S_ISREG(was.st_mode) else None
+
+
+def _in_place(dfd: int, name: str, fill: Callable[[BinaryIO], T]) -> T:
+    """Write an existing regular file in place (never through a link at its name: O_NOFOLLOW)."""
+    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+    with os.fdopen(fd, "wb") as f:
+        f.truncate(0)
+        result = fill(f)
+        f.flush()
+        os.fsync(f.fileno())
+    return result
 
 
 def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: str) -> None:

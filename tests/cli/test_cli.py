@@ -545,3 +545,36 @@ def test_text_that_no_row_or_path_can_hold_is_refused_with_its_exit_code(tmp_pat
     )
     assert got == 10 and "No such file" in err  # a missing file named in other bytes: exit 10, not 1
     assert not (tmp_path / "s").exists() or invoke("verify", "--store", store)[0] == 0
+
+
+def test_an_output_file_that_was_there_keeps_its_mode_and_one_in_a_read_only_folder_is_written(
+    tmp_path: Path,
+) -> None:
+    """Found by review of the rename: a result file made 0600 beforehand came out 0644, and a
+    writable file in a folder the user may not add to could no longer be written."""
+    import os
+
+    from tests.conftest import as_another_user
+
+    log = tmp_path / "access.log"
+    log.write_text(LOG * 3)
+    store = tmp_path / "store"
+    assert invoke("ingest", str(log), "--store", str(store), "--domain", "example.com", "--final")[0] == 0
+    secret = tmp_path / "secret.csv"
+    secret.write_text("")
+    secret.chmod(0o600)
+    query = ("query", "--store", str(store), "--case", "C-1", "SELECT count(*) AS n FROM pageviews")
+    assert invoke(*query, "--output", str(secret))[0] == 0
+    assert secret.read_text().split() == ["n", "3"] and (secret.stat().st_mode & 0o777) == 0o600
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "out.csv").write_text("old")
+    (folder / "out.csv").chmod(0o666)
+    folder.chmod(0o555)
+    store.chmod(0o777)
+    for p in store.rglob("*"):  # (the other user reads the store and appends to its audit trail)
+        p.chmod(0o777 if p.is_dir() else 0o666)
+    args = ("-m", "pipeline.cli", *query, "--output", str(folder / "out.csv"))
+    done = as_another_user(*args)
+    assert done.returncode == 0, done.stderr
+    assert (folder / "out.csv").read_text().split() == ["n", "3"] and os.listdir(folder) == ["out.csv"]
