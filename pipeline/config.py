@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import math
+import os
 import re
 import socket
 import stat
@@ -206,16 +207,35 @@ def load(path: str | Path | None) -> Config:
     return Config() if path is None else from_dict(read(path), origin=str(path))
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few KiB; more is some other file given by mistake
+
+
 def read(path: str | Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
+        with open(path, "rb", opener=_regular_file) as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"config file {path} is larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file"
+            )
+        return tomllib.loads(data.decode("utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} not found") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:  # TOML is UTF-8
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # (arrays nested hundreds deep)
+        raise ConfigError(f"config file {path} is not valid TOML: nested too deeply") from None
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+
+
+def _regular_file(path: str, flags: int) -> int:
+    """Open only a regular file: /dev/zero or a FIFO given as --config read forever (found by review)."""
+    fd = os.open(path, flags | os.O_NONBLOCK)
+    if not stat.S_ISREG(os.fstat(fd).st_mode) and os.path.realpath(path) != os.devnull:  # (empty)
+        os.close(fd)
+        raise ConfigError(f"config file {path} is not a regular file")
+    return fd
 
 
 def from_dict(data: dict[str, Any], origin: str = "config", origins: Origins | None = None) -> Config:

@@ -108,6 +108,11 @@ def _store_links_to_nowhere(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
     return ["ingest", "a.log", "--store", str(tmp / "s")]
 
 
+def _config_fifo(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
+    os.mkfifo(tmp / "c.toml")  # no writer: reading it would wait forever
+    return ["ingest", "a.log", "--config", str(tmp / "c.toml")]
+
+
 def _args(*args: str) -> Setup:
     return lambda tmp, mp: list(args)
 
@@ -138,6 +143,17 @@ CATALOGUE: list[tuple[str, Setup, int, str, str]] = [
         "fix the path",
     ),
     ("missing config", _args("ingest", "--config", "nosuch.toml"), 3, "not found", "nosuch.toml"),
+    # found by review: /dev/zero as --config grew to 24 GB, a FIFO hung, deep nesting was exit 1
+    ("config is a device", _args("ingest", "a.log", "--config", "/dev/zero"), 3, "not a regular file", ""),
+    ("config is a FIFO", _config_fifo, 3, "not a regular file", ""),
+    ("config nested deep", _bad_config("x = " + "[" * 600 + "]" * 600 + "\n"), 3, "nested too deeply", ""),
+    (
+        "format nested deep",
+        _args("ingest", "a.log", "--format", '{"ts": ' + "[" * 1200 + "]" * 1200 + "}"),
+        5,
+        "not valid JSON",
+        "",
+    ),
     ("unknown setting", _bad_config("[privacy]\nipv6_bits = 40\n"), 3, "'ipv6_bits'", "privacy"),
     ("full addresses", _bad_config("[privacy]\nipv4_prefix = 32\n"), 3, "must be 1-31", "full client"),
     ("empty store path", _args("ingest", "a.log", "--store", ""), 3, "store", "must be a path"),

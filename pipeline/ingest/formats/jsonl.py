@@ -306,7 +306,7 @@ def is_definition(text: str) -> bool:
         return True
     try:
         spec = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return isinstance(spec, dict) and "ts" in spec and set(spec) <= set(COLUMNS) | _OPTIONS
 
@@ -315,8 +315,8 @@ def compile_definition(text: str, name: str = "custom") -> JsonFormat:
     """A JSON definition (the grammar in this module's docstring) → a format; FormatError if invalid."""
     try:
         spec = json.loads(text)
-    except ValueError as e:
-        raise FormatError(f"JSON log format {name!r} is not valid JSON: {e}") from None
+    except (ValueError, RecursionError) as e:  # (nested a thousand deep)
+        raise FormatError(f"JSON log format {name!r} is not valid JSON: {e or 'nested too deeply'}") from None
     if not isinstance(spec, dict):
         raise FormatError(f"JSON log format {name!r} must be a JSON object mapping columns to paths")
     unknown = sorted(set(spec) - set(COLUMNS) - _OPTIONS)
