@@ -15,7 +15,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from pipeline.privacy.escapes import decoded_view
+from pipeline.privacy.escapes import decoded_text, decoded_view
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NetworkOf = Callable[[IPAddress], str]  # an address → the truncated network that replaces it
@@ -397,11 +397,11 @@ def _replaced(
 def mask_addresses(text: str, network_of: NetworkOf) -> str:
     """Every address in ``text``, as written or encoded, replaced by ``network_of`` it (see above)."""
     spans = _address_spans(text, network_of)
-    decoded = decoded_view(text)
-    if decoded is not None:
-        view, starts, ends = decoded
-        spans += [(starts[a], ends[b - 1], r) for a, b, r in _address_spans(view, network_of)]
-        spans.sort()
+    decoded = decoded_text(text)
+    found = _address_spans(decoded, network_of) if decoded is not None else None
+    if found and (mapped := decoded_view(text)) is not None:  # (the same text, with its map back)
+        _, starts, ends = mapped
+        spans = sorted(spans + [(starts[a], ends[b - 1], r) for a, b, r in found])
     if not spans:
         return text
     merged: list[tuple[int, int, str]] = []

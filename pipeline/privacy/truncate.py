@@ -102,6 +102,7 @@ class Truncator:
         self.ipv6_prefix = ipv6_prefix
         self._cache: dict[str, str | None] = {}
         self._texts: dict[str, str] = {}  # free text → masked, across batches (user agents repeat)
+        self._cached_chars = 0
 
     @classmethod
     def configured(cls, cfg: Config) -> Self:
@@ -117,9 +118,11 @@ class Truncator:
             if masked is None and text is not None:
                 masked = mask_addresses(text, self.network_of)
                 masked = cache[text] = mask_base64(masked, lambda t: mask_addresses(t, self.network_of))
+                self._cached_chars += len(text)
+                if len(cache) > 200_000 or self._cached_chars > 16_000_000:  # bound memory on endless
+                    cache.clear()  # streams, by size too (binary junk: 2 KiB of distinct text a line)
+                    self._cached_chars = 0
             out.append(masked)
-        if len(cache) > 200_000:  # bound memory on endless streams
-            cache.clear()
         return out
 
     def network(self, value: str) -> str | None:
