@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.errors import HostlogsError
+from pipeline.errors import HostlogsError, SourceError
 from pipeline.ingest import sources
 from pipeline.ingest.migrate import legacy_wrap
 from pipeline.ingest.state import RunState
@@ -66,6 +66,11 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
     head = sources.read_head(path, sources.FINGERPRINT_BYTES, final=final)
     if head is None:
         return None
+    if b"\r" in head and b"\n" not in head:  # (found by review: the whole file was one rejected line)
+        raise SourceError(
+            f"{sources.display_name(path)} ends its lines with CR only (classic Mac): hostlogs reads lines "
+            "ending in LF; convert it (tr '\\r' '\\n' < FILE > FILE.lf) and ingest that"
+        )
     scope = os.fsencode(sources.stream_scope(home))
     fp_len = len(head)
     key = r.digest(b"scope", scope, head)

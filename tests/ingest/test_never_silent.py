@@ -279,3 +279,18 @@ def test_a_log_folder_the_glob_cannot_read_fails_the_source_and_alarms_status(tm
     assert "2 lines → 2 rows" in ingested.stdout  # the readable folder's log was ingested
     assert "lost+found" not in ingested.stderr + status.stdout + status.stderr
     assert status.returncode == 11 and blind in status.stdout + status.stderr, status.stdout + status.stderr
+
+
+@pytest.mark.parametrize("fmt", ["auto", "combined"])
+def test_a_log_with_cr_only_line_endings_fails_its_source_instead_of_becoming_one_reject(
+    tmp_path: Path, fmt: str
+) -> None:
+    """Found by review: 200,000 records ended by CR alone were read as one line, one too_long reject,
+    exit 0 (and auto-detection, which split on CR, had recognised the format)."""
+    log = tmp_path / "access.log"
+    log.write_bytes(good(40).replace("\n", "\r").encode())
+    report = ingest_paths(tmp_path / "store", [log], fmt=fmt)
+    assert [s.error for s in report.failed] and "CR only" in str(report.failed[0].error)
+    assert report.rows == 0 and store_rejects(tmp_path / "store") == []
+    log.write_bytes(good(40).replace("\n", "\r\n").encode())  # CRLF is fine
+    assert ingest_paths(tmp_path / "store", [log], fmt=fmt).rows == 40
