@@ -57,6 +57,10 @@ def test_environment_overrides_are_typed_and_recorded(tmp_path: Path) -> None:
         ),
         ({"HOSTLOGS_QUERY_REQUIRE_CASE": "perhaps"}, "invalid value 'perhaps', expected true or false"),
         (
+            {"HOSTLOGS_INGEST_WORKERS": "\u0662"},
+            "invalid value '\u0662', expected a number",
+        ),  # (int() reads ٢ as 2)
+        (
             {"HOSTLOGS_PRIVACY_IPV4_PREFIX": "32"},
             "HOSTLOGS_PRIVACY_IPV4_PREFIX (environment): privacy.ipv4_prefix must be 1-31, got 32 (it would store full",
         ),

@@ -87,6 +87,8 @@ def _from_env(var: str, text: str, default: Any) -> Any:
             return {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}[
                 text.lower()
             ]
+        if isinstance(default, int | float) and not text.strip().isascii():
+            raise ValueError(text)  # (int() reads Arabic-Indic and other digits: ٢ is 2)
         return type(default)(text.strip()) if isinstance(default, int | float) else text
     except (KeyError, ValueError):
         kind = "true or false" if isinstance(default, bool) else f"a number such as {default!r}"
