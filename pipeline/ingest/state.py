@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -80,10 +81,14 @@ class RunState:
         return self.files.get(state.path_id)
 
     def is_recorded_name(self, state: StreamState, path: str) -> bool:
-        """Was the stream last read from the file at ``path``?"""
+        """Was the stream last read from the file at ``path``, by this name or another spelling of it
+        (a link to its folder: found by review)?"""
         if state.path_id is None:
             return state.path == sources.display_name(path)
-        return state.path_id == self.path_id(path)
+        if state.path_id in (self.path_id(path), self.path_id(os.path.realpath(path))):
+            return True
+        recorded = self.recorded_file(state)
+        return recorded is not None and os.path.realpath(recorded) == os.path.realpath(path)
 
     def digest(self, *parts: bytes) -> str:
         return digests.stream_digest(self.stream_key, *parts)

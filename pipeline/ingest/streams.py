@@ -66,7 +66,8 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
     head = sources.read_head(path, sources.FINGERPRINT_BYTES, final=final)
     if head is None:
         return None
-    if b"\r" in head and b"\n" not in head:  # (found by review: the whole file was one rejected line)
+    if b"\n" not in head and head[:-1].count(b"\r") >= 2:  # (found by review: the whole file was one reject;
+        # two CRs at least, a last one aside: a long first line with a stray CR, a CRLF cut at the KiB)
         raise SourceError(
             f"{sources.display_name(path)} ends its lines with CR only (classic Mac): hostlogs reads lines "
             "ending in LF; convert it (tr '\\r' '\\n' < FILE > FILE.lf) and ingest that"

@@ -89,12 +89,12 @@ _V6_DASHED_RE = re.compile(
     r"(?=\.(?:ipv6-literal\.net|sslip\.io|nip\.io)(?![0-9a-z-]))",
     re.IGNORECASE,
 )
-# reverse DNS (77.113.0.203.in-addr.arpa, ip6.arpa's nibbles); IPv6 as names write it: 8 groups joined
-# by - or _ (host_2001_db8_…_a.tar), 2000::/4, a hex letter past the first group (not a date, a serial)
-_PTR_V4_RE = re.compile(r"(?<![0-9])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?=\.in-addr\.arpa(?![0-9a-z-]))", re.I)
-_PTR_V6_RE = re.compile(r"(?<![0-9a-z])(?:[0-9a-f]\.){1,32}(?=ip6\.arpa(?![0-9a-z-]))", re.I)
+# reverse DNS (77.113.0.203.in-addr.arpa, ip6.arpa's nibbles, from a label's start); IPv6 as names
+# write it: 8 groups joined by - or _ (host_2001_db8_…), 2000::/3, a hex letter (not a date, a serial)
+_PTR_V4_RE = re.compile(r"(?<![0-9a-z_-])[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?=\.in-addr\.arpa(?![0-9a-z-]))", re.I)
+_PTR_V6_RE = re.compile(r"(?<![0-9a-z_-])(?:[0-9a-f]\.){1,32}(?=ip6\.arpa(?![0-9a-z-]))", re.I)
 _G = r"[0-9a-f]{1,4}"
-_V6_JOINED_RE = re.compile(rf"(?<![0-9a-z])2[0-9a-f]{{3}}([-_]){_G}(?:\1{_G}){{6}}(?![0-9a-z])", re.I)
+_V6_JOINED_RE = re.compile(rf"(?<![0-9a-z])[23][0-9a-f]{{3}}([-_]){_G}(?:\1{_G}){{6}}(?![0-9a-z])", re.I)
 _V4_HEX_DNS_RE = re.compile(r"(?<![0-9a-z])[0-9a-f]{8}(?=\.(?:nip|sslip)\.io(?![0-9a-z-]))", re.IGNORECASE)
 _V6_RUN_RE = re.compile(r"(?<![0-9A-Fa-fxX.:])[0-9A-Fa-fxX.]*(?::[0-9A-Fa-fxX.]*){2,}")
 _ZONE_RE = re.compile(r"%[0-9A-Za-z._~-]+")
@@ -307,13 +307,13 @@ def _ptr_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:
     spans = []
     for m in _PTR_V4_RE.finditer(view):
         v4 = lenient_ipv4(".".join(reversed(m.group(0).split("."))))
-        if v4 is not None:
-            spans.append((m.start(), m.end(), network_of(v4)))
+        if v4 is not None:  # bracketed: masking again keeps it (a label before could run into it)
+            spans.append((m.start(), m.end(), f"[{network_of(v4)}]"))
     for m in _PTR_V6_RE.finditer(view):
         nibbles = m.group(0).split(".")[-2::-1]
         network = network_of(ipaddress.IPv6Address(int("".join(nibbles).ljust(32, "0"), 16)))
         wider = len(nibbles) * 4 <= int(network.rpartition("/")[2] or 128)  # a zone: kept as it is
-        spans.append((m.start(), m.end() - 1, m.group(0)[:-1] if wider else network))
+        spans.append((m.start(), m.end() - 1, m.group(0)[:-1] if wider else f"[{network}]"))
     return spans
 
 
@@ -342,7 +342,7 @@ def _joined_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]
         if v6 is not None:
             spans.append(_replaced(view, start, m.end(), v6, network_of))
     for m in _V6_JOINED_RE.finditer(view):
-        if not m.group(0).split(m.group(1), 1)[1].replace(m.group(1), "").isdigit():
+        if not m.group(0).replace(m.group(1), "").isdigit():
             v6 = parse_address(m.group(0).replace(m.group(1), ":"))
             spans.append(_replaced(view, m.start(), m.end(), v6, network_of))
     for m in _V4_HEX_DNS_RE.finditer(view):  # app-c0a80101.nip.io: IPv4 as eight hex digits

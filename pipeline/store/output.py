@@ -48,12 +48,9 @@ def write_outside(
     try:
         _refuse(os.path.join(_where(dfd, folder), name), output, store, key_dir)
         tmp = f".{name}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
-            fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
-        except PermissionError:  # a folder this user may not add to: its file, written in place
-            if _existing(dfd, name) is None:
-                raise
-            return _in_place(dfd, name, fill)
+        # (never written in place: a folder the user may not add to refuses, as a hard link to a
+        # store file there would have been written through: found by review)
+        fd = os.open(tmp, _NEW_FILE, 0o666, dir_fd=dfd)
         _keep_mode(dfd, name, fd)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -89,17 +86,6 @@ def _existing(dfd: int, name: str) -> os.stat_result | None:
     except OSError:
         return None
     return was if stat.S_ISREG(was.st_mode) else None
-
-
-def _in_place(dfd: int, name: str, fill: Callable[[BinaryIO], T]) -> T:
-    """Write an existing regular file in place (never through a link at its name: O_NOFOLLOW)."""
-    fd = os.open(name, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
-    with os.fdopen(fd, "wb") as f:
-        f.truncate(0)
-        result = fill(f)
-        f.flush()
-        os.fsync(f.fileno())
-    return result
 
 
 def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: str) -> None:

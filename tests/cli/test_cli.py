@@ -547,11 +547,12 @@ def test_text_that_no_row_or_path_can_hold_is_refused_with_its_exit_code(tmp_pat
     assert not (tmp_path / "s").exists() or invoke("verify", "--store", store)[0] == 0
 
 
-def test_an_output_file_that_was_there_keeps_its_mode_and_one_in_a_read_only_folder_is_written(
+def test_an_output_file_that_was_there_keeps_its_mode_and_one_in_a_read_only_folder_is_refused(
     tmp_path: Path,
 ) -> None:
-    """Found by review of the rename: a result file made 0600 beforehand came out 0644, and a
-    writable file in a folder the user may not add to could no longer be written."""
+    """Found by review of the rename: a result file made 0600 beforehand came out 0644. A file in a
+    folder the user may not add to is refused, never written in place: a hard link to a store file
+    put there would have been written through (found by review of a first fix that wrote it)."""
     import os
 
     from tests.conftest import as_another_user
@@ -576,5 +577,5 @@ def test_an_output_file_that_was_there_keeps_its_mode_and_one_in_a_read_only_fol
         p.chmod(0o777 if p.is_dir() else 0o666)
     args = ("-m", "pipeline.cli", *query, "--output", str(folder / "out.csv"))
     done = as_another_user(*args)
-    assert done.returncode == 0, done.stderr
-    assert (folder / "out.csv").read_text().split() == ["n", "3"] and os.listdir(folder) == ["out.csv"]
+    assert done.returncode == 2 and "Permission denied" in done.stderr, done.stderr
+    assert (folder / "out.csv").read_text() == "old" and os.listdir(folder) == ["out.csv"]

@@ -294,3 +294,23 @@ def test_a_log_with_cr_only_line_endings_fails_its_source_instead_of_becoming_on
     assert report.rows == 0 and store_rejects(tmp_path / "store") == []
     log.write_bytes(good(40).replace("\n", "\r\n").encode())  # CRLF is fine
     assert ingest_paths(tmp_path / "store", [log], fmt=fmt).rows == 40
+
+
+def test_crlf_cut_at_the_first_kib_and_a_stray_cr_in_a_long_first_line_are_no_cr_only_log(
+    tmp_path: Path,
+) -> None:
+    """Found by review of the CR-only check: a CRLF log whose first line ends at byte 1023 (the LF
+    just past the first KiB), and an LF log with a stray CR in a first line longer than a KiB."""
+    first = GOOD.format(n=1, s=0).rstrip("\n")
+    crlf = (
+        first.replace('"GET /', '"GET /' + "x" * (1023 - len(first)), 1)
+        + "\r\n"
+        + good(5).replace("\n", "\r\n")
+    )
+    assert crlf.index("\r") == 1023  # the first KiB ends in its CR, the LF just past it
+    (tmp_path / "crlf.log").write_bytes(crlf.encode())
+    long_first = first.replace('"GET /', '"GET /' + "y" * 600 + "\r" + "y" * 600, 1) + "\n" + good(5)
+    (tmp_path / "long.log").write_bytes(long_first.encode())
+    for name, rows in (("crlf.log", 6), ("long.log", 5)):
+        report = ingest_paths(tmp_path / name.replace(".log", "-store"), [tmp_path / name], fmt="combined")
+        assert not any("CR only" in str(s.error) for s in report.sources) and report.rows >= rows, report

@@ -655,3 +655,24 @@ def test_a_copy_cut_while_a_run_read_the_live_file_is_no_failure(tmp_path: Path)
     assert not report.failed and any("unchecked" in str(s.note) for s in report.sources), report
     got = Counter(str(r["path"]) for r in store_rows(logs.store))
     assert got == Counter(f"/l{n}" for n in range(logs.written))
+
+
+def test_a_replaced_log_read_through_a_linked_folder_is_read_as_rewritten(tmp_path: Path) -> None:
+    """Found by review: the stream's own file, reached by another spelling (a link to its folder),
+    was taken for a stale copy with only a note: its new lines were never read."""
+    logs = _Logs(tmp_path / "real", tmp_path / "store")
+    logs.folder.mkdir()
+    (tmp_path / "link").symlink_to(logs.folder)
+    live = logs.folder / "access.log"
+    logs.do(("write", "access.log", 15))
+    logs.run([])
+    logs.do(("write", "access.log", 2985))
+    logs.run([])
+    first = "".join(live.read_text().splitlines(keepends=True)[:15])
+    live.write_text(first + "".join(line(n) for n in range(3000, 3100)))
+    cfg = make_config(logs.store, partial_line_grace=3600)
+    spec = config.SourceConfig(path=str(tmp_path / "link" / "access.log"), domain="example.test")
+    report = ingest.run(cfg, [spec])
+    assert not report.failed and "REWRITTEN" in str(report.sources[0].note), report
+    got = Counter(str(r["path"]) for r in store_rows(logs.store))
+    assert all(got[f"/l{n}"] >= 1 for n in range(3100))

@@ -96,21 +96,29 @@ FORMS = [
     ("/cb?d=dG8gMjAwMTpkYjg6YWJjZDoxMjo6NyBvaw==", "/cb?d=dG8gMjAwMTpkYjg6YWJjZDo6LzQ4IG9r"),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
-    ("/p/77.113.0.203.in-addr.arpa", "/p/203.0.113.0/24.in-addr.arpa"),
+    ("/p/77.113.0.203.in-addr.arpa", "/p/[203.0.113.0/24].in-addr.arpa"),
     ("113.0.203.in-addr.arpa", "113.0.203.in-addr.arpa"),
-    ("4.1.0.1.0.f.e.d.c.b.a.9.8.7.6.5.4.3.2.1.4.1.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "2001:db8:14::/48.ip6.arpa"),
+    (
+        "4.1.0.1.0.f.e.d.c.b.a.9.8.7.6.5.4.3.2.1.4.1.0.0.8.b.d.0.1.0.0.2.ip6.arpa",
+        "[2001:db8:14::/48].ip6.arpa",
+    ),
     ("x 8.b.d.0.1.0.0.2.ip6.arpa", "x 8.b.d.0.1.0.0.2.ip6.arpa"),
     # IPv6 as file and host names write it, eight groups joined (not a date and time)
     ("/backup/host_2001_db8_5_6_7_8_9_a.tar", "/backup/host_2001:db8:5::/48.tar"),
     ("2001-0db8-0016-0001-0002-0003-0004-0005", "2001:db8:16::/48"),
     ("/backup-2024-11-03-12-30-00-01-02.tar", "/backup-2024-11-03-12-30-00-01-02.tar"),
     ("/db_2024_01_15_10_30_45_123_456.sql", "/db_2024_01_15_10_30_45_123_456.sql"),  # a serial, no letter
-    ("/app.3a4b-c5d6-e7f8-a9b0-c1d2-e3f4-a5b6-c7d8.js", "/app.3a4b-c5d6-e7f8-a9b0-c1d2-e3f4-a5b6-c7d8.js"),
+    ("/v/2a02_8070_8884_1200_0_0_0_1", "/v/2a02:8070:8884::/48"),  # a letter in the first group only
+    (
+        "ns1.5.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.1.0.0.d.c.b.a.8.b.d.0.1.0.0.2.ip6.arpa",
+        "ns1.[2001:db8:abcd::/48].ip6.arpa",
+    ),
+    ("host-1.77.113.0.203.in-addr.arpa", "host-1.[203.0.113.0/24].in-addr.arpa"),
     # reverse DNS names with labels before them, in any global range (the pre-filter admits ip6.arpa)
-    ("x.77.113.0.203.in-addr.arpa", "x.203.0.113.0/24.in-addr.arpa"),
+    ("x.77.113.0.203.in-addr.arpa", "x.[203.0.113.0/24].in-addr.arpa"),
     (
         "name=8.b.7.a.6.f.5.e.4.d.3.c.2.b.1.a.d.a.e.d.f.e.e.b.e.f.a.c.b.0.a.2.ip6.arpa",
-        "name=2a0b:cafe:beef::/48.ip6.arpa",
+        "name=[2a0b:cafe:beef::/48].ip6.arpa",
     ),
     # glued to the escape of a non-ASCII character before it, or to digits after it
     ("%C3%A9203.0.113.31", "%C3%A203.0.113.0/24"),
