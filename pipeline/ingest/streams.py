@@ -221,16 +221,9 @@ def _is_older_copy(r: RunState, path: str, key: str, length: int) -> bool:
 
 def _unchecked(r: RunState, path: str, key: str, length: int) -> int | None:
     """Where an older copy's check ended, when its bytes after that could not be checked (None: all)."""
-    end = max(c[0] for c in r.checkpoints(key) if c[0] <= length)
-    return (
-        None
-        if end == length or _same_past(r, path, r.progress.streams[key], _at(r, key, end), length)
-        else end
-    )
-
-
-def _at(r: RunState, key: str, end: int) -> tuple[int, int, str]:
-    return next(c for c in r.checkpoints(key) if c[0] == end)
+    checkpoint = max(c for c in r.checkpoints(key) if c[0] <= length)  # (the one _is_older_copy checked)
+    same = checkpoint[0] == length or _same_past(r, path, r.progress.streams[key], checkpoint, length)
+    return None if same else checkpoint[0]
 
 
 def _same_past(

@@ -29,8 +29,8 @@ EMAIL_MASK = "[email]"
 # * a dotted quad whose parts may be zero-padded, octal-looking or 0x hex (a part of 4+ digits that
 #   does not start with 0 is never an octet: version strings such as Chrome/116.0.5845.187 do not pass);
 # * a hex:hex: or '::' run (IPv6, also expanded and with zero-padded groups);
-# * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name), and the
-#   an IPv6 address as a name writes it (2001_db8_…: eight groups joined, ``addresses._V6_JOINED_RE``);
+# * numbers joined by dashes or underscores, four in a row (IPv4 in a host or file name), an IPv6
+#   address as a name writes it (2001_db8_…: eight groups joined, ``addresses._V6_JOINED_RE``), and the
 #   DNS names that spell an IPv6 address with dashes (…​.ipv6-literal.net, …​.sslip.io, …​.nip.io);
 # * an e-mail ('@', '%40', '%2540');
 # * an escape (%HH, \xHH, %u00HH, \u00HH, &#NN;, &#xHH; with or without ';', the named HTML
@@ -41,7 +41,8 @@ EMAIL_MASK = "[email]"
 #   look-alike (``lookalikes.ESCAPED_UTF8``), not of other text (%E3%83%86…: a Japanese site's every
 #   path); the look-alikes as written (``lookalikes.py``: superscript, subscript, circled, fullwidth
 #   and mathematical digits, stops and colons, hex letters); NUL (UTF-16) and its picture; four base64
-#   characters that can only encode part of an address (``payloads.HINT``).
+#   characters that can only encode part of an address (``payloads.HINT``); ``ip6.arpa`` (a reverse
+#   DNS name of nibbles need not hold four decimal ones in a row).
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
 NEEDS_MASK = (
     rf"{_PART}\.{_PART}\.{_PART}\.[0-9]"
