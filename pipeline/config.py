@@ -93,7 +93,7 @@ class PrivacyConfig:
 class IngestConfig:
     block_bytes: int = setting(32 << 20, between(512, 1 << 32))
     """Bytes per batch (and at most 1/200 as many lines), ≥ 2x max_line_bytes. Peak memory is about
-    150 MiB + 8x this per worker (two workers, 32 MiB: ~670 MiB)."""
+    150 MiB + 8x this per worker (two workers, 32 MiB: ~670 MiB); up to ~15x on binary garbage."""
     max_line_bytes: int = setting(64 << 10, between(256, 1 << 30))
     """Longer lines are rejected as too_long without being loaded whole."""
     partial_line_grace: float = setting(300.0, between(0, None))

@@ -38,8 +38,7 @@ class SplitLines:
 
 def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int) -> SplitLines:
     arr = np.frombuffer(block, dtype=np.uint8)
-    odd = _odd_bytes(arr)
-    newlines = odd[arr[odd] == 10]
+    newlines, ctrl_lines, high_lines = _scan(arr)
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
     if len(arr) == 0 or arr[-1] == 10:  # nothing after the last '\n'
         starts = starts[:-1]
@@ -48,7 +47,10 @@ def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int
     has_cr = (ends > starts) & (arr[np.maximum(ends - 1, 0)] == 13) if len(starts) else np.zeros(0, bool)
     ends = ends - has_cr
     lengths = ends - starts
-    binary, high = _flag_lines(arr, odd[arr[odd] != 10], starts, ends)
+    binary = np.zeros(len(starts), dtype=bool)
+    high = np.zeros(len(starts), dtype=bool)
+    binary[ctrl_lines] = True
+    high[high_lines] = True
     for i in np.flatnonzero(high & ~binary):  # rare: Apache and nginx escape non-ASCII bytes
         try:
             bytes(block[starts[i] : ends[i]]).decode("utf-8")
@@ -82,38 +84,42 @@ def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int
 _SCAN_BYTES = 1 << 20
 
 
-def _odd_bytes(arr: np.ndarray) -> np.ndarray:
-    """Positions of newlines, control and non-ASCII bytes (< 32 or ≥ 127).
+def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions of the newlines, the lines with control bytes, the lines with bytes ≥ 0x80).
 
-    Scanned in 1 MiB slices: the temporaries stay in cache and are reused by the allocator, where
-    block-sized temporaries cost a page fault per 4 KiB (measured: a third of this function).
+    One pass for the unusual bytes (< 32 or ≥ 127: normally the newlines alone), in 1 MiB slices:
+    the temporaries stay in cache and are reused by the allocator (block-sized ones cost a page
+    fault per 4 KiB, measured: a third of this function), and they stay small when most bytes are
+    unusual (binary garbage: the positions of a whole 32 MiB block's bytes had taken 900 MB). Each
+    slice's bytes are mapped to their lines there, by the newlines found so far. Tab is tolerated
+    (W3C and some custom formats use it); a CR counts only where it is not the line's terminator.
     """
-    parts = []
+    newlines: list[np.ndarray] = []
+    ctrl: list[np.ndarray] = []
+    high: list[np.ndarray] = []
+    seen = 0  # newlines before this slice: the index of the line it begins in
     for at in range(0, len(arr), _SCAN_BYTES):
         part = arr[at : at + _SCAN_BYTES]
         found = np.flatnonzero((part - np.uint8(32)) >= np.uint8(95))  # uint8 wraps: one compare
-        if len(found):
-            parts.append(found + at)
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+        if not len(found):
+            continue
+        values = part[found]
+        is_newline = values == 10
+        local = found[is_newline]
+        newlines.append(local + at)
+        if len(local) < len(found):
+            odd, values = found[~is_newline], values[~is_newline]
+            line = seen + np.searchsorted(local, odd)
+            is_ctrl = ((values < 32) & (values != 9)) | (values == 127)
+            cr = np.flatnonzero(values == 13)
+            if len(cr):  # a CR before the '\n' (or ending the block) ends its line: not a control byte
+                after = odd[cr] + at + 1
+                is_ctrl[cr[(after >= len(arr)) | (arr[np.minimum(after, len(arr) - 1)] == 10)]] = False
+            ctrl.append(np.unique(line[is_ctrl]))
+            high.append(np.unique(line[values >= 128]))
+        seen += len(local)
+    return _joined(newlines), _joined(ctrl), _joined(high)
 
 
-def _flag_lines(
-    arr: np.ndarray, odd: np.ndarray, starts: np.ndarray, ends: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per line: has control bytes (binary), has bytes ≥ 0x80 (needs a UTF-8 check).
-
-    ``odd`` holds the positions of unusual bytes (normally none); only they are mapped to lines.
-    Tab is tolerated (W3C and some custom formats use it); a lone \r inside a line is binary.
-    """
-    binary = np.zeros(len(starts), dtype=bool)
-    high = np.zeros(len(starts), dtype=bool)
-    if len(odd) == 0:
-        return binary, high
-    values = arr[odd]
-    line = np.searchsorted(starts, odd, side="right") - 1
-    inside = odd < ends[line]  # not the terminator itself
-    is_ctrl = inside & (((values < 32) & (values != 9)) | (values == 127))
-    is_high = inside & (values >= 128)
-    binary[line[is_ctrl]] = True
-    high[line[is_high]] = True
-    return binary, high
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, dtype=np.int64)

@@ -251,27 +251,37 @@ def _to_rejects(
     # the lines' text, by offset (``frame`` is in offset order): rejects are few, no join needed
     at = np.searchsorted(frame.get_column("offset").to_numpy(), failed.get_column("offset").to_numpy())
     text = frame.get_column("line").gather(at).str.strip_chars_end("\r\n")
-    parts = [failed.with_columns(line=text)]
-    if flagged.any():
-        # Blanked lines are rendered from the raw bytes, escaped like Apache does (\xNN). Rejects are
-        # the exception path; this loop runs per rejected line only.
-        index = np.flatnonzero(flagged)
-        rendered = [
-            split.raw_line(int(i), REJECT_TEXT_LIMIT).decode("utf-8", "backslashreplace") for i in index
-        ]
-        raw = pl.Series(rendered, dtype=pl.String)
-        raw = raw.str.replace_all(r"[\x00-\x08\x0b-\x1f\x7f]", "\u2400")  # keep control bytes visible
-        reason = np.where(split.too_long[index], "too_long", "binary")
-        parts.append(
-            pl.DataFrame(
-                {"offset": split.offsets[index], "reason": reason, "line": raw}, schema=_REJECT_SCHEMA
-            )
-        )
-    bad = pl.concat(parts).sort("offset") if len(parts) > 1 else parts[0].sort("offset")
-    if bad.height == 0:
-        return pl.DataFrame(schema=_REJECT_SCHEMA)
-    text = drop_cut_token(bad.get_column("line").str.slice(0, REJECT_TEXT_LIMIT))
-    return bad.with_columns(line=privacy.mask_text(text, masker))
+    parts = [_masked(failed.with_columns(line=text), masker)]
+    # Blanked lines are rendered from the raw bytes, escaped like Apache does (\xNN), a slice at a
+    # time: a block of binary garbage is ~130k of them, ~3x their bytes once escaped, and masking
+    # holds a few copies (1.4 GB for one 32 MiB block rendered and masked at once).
+    index = np.flatnonzero(flagged)
+    parts += [
+        _masked(_rendered(split, index[at : at + _RENDER_LINES]), masker)
+        for at in range(0, len(index), _RENDER_LINES)
+    ]
+    bad = pl.concat(parts) if len(parts) > 1 else parts[0]
+    return bad.sort("offset") if bad.height else pl.DataFrame(schema=_REJECT_SCHEMA)
+
+
+_RENDER_LINES = 8192
+
+
+def _rendered(split: SplitLines, index: np.ndarray) -> pl.DataFrame:
+    """The raw lines ``index`` of ``split`` as reject records (this loop runs per rejected line only)."""
+    rendered = [split.raw_line(int(i), REJECT_TEXT_LIMIT).decode("utf-8", "backslashreplace") for i in index]
+    raw = pl.Series(rendered, dtype=pl.String)
+    raw = raw.str.replace_all(r"[\x00-\x08\x0b-\x1f\x7f]", "\u2400")  # keep control bytes visible
+    reason = np.where(split.too_long[index], "too_long", "binary")
+    return pl.DataFrame(
+        {"offset": split.offsets[index], "reason": reason, "line": raw}, schema=_REJECT_SCHEMA
+    )
+
+
+def _masked(rejects: pl.DataFrame, masker: privacy.ClientMasker) -> pl.DataFrame:
+    """``rejects`` with their text cut at the limit and masked."""
+    text = drop_cut_token(rejects.get_column("line").str.slice(0, REJECT_TEXT_LIMIT))
+    return rejects.with_columns(line=privacy.mask_text(text, masker))
 
 
 def add_oversized(

@@ -209,6 +209,9 @@ def factorize(values: pl.Series) -> tuple[pl.Series, pl.Series]:
     return distinct, pl.Series(encoded.indices, dtype=pl.UInt32)
 
 
+_MASK_SLICE = 8192  # distinct values masked per Python pass
+
+
 def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
     """Replace IP-looking tokens by their truncated network and e-mail addresses by a placeholder.
 
@@ -220,7 +223,14 @@ def mask_text(values: pl.Series, masker: ClientMasker) -> pl.Series:
         return values
     subset = values.filter(needs).str.replace_all(EMAIL, EMAIL_MASK)
     distinct, codes = factorize(subset)
-    masked = pl.Series(masker.mask_texts(distinct.to_list()), dtype=pl.String).gather(codes)
+    # in slices: the Python strings of one slice at a time (a block of binary garbage is ~130k
+    # distinct rejects of ~1 KB of escapes each, several copies of which had taken 1.4 GB at once)
+    slices = range(0, len(distinct), _MASK_SLICE)
+    parts = [
+        pl.Series(masker.mask_texts(distinct.slice(at, _MASK_SLICE).to_list()), dtype=pl.String)
+        for at in slices
+    ]
+    masked = pl.concat(parts).gather(codes)
     # scatter works in place: on a clone (copy-on-write), never on the caller's series
     return values.clone().scatter(needs.arg_true(), masked)
 
