@@ -88,7 +88,7 @@ def load_config(config_path: str | None, store: str | None) -> config.Config:
     from pipeline.cli._settings import resolve
 
     cfg = resolve(config_path, store=store).config
-    if cfg.sources:
+    if cfg.sources or cfg.formats:  # (a format table alone is checked too: ingest --format NAME uses it)
         from pipeline.ingest.paths import check_sources
 
         check_sources(cfg, str(config_path))

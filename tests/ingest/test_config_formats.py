@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from pipeline import config
+from pipeline.cli import main
 from pipeline.errors import ConfigError, FormatError
 from pipeline.ingest import formats
 from pipeline.ingest import run as ingest
@@ -95,3 +97,26 @@ def test_the_commented_examples_in_the_config_template_compile() -> None:
     formats.register_config(cfg.formats, "hostlogs.toml")
     assert formats.get("app_json").family == "json"  # type: ignore[union-attr]
     assert formats.get("edge").family == "apache"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "table",
+    ['family = "apache"\nlogformat = "%h %{"', 'family = "json"\nfields = 7', 'family = "cobol"'],
+)
+@pytest.mark.parametrize(
+    "command", [["ingest", "--format", "bad"], ["ingest", "--format", "combined"], ["status"]]
+)
+def test_a_bad_format_table_without_sources_is_a_config_error_of_every_command(
+    tmp_path: Path, table: str, command: list[str]
+) -> None:
+    """Exit 3 naming the file, as documented, also when the config has no [[sources]] (ingest had
+    compiled the table itself: exit 5, naming "config")."""
+    log = tmp_path / "a.log"
+    log.write_text('203.0.113.7 - - [10/Oct/2026:13:55:36 +0000] "GET /a HTTP/1.1" 200 12\n')
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[formats.bad]\n{table}\n")
+    args = [*command, *([str(log)] if command[0] == "ingest" else []), "--config", str(cfg)]
+    result = CliRunner().invoke(main, [*args, "--store", str(tmp_path / "store")])
+    assert result.exit_code == 3, result.output
+    assert f"{cfg}: formats.bad" in result.output or f"{cfg}: [formats]" in result.output
+    assert not (tmp_path / "store").exists()
