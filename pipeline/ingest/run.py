@@ -305,7 +305,13 @@ def _ingest_path(
                 consume(r, src, blocks, workers=ing.workers, tally=tally)
             except SourceError as exc:  # the read failed midway: what was committed before stays
                 return _read_failed(_report(src, tally, ing.max_reject_rate, choice.recognised), exc, ing)
-            return _report(src, tally, ing.max_reject_rate, choice.recognised)
+            report = _report(src, tally, ing.max_reject_rate, choice.recognised)
+            trailing = stream.trailing  # (gzip -d: "trailing garbage ignored")
+            return (
+                report
+                if trailing is None
+                else replace(report, note="; ".join(filter(None, (report.note, trailing))))
+            )
     except StoreError:
         raise
     except SourceGone as exc:

@@ -8,6 +8,7 @@ Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its 
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import lzma
 import os
@@ -23,6 +24,7 @@ import pyarrow as pa
 from isal import igzip, isal_zlib
 
 from pipeline.errors import SourceCutShort, SourceError, SourceGone, SourceRewritten
+from pipeline.ingest.gzip_members import GzipMembers
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import escaped_text
@@ -153,7 +155,7 @@ def open_stream(path: str) -> SourceStream:
         if codec == "xz":
             return SourceStream(lzma.open(path, "rb"), path, compressed=True)
         if codec == "gzip":
-            return SourceStream(igzip.open(path, "rb"), path, compressed=True)  # type: ignore[no-untyped-call]
+            return SourceStream(igzip.open(path, "rb"), path, compressed=True, gzip=True)  # type: ignore[no-untyped-call]
         raw = pa.OSFile(os.fsencode(path), "rb")  # bytes: a name that is no UTF-8 opens too
         if codec is not None:
             return SourceStream(pa.CompressedInputStream(raw, codec), path, compressed=True)
@@ -176,10 +178,20 @@ class SourceStream:
     Wrapping the reads makes the difference explicit instead of guessing from an ``OSError``.
     """
 
-    def __init__(self, stream: Any, path: str, *, compressed: bool = False) -> None:
+    def __init__(self, stream: Any, path: str, *, compressed: bool = False, gzip: bool = False) -> None:
         self._stream = stream
         self._path = path
         self._compressed = compressed  # offsets are into the decompressed bytes: read, never seek
+        self._gzip = gzip
+        self._delivered = 0  # decompressed bytes read
+
+    @property
+    def trailing(self) -> str | None:
+        """What a gzip file held after its last member, ignored like ``gzip -d`` does; or None."""
+        left = getattr(self._stream, "trailing", None)
+        if left is None:
+            return None
+        return f"{left[1]:,} bytes after the last gzip member (at byte {left[0]:,}) are no gzip data: ignored"
 
     def _fail(self, exc: BaseException) -> SourceError:
         if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
@@ -188,17 +200,44 @@ class SourceStream:
         detail = getattr(exc, "strerror", None) or exc
         return SourceError(f"cannot read {self._path}: {detail}")
 
-    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+    def _call(self, method: str, *args: Any) -> Any:
         try:
-            return method(*args)
+            return getattr(self._stream, method)(*args)
+        except _READ_ERRORS as exc:
+            if not self._members(exc):
+                raise self._fail(exc) from exc
+        try:
+            return getattr(self._stream, method)(*args)
         except _READ_ERRORS as exc:
             raise self._fail(exc) from exc
 
+    def _members(self, exc: BaseException) -> bool:
+        """ISA-L's gzip reader fails at bytes after a member that are no member (trailing garbage)
+        and at zero padding followed by them, and loses what that read had decompressed: the file is
+        read on member by member from the bytes delivered (``gzip_members``). A file really cut short
+        fails there too, as before."""
+        if not self._gzip or isinstance(self._stream, GzipMembers):
+            return False
+        if not isinstance(exc, (gzip.BadGzipFile, EOFError)):
+            return False
+        try:
+            members = GzipMembers(self._path, self._delivered)
+        except OSError:  # gone meanwhile: the first error stands
+            return False
+        with contextlib.suppress(*_READ_ERRORS):
+            self._stream.close()
+        self._stream = members
+        return True
+
     def read(self, n: int = -1, /) -> bytes:
-        return bytes(self._call(self._stream.read, n))
+        data = bytes(self._call("read", n))
+        self._delivered += len(data)
+        return data
 
     def readinto(self, view: memoryview) -> int:
-        return int(self._call(self._stream.readinto, view))
+        n = int(self._call("readinto", view))
+        self._delivered += n
+        return n
 
     def fileno(self) -> int | None:
         """The descriptor of a plain file (None for a compressed stream or a pipe wrapper)."""
@@ -208,7 +247,7 @@ class SourceStream:
     def seek(self, offset: int) -> int:
         if self._compressed or not self._stream.seekable():
             raise OSError("not seekable")
-        return int(self._call(self._stream.seek, offset))
+        return int(self._call("seek", offset))
 
     def close(self) -> None:
         with contextlib.suppress(*_READ_ERRORS):

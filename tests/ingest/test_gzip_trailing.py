@@ -1,0 +1,103 @@
+"""A .gz with bytes after its last member is read like ``gzip -d`` reads it: every member's lines,
+the rest reported as ignored. ISA-L's reader had failed the whole file, every run (exit 10), and
+lost the lines it had decompressed in the read that met those bytes."""
+
+from __future__ import annotations
+
+import gzip
+import itertools
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import SourceCutShort
+from pipeline.ingest import sources
+from pipeline.ingest.gzip_members import GzipMembers
+from tests.conftest import ingest_paths, store_rejects, store_rows
+
+
+def lines(n: int, start: int = 0) -> bytes:
+    return b"".join(
+        f'203.0.113.{i % 250} - - [05/Dec/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] "GET /p/{i} HTTP/1.1" '
+        f'200 {i} "-" "UA {i}"\n'.encode()
+        for i in range(start, start + n)
+    )
+
+
+def written(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    old = time.time() - 3600  # rotated an hour ago: complete
+    os.utime(path, (old, old))
+    return path
+
+
+TAILS = {
+    "garbage": b"garbage\x00\x01 after the member",
+    "padding then garbage": b"\0" * 700 + b"junk",
+    "a half magic number": b"\x1f",
+    "a line of text": b'198.51.100.7 - - [05/Dec/2026:10:00:00 +0000] "GET /x HTTP/1.1" 200 1\n',
+}
+
+
+@pytest.mark.parametrize("tail", TAILS.values(), ids=TAILS.keys())
+@pytest.mark.parametrize("members", [1, 3])
+def test_every_line_before_trailing_bytes_is_ingested_once_and_they_are_reported(
+    tmp_path: Path, tail: bytes, members: int
+) -> None:
+    data = lines(3000)
+    cut = [0, *sorted({len(data) * k // members for k in range(1, members)}), len(data)]
+    body = b"".join(gzip.compress(data[a:b]) for a, b in itertools.pairwise(cut))
+    log = written(tmp_path / "access.log.2.gz", body + tail)
+    store = tmp_path / "store"
+    # small blocks: the trailing bytes are met in the middle of a block's read, after several blocks
+    report = ingest_paths(store, [log], fmt="combined", block_bytes=64 << 10, max_line_bytes=4096)
+    (src,) = report.sources
+    assert src.error is None
+    assert (src.lines, src.rows) == (3000, 3000)
+    assert (
+        f"{len(tail):,} bytes after the last gzip member (at byte {len(body):,}) are no gzip data: ignored"
+        in (src.note or "")
+    )
+    again = ingest_paths(store, [log], fmt="combined", block_bytes=64 << 10, max_line_bytes=4096)
+    assert again.sources[0].error is None and again.rows == 0
+    rows = store_rows(store)
+    assert sorted(r["bytes"] for r in rows) == list(range(3000))
+    assert store_rejects(store) == []
+    assert "198.51.100" not in str(rows)
+
+
+def test_zero_padding_alone_is_no_trailing_data(tmp_path: Path) -> None:
+    log = written(tmp_path / "access.log.1.gz", gzip.compress(lines(50)) + b"\0" * 1024)
+    report = ingest_paths(tmp_path / "store", [log], fmt="combined")
+    assert (report.rows, report.sources[0].error) == (50, None)
+    assert "gzip" not in (report.sources[0].note or "")
+
+
+def test_a_member_cut_short_is_still_a_file_cut_short(tmp_path: Path) -> None:
+    whole = gzip.compress(lines(2000))
+    log = written(tmp_path / "access.log.1.gz", gzip.compress(lines(10)) + whole[: len(whole) // 2])
+    with sources.open_stream(str(log)) as stream, pytest.raises(SourceCutShort):
+        sources.read_exact(stream, 10 << 20)
+    report = ingest_paths(tmp_path / "store", [log], fmt="combined")
+    assert report.sources[0].error is not None and "ends early" in report.sources[0].error
+
+
+@pytest.mark.parametrize("skip", [0, 1, 999, 4000, 10**9])
+@pytest.mark.parametrize("size", [1, 7, 1 << 16, -1])
+def test_the_member_reader_skips_and_reads_what_gzip_decompresses(
+    tmp_path: Path, skip: int, size: int
+) -> None:
+    data = lines(400)
+    path = tmp_path / "x.gz"
+    path.write_bytes(gzip.compress(data[:1000]) + b"\0\0" + gzip.compress(data[1000:]) + b"\0\0tail")
+    reader = GzipMembers(str(path), skip)
+    got = bytearray()
+    while chunk := reader.read(size):
+        got += chunk
+        if size < 0:
+            break
+    reader.close()
+    assert bytes(got) == data[skip:]
+    assert reader.trailing == (path.stat().st_size - 6, 6)  # the padding before the tail too
