@@ -21,6 +21,7 @@ from typing import Any, Literal, cast
 from pipeline.config import Config
 from pipeline.errors import HostlogsError, KeyDestroyedError, StoreError
 from pipeline.ingest import sources
+from pipeline.ingest.source_stream import SourceStream
 from pipeline.privacy import digests, keys
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -144,7 +145,7 @@ class _ForwardReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.stream: sources.SourceStream | None = None
+        self.stream: SourceStream | None = None
         self.pos = 0
         self.recent = b""  # the bytes read just before ``pos`` (up to RECENT)
 
@@ -166,7 +167,7 @@ class _ForwardReader:
                 return digest.digest(), again.read(keep)
         return digest.digest(), self.recent[-keep:] if keep else b""
 
-    def _at(self, start: int) -> sources.SourceStream | None:
+    def _at(self, start: int) -> SourceStream | None:
         if self.stream is None or start < self.pos:
             if self.stream is not None:
                 self.stream.close()
@@ -182,7 +183,7 @@ class _ForwardReader:
                     return None
         return stream
 
-    def _read(self, stream: sources.SourceStream, limit: int) -> bytes:
+    def _read(self, stream: SourceStream, limit: int) -> bytes:
         chunk = stream.read(min(limit, 1 << 22))
         self.pos += len(chunk)
         self.recent = (self.recent + chunk[-self.RECENT :])[-self.RECENT :]

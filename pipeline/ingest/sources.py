@@ -8,23 +8,21 @@ Offsets are positions in the *decompressed* stream, so ``access.log.1`` and its 
 from __future__ import annotations
 
 import contextlib
-import gzip
 import hashlib
 import lzma
 import os
 import re
 import stat
 import time
-import zlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import Protocol
 
 import pyarrow as pa
-from isal import igzip, isal_zlib
+from isal import igzip
 
-from pipeline.errors import SourceCutShort, SourceError, SourceGone, SourceRewritten
-from pipeline.ingest.gzip_members import GzipMembers
+from pipeline.errors import SourceError, SourceGone, SourceRewritten
+from pipeline.ingest.source_stream import SourceStream, cut_short
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import escaped_text
@@ -97,11 +95,6 @@ _SUFFIX_CODEC = {
 _READABLE = {"gzip", "bz2", "xz", "zstd", "lz4", "brotli"}
 
 
-def cut_short(path: str) -> SourceCutShort:
-    why = "the compressed file ends early (cut short, or still being compressed)"
-    return SourceCutShort(f"cannot read {path} to its end: {why}")
-
-
 def _cannot_open(path: str, exc: OSError) -> SourceError:
     # (a link to nowhere is there, and broken: it fails; only a name that is gone is SourceGone)
     kind = SourceGone if isinstance(exc, FileNotFoundError) and not os.path.lexists(path) else SourceError
@@ -164,100 +157,6 @@ def open_stream(path: str) -> SourceStream:
             raise _cannot_open(path, exc) from exc
         raise SourceError(f"cannot open {path}: {exc}") from exc
     return SourceStream(raw, path)
-
-
-_INFLATE_ERROR = cast("type[Exception]", isal_zlib.error)  # (its stub types it as an instance)
-_READ_ERRORS = (OSError, EOFError, ValueError, pa.ArrowException, lzma.LZMAError, zlib.error, _INFLATE_ERROR)
-
-
-class SourceStream:
-    """A source stream whose read errors (I/O, corrupt compression) are ``SourceError``s.
-
-    Reading a source and writing the store fail differently: a source that cannot be read is
-    reported and retried next run (exit 10), a store that cannot be written stops the run (exit 6).
-    Wrapping the reads makes the difference explicit instead of guessing from an ``OSError``.
-    """
-
-    def __init__(self, stream: Any, path: str, *, compressed: bool = False, gzip: bool = False) -> None:
-        self._stream = stream
-        self._path = path
-        self._compressed = compressed  # offsets are into the decompressed bytes: read, never seek
-        self._gzip = gzip
-        self._delivered = 0  # decompressed bytes read
-
-    @property
-    def trailing(self) -> str | None:
-        """What a gzip file held after its last member, ignored like ``gzip -d`` does; or None."""
-        left = getattr(self._stream, "trailing", None)
-        if left is None:
-            return None
-        return f"{left[1]:,} bytes after the last gzip member (at byte {left[0]:,}) are no gzip data: ignored"
-
-    def _fail(self, exc: BaseException) -> SourceError:
-        if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
-            # gzip, xz: EOFError; zstd, bz2, lz4, brotli (pyarrow): "Truncated compressed stream"
-            return cut_short(self._path)
-        detail = getattr(exc, "strerror", None) or exc
-        return SourceError(f"cannot read {self._path}: {detail}")
-
-    def _call(self, method: str, *args: Any) -> Any:
-        try:
-            return getattr(self._stream, method)(*args)
-        except _READ_ERRORS as exc:
-            if not self._members(exc):
-                raise self._fail(exc) from exc
-        try:
-            return getattr(self._stream, method)(*args)
-        except _READ_ERRORS as exc:
-            raise self._fail(exc) from exc
-
-    def _members(self, exc: BaseException) -> bool:
-        """ISA-L's gzip reader fails at bytes after a member that are no member (trailing garbage)
-        and at zero padding followed by them, and loses what that read had decompressed: the file is
-        read on member by member from the bytes delivered (``gzip_members``). A file really cut short
-        fails there too, as before."""
-        if not self._gzip or isinstance(self._stream, GzipMembers):
-            return False
-        if not isinstance(exc, (gzip.BadGzipFile, EOFError)):
-            return False
-        try:
-            members = GzipMembers(self._path, self._delivered)
-        except OSError:  # gone meanwhile: the first error stands
-            return False
-        with contextlib.suppress(*_READ_ERRORS):
-            self._stream.close()
-        self._stream = members
-        return True
-
-    def read(self, n: int = -1, /) -> bytes:
-        data = bytes(self._call("read", n))
-        self._delivered += len(data)
-        return data
-
-    def readinto(self, view: memoryview) -> int:
-        n = int(self._call("readinto", view))
-        self._delivered += n
-        return n
-
-    def fileno(self) -> int | None:
-        """The descriptor of a plain file (None for a compressed stream or a pipe wrapper)."""
-        fileno = getattr(self._stream, "fileno", None)
-        return None if self._compressed or fileno is None else int(fileno())
-
-    def seek(self, offset: int) -> int:
-        if self._compressed or not self._stream.seekable():
-            raise OSError("not seekable")
-        return int(self._call("seek", offset))
-
-    def close(self) -> None:
-        with contextlib.suppress(*_READ_ERRORS):
-            self._stream.close()
-
-    def __enter__(self) -> SourceStream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def rewrite_guard(stream: SourceStream, path: str) -> Callable[[int], None] | None:
