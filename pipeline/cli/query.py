@@ -212,10 +212,25 @@ def _what(e: dict[str, Any]) -> str:
     return f"{e.get('investigation', '')} {json.dumps(params, sort_keys=True, default=str)}".strip()
 
 
+def _head_hash(value: str | None) -> str | None:
+    """A hash as ``audit verify`` prints it; anything else is a typo (exit 2), not a damaged trail
+    (exit 8: an incident)."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise click.BadParameter(f"{value!r} is no head hash: 64 hex digits, as 'audit verify' prints it")
+    return text
+
+
 @audit_group.command("verify")
 @store_options
 @click.option(
-    "--expect", default=None, metavar="HASH", help="A head hash printed earlier: must still be in the chain."
+    "--expect",
+    default=None,
+    metavar="HASH",
+    callback=lambda _ctx, _param, value: _head_hash(value),
+    help="A head hash printed earlier (64 hex digits): must still be in the chain.",
 )
 @json_option
 @handle_errors

@@ -393,3 +393,19 @@ def test_sudo_is_named_when_sudo_running_as_root_started_the_command(tmp_path: P
     env = {**os.environ, "SUDO_USER": "alice"}
     out = subprocess.run([str(stand_in), "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == f"{pwd.getpwuid(os.getuid()).pw_name} (sudo by alice)"
+
+
+@pytest.mark.parametrize("typo", ["zz", "91b5", "g" * 64, "a" * 63, ""])
+def test_an_expected_hash_that_is_no_hash_is_a_usage_error_not_a_damaged_trail(
+    tmp_path: Path, typo: str
+) -> None:
+    """A typo in --expect is exit 2; exit 8 ("audit log damaged") would open an incident."""
+    log = filled(tmp_path)
+    anchor = log.verify().head_hash
+    store = str(tmp_path.parent / tmp_path.name)
+    r = CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", typo])
+    assert r.exit_code == 2 and "64 hex digits" in r.output
+    pasted = f"  {anchor.upper()}\n"  # as copied from a case file
+    assert CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", pasted]).exit_code == 0
+    other = ("0" if anchor[0] != "0" else "1") + anchor[1:]
+    assert CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", other]).exit_code == 8
