@@ -41,15 +41,39 @@ def check_id(value: str, kind: str = "case") -> str:
 def os_user() -> str:
     """The operating-system user running the command, as recorded in audit, holds and deletions:
     the account of the real uid, not ``$LOGNAME``/``$USER``, which anyone sets (found by review:
-    ``LOGNAME=alice`` was recorded as alice), and who ran it through sudo: ``$SUDO_USER`` only when
-    the parent process is sudo running as root (anyone can set the variable, not that)."""
-    uid = os.getuid()
-    try:
-        name = pwd.getpwuid(uid).pw_name
-    except KeyError:  # no passwd entry (containers): the uid still identifies the account
-        name = f"uid:{uid}"
+    ``LOGNAME=alice`` was recorded as alice); who ran it through sudo: ``$SUDO_USER`` only when
+    the parent process is sudo running as root (anyone can set the variable, not that); and the
+    account that logged in, when it is another (the kernel's login uid, set at login by
+    pam_loginuid and kept through ``sudo -s``, ``su`` and every shell after: the one attribution
+    an intermediate shell does not lose)."""
+    name = _account(os.getuid())
     sudo = os.environ.get("SUDO_USER")
-    return f"{name} (sudo by {sudo})" if sudo and sudo != name and _run_by_sudo() else name
+    sudo = sudo if sudo and sudo != name and _run_by_sudo() else None
+    login = _login_account()
+    said = [f"sudo by {sudo}"] if sudo else []
+    said += [f"login {login}"] if login not in (None, name, sudo) else []
+    return f"{name} ({'; '.join(said)})" if said else name
+
+
+def _account(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # no passwd entry (containers): the uid still identifies the account
+        return f"uid:{uid}"
+
+
+LOGIN_UID = "/proc/self/loginuid"
+_NO_LOGIN = 4294967295  # (uid_t)-1: no login session (cron, services, containers)
+
+
+def _login_account() -> str | None:
+    """The account of the process's login uid, or None (unset, or no /proc)."""
+    try:
+        with open(LOGIN_UID, encoding="ascii") as f:
+            uid = int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+    return None if uid == _NO_LOGIN or uid < 0 else _account(uid)
 
 
 def _run_by_sudo() -> bool:

@@ -368,6 +368,7 @@ def test_the_recorded_user_is_the_account_not_what_the_environment_says(
     from pipeline.rules import os_user
 
     account = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setattr("pipeline.rules.LOGIN_UID", "/nonexistent")  # (a test run from a login session)
     monkeypatch.setenv("LOGNAME", "alice")
     monkeypatch.setenv("USER", "alice")
     monkeypatch.delenv("SUDO_USER", raising=False)
@@ -392,7 +393,55 @@ def test_sudo_is_named_when_sudo_running_as_root_started_the_command(tmp_path: P
     script = f"{sys.executable} -c 'from pipeline.rules import os_user; print(os_user())'; true"
     env = {**os.environ, "SUDO_USER": "alice"}
     out = subprocess.run([str(stand_in), "-c", script], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == f"{pwd.getpwuid(os.getuid()).pw_name} (sudo by alice)"
+    from pipeline.rules import _login_account
+
+    login = _login_account()  # (a test run from a login session: its account is named too)
+    account = pwd.getpwuid(os.getuid()).pw_name
+    also = f"; login {login}" if login not in (None, account, "alice") else ""
+    assert out.stdout.strip() == f"{account} (sudo by alice{also})"
+
+
+@pytest.mark.parametrize(
+    ("loginuid", "said"),
+    [("4294967295", ""), ("65534", " (login nobody)"), ("me", ""), ("junk", ""), (None, "")],
+)
+def test_the_account_that_logged_in_is_named_when_another_runs_the_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, loginuid: str | None, said: str
+) -> None:
+    """The kernel's login uid survives sudo -s, su and every shell between (SUDO_USER does not)."""
+    import os
+    import pwd
+
+    from pipeline import rules
+
+    if said and os.getuid() == 65534:
+        pytest.skip("runs as nobody itself")
+    account = pwd.getpwuid(os.getuid()).pw_name
+    path = tmp_path / "loginuid"
+    if loginuid is not None:
+        path.write_text(str(os.getuid()) if loginuid == "me" else loginuid)
+    monkeypatch.setattr(rules, "LOGIN_UID", str(path))
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    assert rules.os_user() == account + said
+
+
+def test_a_login_uid_set_by_the_kernel_is_read_through_a_shell(tmp_path: Path) -> None:
+    """The real thing: a login uid written as pam_loginuid writes it, then a shell, then the command."""
+    import os
+    import pwd
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0 or os.getuid() == 65534:
+        pytest.skip("needs root to set a login uid")
+    script = (
+        f"echo 65534 > /proc/self/loginuid && sh -c "
+        f"\"{sys.executable} -c 'from pipeline.rules import os_user; print(os_user())'\""
+    )
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        pytest.skip(f"the login uid cannot be set here: {out.stderr.strip()}")
+    assert out.stdout.strip() == f"{pwd.getpwuid(os.getuid()).pw_name} (login nobody)"
 
 
 @pytest.mark.parametrize("typo", ["zz", "91b5", "g" * 64, "a" * 63, ""])
