@@ -35,7 +35,7 @@ def status_cmd(config_path: str | None, store: str | None, max_lag_mb: float, as
         hostlogs status --config /etc/hostlogs/hostlogs.toml --json
     """
     cfg = load_config(config_path, store)
-    sources = lag.source_lags(cfg, max_lag_bytes=int(max_lag_mb * (1 << 20)))
+    sources = lag.source_lags(cfg, max_lag_bytes=int(max_lag_mb * (1 << 20))) + lag.piped_streams(cfg)
     report = store_status.status(cfg, sources)
     click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else render_status(report))
     if report.problems:
@@ -72,6 +72,12 @@ def render_status(r: store_status.StatusReport) -> str:
 
 def _source_lines(s: store_status.SourceCheck) -> list[str]:
     d = s.to_dict()
+    if d.get("piped"):
+        out = [
+            f"  piped stream {d['writer']}: last 24 h {d['lines']:,} lines → {d['rows']:,} rows, "
+            f"{sum(d['rejects'].values()):,} rejected; last commit {d['last_commit']}"
+        ]
+        return out + ([f"    NEEDS ATTENTION: {d['problem']}"] if d["problem"] else [])
     run = d["last_run"]
     last = "never ingested" if run is None else (
         f"last run {run['time']}: {run['lines']:,} lines → {run['rows']:,} rows, "

@@ -16,6 +16,7 @@ ingest failed on a file that is unchanged since (``failures.py``).
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -33,6 +34,7 @@ from pipeline.privacy import keys
 from pipeline.privacy.enrich import Enricher
 from pipeline.privacy.mask import ClientMasker
 from pipeline.privacy.truncate import Truncator
+from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER, Store
 from pipeline.store.progress import Progress
 
@@ -151,6 +153,69 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
             )
         )
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class PipedStream:
+    """A piped logger (``ingest -``, in a writer namespace of its own): what it committed in the last
+    24 hours. It runs for days and reports its reject rate only when it exits, so status checks it
+    here (a pipe with the wrong --format had quarantined every line for days, unnoticed by status)."""
+
+    writer: str
+    last_commit: str
+    lines: int
+    rows: int
+    rejects: dict[str, int]
+    max_reject_rate: float
+
+    @property
+    def problem(self) -> str | None:
+        if reject_rate_error(self.lines, self.rejects, self.max_reject_rate) is None:
+            return None
+        rejected = sum(self.rejects.values())
+        return (
+            f"piped stream {self.writer}: in the last 24 h it rejected {rejected:,} of {self.lines:,} lines "
+            f"({rejected / self.lines:.1%}, more than ingest.max_reject_rate {self.max_reject_rate:.1%}): "
+            "check its --format and --domain"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "piped": True, "problem": self.problem}
+
+
+def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[PipedStream, ...]:
+    """Every piped logger that committed in the 24 hours before ``now``, with what it committed."""
+    store = Store(cfg.store, DEFAULT_WRITER)
+    since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=24)
+    out = []
+    for writer in store.folders(layout.MANIFESTS):
+        if not writer.startswith("pipe-"):
+            continue
+        last, lines, rows, rejects = None, 0, 0, Counter[str]()
+        for key in reversed(store.manifest_keys(writer)):  # newest first
+            manifest = store.read_json(key) or {}
+            created = _created(manifest)
+            if created is None or created < since:
+                break
+            last = last or manifest["created"]
+            lines += int(manifest.get("lines") or 0)
+            rows += int(manifest.get("rows") or 0)
+            rejects.update(manifest.get("rejects") or {})
+        if last is not None:
+            out.append(
+                PipedStream(
+                    writer, last, lines, rows, dict(sorted(rejects.items())), cfg.ingest.max_reject_rate
+                )
+            )
+    return tuple(out)
+
+
+def _created(manifest: dict[str, Any]) -> dt.datetime | None:
+    try:
+        created = dt.datetime.fromisoformat(str(manifest.get("created")))
+    except ValueError:
+        return None
+    return created if created.tzinfo is not None else None
 
 
 def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None:

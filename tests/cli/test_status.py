@@ -285,3 +285,37 @@ def test_a_failures_record_that_cannot_be_read_is_no_clean_bill(tmp_path: Path) 
     finally:
         os.chmod(record, 0o644)
     assert run.returncode == 6 and f"cannot read {record}" in run.stderr, run.stderr
+
+
+def test_a_piped_stream_that_rejects_too_much_needs_attention(tmp_path: Path) -> None:
+    """A piped logger runs for days and says its reject rate only when it exits: status reads what
+    every pipe committed in the last 24 h and names one over ingest.max_reject_rate (exit 11)."""
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    cfg = setup(tmp_path)
+    assert invoke("ingest", "--config", str(cfg))[0] == 0
+    assert invoke("status", "--config", str(cfg))[0] == 0
+    good = CliRunner().invoke(
+        main, ["ingest", "-", "--config", str(cfg), "--format", "combined"], input=LINE * 20
+    )
+    assert good.exit_code == 0, good.output
+    code, out, _ = invoke("status", "--config", str(cfg))
+    assert code == 0 and re.search(r"piped stream pipe-\d+: last 24 h 20 lines → 20 rows, 0 rejected", out), (
+        out
+    )
+    # another process (another pipe), with the wrong --format: every line quarantined
+    argv = [sys.executable, "-m", "pipeline.cli", "ingest", "-", "--config", str(cfg), "--format", "w3c"]
+    assert subprocess.run(argv, input=LINE * 30, text=True, capture_output=True, check=False).returncode == 10
+    code, out, err = invoke("status", "--config", str(cfg))
+    assert code == 11, out + err
+    assert re.search(r"piped stream pipe-\d+: in the last 24 h it rejected 30 of 30 lines \(100\.0%", err), (
+        err
+    )
+    code, out, _ = invoke("status", "--config", str(cfg), "--json")
+    piped = [s for s in json.loads(out)["sources"] if s.get("piped")]
+    assert code == 11 and sorted(s["lines"] for s in piped) == [20, 30]
