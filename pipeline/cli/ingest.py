@@ -189,8 +189,12 @@ def ingest_cmd(
         click.echo(json.dumps(data, indent=2, default=str))
     elif not quiet:
         click.echo(render_ingest(report, past))
-    elif past is not None and past.expired:  # cron mails stderr: rows written only to be purged
-        warn(_expired_warning(past))
+    else:  # cron mails stderr: rows written only to be purged, data a file held that was left out
+        if past is not None and past.expired:
+            warn(_expired_warning(past))
+        for s in report.sources:
+            if s.warning:
+                warn(f"{s.path}: {s.warning}")
     failed = [str(s.problem) for s in report.failed]
     if len(failed) == 1:  # cron mails stderr: one failed source is one line, naming it
         rest = len(report.sources) - 1
@@ -347,6 +351,8 @@ def render_ingest(report: IngestReport, past: PastRetention | None = None) -> st
         if s.domain_unknown:
             hint = "use --domain or --domain-from-path"
             out.append(f"    warning: {s.domain_unknown:,} rows without a domain ({hint})")
+        if s.warning:
+            out.append(f"    warning: {s.warning}")
     files = sum(1 for s in report.sources if s.lines or s.error)
     rate = report.lines / report.seconds if report.seconds else 0.0
     mb = report.bytes_read / 1e6

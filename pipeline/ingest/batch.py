@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline import __version__
-from pipeline.errors import StoreError
+from pipeline.errors import SourceError, StoreError
 from pipeline.ingest import sources
 from pipeline.ingest.blocks import Block, is_tick
 from pipeline.ingest.directives import Tracker
@@ -117,18 +117,27 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
     # happen in order on this thread, so progress never runs ahead of the data.
     in_flight: deque[Future[Prepared]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
-        for block in blocks:
-            if not is_tick(block):
-                job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
-                in_flight.append(pool.submit(_prepare, *job))
-            # Wait for the oldest batch before reading on: at most ``workers`` blocks are parsed and
-            # one more waits its turn while the next is read (a worker that finishes picks it up at
-            # once instead of waiting for the commits and the next read: ~80 ms idle each time
-            # measured), so memory stays ≈ (workers + 2) blocks. An urgent block (a pipe flushed by
-            # time, or gone quiet) is committed before reading on: its lines must not wait for the
-            # next flush to become durable.
-            while in_flight and (len(in_flight) > workers + 1 or in_flight[0].done() or block.urgent):
+        try:
+            for block in blocks:
+                if not is_tick(block):
+                    job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
+                    in_flight.append(pool.submit(_prepare, *job))
+                # Wait for the oldest batch before reading on: at most ``workers`` blocks are parsed
+                # and one more waits its turn while the next is read (a worker that finishes picks it
+                # up at once instead of waiting for the commits and the next read: ~80 ms idle each
+                # time measured), so memory stays ≈ (workers + 2) blocks. An urgent block (a pipe
+                # flushed by time, or gone quiet) is committed before reading on: its lines must not
+                # wait for the next flush to become durable.
+                while in_flight and (len(in_flight) > workers + 1 or in_flight[0].done() or block.urgent):
+                    commit(in_flight.popleft().result())
+        except SourceError:
+            # The blocks read before the read failed are whole lines, read (and checked) as they
+            # were: they are committed before the source fails. Dropped, a file damaged for good
+            # near its end had never had its last blocks stored, however often it was read (found
+            # by review: a small .gz with a broken last member stored nothing at all).
+            while in_flight:
                 commit(in_flight.popleft().result())
+            raise
         while in_flight:
             commit(in_flight.popleft().result())
     return tally

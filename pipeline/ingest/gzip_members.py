@@ -4,40 +4,49 @@
 a transfer that padded the file, a disk block of junk after a crash). ISA-L's reader, which
 reads every ``.gz`` (``sources.open_stream``), fails the read that meets those bytes, and loses the
 lines it had decompressed in that read: the whole file had failed, every run. ``SourceStream``
-then reads on with this reader from the bytes it had delivered, to the end of the last member,
-and ``trailing`` says what was left out (the run reports it).
+then reads on with this reader, from the same open file (a rotation meanwhile puts another file
+under its name), from the bytes it had delivered, to the end of the last member; ``trailing``
+says what was left out (the run warns of it).
+
+Damage is no trailing garbage: bytes that are no member followed, further on, by a gzip header
+(a crash's zeroed block over a member's start) fail the file, like a bad CRC, after everything
+decompressed before them is delivered; so does a last member cut short (``EOFError``).
 """
 
 from __future__ import annotations
 
+import gzip
+import os
 import zlib
 
 GZIP_MAGIC = b"\x1f\x8b"
+_HEADER = GZIP_MAGIC + b"\x08"  # magic and deflate, the only method gzip writes
 _READ = 1 << 20  # compressed bytes per read
 _OUT = 4 << 20  # decompressed bytes per step: a member of zeros inflates 1000x
 
 
 class GzipMembers:
-    """The decompressed bytes of a gzip file's members from ``skip``, like ``gzip -d``: zero bytes
-    between or after members are padding; other bytes where a member should begin end the stream
-    (``trailing``: the offset in the file where the last member ended, and the bytes from there
-    to the end). A member cut short raises ``EOFError``."""
+    """The decompressed bytes of the gzip file open as ``fd`` (taken over: closed by ``close``)
+    from ``skip``, like ``gzip -d``: zero bytes between or after members are padding; bytes where a
+    member should begin that are no member end the stream when no gzip header follows them
+    (``trailing``: the offset where the last member ended, and the bytes from there to the end)."""
 
-    def __init__(self, path: str, skip: int = 0) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 (closed by close(), like the stream it replaces)
+    def __init__(self, fd: int, skip: int = 0) -> None:
+        self._fd = fd
         self._skip = skip  # discarded on the first read: errors surface there, as read errors
+        self._pos = 0  # next byte of the file to read (pread: the caller's file offset is left alone)
         self._pending = b""  # compressed bytes not yet inflated
-        self._read_bytes = 0  # compressed bytes read from the file
         self._inflate: zlib._Decompress | None = None  # None: between members
         self._out = bytearray()
         self._done = False
+        self._error: Exception | None = None  # raised once what came before it is delivered
         self._member_end = 0  # offset in the file after the last complete member
         self.trailing: tuple[int, int] | None = None
 
     def read(self, n: int = -1, /) -> bytes:
         while self._skip:
             self._skip -= len(self._take(min(self._skip, _OUT)))
-            if not self._out and self._done:
+            if not self._out and (self._done or self._error is not None):
                 break
         return self._take(n)
 
@@ -47,11 +56,21 @@ class GzipMembers:
         return len(data)
 
     def close(self) -> None:
-        self._file.close()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:  # a stream dropped unclosed (custody's reader) leaks no descriptor
+        self.close()
 
     def _take(self, n: int) -> bytes:
-        while not self._done and (n < 0 or len(self._out) < n):
-            self._step()
+        while not self._done and self._error is None and (n < 0 or len(self._out) < n):
+            try:
+                self._step()
+            except (OSError, EOFError, zlib.error) as exc:
+                self._error = exc  # the lines decompressed before the damage are delivered first
+        if not self._out and self._error is not None:
+            raise self._error
         size = len(self._out) if n < 0 else min(n, len(self._out))
         data = bytes(self._out[:size])
         del self._out[:size]
@@ -68,7 +87,7 @@ class GzipMembers:
         self._out += self._inflate.decompress(self._pending, _OUT)
         if self._inflate.eof:
             self._pending = self._inflate.unused_data
-            self._member_end = self._read_bytes - len(self._pending)
+            self._member_end = self._pos - len(self._pending)
             self._inflate = None
         else:
             self._pending = self._inflate.unconsumed_tail
@@ -87,12 +106,28 @@ class GzipMembers:
             self._done = True
         elif self._pending.startswith(GZIP_MAGIC):
             self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        else:  # (the padding before them is left out too)
-            self._file.seek(0, 2)
-            self.trailing = (self._member_end, self._file.tell() - self._member_end)
+        else:
+            at = self._pos - len(self._pending)
+            header = self._find_header(at)
+            if header is not None:
+                raise gzip.BadGzipFile(
+                    f"damaged gzip data from byte {self._member_end:,} (no gzip member at byte {at:,}, "
+                    f"yet one begins again at byte {header:,}); the lines before the damage are read"
+                )
+            self.trailing = (self._member_end, os.fstat(self._fd).st_size - self._member_end)
             self._done = True
 
+    def _find_header(self, start: int) -> int | None:
+        """The offset of the first gzip header at or after ``start`` (read in bounded pieces)."""
+        at, carry = start, b""
+        while piece := os.pread(self._fd, _READ, at):
+            found = (carry + piece).find(_HEADER)
+            if found >= 0:
+                return at - len(carry) + found
+            carry, at = piece[-(len(_HEADER) - 1) :], at + len(piece)
+        return None
+
     def _more(self) -> bytes:
-        data = self._file.read(_READ)
-        self._read_bytes += len(data)
+        data = os.pread(self._fd, _READ, self._pos)
+        self._pos += len(data)
         return data

@@ -60,6 +60,7 @@ class SourceReport:
     note: str | None = None
     error: str | None = None
     gone: bool = False  # a glob listed it, and it was gone when opened (rotated or removed meanwhile)
+    warning: str | None = None  # read whole, but something was left out (``--quiet`` shows it too)
 
     @property
     def problem(self) -> str | None:
@@ -306,12 +307,7 @@ def _ingest_path(
             except SourceError as exc:  # the read failed midway: what was committed before stays
                 return _read_failed(_report(src, tally, ing.max_reject_rate, choice.recognised), exc, ing)
             report = _report(src, tally, ing.max_reject_rate, choice.recognised)
-            trailing = stream.trailing  # (gzip -d: "trailing garbage ignored")
-            return (
-                report
-                if trailing is None
-                else replace(report, note="; ".join(filter(None, (report.note, trailing))))
-            )
+            return replace(report, warning=stream.trailing)  # (gzip -d: "trailing garbage ignored")
     except StoreError:
         raise
     except SourceGone as exc:

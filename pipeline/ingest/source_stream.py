@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import lzma
+import os
 import zlib
 from typing import Any, cast
 
@@ -36,7 +37,7 @@ class SourceStream:
         self._stream = stream
         self._path = path
         self._compressed = compressed  # offsets are into the decompressed bytes: read, never seek
-        self._gzip = gzip
+        self._gzip = gzip  # ``stream`` is ISA-L's gzip reader (``_members`` reads on from its file)
         self._delivered = 0  # decompressed bytes read
 
     @property
@@ -68,15 +69,17 @@ class SourceStream:
     def _members(self, exc: BaseException) -> bool:
         """ISA-L's gzip reader fails at bytes after a member that are no member (trailing garbage)
         and at zero padding followed by them, and loses what that read had decompressed: the file is
-        read on member by member from the bytes delivered (``gzip_members``). A file really cut short
-        fails there too, as before."""
+        read on member by member from the bytes delivered (``gzip_members``), through the file this
+        stream opened, never its name again (found by review: logrotate had put another file there,
+        whose lines were read as this one's). A file damaged or cut short fails there too, after the
+        lines before the damage."""
         if not self._gzip or isinstance(self._stream, GzipMembers):
             return False
-        if not isinstance(exc, (gzip.BadGzipFile, EOFError)):
-            return False
+        if not isinstance(exc, (gzip.BadGzipFile, EOFError, zlib.error, _INFLATE_ERROR)):
+            return False  # (an I/O error is no damage: it fails the read as it is)
         try:
-            members = GzipMembers(self._path, self._delivered)
-        except OSError:  # gone meanwhile: the first error stands
+            members = GzipMembers(os.dup(self._stream.fileno()), self._delivered)  # (the file it opened)
+        except OSError:  # (out of descriptors): the first error stands
             return False
         with contextlib.suppress(*_READ_ERRORS):
             self._stream.close()

@@ -101,7 +101,14 @@ def test_the_commented_examples_in_the_config_template_compile() -> None:
 
 @pytest.mark.parametrize(
     "table",
-    ['family = "apache"\nlogformat = "%h %{"', 'family = "json"\nfields = 7', 'family = "cobol"'],
+    [
+        'family = "apache"\ndefinition = "%h %{"',
+        'family = "apache"\nlogformat = \'%h %l %u %t "%r" %>s %b\'',
+        'family = "apache"\ndefinition = "%h %t"\nlogformat = "%h %t"',
+        'family = "w3c"',
+        'family = "json"\nfields = 7',
+        'family = "cobol"',
+    ],
 )
 @pytest.mark.parametrize(
     "command", [["ingest", "--format", "bad"], ["ingest", "--format", "combined"], ["status"]]

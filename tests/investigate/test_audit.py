@@ -458,3 +458,14 @@ def test_an_expected_hash_that_is_no_hash_is_a_usage_error_not_a_damaged_trail(
     assert CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", pasted]).exit_code == 0
     other = ("0" if anchor[0] != "0" else "1") + anchor[1:]
     assert CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", other]).exit_code == 8
+
+
+def test_the_head_hash_an_empty_trail_prints_is_found_later(tmp_path: Path) -> None:
+    """Found by review: verify printed the genesis hash for an empty trail, and --expect refused it
+    (exit 8, "damaged") on the same store, and after entries were appended to it."""
+    log = audit.AuditLog(tmp_path)
+    empty = log.verify()
+    assert empty.ok and empty.head_hash == audit.GENESIS
+    assert log.verify(expect=empty.head_hash).ok
+    filled(tmp_path, 2)
+    assert audit.AuditLog(tmp_path).verify(expect=empty.head_hash).ok

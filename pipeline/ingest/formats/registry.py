@@ -50,6 +50,7 @@ _ENTRIES: dict[str, FormatEntry] = {}
 _FAMILIES: list[Family] = []
 _FROM_CONFIG: set[str] = set()  # names registered by ``register_config`` (replaced by the next config)
 AUTO = "auto"
+KEYED_FAMILY = "json"  # the family whose definition a table may give as keys (its JSON mapping)
 USER_DETECT_PRIORITY = 40  # a user format with ``detect = true`` wins ties against the built-ins
 
 
@@ -74,10 +75,19 @@ def register_config(tables: dict[str, dict[str, Any]], origin: str = "config") -
         if name in _ENTRIES or name == AUTO:
             raise FormatError(f"{where}: {name!r} is the name of a built-in format; choose another")
         definition = table.get("definition")
+        keys = sorted(k for k in table if k not in meta)
+        if definition is None and family.name != KEYED_FAMILY:
+            # (found by review: the keys were compiled as the family's text, {"logformat": ...})
+            raise FormatError(
+                f"{where}: family {family.name} needs definition = '…' (its text)"
+                + (f"; not a setting of a format table: {', '.join(keys)}" if keys else "")
+            )
         if definition is None:
-            definition = json.dumps({k: v for k, v in table.items() if k not in meta})
+            definition = json.dumps({k: table[k] for k in keys})
         elif not isinstance(definition, str):
             raise FormatError(f"{where}: definition must be text")
+        elif keys:
+            raise FormatError(f"{where}: unknown key(s) {', '.join(keys)} beside definition")
         if not isinstance(table.get("detect", False), bool):
             raise FormatError(f"{where}: detect must be true or false, got {table['detect']!r}")
         if not isinstance(table.get("description", ""), str):
