@@ -115,10 +115,17 @@ def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if len(cr):  # a CR before the '\n' (or ending the block) ends its line: not a control byte
                 after = odd[cr] + at + 1
                 is_ctrl[cr[(after >= len(arr)) | (arr[np.minimum(after, len(arr) - 1)] == 10)]] = False
-            ctrl.append(np.unique(line[is_ctrl]))
-            high.append(np.unique(line[values >= 128]))
+            ctrl.append(_distinct(line[is_ctrl]))
+            high.append(_distinct(line[values >= 128]))
         seen += len(local)
     return _joined(newlines), _joined(ctrl), _joined(high)
+
+
+def _distinct(ascending: np.ndarray) -> np.ndarray:
+    """The distinct values of an ascending array (np.unique would sort it again)."""
+    if len(ascending) < 2:
+        return ascending
+    return ascending[np.concatenate(([True], ascending[1:] != ascending[:-1]))]
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
