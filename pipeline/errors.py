@@ -46,6 +46,16 @@ class SourceCutShort(SourceError):
     (logrotate compressing it). The lines before the cut are read; the rest waits for a whole file."""
 
 
+class SourceDamaged(SourceError):
+    """A compressed source is damaged after what was read of it: every byte delivered before the
+    damage was verified (whole gzip members, their CRCs checked); nothing after it is read."""
+
+
+# Read errors after which the lines already read are a verified prefix of the source: ingest commits
+# them before the source fails (after any other, what was read but not yet committed is dropped).
+VERIFIED_PREFIX = (SourceRewritten, SourceCutShort, SourceDamaged)
+
+
 class FormatError(HostlogsError):
     """A LogFormat string is invalid or uses an unsupported directive, or auto-detection failed."""
 

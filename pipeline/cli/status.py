@@ -74,7 +74,7 @@ def _source_lines(s: store_status.SourceCheck) -> list[str]:
     d = s.to_dict()
     if d.get("piped"):
         out = [
-            f"  piped stream {d['writer']}: last 24 h {d['lines']:,} lines → {d['rows']:,} rows, "
+            f"  piped stream {d['writer']}: last hour {d['lines']:,} lines → {d['rows']:,} rows, "
             f"{sum(d['rejects'].values()):,} rejected; last commit {d['last_commit']}"
         ]
         return out + ([f"    NEEDS ATTENTION: {d['problem']}"] if d["problem"] else [])

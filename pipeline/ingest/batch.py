@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline import __version__
-from pipeline.errors import SourceError, StoreError
+from pipeline.errors import VERIFIED_PREFIX, StoreError
 from pipeline.ingest import sources
 from pipeline.ingest.blocks import Block, is_tick
 from pipeline.ingest.directives import Tracker
@@ -130,11 +130,14 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
                 # wait for the next flush to become durable.
                 while in_flight and (len(in_flight) > workers + 1 or in_flight[0].done() or block.urgent):
                     commit(in_flight.popleft().result())
-        except SourceError:
-            # The blocks read before the read failed are whole lines, read (and checked) as they
-            # were: they are committed before the source fails. Dropped, a file damaged for good
-            # near its end had never had its last blocks stored, however often it was read (found
-            # by review: a small .gz with a broken last member stored nothing at all).
+        except VERIFIED_PREFIX:
+            # The blocks read before the read failed are a verified prefix of the source (a file
+            # cut short, truncated under the run, damaged after whole members): committed before the
+            # source fails. Dropped, a file damaged for good near its end had never had its last
+            # blocks stored, however often it was read (found by review: a small .gz with a broken
+            # last member stored nothing at all). After any other read error they are dropped:
+            # data inflated from inside a damaged gzip member is not verified until its CRC, and
+            # stored it would be read twice once the file is repaired (found by review).
             while in_flight:
                 commit(in_flight.popleft().result())
             raise

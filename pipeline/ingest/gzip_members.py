@@ -9,8 +9,11 @@ under its name), from the bytes it had delivered, to the end of the last member;
 says what was left out (the run warns of it).
 
 Damage is no trailing garbage: bytes that are no member followed, further on, by a gzip header
-(a crash's zeroed block over a member's start) fail the file, like a bad CRC, after everything
-decompressed before them is delivered; so does a last member cut short (``EOFError``).
+(a crash's zeroed block over a member's start) fail the file (``Damaged``) after the whole members
+before them are delivered; a member that fails to inflate or its CRC check fails it after the whole
+members before it (its own output is not verified: dropped unless a read took it already, which
+only a member over ``_OUT`` allows, as ISA-L's reader does); a last member cut short (``EOFError``)
+after everything inflated before the cut, a prefix of what was written.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ GZIP_MAGIC = b"\x1f\x8b"
 _HEADER = GZIP_MAGIC + b"\x08"  # magic and deflate, the only method gzip writes
 _READ = 1 << 20  # compressed bytes per read
 _OUT = 4 << 20  # decompressed bytes per step: a member of zeros inflates 1000x
+
+
+class Damaged(gzip.BadGzipFile):
+    """The file is damaged after what was delivered, all of which is whole, verified members."""
 
 
 class GzipMembers:
@@ -38,6 +45,8 @@ class GzipMembers:
         self._pending = b""  # compressed bytes not yet inflated
         self._inflate: zlib._Decompress | None = None  # None: between members
         self._out = bytearray()
+        self._verified = 0  # bytes of _out that whole members gave (the rest: the current member's)
+        self._gave_unverified = False  # bytes of the current member were handed out before its end
         self._done = False
         self._error: Exception | None = None  # raised once what came before it is delivered
         self._member_end = 0  # offset in the file after the last complete member
@@ -67,13 +76,20 @@ class GzipMembers:
         while not self._done and self._error is None and (n < 0 or len(self._out) < n):
             try:
                 self._step()
-            except (OSError, EOFError, zlib.error) as exc:
-                self._error = exc  # the lines decompressed before the damage are delivered first
+            except EOFError as exc:  # cut short: what was inflated is what was written
+                self._error = exc
+            except (OSError, zlib.error) as exc:  # damaged: whole members only
+                del self._out[self._verified :]
+                # (a member's bytes handed out before its end were not verified: then no Damaged)
+                as_is = isinstance(exc, Damaged) or self._gave_unverified
+                self._error = exc if as_is else Damaged(f"damaged gzip member: {exc}")
         if not self._out and self._error is not None:
             raise self._error
         size = len(self._out) if n < 0 else min(n, len(self._out))
         data = bytes(self._out[:size])
         del self._out[:size]
+        self._gave_unverified = self._gave_unverified or size > self._verified
+        self._verified = max(self._verified - size, 0)
         return data
 
     def _step(self) -> None:
@@ -85,9 +101,11 @@ class GzipMembers:
             if not self._pending:
                 raise EOFError("Compressed file ended before the end-of-stream marker was reached")
         self._out += self._inflate.decompress(self._pending, _OUT)
-        if self._inflate.eof:
+        if self._inflate.eof:  # (its CRC and length checked)
             self._pending = self._inflate.unused_data
             self._member_end = self._pos - len(self._pending)
+            self._verified = len(self._out)
+            self._gave_unverified = False
             self._inflate = None
         else:
             self._pending = self._inflate.unconsumed_tail
@@ -110,7 +128,7 @@ class GzipMembers:
             at = self._pos - len(self._pending)
             header = self._find_header(at)
             if header is not None:
-                raise gzip.BadGzipFile(
+                raise Damaged(
                     f"damaged gzip data from byte {self._member_end:,} (no gzip member at byte {at:,}, "
                     f"yet one begins again at byte {header:,}); the lines before the damage are read"
                 )

@@ -155,11 +155,16 @@ def source_lags(cfg: Config, *, max_lag_bytes: int = DEFAULT_MAX_LAG_BYTES) -> t
     return tuple(out)
 
 
+PIPE_WINDOW = dt.timedelta(hours=1)
+
+
 @dataclass(frozen=True)
 class PipedStream:
     """A piped logger (``ingest -``, in a writer namespace of its own): what it committed in the last
-    24 hours. It runs for days and reports its reject rate only when it exits, so status checks it
-    here (a pipe with the wrong --format had quarantined every line for days, unnoticed by status)."""
+    hour. It runs for days and reports its reject rate only when it exits, so status checks it here
+    (a pipe with the wrong --format had quarantined every line for days, unnoticed by status). An
+    hour, not a day: the alarm ends an hour after the pipe is fixed or stopped (found by review: a
+    stopped pipe's alarm could be neither cleared nor acknowledged for 24 h)."""
 
     writer: str
     last_commit: str
@@ -174,7 +179,7 @@ class PipedStream:
             return None
         rejected = sum(self.rejects.values())
         return (
-            f"piped stream {self.writer}: in the last 24 h it rejected {rejected:,} of {self.lines:,} lines "
+            f"piped stream {self.writer}: in the last hour it rejected {rejected:,} of {self.lines:,} lines "
             f"({rejected / self.lines:.1%}, more than ingest.max_reject_rate {self.max_reject_rate:.1%}): "
             "check its --format and --domain"
         )
@@ -184,9 +189,9 @@ class PipedStream:
 
 
 def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[PipedStream, ...]:
-    """Every piped logger that committed in the 24 hours before ``now``, with what it committed."""
+    """Every piped logger that committed in the hour before ``now``, with what it committed."""
     store = Store(cfg.store, DEFAULT_WRITER)
-    since = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(hours=24)
+    since = (now or dt.datetime.now(dt.UTC)) - PIPE_WINDOW
     out = []
     for writer in store.folders(layout.MANIFESTS):
         if not writer.startswith("pipe-"):
@@ -195,12 +200,15 @@ def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[Piped
         for key in reversed(store.manifest_keys(writer)):  # newest first
             manifest = store.read_json(key) or {}
             created = _created(manifest)
-            if created is None or created < since:
+            if created is None:  # damaged: counted by no one, and no reason to stop
+                continue
+            if created < since:
                 break
-            last = last or manifest["created"]
-            lines += int(manifest.get("lines") or 0)
-            rows += int(manifest.get("rows") or 0)
-            rejects.update(manifest.get("rejects") or {})
+            last = last or created.isoformat()
+            lines += _count(manifest.get("lines"))
+            rows += _count(manifest.get("rows"))
+            found = manifest.get("rejects")
+            rejects.update({str(k): _count(v) for k, v in found.items()} if isinstance(found, dict) else {})
         if last is not None:
             out.append(
                 PipedStream(
@@ -211,11 +219,17 @@ def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[Piped
 
 
 def _created(manifest: dict[str, Any]) -> dt.datetime | None:
+    """A manifest's commit time (UTC when it names no zone, as ``status.rejects_since`` reads it)."""
     try:
         created = dt.datetime.fromisoformat(str(manifest.get("created")))
     except ValueError:
         return None
-    return created if created.tzinfo is not None else None
+    return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
+
+
+def _count(value: object) -> int:
+    """A count from a manifest; 0 for what is none (a damaged manifest stops no status)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _run_state(cfg: Config, store: Store, progress: Progress) -> RunState | None:

@@ -12,8 +12,8 @@ from typing import Any, cast
 import pyarrow as pa
 from isal import isal_zlib
 
-from pipeline.errors import SourceCutShort, SourceError
-from pipeline.ingest.gzip_members import GzipMembers
+from pipeline.errors import SourceCutShort, SourceDamaged, SourceError
+from pipeline.ingest.gzip_members import Damaged, GzipMembers
 
 
 def cut_short(path: str) -> SourceCutShort:
@@ -52,6 +52,8 @@ class SourceStream:
         if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
             # gzip, xz: EOFError; zstd, bz2, lz4, brotli (pyarrow): "Truncated compressed stream"
             return cut_short(self._path)
+        if isinstance(exc, Damaged):  # after whole members: what was read of it is committed
+            return SourceDamaged(f"cannot read {self._path}: {exc}")
         detail = getattr(exc, "strerror", None) or exc
         return SourceError(f"cannot read {self._path}: {detail}")
 

@@ -219,9 +219,15 @@ def rejects_since(store: Store, since: dt.datetime) -> dict[str, int]:
         for key in reversed(store.manifest_keys(writer)):
             manifest = store.read_json(key) or {}
             created = _time(manifest.get("created"))
-            if created is None or created < since:
+            if created is None:  # damaged: no reason to stop
+                continue
+            if created < since:
                 break  # ascending commit order: the rest are older
-            total.update(manifest.get("rejects") or {})
+            found = manifest.get("rejects")
+            if isinstance(found, dict):  # (a damaged manifest's counts that are no numbers: left out)
+                total.update(
+                    {str(k): v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
+                )
     return dict(sorted(total.items()))
 
 

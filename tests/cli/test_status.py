@@ -289,7 +289,7 @@ def test_a_failures_record_that_cannot_be_read_is_no_clean_bill(tmp_path: Path) 
 
 def test_a_piped_stream_that_rejects_too_much_needs_attention(tmp_path: Path) -> None:
     """A piped logger runs for days and says its reject rate only when it exits: status reads what
-    every pipe committed in the last 24 h and names one over ingest.max_reject_rate (exit 11)."""
+    every pipe committed in the last hour and names one over ingest.max_reject_rate (exit 11)."""
     import subprocess
     import sys
 
@@ -305,7 +305,7 @@ def test_a_piped_stream_that_rejects_too_much_needs_attention(tmp_path: Path) ->
     )
     assert good.exit_code == 0, good.output
     code, out, _ = invoke("status", "--config", str(cfg))
-    assert code == 0 and re.search(r"piped stream pipe-\d+: last 24 h 20 lines → 20 rows, 0 rejected", out), (
+    assert code == 0 and re.search(r"piped stream pipe-\d+: last hour 20 lines → 20 rows, 0 rejected", out), (
         out
     )
     # another process (another pipe), with the wrong --format: every line quarantined
@@ -313,9 +313,44 @@ def test_a_piped_stream_that_rejects_too_much_needs_attention(tmp_path: Path) ->
     assert subprocess.run(argv, input=LINE * 30, text=True, capture_output=True, check=False).returncode == 10
     code, out, err = invoke("status", "--config", str(cfg))
     assert code == 11, out + err
-    assert re.search(r"piped stream pipe-\d+: in the last 24 h it rejected 30 of 30 lines \(100\.0%", err), (
+    assert re.search(r"piped stream pipe-\d+: in the last hour it rejected 30 of 30 lines \(100\.0%", err), (
         err
     )
     code, out, _ = invoke("status", "--config", str(cfg), "--json")
     piped = [s for s in json.loads(out)["sources"] if s.get("piped")]
     assert code == 11 and sorted(s["lines"] for s in piped) == [20, 30]
+
+
+def test_a_piped_streams_alarm_ends_an_hour_after_it_and_damaged_manifests_stop_no_status(
+    tmp_path: Path,
+) -> None:
+    """Found by review: a stopped pipe alarmed for 24 h with no way to clear it; a manifest with a
+    count that is no number made status an internal error, one without a time hid the whole pipe."""
+    import datetime as dt
+
+    from pipeline.cli._common import load_config
+    from pipeline.ingest import lag
+
+    cfg_path = setup(tmp_path)
+    store = tmp_path / "store"
+    folder = store / "_manifests" / "pipe-7"
+    folder.mkdir(parents=True)
+    now = dt.datetime.now(dt.UTC)
+
+    def manifest(seq: int, **fields: object) -> None:
+        (folder / f"{seq:012d}.json").write_text(json.dumps(fields))
+
+    manifest(
+        1, created=(now - dt.timedelta(minutes=10)).isoformat(), lines=10, rows=0, rejects={"unparseable": 10}
+    )
+    manifest(
+        2, created=(now - dt.timedelta(minutes=5)).isoformat(), lines="12a", rows=None, rejects={"x": "y"}
+    )
+    manifest(3, lines=5)  # no time
+    cfg = load_config(str(cfg_path), None)
+    (pipe,) = lag.piped_streams(cfg, now=now)
+    assert (pipe.writer, pipe.lines, pipe.rejects) == ("pipe-7", 10, {"unparseable": 10, "x": 0})
+    assert pipe.problem is not None and "in the last hour it rejected 10 of 10 lines" in pipe.problem
+    assert lag.piped_streams(cfg, now=now + dt.timedelta(hours=1)) == ()
+    code, out, err = invoke("status", "--config", str(cfg_path))
+    assert code == 11 and "rejects in the last 24 h: unparseable 10" in out and "internal error" not in err

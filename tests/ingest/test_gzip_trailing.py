@@ -173,3 +173,37 @@ def test_quiet_still_warns_of_what_was_left_out(tmp_path: Path) -> None:
         f"hostlogs: warning: {log}: 4 bytes after the last gzip member (at byte {log.stat().st_size - 4:,}) "
         "are no gzip data: ignored\n"
     )
+
+
+def damaged_inside(data: bytes, how: str) -> bytes:
+    """One member, damaged past the first 4 MiB it inflates to (what one step of the reader gives)."""
+    whole = bytearray(gzip.compress(data))
+    at = len(whole) * 7 // 8
+    if how == "zeroed block":  # a crash's zeroed 4 KiB inside the member: inflates to garbage
+        whole[at : at + 4096] = bytes(4096)
+    else:  # one flipped bit: only the CRC tells
+        whole[at] ^= 8
+    return bytes(whole)
+
+
+@pytest.mark.parametrize("how", ["zeroed block", "flipped bit"])
+@pytest.mark.parametrize("before", [0, 2000])
+def test_damage_inside_a_member_stores_nothing_of_it_and_the_repaired_file_reads_on(
+    tmp_path: Path, how: str, before: int
+) -> None:
+    """Found by review: lines inflated from a damaged member (garbage, or copies of earlier lines)
+    were committed before its CRC failed, and the repaired file was then read again from its start
+    (REWRITTEN): every line twice. A member's lines are committed only once its CRC is checked."""
+    good = gzip.compress(lines(before)) if before else b""
+    data = lines(60_000, start=before)
+    assert len(data) > 5 << 20
+    log = written(tmp_path / "access.log.1.gz", good + damaged_inside(data, how))
+    store = tmp_path / "store"
+    report = ingest_paths(store, [log], fmt="combined")
+    assert report.sources[0].error is not None and report.sources[0].warning is None
+    assert sorted(r["bytes"] for r in store_rows(store)) == list(range(before))
+    assert store_rejects(store) == []
+    written(log, good + gzip.compress(data))  # repaired from a backup
+    repaired = ingest_paths(store, [log], fmt="combined")
+    assert repaired.sources[0].error is None and "REWRITTEN" not in (repaired.sources[0].note or "")
+    assert sorted(r["bytes"] for r in store_rows(store)) == list(range(before + 60_000))
