@@ -12,8 +12,8 @@ Damage is no trailing garbage: bytes that are no member followed, further on, by
 (a crash's zeroed block over a member's start) fail the file (``Damaged``) after the whole members
 before them are delivered; a member that fails to inflate or its CRC check fails it after the whole
 members before it (its own output is not verified: dropped unless a read took it already, which
-only a member over ``_OUT`` allows, as ISA-L's reader does); a last member cut short (``EOFError``)
-after everything inflated before the cut, a prefix of what was written.
+only a member larger than a read (a block) allows, as with ISA-L's reader); a last member cut short
+(``EOFError``) after everything inflated before the cut, a prefix of what was written.
 """
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ class GzipMembers:
         while self._skip:
             self._skip -= len(self._take(min(self._skip, _OUT)))
             if not self._out and (self._done or self._error is not None):
+                if isinstance(self._error, Damaged):  # before the bytes already delivered: unverified
+                    self._error = gzip.BadGzipFile(str(self._error))
                 break
         return self._take(n)
 
