@@ -29,6 +29,10 @@ class SourceError(HostlogsError):
     """A source cannot be found or read at all (a missing glob match is not an error)."""
 
     exit_code = 4
+    # True: every byte read before this error is known to be a correct prefix of the source, so
+    # ingest commits the lines read but not yet committed before the source fails; otherwise they
+    # are dropped and read again next run (data inflated before a CRC check is not known to be right)
+    verified_prefix = False
 
 
 class SourceGone(SourceError):
@@ -40,6 +44,8 @@ class SourceRewritten(SourceError):
     """A file was truncated or rewritten while it was read (logrotate's copytruncate): what was read
     of it before is kept, the rest is read from its copy next run (``sources.rewrite_guard``)."""
 
+    verified_prefix = True  # (each read is checked against the file before its lines are handed on)
+
 
 class SourceCutShort(SourceError):
     """A compressed source ends before its end-of-stream marker: cut short, or still being written
@@ -47,13 +53,7 @@ class SourceCutShort(SourceError):
 
 
 class SourceDamaged(SourceError):
-    """A compressed source is damaged after what was read of it: every byte delivered before the
-    damage was verified (whole gzip members, their CRCs checked); nothing after it is read."""
-
-
-# Read errors after which the lines already read are a verified prefix of the source: ingest commits
-# them before the source fails (after any other, what was read but not yet committed is dropped).
-VERIFIED_PREFIX = (SourceRewritten, SourceCutShort, SourceDamaged)
+    """A compressed source is damaged where something else was expected (a gzip member's start)."""
 
 
 class FormatError(HostlogsError):

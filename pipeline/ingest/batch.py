@@ -17,7 +17,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline import __version__
-from pipeline.errors import VERIFIED_PREFIX, StoreError
+from pipeline.errors import SourceError, StoreError
 from pipeline.ingest import sources
 from pipeline.ingest.blocks import Block, is_tick
 from pipeline.ingest.directives import Tracker
@@ -130,15 +130,15 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
                 # wait for the next flush to become durable.
                 while in_flight and (len(in_flight) > workers + 1 or in_flight[0].done() or block.urgent):
                     commit(in_flight.popleft().result())
-        except VERIFIED_PREFIX:
-            # The blocks read before the read failed are a verified prefix of the source (a file
-            # cut short, truncated under the run, damaged after whole members): committed before the
-            # source fails. Dropped, a file damaged for good near its end had never had its last
-            # blocks stored, however often it was read (found by review: a small .gz with a broken
-            # last member stored nothing at all). After any other read error they are dropped:
-            # data inflated from inside a damaged gzip member is not verified until its CRC, and
-            # stored it would be read twice once the file is repaired (found by review).
-            while in_flight:
+        except SourceError as exc:
+            # The blocks read before the read failed are committed when they are a verified prefix
+            # of the source (a plain file truncated under the run; whole gzip members before damage
+            # or a cut): dropped, a file damaged for good near its end had never had its last blocks
+            # stored, however often it was read (found by review: a small .gz with a broken last
+            # member stored nothing at all). Otherwise they are dropped and read again next run:
+            # data inflated before a CRC check is not known to be right, and stored it would be
+            # read twice once the file is repaired (found by review).
+            while in_flight and exc.verified_prefix:
                 commit(in_flight.popleft().result())
             raise
         while in_flight:

@@ -9,11 +9,10 @@ under its name), from the bytes it had delivered, to the end of the last member;
 says what was left out (the run warns of it).
 
 Damage is no trailing garbage: bytes that are no member followed, further on, by a gzip header
-(a crash's zeroed block over a member's start) fail the file (``Damaged``) after the whole members
-before them are delivered; a member that fails to inflate or its CRC check fails it after the whole
-members before it (its own output is not verified: dropped unless a read took it already, which
-only a member larger than a read (a block) allows, as with ISA-L's reader); a last member cut short
-(``EOFError``) after everything inflated before the cut, a prefix of what was written.
+(a crash's zeroed block over a member's start) fail the file (``Damaged``). Damage, and a member cut
+short, end the output at the last whole member: a member's bytes are verified only by its CRC, at
+its end. ``verified_prefix`` tells the caller whether all it was handed is such whole members (not
+so when ISA-L's reader, or a read larger than a member's rest, handed out part of a member first).
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ _OUT = 4 << 20  # decompressed bytes per step: a member of zeros inflates 1000x
 
 
 class Damaged(gzip.BadGzipFile):
-    """The file is damaged after what was delivered, all of which is whole, verified members."""
+    """The file is damaged where no member begins though one follows (not trailing garbage)."""
 
 
 class GzipMembers:
@@ -47,18 +46,24 @@ class GzipMembers:
         self._out = bytearray()
         self._verified = 0  # bytes of _out that whole members gave (the rest: the current member's)
         self._gave_unverified = False  # bytes of the current member were handed out before its end
+        self._skipped = False  # the bytes the caller had (from ISA-L's reader) were all read again
         self._done = False
         self._error: Exception | None = None  # raised once what came before it is delivered
         self._member_end = 0  # offset in the file after the last complete member
         self.trailing: tuple[int, int] | None = None
 
+    @property
+    def verified_prefix(self) -> bool:
+        """Is everything handed out (ISA-L's reader's bytes before this one took over included) whole
+        members, their CRCs checked? Only then may the caller keep what it read before an error."""
+        return self._skipped and not self._gave_unverified
+
     def read(self, n: int = -1, /) -> bytes:
         while self._skip:
-            self._skip -= len(self._take(min(self._skip, _OUT)))
+            self._skip -= len(self._take(min(self._skip, _OUT)))  # (raises: before the skip's end)
             if not self._out and (self._done or self._error is not None):
-                if isinstance(self._error, Damaged):  # before the bytes already delivered: unverified
-                    self._error = gzip.BadGzipFile(str(self._error))
                 break
+        self._skipped = self._skip == 0
         return self._take(n)
 
     def readinto(self, view: memoryview) -> int:
@@ -78,13 +83,12 @@ class GzipMembers:
         while not self._done and self._error is None and (n < 0 or len(self._out) < n):
             try:
                 self._step()
-            except EOFError as exc:  # cut short: what was inflated is what was written
-                self._error = exc
-            except (OSError, zlib.error) as exc:  # damaged: whole members only
+            except (OSError, EOFError, zlib.error) as exc:
+                # Cut short or damaged: whole members only. A member is verified by its CRC at its
+                # end: inflated from a crashed compressor's zeroed tail, a cut member had given
+                # copies of earlier lines (found by review).
                 del self._out[self._verified :]
-                # (a member's bytes handed out before its end were not verified: then no Damaged)
-                as_is = isinstance(exc, Damaged) or self._gave_unverified
-                self._error = exc if as_is else Damaged(f"damaged gzip member: {exc}")
+                self._error = exc
         if not self._out and self._error is not None:
             raise self._error
         size = len(self._out) if n < 0 else min(n, len(self._out))

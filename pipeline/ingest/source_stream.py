@@ -49,13 +49,19 @@ class SourceStream:
         return f"{left[1]:,} bytes after the last gzip member (at byte {left[0]:,}) are no gzip data: ignored"
 
     def _fail(self, exc: BaseException) -> SourceError:
+        error: SourceError
         if self._compressed and (isinstance(exc, EOFError) or "Truncated compressed stream" in str(exc)):
             # gzip, xz: EOFError; zstd, bz2, lz4, brotli (pyarrow): "Truncated compressed stream"
-            return cut_short(self._path)
-        if isinstance(exc, Damaged):  # after whole members: what was read of it is committed
-            return SourceDamaged(f"cannot read {self._path}: {exc}")
-        detail = getattr(exc, "strerror", None) or exc
-        return SourceError(f"cannot read {self._path}: {detail}")
+            error = cut_short(self._path)
+        elif isinstance(exc, Damaged):
+            error = SourceDamaged(f"cannot read {self._path}: {exc}")
+        else:
+            detail = getattr(exc, "strerror", None) or exc
+            error = SourceError(f"cannot read {self._path}: {detail}")
+        # only the gzip member reader knows that what it handed out is whole members (other codecs
+        # hand out data before their checks too, and a cut zstd frame had given garbage)
+        error.verified_prefix = isinstance(self._stream, GzipMembers) and self._stream.verified_prefix
+        return error
 
     def _call(self, method: str, *args: Any) -> Any:
         try:

@@ -8,6 +8,7 @@ import gzip
 import itertools
 import os
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -207,3 +208,48 @@ def test_damage_inside_a_member_stores_nothing_of_it_and_the_repaired_file_reads
     repaired = ingest_paths(store, [log], fmt="combined")
     assert repaired.sources[0].error is None and "REWRITTEN" not in (repaired.sources[0].note or "")
     assert sorted(r["bytes"] for r in store_rows(store)) == list(range(before + 60_000))
+
+
+def test_a_member_cut_short_by_a_zeroed_tail_stores_only_the_whole_members_before_it(tmp_path: Path) -> None:
+    """Found by review: a compressor that died leaves its member cut, then zeros; inflated, the
+    zeros are back-references, copies of earlier lines, which were committed as the "prefix" of a
+    file cut short; the repaired file was then read again as a new stream. A cut member is not
+    verified (its CRC is at its end): only whole members are kept."""
+    data = lines(6000)
+    members = [gzip.compress(data[i : i + len(data) // 6]) for i in range(0, len(data), len(data) // 6)]
+    whole = b"".join(members)
+    log = written(
+        tmp_path / "access.log.1.gz",
+        b"".join(members[:-1]) + members[-1][: len(members[-1]) * 6 // 10] + bytes(4096),
+    )
+    store = tmp_path / "store"
+    report = ingest_paths(store, [log], fmt="combined")
+    assert report.sources[0].error is not None and "ends early" in report.sources[0].error
+    stored = sorted(r["bytes"] for r in store_rows(store))
+    assert stored == list(range(len(stored))) and len(stored) < 6000  # whole members, nothing twice
+    assert store_rejects(store) == []
+    written(log, whole)
+    repaired = ingest_paths(store, [log], fmt="combined")
+    assert repaired.sources[0].error is None and "REWRITTEN" not in (repaired.sources[0].note or "")
+    assert sorted(r["bytes"] for r in store_rows(store)) == list(range(6000))
+
+
+def test_what_the_first_reader_handed_out_of_a_damaged_member_is_no_verified_prefix(tmp_path: Path) -> None:
+    """Found by review: when the damage was in the first member, part of which ISA-L's reader had
+    handed out already, the member reader still called the rest a verified prefix."""
+    path = tmp_path / "x.gz"
+    path.write_bytes(damaged_inside(lines(60_000), "flipped bit"))
+    reader = GzipMembers(os.open(path, os.O_RDONLY), skip=1_000_000)
+    with pytest.raises((OSError, zlib.error)):
+        while reader.read(1 << 20):
+            pass
+    assert not reader.verified_prefix
+    reader.close()
+    clean = tmp_path / "y.gz"
+    clean.write_bytes(gzip.compress(lines(100)) + gzip.compress(lines(100, 100))[:-20])  # second member cut
+    reader = GzipMembers(os.open(clean, os.O_RDONLY), skip=10)
+    got = reader.read(1 << 20)
+    with pytest.raises(EOFError):
+        reader.read(1 << 20)
+    assert got == lines(100)[10:] and reader.verified_prefix
+    reader.close()
