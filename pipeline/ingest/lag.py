@@ -197,13 +197,7 @@ def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[Piped
         if not writer.startswith("pipe-"):
             continue
         last, lines, rows, rejects = None, 0, 0, Counter[str]()
-        for key in reversed(store.manifest_keys(writer)):  # newest first
-            manifest = store.read_json(key) or {}
-            created = _created(manifest)
-            if created is None:  # damaged: counted by no one, and no reason to stop
-                continue
-            if created < since:
-                break
+        for created, manifest in store.manifests_since(writer, since):  # newest first
             last = last or created.isoformat()
             lines += _count(manifest.get("lines"))
             rows += _count(manifest.get("rows"))
@@ -216,15 +210,6 @@ def piped_streams(cfg: Config, *, now: dt.datetime | None = None) -> tuple[Piped
                 )
             )
     return tuple(out)
-
-
-def _created(manifest: dict[str, Any]) -> dt.datetime | None:
-    """A manifest's commit time (UTC when it names no zone, as ``status.rejects_since`` reads it)."""
-    try:
-        created = dt.datetime.fromisoformat(str(manifest.get("created")))
-    except ValueError:
-        return None
-    return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
 
 
 def _count(value: object) -> int:

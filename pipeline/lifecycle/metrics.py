@@ -30,7 +30,7 @@ from pipeline.lifecycle import status as store_status
 from pipeline.lifecycle.holds import active_holds
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.store import layout
-from pipeline.store.commit import DEFAULT_WRITER, Store
+from pipeline.store.commit import DEFAULT_WRITER, Store, manifest_time
 
 Labels = tuple[tuple[str, str], ...]
 Series = dict[str, dict[Labels, float]]  # family name -> labels -> value
@@ -174,7 +174,7 @@ def ingest_counts(
     for writer in sorted(writers & set(store.folders(layout.MANIFESTS))):
         for key in reversed(store.manifest_keys(writer)):
             manifest = store.read_json(key) or {}
-            created = store_status._time(manifest.get("created"))
+            created = manifest_time(manifest)
             if created is None or created < since:
                 break
             src = manifest.get("source") or {}

@@ -216,13 +216,7 @@ def rejects_since(store: Store, since: dt.datetime) -> dict[str, int]:
     """Rejected lines by reason of the batches committed since ``since`` (every writer)."""
     total: Counter[str] = Counter()
     for writer in store.folders(layout.MANIFESTS):
-        for key in reversed(store.manifest_keys(writer)):
-            manifest = store.read_json(key) or {}
-            created = _time(manifest.get("created"))
-            if created is None:  # damaged: no reason to stop
-                continue
-            if created < since:
-                break  # ascending commit order: the rest are older
+        for _, manifest in store.manifests_since(writer, since):
             found = manifest.get("rejects")
             if isinstance(found, dict):  # (a damaged manifest's counts that are no numbers: left out)
                 total.update(
@@ -249,14 +243,6 @@ def last_compaction(store: Store) -> Operation | None:
         if manifest.get("operation") == "compact":
             return Operation(str(manifest.get("created", "")), "complete")
     return None
-
-
-def _time(value: Any) -> dt.datetime | None:
-    try:
-        t = dt.datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 def _iso(value: dt.date | None) -> str | None:

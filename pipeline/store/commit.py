@@ -29,6 +29,7 @@ pending batch that has no manifest, for this writer and for any other writer who
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import os
 import re
@@ -286,6 +287,20 @@ class Store(StoreFiles):
             return catalogue.manifest_keys(self.fs)
         return self.list(layout.manifests(writer), pattern=f"*{layout.JSON}")
 
+    def manifests_since(
+        self, writer: str, since: dt.datetime
+    ) -> Iterator[tuple[dt.datetime, dict[str, Any]]]:
+        """The manifests one writer committed at or after ``since``, newest first, with their commit
+        time. One without a readable time is skipped: a damaged manifest is no reason to stop."""
+        for key in reversed(self.manifest_keys(writer)):  # (ascending commit order)
+            manifest = self.read_json(key) or {}
+            created = manifest_time(manifest)
+            if created is None:
+                continue
+            if created < since:
+                return
+            yield created, manifest
+
     def iter_manifests(self) -> Iterator[dict[str, Any]]:
         for key in self.manifest_keys():
             data = self.read_json(key)
@@ -307,3 +322,12 @@ class Store(StoreFiles):
             "this run did nothing (use --wait SECONDS to queue behind it)"
         )
         return self.fs.lock(layout.ingest_lock(self.writer), wait_seconds, busy)
+
+
+def manifest_time(manifest: dict[str, Any]) -> dt.datetime | None:
+    """A manifest's commit time (``created``; UTC when it names no zone), or None when unreadable."""
+    try:
+        created = dt.datetime.fromisoformat(str(manifest.get("created")))
+    except ValueError:
+        return None
+    return created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
