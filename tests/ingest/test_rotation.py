@@ -596,18 +596,22 @@ def test_copytruncate_while_a_run_reads_the_file_reads_each_line_once(tmp_path: 
     assert not store_rejects(logs.store)
 
 
+def _read_in_two_runs(tmp_path: Path, first: int, then: int) -> tuple[_Logs, Path]:
+    """access.log written with ``first`` lines and ingested, then ``then`` more and ingested again."""
+    logs = _Logs(tmp_path / "logs", tmp_path / "store")
+    logs.folder.mkdir()
+    for n in (first, then):
+        logs.do(("write", "access.log", n))
+        logs.run([])
+    return logs, logs.folder / "access.log"
+
+
 def test_a_shorter_file_with_the_same_first_lines_is_never_skipped_without_a_word(tmp_path: Path) -> None:
     """Found by review: a log replaced by a shorter one that begins with the same lines was taken
     for a stale copy of its stream and never read, exit 0. What a copy has past the last batch end
     it covers is now checked against the stream's file; the stream's own file cannot be a copy of
     itself: it was rewritten, and is read as a new stream (lines twice rather than lines lost)."""
-    logs = _Logs(tmp_path / "logs", tmp_path / "store")
-    logs.folder.mkdir()
-    live = logs.folder / "access.log"
-    logs.do(("write", "access.log", 15))
-    logs.run([])
-    logs.do(("write", "access.log", 2985))
-    logs.run([])
+    logs, live = _read_in_two_runs(tmp_path, 15, 2985)
     logs.written = 3100
     first = "".join(live.read_text().splitlines(keepends=True)[:15])
     live.write_text(first + "".join(line(n) for n in range(3000, 3100)))  # same beginning, other lines
@@ -620,13 +624,7 @@ def test_a_shorter_file_with_the_same_first_lines_is_never_skipped_without_a_wor
 
 
 def test_a_stale_copy_cut_between_two_batches_is_checked_against_the_live_file(tmp_path: Path) -> None:
-    logs = _Logs(tmp_path / "logs", tmp_path / "store")
-    logs.folder.mkdir()
-    live = logs.folder / "access.log"
-    logs.do(("write", "access.log", 20))
-    logs.run([])
-    logs.do(("write", "access.log", 10))
-    logs.run([])  # batches end at lines 20 and 30
+    logs, live = _read_in_two_runs(tmp_path, 20, 10)  # batches end at lines 20 and 30
     bak = logs.folder / "access.log.bak"  # an operator's copy taken at line 25, seen afterwards
     bak.write_text("".join(live.read_text().splitlines(keepends=True)[:25]))
     logs.run([])
