@@ -390,4 +390,6 @@ BUILTIN: tuple[registry.FormatEntry, ...] = tuple(
     registry.FormatEntry(name, FAMILY_NAME, text, compile_definition, priority, description)
     for name, (text, priority, description) in jsonl_builtin.DEFINITIONS.items()
 )
-FAMILY = registry.Family(FAMILY_NAME, is_definition, compile_definition, 'a JSON mapping {"ts": PATH, ...}')
+FAMILY = registry.Family(
+    FAMILY_NAME, is_definition, compile_definition, 'a JSON mapping {"ts": PATH, ...}', keyed=True
+)

@@ -44,13 +44,14 @@ class Family:
     accepts: Callable[[str], bool]  # is this text one of this family's definitions?
     compile: Compile
     hint: str  # how the "unknown format" message names such a definition ("a LogFormat string")
+    # a [formats.NAME] table may give the definition as its keys (a JSON mapping written as TOML)
+    keyed: bool = False
 
 
 _ENTRIES: dict[str, FormatEntry] = {}
 _FAMILIES: list[Family] = []
 _FROM_CONFIG: set[str] = set()  # names registered by ``register_config`` (replaced by the next config)
 AUTO = "auto"
-KEYED_FAMILY = "json"  # the family whose definition a table may give as keys (its JSON mapping)
 USER_DETECT_PRIORITY = 40  # a user format with ``detect = true`` wins ties against the built-ins
 
 
@@ -76,7 +77,7 @@ def register_config(tables: dict[str, dict[str, Any]], origin: str = "config") -
             raise FormatError(f"{where}: {name!r} is the name of a built-in format; choose another")
         definition = table.get("definition")
         keys = sorted(k for k in table if k not in meta)
-        if definition is None and family.name != KEYED_FAMILY:
+        if definition is None and not family.keyed:
             # (found by review: the keys were compiled as the family's text, {"logformat": ...})
             raise FormatError(
                 f"{where}: family {family.name} needs definition = '…' (its text)"
