@@ -38,18 +38,27 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class Finite(click.FloatRange):
     """A float range that refuses NaN and infinity: click's range check lets NaN through (every
-    comparison with it is false), and a NaN interval or limit never elapses or never trips."""
+    comparison with it is false), and a NaN interval or limit never elapses or never trips. Nor
+    above 10^15 (seconds, megabytes: ~30 million years, a zettabyte): 1e308 MB in bytes is infinity,
+    which became an internal error where a size or a time is made an integer (found by review)."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if number != number or number in (float("inf"), float("-inf")):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
+        if abs(number) > LARGEST:
+            self.fail(f"{value!r} is too large (at most {LARGEST:.0e}).", param, ctx)
         return number
 
 
+LARGEST = 1e15
+
+
 class Text(click.ParamType):  # type: ignore[type-arg]
-    """Text stored in rows or records (a domain, a server name): UTF-8 without NUL. A byte a
-    terminal passed undecoded would be stored garbled or fail the run (exit 1)."""
+    """Text stored in rows or records or selecting them (a domain, a server name, a pattern): UTF-8
+    without NUL, not blank. A byte a terminal passed undecoded would be stored garbled or fail the
+    run (exit 1); an empty value (a script's unset variable: ``erase --domain "$CUSTOMER"``) had
+    selected every row, and erased them all (found by review)."""
 
     name = "TEXT"
 
@@ -59,6 +68,8 @@ class Text(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{raw!r} is not UTF-8 text", param, ctx)
         if "\x00" in text:
             self.fail("a NUL character is no text", param, ctx)
+        if not text.strip():
+            self.fail("is empty: give a value (an empty one would select every row, or none)", param, ctx)
         return text
 
 

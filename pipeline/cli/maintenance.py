@@ -151,7 +151,9 @@ def verify_cmd(
 @main.command("compact")
 @lifecycle_options()
 @click.option("--date", "day", type=DATE, help="Only this partition (default: every day).")
-@click.option("--target-mb", type=Finite(min=0.001), default=DEFAULT_TARGET_MB, show_default=True)
+@click.option(
+    "--target-mb", type=Finite(min=0.001, max=1 << 20), default=DEFAULT_TARGET_MB, show_default=True
+)
 @click.option("--dry-run", is_flag=True, help="Change nothing; report what would be merged.")
 @quiet_option
 @handle_errors

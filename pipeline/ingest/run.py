@@ -39,7 +39,7 @@ from pipeline.ingest.streams import identify, same_file_as
 from pipeline.ingest.ticker import Ticker
 from pipeline.privacy import key_identity, keys
 from pipeline.privacy import mask as privacy
-from pipeline.privacy.enrich import Enricher, EnrichStatus
+from pipeline.privacy.enrich import Enricher, EnrichStatus, geo_of
 from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER, Store
 
@@ -135,13 +135,15 @@ def run(
     formats.register_config(cfg.formats)  # [formats.NAME] tables: the sources may name them
     for spec in specs:  # a bad format or olddir is an argument error: fail before touching anything
         check_source(spec, f"source {spec.path or spec.domain_from_path}")
-    enricher = Enricher.from_config(cfg)  # opens GeoIP databases: a bad one fails before any work
+    geo = geo_of(cfg)  # opens GeoIP databases: a bad one fails before any work
     started = time.monotonic()
     # A piped logger runs for days: it gets its own writer namespace (progress, lock, manifests) so
     # that cron ingestion of files into the same store never waits for it, nor it for cron.
     piped_only = all(spec.path == sources.STDIN for spec in specs)
     store = Store(cfg.store, writer=f"pipe-{os.getpid()}" if piped_only else DEFAULT_WRITER)
     store.init()
+    # (after the store: a --store that cannot be one had left a key directory beside it; found by review)
+    enricher = Enricher.from_config(cfg, geo)
     reports: list[SourceReport] = []
     # Custody keys and the fingerprint key live in the key directory whether or not pseudonyms are
     # on: nothing derived from raw log bytes is ever stored unkeyed.

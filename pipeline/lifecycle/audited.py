@@ -17,11 +17,12 @@ import datetime as dt
 from collections.abc import Callable
 
 from pipeline.config import Config
+from pipeline.errors import UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions, holds, retention
 from pipeline.lifecycle import erase as erasure
 from pipeline.privacy import key_identity
-from pipeline.privacy.keys import KeyStore
+from pipeline.privacy.keys import KeyStore, period_bounds
 from pipeline.rules import os_user
 from pipeline.store.commit import Store
 
@@ -113,16 +114,35 @@ def destroy_keys(
     """Destroy the keys of every period that ends before ``before`` (crypto-shredding); their ids.
 
     Under a case or a request, recorded in the audit trail; the store's deletion log gets a record
-    too, like a purge's (keys live outside the store: without a store only the keys go).
+    too, like a purge's. Only with the store the keys are of (exit 6 without one: the audit entry,
+    the proof and the key directory check had all been skipped; found by review), and never the key
+    of a period a legal hold covers (what it keeps must stay linkable, as purge keeps such keys).
     """
     case, request = audit.check_authority(case, request, "keys destroy")
     params = {"before": str(before)}
+    store = Store.existing(cfg.store)
     with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
         keystore = KeyStore.configured(cfg)
-        if Store(cfg.store).is_store():  # never another store's keys
-            key_identity.check(Store(cfg.store), keystore)
+        key_identity.check(store, keystore)  # never another store's keys
+        _refuse_held(store, keystore.periods_before(before))
         destroyed = keystore.destroy_before(before)
         rec.params["destroyed"] = destroyed
-    if destroyed and Store(cfg.store).is_store():  # proof of deletion, like a purge's
+    if destroyed:  # proof of deletion, like a purge's
         deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=os_user())
     return destroyed
+
+
+def _refuse_held(store: Store, periods: list[str]) -> None:
+    """UsageError naming the periods among ``periods`` that an active legal hold overlaps."""
+    held = {
+        pid: hold.case
+        for pid in periods
+        for hold in holds.active_holds(store)
+        if hold.overlaps(*period_bounds(pid))
+    }
+    if held:
+        names = ", ".join(f"{pid} (hold {case})" for pid, case in held.items())
+        raise UsageError(
+            f"legal holds cover {names}: their keys stay while the hold does (release it first, "
+            "'hostlogs hold release'); nothing was destroyed"
+        )

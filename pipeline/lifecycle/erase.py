@@ -94,6 +94,8 @@ def erase_unaudited(
     """
     if domain is None and address is None:
         raise UsageError("say what to erase: --domain DOMAIN and/or --ip ADDRESS")
+    if domain is not None and not domain.strip():  # (it had selected every row)
+        raise UsageError("the domain to erase is empty: give one")
     check_range(date_from, date_to)
     if address is not None and canonical_address(address) is None:
         raise UsageError(f"not an IP address: {address!r}")

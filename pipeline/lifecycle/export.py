@@ -20,7 +20,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pipeline.config import Config
-from pipeline.errors import StoreError, UsageError
+from pipeline.errors import UsageError
 from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, keys_required, session
@@ -184,7 +184,7 @@ def _atomically(
     try:
         return write_outside(out, written, store=Store(cfg.store), key_dir=cfg.key_dir)
     except OSError as exc:
-        raise StoreError(f"cannot write {out}: {exc.strerror or exc}") from exc
+        raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc  # as query --output: exit 2
 
 
 class _Writer:

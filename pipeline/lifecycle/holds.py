@@ -53,6 +53,11 @@ class Hold:
     def active(self) -> bool:
         return self.released is None
 
+    def overlaps(self, first: dt.date, last: dt.date) -> bool:
+        """Whether the hold covers any day from ``first`` to ``last`` (inclusive)."""
+        starts_before_end = self.date_from is None or self.date_from <= last
+        return starts_before_end and (self.date_to is None or first <= self.date_to)
+
     def covers_date(self, day: dt.date) -> bool:
         return (self.date_from is None or day >= self.date_from) and (
             self.date_to is None or day <= self.date_to
@@ -125,6 +130,8 @@ def add_hold(
     checked_id(case, "case")
     if not reason.strip():
         raise UsageError("a hold needs a reason (--reason)")
+    if domain is not None and not domain.strip():
+        raise UsageError("the domain to hold is empty: give one, or none for all domains")
     check_range(date_from, date_to)
     store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):

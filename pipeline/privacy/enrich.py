@@ -76,12 +76,12 @@ class Enricher:
         self.key_destroyed_rows = 0
 
     @classmethod
-    def from_config(cls, cfg: Config) -> Enricher:
+    def from_config(cls, cfg: Config, geo: Geo | None = None) -> Enricher:
+        """The enrichment a config sets (``geo``: its databases, opened beforehand by ``geo_of``);
+        the key directory is made here, the store's having been made first."""
         p = cfg.privacy
         keystore = keys.KeyStore(Path(cfg.key_dir), p.key_period) if p.pseudonym == "hmac" else None  # type: ignore[arg-type]
-        g = cfg.geoip
-        geo = Geo(Path(g.country_db) if g.country_db else None, Path(g.asn_db) if g.asn_db else None)
-        return cls(keystore, p.key_period, geo)  # type: ignore[arg-type]
+        return cls(keystore, p.key_period, geo if geo is not None else geo_of(cfg))  # type: ignore[arg-type]
 
     @property
     def status(self) -> EnrichStatus:
@@ -208,3 +208,9 @@ class Enricher:
             except KeyDestroyedError:
                 self._destroyed.add(pid)
                 return None
+
+
+def geo_of(cfg: Config) -> Geo:
+    """The GeoIP databases a config names, opened (a bad one is a ConfigError)."""
+    g = cfg.geoip
+    return Geo(Path(g.country_db) if g.country_db else None, Path(g.asn_db) if g.asn_db else None)

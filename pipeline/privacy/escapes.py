@@ -11,22 +11,26 @@ import re
 
 from pipeline.privacy import lookalikes
 
-# %HH (URLs), \xHH (Apache/nginx escapes), %u00HH (IIS), \u00HH (JSON), &#NN; and &#xHH; (HTML,
+# %HH (URLs), \xHH (Apache/nginx escapes), %uHHHH (IIS) and \uHHHH (JSON, JavaScript) of any
+# character, also as a UTF-16 surrogate pair, and \UHHHHHHHH (Python, C); &#NN; and &#xHH; (HTML,
 # of any character, also without the ';' where a browser does without — before a character that is
 # no digit of it, nor the start of another escape (&#5%30; is &#50; once percent-decoded) — and the
 # named &period; &colon; &amp; … (&amp without ';' before '#', as browsers read it);
 # characters a Unicode-aware reader (NFKC, a browser's IDNA mapping) turns into address characters
-# (``lookalikes.py``: superscript, circled, fullwidth, mathematical digits, stops, hex letters …);
-# the UTF-8 bytes of any character, once escapes made them characters of their own
-# (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts between the
-# characters of an address (2\x000\x003\x00.), and what IDNA maps to nothing (a soft hyphen).
+# (``lookalikes.py``: superscript, circled, fullwidth, mathematical digits, stops, hex letters, the
+# digits of every script …); the UTF-8 bytes of any character, once escapes made them characters of
+# their own (%EF%BC%8E, \xE3\x80\x82: a full stop); NUL and its picture, which UTF-16 text puts
+# between the characters of an address (2\x000\x003\x00.), and what IDNA maps to nothing (a soft
+# hyphen). (%uFF0E, \u0662: a full stop and a digit found by review behind a 00HH-only escape.)
 _ESCAPE_RE = re.compile(
-    r"%([0-9A-Fa-f]{2})|\\[xX]([0-9A-Fa-f]{2})|[%\\][uU]00([0-9A-Fa-f]{2})"
-    r"|&#[xX]0*([0-9A-Fa-f]{1,6})(?:;|(?![0-9A-Fa-f%\\&]))|&#0*([0-9]{1,7})(?:;|(?![0-9%\\&]))"
-    rf"|({lookalikes.CLASS})"
-    r"|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})"
-    rf"|([\x00\u2400]|{lookalikes.IGNORED})"
-    r"|&(period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&(amp)(?=#)"
+    r"%(?P<pct>[0-9A-Fa-f]{2})|\\[xX](?P<x>[0-9A-Fa-f]{2})"
+    r"|[%\\][uU](?P<high>[dD][89aAbB][0-9A-Fa-f]{2})[%\\][uU](?P<low>[dD][c-fC-F][0-9A-Fa-f]{2})"
+    r"|[%\\]u(?P<u>[0-9A-Fa-f]{4})|%U(?P<pu>[0-9A-Fa-f]{4})|\\U(?P<wide>0{2}[0-9A-Fa-f]{6}|[0-9A-Fa-f]{4})"
+    r"|&#[xX]0*(?P<hexref>[0-9A-Fa-f]{1,6})(?:;|(?![0-9A-Fa-f%\\&]))|&#0*(?P<ref>[0-9]{1,7})(?:;|(?![0-9%\\&]))"
+    rf"|(?P<alike>{lookalikes.CLASS})"
+    r"|(?P<utf8>[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})"
+    rf"|(?P<gone>[\x00\u2400]|{lookalikes.IGNORED})"
+    r"|&(?P<named>period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&(?P<amp>amp)(?=#)"
 )
 # HTML's named references of the characters above (``&amp;#46;``: an entity escaped once more)
 _NAMED = {
@@ -36,24 +40,35 @@ _NAMED = {
 
 
 def _unescape(m: re.Match[str]) -> str:
-    hexa = m.group(1) or m.group(2) or m.group(3)
-    if hexa is not None:
-        return chr(int(hexa, 16))
-    number = int(m.group(4), 16) if m.group(4) else int(m.group(5)) if m.group(5) else None
-    if number is not None:  # an entity: any character (&#65294; is a fullwidth full stop)
-        char = chr(number) if number <= 0x10FFFF else "\ufffd"
-        return lookalikes.address_text(char)
-    if m.group(6) is not None:
-        return lookalikes.address_text(m.group(6))
-    if m.group(7) is not None:
+    groups = m.groupdict()
+    byte = groups["pct"] or groups["x"]
+    if byte is not None:
+        return chr(int(byte, 16))
+    code = _code_point(groups)
+    if code is not None:  # any character (&#65294;, %uFF0E: a fullwidth full stop)
+        return lookalikes.address_text(chr(code) if code <= 0x10FFFF else "\ufffd")
+    if groups["alike"] is not None:
+        return lookalikes.address_text(groups["alike"])
+    if groups["utf8"] is not None:
         try:
-            char = m.group(7).encode("latin-1").decode("utf-8")
+            char = groups["utf8"].encode("latin-1").decode("utf-8")
         except UnicodeDecodeError:
-            return m.group(7)
+            return groups["utf8"]
         return lookalikes.address_text(char)
-    if m.group(9) or m.group(10):
-        return _NAMED[m.group(9) or m.group(10)]
+    if groups["named"] or groups["amp"]:
+        return _NAMED[groups["named"] or groups["amp"]]
     return ""  # NUL: not there
+
+
+def _code_point(groups: dict[str, str | None]) -> int | None:
+    """The character an escape names: %uHHHH, a surrogate pair, \\UHHHHHHHH, &#…; (None: no such)."""
+    if groups["high"] is not None and groups["low"] is not None:
+        return 0x10000 + ((int(groups["high"], 16) - 0xD800) << 10) + int(groups["low"], 16) - 0xDC00
+    for name in ("u", "pu", "wide", "hexref"):
+        if groups[name] is not None:
+            code = int(groups[name] or "", 16)
+            return 0xFFFD if 0xD800 <= code <= 0xDFFF else code  # a lone surrogate is no character
+    return int(groups["ref"]) if groups["ref"] is not None else None
 
 
 _MAX_DECODE_ROUNDS = 8  # %25252E… : encoded twice, three times, … (each round is linear)

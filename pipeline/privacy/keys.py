@@ -269,14 +269,24 @@ class KeyStore:
         The custody keys of those periods go too (their chain-of-custody digests become unverifiable),
         also when pseudonyms are off and only custody keys exist.
         """
-        doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
-        doomed.sort(key=lambda p: (period_bounds(p), p))
+        doomed = self._before(d)
         for pid in doomed:
             self._destroy(pid)
         if not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir():
             extra = [p for p in self.custody.destroy_before(d) if p not in doomed]
             doomed = sorted([*doomed, *extra], key=lambda p: (period_bounds(p), p))
         return doomed
+
+    def periods_before(self, d: dt.date) -> builtins.list[str]:
+        """The periods ``destroy_before(d)`` would shred (custody keys included), oldest first."""
+        ids = set(self._before(d))
+        if not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir():
+            ids |= set(self.custody.periods_before(d))
+        return sorted(ids, key=lambda p: (period_bounds(p), p))
+
+    def _before(self, d: dt.date) -> builtins.list[str]:
+        doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
+        return sorted(doomed, key=lambda p: (period_bounds(p), p))
 
     # -- internals ------------------------------------------------------------------------------------
 

@@ -5,8 +5,12 @@ log the repository ships: the address masked as written, kept in the base64 besi
 A base64 run is decoded at each of its four alignments (a prefix such as ``Base64/`` is part of the
 run: its characters are base64 too); when the decoded text holds an address, the run is encoded
 again from the masked text. The payload stays readable evidence, its addresses masked as everywhere
-else. ``HINT`` lets the vectorised pre-filter admit a value that may hold one: four base64
-characters that can only encode three characters of a dotted IPv4 or of an IPv6 text.
+else. Decoded text is read as bytes, as UTF-16 and UTF-32 (PowerShell's ``-enc`` payloads are
+UTF-16LE) and as base64 once more (two levels deep); runs of 10 characters and more (``1.1.1.1``
+encodes to 10). ``HINT`` lets the vectorised pre-filter admit a value that may hold one: base64
+characters that can only encode part of a dotted IPv4 or an IPv6 text, in bytes, UTF-16 or UTF-32,
+or part of the base64 of an IPv4 text (found by review: the wide forms, short runs and base64 in
+base64 had been kept as written).
 """
 
 from __future__ import annotations
@@ -19,19 +23,55 @@ from collections.abc import Callable
 # one group of four characters encoding three of [0-9.] (IPv4), or two of [0-9a-fA-F:] (IPv6)
 _V4_GROUP = "[LMNO][CDSTijyz][AEIMQUYcgk4][uwxyz0-5]"
 _V6_GROUP = "[MNOQRYZ][DEGTUWjkmz02][ABEFIJMNQRUVYZcdghklop][w-z0-6B-Gh-m]"
-HINT = f"{_V4_GROUP}|(?:{_V6_GROUP}){{2}}"
-_RUN = re.compile(r"[A-Za-z0-9+/]{12,}={0,2}|[A-Za-z0-9_-]{12,}={0,2}")
+_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_URLSAFE = {62: "-", 63: "_"}  # what base64url writes for 62 and 63 ('+' and '/' stay in the class)
+_ADDRESS_BYTES = frozenset(b"0123456789.:abcdefABCDEF")
+
+
+def _groups(period: list[frozenset[int]], groups: int = 2) -> str:
+    """Base64 of bytes drawn from ``period`` (each byte's set, repeating), ``groups`` groups of four
+    characters at each phase; each character a class of what it can be (a superset: the pre-filter
+    may admit more, never less)."""
+    phases = []
+    for k in range(len(period)):
+        chars = []
+        for g in range(groups):
+            b1, b2, b3 = (period[(k + 3 * g + i) % len(period)] for i in range(3))
+            values = (
+                {x >> 2 for x in b1},
+                {(x & 3) << 4 | y >> 4 for x in b1 for y in b2},
+                {(y & 15) << 2 | z >> 6 for y in b2 for z in b3},
+                {z & 63 for z in b3},
+            )
+            chars += [_class({c for v in vs for c in _ALPHABET[v] + _URLSAFE.get(v, "")}) for vs in values]
+        phases.append("".join(chars))
+    return "|".join(phases)
+
+
+def _class(chars: set[str]) -> str:
+    return "[" + "".join(sorted(chars)).replace("-", "\\-") + "]"
+
+
+_ZERO = frozenset({0})
+_UTF16 = _groups([_ADDRESS_BYTES, _ZERO])
+_UTF32 = _groups([_ADDRESS_BYTES, _ZERO, _ZERO, _ZERO], groups=4)
+# the base64 of the base64 of an IPv4 text: _V4_GROUP's characters, as bytes
+_NESTED = _groups([frozenset(c.encode()) for c in ("LMNO", "CDSTijyz", "AEIMQUYcgk4", "uwxyz012345")])
+HINT = f"{_V4_GROUP}|(?:{_V6_GROUP}){{2}}|{_UTF16}|{_UTF32}|{_NESTED}"
+_RUN = re.compile(r"[A-Za-z0-9+/]{10,}={0,2}|[A-Za-z0-9_-]{10,}={0,2}")
 _HINT_RE = re.compile(HINT)
+_DEPTH = 2  # base64 in base64 in base64 …: each level is linear, two are what attacks were seen with
+_WIDE = ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be")  # (UTF-32 read as UTF-16 has NULs)
 
 
-def mask_base64(text: str, mask: Callable[[str], str]) -> str:
+def mask_base64(text: str, mask: Callable[[str], str], depth: int = 1) -> str:
     """``text`` with each base64 run whose decoded text ``mask`` changes encoded again from that."""
     if _HINT_RE.search(text) is None:
         return text
-    return _RUN.sub(lambda m: _masked_run(m.group(0), mask), text)
+    return _RUN.sub(lambda m: _masked_run(m.group(0), mask, depth), text)
 
 
-def _masked_run(run: str, mask: Callable[[str], str]) -> str:
+def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
     if _HINT_RE.search(run) is None:
         return run
     urlsafe = "-" in run or "_" in run
@@ -45,10 +85,26 @@ def _masked_run(run: str, mask: Callable[[str], str]) -> str:
             raw = base64.b64decode(usable, altchars=b"-_" if urlsafe else None, validate=True)
         except (binascii.Error, ValueError):
             continue
-        decoded = raw.decode("latin-1")  # one character per byte: the bytes come back unchanged
-        masked = mask(decoded)
-        if masked != decoded:
-            again = masked.encode("latin-1", "replace")
+        again = _masked_bytes(raw, mask, depth)
+        if again is not None:
             encoded = base64.b64encode(again, altchars=b"-_" if urlsafe else None).decode("ascii")
             return body[:start] + encoded
     return run
+
+
+def _masked_bytes(raw: bytes, mask: Callable[[str], str], depth: int) -> bytes | None:
+    """``raw`` with the addresses in its text masked, in the encoding they were found in; None when
+    it holds none. Wide encodings first: as bytes, UTF-16 text is an address with NULs between."""
+    for codec in (*(_WIDE if b"\0" in raw else ()), "latin-1"):  # latin-1: each byte, unchanged
+        unit = 4 if "32" in codec else 2 if "16" in codec else 1
+        whole = len(raw) - len(raw) % unit
+        try:
+            decoded = raw[:whole].decode(codec)
+        except UnicodeDecodeError:
+            continue
+        masked = mask(decoded)
+        if masked == decoded and depth < _DEPTH:
+            masked = mask_base64(decoded, mask, depth + 1)
+        if masked != decoded:
+            return masked.encode(codec, "replace") + raw[whole:]
+    return None

@@ -39,8 +39,10 @@ EMAIL_MASK = "[email]"
 #   escape ('%', '\', 'u', '&', '#'): encoded addresses, also double-encoded; a numeric reference of
 #   any character past ASCII (&#8313;, &#x2079;: the look-alikes below); the escaped UTF-8 of a
 #   look-alike (``lookalikes.ESCAPED_UTF8``), not of other text (%E3%83%86…: a Japanese site's every
-#   path); the look-alikes as written (``lookalikes.py``: superscript, subscript, circled, fullwidth
-#   and mathematical digits, stops and colons, hex letters); NUL (UTF-16) and its picture; four base64
+#   path); their code points escaped (``lookalikes.ESCAPED_CODE_POINTS``: %uFF0E, \u0662, a
+#   surrogate pair, \U0001D7CE); the look-alikes as written (``lookalikes.py``: superscript,
+#   subscript, circled, fullwidth and mathematical digits, the digits of every script, stops and
+#   colons, hex letters); NUL (UTF-16) and its picture; four base64
 #   characters that can only encode part of an address (``payloads.HINT``); ``ip6.arpa`` (a reverse
 #   DNS name of nibbles need not hold four decimal ones in a row).
 _PART = r"(?:0[xX][0-9A-Fa-f]+|0[0-9]*|[1-9][0-9]{0,2})"
@@ -54,7 +56,8 @@ NEEDS_MASK = (
     r"|&#0*(?:3[5-9]|4[0-9]|5[0-8]|6[5-9]|70|8[58]|9[2-9]|10[0-2]|117|120)"
     r"|&(?:period|colon|hyphen|dash|lowbar|UnderBar|percnt|bsol|amp|num|commat);|&amp#"
     r"|&#[xX]0*[0-9A-Fa-f]{3,6}|&#0*[0-9]{3,7}"
-    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.IGNORED}|{lookalikes.ESCAPED_UTF8}|{payloads.HINT}"
+    rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.IGNORED}|{lookalikes.ESCAPED_UTF8}"
+    rf"|{lookalikes.ESCAPED_CODE_POINTS}|{payloads.HINT}"
     r"|[Ii][Pp]6\.[Aa][Rr][Pp][Aa]"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine

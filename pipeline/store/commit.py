@@ -75,7 +75,7 @@ class Store(StoreFiles):
         The one "no store at" check: readers and maintenance never create a store by accident.
         """
         store = cls(root, writer, fs)
-        if not store.is_folder(layout.PAGEVIEWS if ingested else ""):
+        if not any(store.is_folder(own) for own in ((layout.PAGEVIEWS,) if ingested else layout.OWN)):
             raise StoreError(NO_STORE.format(store.location))
         return store
 

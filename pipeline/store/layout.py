@@ -32,6 +32,9 @@ STATE = "_state"
 HOLDS = "_holds"
 DELETIONS = "_deletions"
 AUDIT = "_audit"
+# What only a store holds: a folder with none of these is no store (the audit trail is not one: a
+# query of a mistyped --store had made it, and found "no rows" with exit 0; found by review).
+OWN = (PAGEVIEWS, REJECTS, MANIFESTS, STATE, HOLDS, DELETIONS)
 AUDIT_LOG = f"{AUDIT}/audit.jsonl"
 AUDIT_HEAD = f"{AUDIT}/head.json"
 AUDIT_WRITER = "audit"  # the head's atomic writes: under the log's lock (no writer state of its own)

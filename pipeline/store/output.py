@@ -2,7 +2,10 @@
 
 An output is refused inside the store (it could overwrite the audit trail or a manifest) and inside
 the key directory (a file there is taken for a key: a planted known key undoes the pseudonyms, an
-overwritten one makes a month unlinkable). A check of the path, then a write by the path, left a
+overwritten one makes a month unlinkable) — the ones configured, and any other: a folder that holds
+a store's own folders or key files, and a name a key directory would read (found by review: a query
+of one store wrote into another's ``_holds``, and with a --store alone over a key directory the
+config had named, a known key into it). A check of the path, then a write by the path, left a
 window: a link swapped in between (the investigator's own output file, replaced by a link to
 ``_audit/head.json`` in a loop) sent the write into the store (found by review). So the folder is
 opened once, the check is of what that descriptor is, and the file is written under a temporary
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from typing import BinaryIO, TypeVar
 
 from pipeline.errors import UsageError
+from pipeline.store import layout
 from pipeline.store.commit import Store
 
 T = TypeVar("T")
@@ -92,8 +96,34 @@ def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: st
     if store.fs.holds(full):
         raise UsageError(f"--output {output} is inside the store at {store.location}: write it elsewhere")
     keys = os.path.realpath(key_dir)
-    if full == keys or full.startswith(keys.rstrip(os.sep) + os.sep):
-        raise UsageError(f"--output {output} is inside the key directory {key_dir}: write it elsewhere")
+    if full == keys or full.startswith(keys.rstrip(os.sep) + os.sep) or _is_key_dir(os.path.dirname(full)):
+        raise UsageError(f"--output {output} is inside a key directory: write it elsewhere")
+    if full.endswith(KEY_FILES):
+        raise UsageError(f"--output {output}: a key directory would read a file so named; name it otherwise")
+    folder = os.path.dirname(full)
+    while True:
+        if any(os.path.isdir(os.path.join(folder, own)) for own in _STORE_FOLDERS):
+            raise UsageError(f"--output {output} is inside a hostlogs store at {folder}: write it elsewhere")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return
+        folder = parent
+
+
+# How privacy.keys names the files a key directory reads: keys and the records of destroyed ones
+# (tests/store/test_store_fs.py holds them equal: the store stage imports no privacy module).
+KEY_FILES = (".key", ".destroyed")
+# A store's own folders (an ``_audit`` alone too: whatever made it thought the folder a store)
+_STORE_FOLDERS = tuple(f for f in (*layout.OWN, layout.AUDIT) if f.startswith("_"))
+
+
+def _is_key_dir(folder: str) -> bool:
+    """Whether ``folder`` holds key files (a key directory or its custody folder)."""
+    try:
+        with os.scandir(folder) as entries:
+            return any(e.name.endswith(KEY_FILES) for e in entries)
+    except OSError:
+        return False
 
 
 def _where(dfd: int, folder: str) -> str:

@@ -396,8 +396,49 @@ def test_an_output_file_is_never_written_into_the_store(
         (tmp_path / "link-keys").unlink(missing_ok=True)
         (tmp_path / "link-keys").symlink_to(keys)
         code, _, err = invoke(*command, "--store", str(store), "--output", str(output))
-        assert code == 2 and "is inside the key directory" in err, err
+        assert code == 2 and "is inside a key directory" in err, err
     assert {p: p.read_bytes() for p in keys.rglob("*") if p.is_file()} == held
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["query", "--case", "C-1", "--format", "jsonl", "SELECT 'H-9' AS \"case\""],
+        ["investigate", "path", "/x", "--case", "C-1"],
+        ["export", "--domain", "example.com", "--request", "R-1"],
+    ],
+)
+def test_an_output_file_is_never_written_into_another_store_or_key_directory(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """Found by review: the guard knew only the store and key directory of this run, so a query of
+    one store forged a hold release in another's ``_holds``, and a key landed in the key directory
+    a config names when the command had only --store."""
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    store, other = tmp_path / "store", tmp_path / "other"
+    for s in (store, other):
+        assert invoke("ingest", str(log), "--store", str(s), "--domain", "example.com", "--final")[0] == 0
+    assert invoke("hold", "add", "--store", str(other), "--case", "H-9", "--reason", "breach")[0] == 0
+    (hold_file,) = (other / "_holds").iterdir()
+    keys = tmp_path / "elsewhere-keys"
+    keys.mkdir()
+    (keys / "2026-10.key").write_bytes(bytes(32))
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "_audit" not in p.parts}
+    for output, says in [
+        (hold_file, "inside a hostlogs store at"),
+        (other / "new-folder-file.csv", "inside a hostlogs store at"),
+        (keys / "notes.csv", "inside a key directory"),
+        (tmp_path / "fresh-keys" / "2026-12.key", "a key directory would read"),
+        (tmp_path / "2026-10.destroyed", "a key directory would read"),
+    ]:
+        output.parent.mkdir(exist_ok=True)
+        code, _, err = invoke(*command, "--store", str(store), "--output", str(output))
+        assert code == 2 and says in err, (output, err)
+    after = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "_audit" not in p.parts}
+    assert after == before
+    code, _, err = invoke(*command, "--store", str(store), "--output", str(tmp_path / "result.out"))
+    assert code == 0 and (tmp_path / "result.out").is_file(), err  # beside the stores: fine
 
 
 def test_an_output_name_swapped_for_a_link_while_written_never_writes_through_it(tmp_path: Path) -> None:
@@ -479,6 +520,33 @@ def test_no_arguments_show_the_help_and_errors_name_the_command(tmp_path: Path) 
 def test_a_number_that_is_no_finite_number_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
     code, out, err = invoke(*args, "--store", str(tmp_path / "store"))
     assert code == 2 and "is not a finite number" in err and "Traceback" not in err + out, (out, err)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "--max-lag-mb", "1e308"),
+        ("compact", "--target-mb", "1e308"),
+        ("ingest", "-", "--flush-seconds", "1.7e308"),
+        ("purge", "--wait", "-1e300"),
+    ],
+)
+def test_a_number_too_large_to_mean_anything_is_a_usage_error(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Found by review: 1e308 MB in bytes is infinity, an internal error (exit 1) where it became an int."""
+    code, out, err = invoke(*args, "--store", str(tmp_path / "store"))
+    assert code == 2 and "Traceback" not in err + out and len(err.splitlines()) == 1, (out, err)
+    assert "too large" in err or "not in the range" in err, err
+
+
+@pytest.mark.parametrize("where", ["a-file", "a-file/below"])
+def test_a_store_path_that_cannot_be_one_leaves_nothing_beside_it(tmp_path: Path, where: str) -> None:
+    """Found by review: ingest made ``<store>-keys`` before it found that a file stands at --store."""
+    (tmp_path / "a-file").write_text("not a store")
+    log = tmp_path / "access.log"
+    log.write_text(LOG)
+    code, out, err = invoke("ingest", str(log), "--store", str(tmp_path / where), "--domain", "example.com")
+    assert code == 6 and len(err.splitlines()) == 1, (out, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "access.log"]
 
 
 def test_a_config_file_that_is_no_utf8_is_a_config_error(tmp_path: Path) -> None:

@@ -327,3 +327,15 @@ def test_keys_prove_json_is_one_document(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", store, "--json"])
     assert result.exit_code == 0, result.output
     assert [p["status"] for p in json.loads(result.stdout)] == ["verified"]
+
+
+def test_an_output_that_cannot_be_written_is_exit_2_for_every_command(store: Path, tmp_path: Path) -> None:
+    """export had said exit 6 (the store) where query and investigate say 2 (the argument)."""
+    missing = tmp_path / "no-such-folder" / "out.csv"
+    for command in (
+        ["export", "--domain", "example.com", "--request", "R-1"],
+        ["query", "--case", CASE, "SELECT 1"],
+        ["investigate", "path", "/x", "--case", CASE],
+    ):
+        code, out, err = invoke(*command, "--store", str(store), "--output", str(missing))
+        assert code == 2 and "cannot write" in err and len(err.splitlines()) == 1, (command, out, err)

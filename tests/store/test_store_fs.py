@@ -143,7 +143,10 @@ def test_store_existing_is_the_one_no_store_check(tmp_path: Path) -> None:
         StoreError, match=r"^no store at .*nope: run 'hostlogs ingest' first or give --store$"
     ):
         Store.existing(tmp_path / "nope")
-    (tmp_path / "audited").mkdir()
+    (tmp_path / "audited" / "_audit").mkdir(parents=True)  # a folder is no store, nor one queried by mistake
+    with pytest.raises(StoreError, match="no store at"):
+        Store.existing(tmp_path / "audited")
+    (tmp_path / "audited" / "_holds").mkdir()  # held before anything was ingested: a store
     assert Store.existing(tmp_path / "audited").location == str(tmp_path / "audited")
     with pytest.raises(StoreError, match="no store at"):
         Store.existing(tmp_path / "audited", "maintenance", ingested=True)
@@ -342,3 +345,11 @@ def test_a_folder_of_someone_else_inside_the_store_stops_no_report(tmp_path: Pat
             os.chmod(folder, 0o700)
     for run in runs:
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_the_output_guard_knows_the_names_a_key_directory_reads() -> None:
+    from pipeline.privacy import keys
+    from pipeline.store import output
+
+    assert set(output.KEY_FILES) == {keys.KEY_SUFFIX, keys.TOMBSTONE_SUFFIX}
+    assert keys.STREAM_KEY_FILE.endswith(output.KEY_FILES)
