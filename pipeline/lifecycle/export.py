@@ -24,6 +24,7 @@ from pipeline.errors import UsageError
 from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, keys_required, session
+from pipeline.privacy.addresses import not_an_address
 from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
@@ -94,7 +95,7 @@ def export(
         if domain is None and address is None:
             raise UsageError("say what to export: --domain DOMAIN and/or --ip ADDRESS")
         if address is not None and canonical_address(address) is None:
-            raise UsageError(f"not an IP address: {address!r}")
+            raise not_an_address()
         out = Path(output)
         rule = _Rule(domain, _pseudonyms(cfg, address) if address is not None else None, date_from, date_to)
         # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.

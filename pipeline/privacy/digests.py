@@ -13,8 +13,7 @@ import hmac
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.errors import UsageError
-from pipeline.privacy.addresses import PLAIN_IPV4, parse_address
+from pipeline.privacy.addresses import PLAIN_IPV4, not_an_address, parse_address
 from pipeline.privacy.keys import KeyStore
 
 if TYPE_CHECKING:  # numpy and polars load with the functions that need them: an investigation's
@@ -120,7 +119,7 @@ def lookup_pseudonyms(address: str, store: KeyStore) -> dict[str, int | Literal[
     """For an investigator: the pseudonym of ``address`` in every period that has (had) a key."""
     text = canonical_address(address)
     if text is None:
-        raise UsageError(f"not an IP address: {address!r}")
+        raise not_an_address()
     out: dict[str, int | Literal["destroyed"]] = {}
     for info in store.list():
         key = None if info.destroyed else store.key(info.period_id, create=False)

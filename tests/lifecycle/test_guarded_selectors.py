@@ -113,3 +113,21 @@ def test_a_folder_that_is_no_store_is_exit_6(tmp_path: Path, args: tuple[str, ..
     code, out = invoke(*args, "--store", str(folder))
     assert code == 6 and "no store at" in out, out
     assert sorted(p.name for p in folder.iterdir()) == ["logs"]  # nothing planted
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("investigate", "ip", "3405803787", "--case", "C-1"),
+        ("erase", "--ip", "3405803787", "--request", "DSR-1"),
+        ("export", "--ip", "0xcb00710b", "--request", "DSR-1", "--output", "x.csv"),
+    ],
+)
+def test_an_argument_that_is_no_address_is_not_repeated_into_the_audit(
+    store: Path, args: tuple[str, ...]
+) -> None:
+    """Found by review: the integer form of 203.0.113.11 went into the audit trail in the error."""
+    code, out = invoke(*args, "--store", str(store))
+    assert code == 2 and "not an IP address" in out
+    written = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file())
+    assert args[2].encode() not in written and args[2] not in out
