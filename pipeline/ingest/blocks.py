@@ -271,7 +271,13 @@ def iter_pipe_blocks(
     while True:
         if drain_until is None and stop():
             drain_until = time.monotonic() + STOP_DRAIN_SECONDS
-        wait = 0.0 if drain_until is not None else max(0.0, min(deadline - time.monotonic(), 0.25))
+        # stopping: read on until the writer has been quiet a moment (it may still be writing what it
+        # had: lines arriving right after the signal were lost, found by review)
+        wait = (
+            STOP_QUIET_SECONDS
+            if drain_until is not None
+            else max(0.0, min(deadline - time.monotonic(), 0.25))
+        )
         ready, _, _ = select.select([fd], [], [], wait)
         eof = False
         if ready:
@@ -292,6 +298,10 @@ def iter_pipe_blocks(
             if skipping is None and lines == 0 and len(buf) > max_line_bytes:
                 skipping, buf = (offset, len(buf), bytes(buf[:REJECT_TEXT_LIMIT])), bytearray()
         drained = drain_until is not None and (not ready or time.monotonic() >= drain_until)
+        if drained and not eof and skipping is None:  # what is in the pipe now, then no more:
+            rest = _last_reads(fd)  # a write after this fails (EPIPE) instead of being lost
+            buf += rest
+            lines += rest.count(b"\n")
         stopping = eof or drained
         if stopping and skipping is not None:  # an unterminated oversized last line
             oversized.append(skipping)
@@ -319,6 +329,18 @@ def iter_pipe_blocks(
             return
 
 
+def _last_reads(fd: int) -> bytes:
+    """Everything the pipe holds now, then its reading end closed (``/dev/null`` in its place)."""
+    chunks = []
+    while select.select([fd], [], [], 0)[0] and (chunk := os.read(fd, 1 << 20)):
+        chunks.append(chunk)
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, fd)
+        os.close(null)
+    return b"".join(chunks)
+
+
 def _copy_out(buf: bytearray, cut: int, buffers: _Buffers) -> memoryview:
     """The first ``cut`` bytes of ``buf``, copied once into a reused buffer (``_Buffers``)."""
     writable, readable = buffers.get(cut)
@@ -328,6 +350,7 @@ def _copy_out(buf: bytearray, cut: int, buffers: _Buffers) -> memoryview:
 
 
 STOP_DRAIN_SECONDS = 5.0  # after SIGTERM/SIGHUP: how long a writer may still fill the pipe
+STOP_QUIET_SECONDS = 0.5  # ... and how long it must have been quiet before the pipe is closed
 PIPE_QUIET_SECONDS = 0.05  # no input for this long after a full batch: the pipe has gone quiet
 
 

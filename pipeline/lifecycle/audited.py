@@ -21,6 +21,7 @@ from pipeline.errors import UsageError
 from pipeline.investigate import audit
 from pipeline.lifecycle import deletions, holds, retention
 from pipeline.lifecycle import erase as erasure
+from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
 from pipeline.privacy import key_identity
 from pipeline.privacy.keys import KeyStore, period_bounds
 from pipeline.rules import os_user
@@ -120,15 +121,16 @@ def destroy_keys(
     """
     case, request = audit.check_authority(case, request, "keys destroy")
     params = {"before": str(before)}
-    store = Store.existing(cfg.store)
+    store = Store.existing(cfg.store, MAINTENANCE_WRITER)
     with audit.recorded(cfg.store, "keys destroy", case, reason, request=request, params=params) as rec:
         keystore = KeyStore.configured(cfg)
         key_identity.check(store, keystore)  # never another store's keys
-        _refuse_held(store, keystore.periods_before(before))
-        destroyed = keystore.destroy_before(before)
-        rec.params["destroyed"] = destroyed
-    if destroyed:  # proof of deletion, like a purge's
-        deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=os_user())
+        with maintenance_lock(store, 0.0):  # holds change under it: none is placed meanwhile
+            _refuse_held(store, keystore.periods_before(before))
+            destroyed = keystore.destroy_before(before)
+            rec.params["destroyed"] = destroyed
+            if destroyed:  # proof of deletion, like a purge's
+                deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=os_user())
     return destroyed
 
 

@@ -34,8 +34,7 @@ from pipeline.lifecycle.rewrite import (
     plan_partition,
 )
 from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, keys_required, session
-from pipeline.privacy.addresses import not_an_address
-from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
+from pipeline.privacy.digests import checked_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
 from pipeline.rules import check_range
@@ -98,8 +97,8 @@ def erase_unaudited(
     if domain is not None and not domain.strip():  # (it had selected every row)
         raise UsageError("the domain to erase is empty: give one")
     check_range(date_from, date_to)
-    if address is not None and canonical_address(address) is None:
-        raise not_an_address()
+    if address is not None:
+        checked_address(address)
     domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
     period = cast(Period, cfg.privacy.key_period)
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:

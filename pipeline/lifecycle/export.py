@@ -24,8 +24,7 @@ from pipeline.errors import UsageError
 from pipeline.investigate.audit import text_masker
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, keys_required, session
-from pipeline.privacy.addresses import not_an_address
-from pipeline.privacy.digests import canonical_address, lookup_pseudonyms
+from pipeline.privacy.digests import checked_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
 from pipeline.privacy.truncate import stored_domain
 from pipeline.rules import check_range
@@ -94,8 +93,8 @@ def export(
         check_range(date_from, date_to)
         if domain is None and address is None:
             raise UsageError("say what to export: --domain DOMAIN and/or --ip ADDRESS")
-        if address is not None and canonical_address(address) is None:
-            raise not_an_address()
+        if address is not None:
+            checked_address(address)
         out = Path(output)
         rule = _Rule(domain, _pseudonyms(cfg, address) if address is not None else None, date_from, date_to)
         # Under the maintenance lock: no purge, erasure or compaction retires a file while it is read.

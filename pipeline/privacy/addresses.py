@@ -15,7 +15,6 @@ import ipaddress
 import re
 from collections.abc import Callable
 
-from pipeline.errors import UsageError
 from pipeline.privacy.escapes import decoded_text, decoded_view
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -418,9 +417,3 @@ def mask_addresses(text: str, network_of: NetworkOf) -> str:
         pos = end
     out.append(text[pos:])
     return "".join(out)
-
-
-def not_an_address() -> UsageError:
-    """The error for an argument that is no IP address. The value is not repeated: errors are audited,
-    and a form hostlogs does not read as an address (``3405803787``) may still be one (found by review)."""
-    return UsageError("not an IP address (give it as 203.0.113.7 or 2001:db8::7; the value is not repeated)")

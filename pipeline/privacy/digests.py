@@ -13,7 +13,8 @@ import hmac
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
-from pipeline.privacy.addresses import PLAIN_IPV4, not_an_address, parse_address
+from pipeline.errors import UsageError
+from pipeline.privacy.addresses import PLAIN_IPV4, parse_address
 from pipeline.privacy.keys import KeyStore
 
 if TYPE_CHECKING:  # numpy and polars load with the functions that need them: an investigation's
@@ -64,6 +65,19 @@ def canonical_address(value: str) -> str | None:
     """The text that is keyed: ``::ffff:198.51.100.7`` and ``198.51.100.7:443`` → ``198.51.100.7``."""
     addr = parse_address(value)
     return None if addr is None else str(addr)
+
+
+def checked_address(value: str) -> str:
+    """``canonical_address`` of an address an operator or investigator gave; UsageError for none.
+
+    The value is not repeated in the error: errors are audited, and a form hostlogs does not read as
+    an address (``3405803787``) may still be one (found by review)."""
+    text = canonical_address(value)
+    if text is None:
+        raise UsageError(
+            "not an IP address (give it as 203.0.113.7 or 2001:db8::7; the value is not repeated)"
+        )
+    return text
 
 
 def canonical_addresses(values: pl.Series) -> pl.Series:
@@ -117,9 +131,7 @@ def pseudonyms(
 
 def lookup_pseudonyms(address: str, store: KeyStore) -> dict[str, int | Literal["destroyed"]]:
     """For an investigator: the pseudonym of ``address`` in every period that has (had) a key."""
-    text = canonical_address(address)
-    if text is None:
-        raise not_an_address()
+    text = checked_address(address)
     out: dict[str, int | Literal["destroyed"]] = {}
     for info in store.list():
         key = None if info.destroyed else store.key(info.period_id, create=False)

@@ -35,20 +35,21 @@ ANSWERS = ["client_net", "client_id", "country", "asn", "as_org"]
 
 
 class _Cache:
-    """One generation of the answer cache.
+    """One generation of one key period's answer cache.
 
     ``ids`` numbers each raw client value (a polars ``Categories``: a batch's cast hashes each row
-    once into it, with no table to build); ``tables`` holds per key period a frame whose row ``i`` is
-    the answers for id ``i``, so a batch's answers are one gather. Replaced whole, never emptied: a
-    worker holding the previous generation keeps ids and tables that agree with each other.
+    once into it, with no table to build); row ``i`` of ``table`` holds the answers for id ``i``, so a
+    batch's answers are one gather. One per period (ids shared by periods had made every period's
+    table as long as all periods' clients together: 20M rows for 90 day-keys; found by review), and
+    replaced whole, never emptied: a worker holding the previous one keeps ids and answers that agree.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, empty: pl.DataFrame) -> None:
         self.ids = pl.Categorical(pl.Categories.random())
         # A Categories is a weak reference: its numbering lives as long as a series of its type does
         # (without one, each batch's cast numbered its values from 0 again).
         self._alive = pl.Series([], dtype=self.ids)
-        self.tables: dict[str, pl.DataFrame] = {}
+        self.table = empty
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Enricher:
         # the dictionary as is (~8 ms less encode per 134k-row batch with GeoLite2-City)
         self._names = pl.Categorical(pl.Categories.random())
         self._empty = _EMPTY.with_columns(pl.col("country", "as_org").cast(self._names))
-        self._cache = _Cache()
+        self._caches: dict[str, _Cache] = {}  # key period → its answers by client
         self._destroyed: set[str] = set()
         self._lock = threading.Lock()
         self.key_destroyed_rows = 0
@@ -125,34 +126,30 @@ class Enricher:
         (On the 2M-line bench log's 15 batches, 115k clients: 0.25–0.42 s CPU where a join of each
         batch's rows with a cache frame of clients had cost 0.57–0.74 s.)
         """
-        cache = self._cache
+        with self._lock:
+            cache = self._caches.setdefault(pid, _Cache(self._empty))
         codes = clients.cast(cache.ids).to_physical()
         top = codes.max()
         size = 1 + (top if isinstance(top, int) else 0)  # None: the batch has no client value
-        answers = self._table(cache, pid, size)[codes]
+        answers = self._padded(cache.table, size)[codes]
         missing = answers.get_column("_known").is_null() & codes.is_not_null()
         if missing.any():
             new = pl.DataFrame({"id": codes, "client": clients}).filter(missing).unique("id")
             computed = self._compute(new.get_column("client"), pid, masker)
             at = new.get_column("id")
             with self._lock:  # on the current table: another worker may have added answers meanwhile
-                table = self._table(cache, pid, size)
-                table = table.with_columns(
+                table = self._padded(cache.table, size)
+                table = cache.table = table.with_columns(
                     [table.get_column(c).clone().scatter(at, computed.get_column(c)) for c in ANSWERS]
                     + [table.get_column("_known").clone().scatter(at, True)]
                 )
-                cache.tables[pid] = table
-                if size > CACHE_MAX and self._cache is cache:
-                    self._cache = _Cache()
+                if size > CACHE_MAX and self._caches.get(pid) is cache:
+                    self._caches[pid] = _Cache(self._empty)
             answers = table[codes]
         return answers.select(ANSWERS)
 
-    def _table(self, cache: _Cache, pid: str, size: int) -> pl.DataFrame:
-        """Period ``pid``'s answers by id, with (unknown) rows up to id ``size - 1`` at least.
-
-        (Reads without the lock, which writers hold to read, extend and replace a table at once.)
-        """
-        table = cache.tables.get(pid, self._empty)
+    def _padded(self, table: pl.DataFrame, size: int) -> pl.DataFrame:
+        """``table`` with (unknown) rows up to id ``size - 1`` at least."""
         if table.height >= size:
             return table
         return pl.concat([table, self._empty.clear(size - table.height)]).rechunk()

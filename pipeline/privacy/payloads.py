@@ -58,7 +58,16 @@ _UTF32 = _groups([_ADDRESS_BYTES, _ZERO, _ZERO, _ZERO], groups=4)
 # the base64 of the base64 of an IPv4 text: _V4_GROUP's characters, as bytes
 _NESTED = _groups([frozenset(c.encode()) for c in ("LMNO", "CDSTijyz", "AEIMQUYcgk4", "uwxyz012345")])
 HINT = f"{_V4_GROUP}|(?:{_V6_GROUP}){{2}}|{_UTF16}|{_UTF32}|{_NESTED}"
-_RUN = re.compile(r"[A-Za-z0-9+/]{10,}={0,2}|[A-Za-z0-9_-]{10,}={0,2}")
+# a line break between the lines of wrapped base64 (``base64`` wraps at 76): URL-encoded, as a
+# server escapes it, or as it is (found by review: an address across a break was kept, or its second
+# half decoded alone and masked into another network)
+_BREAK = r"(?:(?:%0[dD])?%0[aA]|(?:\\[rR])?\\[nN]|(?:\\[xX]0[dD])?\\[xX]0[aA]|\r?\n)"
+_BREAK_RE = re.compile(_BREAK)
+_PAD = "(?:=|%3[dD]){0,2}"  # (URL-encoded too: kept beside the padding of the base64 encoded again)
+_RUN = re.compile(
+    rf"[A-Za-z0-9+/]{{10,}}(?:{_BREAK}[A-Za-z0-9+/]{{4,}})*{_PAD}"
+    rf"|[A-Za-z0-9_-]{{10,}}(?:{_BREAK}[A-Za-z0-9_-]{{4,}})*{_PAD}"
+)
 _HINT_RE = re.compile(HINT)
 _DEPTH = 2  # base64 in base64 in base64 …: each level is linear, two are what attacks were seen with
 _WIDE = ("utf-32-le", "utf-32-be", "utf-16-le", "utf-16-be")  # (UTF-32 read as UTF-16 has NULs)
@@ -72,10 +81,11 @@ def mask_base64(text: str, mask: Callable[[str], str], depth: int = 1) -> str:
 
 
 def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
-    if _HINT_RE.search(run) is None:
+    joined = _BREAK_RE.sub("", run).replace("%3D", "=").replace("%3d", "=")  # (encoded again: one line)
+    if _HINT_RE.search(joined) is None:
         return run
-    urlsafe = "-" in run or "_" in run
-    body = run.rstrip("=")
+    urlsafe = "-" in joined or "_" in joined
+    body = joined.rstrip("=")
     for start in range(4):
         usable = body[start:]
         if len(usable) % 4 == 1:  # (one character encodes no byte)
@@ -93,18 +103,21 @@ def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
 
 
 def _masked_bytes(raw: bytes, mask: Callable[[str], str], depth: int) -> bytes | None:
-    """``raw`` with the addresses in its text masked, in the encoding they were found in; None when
-    it holds none. Wide encodings first: as bytes, UTF-16 text is an address with NULs between."""
+    """``raw`` with the addresses in its text masked, each in the encoding it is written in, and in
+    base64 inside it; None when it holds none. Every reading in turn (found by review: the first one
+    that masked something had been the only one): wide encodings first, as bytes UTF-16 text is an
+    address with NULs between."""
+    out = raw
     for codec in (*(_WIDE if b"\0" in raw else ()), "latin-1"):  # latin-1: each byte, unchanged
         unit = 4 if "32" in codec else 2 if "16" in codec else 1
-        whole = len(raw) - len(raw) % unit
+        whole = len(out) - len(out) % unit
         try:
-            decoded = raw[:whole].decode(codec)
+            decoded = out[:whole].decode(codec)
         except UnicodeDecodeError:
             continue
         masked = mask(decoded)
-        if masked == decoded and depth < _DEPTH:
-            masked = mask_base64(decoded, mask, depth + 1)
+        if depth < _DEPTH:
+            masked = mask_base64(masked, mask, depth + 1)
         if masked != decoded:
-            return masked.encode(codec, "replace") + raw[whole:]
-    return None
+            out = masked.encode(codec, "replace") + out[whole:]
+    return None if out == raw else out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import uuid
 from collections.abc import Callable
@@ -98,11 +99,11 @@ def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: st
     keys = os.path.realpath(key_dir)
     if full == keys or full.startswith(keys.rstrip(os.sep) + os.sep) or _is_key_dir(os.path.dirname(full)):
         raise UsageError(f"--output {output} is inside a key directory: write it elsewhere")
-    if full.endswith(KEY_FILES):
+    if KEY_NAME.fullmatch(os.path.basename(full)):
         raise UsageError(f"--output {output}: a key directory would read a file so named; name it otherwise")
     folder = os.path.dirname(full)
     while True:
-        if any(os.path.isdir(os.path.join(folder, own)) for own in _STORE_FOLDERS):
+        if sum(os.path.isdir(os.path.join(folder, own)) for own in _STORE_FOLDERS) >= 2:
             raise UsageError(f"--output {output} is inside a hostlogs store at {folder}: write it elsewhere")
         parent = os.path.dirname(folder)
         if parent == folder:
@@ -110,18 +111,20 @@ def _refuse(full: str, output: str | os.PathLike[str], store: Store, key_dir: st
         folder = parent
 
 
-# How privacy.keys names the files a key directory reads: keys and the records of destroyed ones
-# (tests/store/test_store_fs.py holds them equal: the store stage imports no privacy module).
-KEY_FILES = (".key", ".destroyed")
-# A store's own folders (an ``_audit`` alone too: whatever made it thought the folder a store)
-_STORE_FOLDERS = tuple(f for f in (*layout.OWN, layout.AUDIT) if f.startswith("_"))
+# The files a key directory reads: a period's key or the record of its destruction (2026-11,
+# 2026-W47, 2026-11-22) and the stream key, as privacy.keys names them (tests/store/test_store_fs.py
+# holds them equal: the store stage imports no privacy module). Not every ``*.key``: a folder of TLS
+# keys is no key directory, and a result file may be written there (found by review).
+KEY_NAME = re.compile(r"(?:[0-9]{4}-(?:[0-9]{2}(?:-[0-9]{2})?|W[0-9]{2})\.(?:key|destroyed)|streams\.key)")
+# A store's own folders: two of them make a folder a store (one alone may be anyone's ``_state``)
+_STORE_FOLDERS = (*layout.OWN, layout.AUDIT)
 
 
 def _is_key_dir(folder: str) -> bool:
     """Whether ``folder`` holds key files (a key directory or its custody folder)."""
     try:
         with os.scandir(folder) as entries:
-            return any(e.name.endswith(KEY_FILES) for e in entries)
+            return any(KEY_NAME.fullmatch(e.name) for e in entries)
     except OSError:
         return False
 

@@ -439,6 +439,12 @@ def test_an_output_file_is_never_written_into_another_store_or_key_directory(
     assert after == before
     code, _, err = invoke(*command, "--store", str(store), "--output", str(tmp_path / "result.out"))
     assert code == 0 and (tmp_path / "result.out").is_file(), err  # beside the stores: fine
+    (tmp_path / "tls").mkdir()  # ordinary folders stay writable (found by review): TLS keys, a _state
+    (tmp_path / "tls" / "server.key").write_text("-----BEGIN PRIVATE KEY-----")
+    (tmp_path / "home" / "_state").mkdir(parents=True)
+    for output in (tmp_path / "tls" / "r.out", tmp_path / "home" / "r.out", tmp_path / "home" / "talk.key"):
+        code, _, err = invoke(*command, "--store", str(store), "--output", str(output))
+        assert code == 0 and output.is_file(), (output, err)
 
 
 def test_an_output_name_swapped_for_a_link_while_written_never_writes_through_it(tmp_path: Path) -> None:

@@ -125,3 +125,31 @@ def test_sigterm_reads_what_the_writer_already_sent(tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == 0
     proc.stdin.close()
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(20_000))
+
+
+def test_lines_written_after_sigterm_are_read_or_refused_never_lost(tmp_path: Path) -> None:
+    """Found by review: the drain after SIGTERM stopped at the first moment the pipe was empty, and
+    the lines a writer still wrote before the process exited were accepted by the pipe and lost.
+    Now it reads until the writer is quiet (or gone), and a write after it has stopped fails (EPIPE)."""
+    import os
+
+    store = tmp_path / "store"
+    read_end, write_end = os.pipe()
+    proc = subprocess.Popen(
+        hostlogs("ingest", "-", "--store", str(store), "--flush-seconds", "0.2", "-q"), stdin=read_end
+    )
+    os.close(read_end)
+    accepted = 0
+    for n in range(40):
+        os.write(write_end, lines(n, 1))
+        accepted += 1
+        time.sleep(0.01)
+    assert wait_for_rows(store, 40, timeout=30) == 40  # (running: its signal handlers are set)
+    proc.send_signal(signal.SIGTERM)
+    for n in range(40, 70):  # still writing for ~0.3 s after the signal
+        os.write(write_end, lines(n, 1))
+        accepted += 1
+        time.sleep(0.01)
+    os.close(write_end)
+    assert proc.wait(timeout=30) == 0
+    assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(accepted))

@@ -100,7 +100,7 @@ def test_a_cache_that_starts_over_keeps_every_answer(tmp_path: Path, monkeypatch
     assert isinstance(annotator, Enricher)
     generations = set()
     for clients, ts in batches() * 2:
-        generations.add(id(annotator._cache))
+        generations.add(id(annotator._caches.get("2026-11")))
         assert rows(m.annotate(clients, ts)) == alone(tmp_path, clients, ts)
     assert len(generations) > 2
 
@@ -111,3 +111,18 @@ def test_two_workers_at_once(tmp_path: Path) -> None:
     with ThreadPoolExecutor(2) as pool:
         got = list(pool.map(lambda b: rows(m.annotate(*b)), work))
     assert got == [alone(tmp_path, *b) for b in work]
+
+
+def test_each_period_keeps_only_its_own_clients(tmp_path: Path) -> None:
+    """Found by review: ids shared by all periods made each period's answer table as long as every
+    client seen in any period (20M rows for 90 days of day keys, 954 MB)."""
+    cfg = config.from_dict(
+        {"store": str(tmp_path / "s"), "privacy": {"key_dir": str(tmp_path / "k"), "key_period": "day"}}
+    )
+    enricher = Enricher.from_config(cfg)
+    m = ClientMasker(annotator=enricher)
+    for day in range(1, 11):
+        clients = [f"198.51.{day}.{k}" for k in range(50)]
+        m.annotate(*batch(clients, [NOV.replace(day=day)] * len(clients)))
+    assert len(enricher._caches) == 10
+    assert all(cache.table.height <= 50 for cache in enricher._caches.values())

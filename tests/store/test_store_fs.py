@@ -347,9 +347,23 @@ def test_a_folder_of_someone_else_inside_the_store_stops_no_report(tmp_path: Pat
         assert run.returncode == 0, run.stdout + run.stderr
 
 
-def test_the_output_guard_knows_the_names_a_key_directory_reads() -> None:
+def test_the_output_guard_knows_the_names_a_key_directory_reads(tmp_path: Path) -> None:
+    import datetime as dt
+
     from pipeline.privacy import keys
     from pipeline.store import output
 
-    assert set(output.KEY_FILES) == {keys.KEY_SUFFIX, keys.TOMBSTONE_SUFFIX}
-    assert keys.STREAM_KEY_FILE.endswith(output.KEY_FILES)
+    for period in ("day", "week", "month"):
+        store = keys.KeyStore(tmp_path / period, period)  # type: ignore[arg-type]
+        for pid in (
+            keys.period_id(dt.date(2026, 1, 5), period),
+            keys.period_id(dt.date(2026, 12, 31), period),
+        ):
+            store.key(pid, create=True)
+        store.destroy_before(dt.date(2026, 6, 1))
+        store.stream_key()
+        names = {p.name for p in (tmp_path / period).rglob("*") if p.is_file()}
+        assert names and all(output.KEY_NAME.fullmatch(n) for n in names), names
+    assert not any(
+        output.KEY_NAME.fullmatch(n) for n in ("server.key", "talk.key", "2026.key", "x-2026-11.key")
+    )
