@@ -84,6 +84,13 @@ def _one_domain(template: str | None) -> str | None:
     "(as its path was reported), then read it again; refused if the file no longer holds the bytes they "
     "were read from. Needs --case or --request (audited).",
 )
+@click.option(
+    "--changed-in-place",
+    is_flag=True,
+    help="With --reingest: the file was edited in place (ingest warned its content differs), so the rows "
+    "of every batch read from it go, also where it no longer holds their bytes, and it is read as it is "
+    "now. Not for a file truncated by copytruncate: its old lines are in the copy.",
+)
 @authority_options
 @json_option
 @quiet_option
@@ -104,6 +111,7 @@ def ingest_cmd(
     flush_lines: int | None,
     accept_privacy_change: bool,
     reingest: str | None,
+    changed_in_place: bool,
     case: str | None,
     request: str | None,
     reason: str | None,
@@ -141,6 +149,8 @@ def ingest_cmd(
     if tuning:
         cfg = cfg.with_overrides(ingest=config.replace(cfg.ingest, **tuning))
     unloaded = None
+    if changed_in_place and reingest is None:
+        raise UsageError("--changed-in-place goes with --reingest FILE")
     if reingest is not None:
         if paths or domain_from_path:
             raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
@@ -152,7 +162,7 @@ def ingest_cmd(
 
         unloaded = unload_source(
             cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,
-            belongs=belongs_to(cfg, reingest), holds=still_holds(cfg, reingest),
+            belongs=belongs_to(cfg, reingest), holds=None if changed_in_place else still_holds(cfg, reingest),
         )  # fmt: skip
         if not quiet and not as_json:
             notice(

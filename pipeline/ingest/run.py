@@ -309,7 +309,10 @@ def _ingest_path(
             except SourceError as exc:  # the read failed midway: what was committed before stays
                 return _read_failed(_report(src, tally, ing.max_reject_rate, choice.recognised), exc, ing)
             report = _report(src, tally, ing.max_reject_rate, choice.recognised)
-            return replace(report, warning=stream.trailing)  # (gzip -d: "trailing garbage ignored")
+            # (gzip -d: "trailing garbage ignored"; a file rewritten in place)
+            return replace(
+                report, warning="; ".join(w for w in (ident.warning, stream.trailing) if w) or None
+            )
     except StoreError:
         raise
     except SourceGone as exc:

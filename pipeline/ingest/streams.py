@@ -45,6 +45,7 @@ class Ident:
     tail: bytes  # the bytes just before ``start`` (up to sources.TAIL_BYTES)
     note: str | None = None
     skip_note: str | None = None  # set: nothing to read (an older copy of a stream read further)
+    warning: str | None = None  # what ``--quiet`` shows too (a file rewritten in place)
 
 
 def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
@@ -122,7 +123,7 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
         note = f"renamed: continues the stream last read as {state.path}"
         return Ident(new_key, fp_len, content, state.offset, [cand], opened.stream, opened.tail, note)
     # 3. a new stream
-    note = None
+    note = warning = None
     if mismatched:
         cand, state = mismatched[0]
         note = (
@@ -130,8 +131,14 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
             f"{state.offset:,} differs (rewritten, or truncated and grown again): read as a new stream "
             f"from its start"
         )
+        # (found by review: silent under --quiet, though an edit in place stores its lines twice)
+        warning = (
+            f"its content before byte {state.offset:,} differs from what was read: read again from its "
+            "start, as truncated and written anew; if it was edited in place instead, the lines it kept "
+            "are stored twice (docs/ingestion.md, 'A file changed in place')"
+        )
         key = _free(streams, key)
-    return Ident(key, fp_len, content, 0, [], sources.open_stream(path), b"", note)
+    return Ident(key, fp_len, content, 0, [], sources.open_stream(path), b"", note, warning=warning)
 
 
 def _legacy_key(r: RunState, legacy: str) -> str:

@@ -298,3 +298,25 @@ def test_a_file_first_read_when_it_was_short_is_reingested(tmp_path: Path) -> No
     code, _, err = reingest(store, log, "y.example")
     assert code == 0, err
     assert domains(store) == {"y.example": 39}
+
+
+def test_a_file_edited_in_place_warns_and_can_be_replaced_as_it_is_now(tmp_path: Path) -> None:
+    """Found by an adversarial pass: a log edited in place (``sed -i`` deleting one line) was read
+    again from its start with exit 0 and no word under --quiet: every kept line stored twice, and
+    --reingest refused to mend it (the file no longer holds what was read)."""
+    store, log = tmp_path / "s", log_file(tmp_path, n=40, junk=0)  # longer than its 1 KiB fingerprint
+    assert ingest(store, log, "x.example")[0] == 0
+    log.write_text(log.read_text().replace(LINE.format(n=20), "") + LINE.format(n=41))
+    code, _, err = ingest(store, log, "x.example")
+    assert code == 0 and "differs from what was read" in err and "stored twice" in err, err
+    assert domains(store) == {"x.example": 40 + 40}  # the warned-of doubles
+    code, _, err = reingest(store, log, "x.example")
+    assert code == 2 and "nothing was changed" in err, err
+    code, _, err = invoke(
+        "ingest", "--reingest", str(log), "--changed-in-place", "--store", str(store), "--domain", "x.example",
+        "--final", "-q", "--request", "FIX-1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert domains(store) == {"x.example": 40}  # the file as it is now: 39 kept lines and the new one
+    assert ingest(store, log, "x.example") == (0, "", "")  # and nothing more to read
+    assert invoke("ingest", str(log), "--changed-in-place", "--store", str(store))[0] == 2
