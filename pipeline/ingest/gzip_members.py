@@ -37,6 +37,8 @@ class GzipMembers:
     member should begin that are no member end the stream when no gzip header follows them
     (``trailing``: the offset where the last member ended, and the bytes from there to the end)."""
 
+    unit = "gzip member"  # (the run's warning names what the trailing bytes follow)
+
     def __init__(self, fd: int, skip: int = 0) -> None:
         self._fd = fd
         self._skip = skip  # discarded on the first read: errors surface there, as read errors

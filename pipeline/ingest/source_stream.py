@@ -42,11 +42,13 @@ class SourceStream:
 
     @property
     def trailing(self) -> str | None:
-        """What a gzip file held after its last member, ignored like ``gzip -d`` does; or None."""
+        """What a gzip or xz file held after its last member or stream, ignored as ``gzip -d`` does."""
         left = getattr(self._stream, "trailing", None)
         if left is None:
             return None
-        return f"{left[1]:,} bytes after the last gzip member (at byte {left[0]:,}) are no gzip data: ignored"
+        unit = str(getattr(self._stream, "unit", "member"))
+        codec = unit.split()[0]
+        return f"{left[1]:,} bytes after the last {unit} (at byte {left[0]:,}) are no {codec} data: ignored"
 
     def _fail(self, exc: BaseException) -> SourceError:
         error: SourceError
@@ -58,9 +60,10 @@ class SourceStream:
         else:
             detail = getattr(exc, "strerror", None) or exc
             error = SourceError(f"cannot read {self._path}: {detail}")
-        # only the gzip member reader knows that what it handed out is whole members (other codecs
-        # hand out data before their checks too, and a cut zstd frame had given garbage)
-        error.verified_prefix = isinstance(self._stream, GzipMembers) and self._stream.verified_prefix
+        # only the gzip member and xz stream readers know that what they handed out is whole members
+        # or streams (other codecs hand out data before their checks too: a cut zstd frame had given
+        # garbage)
+        error.verified_prefix = getattr(self._stream, "verified_prefix", False) is True
         return error
 
     def _call(self, method: str, *args: Any) -> Any:

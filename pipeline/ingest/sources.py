@@ -23,6 +23,7 @@ from isal import igzip
 
 from pipeline.errors import SourceError, SourceGone, SourceRewritten
 from pipeline.ingest.source_stream import SourceStream, cut_short
+from pipeline.ingest.xz_streams import XzStreams
 from pipeline.privacy.digests import stream_digest
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import escaped_text
@@ -146,7 +147,7 @@ def open_stream(path: str) -> SourceStream:
         )
     try:
         if codec == "xz":
-            return SourceStream(lzma.open(path, "rb"), path, compressed=True)
+            return SourceStream(XzStreams(path), path, compressed=True)
         if codec == "gzip":
             return SourceStream(igzip.open(path, "rb"), path, compressed=True, gzip=True)  # type: ignore[no-untyped-call]
         raw = pa.OSFile(os.fsencode(path), "rb")  # bytes: a name that is no UTF-8 opens too
