@@ -45,6 +45,20 @@ class XzStreams:
         return isinstance(self._error, Damaged)
 
     def read(self, n: int = -1, /) -> bytes:
+        size = self._fill(n)
+        data = bytes(self._out[:size])
+        del self._out[:size]
+        return data
+
+    def readinto(self, view: memoryview) -> int:
+        size = self._fill(len(view))
+        with memoryview(self._out) as out:  # (one copy, straight into the caller's buffer)
+            view[:size] = out[:size]
+        del self._out[:size]
+        return size
+
+    def _fill(self, n: int) -> int:
+        """How many bytes the next read hands out, decompressed into ``_out`` beforehand."""
         while not self._done and self._error is None and (n < 0 or len(self._out) < n):
             try:
                 self._step()
@@ -52,15 +66,7 @@ class XzStreams:
                 self._error = exc
         if not self._out and self._error is not None:
             raise self._error
-        size = len(self._out) if n < 0 else min(n, len(self._out))
-        data = bytes(self._out[:size])
-        del self._out[:size]
-        return data
-
-    def readinto(self, view: memoryview) -> int:
-        data = self.read(len(view))
-        view[: len(data)] = data
-        return len(data)
+        return len(self._out) if n < 0 else min(n, len(self._out))
 
     def close(self) -> None:
         self._file.close()
