@@ -4,6 +4,8 @@ In the order a line travels:
 
 - ``run``: the library entry point (``run(config, sources) -> IngestReport``): the sources loop
 - ``paths``, ``sources``: which files a source names; opening them (compressed or not)
+- ``source_stream``, ``frames``, ``gzip_members``, ``xz_streams``: reading them (read errors, and
+  a compressed file's members or streams as ``gzip -d`` and ``xz -d`` read them)
 - ``streams``: which stream a file is and where to read on (rotation, renames, rewritten files)
 - ``blocks``: reading a stream as blocks of complete lines (files and pipes)
 - ``lines``: a block split into lines, without a Python loop per line

@@ -17,33 +17,29 @@ so when ISA-L's reader, or a read larger than a member's rest, handed out part o
 
 from __future__ import annotations
 
-import gzip
-import os
 import zlib
 
+from pipeline.ingest.frames import Damaged, Frames
+
+__all__ = ["Damaged", "GzipMembers"]
+
 GZIP_MAGIC = b"\x1f\x8b"
-_HEADER = GZIP_MAGIC + b"\x08"  # magic and deflate, the only method gzip writes
-_READ = 1 << 20  # compressed bytes per read
 _OUT = 4 << 20  # decompressed bytes per step: a member of zeros inflates 1000x
 
 
-class Damaged(gzip.BadGzipFile):
-    """The file is damaged where no member begins though one follows (not trailing garbage)."""
-
-
-class GzipMembers:
+class GzipMembers(Frames):
     """The decompressed bytes of the gzip file open as ``fd`` (taken over: closed by ``close``)
     from ``skip``, like ``gzip -d``: zero bytes between or after members are padding; bytes where a
     member should begin that are no member end the stream when no gzip header follows them
     (``trailing``: the offset where the last member ended, and the bytes from there to the end)."""
 
-    unit = "gzip member"  # (the run's warning names what the trailing bytes follow)
+    unit = "gzip member"
+    magic = GZIP_MAGIC
+    header = GZIP_MAGIC + b"\x08"  # magic and deflate, the only method gzip writes
 
     def __init__(self, fd: int, skip: int = 0) -> None:
-        self._fd = fd
+        super().__init__(fd)
         self._skip = skip  # discarded on the first read: errors surface there, as read errors
-        self._pos = 0  # next byte of the file to read (pread: the caller's file offset is left alone)
-        self._pending = b""  # compressed bytes not yet inflated
         self._inflate: zlib._Decompress | None = None  # None: between members
         self._out = bytearray()
         self._verified = 0  # bytes of _out that whole members gave (the rest: the current member's)
@@ -51,8 +47,6 @@ class GzipMembers:
         self._skipped = False  # the bytes the caller had (from ISA-L's reader) were all read again
         self._done = False
         self._error: Exception | None = None  # raised once what came before it is delivered
-        self._member_end = 0  # offset in the file after the last complete member
-        self.trailing: tuple[int, int] | None = None
 
     @property
     def verified_prefix(self) -> bool:
@@ -72,14 +66,6 @@ class GzipMembers:
         data = self.read(len(view))
         view[: len(data)] = data
         return len(data)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __del__(self) -> None:  # a stream dropped unclosed (custody's reader) leaks no descriptor
-        self.close()
 
     def _take(self, n: int) -> bytes:
         while not self._done and self._error is None and (n < 0 or len(self._out) < n):
@@ -111,7 +97,7 @@ class GzipMembers:
         self._out += self._inflate.decompress(self._pending, _OUT)
         if self._inflate.eof:  # (its CRC and length checked)
             self._pending = self._inflate.unused_data
-            self._member_end = self._pos - len(self._pending)
+            self._frame_end = self._pos - len(self._pending)
             self._verified = len(self._out)
             self._gave_unverified = False
             self._inflate = None
@@ -119,41 +105,7 @@ class GzipMembers:
             self._pending = self._inflate.unconsumed_tail
 
     def _begin_member(self) -> None:
-        """At a member's start: skip zero padding; a member follows, or the stream ends here."""
-        while True:
-            self._pending = self._pending.lstrip(b"\0")
-            if len(self._pending) >= len(GZIP_MAGIC):
-                break
-            more = self._more()
-            if not more:
-                break
-            self._pending += more
-        if not self._pending:  # the end, perhaps after padding
-            self._done = True
-        elif self._pending.startswith(GZIP_MAGIC):
+        if self._frame_begins():
             self._inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
         else:
-            at = self._pos - len(self._pending)
-            header = self._find_header(at)
-            if header is not None:
-                raise Damaged(
-                    f"damaged gzip data from byte {self._member_end:,} (no gzip member at byte {at:,}, "
-                    f"yet one begins again at byte {header:,}); the lines before the damage are read"
-                )
-            self.trailing = (self._member_end, os.fstat(self._fd).st_size - self._member_end)
             self._done = True
-
-    def _find_header(self, start: int) -> int | None:
-        """The offset of the first gzip header at or after ``start`` (read in bounded pieces)."""
-        at, carry = start, b""
-        while piece := os.pread(self._fd, _READ, at):
-            found = (carry + piece).find(_HEADER)
-            if found >= 0:
-                return at - len(carry) + found
-            carry, at = piece[-(len(_HEADER) - 1) :], at + len(piece)
-        return None
-
-    def _more(self) -> bytes:
-        data = os.pread(self._fd, _READ, self._pos)
-        self._pos += len(data)
-        return data

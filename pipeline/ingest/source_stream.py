@@ -13,7 +13,8 @@ import pyarrow as pa
 from isal import isal_zlib
 
 from pipeline.errors import SourceCutShort, SourceDamaged, SourceError
-from pipeline.ingest.gzip_members import Damaged, GzipMembers
+from pipeline.ingest.frames import Damaged
+from pipeline.ingest.gzip_members import GzipMembers
 
 
 def cut_short(path: str) -> SourceCutShort:

@@ -12,31 +12,27 @@ first stream may also be the legacy ``.lzma`` ("alone") format, which has no hea
 from __future__ import annotations
 
 import lzma
-from typing import BinaryIO
+import os
 
-from pipeline.ingest.gzip_members import Damaged
+from pipeline.ingest.frames import Damaged, Frames
 
 XZ_MAGIC = b"\xfd7zXZ\x00"
-_READ = 1 << 20  # compressed bytes per read
 _OUT = 4 << 20  # decompressed bytes per step: a stream of zeros inflates a thousandfold
 
 
-class XzStreams:
+class XzStreams(Frames):
     """The decompressed bytes of the .xz (or .lzma) file at ``path``."""
 
-    unit = "xz stream"  # (the run's warning names what the trailing bytes follow)
+    unit = "xz stream"
+    magic = header = XZ_MAGIC
 
     def __init__(self, path: str | bytes) -> None:
-        self._file: BinaryIO = open(path, "rb")  # noqa: SIM115 (closed by ``close``)
+        super().__init__(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
         self._dec: lzma.LZMADecompressor | None = None  # None: between streams
         self._first = True
-        self._pending = b""  # compressed bytes not yet given to a decompressor
-        self._pos = 0  # bytes of the file read so far
-        self._stream_end = 0  # offset in the file after the last complete stream
         self._out = bytearray()
         self._done = False
         self._error: Exception | None = None
-        self.trailing: tuple[int, int] | None = None  # (offset, bytes) left out after the last stream
 
     @property
     def verified_prefix(self) -> bool:
@@ -68,9 +64,6 @@ class XzStreams:
             raise self._error
         return len(self._out) if n < 0 else min(n, len(self._out))
 
-    def close(self) -> None:
-        self._file.close()
-
     def _step(self) -> None:
         if self._dec is None:
             self._begin()
@@ -83,51 +76,14 @@ class XzStreams:
         self._out += self._dec.decompress(data, _OUT)  # (LZMAError: damaged inside a stream)
         if self._dec.eof:
             self._pending = self._dec.unused_data
-            self._stream_end = self._pos - len(self._pending)
+            self._frame_end = self._pos - len(self._pending)
             self._dec = None
 
     def _begin(self) -> None:
-        """At a stream's start: skip padding; a stream follows, or the file ends here."""
         if self._first:  # (FORMAT_AUTO: .xz, or a legacy .lzma file, which has no magic)
             self._first = False
             self._dec = lzma.LZMADecompressor(lzma.FORMAT_AUTO)
-            return
-        while True:
-            self._pending = self._pending.lstrip(b"\0")
-            if len(self._pending) >= len(XZ_MAGIC):
-                break
-            more = self._more()
-            if not more:
-                break
-            self._pending += more
-        if not self._pending:  # the end, perhaps after padding
-            self._done = True
-        elif self._pending.startswith(XZ_MAGIC):
+        elif self._frame_begins():
             self._dec = lzma.LZMADecompressor(lzma.FORMAT_XZ)
         else:
-            at = self._pos - len(self._pending)
-            header = self._find_header(at)
-            if header is not None:
-                raise Damaged(
-                    f"damaged xz data from byte {self._stream_end:,} (no xz stream at byte {at:,}, yet "
-                    f"one begins again at byte {header:,}); the lines before the damage are read"
-                )
-            size = self._file.seek(0, 2)
-            self.trailing = (self._stream_end, size - self._stream_end)
             self._done = True
-
-    def _find_header(self, start: int) -> int | None:
-        """The offset of the first stream header at or after ``start`` (read in bounded pieces)."""
-        self._file.seek(start)
-        at, carry = start, b""
-        while piece := self._file.read(_READ):
-            found = (carry + piece).find(XZ_MAGIC)
-            if found >= 0:
-                return at - len(carry) + found
-            carry, at = piece[-(len(XZ_MAGIC) - 1) :], at + len(piece)
-        return None
-
-    def _more(self) -> bytes:
-        data = self._file.read(_READ)
-        self._pos += len(data)
-        return data
