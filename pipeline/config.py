@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import ipaddress
 import math
 import os
 import re
@@ -341,9 +342,23 @@ def _check_domains(r: RetentionConfig, at: Callable[[str], str]) -> None:
     their average length; an equal one is allowed, and purge notes that it has no effect.)"""
     days = {"d": 1.0, "m": 365.25 / 12, "y": 365.25}
     for domain, value in r.domains.items():
+        if _is_ip_literal(domain):  # (found by review: its rows are stored under its network's name)
+            raise ConfigError(
+                f"{at('retention.domains')}.{domain}: an IP address is stored as its network, which "
+                "other sites' rows may share: give the domain names the site is served as"
+            )
         if int(value[:-1]) * days[value[-1]] > int(r.retention[:-1]) * days[r.retention[-1]] + 0.5:
             why = f"is longer than retention {r.retention!r}: purge would delete its rows at {r.retention}"
             raise ConfigError(f"{at('retention.domains')}.{domain} = {value!r} {why}; raise retention")
+
+
+def _is_ip_literal(domain: str) -> bool:
+    text = domain.strip().rstrip(".").removeprefix("[").split("]")[0]
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _check_key_dir(cfg: Config, where: str) -> None:

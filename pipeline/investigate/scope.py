@@ -16,7 +16,7 @@ from pipeline import rules
 from pipeline.investigate.evidence import sql_str
 from pipeline.investigate.result import QueryResult
 from pipeline.investigate.sandbox import Sandbox
-from pipeline.privacy.truncate import Truncator, stored_domain
+from pipeline.privacy.truncate import Truncator, domain_forms, stored_domain
 
 ROW_COLUMNS = (
     "ts, domain, method, path, query, status, bytes, client_net, client_id, country, asn, as_org, "
@@ -46,7 +46,8 @@ class Scope:
             if self.end < dt.date.max:  # (9999-12-31 has no next day: the date bound is the whole bound)
                 out.append(f"ts < TIMESTAMPTZ '{self.end + dt.timedelta(days=1)} 00:00:00+00'")
         if self.domain:
-            out.append(f"domain = {sql_str(stored_domain(self.domain, Truncator()))}")  # /24, /48
+            forms = domain_forms(stored_domain(self.domain, Truncator()))  # /24, /48; both IDNA forms
+            out.append(f"domain IN ({', '.join(sql_str(f) for f in forms)})")
         return " AND ".join(out)
 
     def overlaps(self, first: dt.date, last: dt.date) -> bool:

@@ -36,7 +36,7 @@ from pipeline.lifecycle.rewrite import (
 from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, keys_required, session
 from pipeline.privacy.digests import checked_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
-from pipeline.privacy.truncate import stored_domain
+from pipeline.privacy.truncate import ADDRESS_DOMAIN, domain_forms, is_address_domain, stored_domain
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
 
@@ -96,6 +96,8 @@ def erase_unaudited(
         raise UsageError("say what to erase: --domain DOMAIN and/or --ip ADDRESS")
     if domain is not None and not domain.strip():  # (it had selected every row)
         raise UsageError("the domain to erase is empty: give one")
+    if domain is not None and is_address_domain(domain):
+        raise UsageError(ADDRESS_DOMAIN.format(what="erase"))
     check_range(date_from, date_to)
     if address is not None:
         checked_address(address)
@@ -118,7 +120,7 @@ def erase_unaudited(
         for seen, (day, files) in enumerate(days.items(), 1):
             if progress is not None:
                 progress(seen - 1, len(days))
-            doomed = pl.col("domain") == domain if domain else pl.lit(True)
+            doomed = pl.col("domain").is_in(domain_forms(domain)) if domain else pl.lit(True)
             if address is not None:
                 pid = period_id(day, period)
                 pseudonym = ids.get(pid)

@@ -24,7 +24,7 @@ import polars as pl
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.audit import checked_id, text_masker
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
-from pipeline.privacy.truncate import mask_value, stored_domain
+from pipeline.privacy.truncate import domain_forms, mask_value, stored_domain
 from pipeline.rules import check_range, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -67,7 +67,7 @@ class Hold:
         """The rows of a covered partition that the hold keeps (null domains only by a domain-less hold)."""
         if self.domain is None:
             return pl.lit(True)
-        return (pl.col("domain") == self.domain).fill_null(False)
+        return pl.col("domain").is_in(domain_forms(self.domain)).fill_null(False)
 
     def describe(self) -> str:
         scope = self.domain or "all domains"

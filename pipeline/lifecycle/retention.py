@@ -40,6 +40,7 @@ from pipeline.lifecycle.session import (
 )
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
+from pipeline.privacy.truncate import domain_forms, normal_domain
 
 # The horizon arithmetic lives in the kernel (ingest's report warns of days written past it): re-exported.
 from pipeline.rules import first_day_kept as first_day_kept
@@ -81,7 +82,9 @@ class Policy:
     def doomed(self, day: dt.date) -> pl.Expr | None:
         if day < self.horizon:
             return pl.lit(True)
-        names = [d for d, first in self.domains.items() if day < first]
+        names = [
+            f for d, first in self.domains.items() if day < first for f in domain_forms(normal_domain(d))
+        ]
         return pl.col("domain").is_in(names) if names else None
 
     def params(self, holds: list[Hold]) -> dict[str, Any]:

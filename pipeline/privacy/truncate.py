@@ -9,6 +9,7 @@ of its time).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import ipaddress
 import re
@@ -197,6 +198,37 @@ def mask_value(text: str, truncator: Truncator) -> str:
 
 def stored_domain(domain: str, truncator: Truncator) -> str:
     """A domain as the store keeps it, for a filter or a record that names one (a hold, an erasure):
-    lower case, every address in it masked as ingest masks the ``domain`` column (a vhost can be an
-    IP literal: ``203.0.113.7`` is stored, matched and recorded as ``203.0.113.0/24``)."""
-    return mask_value(domain.lower(), truncator)
+    lower case, without a trailing dot (as ingest normalises the ``domain`` column), every address in
+    it masked as ingest masks it (a vhost can be an IP literal: ``203.0.113.7`` is stored, matched and
+    recorded as ``203.0.113.0/24``)."""
+    return mask_value(normal_domain(domain), truncator)
+
+
+def normal_domain(domain: str) -> str:
+    """Lower case, without surrounding blanks and a trailing dot, as ingest normalises a vhost."""
+    return domain.strip().lower().rstrip(".")
+
+
+def domain_forms(stored: str) -> list[str]:
+    """Every form a log may have written a (``stored_domain``) domain in: as given, and in the other
+    IDNA form (``münchen.de`` and ``xn--mnchen-3ya.de`` are one site; ingest keeps what the log
+    wrote). A filter, a hold or a retention rule matches any of them (found by review: a hold on
+    ``münchen.de`` had let purge delete the rows of ``xn--mnchen-3ya.de``)."""
+    forms = {stored}
+    with contextlib.suppress(UnicodeError, ValueError):
+        forms.add(stored.encode("idna").decode("ascii").lower())
+    with contextlib.suppress(UnicodeError, ValueError):
+        forms.add(stored.encode("ascii").decode("idna").lower())
+    return sorted(forms)
+
+
+# (found by review: 203.0.113.7 and 203.0.113.8, two customers' vhosts, are both 203.0.113.0/24)
+ADDRESS_DOMAIN = (
+    "the domain is an IP address: it is stored as its network, which other sites' rows may share, so "
+    "{what} by it would reach them too; {what} by --ip, or by the domain names the site is served as"
+)
+
+
+def is_address_domain(domain: str) -> bool:
+    """Whether a domain is an IP literal: stored as its network, which other sites may share."""
+    return parse_address(domain.strip().rstrip(".")) is not None

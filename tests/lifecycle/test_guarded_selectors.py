@@ -131,3 +131,69 @@ def test_an_argument_that_is_no_address_is_not_repeated_into_the_audit(
     assert code == 2 and "not an IP address" in out
     written = b"".join(p.read_bytes() for p in store.rglob("*") if p.is_file())
     assert args[2].encode() not in written and args[2] not in out
+
+
+VHOST = '{host}:443 198.51.100.23 - - [10/Oct/2024:1{n}:00:00 +0000] "GET /{tag} HTTP/1.1" 200 1 "-" "UA"\n'
+
+
+@pytest.fixture
+def sites(tmp_path: Path) -> Path:
+    """A store two years and two months old: one site written in both IDNA forms, one with a dot."""
+    log = tmp_path / "v.log"
+    log.write_text(
+        VHOST.format(host="xn--mnchen-3ya.de", n=0, tag="puny")
+        + VHOST.format(host="münchen.de", n=1, tag="unicode")
+        + VHOST.format(host="shop.example.com.", n=2, tag="dot")
+        + VHOST.format(host="203.0.113.7", n=3, tag="customer-a")
+        + VHOST.format(host="203.0.113.8", n=4, tag="customer-b")
+    )
+    root = tmp_path / "store"
+    ingest_paths(root, [log], fmt="vhost_combined", domain=None)
+    return root
+
+
+def paths_left(store: Path) -> set[str]:
+    return {str(r["path"]) for r in store_rows(store)}
+
+
+@pytest.mark.parametrize("held", ["münchen.de", "xn--mnchen-3ya.de", "MÜNCHEN.DE."])
+def test_a_hold_covers_every_form_of_its_domain(sites: Path, held: str) -> None:
+    """Found by review: a hold on münchen.de kept only the rows written so; purge deleted the rest."""
+    assert (
+        invoke("hold", "add", "--case", "H-1", "--reason", "breach", "--domain", held, "--store", str(sites))[
+            0
+        ]
+        == 0
+    )
+    assert invoke("hold", "add", "--case", "H-2", "--reason", "breach", "--domain", "shop.example.com.",
+                  "--store", str(sites))[0] == 0  # fmt: skip
+    assert invoke("purge", "--store", str(sites))[0] == 0
+    assert paths_left(sites) == {"/puny", "/unicode", "/dot"}
+
+
+def test_export_and_erase_match_every_form_and_refuse_an_address(sites: Path, tmp_path: Path) -> None:
+    out = tmp_path / "x.csv"
+    code, text = invoke(
+        "export", "--domain", "münchen.de", "--request", "R-1", "--output", str(out), "--store", str(sites)
+    )
+    assert code == 0 and "exported 2 rows" in text, text
+    for command in (["export", "--output", str(tmp_path / "y.csv")], ["erase"]):
+        code, text = invoke(*command, "--domain", "203.0.113.7", "--request", "R-2", "--store", str(sites))
+        assert code == 2 and "is an IP address" in text, text  # its network is another customer's too
+    assert invoke("erase", "--domain", "Shop.Example.com.", "--request", "R-3", "--store", str(sites))[0] == 0
+    assert invoke("erase", "--domain", "xn--mnchen-3ya.de", "--request", "R-4", "--store", str(sites))[0] == 0
+    assert paths_left(sites) == {"/customer-a", "/customer-b"}
+
+
+def test_a_shorter_retention_reaches_every_form_and_refuses_an_address(sites: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'store = "{sites}"\n[retention]\nretention = "5y"\ndomains = {{ "MÜNCHEN.de." = "1y" }}\n'
+    )
+    assert invoke("purge", "--config", str(cfg))[0] == 0
+    assert paths_left(sites) == {"/dot", "/customer-a", "/customer-b"}
+    cfg.write_text(
+        f'store = "{sites}"\n[retention]\nretention = "5y"\ndomains = {{ "203.0.113.7" = "1y" }}\n'
+    )
+    code, text = invoke("purge", "--config", str(cfg))
+    assert code == 3 and "IP address" in text, text
