@@ -98,7 +98,9 @@ def ip(con: Sandbox, scope: Scope, address: str, keystore: keys.KeyStore, masker
         tables.append((f"network {network}: top paths", top_paths))
     return Investigation(
         "ip", f"address {address}", facts, tables, rows, notes,
-        audit={"network": network, "pseudonyms": live, "destroyed": destroyed},
+        # the periods searched, not the pseudonyms: in the store's own trail they would link the
+        # visitor's months without the keys, and past their destruction (found by review)
+        audit={"network": network, "periods": sorted(live), "destroyed": destroyed},
     )  # fmt: skip
 
 

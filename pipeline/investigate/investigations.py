@@ -158,7 +158,9 @@ def timeline(
         conds.append(cond)
         what.append("one address (through its pseudonyms)")
         audit.update(
-            pseudonyms=live, destroyed=destroyed, address_network=(masker or Truncator()).network(address)
+            periods=sorted(live),
+            destroyed=destroyed,
+            address_network=(masker or Truncator()).network(address),
         )
         if destroyed:
             notes.append(f"key destroyed for {', '.join(destroyed)}: no rows of those periods can be linked")

@@ -256,7 +256,7 @@ def test_timeline_of_an_address_in_time_order(store: Path) -> None:
     assert {r[3] for r in inv.rows.rows} == {"/wp-login.php"}
     buckets = dict(inv.tables)["requests per hour"]
     assert [r[1] for r in buckets.rows] == [1, 1, 1, 1]
-    assert VISITOR not in json.dumps(inv.audit, default=str) and inv.audit["pseudonyms"]
+    assert VISITOR not in json.dumps(inv.audit, default=str) and inv.audit["periods"]
 
 
 def test_timeline_cli_filters_and_audits(store: Path) -> None:
