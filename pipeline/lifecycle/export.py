@@ -190,6 +190,23 @@ def _atomically(
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from exc  # as query --output: exit 2
 
 
+# A CSV cell a spreadsheet would take for a formula (a user agent ``=cmd|' /C calc'!A0``, a referrer
+# ``=HYPERLINK(…)``): an access request's file is opened in one. Prefixed with ' as OWASP advises
+# ("CSV injection"); JSON lines and Parquet keep every value as it is (found by review).
+_FORMULA = r"^[=+\-@\t\r]"
+
+
+def _spreadsheet_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    text = [c for c, t in frame.schema.items() if t == pl.String or isinstance(t, pl.Categorical | pl.Enum)]
+    return frame.with_columns(
+        pl.when(pl.col(c).cast(pl.String).str.contains(_FORMULA))
+        .then("'" + pl.col(c).cast(pl.String))
+        .otherwise(pl.col(c).cast(pl.String))
+        .alias(c)
+        for c in text
+    )
+
+
 class _Writer:
     """Appends day by day: memory holds one day of one domain, whatever the export's size."""
 
@@ -204,7 +221,7 @@ class _Writer:
             return
         text = frame.with_columns(pl.col("ts").dt.strftime(ISO_UTC))
         if self.fmt == "csv":
-            text.write_csv(self.f, include_header=self.header)
+            _spreadsheet_safe(text).write_csv(self.f, include_header=self.header)
         else:
             text.write_ndjson(self.f)
         self.header = False

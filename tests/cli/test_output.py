@@ -339,3 +339,26 @@ def test_an_output_that_cannot_be_written_is_exit_2_for_every_command(store: Pat
     ):
         code, out, err = invoke(*command, "--store", str(store), "--output", str(missing))
         assert code == 2 and "cannot write" in err and len(err.splitlines()) == 1, (command, out, err)
+
+
+def test_a_csv_export_is_safe_to_open_in_a_spreadsheet(tmp_path: Path) -> None:
+    """Found by review: a user agent or referrer beginning with '=' went out as a formula."""
+    log = tmp_path / "f.log"
+    log.write_text(
+        f'{VISITOR} - - [10/Oct/2026:01:00:00 +0000] "GET /a HTTP/1.1" 200 1 '
+        '"=HYPERLINK(\\"http://evil.example/\\",\\"x\\")" "=cmd|\' /C calc\'!A0"\n'
+        f'{VISITOR} - - [10/Oct/2026:02:00:00 +0000] "GET /b HTTP/1.1" 200 1 "-" "@SUM(1+1)"\n'
+        f'{VISITOR} - - [10/Oct/2026:03:00:00 +0000] "GET /c HTTP/1.1" 200 1 "-" "Mozilla/5.0 (-x)"\n'
+    )
+    s = tmp_path / "s"
+    assert invoke("ingest", str(log), "--store", str(s), "--domain", "example.com", "--final", "-q")[0] == 0
+    csv_out, jsonl_out = tmp_path / "v.csv", tmp_path / "v.jsonl"
+    for out, fmt in ((csv_out, "csv"), (jsonl_out, "jsonl")):
+        code, _, err = invoke("export", "--ip", VISITOR, "--request", "R-1", "--format", fmt, "--output", str(out),
+                              "--store", str(s))  # fmt: skip
+        assert code == 0, err
+    rows = list(csv.DictReader(csv_out.read_text().splitlines()))
+    assert [r["user_agent"] for r in rows] == ["'=cmd|' /C calc'!A0", "'@SUM(1+1)", "Mozilla/5.0 (-x)"]
+    assert rows[0]["referrer"].startswith("'=HYPERLINK(")
+    agents = [json.loads(line)["user_agent"] for line in jsonl_out.read_text().splitlines()]
+    assert agents == ["=cmd|' /C calc'!A0", "@SUM(1+1)", "Mozilla/5.0 (-x)"]  # JSON keeps the value
