@@ -93,6 +93,7 @@ def render_verify(r: retention.VerifyReport) -> str:
         out += [f"  {day}: {n:,} rows not under any hold" for day, n in r.expired_rows.items()]
         out += [f"  rejects {day}: past their retention" for day in r.expired_rejects]
         out += [f"  key {k}: not destroyed" for k in r.keys_not_destroyed]
+        out += [f"  {key}: a killed write's file in an expired partition" for key in r.expired_temporaries]
     out += held_lines(r.held, r.holds)
     out.append(f"oldest partition: {r.oldest or '-'}")
     if r.integrity is not None:

@@ -133,10 +133,13 @@ class VerifyReport:
     holds: tuple[str, ...]
     oldest: str | None = None  # oldest partition date still present
     integrity: IntegrityReport | None = None  # every committed file against its checksum
+    expired_temporaries: tuple[str, ...] = ()  # files a killed write left in expired partitions
 
     @property
     def expired(self) -> bool:
-        return bool(self.expired_rows or self.expired_rejects or self.keys_not_destroyed)
+        return bool(
+            self.expired_rows or self.expired_rejects or self.keys_not_destroyed or self.expired_temporaries
+        )
 
     @property
     def ok(self) -> bool:
@@ -240,7 +243,9 @@ def _execute(
         for name in s.store.folders(table):
             day = layout.partition_day(name)
             if day is not None and day < first_kept:
-                s.store.prune(layout.join(table, name))
+                folder = layout.join(table, name)
+                s.store.remove_stale_temporaries(folder)  # (expired rows in a killed write's file)
+                s.store.prune(folder)
     entries = [c.record() for c in (*report.partitions, *report.rejects) if c.action != "kept"]
     deletions.finish(
         s.store,
@@ -275,7 +280,20 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
             holds=tuple(h.describe() for h in holds),
             oldest=min(days).isoformat() if days else None,
             integrity=integrity.check(s.store),
+            expired_temporaries=_expired_temporaries(s, policy),
         )
+
+
+def _expired_temporaries(s: Session, policy: Policy) -> tuple[str, ...]:
+    """Temporary files in partitions past their horizon: their rows, if any, are past it too."""
+    horizons = ((layout.PAGEVIEWS, policy.horizon), (layout.REJECTS, policy.rejects))
+    return tuple(
+        key
+        for table, first_kept in horizons
+        for name in s.store.folders(table)
+        if (day := layout.partition_day(name)) is not None and day < first_kept
+        for key in s.store.temporaries(layout.join(table, name))
+    )
 
 
 def _plan_rows(

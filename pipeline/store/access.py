@@ -71,6 +71,18 @@ class StoreFiles:
     def exists(self, key: Key) -> bool:
         return self.fs.exists(self._key(key))
 
+    def temporaries(self, under: Key) -> builtins.list[str]:
+        """Keys of the temporary files writers left under ``under`` (a write killed before its rename)."""
+        return [key for key, _ in self.fs.temporaries(self._key(under))]
+
+    def remove_stale_temporaries(self, under: Key) -> None:
+        """The temporaries under ``under`` of every writer that does not run now (its ingest lock
+        free: a running writer's may be its write in progress). A killed ingest's file of expired
+        rows had outlived the purge, and ``purge --verify`` had not seen it (found by review)."""
+        prefix = self._key(under)
+        for writer in sorted({w for _, w in self.fs.temporaries(prefix)}):
+            self.fs.remove_temporaries(writer, prefix, layout.ingest_lock(writer))
+
     def is_folder(self, key: Key) -> bool:
         return self.fs.is_folder(self._key(key))
 

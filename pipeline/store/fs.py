@@ -87,6 +87,10 @@ class StoreFS(Protocol):
         """Under an exclusive lock: ``build(last line or None)`` → a line, appended and synced."""
         ...
 
+    def temporaries(self, under: str) -> builtins.list[tuple[str, str]]:
+        """(key, writer) of every writer's temporary file under ``under`` (a crashed write's)."""
+        ...
+
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         """Remove what a crashed ``write_atomic`` of ``writer`` left below the folder ``under`` (the
         whole store by default). Call under the writer's lock, or name the file it locks (``lock``):
@@ -287,6 +291,13 @@ class LocalFS:
     def prune_empty(self, prefix: str) -> None:
         with contextlib.suppress(OSError):
             os.rmdir(self.path(prefix))
+
+    def temporaries(self, under: str) -> builtins.list[tuple[str, str]]:
+        found = []
+        for tmp in sorted(self.path(under).glob("**/.*.tmp")):
+            if (m := _TEMPORARY.fullmatch(tmp.name)) is not None:
+                found.append((self.key(tmp), m["writer"]))
+        return found
 
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         fd = None

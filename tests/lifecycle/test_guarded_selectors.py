@@ -197,3 +197,35 @@ def test_a_shorter_retention_reaches_every_form_and_refuses_an_address(sites: Pa
     )
     code, text = invoke("purge", "--config", str(cfg))
     assert code == 3 and "IP address" in text, text
+
+
+def test_a_killed_writes_file_of_expired_rows_is_purged_and_verified(tmp_path: Path) -> None:
+    """Found by review: a writer's temporary in an expired partition (an ingest killed before its
+    rename) outlived the purge, and ``purge --verify`` said nothing past the horizon remained."""
+    import fcntl
+    import os
+
+    from pipeline.store import layout
+
+    log = tmp_path / "a.log"
+    log.write_text(LINE.format(day="01", mon="Oct", tag="old").replace("2026", "2023"))
+    store = tmp_path / "store"
+    ingest_paths(store, [log], domain="shop.example")
+    (old,) = store.glob("pageviews/date=2023-10-01/*.parquet")
+    data = old.read_bytes()
+    assert invoke("purge", "--store", str(store))[0] == 0
+    tmp = store / "pageviews" / "date=2023-10-01" / ".part-0.parquet~files~0123abcd.tmp"
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.write_bytes(data)
+    code, out = invoke("purge", "--verify", "--store", str(store))
+    assert code == 6 and "a killed write's file in an expired partition" in out, out
+    lock = store / layout.ingest_lock("files")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # that writer runs now: its file may be a write in progress
+    try:
+        assert invoke("purge", "--store", str(store))[0] == 0 and tmp.exists()
+    finally:
+        os.close(fd)
+    assert invoke("purge", "--store", str(store))[0] == 0 and not tmp.exists()
+    assert invoke("purge", "--verify", "--store", str(store))[0] == 0
