@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, cast
 
 import polars as pl
@@ -134,7 +134,9 @@ def erase_unaudited(
             if change is not None and change.damaged:
                 blocked.append(day.isoformat())  # its rows may hold what is to be erased: stop the day
             elif change is not None:
-                plans.append((change, sel))
+                # by address, no per-domain counts in the records kept forever: they were the erased
+                # visitor's sites, day by day (found by review); totals prove the erasure
+                plans.append((replace(change, domains={}) if address is not None else change, sel))
         report = EraseReport(
             store=s.store.location,
             domain=domain,

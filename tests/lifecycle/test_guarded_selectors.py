@@ -229,3 +229,13 @@ def test_a_killed_writes_file_of_expired_rows_is_purged_and_verified(tmp_path: P
         os.close(fd)
     assert invoke("purge", "--store", str(store))[0] == 0 and not tmp.exists()
     assert invoke("purge", "--verify", "--store", str(store))[0] == 0
+
+
+def test_an_erasure_by_address_records_no_sites_of_the_visitor(sites: Path) -> None:
+    """Found by review: the deletion record (kept for good) and the manifests listed the domains the
+    erased visitor's rows were of, day by day: their browsing profile, next to the request id."""
+    code, out = invoke("erase", "--ip", "198.51.100.23", "--request", "DSR-18", "--store", str(sites))
+    assert code == 0 and store_rows(sites) == [], out
+    kept = b"".join(p.read_bytes() for d in ("_deletions", "_manifests") for p in (sites / d).rglob("*.json"))
+    assert b"shop.example" not in kept and b"mnchen" not in kept and b"203.0.113" not in kept
+    assert b'"rows_deleted": 5' in kept or b'"rows_deleted":5' in kept
