@@ -89,7 +89,7 @@ def _one_domain(template: str | None) -> str | None:
     is_flag=True,
     help="With --reingest: the file was edited in place (ingest warned its content differs), so the rows "
     "of every batch read from it go, also where it no longer holds their bytes, and it is read as it is "
-    "now. Not for a file truncated by copytruncate: its old lines are in the copy.",
+    "now. Refused when the file is gone, or a rotated copy of it begins as it does (copytruncate).",
 )
 @authority_options
 @json_option
@@ -154,7 +154,7 @@ def ingest_cmd(
     if reingest is not None:
         if paths or domain_from_path:
             raise UsageError("--reingest SOURCE reads that one source again: give no other paths")
-        from pipeline.ingest.custody import belongs_to, still_holds
+        from pipeline.ingest.custody import belongs_to, edited_in_place, still_holds
         from pipeline.lifecycle.reingest import unload_source  # not loaded for a plain cron ingest
         from pipeline.store.commit import Store
 
@@ -162,7 +162,8 @@ def ingest_cmd(
 
         unloaded = unload_source(
             cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,
-            belongs=belongs_to(cfg, reingest), holds=None if changed_in_place else still_holds(cfg, reingest),
+            belongs=belongs_to(cfg, reingest),
+            holds=(edited_in_place if changed_in_place else still_holds)(cfg, reingest),
         )  # fmt: skip
         if not quiet and not as_json:
             notice(

@@ -135,6 +135,32 @@ def still_holds(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None
     return problem
 
 
+def edited_in_place(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | None]:
+    """For ``ingest --reingest --changed-in-place``: why a batch may not be retired though the file
+    no longer holds its bytes. The file must be there to be read again (its name alone had matched
+    every stream once read under it: all their rows retired, the file's lost for good), and no other
+    file of its rotation (``access.log.1``, ``.2.gz``: the same stream scope) may begin as it does: a
+    rotated copy holding the stream's earlier lines is copytruncate, not an edit (found by review:
+    the copy's lines had been retired and then skipped as an older copy)."""
+    if not Path(path).is_file():
+        return lambda _: "it cannot be read (gone, or no file)"
+    scope = sources.stream_scope(path)
+    folder = Path(path).parent
+    siblings = [
+        (other, belongs_to(cfg, str(other)))
+        for other in sorted(folder.iterdir())
+        if other.is_file() and other != Path(path) and sources.stream_scope(str(other)) == scope
+    ]
+
+    def problem(manifest: dict[str, Any]) -> str | None:
+        for other, theirs in siblings:
+            if theirs(manifest["source"]):
+                return f"{other.name} begins as it does: a rotated copy of its stream (copytruncate, no edit)"
+        return None
+
+    return problem
+
+
 class _ForwardReader:
     """SHA-256 of byte ranges of a (possibly compressed) file, read forward from one open stream,
     and the bytes just before a range's end (a batch's tail digest may reach into the batch before).

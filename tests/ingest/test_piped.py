@@ -127,7 +127,7 @@ def test_sigterm_reads_what_the_writer_already_sent(tmp_path: Path) -> None:
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(20_000))
 
 
-def test_lines_written_after_sigterm_are_read_or_refused_never_lost(tmp_path: Path) -> None:
+def test_lines_written_after_sigterm_are_read_or_refused(tmp_path: Path) -> None:
     """Found by review: the drain after SIGTERM stopped at the first moment the pipe was empty, and
     the lines a writer still wrote before the process exited were accepted by the pipe and lost.
     Now it reads until the writer is quiet (or gone), and a write after it has stopped fails (EPIPE)."""

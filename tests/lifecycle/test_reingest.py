@@ -320,3 +320,25 @@ def test_a_file_edited_in_place_warns_and_can_be_replaced_as_it_is_now(tmp_path:
     assert domains(store) == {"x.example": 40}  # the file as it is now: 39 kept lines and the new one
     assert ingest(store, log, "x.example") == (0, "", "")  # and nothing more to read
     assert invoke("ingest", str(log), "--changed-in-place", "--store", str(store))[0] == 2
+
+
+@pytest.mark.parametrize("case", ["gone", "a rotated copy begins as it does"])
+def test_changed_in_place_is_refused_where_the_rows_would_not_come_back(tmp_path: Path, case: str) -> None:
+    """Found by review: on a file gone, --changed-in-place retired every row once read under its name;
+    after copytruncate it retired the rows a rotated copy still holds (then skipped as an older copy)."""
+    store, log = tmp_path / "s", log_file(tmp_path, n=40, junk=0)
+    assert ingest(store, log, "x.example")[0] == 0
+    if case == "gone":
+        log.unlink()
+        why = "it cannot be read"
+    else:
+        (tmp_path / "a.log.1").write_text(log.read_text())  # copytruncate's copy, then new lines
+        log.write_text("".join(LINE.format(n=i) for i in range(1, 16)) + LINE.format(n=50))
+        assert ingest(store, log, "x.example")[0] == 0  # REWRITTEN, warned
+        why = "a.log.1 begins as it does"
+    code, _, err = invoke(
+        "ingest", "--reingest", str(log), "--changed-in-place", "--store", str(store), "--domain", "x.example",
+        "--final", "-q", "--request", "FIX-1",
+    )  # fmt: skip
+    assert code == 2 and why in err and "nothing was changed" in err, err
+    assert sum(domains(store).values()) == (40 if case == "gone" else 56)

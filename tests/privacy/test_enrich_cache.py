@@ -124,5 +124,22 @@ def test_each_period_keeps_only_its_own_clients(tmp_path: Path) -> None:
     for day in range(1, 11):
         clients = [f"198.51.{day}.{k}" for k in range(50)]
         m.annotate(*batch(clients, [NOV.replace(day=day)] * len(clients)))
-    assert len(enricher._caches) == 10
+    assert len(enricher._caches) == enrich.PERIODS_CACHED
     assert all(cache.table.height <= 50 for cache in enricher._caches.values())
+
+
+def test_only_the_latest_periods_are_cached(tmp_path: Path) -> None:
+    """Found by review: every period's cache stayed; a backfill of a year of day keys grew without end."""
+    cfg = config.from_dict(
+        {"store": str(tmp_path / "s"), "privacy": {"key_dir": str(tmp_path / "k"), "key_period": "day"}}
+    )
+    enricher = Enricher.from_config(cfg)
+    m = ClientMasker(annotator=enricher)
+    first = None
+    for day in range(1, 21):
+        clients, ts = batch([f"198.51.{day}.{k}" for k in range(5)], [NOV.replace(day=day)] * 5)
+        got = rows(m.annotate(clients, ts))
+        first = first or (clients, ts, got)
+        assert len(enricher._caches) <= enrich.PERIODS_CACHED
+    clients, ts, got = first
+    assert rows(m.annotate(clients, ts)) == got  # a period seen again: computed again, the same
