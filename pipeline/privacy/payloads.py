@@ -62,7 +62,8 @@ HINT = f"{_V4_GROUP}|(?:{_V6_GROUP}){{2}}|{_UTF16}|{_UTF32}|{_NESTED}"
 # server escapes it, or as it is (found by review: an address across a break was kept, or its second
 # half decoded alone and masked into another network)
 _BREAK = r"(?:(?:%0[dD])?%0[aA]|(?:\\[rR])?\\[nN]|(?:\\[xX]0[dD])?\\[xX]0[aA]|\r?\n)"
-_BREAK_RE = re.compile(_BREAK)
+_BREAK_SPLIT = re.compile(f"({_BREAK})")
+_MIN_WRAP = 40  # the shortest line length taken for wrapped base64
 _PAD = "(?:=|%3[dD]){0,2}"  # (URL-encoded too: kept beside the padding of the base64 encoded again)
 _RUN = re.compile(
     rf"[A-Za-z0-9+/]{{10,}}(?:{_BREAK}[A-Za-z0-9+/]{{4,}})*{_PAD}"
@@ -81,7 +82,38 @@ def mask_base64(text: str, mask: Callable[[str], str], depth: int = 1) -> str:
 
 
 def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
-    joined = _BREAK_RE.sub("", run).replace("%3D", "=").replace("%3d", "=")  # (encoded again: one line)
+    """A run, its lines joined where they are the lines of wrapped base64 (all as long as the first,
+    a multiple of 4 from 40 on: ``base64`` wraps at 76, PEM at 64) and wrapped again as they were
+    when masked; what follows them is masked on its own (found by review: a word after a line break
+    had been joined to the payload and encoded into it)."""
+    parts = _BREAK_SPLIT.split(run)
+    texts, breaks = parts[0::2], parts[1::2]
+    width = len(texts[0])
+    lines = 1
+    if width % 4 == 0 and width >= _MIN_WRAP:
+        while lines < len(texts) and len(texts[lines - 1]) == width and len(texts[lines]) <= width:
+            lines += 1
+        if lines > 1 and len(_padded(texts[lines - 1])) % 4:  # a last line base64 cannot end with
+            lines -= 1
+    head = "".join(texts[:lines])
+    masked = _masked_one(head, mask, depth)
+    if masked == head:
+        out = [run[: sum(map(len, texts[:lines])) + sum(map(len, breaks[: lines - 1]))]]
+    elif lines > 1:  # wrapped again at the width it had, with its own line break
+        out = [breaks[0].join(masked[i : i + width] for i in range(0, len(masked), width))]
+    else:
+        out = [masked]
+    for brk, text in zip(breaks[lines - 1 :], texts[lines:], strict=True):
+        out += [brk, _masked_one(text, mask, depth)]
+    return "".join(out)
+
+
+def _padded(text: str) -> str:
+    return text.replace("%3D", "=").replace("%3d", "=")  # (padding URL-encoded: encoded again as '=')
+
+
+def _masked_one(run: str, mask: Callable[[str], str], depth: int) -> str:
+    joined = _padded(run)
     if _HINT_RE.search(joined) is None:
         return run
     urlsafe = "-" in joined or "_" in joined

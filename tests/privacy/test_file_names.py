@@ -268,26 +268,19 @@ def test_a_domain_that_is_an_address_is_masked_in_holds_erasures_and_filters(tmp
     store = str(tmp_path / "store")
     ingest_paths(Path(store), [log], domain="203.0.113.7")
     assert {r["domain"] for r in store_rows(Path(store))} == {"203.0.113.0/24"}
-    assert (
-        invoke("hold", "add", "--store", store, "--case", "H-1", "--reason", "r", "--domain", "203.0.113.7")[
-            0
-        ]
-        == 0
+    code, _, err = invoke(
+        "hold", "add", "--store", store, "--case", "H-1", "--reason", "r", "--domain", "203.0.113.7"
     )
-    code, out, err = invoke(
-        "erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-1", "--json"
-    )
-    assert code == 0 and json.loads(out)["held"] == {"H-1": 2}, (out, err)  # the hold matches its rows
-    assert invoke("hold", "release", "--store", store, "H-1")[0] == 0
-    code, out, err = invoke(
-        "erase", "--store", store, "--domain", "ec2-203-0-113-7.example", "--request", "R-2"
-    )
-    assert code == 0, (out, err)
-    assert len(store_rows(Path(store))) == 2  # another domain: nothing
-    code, out, err = invoke(
-        "erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-3", "--json"
-    )
-    assert code == 0 and json.loads(out)["rows_deleted"] == 2, (out, err)
+    assert code == 0, err
+    (held,) = Path(store).glob("_holds/*.json")
+    assert json.loads(held.read_text())["domain"] == "203.0.113.0/24"  # masked: it matches the rows
+    code, out, err = invoke("investigate", "path", "/*", "--store", store, "--case", "C-1", "--domain", "203.0.113.7",
+                            "--format", "json")  # fmt: skip
+    assert code == 0 and len(json.loads(out)["rows"]) == 2, (out, err)  # a filter masks it too
+    # erasure by it is refused: its network may hold other sites' rows (found by review)
+    code, out, err = invoke("erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-1")
+    assert code == 2 and "is an IP address" in err, (out, err)
+    assert len(store_rows(Path(store))) == 2
     for f, data in written(tmp_path, skip={log}).items():
         for secret in (b"203.0.113.7", b"203-0-113-7"):
             assert secret not in data, (f, secret)

