@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import ipaddress
 import math
 import os
 import re
@@ -39,6 +38,7 @@ from pipeline.rules import (  # the rules of values
     TIMEOUT,
     Rule,
     between,
+    check_domain_retention,
     like,
     one_of,
     setting,
@@ -299,7 +299,7 @@ def validate(cfg: Config, origin: str = "config", origins: Origins | None = None
     _check_text(cfg, at)
     if cfg.ingest.block_bytes < 2 * cfg.ingest.max_line_bytes:
         raise ConfigError(f"{at('ingest.block_bytes')} must be at least twice ingest.max_line_bytes (≥256)")
-    _check_domains(cfg.retention, at)
+    check_domain_retention(cfg.retention.domains, cfg.retention.retention, at)
     _check_key_dir(cfg, at("privacy.key_dir") + ("" if cfg.privacy.key_dir else " (default <store>-keys)"))
 
 
@@ -333,32 +333,6 @@ def _check_text(cfg: Config, at: Callable[[str], str]) -> None:
     for name in _UTF8:
         if (raw := undecodable(str(value_of(cfg, name)))) is not None:
             raise ConfigError(f"{at(name)} must be UTF-8 text, got {raw!r}")
-
-
-def _check_domains(r: RetentionConfig, at: Callable[[str], str]) -> None:
-    """A domain's retention may only be shorter than the global one. Purge applies the global horizon to
-    every row, so a longer one would be cut to it silently: a customer promised 5 years loses its rows
-    at 2. Refused, so that a person reconciles the contract and the config. (Calendar units compare at
-    their average length; an equal one is allowed, and purge notes that it has no effect.)"""
-    days = {"d": 1.0, "m": 365.25 / 12, "y": 365.25}
-    for domain, value in r.domains.items():
-        if _is_ip_literal(domain):  # (found by review: its rows are stored under its network's name)
-            raise ConfigError(
-                f"{at('retention.domains')}.{domain}: an IP address is stored as its network, which "
-                "other sites' rows may share: give the domain names the site is served as"
-            )
-        if int(value[:-1]) * days[value[-1]] > int(r.retention[:-1]) * days[r.retention[-1]] + 0.5:
-            why = f"is longer than retention {r.retention!r}: purge would delete its rows at {r.retention}"
-            raise ConfigError(f"{at('retention.domains')}.{domain} = {value!r} {why}; raise retention")
-
-
-def _is_ip_literal(domain: str) -> bool:
-    text = domain.strip().rstrip(".").removeprefix("[").split("]")[0]
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_key_dir(cfg: Config, where: str) -> None:
