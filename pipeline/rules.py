@@ -282,9 +282,9 @@ def check_domain_retention(domains: dict[str, str], retention: str, at: Callable
 
 
 def _is_ip_literal(domain: str) -> bool:
-    text = domain.strip().rstrip(".").removeprefix("[").split("]")[0]
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
+    """A domain that is or holds an address or network (``203.0.113.7:80``, ``203.0.113.0/24``,
+    ``app.203.0.113.7.nip.io``, ``[2001:db8::1]``): stored with its network, shared by other sites."""
+    return bool(_HOLDS_ADDRESS.search(domain))
+
+
+_HOLDS_ADDRESS = re.compile(r"[0-9]{1,3}(?:[.-][0-9]{1,3}){3}|:.*:|/|\[")

@@ -36,7 +36,7 @@ from pipeline.lifecycle.rewrite import (
 from pipeline.lifecycle.session import ADVICE, DamagedFile, damaged_fields, keys_required, session
 from pipeline.privacy.digests import checked_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
-from pipeline.privacy.truncate import ADDRESS_DOMAIN, domain_forms, is_address_domain, stored_domain
+from pipeline.privacy.truncate import SHARED_DOMAIN, domain_forms, is_shared, stored_domain
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
 
@@ -96,12 +96,12 @@ def erase_unaudited(
         raise UsageError("say what to erase: --domain DOMAIN and/or --ip ADDRESS")
     if domain is not None and not domain.strip():  # (it had selected every row)
         raise UsageError("the domain to erase is empty: give one")
-    if domain is not None and is_address_domain(domain):
-        raise UsageError(ADDRESS_DOMAIN.format(what="erase"))
     check_range(date_from, date_to)
     if address is not None:
         checked_address(address)
     domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
+    if domain is not None and is_shared(domain):
+        raise UsageError(SHARED_DOMAIN.format(what="erase"))
     period = cast(Period, cfg.privacy.key_period)
     with session(cfg, "erase", dry_run=dry_run, wait=wait) as s:
         # (the keys: only an erasure by address reads them; a missing key directory then is an error)

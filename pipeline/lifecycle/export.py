@@ -26,7 +26,7 @@ from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import ADVICE, DamagedFile, Session, keys_required, session
 from pipeline.privacy.digests import checked_address, lookup_pseudonyms
 from pipeline.privacy.keys import Period, period_id
-from pipeline.privacy.truncate import ADDRESS_DOMAIN, domain_forms, is_address_domain, stored_domain
+from pipeline.privacy.truncate import SHARED_DOMAIN, domain_forms, is_shared, stored_domain
 from pipeline.rules import check_range
 from pipeline.store.commit import Store
 from pipeline.store.output import refuse_inside, write_outside
@@ -83,7 +83,6 @@ def export(
     # imported here: the session loads the query engine (DuckDB), which erase and hold never need
     from pipeline.investigate.session import audited
 
-    by_address = domain is not None and is_address_domain(domain)
     domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
     params = {"domain": domain, "format": fmt, "output": str(output),
               "visitor": "one client address (not recorded)" if address is not None else None,
@@ -94,8 +93,8 @@ def export(
         check_range(date_from, date_to)
         if domain is None and address is None:
             raise UsageError("say what to export: --domain DOMAIN and/or --ip ADDRESS")
-        if by_address:
-            raise UsageError(ADDRESS_DOMAIN.format(what="export"))
+        if domain is not None and is_shared(domain):
+            raise UsageError(SHARED_DOMAIN.format(what="export"))
         if address is not None:
             checked_address(address)
         out = Path(output)

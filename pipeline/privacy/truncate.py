@@ -215,20 +215,30 @@ def domain_forms(stored: str) -> list[str]:
     wrote). A filter, a hold or a retention rule matches any of them (found by review: a hold on
     ``münchen.de`` had let purge delete the rows of ``xn--mnchen-3ya.de``)."""
     forms = {stored}
-    with contextlib.suppress(UnicodeError, ValueError):
-        forms.add(stored.encode("idna").decode("ascii").lower())
-    with contextlib.suppress(UnicodeError, ValueError):
-        forms.add(stored.encode("ascii").decode("idna").lower())
+    with contextlib.suppress(UnicodeError, ValueError):  # label by label, no mapping (IDNA 2008):
+        forms.add(".".join(_other_form(label) for label in stored.split(".")))  # straße is not strasse
     return sorted(forms)
 
 
-# (found by review: 203.0.113.7 and 203.0.113.8, two customers' vhosts, are both 203.0.113.0/24)
-ADDRESS_DOMAIN = (
-    "the domain is an IP address: it is stored as its network, which other sites' rows may share, so "
-    "{what} by it would reach them too; {what} by --ip, or by the domain names the site is served as"
+def _other_form(label: str) -> str:
+    """A label's A-label (``xn--strae-oqa``) or U-label (``straße``), or the label when it has none."""
+    if not label.isascii():
+        return "xn--" + label.encode("punycode").decode("ascii")
+    if not label.startswith("xn--") or len(label) == 4:
+        return label
+    unicode = label[4:].encode("ascii").decode("punycode")
+    same = not unicode.isascii() and "xn--" + unicode.encode("punycode").decode("ascii") == label
+    return unicode if same else label
+
+
+# (found by review: 203.0.113.7 and 203.0.113.8, two customers' vhosts, are both 203.0.113.0/24;
+# so are app.203.0.113.7.nip.io and app.203.0.113.8.nip.io, and the network written as such)
+SHARED_DOMAIN = (
+    "the domain holds an IP address: it is stored with its network, which other sites' rows may share, "
+    "so {what} by it would reach them too; {what} by --ip, or by the domain names the site is served as"
 )
 
 
-def is_address_domain(domain: str) -> bool:
-    """Whether a domain is an IP literal: stored as its network, which other sites may share."""
-    return parse_address(domain.strip().rstrip(".")) is not None
+def is_shared(stored: str) -> bool:
+    """Whether a ``stored_domain`` holds a network (a masked address): other sites may have it too."""
+    return "/" in stored

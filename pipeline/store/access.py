@@ -28,6 +28,9 @@ from pipeline.store.schema import DATE, arrow_schema
 Key = str | os.PathLike[str]
 
 
+STALE_SECONDS = 6 * 3600  # a write in progress renames its temporary within seconds
+
+
 class StoreFiles:
     """A store's files by key, through its ``StoreFS`` (a local directory unless given another)."""
 
@@ -76,12 +79,11 @@ class StoreFiles:
         return [key for key, _ in self.fs.temporaries(self._key(under))]
 
     def remove_stale_temporaries(self, under: Key) -> None:
-        """The temporaries under ``under`` of every writer that does not run now (its ingest lock
-        free: a running writer's may be its write in progress). A killed ingest's file of expired
-        rows had outlived the purge, and ``purge --verify`` had not seen it (found by review)."""
-        prefix = self._key(under)
-        for writer in sorted({w for _, w in self.fs.temporaries(prefix)}):
-            self.fs.remove_temporaries(writer, prefix, layout.ingest_lock(writer))
+        """The temporaries under ``under`` that no write has touched for ``STALE_SECONDS``: a killed
+        ingest's file of expired rows had outlived the purge, and ``purge --verify`` had not seen it
+        (found by review). By age, not by the writers' locks: maintenance never takes an ingest
+        writer's lock (an ingest starting meanwhile had exited 75; found by the next review)."""
+        self.fs.remove_old_temporaries(self._key(under), STALE_SECONDS)
 
     def is_folder(self, key: Key) -> bool:
         return self.fs.is_folder(self._key(key))

@@ -91,6 +91,10 @@ class StoreFS(Protocol):
         """(key, writer) of every writer's temporary file under ``under`` (a crashed write's)."""
         ...
 
+    def remove_old_temporaries(self, under: str, seconds: float) -> None:
+        """Every writer's temporary files under ``under`` untouched for ``seconds`` (no lock taken)."""
+        ...
+
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         """Remove what a crashed ``write_atomic`` of ``writer`` left below the folder ``under`` (the
         whole store by default). Call under the writer's lock, or name the file it locks (``lock``):
@@ -298,6 +302,13 @@ class LocalFS:
             if (m := _TEMPORARY.fullmatch(tmp.name)) is not None:
                 found.append((self.key(tmp), m["writer"]))
         return found
+
+    def remove_old_temporaries(self, under: str, seconds: float) -> None:
+        now = time.time()
+        for tmp in self.path(under).glob("**/.*.tmp"):
+            with contextlib.suppress(OSError):
+                if _TEMPORARY.fullmatch(tmp.name) and now - tmp.stat().st_mtime > seconds:
+                    tmp.unlink()
 
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         fd = None

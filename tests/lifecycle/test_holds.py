@@ -243,6 +243,8 @@ def test_a_damaged_privacy_record_is_refused_where_a_domain_is_resolved(tmp_path
     erase = ["erase", "--domain", "203.0.113.7", "--request", "R-1", "--dry-run"]
     for args in (erase, export):
         code, _, err = invoke(*args, "--config", str(cfg))
-        refused = (code == 2 and "is an IP address" in err) or (code == 6 and "damaged privacy record" in err)
+        refused = (code == 2 and "holds an IP address" in err) or (
+            code == 6 and "damaged privacy record" in err
+        )
         assert refused, (args, err)
     assert not (tmp_path / "e.csv").exists() and not list((tmp_path / "s").glob("_holds/*.json"))

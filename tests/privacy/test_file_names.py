@@ -279,7 +279,7 @@ def test_a_domain_that_is_an_address_is_masked_in_holds_erasures_and_filters(tmp
     assert code == 0 and len(json.loads(out)["rows"]) == 2, (out, err)  # a filter masks it too
     # erasure by it is refused: its network may hold other sites' rows (found by review)
     code, out, err = invoke("erase", "--store", store, "--domain", "203.0.113.7", "--request", "R-1")
-    assert code == 2 and "is an IP address" in err, (out, err)
+    assert code == 2 and "holds an IP address" in err, (out, err)
     assert len(store_rows(Path(store))) == 2
     for f, data in written(tmp_path, skip={log}).items():
         for secret in (b"203.0.113.7", b"203-0-113-7"):
