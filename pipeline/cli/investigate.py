@@ -194,7 +194,8 @@ def timeline_cmd(path_glob: str | None, cidr: str | None, address: str | None, b
     """What happened when: requests per hour or day, then the requests themselves in time order.
 
     The scope is --from/--to and --domain, narrowed by any of --path, --net and --ip (an address is
-    found through its pseudonyms; the audit log records them and the network, never the address).
+    found through its pseudonyms; the audit log records the key periods searched and the network,
+    never the pseudonyms nor the address).
 
     Example:
 

@@ -63,6 +63,7 @@ HINT = f"{_V4_GROUP}|(?:{_V6_GROUP}){{2}}|{_UTF16}|{_UTF32}|{_NESTED}"
 # half decoded alone and masked into another network)
 _BREAK = r"(?:(?:%0[dD])?%0[aA]|(?:\\[rR])?\\[nN]|(?:\\[xX]0[dD])?\\[xX]0[aA]|\r?\n)"
 _BREAK_SPLIT = re.compile(f"({_BREAK})")
+_BREAK_RE = re.compile(_BREAK)
 _MIN_WRAP = 40  # the shortest line length taken for wrapped base64
 _PAD = "(?:=|%3[dD]){0,2}"  # (URL-encoded too: kept beside the padding of the base64 encoded again)
 _RUN = re.compile(
@@ -105,7 +106,14 @@ def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
         out = [masked]
     for brk, text in zip(breaks[lines - 1 :], texts[lines:], strict=True):
         out += [brk, _masked_one(text, mask, depth)]
-    return "".join(out)
+    masked_run = "".join(out)
+    if len(texts) == 1:
+        return masked_run
+    # an address still across a break (lines not told apart above: a header line before the payload,
+    # unpadded base64): the run masked as one line, its breaks gone (found by review)
+    whole = _BREAK_RE.sub("", masked_run)
+    again = _masked_one(whole, mask, depth)
+    return again if again != whole else masked_run
 
 
 def _padded(text: str) -> str:
