@@ -73,7 +73,7 @@ def prove(cfg: Config, path: str) -> list[BatchProof]:
     return [_check(keystore, reader, writer, m) for writer, m in wanted]
 
 
-def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
+def belongs_to(cfg: Config, path: str, scope_of: str | None = None) -> Callable[[dict[str, Any]], bool]:
     """Whether a batch (its manifest's ``source``) was read from the stream of the file at ``path``,
     by the identity ingest gives files: the keyed fingerprint of its scope and first bytes, so the
     rotated ``access_log.1.gz`` is the stream once read as ``access_log`` and the new ``access_log``
@@ -81,7 +81,7 @@ def belongs_to(cfg: Config, path: str) -> Callable[[dict[str, Any]], bool]:
     keystore = keys.KeyStore.configured(cfg)
     stream_key = keystore.stream_key() if keystore.has_stream_key() else None
     key = stream_key if Path(path).is_file() else None  # (a file gone is matched by its name)
-    scope = os.fsencode(sources.stream_scope(path))
+    scope = os.fsencode(sources.stream_scope(scope_of or path))  # (an olddir's file: its log's scope)
     name = sources.display_name(path)
     heads: dict[int, bytes | None] = {}
 
@@ -144,12 +144,14 @@ def edited_in_place(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | 
     the copy's lines had been retired and then skipped as an older copy)."""
     if not Path(path).is_file():
         return lambda _: "it cannot be read (gone, or no file)"
-    scope = sources.stream_scope(path)
+    base = Path(path).name
     folder = Path(path).parent
+    # its folder and the folders in it (logrotate's olddir: found by the next review), by name
+    nearby = [*_entries(folder), *(f for d in _entries(folder) if d.is_dir() for f in _entries(d))]
     siblings = [
-        (other, belongs_to(cfg, str(other)))
-        for other in sorted(folder.iterdir())
-        if other.is_file() and other != Path(path) and sources.stream_scope(str(other)) == scope
+        (other, belongs_to(cfg, str(other), scope_of=path))
+        for other in sorted(nearby)
+        if other.is_file() and other != Path(path) and other.name.startswith(base)
     ]
 
     def problem(manifest: dict[str, Any]) -> str | None:
@@ -159,6 +161,14 @@ def edited_in_place(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | 
         return None
 
     return problem
+
+
+def _entries(folder: Path) -> list[Path]:
+    """What a folder holds, or nothing when it cannot be listed (another user's olddir)."""
+    try:
+        return list(folder.iterdir())
+    except OSError:
+        return []
 
 
 class _ForwardReader:

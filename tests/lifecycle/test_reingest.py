@@ -322,7 +322,7 @@ def test_a_file_edited_in_place_warns_and_can_be_replaced_as_it_is_now(tmp_path:
     assert invoke("ingest", str(log), "--changed-in-place", "--store", str(store))[0] == 2
 
 
-@pytest.mark.parametrize("case", ["gone", "a rotated copy begins as it does"])
+@pytest.mark.parametrize("case", ["gone", "a rotated copy begins as it does", "the copy is in an olddir"])
 def test_changed_in_place_is_refused_where_the_rows_would_not_come_back(tmp_path: Path, case: str) -> None:
     """Found by review: on a file gone, --changed-in-place retired every row once read under its name;
     after copytruncate it retired the rows a rotated copy still holds (then skipped as an older copy)."""
@@ -332,10 +332,12 @@ def test_changed_in_place_is_refused_where_the_rows_would_not_come_back(tmp_path
         log.unlink()
         why = "it cannot be read"
     else:
-        (tmp_path / "a.log.1").write_text(log.read_text())  # copytruncate's copy, then new lines
+        copy = tmp_path / "old" / "a.log.1" if "olddir" in case else tmp_path / "a.log.1"
+        copy.parent.mkdir(exist_ok=True)
+        copy.write_text(log.read_text())  # copytruncate's copy (logrotate's olddir: found by review)
         log.write_text("".join(LINE.format(n=i) for i in range(1, 16)) + LINE.format(n=50))
         assert ingest(store, log, "x.example")[0] == 0  # REWRITTEN, warned
-        why = "a.log.1 begins as it does"
+        why = "a.log.1 begins as it does"  # (its folder is not named: the reason is the copy)
     code, _, err = invoke(
         "ingest", "--reingest", str(log), "--changed-in-place", "--store", str(store), "--domain", "x.example",
         "--final", "-q", "--request", "FIX-1",
