@@ -76,14 +76,15 @@ class StoreFiles:
 
     def temporaries(self, under: Key) -> builtins.list[str]:
         """Keys of the temporary files writers left under ``under`` (a write killed before its rename)."""
-        return [key for key, _ in self.fs.temporaries(self._key(under))]
+        return self.fs.temporaries(self._key(under))
 
     def remove_stale_temporaries(self, under: Key) -> None:
         """The temporaries under ``under`` that no write has touched for ``STALE_SECONDS``: a killed
         ingest's file of expired rows had outlived the purge, and ``purge --verify`` had not seen it
         (found by review). By age, not by the writers' locks: maintenance never takes an ingest
         writer's lock (an ingest starting meanwhile had exited 75; found by the next review)."""
-        self.fs.remove_old_temporaries(self._key(under), STALE_SECONDS)
+        for key in self.fs.temporaries(self._key(under), older_than=STALE_SECONDS):
+            self.fs.remove(key)
 
     def is_folder(self, key: Key) -> bool:
         return self.fs.is_folder(self._key(key))

@@ -87,12 +87,8 @@ class StoreFS(Protocol):
         """Under an exclusive lock: ``build(last line or None)`` → a line, appended and synced."""
         ...
 
-    def temporaries(self, under: str) -> builtins.list[tuple[str, str]]:
-        """(key, writer) of every writer's temporary file under ``under`` (a crashed write's)."""
-        ...
-
-    def remove_old_temporaries(self, under: str, seconds: float) -> None:
-        """Every writer's temporary files under ``under`` untouched for ``seconds`` (no lock taken)."""
+    def temporaries(self, under: str, older_than: float = 0.0) -> builtins.list[str]:
+        """Keys of every writer's temporary files under ``under`` untouched for ``older_than`` s."""
         ...
 
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
@@ -296,19 +292,13 @@ class LocalFS:
         with contextlib.suppress(OSError):
             os.rmdir(self.path(prefix))
 
-    def temporaries(self, under: str) -> builtins.list[tuple[str, str]]:
-        found = []
+    def temporaries(self, under: str, older_than: float = 0.0) -> builtins.list[str]:
+        found, now = [], time.time()
         for tmp in sorted(self.path(under).glob("**/.*.tmp")):
-            if (m := _TEMPORARY.fullmatch(tmp.name)) is not None:
-                found.append((self.key(tmp), m["writer"]))
+            with contextlib.suppress(OSError):  # (gone meanwhile: its writer renamed it)
+                if _TEMPORARY.fullmatch(tmp.name) and now - tmp.stat().st_mtime >= older_than:
+                    found.append(self.key(tmp))
         return found
-
-    def remove_old_temporaries(self, under: str, seconds: float) -> None:
-        now = time.time()
-        for tmp in self.path(under).glob("**/.*.tmp"):
-            with contextlib.suppress(OSError):
-                if _TEMPORARY.fullmatch(tmp.name) and now - tmp.stat().st_mtime > seconds:
-                    tmp.unlink()
 
     def remove_temporaries(self, writer: str, under: str = "", lock: str | None = None) -> None:
         fd = None
