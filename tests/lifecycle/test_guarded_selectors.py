@@ -244,3 +244,14 @@ def test_an_erasure_by_address_records_no_sites_of_the_visitor(sites: Path) -> N
     kept = b"".join(p.read_bytes() for d in ("_deletions", "_manifests") for p in (sites / d).rglob("*.json"))
     assert b"shop.example" not in kept and b"mnchen" not in kept and b"203.0.113" not in kept
     assert b'"rows_deleted": 5' in kept or b'"rows_deleted":5' in kept
+
+
+def test_a_domain_in_non_ascii_capitals_is_stored_as_a_selector_names_it() -> None:
+    """Found by review: ingest lowercased only ASCII capitals, a selector every capital: ÖÄ.de matched nothing."""
+    import polars as pl
+
+    from pipeline.ingest.fields import normalize_domain
+    from pipeline.privacy.truncate import Truncator, stored_domain
+
+    got = normalize_domain(pl.Series(["ÖÄ.de", "ΑΘΗΝΑ.gr.", "shop.example"])).to_list()
+    assert got == [stored_domain(d, Truncator()) for d in ("ÖÄ.de", "ΑΘΗΝΑ.gr.", "shop.example")]
