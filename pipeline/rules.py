@@ -267,24 +267,10 @@ def check_domain_retention(domains: dict[str, str], retention: str, at: Callable
     """A domain's retention may only be shorter than the global one. Purge applies the global horizon to
     every row, so a longer one would be cut to it silently: a customer promised 5 years loses its rows
     at 2. Refused, so that a person reconciles the contract and the config. (Calendar units compare at
-    their average length; an equal one is allowed, and purge notes that it has no effect.) Nor for an
-    IP-literal domain: its rows are stored under its network's name, which other sites may share."""
+    their average length; an equal one is allowed, and purge notes that it has no effect.) A domain
+    holding an address is refused where its stored form is known (``retention.Policy``)."""
     days = {"d": 1.0, "m": 365.25 / 12, "y": 365.25}
     for domain, value in domains.items():
-        if _is_ip_literal(domain):  # (found by review)
-            raise ConfigError(
-                f"{at('retention.domains')}.{domain}: an IP address is stored as its network, which "
-                "other sites' rows may share: give the domain names the site is served as"
-            )
         if int(value[:-1]) * days[value[-1]] > int(retention[:-1]) * days[retention[-1]] + 0.5:
             why = f"is longer than retention {retention!r}: purge would delete its rows at {retention}"
             raise ConfigError(f"{at('retention.domains')}.{domain} = {value!r} {why}; raise retention")
-
-
-def _is_ip_literal(domain: str) -> bool:
-    """A domain that is or holds an address or network (``203.0.113.7:80``, ``203.0.113.0/24``,
-    ``app.203.0.113.7.nip.io``, ``[2001:db8::1]``): stored with its network, shared by other sites."""
-    return bool(_HOLDS_ADDRESS.search(domain))
-
-
-_HOLDS_ADDRESS = re.compile(r"[0-9]{1,3}(?:[.-][0-9]{1,3}){3}|:.*:|/|\[")

@@ -151,7 +151,7 @@ def edited_in_place(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | 
     siblings = [
         (other, belongs_to(cfg, str(other), scope_of=path))
         for other in sorted(nearby)
-        if other.is_file() and other != Path(path) and other.name.startswith(base)
+        if other.is_file() and other.name != base and other.name.startswith(base)
     ]
 
     def problem(manifest: dict[str, Any]) -> str | None:

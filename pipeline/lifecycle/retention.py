@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.config import Config, RetentionConfig
-from pipeline.errors import StoreError, UsageError
+from pipeline.errors import ConfigError, StoreError, UsageError
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle import verify as integrity
 from pipeline.lifecycle.holds import Hold, active_holds
@@ -40,7 +40,7 @@ from pipeline.lifecycle.session import (
 )
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
-from pipeline.privacy.truncate import domain_forms, normal_domain
+from pipeline.privacy.truncate import Truncator, domain_forms, is_shared, normal_domain, stored_domain
 
 # The horizon arithmetic lives in the kernel (ingest's report warns of days written past it): re-exported.
 from pipeline.rules import first_day_kept as first_day_kept
@@ -61,7 +61,14 @@ class Policy:
     ignored: tuple[str, ...] = ()  # domains whose retention is not shorter than the global one
 
     @classmethod
-    def from_config(cls, r: RetentionConfig, as_of: dt.date) -> Policy:
+    def from_config(cls, r: RetentionConfig, as_of: dt.date, masker: Truncator | None = None) -> Policy:
+        """``masker``: the store's, to name each ``retention.domains`` domain as its rows hold it."""
+        for domain in r.domains:
+            if is_shared(stored_domain(domain, masker or Truncator())):  # (found by review)
+                raise ConfigError(
+                    f"retention.domains.{domain}: it holds an IP address, stored with its network, which "
+                    "other sites' rows may share: give the domain names the site is served as"
+                )
         horizon = first_day_kept(as_of, r.retention)
         per_domain = {d: first_day_kept(as_of, v) for d, v in sorted(r.domains.items())}
         return cls(
@@ -161,7 +168,7 @@ def purge(
 
     ``progress(done, total)`` is told the partitions rewritten or removed (not in a dry run).
     """
-    policy = Policy.from_config(cfg.retention, as_of or today())
+    policy = Policy.from_config(cfg.retention, as_of or today(), Truncator.configured(cfg))
     with session(cfg, "purge", dry_run=dry_run, wait=wait) as s:
         holds = active_holds(s.store)
         plans = _plan_rows(s, policy, holds, hidden=False)
@@ -262,7 +269,7 @@ def _execute(
 
 def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
     """Prove (read-only) that nothing past the horizon remains on disk except rows under a hold."""
-    policy = Policy.from_config(cfg.retention, as_of or today())
+    policy = Policy.from_config(cfg.retention, as_of or today(), Truncator.configured(cfg))
     with session(cfg, "verify", dry_run=True, wait=0) as s:
         holds = active_holds(s.store)
         plans = [c for c, _ in _plan_rows(s, policy, holds, hidden=True)]

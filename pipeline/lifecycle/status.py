@@ -27,6 +27,7 @@ from pipeline.lifecycle.holds import Hold, active_holds
 from pipeline.lifecycle.retention import Policy
 from pipeline.lifecycle.rewrite import partitions
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, key_store, keys_expected
+from pipeline.privacy.truncate import Truncator
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -204,7 +205,7 @@ def store_usage(store: Store) -> Usage:
 def retention_state(
     cfg: Config, days: Sequence[dt.date], holds: list[Hold], today: dt.date
 ) -> RetentionState:
-    policy = Policy.from_config(cfg.retention, today)
+    policy = Policy.from_config(cfg.retention, today, Truncator.configured(cfg))
     old = [d for d in days if d < policy.horizon]
     held = tuple(d for d in old if any(h.covers_date(d) for h in holds))
     return RetentionState(

@@ -111,9 +111,26 @@ def _masked_run(run: str, mask: Callable[[str], str], depth: int) -> str:
         return masked_run
     # an address still across a break (lines not told apart above: a header line before the payload,
     # unpadded base64): the run masked as one line, its breaks gone (found by review)
-    whole = _BREAK_RE.sub("", masked_run)
-    again = _masked_one(whole, mask, depth)
-    return again if again != whole else masked_run
+    if _leaks(masked_run, mask, depth):
+        return _masked_one(_BREAK_RE.sub("", run), mask, depth)
+    return masked_run
+
+
+def _leaks(run: str, mask: Callable[[str], str], depth: int) -> bool:
+    """Does a run, its breaks and padding taken out, still decode to an address at some alignment?
+    (Lines masked one by one carry padding in the middle: a strict decode of it fails.)"""
+    body = re.sub(r"[^A-Za-z0-9+/_-]", "", _BREAK_RE.sub("", _padded(run)))
+    urlsafe = "-" in body or "_" in body
+    for start in range(4):
+        usable = body[start:]
+        usable = usable[: len(usable) - len(usable) % 4]
+        try:
+            raw = base64.b64decode(usable, altchars=b"-_" if urlsafe else None)
+        except (binascii.Error, ValueError):
+            continue
+        if _masked_bytes(raw, mask, depth) is not None:
+            return True
+    return False
 
 
 def _padded(text: str) -> str:

@@ -296,7 +296,8 @@ class LocalFS:
         found, now = [], time.time()
         for tmp in sorted(self.path(under).glob("**/.*.tmp")):
             with contextlib.suppress(OSError):  # (gone meanwhile: its writer renamed it)
-                if _TEMPORARY.fullmatch(tmp.name) and now - tmp.stat().st_mtime >= older_than:
+                age = now - tmp.stat().st_mtime  # (in the future: a clock stepped back; no write of now)
+                if _TEMPORARY.fullmatch(tmp.name) and (age >= older_than or age < -60):
                     found.append(self.key(tmp))
         return found
 

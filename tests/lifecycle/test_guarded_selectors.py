@@ -203,7 +203,13 @@ def test_a_shorter_retention_reaches_every_form_and_refuses_an_address(sites: Pa
     )
     assert invoke("purge", "--config", str(cfg))[0] == 0
     assert paths_left(sites) == {"/dot", "/customer-a", "/customer-b"}
-    for shared in ("203.0.113.7", "203.0.113.0/24", "app.203.0.113.7.nip.io", "203.0.113.7:80"):
+    for shared in (
+        "203.0.113.7",
+        "203.0.113.0/24",
+        "app.203.0.113.7.nip.io",
+        "203.0.113.7:80",
+        "app.cb007107.nip.io",
+    ):
         rule = f'domains = {{ "{shared}" = "1y" }}'
         cfg.write_text(f'store = "{sites}"\n[retention]\nretention = "5y"\n{rule}\n')
         code, text = invoke("purge", "--config", str(cfg))
@@ -255,3 +261,28 @@ def test_a_domain_in_non_ascii_capitals_is_stored_as_a_selector_names_it() -> No
 
     got = normalize_domain(pl.Series(["ÖÄ.de", "ΑΘΗΝΑ.gr.", "shop.example"])).to_list()
     assert got == [stored_domain(d, Truncator()) for d in ("ÖÄ.de", "ΑΘΗΝΑ.gr.", "shop.example")]
+
+
+def test_a_name_with_numbers_is_no_address_to_retention(sites: Path, tmp_path: Path) -> None:
+    """Found by review: a pattern refused build-2024-01-02-03.example, which the store keeps as it is."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'store = "{sites}"\n[retention]\ndomains = {{ "build-2024-01-02-03.example" = "1y" }}\n')
+    assert invoke("purge", "--dry-run", "--config", str(cfg))[0] == 0
+
+
+def test_a_temporary_dated_in_the_future_is_verified_and_purged(tmp_path: Path) -> None:
+    """Found by review: a clock stepped back left a temporary that neither verify nor purge saw."""
+    import os
+    import time
+
+    log = tmp_path / "a.log"
+    log.write_text(LINE.format(day="01", mon="Oct", tag="old").replace("2026", "2023"))
+    store = tmp_path / "store"
+    ingest_paths(store, [log], domain="shop.example")
+    tmp = store / "pageviews" / "date=2023-10-01" / ".part-1.parquet~files~0123abcd.tmp"
+    tmp.write_bytes(b"rows")
+    ahead = time.time() + 600
+    os.utime(tmp, (ahead, ahead))
+    code, out = invoke("purge", "--verify", "--store", str(store))
+    assert code == 6 and tmp.name in out, out
+    assert invoke("purge", "--store", str(store))[0] == 0 and not tmp.exists()

@@ -344,3 +344,20 @@ def test_changed_in_place_is_refused_where_the_rows_would_not_come_back(tmp_path
     )  # fmt: skip
     assert code == 2 and why in err and "nothing was changed" in err, err
     assert sum(domains(store).values()) == (40 if case == "gone" else 56)
+
+
+def test_changed_in_place_is_not_refused_for_another_sites_log_of_the_same_name(tmp_path: Path) -> None:
+    """Found by review: logs/b.example/a.log (another vhost, beginning alike) was taken for a rotated copy."""
+    store, log = tmp_path / "s", log_file(tmp_path, n=40, junk=0)
+    assert ingest(store, log, "x.example")[0] == 0
+    other = tmp_path / "b.example" / "a.log"
+    other.parent.mkdir()
+    other.write_text(log.read_text()[:1100] + LINE.format(n=55))
+    log.write_text(log.read_text().replace(LINE.format(n=20), ""))
+    assert ingest(store, log, "x.example")[0] == 0  # REWRITTEN, warned
+    code, _, err = invoke(
+        "ingest", "--reingest", str(log), "--changed-in-place", "--store", str(store), "--domain", "x.example",
+        "--final", "-q", "--request", "FIX-1",
+    )  # fmt: skip
+    assert code == 0, err
+    assert sum(domains(store).values()) == 39

