@@ -234,11 +234,13 @@ def _other_form(label: str) -> str:
 # (found by review: 203.0.113.7 and 203.0.113.8, two customers' vhosts, are both 203.0.113.0/24;
 # so are app.203.0.113.7.nip.io and app.203.0.113.8.nip.io, and the network written as such)
 SHARED_DOMAIN = (
-    "the domain holds an IP address: it is stored with its network, which other sites' rows may share, "
-    "so {what} by it would reach them too; {what} by --ip, or by the domain names the site is served as"
+    "the domain holds an IP address (or an e-mail address): it is stored masked, as other sites' "
+    "rows may be, so {what} by it would reach them too; {what} by --ip, or by the domain names the "
+    "site is served as"
 )
 
 
 def is_shared(stored: str) -> bool:
-    """Whether a ``stored_domain`` holds a network (a masked address): other sites may have it too."""
-    return "/" in stored
+    """Whether a ``stored_domain`` holds a network or an e-mail mask (a masked address): other sites'
+    names are masked to it too."""
+    return "/" in stored or EMAIL_MASK in stored

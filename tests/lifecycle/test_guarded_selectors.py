@@ -188,7 +188,13 @@ def test_export_and_erase_match_every_form_and_refuse_an_address(sites: Path, tm
     )
     assert code == 0 and "exported 2 rows" in text, text
     for command in (["export", "--output", str(tmp_path / "y.csv")], ["erase"]):
-        for shared in ("203.0.113.7", "203.0.113.0/24", "app.203.0.113.7.nip.io", "203.0.113.7:80"):
+        for shared in (
+            "203.0.113.7",
+            "203.0.113.0/24",
+            "app.203.0.113.7.nip.io",
+            "203.0.113.7:80",
+            "a@b.example",
+        ):
             code, text = invoke(*command, "--domain", shared, "--request", "R-2", "--store", str(sites))
             assert code == 2 and "holds an IP address" in text, (shared, text)  # another customer's too
     assert invoke("erase", "--domain", "Shop.Example.com.", "--request", "R-3", "--store", str(sites))[0] == 0
