@@ -164,6 +164,7 @@ def ingest_cmd(
             cfg, reingest, case=case, request=request, reason=reason, wait=cfg.ingest.lock_wait,
             belongs=belongs_to(cfg, reingest),
             holds=(edited_in_place if changed_in_place else still_holds)(cfg, reingest),
+            changed_in_place=changed_in_place,
         )  # fmt: skip
         if not quiet and not as_json:
             notice(

@@ -69,6 +69,7 @@ def unload_source(
     wait: float = 0.0,
     belongs: Callable[[dict[str, Any]], bool] | None = None,
     holds: Callable[[dict[str, Any]], str | None] | None = None,
+    changed_in_place: bool = False,
 ) -> UnloadReport:
     """Retire every row and reject of ``source``'s batches and reset its streams (one commit), audited.
 
@@ -81,7 +82,9 @@ def unload_source(
     case, request = audit.check_authority(case, request, "ingest --reingest")
     # the file's name as the store shows it (manifests, rejects): an address in it masked
     shown = mask_value(source, Truncator.configured(cfg))
-    params = {"source": shown}
+    params: dict[str, Any] = {"source": shown}
+    if changed_in_place:  # (the file's bytes were not checked against its batches: the trail says so)
+        params["changed_in_place"] = True
     with audit.recorded(cfg.store, "ingest --reingest", case, reason, request=request, params=params) as rec:
         with store.lock(wait):
             progress = store.recover()

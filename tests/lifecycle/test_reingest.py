@@ -318,6 +318,8 @@ def test_a_file_edited_in_place_warns_and_can_be_replaced_as_it_is_now(tmp_path:
     )  # fmt: skip
     assert code == 0, err
     assert domains(store) == {"x.example": 40}  # the file as it is now: 39 kept lines and the new one
+    entries = [json.loads(line) for line in (store / "_audit" / "audit.jsonl").read_text().splitlines()]
+    assert any((e.get("params") or {}).get("changed_in_place") for e in entries)  # the trail says so
     assert ingest(store, log, "x.example") == (0, "", "")  # and nothing more to read
     assert invoke("ingest", str(log), "--changed-in-place", "--store", str(store))[0] == 2
 
