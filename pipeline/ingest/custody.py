@@ -147,7 +147,8 @@ def edited_in_place(cfg: Config, path: str) -> Callable[[dict[str, Any]], str | 
     base = Path(path).name
     folder = Path(path).parent
     # its folder and the folders in it (logrotate's olddir: found by the next review), by name
-    nearby = [*_entries(folder), *(f for d in _entries(folder) if d.is_dir() for f in _entries(d))]
+    here = _entries(folder)
+    nearby = [*here, *(f for d in here if d.is_dir() for f in _entries(d))]
     siblings = [
         (other, belongs_to(cfg, str(other), scope_of=path))
         for other in sorted(nearby)

@@ -136,12 +136,8 @@ def destroy_keys(
 
 def _refuse_held(store: Store, periods: list[str]) -> None:
     """UsageError naming the periods among ``periods`` that an active legal hold overlaps."""
-    held = {
-        pid: hold.case
-        for pid in periods
-        for hold in holds.active_holds(store)
-        if hold.overlaps(*period_bounds(pid))
-    }
+    active = holds.active_holds(store)  # (read once, not once per period)
+    held = {pid: hold.case for pid in periods for hold in active if hold.overlaps(*period_bounds(pid))}
     if held:
         names = ", ".join(f"{pid} (hold {case})" for pid, case in held.items())
         raise UsageError(

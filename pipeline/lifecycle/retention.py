@@ -245,14 +245,9 @@ def _execute(
         for key in keys_of_writer:
             s.store.remove(key)
     destroyed = keys.destroy_before(cutoff) if keys else []
-    horizons = ((layout.PAGEVIEWS, report.policy.horizon), (layout.REJECTS, report.policy.rejects))
-    for table, first_kept in horizons:  # folders emptied by a run that crashed
-        for name in s.store.folders(table):
-            day = layout.partition_day(name)
-            if day is not None and day < first_kept:
-                folder = layout.join(table, name)
-                s.store.remove_stale_temporaries(folder)  # (expired rows in a killed write's file)
-                s.store.prune(folder)
+    for folder in _expired_folders(s, report.policy):  # folders emptied by a run that crashed
+        s.store.remove_stale_temporaries(folder)  # (expired rows in a killed write's file)
+        s.store.prune(folder)
     entries = [c.record() for c in (*report.partitions, *report.rejects) if c.action != "kept"]
     deletions.finish(
         s.store,
@@ -293,14 +288,18 @@ def verify(cfg: Config, *, as_of: dt.date | None = None) -> VerifyReport:
 
 def _expired_temporaries(s: Session, policy: Policy) -> tuple[str, ...]:
     """Temporary files in partitions past their horizon: their rows, if any, are past it too."""
+    return tuple(key for folder in _expired_folders(s, policy) for key in s.store.temporaries(folder))
+
+
+def _expired_folders(s: Session, policy: Policy) -> list[str]:
+    """The partition folders past their table's horizon (rows: the horizon; rejects: theirs)."""
     horizons = ((layout.PAGEVIEWS, policy.horizon), (layout.REJECTS, policy.rejects))
-    return tuple(
-        key
+    return [
+        layout.join(table, name)
         for table, first_kept in horizons
         for name in s.store.folders(table)
         if (day := layout.partition_day(name)) is not None and day < first_kept
-        for key in s.store.temporaries(layout.join(table, name))
-    )
+    ]
 
 
 def _plan_rows(

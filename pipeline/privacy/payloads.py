@@ -18,7 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # one group of four characters encoding three of [0-9.] (IPv4), or two of [0-9a-fA-F:] (IPv6)
 _V4_GROUP = "[LMNO][CDSTijyz][AEIMQUYcgk4][uwxyz0-5]"
@@ -120,17 +120,26 @@ def _leaks(run: str, mask: Callable[[str], str], depth: int) -> bool:
     """Does a run, its breaks and padding taken out, still decode to an address at some alignment?
     (Lines masked one by one carry padding in the middle: a strict decode of it fails.)"""
     body = re.sub(r"[^A-Za-z0-9+/_-]", "", _BREAK_RE.sub("", _padded(run)))
-    urlsafe = "-" in body or "_" in body
+    return any(_masked_bytes(raw, mask, depth) is not None for _, raw in _decodings(body, strict=False))
+
+
+def _decodings(body: str, *, strict: bool) -> Iterator[tuple[int, bytes]]:
+    """(alignment, bytes) at each of the four alignments where ``body`` decodes as base64 (standard
+    or URL-safe): ``strict``, as written and padded; else its characters past the last whole group
+    of four dropped, and what is no base64 skipped."""
+    altchars = b"-_" if "-" in body or "_" in body else None
     for start in range(4):
         usable = body[start:]
-        usable = usable[: len(usable) - len(usable) % 4]
+        if strict:
+            if len(usable) % 4 == 1:  # (one character encodes no byte)
+                usable = usable[:-1]
+            usable += "=" * (-len(usable) % 4)
+        else:
+            usable = usable[: len(usable) - len(usable) % 4]
         try:
-            raw = base64.b64decode(usable, altchars=b"-_" if urlsafe else None)
+            yield start, base64.b64decode(usable, altchars=altchars, validate=strict)
         except (binascii.Error, ValueError):
             continue
-        if _masked_bytes(raw, mask, depth) is not None:
-            return True
-    return False
 
 
 def _padded(text: str) -> str:
@@ -143,15 +152,7 @@ def _masked_one(run: str, mask: Callable[[str], str], depth: int) -> str:
         return run
     urlsafe = "-" in joined or "_" in joined
     body = joined.rstrip("=")
-    for start in range(4):
-        usable = body[start:]
-        if len(usable) % 4 == 1:  # (one character encodes no byte)
-            usable = usable[:-1]
-        usable += "=" * (-len(usable) % 4)
-        try:
-            raw = base64.b64decode(usable, altchars=b"-_" if urlsafe else None, validate=True)
-        except (binascii.Error, ValueError):
-            continue
+    for start, raw in _decodings(body, strict=True):
         again = _masked_bytes(raw, mask, depth)
         if again is not None:
             encoded = base64.b64encode(again, altchars=b"-_" if urlsafe else None).decode("ascii")
