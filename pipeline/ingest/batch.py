@@ -314,7 +314,7 @@ def _sort_key(rows: pl.DataFrame) -> tuple[pl.Series, pl.Series] | None:
     the domain as an Enum of the sorted distinct domains (its codes are the ranks)."""
     days = rows.get_column("_date").to_physical()
     first, last = days.min(), days.max()
-    domains = rows.get_column("domain").drop_nulls().unique().sort()
+    domains = rows.get_column("domain").drop_nulls().unique().sort().cast(pl.String)
     n_domains = len(domains) + 1  # + null, sorted last
     day_bits = (int(last) - int(first)).bit_length()  # type: ignore[arg-type]
     if day_bits + n_domains.bit_length() + _TIME_BITS > 63:

@@ -1,0 +1,92 @@
+"""Repeated text columns (domain, path, query, referrer) are protected once per distinct value.
+
+They reach the sort and the Parquet writer as the batch's Categorical when they repeat, and stay
+strings when most values are distinct; either way every row gets exactly its own value's protection
+(addresses masked, sensitive parameters redacted), which these tests compare with the per-row result.
+"""
+
+from __future__ import annotations
+
+import io
+
+import polars as pl
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.config import DEFAULT_SENSITIVE_PARAMS
+from pipeline.ingest.batch import _partition
+from pipeline.ingest.formats import resolve
+from pipeline.ingest.lines import split_block
+from pipeline.ingest.rows import ParseSettings, parse_lines
+from pipeline.privacy import mask as privacy
+from pipeline.store.parquet import encode_frame
+
+TEXT = ("domain", "path", "query", "referrer")
+PATTERN = privacy.sensitive_param_regex(DEFAULT_SENSITIVE_PARAMS)
+
+
+def _line(i: int, distinct: int) -> str:
+    k = i % distinct
+    return (
+        f"Site{k % 3}.Example.com:443 192.0.2.{i % 250} - - [06/Dec/2026:10:{k % 60:02d}:00 +0000] "
+        f'"GET /u/203.0.113.{k % 250}/p{k}?token=s{k}&q=198.51.100.{k % 250} HTTP/1.1" 200 5 '
+        f'"https://ref.example/{k}?from=2001:db8::{k:x}" "agent/{k}"\n'
+    )
+
+
+def _rows(distinct: int, n: int = 400) -> pl.DataFrame:
+    block = "".join(_line(i, distinct) for i in range(n)).encode()
+    settings = ParseSettings(domain=None, server="web1", sensitive_param_regex=PATTERN)
+    return parse_lines(
+        split_block(block, 0, 65536), resolve("vhost_combined"), settings, privacy.ClientMasker()
+    ).rows
+
+
+@pytest.mark.parametrize(("distinct", "categorical"), [(7, True), (400, False)])
+def test_each_row_gets_its_values_protection(distinct: int, categorical: bool) -> None:
+    rows = _rows(distinct)
+    assert rows.height == 400
+    masker = privacy.ClientMasker()
+    for name in TEXT:
+        column = rows.get_column(name)
+        assert isinstance(column.dtype, pl.Categorical) is (categorical or name == "domain")
+        raw = pl.Series([_raw(name, i, distinct) for i in range(400)])
+        expected = privacy.protect(name, raw, masker, PATTERN)
+        assert column.cast(pl.String).to_list() == expected.to_list()
+    text = " ".join(str(v) for name in TEXT for v in rows.get_column(name).cast(pl.String).to_list())
+    assert "203.0.113.0/24" in text and "REDACTED" in text
+    for i in range(250):
+        assert f"203.0.113.{i}/" not in text.replace("203.0.113.0/", "")
+        assert f"198.51.100.{i} " not in text and f"2001:db8::{i:x}" not in text
+
+
+def _raw(name: str, i: int, distinct: int) -> str:
+    k = i % distinct
+    return {
+        "domain": f"site{k % 3}.example.com",
+        "path": f"/u/203.0.113.{k % 250}/p{k}",
+        "query": f"token=s{k}&q=198.51.100.{k % 250}",
+        "referrer": f"https://ref.example/{k}?from=2001:db8::{k:x}",
+    }[name]
+
+
+def test_written_files_hold_only_their_dates_values() -> None:
+    """A date's file carries the values of its own rows in every column's dictionary, no others
+    (the batch's Categorical spans both dates; what outlives a purge must be nobody else's)."""
+    lines = [
+        _line(i, 7).replace("06/Dec/2026", "05/Dec/2026" if i % 7 == 0 else "06/Dec/2026") for i in range(70)
+    ]
+    settings = ParseSettings(domain=None, server="web1", sensitive_param_regex=PATTERN)
+    rows = parse_lines(
+        split_block("".join(lines).encode(), 0, 65536),
+        resolve("vhost_combined"),
+        settings,
+        privacy.ClientMasker(),
+    ).rows
+    parts = _partition(rows)
+    assert sorted(parts) == ["2026-12-05", "2026-12-06"]
+    for day, frame in parts.items():
+        table = pq.read_table(io.BytesIO(encode_frame(frame)), read_dictionary=["path"])
+        dictionary = table.column("path").combine_chunks().dictionary.to_pylist()
+        assert sorted(dictionary) == sorted(set(frame.get_column("path").cast(pl.String).to_list()))
+        assert ("/p0" in " ".join(dictionary)) is (day == "2026-12-05")
