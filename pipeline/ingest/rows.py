@@ -55,8 +55,8 @@ class ParseSettings:
 
 @dataclass(frozen=True)
 class ParsedBatch:
-    # PAGEVIEW_COLUMNS (user agent, and domain, path, query, referrer when they repeat, per-batch
-    # Categoricals; server a one-value Enum)
+    # PAGEVIEW_COLUMNS (user agent a per-batch Categorical; domain, path, query, referrer Enums of
+    # the batch's values when they repeat; server a one-value Enum)
     rows: pl.DataFrame
     rejects: pl.DataFrame  # offset, reason, line (scrubbed)
     lines: int  # non-blank lines seen
@@ -141,16 +141,17 @@ def _to_rows(
     def repeated(name: str, values: pl.Series) -> pl.Series:
         """``text`` once per distinct value. Paths, queries and referrers repeat (a block of 134k
         lines held 0.4-8 % distinct values in the bench logs): their privacy scans then cost a hash
-        per row instead of a regex per row, and as a batch Categorical the sort moves integer codes
-        and the Parquet writer takes them as a dictionary. Mostly distinct values stay strings: for them
-        a Categorical would only add its own hashing."""
+        per row instead of a regex per row, and as an Enum of the batch's values the sort moves
+        integer codes and the Parquet writer takes them as a dictionary. Mostly distinct values stay
+        strings: for them an Enum would only add its own hashing."""
         if values.dtype != pl.String:
             return text(name, values)
         distinct, codes = privacy.factorize(values)
         safe = text(name, distinct)
         if len(distinct) > len(values) // 2:
             return safe.gather(codes)
-        return safe.cast(pl.Categorical(pl.Categories.random())).gather(codes)
+        # (masking can make two distinct values one: the Enum's values are unique)
+        return safe.cast(pl.Enum(safe.drop_nulls().unique(maintain_order=True))).gather(codes)
 
     method, path, query, protocol = _validated(
         *(good.get_column(c) for c in ("method", "path", "query", "protocol"))

@@ -86,13 +86,12 @@ def _dictionary(values: pl.Series) -> pa.DictionaryArray:
     Only the values this column uses are kept: a date's slice of a batch must not carry other dates'
     values in its dictionary page (they would outlive their own partition's purge).
     """
-    labels = _labels(values.dtype)
-    if labels is None:
+    if isinstance(values.dtype, pl.Enum):  # its codes as they are: polars' own conversion remaps
+        dictionary = values.dtype.categories.to_arrow().cast(pa.string())  # them row by row (~1.5 ms)
+        indices = values.to_physical().rechunk().to_arrow().cast(pa.int32())
+    else:  # (a Categorical's values in code order cost a Python call each: polars' conversion then)
         array = values.rechunk().to_arrow(compat_level=pl.CompatLevel.newest())
         dictionary, indices = array.dictionary.cast(pa.string()), array.indices.cast(pa.int32())
-    else:  # the codes as they are: polars' own conversion remaps them row by row (~1.5 ms a column)
-        dictionary = labels.to_arrow().cast(pa.string())
-        indices = values.to_physical().rechunk().to_arrow().cast(pa.int32())
     used = np.zeros(len(dictionary), dtype=bool)
     used[np.asarray(indices.drop_null())] = True
     if not used.all():  # an Enum holds all of the batch's values, a Categorical may too
@@ -100,17 +99,6 @@ def _dictionary(values: pl.Series) -> pa.DictionaryArray:
         indices = renumber.take(indices)  # null indices stay null
         dictionary = dictionary.filter(pa.array(used))
     return pa.DictionaryArray.from_arrays(indices, dictionary)
-
-
-def _labels(kind: pl.DataType) -> pl.Series | None:
-    """The values a column's codes index, in code order: an Enum's, or a batch's own Categories
-    (a private mapping that holds only what that batch put in it; the global one may hold anything)."""
-    if isinstance(kind, pl.Enum):
-        return kind.categories
-    if isinstance(kind, pl.Categorical) and not kind.categories.is_global():
-        labels = kind.categories.to_series()
-        return labels if labels.null_count() == 0 else None  # (an id reserved and not yet named)
-    return None
 
 
 BLOOM_COLUMNS = ("client_id", "client_net")

@@ -1,6 +1,6 @@
 """Repeated text columns (domain, path, query, referrer) are protected once per distinct value.
 
-They reach the sort and the Parquet writer as the batch's Categorical when they repeat, and stay
+They reach the sort and the Parquet writer as an Enum of the batch's values when they repeat, and stay
 strings when most values are distinct; either way every row gets exactly its own value's protection
 (addresses masked, sensitive parameters redacted), which these tests compare with the per-row result.
 """
@@ -49,7 +49,7 @@ def test_each_row_gets_its_values_protection(distinct: int, categorical: bool) -
     masker = privacy.ClientMasker()
     for name in TEXT:
         column = rows.get_column(name)
-        assert isinstance(column.dtype, pl.Categorical) is (categorical or name == "domain")
+        assert isinstance(column.dtype, pl.Enum) is (categorical or name == "domain")
         raw = pl.Series([_raw(name, i, distinct) for i in range(400)])
         expected = privacy.protect(name, raw, masker, PATTERN)
         assert column.cast(pl.String).to_list() == expected.to_list()
@@ -72,7 +72,7 @@ def _raw(name: str, i: int, distinct: int) -> str:
 
 def test_written_files_hold_only_their_dates_values() -> None:
     """A date's file carries the values of its own rows in every column's dictionary, no others
-    (the batch's Categorical spans both dates; what outlives a purge must be nobody else's)."""
+    (the batch's Enum spans both dates; what outlives a purge must be nobody else's)."""
     lines = [
         _line(i, 7).replace("06/Dec/2026", "05/Dec/2026" if i % 7 == 0 else "06/Dec/2026") for i in range(70)
     ]
