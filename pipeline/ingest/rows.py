@@ -147,11 +147,7 @@ def _to_rows(
         if values.dtype != pl.String:
             return text(name, values)
         distinct, codes = privacy.factorize(values)
-        safe = text(name, distinct)
-        if len(distinct) > len(values) // 2:
-            return safe.gather(codes)
-        # (masking can make two distinct values one: the Enum's values are unique)
-        return safe.cast(pl.Enum(safe.drop_nulls().unique(maintain_order=True))).gather(codes)
+        return _coded(text(name, distinct), codes)
 
     method, path, query, protocol = _validated(
         *(good.get_column(c) for c in ("method", "path", "query", "protocol"))
@@ -201,6 +197,16 @@ def _to_rows(
         if name != "forwarded_for"  # resolved into client_net above; never stored
     }
     return out.with_columns(**extras).select(PAGEVIEW_COLUMNS)
+
+
+def _coded(distinct: pl.Series, codes: pl.Series) -> pl.Series:
+    """``distinct.gather(codes)``, as an Enum of the values when they repeat: the sort moves integer
+    codes and the Parquet writer takes them as a dictionary (instead of hashing every row). Mostly
+    distinct values stay strings: for them an Enum would only add its own hashing."""
+    if len(distinct) > len(codes) // 2:
+        return distinct.gather(codes)
+    # (masking can make two distinct values one: an Enum's values are unique)
+    return distinct.cast(pl.Enum(distinct.drop_nulls().unique(maintain_order=True))).gather(codes)
 
 
 Request = tuple[pl.Series, pl.Series, pl.Series, pl.Series]
