@@ -135,10 +135,19 @@ class RetentionConfig:
     """Shorter retention for some domains (customer contracts); never longer than retention."""
 
 
+# (It could be switched off once, by the config or HOSTLOGS_QUERY_REQUIRE_CASE: an investigator's own
+# environment could then query without a case. Kept as a setting so that configs saying true still load.)
+CASE_ALWAYS = Rule(
+    "must be true (every access to the store is under a case: --case; the switch was removed)",
+    lambda v: v is True,
+)
+
+
 @dataclass(frozen=True)
 class QueryConfig:
-    require_case: bool = True
-    """Refuse queries and investigations without --case (exit 2)."""
+    require_case: bool = setting(True, CASE_ALWAYS)
+    """Queries and investigations without --case are refused (exit 2). Always true: the store is
+    consulted only under a documented reason, whoever edits the config or the environment."""
     memory_limit: str = setting("4GB", MEMORY)
     """DuckDB memory limit (it spills beyond it); a larger result exits with 9."""
     threads: int = setting(2, between(1, 256))

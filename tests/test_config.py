@@ -28,13 +28,13 @@ def test_environment_overrides_are_typed_and_recorded(tmp_path: Path) -> None:
     path = write(tmp_path, f"store = '{tmp_path}/file-store'\n[ingest]\nworkers = 3\nlock_wait = 1.5\n")
     env = {
         "HOSTLOGS_INGEST_WORKERS": "4",
-        "HOSTLOGS_QUERY_REQUIRE_CASE": "false",
+        "HOSTLOGS_QUERY_REQUIRE_CASE": "true",
         "HOSTLOGS_STORE": f"{tmp_path}/env-store",
         "HOSTLOGS_RETENTION_REJECTS": "7d",
     }
     r = _settings.resolve(path, environ=env)
     assert r.config.ingest.workers == 4 and type(r.config.ingest.workers) is int
-    assert r.config.query.require_case is False and r.config.retention.rejects == "7d"
+    assert r.config.query.require_case is True and r.config.retention.rejects == "7d"
     assert r.config.store == f"{tmp_path}/env-store" and r.config.ingest.lock_wait == 1.5
     assert {
         n: r.source(n) for n in ("ingest.workers", "ingest.lock_wait", "ingest.flush_lines", "store")

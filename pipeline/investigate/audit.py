@@ -63,10 +63,7 @@ def check_case(case: str | None, require: bool) -> str | None:
     """The case id, validated; refuses a missing one when the config requires it (exit 2)."""
     if case is None or case == "":
         if require:
-            raise UsageError(
-                "every query runs under a case: give --case CASE-ID "
-                "(or set query.require_case = false in the config)"
-            )
+            raise UsageError("every query runs under a case: give --case CASE-ID")
         return None
     return checked_id(case, "case")
 

@@ -14,8 +14,8 @@ sandbox. Python code calling the library gets the same audit trail as ``hostlogs
 - ``Session``: the shell: one entry pair per statement on one sandbox.
 - ``connect``: a sandbox for Python code (benchmarks, tests): one ``opened`` entry.
 
-The case is required when the config says so (``query.require_case``, the default); a bare store
-path, the door for tests and scripts, records the case it is given and requires none.
+The case is required through a config (``query.require_case``: always true); a bare store path, the
+door for tests and scripts, records the case it is given and requires none.
 """
 
 from __future__ import annotations

@@ -313,12 +313,28 @@ def test_uncommitted_files_are_invisible(tmp_path: Path) -> None:
         query.run(store.root, f"SELECT * FROM read_parquet('{(store.root / extra).resolve()}')")
 
 
-def test_case_is_required_unless_configured(store: Path, tmp_path: Path) -> None:
+def test_case_is_required_whatever_the_config_or_environment_says(store: Path, tmp_path: Path) -> None:
+    """The store is consulted only under a documented reason: neither a config nor an investigator's
+    environment can switch the case off (exit 3, one line); nothing is read or audited."""
     r = CliRunner().invoke(main, ["query", "--store", str(store), "SELECT 1"])
     assert r.exit_code == 2 and "--case" in r.stderr and r.stderr.count("\n") == 1
+    assert "require_case" not in r.stderr  # (it had told how to switch the check off)
     cfg = tmp_path / "c.toml"
     cfg.write_text(f"store = '{store}'\n[query]\nrequire_case = false\n")
-    r = CliRunner().invoke(main, ["query", "--config", str(cfg), "--format", "csv", "SELECT 42 AS x"])
+    before = sorted(p.name for p in (store / "_audit").iterdir()) if (store / "_audit").exists() else []
+    for args, env in (
+        (["--config", str(cfg)], {}),
+        (["--store", str(store)], {"HOSTLOGS_QUERY_REQUIRE_CASE": "false"}),
+    ):
+        r = CliRunner().invoke(main, ["query", *args, "--format", "csv", "SELECT 42 AS x"], env=env)
+        assert r.exit_code == 3 and "require_case must be true" in r.stderr and r.stderr.count("\n") == 1
+        assert r.stdout == ""
+    after = sorted(p.name for p in (store / "_audit").iterdir()) if (store / "_audit").exists() else []
+    assert after == before
+    cfg.write_text(f"store = '{store}'\n[query]\nrequire_case = true\n")
+    r = CliRunner().invoke(
+        main, ["query", "--config", str(cfg), "--case", "C-1", "--format", "csv", "SELECT 42 AS x"]
+    )
     assert (r.exit_code, r.stdout) == (0, "x\n42\n")
 
 
