@@ -242,6 +242,9 @@ def _skip_line(stream: Readable, buf: memoryview, block_bytes: int, digest: Any)
         consumed += len(chunk)
 
 
+Skipping = tuple[int, int, bytes]  # an oversized line being discarded: (offset, bytes so far, first bytes)
+
+
 def iter_pipe_blocks(
     fd: int,
     *,
@@ -264,8 +267,8 @@ def iter_pipe_blocks(
     buf = bytearray()
     offset = 0
     lines = 0
-    oversized: list[tuple[int, int, bytes]] = []
-    skipping: tuple[int, int, bytes] | None = None  # an oversized line being discarded
+    oversized: list[Skipping] = []
+    skipping: Skipping | None = None  # an oversized line being discarded
     deadline = time.monotonic() + flush_seconds
     drain_until: float | None = None  # set when a stop is asked for: read what is left, then stop
     buffers = _Buffers()
@@ -285,22 +288,21 @@ def iter_pipe_blocks(
             chunk = os.read(fd, 1 << 20)
             eof = not chunk
             if skipping is not None and chunk:
-                nl = chunk.find(b"\n")
-                if nl < 0:
-                    skipping = (skipping[0], skipping[1] + len(chunk), skipping[2])
-                    chunk = b""
-                else:
-                    oversized.append((skipping[0], skipping[1] + nl, skipping[2]))
-                    offset = skipping[0] + skipping[1] + nl + 1
-                    skipping, chunk = None, chunk[nl + 1 :]
+                skipping, chunk = _skip_more(skipping, chunk, oversized)
+                if skipping is None:  # it ended in this chunk
+                    offset = _after(oversized[-1])
             buf += chunk
             lines += chunk.count(b"\n")
             # (``lines`` counts the newlines in ``buf``: scanning all of it per read was quadratic)
             if skipping is None and lines == 0 and len(buf) > max_line_bytes:
                 skipping, buf = (offset, len(buf), bytes(buf[:REJECT_TEXT_LIMIT])), bytearray()
         drained = drain_until is not None and (not ready or time.monotonic() >= drain_until)
-        if drained and not eof and skipping is None:  # what is in the pipe now, then no more:
+        if drained and not eof:  # what is in the pipe now, then no more:
             rest = _last_reads(fd)  # a write after this fails (EPIPE) instead of being lost
+            if skipping is not None and rest:  # (also while an oversized line is skipped: found by
+                skipping, rest = _skip_more(skipping, rest, oversized)  # review, the pipe stayed open)
+                if skipping is None:
+                    offset = _after(oversized[-1])
             buf += rest
             lines += rest.count(b"\n")
         stopping = eof or drained
@@ -328,6 +330,21 @@ def iter_pipe_blocks(
             deadline = time.monotonic() + flush_seconds
         if stopping:
             return
+
+
+def _skip_more(skipping: Skipping, chunk: bytes, oversized: list[Skipping]) -> tuple[Skipping | None, bytes]:
+    """``chunk`` read while an oversized line is skipped: (the line still being skipped, or None when
+    it ended in ``chunk`` and was added to ``oversized``; what follows its end)."""
+    nl = chunk.find(b"\n")
+    if nl < 0:
+        return (skipping[0], skipping[1] + len(chunk), skipping[2]), b""
+    oversized.append((skipping[0], skipping[1] + nl, skipping[2]))
+    return None, chunk[nl + 1 :]
+
+
+def _after(line: Skipping) -> int:
+    """The offset after a skipped line that ended with its newline."""
+    return line[0] + line[1] + 1
 
 
 def _last_reads(fd: int) -> bytes:

@@ -153,3 +153,59 @@ def test_lines_written_after_sigterm_are_read_or_refused(tmp_path: Path) -> None
     os.close(write_end)
     assert proc.wait(timeout=30) == 0
     assert Counter(str(r["path"]) for r in store_rows(store)) == Counter(f"/n{i}" for i in range(accepted))
+
+
+def test_a_stop_while_an_oversized_line_is_skipped_closes_the_pipe() -> None:
+    """Found by review: a stop that came while an oversized line was being skipped returned without
+    the last reads, leaving the pipe open: what the writer still wrote was accepted and lost. Now
+    the rest of the line and what follows it are read, and a later write fails (EPIPE)."""
+    import os
+
+    from pipeline.ingest.blocks import iter_pipe_blocks
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"x" * 3000)  # an oversized line (max 1,000 bytes), no newline yet
+    calls = [0]
+
+    def stop() -> bool:  # asked once the first read started the skip
+        calls[0] += 1
+        return calls[0] > 1
+
+    blocks = iter_pipe_blocks(
+        read_end, flush_seconds=30, flush_lines=1000, block_bytes=4096, max_line_bytes=1000, stop=stop
+    )
+    first = next(blocks)  # (the drain: the pipe has been quiet for its moment)
+    rest = list(blocks)
+    try:
+        os.write(write_end, b"late line\n")
+        refused = False
+    except BrokenPipeError:
+        refused = True
+    finally:
+        os.close(write_end)
+    every = [first, *rest]
+    assert refused, "the pipe stayed open: a write after the stop was accepted and lost"
+    assert [o[:2] for b in every for o in b.oversized] == [(0, 3000)]
+    assert b"".join(bytes(b.data) for b in every) == b""
+
+
+def test_the_rest_of_a_skipped_line_and_the_lines_after_it_are_read_at_a_stop() -> None:
+    """What the pipe holds at the stop (the end of the skipped line, then whole lines) is read by the
+    last reads too, with the line's end found there."""
+    import os
+
+    from pipeline.ingest.blocks import _last_reads, _skip_more
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"y" * 500 + b"\nnext line\nlast line\n")
+    rest = _last_reads(read_end)
+    oversized: list[tuple[int, int, bytes]] = []
+    skipping, after = _skip_more((100, 3000, b"x"), rest, oversized)
+    assert skipping is None and oversized == [(100, 3500, b"x")] and after == b"next line\nlast line\n"
+    try:
+        os.write(write_end, b"late\n")
+        refused = False
+    except BrokenPipeError:
+        refused = True
+    os.close(write_end)
+    assert refused
