@@ -205,8 +205,10 @@ def _coded(distinct: pl.Series, codes: pl.Series) -> pl.Series:
     distinct values stay strings: for them an Enum would only add its own hashing."""
     if len(distinct) > len(codes) // 2:
         return distinct.gather(codes)
-    # (masking can make two distinct values one: an Enum's values are unique)
-    return distinct.cast(pl.Enum(distinct.drop_nulls().unique(maintain_order=True))).gather(codes)
+    # Its values sorted: an Enum sorts by its codes, and the batch is sorted by domain (found by
+    # review: in order of first appearance, files were no longer sorted by domain). (Masking can
+    # make two distinct values one: an Enum's values are unique.)
+    return distinct.cast(pl.Enum(distinct.drop_nulls().unique().sort())).gather(codes)
 
 
 Request = tuple[pl.Series, pl.Series, pl.Series, pl.Series]
