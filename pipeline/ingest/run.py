@@ -27,12 +27,13 @@ from pipeline.errors import (
 )
 from pipeline.ingest import failures, formats, globs, sources
 from pipeline.ingest.batch import Source, Tally, consume
-from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks, iter_pipe_blocks, stop_signals
+from pipeline.ingest.blocks import Prefixed, is_tick, iter_blocks
 from pipeline.ingest.directives import state_before
 from pipeline.ingest.failures import reject_rate_error
 from pipeline.ingest.formats import scanner
 from pipeline.ingest.migrate import migrate_store
 from pipeline.ingest.paths import check_source, domain_from_path, source_glob
+from pipeline.ingest.pipes import iter_pipe_blocks, stop_signals
 from pipeline.ingest.privacy_record import check as check_privacy_record
 from pipeline.ingest.state import RunState
 from pipeline.ingest.streams import identify, same_file_as

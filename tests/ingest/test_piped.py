@@ -161,7 +161,7 @@ def test_a_stop_while_an_oversized_line_is_skipped_closes_the_pipe() -> None:
     the rest of the line and what follows it are read, and a later write fails (EPIPE)."""
     import os
 
-    from pipeline.ingest.blocks import iter_pipe_blocks
+    from pipeline.ingest.pipes import iter_pipe_blocks
 
     read_end, write_end = os.pipe()
     os.write(write_end, b"x" * 3000)  # an oversized line (max 1,000 bytes), no newline yet
@@ -194,7 +194,7 @@ def test_the_rest_of_a_skipped_line_and_the_lines_after_it_are_read_at_a_stop() 
     last reads too, with the line's end found there."""
     import os
 
-    from pipeline.ingest.blocks import _last_reads, _skip_more
+    from pipeline.ingest.pipes import _last_reads, _skip_more
 
     read_end, write_end = os.pipe()
     os.write(write_end, b"y" * 500 + b"\nnext line\nlast line\n")

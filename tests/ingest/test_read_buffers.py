@@ -17,8 +17,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipeline.ingest.blocks import _Buffers, iter_blocks, iter_pipe_blocks
+from pipeline.ingest.blocks import _Buffers, iter_blocks
 from pipeline.ingest.lines import split_block
+from pipeline.ingest.pipes import iter_pipe_blocks
 
 
 def _fill(buffers: _Buffers, size: int, byte: bytes) -> memoryview:
