@@ -40,7 +40,15 @@ from pipeline.lifecycle.session import (
 )
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
-from pipeline.privacy.truncate import Truncator, domain_forms, is_shared, normal_domain, stored_domain
+from pipeline.privacy.truncate import (
+    WILDCARD,
+    Truncator,
+    domain_forms,
+    is_pattern,
+    is_shared,
+    normal_domain,
+    stored_domain,
+)
 
 # The horizon arithmetic lives in the kernel (ingest's report warns of days written past it): re-exported.
 from pipeline.rules import first_day_kept as first_day_kept
@@ -64,6 +72,8 @@ class Policy:
     def from_config(cls, r: RetentionConfig, as_of: dt.date, masker: Truncator | None = None) -> Policy:
         """``masker``: the store's, to name each ``retention.domains`` domain as its rows hold it."""
         for domain in r.domains:
+            if is_pattern(domain):
+                raise ConfigError(f"retention.domains: {WILDCARD}")
             if is_shared(stored_domain(domain, masker or Truncator())):  # (found by review)
                 raise ConfigError(
                     f"retention.domains.{domain}: it holds an IP address, stored with its network, which "

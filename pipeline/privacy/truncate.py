@@ -16,6 +16,7 @@ import re
 import socket
 from typing import TYPE_CHECKING, Self
 
+from pipeline.errors import UsageError
 from pipeline.privacy import lookalikes, payloads
 from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, mask_addresses, parse_address
 from pipeline.privacy.payloads import mask_base64
@@ -200,13 +201,30 @@ def stored_domain(domain: str, truncator: Truncator) -> str:
     """A domain as the store keeps it, for a filter or a record that names one (a hold, an erasure):
     lower case, without a trailing dot (as ingest normalises the ``domain`` column), every address in
     it masked as ingest masks it (a vhost can be an IP literal: ``203.0.113.7`` is stored, matched and
-    recorded as ``203.0.113.0/24``)."""
+    recorded as ``203.0.113.0/24``). A pattern is refused (exit 2): it would match no stored domain."""
+    if is_pattern(domain):
+        raise UsageError(WILDCARD)
     return mask_value(normal_domain(domain), truncator)
 
 
 def normal_domain(domain: str) -> str:
-    """Lower case, without surrounding blanks and a trailing dot, as ingest normalises a vhost."""
-    return domain.strip().lower().rstrip(".")
+    """Lower case, without surrounding blanks, a port and a trailing dot, as ingest normalises a vhost
+    (``ingest.fields.normalize_domain``); a URL stands for its host. (Found by review: a hold on
+    ``www.example.com:443``, the form ``vhost_combined`` writes, or on ``https://www.example.com/``
+    had matched nothing, and purge deleted what it seemed to keep.)"""
+    text = domain.strip().lower()
+    if "://" in text:
+        text = text.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0].split("#", 1)[0].rsplit("@", 1)[-1]
+    return _PORT.sub(r"\1\2", text).rstrip(".")
+
+
+_PORT = re.compile(r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$")  # (as normalize_domain's)
+WILDCARD = "give a domain, not a pattern: '*' and '?' match no stored domain (for every domain, give none)"
+
+
+def is_pattern(domain: str) -> bool:
+    """A selector such as ``*`` or ``*.example.com``: no stored domain is one (refused, not matched)."""
+    return "*" in domain or "?" in domain
 
 
 def domain_forms(stored: str) -> list[str]:

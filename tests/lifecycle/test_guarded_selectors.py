@@ -292,3 +292,48 @@ def test_a_temporary_dated_in_the_future_is_verified_and_purged(tmp_path: Path) 
     code, out = invoke("purge", "--verify", "--store", str(store))
     assert code == 6 and tmp.name in out, out
     assert invoke("purge", "--store", str(store))[0] == 0 and not tmp.exists()
+
+
+@pytest.mark.parametrize(
+    "held", ["shop.example.com:443", "https://Shop.Example.com/", "http://u@shop.example.com:80/x"]
+)
+def test_a_domain_given_as_a_log_or_a_browser_writes_it_is_the_domain(
+    sites: Path, held: str, tmp_path: Path
+) -> None:
+    """Found by review: a hold on ``host:443`` (the form vhost_combined writes) or on a URL matched no
+    row, and purge deleted what it seemed to keep; erase and export of it did nothing, exit 0."""
+    assert (
+        invoke("hold", "add", "--case", "H-1", "--reason", "breach", "--domain", held, "--store", str(sites))[
+            0
+        ]
+        == 0
+    )
+    assert invoke("purge", "--store", str(sites))[0] == 0
+    assert paths_left(sites) == {"/dot"}
+    code, text = invoke("export", "--domain", held, "--request", "R-1", "--output", str(tmp_path / "x.csv"),
+                        "--store", str(sites))  # fmt: skip
+    assert code == 0 and "exported 1 rows" in text, text
+    assert invoke("hold", "release", "H-1", "--store", str(sites))[0] == 0
+    assert invoke("erase", "--domain", held, "--request", "R-2", "--store", str(sites))[0] == 0
+    assert paths_left(sites) == set()
+
+
+@pytest.mark.parametrize("pattern", ["*", "*.example.com", "shop.exampl?.com"])
+def test_a_domain_pattern_is_refused_not_matched_to_nothing(
+    sites: Path, pattern: str, tmp_path: Path
+) -> None:
+    """Found by review: ``hold add --domain '*'`` was listed as if it held everything, and held nothing."""
+    before = paths_left(sites)
+    for args in (
+        ["hold", "add", "--case", "H-9", "--reason", "r"],
+        ["erase", "--request", "R-9"],
+        ["export", "--request", "R-9", "--output", str(tmp_path / "p.csv")],
+        ["investigate", "attacks", "--case", "C-9"],
+    ):
+        code, text = invoke(*args, "--domain", pattern, "--store", str(sites))
+        assert code == 2 and "not a pattern" in text and text.count("\n") == 1, (args, text)
+    assert paths_left(sites) == before and not (sites / "_holds").exists()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'store = "{sites}"\n[retention]\nretention = "5y"\ndomains = {{ "{pattern}" = "1y" }}\n')
+    code, text = invoke("purge", "--config", str(cfg))
+    assert code == 3 and "not a pattern" in text, text
