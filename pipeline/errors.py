@@ -131,6 +131,14 @@ class QueryLimitError(HostlogsError):
     exit_code = 9
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during an audited access: raised like Ctrl-C, so that the audit trail records how it
+    ended (found by review: a query killed by SIGTERM had left only its "started" entry)."""
+
+
+INTERRUPTED_EXIT, TERMINATED_EXIT = 130, 143  # 128 + the signal, as a shell reports them
+
+
 _ADVICE = {
     errno.ENOSPC: "free disk space on the store's file system, then run again",
     errno.EDQUOT: "raise the quota of this user on the store's file system (or free space), then run again",

@@ -27,7 +27,14 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, config
-from pipeline.errors import HostlogsError, StoreError, os_error_message
+from pipeline.errors import (
+    INTERRUPTED_EXIT,
+    TERMINATED_EXIT,
+    HostlogsError,
+    StoreError,
+    Terminated,
+    os_error_message,
+)
 from pipeline.rules import undecodable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -222,6 +229,8 @@ def handle_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise  # click's own usage errors (exit 2) and exits
+        except KeyboardInterrupt as exc:  # (here, before click turns it into an Abort after a blank line)
+            sys.exit(_interrupted(exc))
         except Exception as exc:
             sys.exit(echo_error(exc))
 
@@ -287,10 +296,22 @@ class LazyGroup(click.Group):
         except click.ClickException as exc:
             exc.show()
             sys.exit(exc.exit_code)
-        except (click.Abort, KeyboardInterrupt, EOFError):
-            click.echo("Aborted!", err=True)
-            sys.exit(1)
+        except (KeyboardInterrupt, click.Abort, EOFError) as exc:  # (click makes Ctrl-C an Abort)
+            sys.exit(_interrupted(exc))
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _interrupted(exc: BaseException) -> int:
+    """Ctrl-C, SIGTERM in an audited access (``Terminated``) or a prompt without input: one line and
+    128 + the signal (found by review: "Aborted!" and exit 1, which says "report a bug")."""
+    cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__ or exc.__context__
+    if not isinstance(cause, KeyboardInterrupt):
+        click.echo("hostlogs: error: aborted (no input)", err=True)
+        return INTERRUPTED_EXIT
+    terminated = isinstance(cause, Terminated)
+    why = "terminated (SIGTERM)" if terminated else "interrupted (Ctrl-C)"
+    click.echo(f"hostlogs: error: {why}: what was committed before stays; run it again", err=True)
+    return TERMINATED_EXIT if terminated else INTERRUPTED_EXIT
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -91,6 +91,36 @@ def test_a_killed_query_leaves_its_start_entry(store: Path) -> None:
     assert audit.AuditLog(store).verify().ok
 
 
+@pytest.mark.parametrize(("sig", "code", "said", "recorded"), [
+    (signal.SIGTERM, 143, "terminated (SIGTERM)", "Terminated"),
+    (signal.SIGINT, 130, "interrupted (Ctrl-C)", "KeyboardInterrupt"),
+])  # fmt: skip
+def test_a_stopped_query_says_so_and_records_how_it_ended(
+    store: Path, sig: signal.Signals, code: int, said: str, recorded: str
+) -> None:
+    """Found by review: Ctrl-C printed "Aborted!" with exit 1 ("report a bug"), and a query stopped
+    by SIGTERM left only its start entry. Now one line, 128 + the signal, and an outcome entry."""
+    case = f"SIG-{code}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "query", "--store", str(store), "--case", case, RUNAWAY],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not entries(store, case) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.3)  # (in the query, its handlers set)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    assert (
+        proc.returncode == code
+        and err == f"hostlogs: error: {said}: what was committed before stays; run it again\n"
+    )
+    mine = entries(store, case)
+    assert [e["status"] for e in mine] == ["started", "error"] and mine[1]["error"] == recorded
+    assert audit.AuditLog(store).verify().ok
+
+
 def damaged_copy(store: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
     """A copy of ``store`` whose second committed file is truncated or gone; (copy, its key)."""
     copy = tmp_path / "store"
