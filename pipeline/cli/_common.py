@@ -35,6 +35,7 @@ from pipeline.errors import (
     Terminated,
     os_error_message,
 )
+from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import undecodable
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -195,13 +196,31 @@ def error_message(exc: BaseException) -> str:
     return f"internal error: {type(exc).__name__}: {exc} (run with --debug and report a bug)"
 
 
+def shown(text: str, truncator: Truncator | None = None) -> str:
+    """Text the commands print about the operator's files (reports, warnings, errors), as cron mail
+    and the journal keep it: every address in it masked as the store masks it (found by review: a
+    log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr), and control
+    characters in it escaped (``printable``). Query results are not passed through here."""
+    return mask_value(text, truncator or _DEFAULT_TRUNCATOR)
+
+
+_DEFAULT_TRUNCATOR = Truncator()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def printable(name: str) -> str:
+    """A file name on one line: a newline or another control character in it as ``\\xHH`` (found by
+    review: a name with a newline split a report line in two, and could forge one)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+
+
 def echo_error(exc: BaseException) -> int:
     """Print the error line(s) of ``exc`` (traceback too under --debug); return its exit code."""
     if _debug():
         traceback.print_exception(exc, file=sys.stderr)
     for detail in getattr(exc, "details", ()):  # e.g. each source a PartialFailure could not read
-        click.echo(f"hostlogs: error: {' '.join(str(detail).split())}", err=True)
-    click.echo(f"hostlogs: error: {' '.join(error_message(exc).split())}", err=True)
+        click.echo(f"hostlogs: error: {shown(' '.join(printable(str(detail)).split()))}", err=True)
+    click.echo(f"hostlogs: error: {shown(' '.join(printable(error_message(exc)).split()))}", err=True)
     return exit_code(exc)
 
 
@@ -217,7 +236,7 @@ def notice(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr (``hostlogs: warning: …``): the command goes on."""
-    notice(f"hostlogs: warning: {message}")
+    notice(f"hostlogs: warning: {shown(printable(message))}")
 
 
 def handle_errors(fn: F) -> F:

@@ -24,13 +24,16 @@ from pipeline.cli._common import (
     load_config,
     main,
     notice,
+    printable,
     quiet_option,
+    shown,
     store_options,
     warn,
 )
 from pipeline.cli._metrics import recorded
 from pipeline.cli._progress import progress_bar
 from pipeline.errors import PartialFailure, StoreError, UsageError
+from pipeline.privacy.truncate import Truncator
 from pipeline.rules import escaped_text, first_day_kept, today
 
 if TYPE_CHECKING:
@@ -194,13 +197,14 @@ def ingest_cmd(
             accept_privacy_change=accept_privacy_change,
         )
     past = past_retention(cfg, report.partitions)
+    masker = Truncator.configured(cfg)  # (file names as the store shows them: addresses masked)
     if as_json:
         data = report.to_dict() | ({"reingest": unloaded.to_dict()} if unloaded else {})
         if past is not None:
             data["past_retention"] = past.to_dict()
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(shown(json.dumps(data, indent=2, default=str), masker))
     elif not quiet:
-        click.echo(render_ingest(report, past))
+        click.echo(shown(render_ingest(report, past), masker))
     else:  # cron mails stderr: rows written only to be purged, data a file held that was left out
         if past is not None and past.expired:
             warn(_expired_warning(past))
@@ -354,7 +358,7 @@ def render_ingest(report: IngestReport, past: PastRetention | None = None) -> st
         rej = sum(s.rejects.values())
         headers = f", {s.directives:,} header lines" if s.directives else ""
         out.append(
-            f"  {s.path}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected{headers}"
+            f"  {printable(s.path)}: {s.lines:,} lines → {s.rows:,} rows, {rej:,} rejected{headers}"
             f"{f' [{s.format}]' if s.format else ''}{f' ({status})' if status else ''}"
         )
         if s.fingerprint and s.end > s.start:  # chain of custody: what exactly was read

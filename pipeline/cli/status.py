@@ -6,10 +6,20 @@ import json
 
 import click
 
-from pipeline.cli._common import Finite, handle_errors, json_option, load_config, main, store_options
+from pipeline.cli._common import (
+    Finite,
+    handle_errors,
+    json_option,
+    load_config,
+    main,
+    printable,
+    shown,
+    store_options,
+)
 from pipeline.errors import AttentionNeeded
 from pipeline.ingest import lag
 from pipeline.lifecycle import status as store_status
+from pipeline.privacy.truncate import Truncator
 
 
 @main.command("status")
@@ -37,7 +47,8 @@ def status_cmd(config_path: str | None, store: str | None, max_lag_mb: float, as
     cfg = load_config(config_path, store)
     sources = lag.source_lags(cfg, max_lag_bytes=int(max_lag_mb * (1 << 20))) + lag.piped_streams(cfg)
     report = store_status.status(cfg, sources)
-    click.echo(json.dumps(report.to_dict(), indent=2, default=str) if as_json else render_status(report))
+    text = json.dumps(report.to_dict(), indent=2, default=str) if as_json else render_status(report)
+    click.echo(shown(text, Truncator.configured(cfg)))  # (the sources' file names: addresses masked)
     if report.problems:
         first = report.problems[0]
         more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
@@ -88,7 +99,7 @@ def _source_lines(s: store_status.SourceCheck) -> list[str]:
         size = "?" if f["size"] is None else f"{f['size']:,}"
         lag_text = "unknown" if f["lag"] is None else f"{f['lag']:,} bytes"
         why = f["error"] or f["note"]
-        out.append(f"    {f['path']}: {size} bytes, lag {lag_text}{f' ({why})' if why else ''}")
+        out.append(f"    {printable(f['path'])}: {size} bytes, lag {lag_text}{f' ({why})' if why else ''}")
     if d["problem"]:
         out.append(f"    NEEDS ATTENTION: {d['problem']}")
     return out

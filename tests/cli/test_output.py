@@ -362,3 +362,40 @@ def test_a_csv_export_is_safe_to_open_in_a_spreadsheet(tmp_path: Path) -> None:
     assert rows[0]["referrer"].startswith("'=HYPERLINK(")
     agents = [json.loads(line)["user_agent"] for line in jsonl_out.read_text().splitlines()]
     assert agents == ["=cmd|' /C calc'!A0", "@SUM(1+1)", "Mozilla/5.0 (-x)"]  # JSON keeps the value
+
+
+def test_file_names_are_printed_without_addresses_and_on_one_line(tmp_path: Path) -> None:
+    """Found by review: the ingest report, its --json, its warnings and its errors named a log
+    ``access.log.203.0.113.77`` in full (cron mails and the journal keep them), and a newline in a
+    name split a report line in two."""
+    import subprocess
+    import sys
+
+    line = (
+        'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    good = logs / "access.log.203.0.113.77"
+    good.write_text(line * 3)
+    odd = logs / "x\nhostlogs: error: forged 2001:db8:abcd:12::77.log"
+    odd.write_text(line)
+    gone = logs / "missing.198.51.100.33.log"
+    store = tmp_path / "store"
+    outputs = []
+    for extra in ([], ["--json"], ["--quiet"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "ingest", str(good), str(odd), str(gone), "--store", str(store),
+             "--format", "vhost_combined", *extra],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 10, proc.stderr  # (the missing file)
+        outputs.append(proc.stdout + proc.stderr)
+        assert not any(
+            x.startswith("hostlogs: error: forged") for x in (proc.stdout + proc.stderr).splitlines()
+        )
+    text = "\n".join(outputs)
+    for address in ("203.0.113.77", "2001:db8:abcd:12::77", "198.51.100.33"):
+        assert address not in text, address
+    assert "access.log.203.0.113.0/24" in text and "missing.198.51.100.0/24.log" in text
+    assert "x\\x0ahostlogs: error: forged" in text
