@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 
 from pipeline.privacy.escapes import decoded_text, decoded_view
+from pipeline.privacy.url_hosts import url_host_spans
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 NetworkOf = Callable[[IPAddress], str]  # an address → the truncated network that replaces it
@@ -297,7 +298,7 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
                 spans.append(_replaced(view, m.start(), m.end(), v4, network_of))
     if "-" in view or "_" in view or ".io" in view.lower():
         spans += _joined_spans(view, network_of)
-    return sorted(spans)
+    return sorted(spans + (url_host_spans(view, network_of) if "//" in view else []))
 
 
 def _ptr_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:

@@ -17,7 +17,7 @@ import socket
 from typing import TYPE_CHECKING, Self
 
 from pipeline.errors import UsageError
-from pipeline.privacy import lookalikes, payloads
+from pipeline.privacy import lookalikes, payloads, url_hosts
 from pipeline.privacy.addresses import SIX_TO_FOUR, IPAddress, mask_addresses, parse_address
 from pipeline.privacy.payloads import mask_base64
 
@@ -63,6 +63,7 @@ NEEDS_MASK = (
     rf"|{lookalikes.CLASS}|[\x00\u2400]|{lookalikes.IGNORED}|{lookalikes.ESCAPED_UTF8}"
     rf"|{lookalikes.ESCAPED_CODE_POINTS}|{payloads.HINT}"
     r"|[Ii][Pp]6\.[Aa][Rr][Pp][Aa]"
+    rf"|{url_hosts.HINT}|%2[fF]%2[fF]"
 )
 # Letters spelled out, no (?i): case folding differs between Python's re and polars' regex engine
 # (Python folds 'ı' and 'İ' into [a-z], Rust does not), and both must mask the same text. Any

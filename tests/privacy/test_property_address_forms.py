@@ -45,6 +45,15 @@ FORMS = [
     ("0" * 5000 + "203.0.113.17", "203.0.113.0/24"),  # past int()'s 4300-digit limit
     ("198.51.100.7:8080", "198.51.100.0/24:8080"),
     ("x=203.0.113.7.5", "x=203.0.113.0/24"),  # the whole dotted run goes
+    # a URL's host as a number (browsers and inet_aton read it; found by review)
+    ("http://3405803853/", "http://203.0.113.0/24/"),
+    ("ref=http://0xcb00714d:8080/x", "ref=http://203.0.113.0/24:8080/x"),
+    ("HTTPS://user@0XCB00714D?q", "HTTPS://user@203.0.113.0/24?q"),
+    ("go //203.7.29005/x", "go //203.7.113.0/24/x"),  # the last part fills the bytes left
+    ("ftp://203.113.77:21", "ftp://203.113.0.0/24:21"),
+    ("u=%2F%2F3405803853%2Fa", "u=%2F%2F203.0.113.0/24%2Fa"),
+    ("u=http%3A%2F%2F0313.0x71.077%2F", "u=http%3A%2F%2F203.113.0.0/24%2F"),
+    ("(+http://3405803853/bot)", "(+http://203.0.113.0/24/bot)"),
     ("10.1.198.51.100.7", "10.1.198.0/24"),
     # encoded IPv4
     ("203%2E0%2E113%2E17", "203.0.113.0/24"),
@@ -287,6 +296,10 @@ FORMS = [
     ("at 10:30:00 UTC", "at 10:30:00 UTC"),
     ("version 1.2.3", "version 1.2.3"),
     ("/pod/Moose::Role", "/pod/Moose::Role"),
+    ("https://example.com//2024/05/x", "https://example.com//2024/05/x"),  # a path's numbers
+    ("/a//123/b", "/a//123/b"),
+    ("http://12345/", "http://12345/"),  # below 1.0.0.0: a number more likely than an address
+    ("http://4294967296/", "http://4294967296/"),  # past 32 bits: no address
 ]
 
 
