@@ -82,13 +82,19 @@ class RunState:
 
     def is_recorded_name(self, state: StreamState, path: str) -> bool:
         """Was the stream last read from the file at ``path``, by this name or another spelling of it
-        (a link to its folder: found by review)?"""
+        (a link to its folder: found by review), or another name of that very file (a hard link)?"""
         if state.path_id is None:
             return state.path == sources.display_name(path)
         if state.path_id in (self.path_id(path), self.path_id(os.path.realpath(path))):
             return True
         recorded = self.recorded_file(state)
-        return recorded is not None and os.path.realpath(recorded) == os.path.realpath(path)
+        if recorded is None:
+            return False
+        if os.path.realpath(recorded) == os.path.realpath(path):
+            return True
+        # a hard link or a bind mount: the very file under another name (found by review: its lines
+        # were stored again, run after run)
+        return same_file(recorded, path)
 
     def digest(self, *parts: bytes) -> str:
         return digests.stream_digest(self.stream_key, *parts)
@@ -104,3 +110,11 @@ class RunState:
                     found.setdefault(src["fingerprint"], []).append(entry)
             self._checkpoints = found
         return self._checkpoints.get(key, [])
+
+
+def same_file(a: str, b: str) -> bool:
+    """Two names of one file (a hard link, a bind mount); False when either cannot be looked at."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

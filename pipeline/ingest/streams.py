@@ -14,7 +14,7 @@ from typing import Any
 from pipeline.errors import HostlogsError, SourceError
 from pipeline.ingest import sources
 from pipeline.ingest.migrate import legacy_wrap
-from pipeline.ingest.state import RunState
+from pipeline.ingest.state import RunState, same_file
 from pipeline.store.progress import StreamState
 
 
@@ -120,7 +120,15 @@ def identify(r: RunState, path: str, final: bool, home: str) -> Ident | None:
     if renamed is not None:
         cand, state, opened = renamed
         new_key = _free(streams, key)
-        note = f"renamed: continues the stream last read as {state.path}"
+        recorded = r.recorded_file(state)
+        if (
+            recorded is not None
+            and os.path.realpath(recorded) != os.path.realpath(path)
+            and same_file(recorded, path)
+        ):
+            note = f"the same file as {state.path} (a hard link or another mount): read on from there"
+        else:
+            note = f"renamed: continues the stream last read as {state.path}"
         return Ident(new_key, fp_len, content, state.offset, [cand], opened.stream, opened.tail, note)
     # 3. a new stream
     note = warning = None

@@ -674,3 +674,25 @@ def test_a_replaced_log_read_through_a_linked_folder_is_read_as_rewritten(tmp_pa
     assert not report.failed and "REWRITTEN" in str(report.sources[0].note), report
     got = Counter(str(r["path"]) for r in store_rows(logs.store))
     assert all(got[f"/l{n}"] >= 1 for n in range(3100))
+
+
+def test_a_file_ingested_under_another_name_of_it_is_read_once(tmp_path: Path) -> None:
+    """Found by review: the same file through a hard link in another folder (or a bind mount, a
+    changed config path) was a new stream in each run, every line stored again. It is the stream its
+    other name was read as: read on from where it stopped, whichever name a run uses."""
+    line = 'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:{m:02d}:{s:02d} +0000] "GET /p{n} HTTP/1.1" 200 5 "-" "ua"\n'
+    first, second = tmp_path / "a" / "access.log", tmp_path / "b" / "access.log"
+    first.parent.mkdir()
+    second.parent.mkdir()
+    first.write_text("".join(line.format(m=0, s=n % 60, n=n) for n in range(300)))
+    os.link(first, second)
+    store = tmp_path / "store"
+    ingest_paths(store, [first], fmt="vhost_combined", domain=None)
+    report = ingest_paths(store, [second], fmt="vhost_combined", domain=None)
+    assert report.rows == 0 and "the same file as" in (report.sources[0].note or "")
+    with first.open("a") as f:
+        f.write("".join(line.format(m=1, s=n % 60, n=n) for n in range(300, 350)))
+    ingest_paths(store, [second], fmt="vhost_combined", domain=None)
+    ingest_paths(store, [first], fmt="vhost_combined", domain=None)
+    paths = Counter(str(r["path"]) for r in store_rows(store))
+    assert paths == Counter(f"/p{n}" for n in range(350))
