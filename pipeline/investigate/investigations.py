@@ -34,7 +34,7 @@ from pipeline.investigate.scope import (
 )
 from pipeline.investigate.session import masker_of, with_connection
 from pipeline.privacy import key_identity, keys
-from pipeline.privacy.truncate import Truncator
+from pipeline.privacy.truncate import Truncator, domain_forms, stored_domain
 from pipeline.store.commit import Store
 
 # --- path, ua, domain ------------------------------------------------------------------------------
@@ -109,7 +109,8 @@ Bucket = Literal["hour", "day"]
 
 def domain(con: Sandbox, scope: Scope, name: str, by: Bucket = "hour") -> Investigation:
     """Timeline of one domain: requests, networks, errors per hour or day."""
-    m = find_days(con, scope, f"domain = {sql_str(name.lower())}")
+    forms = domain_forms(stored_domain(name, Truncator()))  # (found by review: host:443 or a URL, 0 rows)
+    m = find_days(con, scope, f"domain IN ({', '.join(sql_str(f) for f in forms)})")
     timeline = con.execute(
         f"SELECT date_trunc('{by}', ts) AS {by}, count(*) AS requests, "
         "count(DISTINCT client_net) AS networks, count(*) FILTER (status BETWEEN 400 AND 499) AS status_4xx, "

@@ -41,6 +41,7 @@ from pipeline.lifecycle.session import (
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
 from pipeline.privacy.truncate import (
+    EMPTY_DOMAIN,
     WILDCARD,
     Truncator,
     domain_forms,
@@ -72,8 +73,9 @@ class Policy:
     def from_config(cls, r: RetentionConfig, as_of: dt.date, masker: Truncator | None = None) -> Policy:
         """``masker``: the store's, to name each ``retention.domains`` domain as its rows hold it."""
         for domain in r.domains:
-            if is_pattern(domain):
-                raise ConfigError(f"retention.domains: {WILDCARD}")
+            normal = normal_domain(domain)
+            if is_pattern(normal) or not normal:
+                raise ConfigError(f"retention.domains: {WILDCARD if normal else EMPTY_DOMAIN}")
             if is_shared(stored_domain(domain, masker or Truncator())):  # (found by review)
                 raise ConfigError(
                     f"retention.domains.{domain}: it holds an IP address, stored with its network, which "

@@ -203,9 +203,12 @@ def stored_domain(domain: str, truncator: Truncator) -> str:
     lower case, without a trailing dot (as ingest normalises the ``domain`` column), every address in
     it masked as ingest masks it (a vhost can be an IP literal: ``203.0.113.7`` is stored, matched and
     recorded as ``203.0.113.0/24``). A pattern is refused (exit 2): it would match no stored domain."""
-    if is_pattern(domain):
+    normal = normal_domain(domain)
+    if is_pattern(normal):
         raise UsageError(WILDCARD)
-    return mask_value(normal_domain(domain), truncator)
+    if not normal:  # (found by review: ':443' or 'http://' had selected every customer's rows)
+        raise UsageError(EMPTY_DOMAIN)
+    return mask_value(normal, truncator)
 
 
 def normal_domain(domain: str) -> str:
@@ -220,6 +223,7 @@ def normal_domain(domain: str) -> str:
 
 
 _PORT = re.compile(r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$")  # (as normalize_domain's)
+EMPTY_DOMAIN = "the domain is empty without its scheme, port and trailing dot: give one"
 WILDCARD = "give a domain, not a pattern: '*' and '?' match no stored domain (for every domain, give none)"
 
 

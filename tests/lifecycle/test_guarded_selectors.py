@@ -8,6 +8,7 @@ months a legal hold keeps; any folder passed as --store was queried ("no rows", 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -337,3 +338,34 @@ def test_a_domain_pattern_is_refused_not_matched_to_nothing(
     cfg.write_text(f'store = "{sites}"\n[retention]\nretention = "5y"\ndomains = {{ "{pattern}" = "1y" }}\n')
     code, text = invoke("purge", "--config", str(cfg))
     assert code == 3 and "not a pattern" in text, text
+
+
+@pytest.mark.parametrize("empty", [":443", "http://", "https:///x", "http://u@/", "."])
+def test_a_domain_that_is_empty_once_normalised_is_refused(sites: Path, empty: str, tmp_path: Path) -> None:
+    """Found by review: ':443' or 'http://' normalised to '' and then selected every customer's rows
+    (erase deleted them, export handed them out, exit 0); '.' had done so before."""
+    before = paths_left(sites)
+    for args in (
+        ["hold", "add", "--case", "H-9", "--reason", "r"],
+        ["erase", "--request", "R-9"],
+        ["export", "--request", "R-9", "--output", str(tmp_path / "p.csv")],
+        ["investigate", "attacks", "--case", "C-9"],
+    ):
+        code, text = invoke(*args, "--domain", empty, "--store", str(sites))
+        assert code == 2 and "the domain is empty" in text and text.count("\n") == 1, (args, text)
+    assert paths_left(sites) == before and not (sites / "_holds").exists()
+    assert not (tmp_path / "p.csv").exists()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'store = "{sites}"\n[retention]\nretention = "5y"\ndomains = {{ "{empty}" = "1y" }}\n')
+    code, text = invoke("purge", "--config", str(cfg))
+    assert code == 3 and "the domain is empty" in text, text
+    assert paths_left(sites) == before
+
+
+@pytest.mark.parametrize(
+    "name", ["shop.example.com", "SHOP.example.com.:443", "https://shop.example.com/a?b"]
+)
+def test_investigate_domain_takes_the_forms_a_selector_takes(sites: Path, name: str) -> None:
+    """Found by review: ``investigate domain host:443`` or a URL reported 0 requests."""
+    code, text = invoke("investigate", "domain", name, "--case", "C-1", "--store", str(sites))
+    assert code == 0 and re.search(r"^requests +1$", text, re.MULTILINE), text
