@@ -298,7 +298,7 @@ def _address_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str
                 spans.append(_replaced(view, m.start(), m.end(), v4, network_of))
     if "-" in view or "_" in view or ".io" in view.lower():
         spans += _joined_spans(view, network_of)
-    return sorted(spans + (url_host_spans(view, network_of) if "//" in view else []))
+    return sorted(spans + (url_host_spans(view, network_of) if "//" in view or "\\" in view else []))
 
 
 def _ptr_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:

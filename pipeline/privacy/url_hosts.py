@@ -16,19 +16,19 @@ from collections.abc import Callable
 
 NetworkOf = Callable[[ipaddress.IPv4Address | ipaddress.IPv6Address], str]
 
-_PART = r"(?:0[xX][0-9a-fA-F]{1,8}|[0-9]{1,10})"
-# after a scheme's "//" (or a bare "//" that starts a value), and any user info; the host ends
-# at a port, a path, a query, a fragment, a quote, a blank or the end
+_PART = r"(?:0[xX][0-9a-fA-F]{1,8}|[0-9]{1,12})"
+# the two slashes: as written, as a browser takes backslashes (``http:\\\\…``), JSON-escaped (``\/\/``)
+_SLASHES = r"(?://|\\\\|\\/\\/)"
+# after a scheme's slashes (or bare slashes that start a value), and any user info; the host (a
+# trailing dot aside) ends at a port, a path, a query, a fragment, a quote, a blank or the end
 _URL_HOST_RE = re.compile(
-    rf"(?:[A-Za-z][A-Za-z0-9+.-]*:|(?<![^\s=\"'(<,;]))//(?:[^/?#@\s\"']*@)?({_PART}(?:\.{_PART}){{0,2}})"
-    r"(?=[:/?#\s\"'\\>)&;,]|$)"
+    rf"(?:[A-Za-z][A-Za-z0-9+.-]*:|(?<![^\s=\"'(<,;])){_SLASHES}(?:[^/\\?#@\s\"']*@)?"
+    rf"({_PART}(?:\.{_PART}){{0,2}})\.?(?=[:/?#\s\"'\\>)&;,\]]|$)"
 )
 SMALLEST = 1 << 24  # a host number below 1.0.0.0 is a path's number more likely than an address
-# The pre-filter's part (a superset, in the syntax polars' regex engine and Python's share)
-HINT = (
-    r"//(?:[^/?#@\s]*@)?"
-    r"(?:0[xX][0-9a-fA-F]|[0-9]{8}|[0-9]{1,10}\.[0-9]{1,10}(?:\.[0-9]{1,10})?(?:[:/?#\s]|$))"
-)
+# The pre-filter's part: a superset (found by review: a host followed by '&' or a quote had not been
+# admitted), in the syntax polars' regex engine and Python's share
+HINT = rf"{_SLASHES}(?:[^/?#@\s]*@)?(?:0[xX][0-9a-fA-F]|[0-9]{{8}}|[0-9]{{1,12}}\.[0-9])"
 
 
 def url_host_spans(view: str, network_of: NetworkOf) -> list[tuple[int, int, str]]:

@@ -54,6 +54,14 @@ FORMS = [
     ("u=%2F%2F3405803853%2Fa", "u=%2F%2F203.0.113.0/24%2Fa"),
     ("u=http%3A%2F%2F0313.0x71.077%2F", "u=http%3A%2F%2F203.113.0.0/24%2F"),
     ("(+http://3405803853/bot)", "(+http://203.0.113.0/24/bot)"),
+    # ... before '&' or a quote, with a trailing dot, in octal past ten digits, with backslashes or
+    # JSON-escaped slashes (found by review: the pre-filter had not admitted some of them)
+    ("url=http://203.7.29005&a=b", "url=http://203.7.113.0/24&a=b"),
+    ("<a href='http://203.113.77'>", "<a href='http://203.113.0.0/24'>"),
+    ("http://3405803853./", "http://203.0.113.0/24./"),
+    ("http://031300070515/", "http://203.0.113.0/24/"),
+    ("http:\\\\3405803853", "http:\\\\203.0.113.0/24"),
+    ("http:\\/\\/3405803853/x", "http:\\/\\/203.0.113.0/24/x"),
     ("10.1.198.51.100.7", "10.1.198.0/24"),
     # encoded IPv4
     ("203%2E0%2E113%2E17", "203.0.113.0/24"),
