@@ -199,19 +199,21 @@ def error_message(exc: BaseException) -> str:
 def shown(text: str, truncator: Truncator | None = None) -> str:
     """Text the commands print about the operator's files (reports, warnings, errors), as cron mail
     and the journal keep it: every address in it masked as the store masks it (found by review: a
-    log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr), and control
-    characters in it escaped (``printable``). Query results are not passed through here."""
+    log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr). Names in it go
+    through ``printable`` first. Query results are not passed through here."""
     return mask_value(text, truncator or _DEFAULT_TRUNCATOR)
 
 
 _DEFAULT_TRUNCATOR = Truncator()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
 def printable(name: str) -> str:
-    """A file name on one line: a newline or another control character in it as ``\\xHH`` (found by
-    review: a name with a newline split a report line in two, and could forge one)."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+    """A file name on one line: a newline or another control character in it escaped (found by
+    review: a name with a newline split a report line in two, and could forge one). As ``\\n``,
+    ``\\t``, ``<0x1b>``: no hex digits that could run into an address after it when masked."""
+    return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"<0x{ord(m.group()):02x}>"), name)
 
 
 def echo_error(exc: BaseException) -> int:

@@ -158,12 +158,13 @@ PIPE_QUIET_SECONDS = 0.05  # no input for this long after a full batch: the pipe
 
 @contextlib.contextmanager
 def stop_signals() -> Iterator[Callable[[], bool]]:
-    """SIGTERM/SIGHUP (Apache restarting its piped loggers) ask for a clean flush-and-exit."""
+    """SIGTERM/SIGHUP (Apache restarting its piped loggers) and Ctrl-C ask for a clean flush-and-exit."""
     flag = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield flag.is_set
         return
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # Ctrl-C too (found by review: it had dropped the lines read and not yet committed, exit 130)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     for sig in previous:
         signal.signal(sig, lambda *_: flag.set())
     try:

@@ -398,4 +398,13 @@ def test_file_names_are_printed_without_addresses_and_on_one_line(tmp_path: Path
     for address in ("203.0.113.77", "2001:db8:abcd:12::77", "198.51.100.33"):
         assert address not in text, address
     assert "access.log.203.0.113.0/24" in text and "missing.198.51.100.0/24.log" in text
-    assert "x\\x0ahostlogs: error: forged" in text
+    assert "x\\nhostlogs: error: forged" in text
+
+
+def test_an_escaped_control_character_never_runs_into_an_address() -> None:
+    """Found by review: a tab printed as \\x09 ran into the address after it once masked
+    (``access\\x203.0.113.0/24``)."""
+    from pipeline.cli._common import printable, shown
+
+    assert shown(printable("access\t203.0.113.79")) == "access\\t203.0.113.0/24"
+    assert shown(printable("a\x1b203.0.113.9\r\n")) == "a<0x1b>203.0.113.0/24\\r\\n"
