@@ -271,6 +271,8 @@ def _ingest_path(
             return SourceReport(path=path, note=f"same file as {twin} (another name of it): not read twice")
         final = r.final if r.final is not None else sources.is_final(path, r.cfg.ingest.partial_line_grace)
         ident = identify(r, path, final, home)
+        if ident is None and final and (why := sources.empty_archive(path)):  # (had waited forever)
+            raise (SourceError if r.final else SourceCutShort)(why)  # --final: no grace
         if ident is None:
             return SourceReport(path=path, note="waiting: no complete line yet")
         with ident.stream as stream:

@@ -65,6 +65,18 @@ def is_compressed(path: str) -> bool:
     return path.endswith(COMPRESSED_SUFFIXES)
 
 
+def empty_archive(path: str) -> str | None:
+    """Why a compressed file holds no stream at all, or None. Even an empty log compresses to a
+    header: 0 bytes is a compressor that died or a full disk (found by review: the file had been
+    "waiting: no complete line yet", exit 0, forever)."""
+    if is_compressed(path) and os.path.getsize(path) == 0:
+        return (
+            f"{display_name(path)} is empty, though a compressed file holds at least its header: its "
+            "compression failed or was cut; check what wrote it"
+        )
+    return None
+
+
 def is_final(path: str, grace_seconds: float, now: float | None = None) -> bool:
     """A file no writer appends to any more: its last line is consumed even without a newline.
 

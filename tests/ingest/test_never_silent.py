@@ -314,3 +314,24 @@ def test_crlf_cut_at_the_first_kib_and_a_stray_cr_in_a_long_first_line_are_no_cr
     for name, rows in (("crlf.log", 6), ("long.log", 5)):
         report = ingest_paths(tmp_path / name.replace(".log", "-store"), [tmp_path / name], fmt="combined")
         assert not any("CR only" in str(s.error) for s in report.sources) and report.rows >= rows, report
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz", ".zst"])
+def test_an_empty_compressed_file_fails_once_final(tmp_path: Path, suffix: str) -> None:
+    """Found by review: a 0-byte .gz (a compressor that died, a full disk) was "waiting: no complete
+    line yet", exit 0, forever, even under --final. Even an empty log compresses to a header."""
+    archive = tmp_path / f"access.log.1{suffix}"
+    archive.write_bytes(b"")
+    store = str(tmp_path / "store")
+    base = ["ingest", str(archive), "--store", store, "--format", "combined", "--domain", "x.example", "-q"]
+    code, _, err = invoke(*base)  # just written: it may still be being compressed
+    assert code == 0, err
+    code, _, err = invoke(*base, "--final")
+    assert code == 10 and "is empty, though a compressed file holds at least its header" in err, err
+    os.utime(archive, (0, 0))  # untouched for long
+    code, _, err = invoke(*base)
+    assert code == 10 and "is empty" in err, err
+    plain = tmp_path / "access.log"  # an empty plain log is only an empty log
+    plain.write_bytes(b"")
+    os.utime(plain, (0, 0))
+    assert invoke("ingest", str(plain), "--store", store, "--format", "combined", "-q")[0] == 0
