@@ -24,7 +24,7 @@ import polars as pl
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.audit import checked_id, text_masker
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
-from pipeline.privacy.truncate import domain_forms, mask_value, stored_domain
+from pipeline.privacy.truncate import domain_forms, is_pattern, mask_value, normal_domain, stored_domain
 from pipeline.rules import check_range, os_user
 from pipeline.store import layout
 from pipeline.store.commit import Store
@@ -88,7 +88,7 @@ class Hold:
                 reason=str(data["reason"]),
                 created=dt.datetime.fromisoformat(data["created"]),
                 created_by=str(data["created_by"]),
-                domain=data.get("domain"),
+                domain=_held_domain(data.get("domain")),
                 date_from=_date(data.get("date_from")),
                 date_to=_date(data.get("date_to")),
                 released=_datetime(data.get("released")),
@@ -110,6 +110,17 @@ def list_holds(store: Store | str | Path) -> list[Hold]:
         if data is not None:
             holds.append(Hold.from_json(data, key.rsplit("/", 1)[-1]))
     return holds
+
+
+def _held_domain(recorded: Any) -> str | None:
+    """A recorded hold's domain as it matches. Holds placed before selectors were normalised keep
+    what they meant: ``host:443`` or a URL is its host, and a pattern or a selector empty without
+    its port (``*``, ``:443``), which had matched nothing, covers every domain: a hold errs on the
+    side of keeping (found by review: purge had deleted what such holds seemed to keep)."""
+    if recorded is None:
+        return None
+    normal = normal_domain(str(recorded))
+    return None if not normal or is_pattern(normal) else normal
 
 
 def active_holds(store: Store | str | Path) -> list[Hold]:

@@ -362,3 +362,26 @@ def test_investigate_domain_takes_the_forms_a_selector_takes(sites: Path, name: 
     """Found by review: ``investigate domain host:443`` or a URL reported 0 requests."""
     code, text = invoke("investigate", "domain", name, "--case", "C-1", "--store", str(sites))
     assert code == 0 and re.search(r"^requests +1$", text, re.MULTILINE), text
+
+
+@pytest.mark.parametrize(("recorded", "left"), [
+    ("*", {"/puny", "/unicode", "/dot", "/customer-a", "/customer-b"}),
+    (":443", {"/puny", "/unicode", "/dot", "/customer-a", "/customer-b"}),
+    ("shop.example.com:443", {"/dot"}),
+    ("https://shop.example.com/", {"/dot"}),
+])  # fmt: skip
+def test_a_hold_recorded_before_selectors_were_normalised_keeps_what_it_meant(
+    sites: Path, recorded: str, left: set[str]
+) -> None:
+    """A hold file written by an older hostlogs with a port, a URL, a pattern or an empty selector:
+    its host is held, and '*' or ':443' (which had matched nothing) hold every domain."""
+    import json
+
+    assert invoke("hold", "add", "--case", "H-1", "--reason", "breach", "--domain", "x.example",
+                  "--store", str(sites))[0] == 0  # fmt: skip
+    (hold_file,) = (sites / "_holds").glob("*.json")
+    data = json.loads(hold_file.read_text())
+    data["domain"] = recorded
+    hold_file.write_text(json.dumps(data))
+    assert invoke("purge", "--store", str(sites))[0] == 0
+    assert paths_left(sites) == left
