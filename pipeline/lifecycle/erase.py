@@ -94,12 +94,11 @@ def erase_unaudited(
     """
     if domain is None and address is None:
         raise UsageError("say what to erase: --domain DOMAIN and/or --ip ADDRESS")
-    if domain is not None and not domain.strip():  # (it had selected every row)
-        raise UsageError("the domain to erase is empty: give one")
     check_range(date_from, date_to)
     if address is not None:
         checked_address(address)
-    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
+    # (an empty one, also once normalised (':443'), is refused there: it had selected every row)
+    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain is not None else None
     if domain is not None and is_shared(domain):
         raise UsageError(SHARED_DOMAIN.format(what="erase"))
     period = cast(Period, cfg.privacy.key_period)

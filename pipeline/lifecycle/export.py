@@ -83,7 +83,7 @@ def export(
     # imported here: the session loads the query engine (DuckDB), which erase and hold never need
     from pipeline.investigate.session import audited
 
-    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain else None
+    domain = stored_domain(domain, text_masker(Store(cfg.store))) if domain is not None else None
     params = {"domain": domain, "format": fmt, "output": str(output),
               "visitor": "one client address (not recorded)" if address is not None else None,
               "from": str(date_from or "") or None, "to": str(date_to or "") or None}  # fmt: skip

@@ -141,8 +141,6 @@ def add_hold(
     checked_id(case, "case")
     if not reason.strip():
         raise UsageError("a hold needs a reason (--reason)")
-    if domain is not None and not domain.strip():
-        raise UsageError("the domain to hold is empty: give one, or none for all domains")
     check_range(date_from, date_to)
     store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):
@@ -155,7 +153,7 @@ def add_hold(
             reason=mask_value(reason.strip(), masker),  # free text: no address kept in it
             created=now,
             created_by=os_user(),
-            domain=stored_domain(domain, masker) if domain else None,
+            domain=stored_domain(domain, masker) if domain is not None else None,
             date_from=date_from,
             date_to=date_to,
             file=hold_file_name(now, case),

@@ -41,11 +41,8 @@ from pipeline.lifecycle.session import (
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
 from pipeline.privacy.truncate import (
-    EMPTY_DOMAIN,
-    WILDCARD,
     Truncator,
     domain_forms,
-    is_pattern,
     is_shared,
     normal_domain,
     stored_domain,
@@ -73,10 +70,11 @@ class Policy:
     def from_config(cls, r: RetentionConfig, as_of: dt.date, masker: Truncator | None = None) -> Policy:
         """``masker``: the store's, to name each ``retention.domains`` domain as its rows hold it."""
         for domain in r.domains:
-            normal = normal_domain(domain)
-            if is_pattern(normal) or not normal:
-                raise ConfigError(f"retention.domains: {WILDCARD if normal else EMPTY_DOMAIN}")
-            if is_shared(stored_domain(domain, masker or Truncator())):  # (found by review)
+            try:
+                stored = stored_domain(domain, masker or Truncator())
+            except UsageError as exc:  # a pattern, or nothing once normalised: the config's mistake
+                raise ConfigError(f"retention.domains: {exc}") from None
+            if is_shared(stored):  # (found by review)
                 raise ConfigError(
                     f"retention.domains.{domain}: it holds an IP address, stored with its network, which "
                     "other sites' rows may share: give the domain names the site is served as"
