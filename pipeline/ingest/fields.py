@@ -18,6 +18,8 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from pipeline.privacy.truncate import HOST_PORT
+
 # The lines a format is given: non-blank lines that are valid text (binary and oversized lines are
 # quarantined before, from their raw bytes). ``line`` still ends with its terminator ("\n", "\r\n",
 # or none for a last line); ``non_ascii`` marks lines whose byte and character offsets differ.
@@ -158,7 +160,7 @@ def normalize_domain(values: pl.Series) -> pl.Series:
     fixed = (
         values.filter(needs)
         .str.to_lowercase()
-        .str.replace(r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$", "${1}${2}")
+        .str.replace(HOST_PORT, "${1}${2}")
         .str.strip_chars_end(".")
         .replace({"-": None, "": None})
     )

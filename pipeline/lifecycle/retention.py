@@ -40,13 +40,7 @@ from pipeline.lifecycle.session import (
 )
 from pipeline.lifecycle.verify import IntegrityReport
 from pipeline.privacy.keys import CUSTODY_DIR, KeyStore, period_bounds
-from pipeline.privacy.truncate import (
-    Truncator,
-    domain_forms,
-    is_shared,
-    normal_domain,
-    stored_domain,
-)
+from pipeline.privacy.truncate import Truncator, domain_forms, is_shared, normal_domain, stored_domain
 
 # The horizon arithmetic lives in the kernel (ingest's report warns of days written past it): re-exported.
 from pipeline.rules import first_day_kept as first_day_kept

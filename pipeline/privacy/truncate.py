@@ -200,9 +200,10 @@ def mask_value(text: str, truncator: Truncator) -> str:
 
 def stored_domain(domain: str, truncator: Truncator) -> str:
     """A domain as the store keeps it, for a filter or a record that names one (a hold, an erasure):
-    lower case, without a trailing dot (as ingest normalises the ``domain`` column), every address in
+    ``normal_domain`` (as ingest normalises the ``domain`` column), every address in
     it masked as ingest masks it (a vhost can be an IP literal: ``203.0.113.7`` is stored, matched and
-    recorded as ``203.0.113.0/24``). A pattern is refused (exit 2): it would match no stored domain."""
+    recorded as ``203.0.113.0/24``). A pattern, or nothing once normalised, is refused (exit 2): it
+    would match no stored domain, or every one."""
     normal = normal_domain(domain)
     if is_pattern(normal):
         raise UsageError(WILDCARD)
@@ -222,7 +223,10 @@ def normal_domain(domain: str) -> str:
     return _PORT.sub(r"\1\2", text).rstrip(".")
 
 
-_PORT = re.compile(r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$")  # (as normalize_domain's)
+# A host and its port (``[2001:db8::1]:443`` too): the host is group 1 or 2. Ingest strips ports with it
+# in polars (``ingest.fields.normalize_domain``), selectors here: both engines read this syntax.
+HOST_PORT = r"^(\[[^\]]*\])(?::[0-9]*)?$|^([^:\[\]]*):[0-9]*$"
+_PORT = re.compile(HOST_PORT)
 EMPTY_DOMAIN = "the domain is empty without its scheme, port and trailing dot: give one"
 WILDCARD = "give a domain, not a pattern: '*' and '?' match no stored domain (for every domain, give none)"
 
