@@ -34,12 +34,15 @@ def _line(i: int, distinct: int) -> str:
     )
 
 
-def _rows(distinct: int, n: int = 400) -> pl.DataFrame:
-    block = "".join(_line(i, distinct) for i in range(n)).encode()
+def _parsed(lines: list[str]) -> pl.DataFrame:
+    """The rows ingest's parse makes of ``lines`` (vhost_combined)."""
     settings = ParseSettings(domain=None, server="web1", sensitive_param_regex=PATTERN)
-    return parse_lines(
-        split_block(block, 0, 65536), resolve("vhost_combined"), settings, privacy.ClientMasker()
-    ).rows
+    block = split_block("".join(lines).encode(), 0, 65536)
+    return parse_lines(block, resolve("vhost_combined"), settings, privacy.ClientMasker()).rows
+
+
+def _rows(distinct: int, n: int = 400) -> pl.DataFrame:
+    return _parsed([_line(i, distinct) for i in range(n)])
 
 
 @pytest.mark.parametrize(("distinct", "categorical"), [(7, True), (400, False)])
@@ -76,13 +79,7 @@ def test_written_files_hold_only_their_dates_values() -> None:
     lines = [
         _line(i, 7).replace("06/Dec/2026", "05/Dec/2026" if i % 7 == 0 else "06/Dec/2026") for i in range(70)
     ]
-    settings = ParseSettings(domain=None, server="web1", sensitive_param_regex=PATTERN)
-    rows = parse_lines(
-        split_block("".join(lines).encode(), 0, 65536),
-        resolve("vhost_combined"),
-        settings,
-        privacy.ClientMasker(),
-    ).rows
+    rows = _parsed(lines)
     parts = _partition(rows)
     assert sorted(parts) == ["2026-12-05", "2026-12-06"]
     for day, frame in parts.items():
@@ -101,14 +98,8 @@ def test_batches_of_repeated_domains_are_sorted_by_domain() -> None:
         for i in range(60)
     ]
     far = lines[:3] + [line.replace("06/Dec/2026", "06/Dec/9000") for line in lines[3:6]]  # not packable
-    settings = ParseSettings(domain=None, server="web1", sensitive_param_regex=PATTERN)
     for batch in (lines, far * 10):
-        rows = parse_lines(
-            split_block("".join(batch).encode(), 0, 65536),
-            resolve("vhost_combined"),
-            settings,
-            privacy.ClientMasker(),
-        ).rows
+        rows = _parsed(batch)
         assert isinstance(rows.get_column("domain").dtype, pl.Enum)
         for frame in _partition(rows).values():
             got = list(zip(frame.get_column("domain").cast(pl.String), frame.get_column("ts"), strict=True))
