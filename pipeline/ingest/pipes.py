@@ -62,9 +62,7 @@ def iter_pipe_blocks(
             chunk = os.read(fd, 1 << 20)
             eof = not chunk
             if skipping is not None and chunk:
-                skipping, chunk = _skip_more(skipping, chunk, oversized)
-                if skipping is None:  # it ended in this chunk
-                    offset = _after(oversized[-1])
+                skipping, chunk, offset = _skip_more(skipping, chunk, oversized, offset)
             buf += chunk
             lines += chunk.count(b"\n")
             # (``lines`` counts the newlines in ``buf``: scanning all of it per read was quadratic)
@@ -73,10 +71,9 @@ def iter_pipe_blocks(
         drained = drain_until is not None and (not ready or time.monotonic() >= drain_until)
         if drained and not eof:  # what is in the pipe now, then no more:
             rest = _last_reads(fd)  # a write after this fails (EPIPE) instead of being lost
-            if skipping is not None and rest:  # (also while an oversized line is skipped: found by
-                skipping, rest = _skip_more(skipping, rest, oversized)  # review, the pipe stayed open)
-                if skipping is None:
-                    offset = _after(oversized[-1])
+            # (also while an oversized line is skipped: found by review, the pipe had stayed open)
+            if skipping is not None and rest:
+                skipping, rest, offset = _skip_more(skipping, rest, oversized, offset)
             buf += rest
             lines += rest.count(b"\n")
         stopping = eof or drained
@@ -106,19 +103,16 @@ def iter_pipe_blocks(
             return
 
 
-def _skip_more(skipping: Skipping, chunk: bytes, oversized: list[Skipping]) -> tuple[Skipping | None, bytes]:
+def _skip_more(
+    skipping: Skipping, chunk: bytes, oversized: list[Skipping], offset: int
+) -> tuple[Skipping | None, bytes, int]:
     """``chunk`` read while an oversized line is skipped: (the line still being skipped, or None when
-    it ended in ``chunk`` and was added to ``oversized``; what follows its end)."""
+    it ended in ``chunk`` and was added to ``oversized``; what follows its end; the offset of that)."""
     nl = chunk.find(b"\n")
     if nl < 0:
-        return (skipping[0], skipping[1] + len(chunk), skipping[2]), b""
+        return (skipping[0], skipping[1] + len(chunk), skipping[2]), b"", offset
     oversized.append((skipping[0], skipping[1] + nl, skipping[2]))
-    return None, chunk[nl + 1 :]
-
-
-def _after(line: Skipping) -> int:
-    """The offset after a skipped line that ended with its newline."""
-    return line[0] + line[1] + 1
+    return None, chunk[nl + 1 :], skipping[0] + skipping[1] + nl + 1
 
 
 def _last_reads(fd: int) -> bytes:

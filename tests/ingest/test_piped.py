@@ -200,8 +200,9 @@ def test_the_rest_of_a_skipped_line_and_the_lines_after_it_are_read_at_a_stop() 
     os.write(write_end, b"y" * 500 + b"\nnext line\nlast line\n")
     rest = _last_reads(read_end)
     oversized: list[tuple[int, int, bytes]] = []
-    skipping, after = _skip_more((100, 3000, b"x"), rest, oversized)
+    skipping, after, offset = _skip_more((100, 3000, b"x"), rest, oversized, 100)
     assert skipping is None and oversized == [(100, 3500, b"x")] and after == b"next line\nlast line\n"
+    assert offset == 100 + 3500 + 1  # (where the next line begins)
     try:
         os.write(write_end, b"late\n")
         refused = False
