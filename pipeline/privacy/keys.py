@@ -22,6 +22,7 @@ import json
 import os
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, cast, get_args
@@ -269,24 +270,26 @@ class KeyStore:
         The custody keys of those periods go too (their chain-of-custody digests become unverifiable),
         also when pseudonyms are off and only custody keys exist.
         """
-        doomed = self._before(d)
-        for pid in doomed:
+        doomed = self.periods_before(d)
+        for pid in self._before(d):
             self._destroy(pid)
-        if not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir():
-            extra = [p for p in self.custody.destroy_before(d) if p not in doomed]
-            doomed = sorted([*doomed, *extra], key=lambda p: (period_bounds(p), p))
+        if self._has_custody():
+            self.custody.destroy_before(d)
         return doomed
 
     def periods_before(self, d: dt.date) -> builtins.list[str]:
         """The periods ``destroy_before(d)`` would shred (custody keys included), oldest first."""
         ids = set(self._before(d))
-        if not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir():
+        if self._has_custody():
             ids |= set(self.custody.periods_before(d))
-        return sorted(ids, key=lambda p: (period_bounds(p), p))
+        return _oldest_first(ids)
 
     def _before(self, d: dt.date) -> builtins.list[str]:
-        doomed = [pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d]
-        return sorted(doomed, key=lambda p: (period_bounds(p), p))
+        return _oldest_first(pid for pid in self._period_ids(KEY_SUFFIX) if period_bounds(pid)[1] < d)
+
+    def _has_custody(self) -> bool:
+        """A pseudonym key store with custody keys beside it (destroyed with the same periods)."""
+        return not self._is_custody and (self.key_dir / CUSTODY_DIR).is_dir()
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -381,3 +384,7 @@ class KeyStore:
             f"the key of period {pid} was destroyed on {day} (its data was purged); "
             f"no new pseudonyms can be made for it: are old logs being re-ingested?"
         )
+
+
+def _oldest_first(ids: Iterable[str]) -> builtins.list[str]:
+    return sorted(ids, key=lambda p: (period_bounds(p), p))
