@@ -107,6 +107,7 @@ def load_config(config_path: str | None, store: str | None) -> config.Config:
     from pipeline.cli._settings import resolve
 
     cfg = resolve(config_path, store=store).config
+    mask_printed_as(cfg)
     if cfg.sources or cfg.formats:  # (a format table alone is checked too: ingest --format NAME uses it)
         from pipeline.ingest.paths import check_sources
 
@@ -201,10 +202,20 @@ def shown(text: str, truncator: Truncator | None = None) -> str:
     and the journal keep it: every address in it masked as the store masks it (found by review: a
     log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr). Names in it go
     through ``printable`` first. Query results are not passed through here."""
-    return mask_value(text, truncator or _DEFAULT_TRUNCATOR)
+    return mask_value(text, truncator or _printed)
 
 
-_DEFAULT_TRUNCATOR = Truncator()
+def mask_printed_as(cfg: config.Config) -> None:
+    """Mask what is printed from now on at most to the config's prefixes (found by review: with
+    ``ipv4_prefix = 16``, warnings and error lines printed the /24 of an address in a file name: one
+    octet more than the store keeps). Never less than the default /24 and /48: an error before any
+    config is read has only those."""
+    global _printed
+    p = cfg.privacy
+    _printed = Truncator(min(p.ipv4_prefix, _DEFAULT.ipv4_prefix), min(p.ipv6_prefix, _DEFAULT.ipv6_prefix))
+
+
+_DEFAULT = _printed = Truncator()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
@@ -246,6 +257,8 @@ def handle_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        global _printed
+        _printed = _DEFAULT  # (until this command loads its config: not the last command's, in-process)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):

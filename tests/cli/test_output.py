@@ -408,3 +408,49 @@ def test_an_escaped_control_character_never_runs_into_an_address() -> None:
 
     assert shown(printable("access\t203.0.113.79")) == "access\\t203.0.113.0/24"
     assert shown(printable("a\x1b203.0.113.9\r\n")) == "a<0x1b>203.0.113.0/24\\r\\n"
+
+
+def test_printed_names_are_masked_to_the_configured_prefix_when_it_is_shorter(tmp_path: Path) -> None:
+    """Found by review: warnings and error lines masked with the default /24 and /48 whatever the
+    config set, so with ``ipv4_prefix = 16`` a name printed one octet more than the store keeps."""
+    import subprocess
+    import sys
+
+    line = (
+        'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    good = logs / "access.log.203.0.113.77"
+    good.write_text(line * 3)
+    gone = logs / "missing.2001:db8:abcd:12::77.log"
+    conf = tmp_path / "hostlogs.toml"
+    conf.write_text(f'store = "{tmp_path / "store"}"\n[privacy]\nipv4_prefix = 16\nipv6_prefix = 32\n')
+    outputs = []
+    for extra in ([], ["--json"], ["--quiet"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "ingest", str(good), str(gone), "--config", str(conf),
+             "--format", "vhost_combined", *extra],
+            capture_output=True, text=True, cwd=ROOT,
+        )  # fmt: skip
+        assert proc.returncode == 10, proc.stderr  # (the missing file)
+        outputs.append(proc.stdout + proc.stderr)
+    text = "\n".join(outputs)
+    assert "203.0.113" not in text and "2001:db8:abcd" not in text, text
+    assert "access.log.203.0.0.0/16" in text and "missing.2001:db8::/32.log" in text
+
+
+def test_the_configured_masking_of_printed_text_ends_with_its_command(tmp_path: Path) -> None:
+    """In one process (an embedding, the tests): the next command without that config masks with
+    the defaults again, not with the last command's prefixes."""
+    conf = tmp_path / "hostlogs.toml"
+    conf.write_text(f'store = "{tmp_path / "store"}"\n[privacy]\nipv4_prefix = 16\n')
+    gone = str(tmp_path / "missing.203.0.113.77.log")
+    runner = CliRunner()
+    first = runner.invoke(main, ["ingest", gone, "--config", str(conf), "--format", "combined", "--quiet"])
+    second = runner.invoke(
+        main, ["ingest", gone, "--store", str(tmp_path / "s2"), "--format", "combined", "--quiet"]
+    )
+    assert first.exit_code == second.exit_code == 10
+    assert "missing.203.0.0.0/16.log" in first.output and "203.0.113" not in first.output
+    assert "missing.203.0.113.0/24.log" in second.output
