@@ -8,8 +8,9 @@ deleting or reordering a line breaks the chain at that entry, which ``verify`` n
 
 Every audited action writes two linked entries: ``status = started`` *before* it runs (with the
 statement or investigation and the case), then its outcome (ok / refused / error / timeout, rows,
-seconds) with ``of`` = the seq of its start. A query killed by a signal (even ``kill -9``) leaves its
-start entry without an outcome: the attempt is on record.
+seconds) with ``of`` = the seq of its start. Ctrl-C and SIGTERM end an action with an ``error``
+outcome (``KeyboardInterrupt``, ``Terminated``); one killed outright (``kill -9``, a power cut) leaves
+its start entry without an outcome: the attempt is on record either way.
 
 Deleting the *last* lines leaves a shorter but valid chain, so every append also rewrites
 ``head.json`` (entry count, seq and hash of the newest entry) and ``verify`` compares the two: a
@@ -32,12 +33,14 @@ import hashlib
 import io
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pipeline.errors import StoreError, UsageError, store_error
+from pipeline.errors import StoreError, Terminated, UsageError, store_error
 from pipeline.privacy.truncate import Truncator, mask_value
 from pipeline.rules import check_id, escaped_text, os_user, undecodable
 from pipeline.store import layout, settings_record
@@ -246,7 +249,8 @@ class AuditLog:
             # free text typed as text (a file name is recorded with \xHH: it may be any bytes)
             if bad := _undecodable({"reason": reason, "sql": what.get("sql")}):  # recorded as an attempt
                 raise UsageError(f"{bad} is not valid UTF-8 text (check the terminal's encoding): not run")
-            yield rec
+            with terminate_raises():
+                yield rec
         except UsageError as exc:
             status, error = ("refused" if "refused by the sandbox" in str(exc) else "error"), str(exc)
             raise
@@ -346,3 +350,24 @@ def _check(n: int, entry: dict[str, Any] | None, prev_hash: str) -> str | None:
     if entry.get("hash") != entry_hash(entry):
         return f"entry {n} was modified after it was written (its hash does not match its content)"
     return None
+
+
+@contextlib.contextmanager
+def terminate_raises() -> Iterator[None]:
+    """SIGTERM raises ``Terminated`` inside an audited action (main thread only), so that its outcome
+    entry is written, as Ctrl-C's is (found by review: a query, then an erase or a purge stopped by
+    systemd or ``kill`` left only its start entry). Safe wherever Ctrl-C is: every action already
+    survives a ``KeyboardInterrupt`` at any point (and ``kill -9``). The handler before is restored
+    before the outcome entry is written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

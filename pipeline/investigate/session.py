@@ -21,15 +21,13 @@ door for tests and scripts, records the case it is given and requires none.
 from __future__ import annotations
 
 import contextlib
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from pipeline.config import Config
-from pipeline.errors import StoreChangedError, Terminated
+from pipeline.errors import StoreChangedError
 from pipeline.investigate import audit
 from pipeline.investigate.limits import Limits
 from pipeline.investigate.result import QueryResult
@@ -131,33 +129,12 @@ def audited(
     case, request = _admit(door, case, authority, request)
     if authority is not None:
         what["request"] = request
-    with (
-        audit.AuditLog(door.store).record(command, case, reason, params=params, **what) as rec,
-        _terminate_raises(),
-    ):
+    with audit.AuditLog(door.store).record(command, case, reason, params=params, **what) as rec:
         access = Access(door, rec, warn)
         try:
             yield access
         finally:
             access.close()  # before the outcome entry: it carries the warnings
-
-
-@contextlib.contextmanager
-def _terminate_raises() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` inside an audited access (main thread only), so that its outcome
-    entry is written; the handler before is restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, terminate)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def with_connection(
