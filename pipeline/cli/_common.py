@@ -232,8 +232,8 @@ def echo_error(exc: BaseException) -> int:
     if _debug():
         traceback.print_exception(exc, file=sys.stderr)
     for detail in getattr(exc, "details", ()):  # e.g. each source a PartialFailure could not read
-        click.echo(f"hostlogs: error: {shown(' '.join(printable(str(detail)).split()))}", err=True)
-    click.echo(f"hostlogs: error: {shown(' '.join(printable(error_message(exc)).split()))}", err=True)
+        click.echo(f"hostlogs: error: {shown(printable(str(detail).strip()))}", err=True)
+    click.echo(f"hostlogs: error: {shown(printable(error_message(exc).strip()))}", err=True)
     return exit_code(exc)
 
 

@@ -454,3 +454,15 @@ def test_the_configured_masking_of_printed_text_ends_with_its_command(tmp_path: 
     assert first.exit_code == second.exit_code == 10
     assert "missing.203.0.0.0/16.log" in first.output and "203.0.113" not in first.output
     assert "missing.203.0.113.0/24.log" in second.output
+
+
+def test_an_error_line_names_a_file_with_its_spaces(tmp_path: Path) -> None:
+    """Found by review: error lines collapsed runs of whitespace, so ``two  spaces.log`` was named
+    ``two spaces.log``, a file that is not there. A newline in a name is still escaped (one line)."""
+    gone = tmp_path / "two  spaces\tand\na newline.log"
+    r = CliRunner().invoke(
+        main, ["ingest", str(gone), "--store", str(tmp_path / "s"), "--format", "combined", "-q"]
+    )
+    assert r.exit_code == 10
+    (line,) = r.stderr.splitlines()
+    assert line.startswith("hostlogs: error: ") and "two  spaces\\tand\\na newline.log" in line
