@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 import click
 
-from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main
+from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, warn
 from pipeline.cli._lifecycle import lifecycle_options
 from pipeline.lifecycle import audited, holds
 
@@ -81,9 +82,32 @@ def hold_release_cmd(
 ) -> None:
     """Release the active hold of CASE; the next purge may delete what it kept.
 
+    Names each erasure the hold kept rows from (a warning each; ``erasures_kept`` in --json): its
+    request stands now, run that erasure again.
+
     Example:
 
         hostlogs hold release INC-2026-042 --store /var/lib/hostlogs/store
     """
-    hold = audited.release_hold(load_config(config_path, store), case, wait=wait)
-    click.echo(json.dumps(hold.to_json(), indent=2) if as_json else f"hold released: {hold.describe()}")
+    released = audited.release_hold(load_config(config_path, store), case, wait=wait)
+    if as_json:
+        click.echo(json.dumps(released.to_json(), indent=2))
+    else:
+        click.echo(f"hold released: {released.hold.describe()}")
+    for kept in released.erasures_kept:  # (on stderr with --json too: cron mail shows it)
+        warn(_erasure_kept(kept))
+
+
+def _erasure_kept(kept: dict[str, Any]) -> str:
+    """One line for an erasure this hold had overridden: its request stands, run it again now."""
+    what = [f"domain {kept['domain']}" if kept.get("domain") else "", kept.get("visitor") or ""]
+    days = (
+        f"{kept.get('from') or '…'} to {kept.get('to') or '…'}" if kept.get("from") or kept.get("to") else ""
+    )
+    under = ", ".join(f"{k} {kept[k]}" for k in ("case", "request") if kept.get(k))
+    selected = "; ".join(x for x in (*what, days) if x)
+    return (
+        f"this hold kept {kept['rows_kept']} row(s) from the erasure of {str(kept.get('started'))[:10]}"
+        f" ({selected}{'; under ' + under if under else ''}; deletion record {kept['record']}): its request"
+        " stands now that the hold is released; run that erasure again"
+    )

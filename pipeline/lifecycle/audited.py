@@ -70,10 +70,14 @@ def add_hold(
         )
 
 
-def release_hold(cfg: Config, case: str, *, wait: float = 0.0) -> holds.Hold:
-    """``holds.release_hold``, recorded under its case."""
-    with audit.recorded(cfg.store, "hold release", case, None):
-        return holds.release_hold(cfg.store, case, wait=wait)
+def release_hold(cfg: Config, case: str, *, wait: float = 0.0) -> holds.Released:
+    """``holds.release_hold``, recorded under its case with the erasures the hold had kept rows from
+    (their requests stand now: the operator is told to run them again)."""
+    with audit.recorded(cfg.store, "hold release", case, None) as rec:
+        released = holds.release_hold(cfg.store, case, wait=wait)
+        if released.erasures_kept:
+            rec.params["erasures_kept"] = [e["record"] for e in released.erasures_kept]
+        return released
 
 
 def erase(
@@ -98,7 +102,7 @@ def erase(
     with audit.recorded(cfg.store, "erase", case, reason, request=request, params=params) as rec:
         report = erasure.erase_unaudited(
             cfg, domain=domain, address=address, date_from=date_from, date_to=date_to, dry_run=dry_run,
-            wait=wait, progress=progress,
+            wait=wait, progress=progress, under={"case": case, "request": request},
         )  # fmt: skip
         rec.rows = report.rows_deleted
     return report

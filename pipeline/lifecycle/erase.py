@@ -84,10 +84,13 @@ def erase_unaudited(
     dry_run: bool = False,
     wait: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    under: dict[str, str | None] | None = None,
 ) -> EraseReport:
     """Remove a domain's rows, or one visitor's rows (optionally within a domain), in a date range.
 
     ``progress(done, total)`` is told the partitions examined, then the partitions rewritten.
+    ``under``: the case and request ids the erasure acts under, for its deletion record (the release
+    of a hold that kept rows from it names them: ``holds.erasures_kept``).
 
     Not audited, and a dry run reveals whether a visitor is in the store: callers go through
     ``lifecycle.audited.erase`` (a case or request, an audit entry); this is the work it records.
@@ -158,6 +161,7 @@ def erase_unaudited(
                 "from": date_from.isoformat() if date_from else None,
                 "to": date_to.isoformat() if date_to else None,
                 "holds": list(report.holds),
+                **{k: v for k, v in (under or {}).items() if v is not None},
             }
             deletions.start(s.store, s.record, op=s.op, operation="erase", by=s.by, params=params)
             for done, (change, sel) in enumerate(plans, 1):

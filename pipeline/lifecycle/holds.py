@@ -23,6 +23,7 @@ import polars as pl
 
 from pipeline.errors import StoreError, UsageError
 from pipeline.investigate.audit import checked_id, text_masker
+from pipeline.lifecycle import deletions
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
 from pipeline.privacy.truncate import domain_forms, is_pattern, mask_value, normal_domain, stored_domain
 from pipeline.rules import check_range, os_user
@@ -162,7 +163,18 @@ def add_hold(
     return hold
 
 
-def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Hold:
+@dataclass(frozen=True)
+class Released:
+    """A released hold, and the erasures it had kept rows from (``erasures_kept``)."""
+
+    hold: Hold
+    erasures_kept: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.hold.to_json(), "erasures_kept": self.erasures_kept}
+
+
+def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Released:
     """Release the active hold of a case: its file records who released it and when."""
     store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):
@@ -172,7 +184,39 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Hol
         now = dt.datetime.now(dt.UTC)
         hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
         store.write_json(layout.hold(hold.file), hold.to_json())
-    return hold
+    return Released(hold, erasures_kept(store, hold))
+
+
+def erasures_kept(store: Store, hold: Hold) -> list[dict[str, Any]]:
+    """The erasures that ``hold`` kept rows from while it was active, oldest first: what each
+    selected (never the address), under which case or request, and how many rows it kept.
+
+    Found by review: nothing remembered an erasure request a hold had overridden, so once the hold
+    was released its rows stayed unless someone recalled the request. The request itself (the
+    address, for an erasure by visitor) is the operator's to hand: it is never stored.
+    """
+    out = []
+    for record in deletions.records(store.root):
+        if record.get("operation") != "erase" or _started(record) < hold.created:
+            continue  # (an earlier hold of the same case id kept those: told at its release)
+        honoured = [h for h in record.get("holds_honoured") or () if isinstance(h, dict)]
+        kept = sum(int(h.get("rows") or 0) for h in honoured if h.get("case") == hold.case)
+        if kept:
+            params = record.get("params") or {}
+            selected = {k: params.get(k) for k in ("domain", "visitor", "from", "to", "case", "request")}
+            out.append(
+                {"record": record.get("id"), "started": record.get("started"), "rows_kept": kept, **selected}
+            )
+    return out
+
+
+def _started(record: dict[str, Any]) -> dt.datetime:
+    """When a deletion record's operation started; a record without a readable time counts as
+    started now (listed rather than left out: a release says too much rather than too little)."""
+    try:
+        return dt.datetime.fromisoformat(str(record["started"]))
+    except (KeyError, ValueError):
+        return dt.datetime.now(dt.UTC)
 
 
 def hold_file_name(created: dt.datetime, case: str) -> str:

@@ -36,7 +36,7 @@ def test_add_list_release_are_recorded(store: Path) -> None:
         "INC-2026-042", "breach at a.example", A, D(2024, 3, 2), None,
     )  # fmt: skip
     assert hold.created_by == os_user() and hold.created >= before and hold.created.tzinfo == dt.UTC
-    released = release_hold(store, "INC-2026-042")
+    released = release_hold(store, "INC-2026-042").hold
     assert released.released is not None and released.released_by == os_user()
     again = add_hold(store, "INC-2026-042", "reopened")  # a released case may be held again: a new record
     listed = list_holds(store)
@@ -59,7 +59,7 @@ def test_a_case_id_valid_for_a_query_can_be_held_and_released(store: Path) -> No
     ]
     assert files == [hold.file] and not set(hold.file) & set("/:#")
     assert [h.case for h in active_holds(store)] == ["jira:SEC/17#2"]
-    released = release_hold(store, "jira:SEC/17#2")
+    released = release_hold(store, "jira:SEC/17#2").hold
     assert released.file == hold.file and not active_holds(store)
     assert json.loads((store / HOLDS_DIR / hold.file).read_text())["case"] == "jira:SEC/17#2"
 
@@ -168,6 +168,51 @@ def test_erasure_keeps_held_rows_and_says_so(store: Path) -> None:
     assert report.held == {"LEGAL-1": len(kept)} and report.rows_deleted == 30 - len(kept)
     code, out, _ = invoke("erase", "--store", str(store), "--request", "DSR-1", "--domain", B)
     assert code == 0 and f"kept under hold LEGAL-1: {len(kept)} rows" in out and "deleted: 0 rows" in out
+
+
+def test_releasing_a_hold_names_the_erasures_it_kept_rows_from(store: Path) -> None:
+    """Found by review: nothing remembered an erasure request a hold had overridden, so its rows
+    stayed for good once the hold was released. The release now names each such erasure (never the
+    address), in its report, its --json, a warning and the audit trail; running it again erases."""
+    data = rows()
+    build(store, data)
+    add_hold(store, "LEGAL-1", "claim", domain=B, date_to=D(2024, 3, 2))
+    add_hold(store, "LEGAL-2", "other claim", domain=A)  # keeps nothing from that erasure
+    kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
+    code, _, _ = invoke(
+        "erase", "--store", str(store), "--request", "DSR-1", "--domain", B, "--to", "2024-03-05"
+    )
+    assert code == 0 and paths(kept) <= visible(store)
+    code, out, err = invoke("hold", "release", "LEGAL-2", "--store", str(store))
+    assert code == 0 and out.startswith("hold released:") and not err
+    code, out, err = invoke("hold", "release", "LEGAL-1", "--store", str(store), "--json")
+    assert code == 0
+    (kept_from,) = json.loads(out)["erasures_kept"]
+    assert (
+        kept_from["rows_kept"] == len(kept) and kept_from["request"] == "DSR-1" and kept_from["case"] is None
+    )
+    assert (kept_from["domain"], kept_from["from"], kept_from["to"], kept_from["visitor"]) == (
+        B,
+        None,
+        "2024-03-05",
+        None,
+    )
+    (line,) = err.splitlines()
+    assert line.startswith(f"hostlogs: warning: this hold kept {len(kept)} row(s) from the erasure of ")
+    assert f"domain {B}; … to 2024-03-05; under request DSR-1; deletion record {kept_from['record']}" in line
+    (outcome,) = [
+        e
+        for _, e, _ in audit.AuditLog(store).entries()
+        if e and e.get("of") and e["command"] == "hold release" and e["case"] == "LEGAL-1"
+    ]
+    assert outcome["params"]["erasures_kept"] == [kept_from["record"]]
+    # the same case held again later: that earlier erasure was told at the first release, not again
+    add_hold(store, "LEGAL-1", "reopened", domain=B)
+    assert release_hold(store, "LEGAL-1").erasures_kept == []
+    code, _, _ = invoke(
+        "erase", "--store", str(store), "--request", "DSR-1", "--domain", B, "--to", "2024-03-05"
+    )
+    assert code == 0 and not paths(kept) & visible(store)
 
 
 def test_hold_cli_add_and_json(store: Path) -> None:
