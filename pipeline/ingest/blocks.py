@@ -65,7 +65,7 @@ def iter_blocks(
     digest = hashlib.sha256()
     chunk = _even_chunk(size_hint - start, block_bytes, workers) if size_hint is not None else block_bytes
     max_lines = max(block_bytes // MIN_LINE_BYTES, 1)
-    buffers = _Buffers()
+    buffers = ReadBuffers()
     while True:
         buf = _read_block(stream, carry, chunk, buffers)
         if guard is not None:  # (also at the end: a file cut below what was read ends early)
@@ -147,7 +147,7 @@ def _even_chunk(length: int, block_bytes: int, workers: int) -> int:
     return min(block_bytes, -(-length // n))
 
 
-def _read_block(stream: Readable, carry: bytes, block_bytes: int, buffers: _Buffers) -> memoryview:
+def _read_block(stream: Readable, carry: bytes, block_bytes: int, buffers: ReadBuffers) -> memoryview:
     """``carry`` followed by up to ``block_bytes`` read from the stream, in one reused buffer."""
     size = len(carry) + block_bytes
     writable, readable = buffers.get(size)
@@ -163,7 +163,7 @@ def _read_block(stream: Readable, carry: bytes, block_bytes: int, buffers: _Buff
     return memoryview(readable).cast("B")[: len(carry) + n]
 
 
-class _Buffers:
+class ReadBuffers:
     """Read buffers, each reused once nothing refers to the block read into it any more.
 
     A fresh 32 MiB buffer per block is memory the kernel must fault in and zero again (~2 % of a

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from pipeline.ingest.blocks import Block, _Buffers, tick
+from pipeline.ingest.blocks import Block, ReadBuffers, tick
 from pipeline.rules import REJECT_TEXT_LIMIT
 
 Skipping = tuple[int, int, bytes]  # an oversized line being discarded: (offset, bytes so far, first bytes)
@@ -45,7 +45,7 @@ def iter_pipe_blocks(
     skipping: Skipping | None = None  # an oversized line being discarded
     deadline = time.monotonic() + flush_seconds
     drain_until: float | None = None  # set when a stop is asked for: read what is left, then stop
-    buffers = _Buffers()
+    buffers = ReadBuffers()
     while True:
         if drain_until is None and stop():
             drain_until = time.monotonic() + STOP_DRAIN_SECONDS
@@ -136,8 +136,8 @@ def _last_reads(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _copy_out(buf: bytearray, cut: int, buffers: _Buffers) -> memoryview:
-    """The first ``cut`` bytes of ``buf``, copied once into a reused buffer (``_Buffers``)."""
+def _copy_out(buf: bytearray, cut: int, buffers: ReadBuffers) -> memoryview:
+    """The first ``cut`` bytes of ``buf``, copied once into a reused buffer (``ReadBuffers``)."""
     writable, readable = buffers.get(cut)
     with memoryview(buf) as view:  # (a slice of the bytearray would be a second copy)
         memoryview(writable).cast("B")[:cut] = view[:cut]

@@ -17,12 +17,12 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from pipeline.ingest.blocks import _Buffers, iter_blocks
+from pipeline.ingest.blocks import ReadBuffers, iter_blocks
 from pipeline.ingest.lines import split_block
 from pipeline.ingest.pipes import iter_pipe_blocks
 
 
-def _fill(buffers: _Buffers, size: int, byte: bytes) -> memoryview:
+def _fill(buffers: ReadBuffers, size: int, byte: bytes) -> memoryview:
     writable, readable = buffers.get(size)
     memoryview(writable).cast("B")[:size] = byte * size
     return memoryview(readable).cast("B")[:size]
@@ -33,7 +33,7 @@ def _address(view: memoryview) -> int:
 
 
 def test_a_buffer_returns_only_when_nothing_refers_to_its_block() -> None:
-    buffers = _Buffers()
+    buffers = ReadBuffers()
     first = _fill(buffers, 1000, b"a")
     address = _address(first)
     # everything a batch makes from a block without copying it
@@ -60,7 +60,7 @@ def test_a_buffer_returns_only_when_nothing_refers_to_its_block() -> None:
 
 
 def test_a_larger_read_never_gets_a_smaller_buffer() -> None:
-    buffers = _Buffers()
+    buffers = ReadBuffers()
     small = _fill(buffers, 10, b"x")
     del small
     big = _fill(buffers, 200_000, b"y")
