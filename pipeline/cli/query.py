@@ -23,7 +23,7 @@ from pipeline.cli._common import (
     store_options,
     warn,
 )
-from pipeline.errors import HostlogsError, IntegrityError, StoreError, UsageError
+from pipeline.errors import HostlogsError, IntegrityError, StoreError, Terminated, UsageError
 from pipeline.investigate import audit, render, session
 from pipeline.investigate.result import QueryResult
 
@@ -109,9 +109,9 @@ def shell_cmd(store: str | None, config_path: str | None, case: str | None, reas
                     notice(f"hostlogs: {message}")
                 shell.notices.clear()
             click.echo(render.render(result, "table", width=terminal_width()))
-        except KeyboardInterrupt:  # at a prompt, Ctrl-C stops the statement, not the session
-            if not interactive:
-                raise
+        except KeyboardInterrupt as exc:  # at a prompt, Ctrl-C stops the statement, not the session
+            if not interactive or isinstance(exc, Terminated):  # (found by review: SIGTERM had
+                raise  # been taken for a Ctrl-C, and the session went on at the prompt)
             echo_error(UsageError("statement interrupted (Ctrl-C)"))
         except HostlogsError as exc:
             if isinstance(exc, StoreError):

@@ -121,6 +121,38 @@ def test_a_stopped_query_says_so_and_records_how_it_ended(
     assert audit.AuditLog(store).verify().ok
 
 
+def test_sigterm_ends_an_interactive_shell(store: Path) -> None:
+    """Found by review: at a prompt, a statement stopped by SIGTERM (``Terminated`` is a
+    ``KeyboardInterrupt``) was taken for a Ctrl-C, and the session went on: systemd, a logout or
+    ``kill`` no longer ended it. SIGTERM ends it (143), its statement's outcome recorded."""
+    import pty
+
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pipeline.cli", "shell", "--store", str(store), "--case", "SH-TERM"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdin=follower, stdout=follower,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    os.close(follower)
+    try:
+        os.write(leader, f"{RUNAWAY};\n".encode())
+        deadline = time.monotonic() + 20
+        while not entries(store, "SH-TERM") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # (in the statement, its handlers set)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert proc.returncode == 143 and err.endswith(
+        "hostlogs: error: terminated (SIGTERM): what was committed before stays; run it again\n"
+    ), err
+    assert "Ctrl-C" not in err
+    mine = entries(store, "SH-TERM")
+    assert [e["status"] for e in mine][-2:] == ["started", "error"] and mine[-1]["error"] == "Terminated"
+
+
 def damaged_copy(store: Path, tmp_path: Path, damage: str) -> tuple[Path, str]:
     """A copy of ``store`` whose second committed file is truncated or gone; (copy, its key)."""
     copy = tmp_path / "store"
