@@ -96,6 +96,8 @@ def hold_release_cmd(
         click.echo(f"hold released: {released.hold.describe()}")
     for kept in released.erasures_kept:  # (on stderr with --json too: cron mail shows it)
         warn(_erasure_kept(kept))
+    for problem in released.unreadable:
+        warn(f"{problem}: an erasure this hold kept rows from may be recorded there (hostlogs verify)")
 
 
 def _erasure_kept(kept: dict[str, Any]) -> str:
@@ -106,8 +108,10 @@ def _erasure_kept(kept: dict[str, Any]) -> str:
     )
     under = ", ".join(f"{k} {kept[k]}" for k in ("case", "request") if kept.get(k))
     selected = "; ".join(x for x in (*what, days) if x)
+    rows = "an unknown number of" if kept["rows_kept"] is None else str(kept["rows_kept"])
+    stopped = f" ({kept['status']})" if kept.get("status") != "complete" else ""
     return (
-        f"this hold kept {kept['rows_kept']} row(s) from the erasure of {str(kept.get('started'))[:10]}"
+        f"this hold kept {rows} row(s) from the erasure of {str(kept.get('started'))[:10]}{stopped}"
         f" ({selected}{'; under ' + under if under else ''}; deletion record {kept['record']}): its request"
         " stands now that the hold is released; run that erasure again"
     )

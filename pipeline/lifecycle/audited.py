@@ -77,6 +77,8 @@ def release_hold(cfg: Config, case: str, *, wait: float = 0.0) -> holds.Released
         released = holds.release_hold(cfg.store, case, wait=wait)
         if released.erasures_kept:
             rec.params["erasures_kept"] = [e["record"] for e in released.erasures_kept]
+        if released.unreadable:
+            rec.warnings.extend(released.unreadable)
         return released
 
 

@@ -39,8 +39,11 @@ def record_keys(store: Store) -> list[str]:
     return store.list(layout.DELETIONS, pattern=f"*{layout.JSON}")
 
 
-def start(store: Store, key: str, *, op: str, operation: str, by: str, params: dict[str, Any]) -> None:
-    """Write the record of an operation about to delete (status ``running``)."""
+def start(
+    store: Store, key: str, *, op: str, operation: str, by: str, params: dict[str, Any], **known: Any
+) -> None:
+    """Write the record of an operation about to delete (status ``running``); ``known``: fields known
+    before it deletes (an erasure's ``holds_honoured``), kept when ``recover`` completes the record."""
     write(
         store,
         key,
@@ -53,6 +56,7 @@ def start(store: Store, key: str, *, op: str, operation: str, by: str, params: d
             "by": by,
             "hostlogs": __version__,
             "params": params,
+            **known,
         },
     )
 

@@ -163,7 +163,12 @@ def erase_unaudited(
                 "holds": list(report.holds),
                 **{k: v for k, v in (under or {}).items() if v is not None},
             }
-            deletions.start(s.store, s.record, op=s.op, operation="erase", by=s.by, params=params)
+            # the rows the holds keep, from the start: a release names this erasure even when it
+            # stops mid-way (found by review: only its end had written them)
+            held = deletions.counts(report.held, "case")
+            deletions.start(
+                s.store, s.record, op=s.op, operation="erase", by=s.by, params=params, holds_honoured=held
+            )
             for done, (change, sel) in enumerate(plans, 1):
                 apply_partition(s, change, sel)
                 if progress is not None:

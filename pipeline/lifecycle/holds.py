@@ -165,58 +165,99 @@ def add_hold(
 
 @dataclass(frozen=True)
 class Released:
-    """A released hold, and the erasures it had kept rows from (``erasures_kept``)."""
+    """A released hold, the erasures it had kept rows from (``erasures_kept``), and the deletion
+    records that could not be read to tell (``unreadable``: one line each)."""
 
     hold: Hold
     erasures_kept: list[dict[str, Any]]
+    unreadable: list[str]
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.hold.to_json(), "erasures_kept": self.erasures_kept}
+        return {
+            **self.hold.to_json(),
+            "erasures_kept": self.erasures_kept,
+            "unreadable_records": self.unreadable,
+        }
 
 
 def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Released:
-    """Release the active hold of a case: its file records who released it and when."""
+    """Release the active hold of a case: its file records who released it and when.
+
+    The erasures it kept rows from are found first, under the lock: a release that fails before its
+    file is written has released nothing (found by review: the list, made after, was lost for good
+    when a record could not be parsed, with the hold already released)."""
     store = Store.existing(store_root, MAINTENANCE_WRITER)
     with maintenance_lock(store, wait):
         current = [h for h in active_holds(store) if h.case == case]
         if not current:
             raise UsageError(f"no active hold for case {case!r} (see 'hostlogs hold list')")
+        kept, unreadable = erasures_kept(store, current[0])
         now = dt.datetime.now(dt.UTC)
         hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
         store.write_json(layout.hold(hold.file), hold.to_json())
-    return Released(hold, erasures_kept(store, hold))
+    return Released(hold, kept, unreadable)
 
 
-def erasures_kept(store: Store, hold: Hold) -> list[dict[str, Any]]:
+def erasures_kept(store: Store, hold: Hold) -> tuple[list[dict[str, Any]], list[str]]:
     """The erasures that ``hold`` kept rows from while it was active, oldest first: what each
-    selected (never the address), under which case or request, and how many rows it kept.
+    selected (never the address), under which case or request, and how many rows it kept (None:
+    not known, an erasure recorded by an older hostlogs that stopped mid-way); and a line for each
+    deletion record that could not be read.
 
     Found by review: nothing remembered an erasure request a hold had overridden, so once the hold
     was released its rows stayed unless someone recalled the request. The request itself (the
-    address, for an erasure by visitor) is the operator's to hand: it is never stored.
+    address, for an erasure by visitor) is the operator's to hand: it is never stored. An erasure
+    that stopped mid-way counts too: its record holds the rows the holds were to keep from its start.
     """
-    out = []
-    for record in deletions.records(store.root):
+    out, unreadable = [], []
+    for key in deletions.record_keys(store):
+        try:
+            record = store.read_json(key) or {}
+        except StoreError as exc:
+            unreadable.append(str(exc))
+            continue
         if record.get("operation") != "erase" or _started(record) < hold.created:
             continue  # (an earlier hold of the same case id kept those: told at its release)
-        honoured = [h for h in record.get("holds_honoured") or () if isinstance(h, dict)]
-        kept = sum(int(h.get("rows") or 0) for h in honoured if h.get("case") == hold.case)
-        if kept:
-            params = record.get("params") or {}
+        kept = _rows_kept(record, hold.case)
+        if kept != 0:
+            params = _params(record)
             selected = {k: params.get(k) for k in ("domain", "visitor", "from", "to", "case", "request")}
-            out.append(
-                {"record": record.get("id"), "started": record.get("started"), "rows_kept": kept, **selected}
-            )
-    return out
+            when = {
+                "record": record.get("id"),
+                "started": record.get("started"),
+                "status": record.get("status"),
+            }
+            out.append({**when, "rows_kept": kept, **selected})
+    return out, unreadable
+
+
+def _rows_kept(record: dict[str, Any], case: str) -> int | None:
+    """The rows the hold of ``case`` kept from an erasure (None: it may have kept some, not known)."""
+    honoured = record.get("holds_honoured")
+    if isinstance(honoured, list):
+        rows = [h.get("rows") for h in honoured if isinstance(h, dict) and h.get("case") == case]
+        return sum(r for r in rows if isinstance(r, int)) if all(isinstance(r, int) for r in rows) else None
+    # a record of an older hostlogs, stopped before its end: its holds are named by their description
+    held = _params(record).get("holds")
+    held = held if isinstance(held, list) else []
+    named = any(str(h) == case or str(h).startswith(f"{case} (") for h in held)
+    return None if named and record.get("status") != "complete" else 0
+
+
+def _params(record: dict[str, Any]) -> dict[str, Any]:
+    params = record.get("params")
+    return params if isinstance(params, dict) else {}
 
 
 def _started(record: dict[str, Any]) -> dt.datetime:
-    """When a deletion record's operation started; a record without a readable time counts as
-    started now (listed rather than left out: a release says too much rather than too little)."""
+    """When a deletion record's operation started (a time without a zone is UTC, as ``now`` writes
+    them); one without a readable time counts as started now: listed rather than left out, a release
+    says too much rather than too little."""
     try:
-        return dt.datetime.fromisoformat(str(record["started"]))
+        started = dt.datetime.fromisoformat(str(record["started"]))
     except (KeyError, ValueError):
         return dt.datetime.now(dt.UTC)
+    return started if started.tzinfo is not None else started.replace(tzinfo=dt.UTC)
 
 
 def hold_file_name(created: dt.datetime, case: str) -> str:

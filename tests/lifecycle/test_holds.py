@@ -215,6 +215,67 @@ def test_releasing_a_hold_names_the_erasures_it_kept_rows_from(store: Path) -> N
     assert code == 0 and not paths(kept) & visible(store)
 
 
+def test_an_erasure_stopped_mid_way_is_named_at_release_with_the_rows_its_holds_kept(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: the rows a hold kept were written only at an erasure's end, and the record
+    ``recover`` completes lacked them, so the release of the hold named nothing."""
+    from pipeline.lifecycle import deletions
+
+    data = rows()
+    build(store, data)
+    add_hold(store, "LEGAL-1", "claim", domain=B, date_to=D(2024, 3, 2))
+    kept = [r for r in data if r[2] == B and r[1] <= D(2024, 3, 2)]
+
+    def stop(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # the process stops after its last partition, before the record's end
+
+    with monkeypatch.context() as m:
+        m.setattr(deletions, "finish", stop)
+        with pytest.raises(KeyboardInterrupt):
+            erase(cfg_for(store), domain=B, under={"case": None, "request": "DSR-9"})
+    assert invoke("compact", "--store", str(store))[0] == 0  # the next maintenance run completes the record
+    (record,) = deletions.records(store)
+    assert record["status"] == "interrupted"
+    (kept_from,) = release_hold(store, "LEGAL-1").erasures_kept
+    assert (kept_from["rows_kept"], kept_from["status"], kept_from["request"]) == (
+        len(kept),
+        "interrupted",
+        "DSR-9",
+    )
+
+
+def test_a_release_reads_odd_deletion_records_without_failing(store: Path) -> None:
+    """Found by review: a record with a time without zone (or a count that is no number) failed the
+    release after its hold was released, and the erasures it kept were never named."""
+    build(store, rows())
+    add_hold(store, "LEGAL-2", "claim")
+    folder = store / "_deletions"
+    folder.mkdir(exist_ok=True)
+    later = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(tzinfo=None).isoformat()
+    records = {
+        "naive": {"id": "a1", "operation": "erase", "status": "complete", "started": later,
+                  "holds_honoured": [{"case": "LEGAL-2", "rows": 3}], "params": {"domain": A}},
+        "odd": {"id": "b2", "operation": "erase", "status": "complete", "started": later,
+                "holds_honoured": [{"case": "LEGAL-2", "rows": "many"}], "params": "?"},
+        "legacy": {"id": "c3", "operation": "erase", "status": "running", "started": later,
+                   "params": {"domain": B, "holds": ["LEGAL-2 (all domains, all dates)"]}},
+        "other": {"id": "d4", "operation": "erase", "status": "complete", "started": later,
+                  "holds_honoured": "none", "params": {"holds": 7}},
+    }  # fmt: skip
+    for n, (name, body) in enumerate(records.items()):
+        (folder / f"20990101T00000{n}000000Z-{name}.json").write_text(json.dumps(body))
+    (folder / "20990101T000009000000Z-broken.json").write_text("{not json")
+    released = release_hold(store, "LEGAL-2")
+    assert [(e["record"], e["rows_kept"]) for e in released.erasures_kept] == [
+        ("a1", 3),
+        ("b2", None),
+        ("c3", None),
+    ]
+    assert len(released.unreadable) == 1 and "broken.json" in released.unreadable[0]
+    assert not active_holds(store)
+
+
 def test_hold_cli_add_and_json(store: Path) -> None:
     build(store, rows())
     code, out, _ = invoke(
