@@ -216,7 +216,9 @@ def mask_printed_as(cfg: config.Config) -> None:
 
 
 _DEFAULT = _printed = Truncator()
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# C0 and C1 controls and the Unicode line and paragraph separators: each may end a line for a
+# reader (found by review: U+2028 and U+0085 split an error line in two once no longer collapsed)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -323,16 +325,22 @@ class LazyGroup(click.Group):
                 names.append(ctx.info_name or "")
                 ctx = ctx.parent
             where = " ".join(["hostlogs", *reversed(names)])
-            message = " ".join(exc.format_message().split()).rstrip(".")
+            message = _one_line(exc.format_message()).rstrip(".")
             message = message[:1].lower() + message[1:]
             click.echo(f"hostlogs: error: {message} (see '{where} --help')", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
-            exc.show()
+            click.echo(f"hostlogs: error: {_one_line(exc.format_message())}", err=True)
             sys.exit(exc.exit_code)
         except (KeyboardInterrupt, click.Abort, EOFError) as exc:  # (click makes Ctrl-C an Abort)
             sys.exit(_interrupted(exc))
         sys.exit(code if isinstance(code, int) else 0)
+
+
+def _one_line(message: str) -> str:
+    """click's message as one line, the values typed in it masked like every printed line (found by
+    review: ``erase 203.0.113.77`` printed "got unexpected extra argument (203.0.113.77)" whole)."""
+    return shown(printable(message.strip().replace("\n", " ")))
 
 
 def _interrupted(exc: BaseException) -> int:

@@ -408,6 +408,9 @@ def test_an_escaped_control_character_never_runs_into_an_address() -> None:
 
     assert shown(printable("access\t203.0.113.79")) == "access\\t203.0.113.0/24"
     assert shown(printable("a\x1b203.0.113.9\r\n")) == "a<0x1b>203.0.113.0/24\\r\\n"
+    # every character a reader may take for a line's end (found by review)
+    assert printable("a\u2028b\u2029c\x85d\x0be\x0cf") == "a<0x2028>b<0x2029>c<0x85>d<0x0b>e<0x0c>f"
+    assert len(printable("x\u2028hostlogs: error: forged\x85y").splitlines()) == 1
 
 
 def test_printed_names_are_masked_to_the_configured_prefix_when_it_is_shorter(tmp_path: Path) -> None:
@@ -466,3 +469,18 @@ def test_an_error_line_names_a_file_with_its_spaces(tmp_path: Path) -> None:
     assert r.exit_code == 10
     (line,) = r.stderr.splitlines()
     assert line.startswith("hostlogs: error: ") and "two  spaces\\tand\\na newline.log" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("erase", "203.0.113.77", "--request", "R-1"),
+        ("erase", "--from", "203.0.113.77", "--request", "R-1", "--domain", "a.example"),
+        ("investigate", "ip", "203.0.113.77", "--case", "C-1", "--from", "203.0.113.77"),
+    ],
+)
+def test_a_usage_error_masks_the_addresses_typed_in_it(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Found by review: click's usage errors quoted the typed value whole (cron mail, the journal)."""
+    r = CliRunner().invoke(main, [*args, "--store", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "203.0.113.0/24" in r.stderr and "203.0.113.77" not in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1
