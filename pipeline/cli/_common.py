@@ -206,13 +206,22 @@ def shown(text: str, truncator: Truncator | None = None) -> str:
 
 
 def mask_printed_as(cfg: config.Config) -> None:
-    """Mask what is printed from now on at most to the config's prefixes (found by review: with
-    ``ipv4_prefix = 16``, warnings and error lines printed the /24 of an address in a file name: one
-    octet more than the store keeps). Never less than the default /24 and /48: an error before any
-    config is read has only those."""
+    """Mask what is printed from now on at most to the config's (and its store's) prefixes (found
+    by review: with ``ipv4_prefix = 16``, warnings and error lines printed the /24 of an address in
+    a file name: one octet more than the store keeps). Never less than the default /24 and /48: an
+    error before any config is read has only those."""
     global _printed
     p = cfg.privacy
-    _printed = Truncator(min(p.ipv4_prefix, _DEFAULT.ipv4_prefix), min(p.ipv6_prefix, _DEFAULT.ipv6_prefix))
+    v4, v6 = min(p.ipv4_prefix, _DEFAULT.ipv4_prefix), min(p.ipv6_prefix, _DEFAULT.ipv6_prefix)
+    with contextlib.suppress(HostlogsError, OSError):  # (a damaged record fails where it is read)
+        from pipeline.investigate.audit import text_masker
+        from pipeline.store.commit import Store
+
+        # ... and the store's own, where it was ingested coarser (found by review: ``--store`` of a
+        # /16 store without its config printed /24)
+        recorded = text_masker(Store(cfg.store))
+        v4, v6 = min(v4, recorded.ipv4_prefix), min(v6, recorded.ipv6_prefix)
+    _printed = Truncator(v4, v6)
 
 
 _DEFAULT = _printed = Truncator()

@@ -484,3 +484,42 @@ def test_a_usage_error_masks_the_addresses_typed_in_it(tmp_path: Path, args: tup
     r = CliRunner().invoke(main, [*args, "--store", str(tmp_path / "s")])
     assert r.exit_code == 2 and "203.0.113.0/24" in r.stderr and "203.0.113.77" not in r.stderr, r.stderr
     assert len(r.stderr.splitlines()) == 1
+
+
+def test_printed_lines_mask_at_the_stores_prefixes_without_its_config(tmp_path: Path) -> None:
+    """Found by review: a command given only ``--store`` of a store ingested at /16 printed the /24
+    of an address in a file name (the config's defaults); and ``config check`` (its warnings, also
+    in --json) masked at /24 whatever the config set."""
+    conf = tmp_path / "hostlogs.toml"
+    store = tmp_path / "store"
+    logs = tmp_path / "logs.203.0.113.77"
+    conf.write_text(
+        f'store = "{store}"\n[privacy]\nipv4_prefix = 16\n'
+        f'[[sources]]\npath = "{logs}/access.log"\nformat = "combined"\n'
+    )
+    log = tmp_path / "access.log"
+    log.write_text('198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n')
+    ingest = ["ingest", str(log), "--config", str(conf), "--domain", "a.example", "-q"]
+    assert CliRunner().invoke(main, ingest).exit_code == 0
+    out = tmp_path / "nonexistent.203.0.113.77" / "out.csv"
+    export = [
+        "export",
+        "--domain",
+        "a.example",
+        "--output",
+        str(out),
+        "--request",
+        "R-1",
+        "--store",
+        str(store),
+    ]
+    r = CliRunner().invoke(main, export)
+    assert r.exit_code != 0 and "nonexistent.203.0.0.0/16" in r.stderr and "203.0.113" not in r.stderr, (
+        r.stderr
+    )
+    for extra in ([], ["--json"]):
+        r = CliRunner().invoke(main, ["config", "check", "--config", str(conf), *extra])
+        assert r.exit_code == 0 and "logs.203.0.0.0/16" in r.stderr, r.output
+        warnings = json.loads(r.stdout)["warnings"] if extra else []
+        assert "logs.203.0.113" not in r.stderr + json.dumps(warnings)
+        assert not extra or "logs.203.0.0.0/16" in json.dumps(warnings)
