@@ -132,11 +132,21 @@ def destroy_keys(
         keystore = KeyStore.configured(cfg)
         key_identity.check(store, keystore)  # never another store's keys
         with maintenance_lock(store, 0.0):  # holds change under it: none is placed meanwhile
-            _refuse_held(store, keystore.periods_before(before))
+            # the record of a key destruction that stopped mid-way (only those: a purge's or an
+            # erasure's waits for the next maintenance session, which first finishes their swaps)
+            deletions.recover(store, keystore.key_dir, frozenset({"destroy-keys"}))
+            periods = keystore.periods_before(before)
+            _refuse_held(store, periods)
+            # proof of deletion, like a purge's: written before, completed after (or by ``recover``)
+            started = (
+                deletions.start_keys_destroyed(cfg.store, periods, before=before, by=os_user())
+                if periods
+                else None
+            )
             destroyed = keystore.destroy_before(before)
             rec.params["destroyed"] = destroyed
-            if destroyed:  # proof of deletion, like a purge's
-                deletions.record_keys_destroyed(cfg.store, destroyed, before=before, by=os_user())
+            if started is not None:
+                deletions.finish(*started, partitions=[], rows_deleted=0, keys_destroyed=sorted(destroyed))
     return destroyed
 
 

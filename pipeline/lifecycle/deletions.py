@@ -104,12 +104,15 @@ def records(store_root: str | Path) -> list[dict[str, Any]]:
     return out
 
 
-def recover(store: Store, key_dir: Path | None) -> list[str]:
-    """Complete the records of operations that died mid-way (call under the maintenance lock)."""
+def recover(store: Store, key_dir: Path | None, operations: frozenset[str] | None = None) -> list[str]:
+    """Complete the records of operations that died mid-way (call under the maintenance lock, after
+    ``Store.recover`` has finished their swaps; ``operations``: only records of these)."""
     done = []
     for key in record_keys(store):
         record = store.read_json(key)
         if record is None or record.get("status") != "running":
+            continue
+        if operations is not None and record.get("operation") not in operations:
             continue
         parts = partitions_of(store, record["id"])
         pending = record.get("keys_pending", [])
@@ -128,18 +131,28 @@ def recover(store: Store, key_dir: Path | None) -> list[str]:
     return done
 
 
-def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> str:
-    """The record of a key destruction outside a purge (``hostlogs keys destroy``): call it after.
-
-    Returns where the record is (``Store.url``: a path for a local store)."""
-    # Its own writer name: it runs without the maintenance lock, and a maintenance run starting
-    # meanwhile removes only the maintenance writer's temporary files, never this record's.
+def start_keys_destroyed(
+    store_root: str | Path, periods: list[str], *, before: dt.date, by: str
+) -> tuple[Store, str]:
+    """The record of a key destruction outside a purge (``hostlogs keys destroy``), written before it
+    (status ``running``, ``keys_pending``): if the process stops once a key is gone, ``recover``
+    completes the record from the tombstones (found by review: the record was written after, so a
+    stop in between left a destroyed key without proof, and the re-run destroyed nothing to record).
+    Returns (the store as the record's writer, the record's key) for ``finish``."""
+    # Its own writer name: a maintenance run's recovery removes only the maintenance writer's
+    # temporary files, never this record's.
     store = Store(store_root, "keys")
     started = dt.datetime.now(dt.UTC)
     op = uuid.uuid4().hex[:12]
     key = record_key(started, op)
     params = {"before": before.isoformat()}
-    start(store, key, op=op, operation="destroy-keys", by=by, params=params)
+    start(store, key, op=op, operation="destroy-keys", by=by, params=params, keys_pending=sorted(periods))
+    return store, key
+
+
+def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> str:
+    """The record of a key destruction done already; where it is (``Store.url``: a local path)."""
+    store, key = start_keys_destroyed(store_root, periods, before=before, by=by)
     finish(store, key, partitions=[], rows_deleted=0, keys_destroyed=sorted(periods))
     return store.url(key)
 

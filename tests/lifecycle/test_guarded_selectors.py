@@ -83,6 +83,34 @@ def test_keys_are_destroyed_only_with_their_store(store: Path, tmp_path: Path) -
     assert keys_left(store) == keys and list(elsewhere.iterdir()) == []
 
 
+def test_a_key_destruction_stopped_after_it_destroyed_keeps_its_proof(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: the deletion record of ``keys destroy`` was written after the keys were gone,
+    so a stop in between (SIGTERM, Ctrl-C) left destroyed keys without proof, and the re-run destroyed
+    nothing to record. The record is now written first, then completed by the next run."""
+    import json
+
+    from pipeline.privacy.keys import KeyStore
+
+    destroy = KeyStore.destroy_before
+
+    def destroy_then_stop(self: KeyStore, before: object) -> list[str]:
+        destroy(self, before)  # type: ignore[arg-type]
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(KeyStore, "destroy_before", destroy_then_stop)
+        code, _ = invoke("keys", "destroy", "--before", "2026-11-01", "--case", "C-1", "--store", str(store))
+    assert code == 130 and keys_left(store) == ["2026-11.key"]
+    (record,) = [json.loads(p.read_text()) for p in (store / "_deletions").glob("*.json")]
+    assert (record["status"], record["keys_pending"]) == ("running", ["2026-10"])
+    code, _ = invoke("keys", "destroy", "--before", "2026-11-01", "--case", "C-1", "--store", str(store))
+    assert code == 0
+    (record,) = [json.loads(p.read_text()) for p in (store / "_deletions").glob("*.json")]
+    assert (record["status"], record["keys_destroyed"]) == ("interrupted", ["2026-10"])
+
+
 def test_keys_of_held_months_stay(store: Path) -> None:
     assert invoke("hold", "add", "--case", "H-1", "--reason", "breach", "--from", "2026-10-15",
                   "--to", "2026-10-20", "--store", str(store))[0] == 0  # fmt: skip
