@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import click
 
 from pipeline import __version__, config
+from pipeline.cli import _masking
 from pipeline.errors import (
     INTERRUPTED_EXIT,
     TERMINATED_EXIT,
@@ -107,7 +108,7 @@ def load_config(config_path: str | None, store: str | None) -> config.Config:
     from pipeline.cli._settings import resolve
 
     cfg = resolve(config_path, store=store).config
-    mask_printed_as(cfg)
+    _masking.mask_as(cfg)
     if cfg.sources or cfg.formats:  # (a format table alone is checked too: ingest --format NAME uses it)
         from pipeline.ingest.paths import check_sources
 
@@ -202,29 +203,9 @@ def shown(text: str, truncator: Truncator | None = None) -> str:
     and the journal keep it: every address in it masked as the store masks it (found by review: a
     log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr). Names in it go
     through ``printable`` first. Query results are not passed through here."""
-    return mask_value(text, truncator or _printed)
+    return mask_value(text, truncator or _masking.current())
 
 
-def mask_printed_as(cfg: config.Config) -> None:
-    """Mask what is printed from now on at most to the config's (and its store's) prefixes (found
-    by review: with ``ipv4_prefix = 16``, warnings and error lines printed the /24 of an address in
-    a file name: one octet more than the store keeps). Never less than the default /24 and /48: an
-    error before any config is read has only those."""
-    global _printed
-    p = cfg.privacy
-    v4, v6 = min(p.ipv4_prefix, _DEFAULT.ipv4_prefix), min(p.ipv6_prefix, _DEFAULT.ipv6_prefix)
-    with contextlib.suppress(HostlogsError, OSError):  # (a damaged record fails where it is read)
-        from pipeline.investigate.audit import text_masker
-        from pipeline.store.commit import Store
-
-        # ... and the store's own, where it was ingested coarser (found by review: ``--store`` of a
-        # /16 store without its config printed /24)
-        recorded = text_masker(Store(cfg.store))
-        v4, v6 = min(v4, recorded.ipv4_prefix), min(v6, recorded.ipv6_prefix)
-    _printed = Truncator(v4, v6)
-
-
-_DEFAULT = _printed = Truncator()
 # C0 and C1 controls and the Unicode line and paragraph separators: each may end a line for a
 # reader (found by review: U+2028 and U+0085 split an error line in two once no longer collapsed)
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -268,8 +249,7 @@ def handle_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        global _printed
-        _printed = _DEFAULT  # (until this command loads its config: not the last command's, in-process)
+        _masking.reset()  # (until this command loads its config: not the last command's, in-process)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import config
+from pipeline.cli import _masking
 from pipeline.config import Config, Origin
 from pipeline.errors import ConfigError
 
@@ -124,9 +125,7 @@ def check(
     environ = os.environ if environ is None else environ
     r = resolve(path, store=store, environ=environ)
     cfg, origin = r.config, str(path) if path is not None else "config"
-    from pipeline.cli._common import mask_printed_as
-
-    mask_printed_as(cfg)  # its warnings and errors (found by review: at /24 under a /16 config)
+    _masking.mask_as(cfg)  # its warnings and errors (found by review: at /24 under a /16 config)
     from pipeline.ingest.paths import check_sources  # the same checks as every command's load_config
 
     check_sources(cfg, origin)
