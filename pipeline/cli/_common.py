@@ -258,6 +258,8 @@ def handle_errors(fn: F) -> F:
             sys.exit(_interrupted(exc))
         except Exception as exc:
             sys.exit(echo_error(exc))
+        finally:  # no state left behind for the code that runs next in this process (found by review)
+            _masking.reset()
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import store_rows
 
@@ -20,6 +24,46 @@ def hostlogs(*args: str) -> list[str]:
 
 def lines(start: int, count: int) -> bytes:
     return "".join(LINE.format(o=n % 250 + 1, s=n % 60, n=n) for n in range(start, start + count)).encode()
+
+
+@pytest.fixture(autouse=True)
+def _reaped(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every process a test starts is ended and its pipes closed when the test ends, passed or failed
+    (found by review: a failed test left its stdin pipe open, and its garbage collection failed the
+    next test on that worker, under ``filterwarnings = error``)."""
+    started: list[subprocess.Popen[bytes]] = []
+    real = subprocess.Popen
+
+    class Tracked(real):  # type: ignore[valid-type,misc]
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(subprocess, "Popen", Tracked)
+    yield
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        proc.wait()
+
+
+def wait_for_stop_handlers(proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Until the piped ingest has set its stop handlers (SIGTERM and SIGHUP caught: ``stop_signals``
+    sets them with SIGINT, which Python catches from the start). Found by review: a fixed sleep was
+    too short under load, and the signal met the start-up's default handlers."""
+    wanted = (1 << (signal.SIGTERM - 1)) | (1 << (signal.SIGHUP - 1))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        caught = int(next(x for x in status.splitlines() if x.startswith("SigCgt:")).split()[1], 16)
+        if caught & wanted == wanted:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the piped ingest never set its stop handlers")
 
 
 def wait_for_rows(store: Path, n: int, timeout: float = 10.0) -> int:
@@ -222,7 +266,8 @@ def test_ctrl_c_flushes_a_pipe_like_sigterm(tmp_path: Path) -> None:
     assert proc.stdin is not None
     proc.stdin.write(lines(0, 500))
     proc.stdin.flush()
-    time.sleep(1.5)  # (read, not committed: the flush is 30 s away; its handlers are set)
+    wait_for_stop_handlers(proc)
+    time.sleep(0.3)  # (read, not committed: the flush is 30 s away)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=30) == 0
     proc.stdin.close()
