@@ -364,6 +364,20 @@ def test_a_csv_export_is_safe_to_open_in_a_spreadsheet(tmp_path: Path) -> None:
     assert agents == ["=cmd|' /C calc'!A0", "@SUM(1+1)", "Mozilla/5.0 (-x)"]  # JSON keeps the value
 
 
+VHOST_LINE = (
+    'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
+)
+
+
+def _a_log_named_by_an_address(tmp_path: Path) -> tuple[Path, Path]:
+    """(the folder ``logs``, in it a log of three lines named ``access.log.203.0.113.77``)."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    good = logs / "access.log.203.0.113.77"
+    good.write_text(VHOST_LINE * 3)
+    return logs, good
+
+
 def test_file_names_are_printed_without_addresses_and_on_one_line(tmp_path: Path) -> None:
     """Found by review: the ingest report, its --json, its warnings and its errors named a log
     ``access.log.203.0.113.77`` in full (cron mails and the journal keep them), and a newline in a
@@ -371,15 +385,9 @@ def test_file_names_are_printed_without_addresses_and_on_one_line(tmp_path: Path
     import subprocess
     import sys
 
-    line = (
-        'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
-    )
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    good = logs / "access.log.203.0.113.77"
-    good.write_text(line * 3)
+    logs, good = _a_log_named_by_an_address(tmp_path)
     odd = logs / "x\nhostlogs: error: forged 2001:db8:abcd:12::77.log"
-    odd.write_text(line)
+    odd.write_text(VHOST_LINE)
     gone = logs / "missing.198.51.100.33.log"
     store = tmp_path / "store"
     outputs = []
@@ -419,13 +427,7 @@ def test_printed_names_are_masked_to_the_configured_prefix_when_it_is_shorter(tm
     import subprocess
     import sys
 
-    line = (
-        'www.example.com:443 198.51.100.9 - - [10/Oct/2026:10:00:00 +0000] "GET / HTTP/1.1" 200 5 "-" "ua"\n'
-    )
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    good = logs / "access.log.203.0.113.77"
-    good.write_text(line * 3)
+    logs, good = _a_log_named_by_an_address(tmp_path)
     gone = logs / "missing.2001:db8:abcd:12::77.log"
     conf = tmp_path / "hostlogs.toml"
     conf.write_text(f'store = "{tmp_path / "store"}"\n[privacy]\nipv4_prefix = 16\nipv6_prefix = 32\n')
