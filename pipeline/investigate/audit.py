@@ -126,7 +126,7 @@ def text_masker(store: Store) -> Truncator:
     try:
         v4, v6 = int(entry["settings"]["ipv4_prefix"]), int(entry["settings"]["ipv6_prefix"])
         return Truncator(min(v4, _TRUNCATOR.ipv4_prefix), min(v6, _TRUNCATOR.ipv6_prefix))
-    except (ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # (1e400: JSON reads infinity)
         raise settings_record.damaged(store, exc) from exc
 
 

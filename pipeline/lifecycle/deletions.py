@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__
+from pipeline.errors import StoreError
+from pipeline.privacy.keys import CUSTODY_DIR, KEY_SUFFIX, TOMBSTONE_SUFFIX
 from pipeline.store import layout
 from pipeline.store.commit import Store
 
@@ -106,17 +108,32 @@ def records(store_root: str | Path) -> list[dict[str, Any]]:
 
 def recover(store: Store, key_dir: Path | None, operations: frozenset[str] | None = None) -> list[str]:
     """Complete the records of operations that died mid-way (call under the maintenance lock, after
-    ``Store.recover`` has finished their swaps; ``operations``: only records of these)."""
+    ``Store.recover`` has finished their swaps; ``operations``: only records of these).
+
+    A record that cannot be read is left to ``hostlogs verify``, which reports it (found by review:
+    one damaged record had stopped every ``keys destroy``)."""
     done = []
     for key in record_keys(store):
-        record = store.read_json(key)
+        try:
+            record = store.read_json(key)
+        except StoreError:
+            continue
         if record is None or record.get("status") != "running":
             continue
         if operations is not None and record.get("operation") not in operations:
             continue
-        parts = partitions_of(store, record["id"])
-        pending = record.get("keys_pending", [])
-        destroyed = [p for p in pending if key_dir is not None and (key_dir / f"{p}.destroyed").exists()]
+        parts = partitions_of(store, str(record.get("id")))
+        pending = [str(p) for p in record.get("keys_pending") or ()]
+        destroyed = [p for p in pending if key_dir is not None and _destroyed(key_dir, p)]
+        left = [p for p in pending if p not in destroyed]
+        how = (
+            "from the key directory by the next run"
+            if record.get("operation") == "destroy-keys"
+            else "from the commit records by the next maintenance run, which finished the work"
+        )
+        note = f"the process stopped before the end; this record was completed {how}"
+        if left:
+            note += "; the keys of keys_not_destroyed are still there: run keys destroy again"
         finish(
             store,
             key,
@@ -124,11 +141,20 @@ def recover(store: Store, key_dir: Path | None, operations: frozenset[str] | Non
             partitions=parts,
             rows_deleted=sum(p["rows_deleted"] for p in parts),
             keys_destroyed=destroyed,
-            note="the process stopped before the end; this record was completed from the commit "
-            "records by the next maintenance run, which finished the work",
+            **({"keys_not_destroyed": left} if left else {}),
+            note=note,
         )
-        done.append(record["id"])
+        done.append(str(record.get("id")))
     return done
+
+
+def _destroyed(key_dir: Path, period: str) -> bool:
+    """A period's keys are destroyed: a tombstone left (pseudonym or custody key), and no key file of
+    it remains (found by review: the tombstone is written before the key is shredded, so a shred
+    that failed had been recorded as a destruction; custody tombstones had not been looked at)."""
+    folders = (key_dir, key_dir / CUSTODY_DIR)
+    tombstone = any((d / f"{period}{TOMBSTONE_SUFFIX}").exists() for d in folders)
+    return tombstone and not any((d / f"{period}{KEY_SUFFIX}").exists() for d in folders)
 
 
 def start_keys_destroyed(

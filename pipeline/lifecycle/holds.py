@@ -236,7 +236,8 @@ def _rows_kept(record: dict[str, Any], case: str) -> int | None:
     honoured = record.get("holds_honoured")
     if isinstance(honoured, list):
         rows = [h.get("rows") for h in honoured if isinstance(h, dict) and h.get("case") == case]
-        return sum(r for r in rows if isinstance(r, int)) if all(isinstance(r, int) for r in rows) else None
+        counts = [r for r in rows if isinstance(r, int) and not isinstance(r, bool)]
+        return sum(counts) if len(counts) == len(rows) else None
     # a record of an older hostlogs, stopped before its end: its holds are named by their description
     held = _params(record).get("holds")
     held = held if isinstance(held, list) else []

@@ -528,3 +528,23 @@ def test_printed_lines_mask_at_the_stores_prefixes_without_its_config(tmp_path: 
         warnings = json.loads(r.stdout)["warnings"] if extra else []
         assert "logs.203.0.113" not in r.stderr + json.dumps(warnings)
         assert not extra or "logs.203.0.0.0/16" in json.dumps(warnings)
+
+
+def test_a_damaged_privacy_record_does_not_fail_every_command(tmp_path: Path) -> None:
+    """Found by review: reading the store's prefixes for printed lines met ``1e400`` (JSON reads
+    infinity) and failed every command with an internal error, the diagnostic ones included."""
+    log = tmp_path / "access.log"
+    log.write_text(VHOST_LINE)
+    store = tmp_path / "store"
+    args = ["--store", str(store)]
+    assert (
+        CliRunner().invoke(main, ["ingest", str(log), *args, "--format", "vhost_combined", "-q"]).exit_code
+        == 0
+    )
+    record = store / "_state" / "privacy.jsonl"
+    text = record.read_text()
+    record.write_text(text.replace('"ipv4_prefix": 24', '"ipv4_prefix": 1e400'))
+    assert record.read_text() != text
+    for command in (["verify"], ["status"], ["hold", "list"], ["audit", "verify"]):
+        r = CliRunner().invoke(main, [*command, *args])
+        assert "internal error" not in r.output + r.stderr and r.exit_code != 1, (command, r.stderr)

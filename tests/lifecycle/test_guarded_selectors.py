@@ -111,6 +111,51 @@ def test_a_key_destruction_stopped_after_it_destroyed_keeps_its_proof(
     assert (record["status"], record["keys_destroyed"]) == ("interrupted", ["2026-10"])
 
 
+def test_a_recovered_record_claims_only_keys_whose_files_are_gone(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by review: recovery counted a period as destroyed by its tombstone alone, written before
+    the key is shredded, so a shred that failed was recorded as a destruction."""
+    import json
+
+    from pipeline.privacy import keys
+
+    def fail(path: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    with monkeypatch.context() as m:
+        m.setattr(keys, "shred", fail)
+        code, _ = invoke("keys", "destroy", "--before", "2026-11-01", "--case", "C-1", "--store", str(store))
+    assert code == 6 and "2026-10.key" in keys_left(store)
+    # a damaged record of another operation does not stop the next run (found by review)
+    (store / "_deletions" / "20200101T000000000000Z-deadbeef0000.json").write_text("garbage{")
+    code, _ = invoke("keys", "destroy", "--before", "2026-11-01", "--case", "C-1", "--store", str(store))
+    assert code == 0 and keys_left(store) == ["2026-11.key"]
+    records = [
+        json.loads(p.read_text()) for p in (store / "_deletions").glob("*.json") if "deadbeef" not in p.name
+    ]
+    first, second = sorted(records, key=lambda r: r["started"])
+    assert (first["status"], first["keys_destroyed"], first["keys_not_destroyed"]) == (
+        "interrupted",
+        [],
+        ["2026-10"],
+    )
+    assert "run keys destroy again" in first["note"] and "commit records" not in first["note"]
+    assert (second["status"], second["keys_destroyed"]) == ("complete", ["2026-10"])
+
+
+def test_a_period_is_destroyed_when_a_tombstone_is_left_and_no_key(tmp_path: Path) -> None:
+    from pipeline.lifecycle.deletions import _destroyed
+
+    (tmp_path / "custody").mkdir()
+    (tmp_path / "custody" / "2026-10.destroyed").write_text("{}")  # pseudonyms off: custody keys only
+    (tmp_path / "2026-11.destroyed").write_text("{}")
+    (tmp_path / "2026-11.key").write_bytes(b"k" * 32)  # its shred failed
+    (tmp_path / "2026-12.destroyed").write_text("{}")
+    (tmp_path / "custody" / "2026-12.key").write_bytes(b"k" * 32)
+    assert [p for p in ("2026-09", "2026-10", "2026-11", "2026-12") if _destroyed(tmp_path, p)] == ["2026-10"]
+
+
 def test_keys_of_held_months_stay(store: Path) -> None:
     assert invoke("hold", "add", "--case", "H-1", "--reason", "breach", "--from", "2026-10-15",
                   "--to", "2026-10-20", "--store", str(store))[0] == 0  # fmt: skip
