@@ -251,9 +251,9 @@ def _params(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _started(record: dict[str, Any]) -> dt.datetime:
-    """When a deletion record's operation started (a time without a zone is UTC, as ``now`` writes
-    them); one without a readable time counts as started now: listed rather than left out, a release
-    says too much rather than too little."""
+    """When a deletion record's operation started (a time without a zone is read as UTC); one
+    without a readable time counts as started now: listed rather than left out, a release says too
+    much rather than too little."""
     try:
         started = dt.datetime.fromisoformat(str(record["started"]))
     except (KeyError, ValueError):
