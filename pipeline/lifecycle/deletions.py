@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,19 @@ def records(store_root: str | Path) -> list[dict[str, Any]]:
     return out
 
 
+def each_record(store: Store) -> Iterator[tuple[str, dict[str, Any] | StoreError]]:
+    """Every deletion record, oldest first, as (its key, its JSON or the ``StoreError`` of reading it):
+    a damaged record stops none of the readers that go on without it (found by review)."""
+    for key in record_keys(store):
+        try:
+            record = store.read_json(key)
+        except StoreError as exc:
+            yield key, exc
+            continue
+        if record is not None:  # (gone since it was listed)
+            yield key, record
+
+
 def recover(store: Store, key_dir: Path | None, operations: frozenset[str] | None = None) -> list[str]:
     """Complete the records of operations that died mid-way (call under the maintenance lock, after
     ``Store.recover`` has finished their swaps; ``operations``: only records of these).
@@ -113,12 +126,8 @@ def recover(store: Store, key_dir: Path | None, operations: frozenset[str] | Non
     A record that cannot be read is left to ``hostlogs verify``, which reports it (found by review:
     one damaged record had stopped every ``keys destroy``)."""
     done = []
-    for key in record_keys(store):
-        try:
-            record = store.read_json(key)
-        except StoreError:
-            continue
-        if record is None or record.get("status") != "running":
+    for key, record in each_record(store):
+        if isinstance(record, StoreError) or record.get("status") != "running":
             continue
         if operations is not None and record.get("operation") not in operations:
             continue
@@ -174,13 +183,6 @@ def start_keys_destroyed(
     params = {"before": before.isoformat()}
     start(store, key, op=op, operation="destroy-keys", by=by, params=params, keys_pending=sorted(periods))
     return store, key
-
-
-def record_keys_destroyed(store_root: str | Path, periods: list[str], *, before: dt.date, by: str) -> str:
-    """The record of a key destruction done already; where it is (``Store.url``: a local path)."""
-    store, key = start_keys_destroyed(store_root, periods, before=before, by=by)
-    finish(store, key, partitions=[], rows_deleted=0, keys_destroyed=sorted(periods))
-    return store.url(key)
 
 
 def partitions_of(store: Store, op: str) -> list[dict[str, Any]]:

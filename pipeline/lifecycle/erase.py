@@ -180,8 +180,7 @@ def erase_unaudited(
                 s.store,
                 s.record,
                 partitions=[c.record() for c in report.partitions if c.action != "kept"],
-                rows_deleted=report.rows_deleted,
-                holds_honoured=deletions.counts(report.held, "case"),
+                rows_deleted=report.rows_deleted,  # (holds_honoured: written at its start)
                 not_erasable=[asdict(n) for n in report.not_erasable],
                 **extra,
             )

@@ -210,11 +210,9 @@ def erasures_kept(store: Store, hold: Hold) -> tuple[list[dict[str, Any]], list[
     that stopped mid-way counts too: its record holds the rows the holds were to keep from its start.
     """
     out, unreadable = [], []
-    for key in deletions.record_keys(store):
-        try:
-            record = store.read_json(key) or {}
-        except StoreError as exc:
-            unreadable.append(str(exc))
+    for _, record in deletions.each_record(store):
+        if isinstance(record, StoreError):
+            unreadable.append(str(record))
             continue
         if record.get("operation") != "erase" or _started(record) < hold.created:
             continue  # (an earlier hold of the same case id kept those: told at its release)

@@ -363,18 +363,20 @@ def test_purge_runs_beside_a_running_ingest(store: Path) -> None:
         )
 
 
-def test_key_destruction_outside_a_purge_can_be_recorded(store: Path) -> None:
+def test_key_destruction_outside_a_purge_is_recorded(store: Path) -> None:
+    from pipeline.lifecycle import audited
+    from pipeline.rules import os_user
+
     build(store, spread())
-    ks = KeyStore(Path(cfg_for(store).key_dir), "month")
-    destroyed = ks.destroy_before(D(2024, 2, 1))
-    path = Path(deletions.record_keys_destroyed(store, destroyed, before=D(2024, 2, 1), by="operator"))
+    assert audited.destroy_keys(cfg_for(store), D(2024, 2, 1), case="C-1") == ["2024-01"]
+    (path,) = (store / "_deletions").glob("*.json")
     record = json.loads(path.read_text())
     assert (record["operation"], record["keys_destroyed"], record["by"]) == (
         "destroy-keys",
         ["2024-01"],
-        "operator",
+        os_user(),
     )
-    assert record["status"] == "complete" and path.parent.name == "_deletions"
+    assert record["status"] == "complete" and record["keys_pending"] == ["2024-01"]
 
 
 def test_purge_refuses_to_delete_rows_whose_keys_it_cannot_reach(store: Path, tmp_path: Path) -> None:
