@@ -249,8 +249,12 @@ class AuditLog:
             # free text typed as text (a file name is recorded with \xHH: it may be any bytes)
             if bad := _undecodable({"reason": reason, "sql": what.get("sql")}):  # recorded as an attempt
                 raise UsageError(f"{bad} is not valid UTF-8 text (check the terminal's encoding): not run")
-            with terminate_raises():
+            with stops_raise() as stops:
                 yield rec
+            if stops.pending:
+                rec.warnings.append(
+                    f"{' and '.join(dict.fromkeys(stops.pending))} came once it was committed: it completed"
+                )
         except UsageError as exc:
             status, error = ("refused" if "refused by the sandbox" in str(exc) else "error"), str(exc)
             raise
@@ -352,22 +356,65 @@ def _check(n: int, entry: dict[str, Any] | None, prev_hash: str) -> str | None:
     return None
 
 
+@dataclass
+class _Stops:
+    """Ctrl-C and SIGTERM during the audited action running on the main thread."""
+
+    deferred: bool = False  # set by ``committing``: from there on a stop waits for the action's end
+    pending: list[str] = field(default_factory=list)  # the stops that waited
+
+
+_stops: _Stops | None = None
+
+
 @contextlib.contextmanager
-def terminate_raises() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` inside an audited action (main thread only), so that its outcome
-    entry is written, as Ctrl-C's is (found by review: a query, then an erase or a purge stopped by
-    systemd or ``kill`` left only its start entry). Safe wherever Ctrl-C is: every action already
-    survives a ``KeyboardInterrupt`` at any point (and ``kill -9``). The handler before is restored
+def stops_raise() -> Iterator[_Stops]:
+    """SIGTERM raises ``Terminated`` inside an audited action (main thread only), as Ctrl-C raises
+    ``KeyboardInterrupt``, so that its outcome entry is written (found by review: a query, then an
+    erase or a purge stopped by systemd or ``kill`` left only its start entry). Safe wherever Ctrl-C
+    is: every action already survives a ``KeyboardInterrupt`` at any point (and ``kill -9``). Once
+    the action has ``committing``, both wait for its end instead. The handlers before are restored
     before the outcome entry is written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+    global _stops
+    state = _Stops()
+    if threading.current_thread() is not threading.main_thread() or _stops is not None:
+        yield state  # (a nested record: the outer one handles the signals)
         return
 
-    def terminate(signum: int, frame: Any) -> None:
-        raise Terminated()
+    def stop(signum: int, frame: Any) -> None:
+        if state.deferred:
+            state.pending.append(signal.Signals(signum).name)
+            return
+        raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    # Ctrl-C only where it raises KeyboardInterrupt anyway (not where it is ignored: ``nohup``, ``&``)
+    default_int = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    ours = [signal.SIGTERM, signal.SIGINT] if default_int else [signal.SIGTERM]
+    previous = {sig: signal.signal(sig, stop) for sig in ours}
+    _stops = state
+    try:
+        yield state
+    finally:
+        _stops = None
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def committing() -> Iterator[None]:
+    """The commit of an audited action: a stop (Ctrl-C, SIGTERM) from here on waits until the action
+    ends, and it is recorded as completed, with a warning.
+
+    Found by review: ``hold add`` stopped just after its hold file was written was recorded as an
+    error and told the operator to run it again, which then failed ("already has an active hold").
+    What is committed is done: the action ends as it would have, and says a stop came."""
+    state = _stops
+    if state is None:  # not audited, or not on the main thread: nothing is raised by a stop here
+        yield
+        return
+    state.deferred = True
     try:
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    except BaseException:
+        state.deferred = False  # the commit failed: the action ends with that error
+        raise

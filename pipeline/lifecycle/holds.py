@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from pipeline.errors import StoreError, UsageError
-from pipeline.investigate.audit import checked_id, text_masker
+from pipeline.investigate.audit import checked_id, committing, text_masker
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
 from pipeline.privacy.truncate import domain_forms, is_pattern, mask_value, normal_domain, stored_domain
@@ -159,7 +159,8 @@ def add_hold(
             date_to=date_to,
             file=hold_file_name(now, case),
         )
-        store.write_json(layout.hold(hold.file), hold.to_json())
+        with committing():  # once written the hold is placed: a stop now waits (a re-run would fail)
+            store.write_json(layout.hold(hold.file), hold.to_json())
     return hold
 
 
@@ -194,7 +195,8 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Rel
         kept, unreadable = erasures_kept(store, current[0])
         now = dt.datetime.now(dt.UTC)
         hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
-        store.write_json(layout.hold(hold.file), hold.to_json())
+        with committing():  # (its list of erasures kept is told once: a re-run would find no hold)
+            store.write_json(layout.hold(hold.file), hold.to_json())
     return Released(hold, kept, unreadable)
 
 

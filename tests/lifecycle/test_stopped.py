@@ -61,3 +61,53 @@ def test_a_stopped_action_says_so_and_records_how_it_ended(
     assert [e["status"] for e in mine] == ["started", "error"] and mine[1]["error"] == recorded
     assert audit.AuditLog(store).verify().ok
     assert {p: p.read_bytes() for p in (store / "pageviews").rglob("*.parquet")} == before  # nothing done
+
+
+# Sends the signal named by argv[1] to itself just before or after ("when": argv[2]) the hold's file
+# is written, then runs the hostlogs command in argv[3:].
+_STOP_AT_WRITE = """
+import os, signal, sys
+from pipeline.cli import main
+from pipeline.store import layout
+from pipeline.store.commit import Store
+write, sig, when = Store.write_json, getattr(signal, sys.argv[1]), sys.argv[2]
+def write_json(self, key, data):
+    if key.startswith(layout.HOLDS) and when == "before":
+        os.kill(os.getpid(), sig)
+    write(self, key, data)
+    if key.startswith(layout.HOLDS) and when == "after":
+        os.kill(os.getpid(), sig)
+Store.write_json = write_json
+sys.argv = ["hostlogs", *sys.argv[3:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_a_hold_stopped_once_it_is_being_written_completes_and_says_so(
+    store: Path, sig: str, when: str
+) -> None:
+    """Found by review: ``hold add`` stopped just after its file was written was recorded as an error
+    and told the operator to run it again, which then failed ("already has an active hold"); a
+    release likewise ("no active hold"). From its commit on, a stop waits for the action's end."""
+    build(store, [(n, D(2026, 3, 1 + n % 5), A, f"203.0.113.{n % 5 + 1}") for n in range(5)])
+
+    def run(*args: str, stop: bool = True) -> subprocess.CompletedProcess[str]:
+        code = _STOP_AT_WRITE if stop else "import sys; from pipeline.cli import main; main(sys.argv[3:])"
+        return subprocess.run(
+            [sys.executable, "-c", code, sig, when, *args, "--store", str(store)],
+            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        )  # fmt: skip
+
+    add = run("hold", "add", "--case", "STOP-2", "--reason", "incident", "--domain", A)
+    assert add.returncode == 0 and "STOP-2" in add.stdout, add.stderr
+    released = run("hold", "release", "STOP-2")
+    assert released.returncode == 0, released.stderr
+    for command in ("hold add", "hold release"):
+        mine = entries(store, command)
+        assert [e["status"] for e in mine] == ["started", "ok"], mine
+        assert mine[1]["warnings"] == [f"{sig} came once it was committed: it completed"]
+    again = run("hold", "add", "--case", "STOP-2", "--reason", "incident", stop=False)
+    assert again.returncode == 0, again.stderr  # the first hold was released: a new one may be placed
+    assert audit.AuditLog(store).verify().ok
