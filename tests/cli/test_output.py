@@ -548,3 +548,42 @@ def test_a_damaged_privacy_record_does_not_fail_every_command(tmp_path: Path) ->
     for command in (["verify"], ["status"], ["hold", "list"], ["audit", "verify"]):
         r = CliRunner().invoke(main, [*command, *args])
         assert "internal error" not in r.output + r.stderr and r.exit_code != 1, (command, r.stderr)
+
+
+def test_printed_text_is_masked_as_coarsely_as_any_command_running_in_the_process(tmp_path: Path) -> None:
+    """Found by review: the printed-text masking was one value per process, so two commands run in
+    threads of one embedding process masked with each other's prefixes, and the /24 one could set
+    it back under the /16 one. Each context has its own; every thread prints at least as coarsely
+    as every command running (a thread a command starts begins with a fresh context)."""
+    import threading
+
+    from pipeline.cli import _masking
+    from pipeline.cli._common import shown
+
+    conf = tmp_path / "hostlogs.toml"
+    conf.write_text(f'store = "{tmp_path / "store"}"\n[privacy]\nipv4_prefix = 16\n')
+    coarse_set, done = threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def command() -> None:
+        _masking.mask_as(config.load(conf))
+        seen["own"] = shown("203.0.113.77")
+        coarse_set.set()
+        done.wait(10)
+        _masking.reset()
+
+    other = threading.Thread(target=command)
+    other.start()
+    try:
+        assert coarse_set.wait(10)
+        _masking.reset()  # another command in this thread, with the defaults: it must not undo /16
+        seen["here"] = shown("203.0.113.77")
+        seen["started"] = ""
+        started = threading.Thread(target=lambda: seen.update(started=shown("203.0.113.77")))
+        started.start()
+        started.join()
+    finally:
+        done.set()
+        other.join()
+    assert seen == dict.fromkeys(("own", "here", "started"), "203.0.0.0/16")
+    assert shown("203.0.113.77") == "203.0.113.0/24"  # once the /16 command has ended
