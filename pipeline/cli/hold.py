@@ -71,6 +71,9 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
             when += f"; released by {h.released_by} {h.released:%Y-%m-%d %H:%M}"
         span = f"{h.date_from or '…'!s:<10}  {h.date_to or '…'!s:<10}"
         click.echo(f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}")
+        if h.erasures_kept:  # (their requests stand: said at the release, and here after it)
+            ids = ", ".join(h.erasures_kept)
+            click.echo(f"{'':<22}kept rows from the erasures of deletion records {ids}: run them again")
 
 
 @hold_group.command("release")

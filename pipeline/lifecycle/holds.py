@@ -48,6 +48,9 @@ class Hold:
     date_to: dt.date | None = None
     released: dt.datetime | None = None
     released_by: str | None = None
+    # the deletion records of the erasures it kept rows from, written at its release: their requests
+    # stand once it is released (``hold list`` names them after the release's own warnings)
+    erasures_kept: tuple[str, ...] = ()
     file: str = ""  # name of its file under _holds/
 
     @property
@@ -79,6 +82,10 @@ class Hold:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("file")
+        if self.active:  # (known only at the release)
+            data.pop("erasures_kept")
+        else:
+            data["erasures_kept"] = list(self.erasures_kept)
         return {"version": 1, **{k: _text(v) for k, v in data.items()}}
 
     @classmethod
@@ -94,6 +101,7 @@ class Hold:
                 date_to=_date(data.get("date_to")),
                 released=_datetime(data.get("released")),
                 released_by=data.get("released_by"),
+                erasures_kept=_record_ids(data.get("erasures_kept")),
                 file=file,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -194,7 +202,8 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Rel
             raise UsageError(f"no active hold for case {case!r} (see 'hostlogs hold list')")
         kept, unreadable = erasures_kept(store, current[0])
         now = dt.datetime.now(dt.UTC)
-        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user()})
+        ids = tuple(str(e["record"]) for e in kept if e.get("record"))
+        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user(), "erasures_kept": ids})
         with committing():  # (its list of erasures kept is told once: a re-run would find no hold)
             store.write_json(layout.hold(hold.file), hold.to_json())
     return Released(hold, kept, unreadable)
@@ -270,6 +279,15 @@ def hold_file_name(created: dt.datetime, case: str) -> str:
     """
     digest = hashlib.sha256(case.encode()).hexdigest()[:8]
     return f"{created:%Y%m%dT%H%M%S%fZ}-{_UNSAFE.sub('_', case)}-{digest}.json"
+
+
+def _record_ids(value: Any) -> tuple[str, ...]:
+    """The deletion record ids a released hold names (absent in a hold file of an older hostlogs)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("erasures_kept is not a list of deletion record ids")
+    return tuple(value)
 
 
 def _text(value: Any) -> Any:

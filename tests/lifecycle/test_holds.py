@@ -206,6 +206,12 @@ def test_releasing_a_hold_names_the_erasures_it_kept_rows_from(store: Path) -> N
         if e and e.get("of") and e["command"] == "hold release" and e["case"] == "LEGAL-1"
     ]
     assert outcome["params"]["erasures_kept"] == [kept_from["record"]]
+    # and after the release (its warnings long gone): the released hold names them in ``hold list``
+    code, out, _ = invoke("hold", "list", "--store", str(store), "--json")
+    listed = {h["case"]: h["erasures_kept"] for h in json.loads(out)}
+    assert code == 0 and listed == {"LEGAL-1": [kept_from["record"]], "LEGAL-2": []}
+    code, out, _ = invoke("hold", "list", "--store", str(store))
+    assert f"kept rows from the erasures of deletion records {kept_from['record']}: run them again" in out
     # the same case held again later: that earlier erasure was told at the first release, not again
     add_hold(store, "LEGAL-1", "reopened", domain=B)
     assert release_hold(store, "LEGAL-1").erasures_kept == []
