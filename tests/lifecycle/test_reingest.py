@@ -7,6 +7,7 @@ alone), then check what a re-run leaves: the old rows or the new, never both or 
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import json
 from pathlib import Path
@@ -19,7 +20,12 @@ from pipeline.lifecycle.reingest import unload_source
 from tests.cli.test_cli import invoke
 from tests.cli.test_errors import fail_store_writes
 
-LINE = '203.0.113.{n} - - [10/Oct/2026:13:55:{n:02d} +0000] "GET /p{n} HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+# Recent lines (found by a run at a later date: lines of a fixed date were purged by the "40 days
+# later" purge below once that date was two years old); their custody key is of that month.
+DAY = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
+LINE = "203.0.113.{n} - - [" + DAY.strftime("%d/%b/%Y") + ':13:55:{n:02d} +0000] "GET /p{n} HTTP/1.1" 200 12'
+LINE += ' "-" "curl/8.0"\n'
+CUSTODY_KEY = f"{DAY:%Y-%m}.key"
 
 
 def log_file(tmp_path: Path, name: str = "a.log", n: int = 3, junk: int = 1) -> Path:
@@ -189,12 +195,12 @@ def test_a_file_that_no_longer_holds_what_was_read_is_refused(tmp_path: Path, ch
     if change.startswith("shorter"):
         log.write_text(text[: len(text) // 2])
         if "key" in change:
-            (tmp_path / "s-keys" / "custody" / "2026-10.key").unlink()
+            (tmp_path / "s-keys" / "custody" / CUSTODY_KEY).unlink()
     elif change == "rewritten":
         log.write_text(text.replace("/p50 ", "/q50 "))
     elif change.startswith("rewritten at its end"):  # the stream key's digest of a batch's tail
         log.write_text(text.replace("/p60 ", "/q60 "))
-        (tmp_path / "s-keys" / "custody" / "2026-10.key").unlink()
+        (tmp_path / "s-keys" / "custody" / CUSTODY_KEY).unlink()
     else:
         log.unlink()
     code, _, err = reingest(store, log, "right.example")
@@ -256,8 +262,6 @@ def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: P
     # Found by review: once the rejects' 30-day retention had deleted a batch's quarantine file,
     # re-ingesting its source was refused forever ("merged or rewritten by purge"); then, fixed
     # naively, a second re-ingest was, and a source whose lines were all rejected was not read again.
-    import datetime as dt
-
     store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=1)
     assert ingest(store, log, "wrong.example")[0] == 0
     later = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=40)).isoformat()
@@ -274,8 +278,6 @@ def test_a_batch_whose_quarantine_was_purged_can_still_be_reingested(tmp_path: P
 
 
 def test_a_source_all_quarantined_and_purged_is_read_again(tmp_path: Path) -> None:
-    import datetime as dt
-
     store, log = tmp_path / "s", log_file(tmp_path, n=3, junk=0)
     code, _, _ = ingest(store, log, "x.example", "--format", "nginx_json")  # the wrong format
     assert code == 10 and domains(store) == {}
