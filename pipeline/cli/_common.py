@@ -249,7 +249,7 @@ def handle_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        _masking.reset()  # (until this command loads its config: not the last command's, in-process)
+        _masking.begin()  # (until this command loads its config: not the last command's, in-process)
         try:
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
@@ -259,7 +259,7 @@ def handle_errors(fn: F) -> F:
         except Exception as exc:
             sys.exit(echo_error(exc))
         finally:  # no state left behind for the code that runs next in this process (found by review)
-            _masking.reset()
+            _masking.end()
 
     return wrapper  # type: ignore[return-value]
 

@@ -2,58 +2,68 @@
 prefixes of the config a command loaded, or of its store, and never less than /24 and /48.
 
 One module of state, read by ``_common`` and set by whatever loads a config (``load_config``,
-``config check``), so that neither imports the other. Each thread (context) has its own; what any
-thread prints is masked at least as much as every command running in the process masks (found by
-review: two commands in threads of one embedding process used each other's prefixes, and a thread a
-command starts begins with a fresh context).
+``config check``), so that neither imports the other. Each command (``_common.handle_errors``) has a
+frame of its own on its thread's stack, and what any thread prints is masked at least as coarsely as
+every command running in the process, a command it ran (nested) or another thread's (found by review:
+two commands in threads of one embedding process used each other's prefixes; then a per-context
+value was undone by a copied context's reset).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-from collections import Counter
-from contextvars import ContextVar
 
 from pipeline import config
 from pipeline.errors import HostlogsError
 from pipeline.privacy.truncate import Truncator
 
 _DEFAULT = Truncator()
-_own: ContextVar[Truncator | None] = ContextVar("hostlogs_masking", default=None)
-_live: Counter[tuple[int, int]] = Counter()  # the prefixes of every command's own masking now set
+Prefixes = tuple[int, int]
+# thread → the prefixes of each command running on it, outermost first (None: no config loaded yet)
+_stacks: dict[int, list[Prefixes | None]] = {}
 _lock = threading.Lock()
-
-
-_made: dict[tuple[int, int], Truncator] = {(_DEFAULT.ipv4_prefix, _DEFAULT.ipv6_prefix): _DEFAULT}
+_made: dict[Prefixes, Truncator] = {(_DEFAULT.ipv4_prefix, _DEFAULT.ipv6_prefix): _DEFAULT}
 
 
 def current() -> Truncator:
-    """The masking for text printed now: this context's, or a coarser one another command set."""
+    """The masking for text printed now: the coarsest of the defaults and every running command's."""
     with _lock:
-        prefixes = [(_DEFAULT.ipv4_prefix, _DEFAULT.ipv6_prefix), *_live]
-        key = (min(v4 for v4, _ in prefixes), min(v6 for _, v6 in prefixes))
+        live = [f for stack in _stacks.values() for f in stack if f is not None]
+        key = (
+            min((_DEFAULT.ipv4_prefix, *(v4 for v4, _ in live))),
+            min((_DEFAULT.ipv6_prefix, *(v6 for _, v6 in live))),
+        )
         if key not in _made:  # (one per pair of prefixes: each caches what it masked)
             _made[key] = Truncator(*key)
         return _made[key]
 
 
-def reset() -> None:
-    """The defaults again for this context (each command starts and ends with them)."""
-    _set(None)
-
-
-def _set(truncator: Truncator | None) -> None:
+def begin() -> None:
+    """A command starts on this thread: the defaults until it loads a config."""
     with _lock:
-        before = _own.get()
-        if before is not None:
-            key = (before.ipv4_prefix, before.ipv6_prefix)
-            _live[key] -= 1
-            if _live[key] <= 0:
-                del _live[key]
-        if truncator is not None:
-            _live[(truncator.ipv4_prefix, truncator.ipv6_prefix)] += 1
-        _own.set(truncator)
+        _stacks.setdefault(threading.get_ident(), []).append(None)
+
+
+def end() -> None:
+    """The command ends: its prefixes go, those of the command that ran it (if any) stay."""
+    ident = threading.get_ident()
+    with _lock:
+        stack = _stacks.get(ident, [])
+        if stack:
+            stack.pop()
+        if not stack:
+            _stacks.pop(ident, None)
+
+
+def _set(prefixes: Prefixes) -> None:
+    """This thread's running command masks at ``prefixes`` (a library call outside any command
+    starts a frame that no ``end`` closes: the coarser masking stays, the safe way)."""
+    with _lock:
+        stack = _stacks.setdefault(threading.get_ident(), [])
+        if not stack:
+            stack.append(None)
+        stack[-1] = prefixes
 
 
 def mask_as(cfg: config.Config) -> None:
@@ -73,4 +83,4 @@ def mask_as(cfg: config.Config) -> None:
         # /16 store without its config printed /24)
         recorded = text_masker(Store(cfg.store))
         v4, v6 = min(v4, recorded.ipv4_prefix), min(v6, recorded.ipv6_prefix)
-    _set(Truncator(v4, v6))
+    _set((v4, v6))

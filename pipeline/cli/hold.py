@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, shown, warn
+from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, printable, shown, warn
 from pipeline.cli._lifecycle import lifecycle_options
 from pipeline.lifecycle import audited, holds
 
@@ -60,8 +60,8 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
     from pipeline.store.commit import Store
 
     found = holds.list_holds(Store.existing(load_config(config_path, store).store))  # a typo: exit 6
-    if as_json:
-        click.echo(json.dumps([h.to_json() for h in found], indent=2))
+    if as_json:  # (hold files as read: masked like every printed line, found by review)
+        click.echo(shown(json.dumps([h.to_json() for h in found], indent=2)))
         return
     click.echo(f"{'case':<20}  {'status':<8}  {'domain':<20}  {'from':<10}  {'to':<10}  by / when (UTC)")
     for h in found:
@@ -70,10 +70,12 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
         if h.released:
             when += f"; released by {h.released_by} {h.released:%Y-%m-%d %H:%M}"
         span = f"{h.date_from or '…'!s:<10}  {h.date_to or '…'!s:<10}"
-        click.echo(f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}")
+        row = f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}"
+        click.echo(shown(printable(row)))  # (a hold file's text as read: one line, masked)
         if h.erasures_kept:  # (their requests stand: said at the release, and here after it)
             ids = ", ".join(h.erasures_kept)
-            click.echo(f"{'':<22}kept rows from the erasures of deletion records {ids}: run them again")
+            line = f"kept rows from the erasures of deletion records {ids}: run them again"
+            click.echo(f"{'':<22}{shown(printable(line))}")
 
 
 @hold_group.command("release")

@@ -382,14 +382,15 @@ def stops_raise() -> Iterator[_Stops]:
         return
 
     def stop(signum: int, frame: Any) -> None:
-        if state.deferred:
+        if state.deferred and not state.pending:  # (a second one stops it even there: it may hang)
             state.pending.append(signal.Signals(signum).name)
             return
         raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
-    # Ctrl-C only where it raises KeyboardInterrupt anyway (not where it is ignored: ``nohup``, ``&``)
-    default_int = signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    ours = [signal.SIGTERM, signal.SIGINT] if default_int else [signal.SIGTERM]
+    # not where a signal is ignored (``nohup``, ``&``, a caller's SIG_IGN); Ctrl-C only where it
+    # raises KeyboardInterrupt anyway
+    ours = [signal.SIGTERM] if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN else []
+    ours += [signal.SIGINT] if signal.getsignal(signal.SIGINT) is signal.default_int_handler else []
     previous = {sig: signal.signal(sig, stop) for sig in ours}
     _stops = state
     try:
@@ -402,14 +403,17 @@ def stops_raise() -> Iterator[_Stops]:
 
 @contextlib.contextmanager
 def committing() -> Iterator[None]:
-    """The commit of an audited action: a stop (Ctrl-C, SIGTERM) from here on waits until the action
-    ends, and it is recorded as completed, with a warning.
+    """The commit that ends an audited action (its last step: nothing but returning follows): a
+    stop (Ctrl-C, SIGTERM) from here on waits until the action ends, and the action is recorded as
+    completed, with a warning. A second stop stops it at once, as before (a store that hangs).
 
     Found by review: ``hold add`` stopped just after its hold file was written was recorded as an
     error and told the operator to run it again, which then failed ("already has an active hold").
     What is committed is done: the action ends as it would have, and says a stop came."""
     state = _stops
-    if state is None:  # not audited, or not on the main thread: nothing is raised by a stop here
+    if state is None or threading.current_thread() is not threading.main_thread():
+        # not audited, or not the audited action's thread (found by review: a hold placed on a
+        # worker thread made the main thread's query ignore SIGTERM): a stop raises as it would
         yield
         return
     state.deferred = True

@@ -49,8 +49,9 @@ class Hold:
     released: dt.datetime | None = None
     released_by: str | None = None
     # the deletion records of the erasures it kept rows from, written at its release: their requests
-    # stand once it is released (``hold list`` names them after the release's own warnings)
-    erasures_kept: tuple[str, ...] = ()
+    # stand once it is released (``hold list`` names them after the release's own warnings); None
+    # while active, and for a hold released by an older hostlogs (not known)
+    erasures_kept: tuple[str, ...] | None = None
     file: str = ""  # name of its file under _holds/
 
     @property
@@ -82,10 +83,7 @@ class Hold:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("file")
-        if self.active:  # (known only at the release)
-            data.pop("erasures_kept")
-        else:
-            data["erasures_kept"] = list(self.erasures_kept)
+        data["erasures_kept"] = None if self.erasures_kept is None else list(self.erasures_kept)
         return {"version": 1, **{k: _text(v) for k, v in data.items()}}
 
     @classmethod
@@ -281,13 +279,13 @@ def hold_file_name(created: dt.datetime, case: str) -> str:
     return f"{created:%Y%m%dT%H%M%S%fZ}-{_UNSAFE.sub('_', case)}-{digest}.json"
 
 
-def _record_ids(value: Any) -> tuple[str, ...]:
-    """The deletion record ids a released hold names (absent in a hold file of an older hostlogs)."""
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("erasures_kept is not a list of deletion record ids")
-    return tuple(value)
+def _record_ids(value: Any) -> tuple[str, ...] | None:
+    """The deletion record ids a released hold names; None when not known: absent (an older
+    hostlogs) or not a list of ids. Only informative: a hold file damaged there still tells what it
+    holds, and must not stop purges and erasures (found by review)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
 
 
 def _text(value: Any) -> Any:

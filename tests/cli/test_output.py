@@ -553,8 +553,9 @@ def test_a_damaged_privacy_record_does_not_fail_every_command(tmp_path: Path) ->
 def test_printed_text_is_masked_as_coarsely_as_any_command_running_in_the_process(tmp_path: Path) -> None:
     """Found by review: the printed-text masking was one value per process, so two commands run in
     threads of one embedding process masked with each other's prefixes, and the /24 one could set
-    it back under the /16 one. Each context has its own; every thread prints at least as coarsely
-    as every command running (a thread a command starts begins with a fresh context)."""
+    it back under the /16 one; then, kept per context, a copied context's reset undid it. Every
+    thread prints at least as coarsely as every command running, nested ones included."""
+    import contextvars
     import threading
 
     from pipeline.cli import _masking
@@ -566,24 +567,27 @@ def test_printed_text_is_masked_as_coarsely_as_any_command_running_in_the_proces
     seen: dict[str, str] = {}
 
     def command() -> None:
+        _masking.begin()
         _masking.mask_as(config.load(conf))
         seen["own"] = shown("203.0.113.77")
+        contextvars.copy_context().run(lambda: (_masking.begin(), _masking.end()))  # a nested command
+        seen["after a nested one"] = shown("203.0.113.77")
         coarse_set.set()
         done.wait(10)
-        _masking.reset()
+        _masking.end()
 
     other = threading.Thread(target=command)
     other.start()
     try:
         assert coarse_set.wait(10)
-        _masking.reset()  # another command in this thread, with the defaults: it must not undo /16
+        _masking.begin()  # another command in this thread, with the defaults: it must not undo /16
         seen["here"] = shown("203.0.113.77")
-        seen["started"] = ""
+        _masking.end()
         started = threading.Thread(target=lambda: seen.update(started=shown("203.0.113.77")))
         started.start()
         started.join()
     finally:
         done.set()
         other.join()
-    assert seen == dict.fromkeys(("own", "here", "started"), "203.0.0.0/16")
+    assert seen == dict.fromkeys(("own", "after a nested one", "here", "started"), "203.0.0.0/16")
     assert shown("203.0.113.77") == "203.0.113.0/24"  # once the /16 command has ended

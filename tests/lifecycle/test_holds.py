@@ -212,6 +212,18 @@ def test_releasing_a_hold_names_the_erasures_it_kept_rows_from(store: Path) -> N
     assert code == 0 and listed == {"LEGAL-1": [kept_from["record"]], "LEGAL-2": []}
     code, out, _ = invoke("hold", "list", "--store", str(store))
     assert f"kept rows from the erasures of deletion records {kept_from['record']}: run them again" in out
+    # the field only informs: edited, it is printed masked on one line; damaged, it stops nothing
+    (held_file,) = [f for f in (store / "_holds").iterdir() if json.loads(f.read_text())["case"] == "LEGAL-1"]
+    held = json.loads(held_file.read_text())
+    held_file.write_text(json.dumps({**held, "erasures_kept": ["203.0.113.77", "x\n\x1b[31m"]}))
+    code, out, _ = invoke("hold", "list", "--store", str(store))
+    assert code == 0 and "203.0.113.0/24, x\\n<0x1b>[31m: run them again" in out and "203.0.113.77" not in out
+    for damaged in ("x", [1], {"a": 1}):
+        held_file.write_text(json.dumps({**held, "erasures_kept": damaged}))
+        code, out, err = invoke("hold", "list", "--store", str(store), "--json")
+        assert code == 0 and {h["case"]: h["erasures_kept"] for h in json.loads(out)}["LEGAL-1"] is None, err
+        assert invoke("purge", "--store", str(store), "--dry-run")[0] == 0
+    held_file.write_text(json.dumps(held))
     # the same case held again later: that earlier erasure was told at the first release, not again
     add_hold(store, "LEGAL-1", "reopened", domain=B)
     assert release_hold(store, "LEGAL-1").erasures_kept == []

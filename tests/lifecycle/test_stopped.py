@@ -111,3 +111,44 @@ def test_a_hold_stopped_once_it_is_being_written_completes_and_says_so(
     again = run("hold", "add", "--case", "STOP-2", "--reason", "incident", stop=False)
     assert again.returncode == 0, again.stderr  # the first hold was released: a new one may be placed
     assert audit.AuditLog(store).verify().ok
+
+
+_STOPS = """
+import os, signal, sys, threading, time
+from pipeline.investigate import audit
+log, outcome = audit.AuditLog(sys.argv[1]), "swallowed"
+try:
+    with log.record("query", "C-1", "why"):
+        if sys.argv[2] == "a worker commits":  # (another thread's commit is not this action's)
+            held = [audit.committing()]  # (entered there, and left open: as a hold's commit)
+            worker = threading.Thread(target=held[0].__enter__)
+            worker.start()
+            worker.join()
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:  # "stopped twice while committing": the second stop is not deferred
+            with audit.committing():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)
+except BaseException as exc:
+    outcome = type(exc).__name__
+print(outcome, [e.get("status") for e in log.list()])
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("a worker commits", "Terminated ['started', 'error']"),
+        ("stopped twice while committing", "KeyboardInterrupt ['started', 'error']"),
+    ],
+)
+def test_a_commit_defers_only_its_own_actions_first_stop(tmp_path: Path, case: str, expected: str) -> None:
+    """Found by review: a commit on a worker thread made the main thread's audited query ignore
+    SIGTERM (and claim it completed); and a commit that hangs could not be stopped by Ctrl-C."""
+    out = subprocess.run(
+        [sys.executable, "-c", _STOPS, str(tmp_path / "store"), case],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.stdout.strip() == expected, out.stderr
