@@ -22,7 +22,8 @@ from typing import Any
 import polars as pl
 
 from pipeline.errors import StoreError, UsageError
-from pipeline.investigate.audit import checked_id, committing, text_masker
+from pipeline.investigate.audit import checked_id, text_masker
+from pipeline.investigate.stops import committing
 from pipeline.lifecycle import deletions
 from pipeline.lifecycle.session import MAINTENANCE_WRITER, maintenance_lock
 from pipeline.privacy.truncate import domain_forms, is_pattern, mask_value, normal_domain, stored_domain

@@ -115,18 +115,18 @@ def test_a_hold_stopped_once_it_is_being_written_completes_and_says_so(
 
 _STOPS = """
 import os, signal, sys, threading, time
-from pipeline.investigate import audit
+from pipeline.investigate import audit, stops
 log, outcome = audit.AuditLog(sys.argv[1]), "swallowed"
 try:
     with log.record("query", "C-1", "why"):
         if sys.argv[2] == "a worker commits":  # (another thread's commit is not this action's)
-            held = [audit.committing()]  # (entered there, and left open: as a hold's commit)
+            held = [stops.committing()]  # (entered there, and left open: as a hold's commit)
             worker = threading.Thread(target=held[0].__enter__)
             worker.start()
             worker.join()
             os.kill(os.getpid(), signal.SIGTERM)
         else:  # "stopped twice while committing": the second stop is not deferred
-            with audit.committing():
+            with stops.committing():
                 os.kill(os.getpid(), signal.SIGTERM)
                 time.sleep(0.05)
                 os.kill(os.getpid(), signal.SIGINT)
