@@ -54,6 +54,19 @@ def _scan(lines: list[bytes], flags: int = VHOST | TAIL) -> scanner.Scanned | No
     return scanner.scan(pa.py_buffer(data), start, start + np.array([len(x) for x in lines]), flags)
 
 
+def test_a_last_line_without_its_newline_is_read_from_its_own_bytes_only() -> None:
+    """The scanner copies a chunk's bytes and ends them with its own newline: never the bytes after
+    the buffer it was given (found by review: one allocation for all regions, written with a loop
+    variable that shadowed the chunk's size, copied 64 bytes past it, and the line took them in)."""
+    for end in (b"", b"\n"):
+        backing = pa.py_buffer(LINE + end + b' "smuggled"' * 20)  # what follows in memory
+        data = backing.slice(0, len(LINE) + len(end))
+        start = np.zeros(1, dtype=np.int64)
+        scanned = scanner.scan(data, start, start + len(LINE), VHOST | TAIL)
+        assert scanned is not None and scanned.ok.tolist() == [True]
+        assert scanned.columns["user_agent"].to_pylist() == ["curl/8"]
+
+
 def test_a_line_is_read_into_values_and_views() -> None:
     scanned = _scan([LINE, b"not a log line", LINE.replace(b"/a?b=1", b"/" + b"x" * 40)])
     assert scanned is not None and scanner.status() == "wasm"
