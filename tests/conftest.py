@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import ipaddress
 import os
 import re
@@ -37,6 +38,11 @@ def third_party_log_files() -> list[Path]:
 
 
 GEOIP = THIRD_PARTY / "geoip" / "maxmind-test"
+# A recent UTC day for log lines that a test expects kept and healthy (found by running the suite at
+# later dates: lines of a fixed day passed the two-year retention and became "past retention"
+# warnings and "needs attention" statuses). In a log's %t form and as an ISO date.
+RECENT = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
+RECENT_CLF, RECENT_ISO = RECENT.strftime("%d/%b/%Y"), RECENT.strftime("%Y-%m-%d")
 
 
 def make_config(store: Path, *, geoip: bool = False, **ingest_overrides: object) -> config.Config:

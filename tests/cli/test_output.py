@@ -24,7 +24,7 @@ from pipeline.investigate.result import QueryResult
 from pipeline.investigate.scope import Scope
 from pipeline.lifecycle.compact import compact
 from pipeline.lifecycle.export import export
-from tests.conftest import ROOT
+from tests.conftest import RECENT_CLF, ROOT
 
 VISITOR, OTHER = "203.0.113.7", "198.51.100.9"  # documentation ranges only
 CASE = "INC-OUT-1"
@@ -223,8 +223,8 @@ def test_library_reports_progress(store: Path, tmp_path: Path) -> None:
 
 
 def test_no_progress_bar_without_a_terminal(tmp_path: Path) -> None:
-    log = tmp_path / "a.log"
-    log.write_text(LOG)
+    log = tmp_path / "a.log"  # (recent lines: once past the retention, their warning is printed)
+    log.write_text(LOG.replace("10/Oct/2026", RECENT_CLF).replace("11/Oct/2026", RECENT_CLF))
     code, out, err = invoke("ingest", str(log), "--store", str(tmp_path / "s"), "--domain", "d.example", "-q")
     assert (code, out, err) == (0, "", "")
 

@@ -13,17 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pipeline import config
 from pipeline.lifecycle import metrics
 from tests.cli.test_cli import invoke
-from tests.conftest import ROOT, as_another_user
+from tests.conftest import RECENT_CLF, RECENT_ISO, ROOT, as_another_user
 from tests.store.test_store_seam import _Watch, watched  # noqa: F401 (the fixture)
 
-# Recent lines: a healthy store has nothing past the retention (found by a run at a later date: a
-# fixed 10 Oct 2026 made every "healthy" status here "needs attention" from October 2028).
-DAY = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
-LINE = (
-    "203.0.113.5 - - ["
-    + DAY.strftime("%d/%b/%Y")
-    + ':13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8.0"\n'
-)
+# recent: a healthy store has nothing past the retention (found by running the suite at later dates)
+LINE = "203.0.113.5 - - [" + RECENT_CLF + ':13:55:36 +0000] "GET /a HTTP/1.1" 200 12 "-" "curl/8.0"\n'
 
 
 def setup(tmp_path: Path, *, extra_source: str | None = None, prom: str | None = None) -> Path:
@@ -60,7 +54,7 @@ def test_status_text_and_exit_0_when_healthy(tmp_path: Path) -> None:
     assert (code, err) == (0, "")
     lines = out.splitlines()
     assert lines[0].startswith(f"store: {tmp_path / 'store'}  (")
-    assert lines[1] == f"pageviews: 3 rows in 1 files, 1 days: {DAY:%Y-%m-%d} to {DAY:%Y-%m-%d}"
+    assert lines[1] == f"pageviews: 3 rows in 1 files, 1 days: {RECENT_ISO} to {RECENT_ISO}"
     assert f"  {tmp_path}/logs/access.log*: 1 file(s), lag 0 bytes; last run " in out
     assert "4 lines → 3 rows, 1 rejected" in out and "rejects in the last 24 h: unparseable 1" in out
     assert "last purge: never" in out and "last publish: never" in out and lines[-1] == "status: OK"
@@ -335,7 +329,6 @@ def test_a_piped_streams_alarm_ends_an_hour_after_it_and_damaged_manifests_stop_
 ) -> None:
     """Found by review: a stopped pipe alarmed for 24 h with no way to clear it; a manifest with a
     count that is no number made status an internal error, one without a time hid the whole pipe."""
-    import datetime as dt
 
     from pipeline.cli._common import load_config
     from pipeline.ingest import lag

@@ -16,12 +16,12 @@ import pytest
 from pipeline.errors import SourceCutShort
 from pipeline.ingest import sources
 from pipeline.ingest.gzip_members import GzipMembers
-from tests.conftest import ingest_paths, store_rejects, store_rows
+from tests.conftest import RECENT_CLF, ingest_paths, store_rejects, store_rows
 
 
 def lines(n: int, start: int = 0) -> bytes:
     return b"".join(
-        f'203.0.113.{i % 250} - - [05/Dec/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] "GET /p/{i} HTTP/1.1" '
+        f'203.0.113.{i % 250} - - [{RECENT_CLF}:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] "GET /p/{i} HTTP/1.1" '
         f'200 {i} "-" "UA {i}"\n'.encode()
         for i in range(start, start + n)
     )

@@ -19,10 +19,12 @@ from pipeline.ingest.failures import reject_rate_error
 from pipeline.store import layout
 from pipeline.store.commit import Store
 from tests.cli.test_cli import invoke
-from tests.conftest import ingest_paths, store_rejects, store_rows
+from tests.conftest import RECENT_CLF, RECENT_ISO, ingest_paths, store_rejects, store_rows
 
-GOOD = '203.0.113.{n} - - [10/Oct/2026:13:55:{s:02d} +0000] "GET /p{n} HTTP/1.1" 200 12 "-" "curl/8.0"\n'
-JSON_LINE = '{{"time": "2026-10-10T13:55:00Z", "remote_addr": "198.51.100.{n}", "uri": "/x"}}\n'
+GOOD = (
+    "203.0.113.{n} - - [" + RECENT_CLF + ':13:55:{s:02d} +0000] "GET /p{n} HTTP/1.1" 200 12 "-" "curl/8.0"\n'
+)
+JSON_LINE = '{{"time": "' + RECENT_ISO + 'T13:55:00Z", "remote_addr": "198.51.100.{n}", "uri": "/x"}}\n'
 
 
 def good(n: int) -> str:

@@ -19,13 +19,11 @@ from pipeline.errors import StoreError
 from pipeline.lifecycle.reingest import unload_source
 from tests.cli.test_cli import invoke
 from tests.cli.test_errors import fail_store_writes
+from tests.conftest import RECENT, RECENT_CLF
 
-# Recent lines (found by a run at a later date: lines of a fixed date were purged by the "40 days
-# later" purge below once that date was two years old); their custody key is of that month.
-DAY = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
-LINE = "203.0.113.{n} - - [" + DAY.strftime("%d/%b/%Y") + ':13:55:{n:02d} +0000] "GET /p{n} HTTP/1.1" 200 12'
-LINE += ' "-" "curl/8.0"\n'
-CUSTODY_KEY = f"{DAY:%Y-%m}.key"
+LINE = "203.0.113.{n} - - [" + RECENT_CLF + ':13:55:{n:02d} +0000] "GET /p{n} HTTP/1.1" 200 12'
+LINE += ' "-" "curl/8.0"\n'  # (recent: its day must not pass the retention under the tests' purges)
+CUSTODY_KEY = f"{RECENT:%Y-%m}.key"  # the custody key of its month
 
 
 def log_file(tmp_path: Path, name: str = "a.log", n: int = 3, junk: int = 1) -> Path:

@@ -23,14 +23,23 @@ def lines(year: int, days: range, n: int = 2) -> str:
     return "".join(LINE.format(day=f"{d:02d}", year=year) for d in days for _ in range(n))
 
 
-def cfg_for(tmp_path: Path, *patterns: str, max_reject_rate: float = 0.05) -> config.Config:
+def cfg_for(
+    tmp_path: Path, *patterns: str, max_reject_rate: float = 0.05, retention: str = "2y"
+) -> config.Config:
     return config.Config(store=str(tmp_path / "store"), server="web-1").with_overrides(
         sources=tuple(config.SourceConfig(path=p, domain="example.test") for p in patterns),
         ingest=config.replace(config.IngestConfig(), max_reject_rate=max_reject_rate),
+        retention=config.replace(config.RetentionConfig(), retention=retention),
     )
 
 
-def ingested(tmp_path: Path, text: str, **kw: float) -> tuple[config.Config, Path]:
+# For the tests of a healthy store whose lines are of fixed days (October 2026), checked as of
+# today: nothing of it past the retention in any year the suite runs (found by running the suite at
+# later dates: from October 2028, "partitions older than the retention" was one more problem).
+KEPT = "50y"
+
+
+def ingested(tmp_path: Path, text: str, **kw: float | str) -> tuple[config.Config, Path]:
     log = tmp_path / "logs" / "access.log"
     log.parent.mkdir(exist_ok=True)
     log.write_text(text)
@@ -40,7 +49,9 @@ def ingested(tmp_path: Path, text: str, **kw: float) -> tuple[config.Config, Pat
 
 
 def test_usage_days_rejects_keys_and_nothing_to_do(tmp_path: Path) -> None:
-    cfg, _ = ingested(tmp_path, lines(2026, range(10, 13)) + "nonsense\n", max_reject_rate=0.5)
+    cfg, _ = ingested(
+        tmp_path, lines(2026, range(10, 13)) + "nonsense\n", max_reject_rate=0.5, retention=KEPT
+    )
     report = status.status(cfg, lag.source_lags(cfg), now=dt.datetime.now(dt.UTC))
     u = report.usage
     assert (u.pageview_rows, u.pageview_files, [str(d) for d in u.days]) == (
@@ -114,9 +125,11 @@ def test_compressed_files_have_an_unknown_lag_and_say_why(tmp_path: Path) -> Non
 
 
 def test_a_source_matching_nothing_or_rejecting_too_much_needs_attention(tmp_path: Path) -> None:
-    ingested(tmp_path, lines(2026, range(10, 11)) + "bad\nworse\n", max_reject_rate=1.0)
+    ingested(tmp_path, lines(2026, range(10, 11)) + "bad\nworse\n", max_reject_rate=1.0, retention=KEPT)
     gone = str(tmp_path / "nosuch" / "*.log")
-    strict = cfg_for(tmp_path, str(tmp_path / "logs" / "access.log*"), gone, max_reject_rate=0.4)
+    strict = cfg_for(
+        tmp_path, str(tmp_path / "logs" / "access.log*"), gone, max_reject_rate=0.4, retention=KEPT
+    )
     report = status.status(strict, lag.source_lags(strict))
     assert report.problems == (
         f"source {tmp_path}/logs/access.log*: its last run rejected 2 of 4 lines (50.0%, more than "

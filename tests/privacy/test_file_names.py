@@ -21,7 +21,7 @@ from pipeline.ingest import run as ingest
 from pipeline.store import layout
 from pipeline.store.commit import DEFAULT_WRITER
 from tests.cli.test_cli import invoke
-from tests.conftest import ingest_paths, make_config, store_rejects, store_rows
+from tests.conftest import RECENT_CLF, ingest_paths, make_config, store_rejects, store_rows
 
 SERVER = "203.0.113.77"  # a directory per server address, as some hosting setups name them
 NAMES = ("access.log.198.51.100.23", "access.log.2001:db8::17")
@@ -29,7 +29,7 @@ SECRETS = ("203.0.113.77", "198.51.100.23", "2001:db8::17", "192.0.2.1")
 
 
 def line(n: int) -> str:
-    return f'192.0.2.{n % 200 + 1} - - [10/Oct/2026:13:55:{n % 60:02d} +0000] "GET /l{n} HTTP/1.1" 200 {n}\n'
+    return f'192.0.2.{n % 200 + 1} - - [{RECENT_CLF}:13:55:{n % 60:02d} +0000] "GET /l{n} HTTP/1.1" 200 {n}\n'
 
 
 def needles() -> set[bytes]:
