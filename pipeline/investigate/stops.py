@@ -31,8 +31,8 @@ def stops_raise() -> Iterator[_Stops]:
     ``KeyboardInterrupt``, so that its outcome entry is written (found by review: a query, then an
     erase or a purge stopped by systemd or ``kill`` left only its start entry). Safe wherever Ctrl-C
     is: every action already survives a ``KeyboardInterrupt`` at any point (and ``kill -9``). Once
-    the action has ``committing``, both wait for its end instead. The handlers before are restored
-    before the outcome entry is written."""
+    the action is ``committing`` its last step, a first one waits for its end instead. The handlers
+    before are restored before the outcome entry is written."""
     global _stops
     state = _Stops()
     if threading.current_thread() is not threading.main_thread() or _stops is not None:
