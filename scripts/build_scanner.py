@@ -4,7 +4,7 @@
     python scripts/build_scanner.py           # rebuild scan.wasm and scan.lock after editing scan.c
     python scripts/build_scanner.py --check   # rebuild in a temporary folder; exit 1 if it differs
 
-The module is committed (6 KB, the same bytes on every platform), so users never need a compiler.
+The module is committed (7 KB, the same bytes on every platform), so users never need a compiler.
 The compiler is Zig's clang from PyPI (``ziglang``), pinned: another version emits other bytes. It is
 installed into a private virtual environment under ~/.cache/hostlogs on first use (~400 MB), never
 into the project's. ``scan.lock`` records the source's and the module's SHA-256: the test suite fails

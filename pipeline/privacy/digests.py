@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Literal
 
 from pipeline.errors import UsageError
@@ -20,6 +20,7 @@ from pipeline.privacy.keys import KeyStore
 if TYPE_CHECKING:  # numpy and polars load with the functions that need them: an investigation's
     import numpy as np  # lookup of one address (lookup_pseudonyms) is a short process of its own
     import polars as pl
+    import pyarrow as pa
 
 
 def pseudonym(key: bytes, address_text: str) -> int:
@@ -59,6 +60,29 @@ def pseudonym_values(key: bytes, texts: Sequence[str]) -> np.ndarray:
 
 
 _SHA256_BLOCK = 64
+
+# The same digests computed in bulk outside the GIL (ingest registers the scanner's WebAssembly
+# ``keyed_digests``); None where it cannot run (the loop above then computes them).
+BulkKeyed = Callable[[bytes, "pa.Array"], "np.ndarray | None"]
+_bulk: BulkKeyed | None = None
+
+
+def use_bulk(keyed: BulkKeyed | None) -> None:
+    """Compute ``pseudonym_series`` with ``keyed`` from now on (None: the loop again)."""
+    global _bulk
+    _bulk = keyed
+
+
+def pseudonym_series(key: bytes, texts: pl.Series) -> np.ndarray:
+    """``pseudonym_values`` of a column of canonical address texts (no nulls): in bulk where ingest
+    registered it, off the GIL (a batch's new clients; measured 0.8 µs an address either way, but the
+    loop holds the GIL and the other parse thread waits: ~1 s of a run with 1M clients)."""
+    if _bulk is not None:
+        block_key = hashlib.sha256(key).digest() if len(key) > _SHA256_BLOCK else key  # (RFC 2104)
+        got = _bulk(block_key, texts.to_arrow())
+        if got is not None:
+            return got
+    return pseudonym_values(key, texts.to_list())
 
 
 def canonical_address(value: str) -> str | None:

@@ -184,7 +184,7 @@ class Enricher:
         present = addresses.is_not_null()
         if key is None or not present.any():
             return ids
-        values = digests.pseudonym_values(key, addresses.filter(present).to_list())
+        values = digests.pseudonym_series(key, addresses.filter(present))
         return ids.scatter(present.arg_true(), pl.Series(values, dtype=pl.Int64))
 
     def _periods(self, ts: pl.Series) -> str | pl.Series:

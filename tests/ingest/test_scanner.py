@@ -92,7 +92,8 @@ def test_off_switch_and_report(monkeypatch: pytest.MonkeyPatch) -> None:
 TRAPPING = """(module (memory (export "memory") 1)
   (func (export "reset")) (func (export "alloc") (param i32) (result i32) i32.const 1024)
   (func (export "scan") (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32) unreachable)
-  (func (export "compact") (param i32 i32 i32 i32 i32 i32)))"""
+  (func (export "compact") (param i32 i32 i32 i32 i32 i32))
+  (func (export "hmac8") (param i32 i32 i32 i32 i32 i32) unreachable))"""
 
 
 def test_a_trap_falls_back_and_is_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,6 +107,7 @@ def test_a_trap_falls_back_and_is_reported(tmp_path: Path, monkeypatch: pytest.M
     assert _scan([LINE]) is None
     assert scanner.status() == "off (Trap: wasm trap: wasm `unreachable` instruction executed)"
     assert _scan([LINE]) is None  # the rest of the run uses the regex stages
+    assert scanner.keyed_digests(b"k", pa.array(["192.0.2.7"])) is None  # and the pseudonym loop
     log = tmp_path / "a.log"
     log.write_bytes(LINE + b"\n")
     report = ingest_paths(tmp_path / "store", [log], fmt="vhost_combined")
@@ -122,6 +124,9 @@ def test_a_module_allocating_outside_its_memory_is_refused(
     monkeypatch.setattr(scanner, "_runtime", None)
     monkeypatch.setattr(scanner, "_problem", None)
     assert _scan([LINE]) is None
+    assert scanner.status() == "off (WasmtimeError: the module allocated outside its memory)"
+    monkeypatch.setattr(scanner, "_problem", None)  # keying checks its regions too
+    assert scanner.keyed_digests(b"k", pa.array(["192.0.2.7"] * 2000)) is None
     assert scanner.status() == "off (WasmtimeError: the module allocated outside its memory)"
 
 

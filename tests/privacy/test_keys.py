@@ -288,6 +288,45 @@ def test_batch_hmac_equals_the_reference(key: bytes) -> None:
     assert digests.pseudonym_values(key, []).tolist() == []
 
 
+@given(
+    key=st.binary(max_size=130),  # ≤, =, > one SHA-256 block
+    texts=st.lists(st.text(max_size=150), max_size=40),  # one, two and three blocks of message
+    kind=st.sampled_from(["string", "large_string", "string_view"]),
+    skip=st.integers(0, 3),
+)
+def test_the_webassembly_keyed_digests_are_the_reference(
+    key: bytes, texts: list[str], kind: str, skip: int
+) -> None:
+    """Ingest keys a batch's new clients in the scanner's WebAssembly module (off the GIL): the same
+    pseudonyms as the Python loop, for any key and text, from any Arrow string layout or slice."""
+    import pyarrow as pa
+
+    from pipeline.ingest.formats import scanner
+
+    column = pl.Series(["x"] * skip + texts, dtype=pl.String).slice(skip)
+    arrow = pa.array(["x"] * skip + texts, getattr(pa, kind)()).slice(skip)
+    reference = digests.pseudonym_values(key, texts).tolist()
+    block_key = hashlib.sha256(key).digest() if len(key) > 64 else key
+    keyed = scanner.keyed_digests(block_key, arrow)
+    assert keyed is not None and scanner.status() == "wasm"
+    assert keyed.tolist() == reference == digests.pseudonym_series(key, column).tolist()
+
+
+def test_keyed_digests_in_several_calls_and_without_the_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Long columns are keyed in slices (the module's memory never shrinks); without the module (or
+    with HOSTLOGS_SCANNER=off) the loop computes the same."""
+    from pipeline.ingest import batch  # noqa: F401 (registers the module's bulk keying, as ingest does)
+    from pipeline.ingest.formats import scanner
+
+    texts = [f"198.51.100.{i % 256}" if i % 3 else f"2001:db8::{i:x}" for i in range(1000)]
+    reference = digests.pseudonym_values(FIXED_KEY, texts).tolist()
+    monkeypatch.setattr(scanner, "KEYED_TEXTS", 64)
+    assert digests.pseudonym_series(FIXED_KEY, pl.Series(texts)).tolist() == reference
+    monkeypatch.setenv("HOSTLOGS_SCANNER", "off")
+    assert scanner.keyed_digests(FIXED_KEY, pl.Series(texts).to_arrow()) is None
+    assert digests.pseudonym_series(FIXED_KEY, pl.Series(texts)).tolist() == reference
+
+
 def test_create_false_gives_null_for_missing_key(store: KeyStore, key_dir: Path) -> None:
     assert pseudo(store, [ADDR], ["2026-11"], create=False) == [None]
     assert not any(key_dir.iterdir())

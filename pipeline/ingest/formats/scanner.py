@@ -5,13 +5,14 @@ instead of a regex pass per field group: a 134k-line block in ~60 ms of WebAssem
 its columns built (one block alone / thread CPU in a whole run), against ~190 ms for the regex
 stages (the cut, the head regex, the tail slice, the checks). The module is compiled once to
 WebAssembly and committed (``scripts/build_scanner.py`` rebuilds it reproducibly), so nothing is
-compiled on the user's machine and one 5 KB file serves every platform wasmtime has wheels for.
+compiled on the user's machine and one 7 KB file serves every platform wasmtime has wheels for.
 
 It only ever *accepts* lines (a subset of what the format's fast regex accepts, with the same
 captures); every line it refuses goes to the regex stages as before, and when wasmtime cannot be
 loaded at all (or ``HOSTLOGS_SCANNER=off``) the regex stages read everything: same rows, slower.
 Each thread has its own wasm instance (a store is single-threaded); wasmtime releases the GIL during
-the call, so the ingest workers scan in parallel.
+the call, so the ingest workers scan in parallel. The module also keys a batch's new clients
+(``keyed_digests``: the pseudonyms' HMAC-SHA256, registered with ``privacy.digests`` by ingest).
 """
 
 from __future__ import annotations
@@ -95,7 +96,33 @@ class _Instance:
         exports = wasmtime.Instance(self.store, runtime.module, []).exports(self.store)
         self.memory: Any = exports["memory"]
         self.reset, self.alloc, self.scan = exports["reset"], exports["alloc"], exports["scan"]
-        self.compact = exports["compact"]
+        self.compact, self.hmac8 = exports["compact"], exports["hmac8"]
+
+    def keyed(self, key: bytes, data: pa.Buffer | None, offsets: np.ndarray) -> np.ndarray | None:
+        """``hmac8`` of the texts ``data[offsets[i]:offsets[i + 1]]`` (offsets from 0, uint32)."""
+        n, size = len(offsets) - 1, offsets[-1] if len(offsets) else 0
+        regions = {"key": len(key), "data": int(size), "offsets": 4 * (n + 1), "out": 8 * n}
+        at, total = {}, 0
+        for name, region in regions.items():
+            at[name], total = total, total + (max(region, 1) + 15) // 16 * 16
+        if total >= 1 << 31 or len(key) > 64:
+            return None
+        self.reset(self.store)
+        base = self.alloc(self.store, total)
+        if not base:
+            return None
+        at = {name: base + offset for name, offset in at.items()}
+        if any(at[name] + region > self.memory.data_len(self.store) for name, region in regions.items()):
+            raise self.wasmtime.WasmtimeError("the module allocated outside its memory")  # never write there
+        mem = _Memory(ctypes.addressof(self.memory.data_ptr(self.store).contents), at)
+        key_bytes = np.frombuffer(key, dtype=np.uint8)  # (kept alive while it is copied)
+        mem.put("key", key_bytes.ctypes.data, len(key))
+        if data is not None and size:
+            mem.put("data", data.address, int(size))
+        relative = np.ascontiguousarray(offsets, dtype=np.uint32)  # (kept alive while it is copied)
+        mem.put("offsets", relative.ctypes.data, 4 * (n + 1))
+        self.hmac8(self.store, at["key"], len(key), at["data"], at["offsets"], n, at["out"])
+        return np.frombuffer(mem.buffer("out", 8 * n), dtype=">i8").astype(np.int64)
 
     def run(self, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray, flags: int) -> Scanned | None:
         """The lines in chunks of CHUNK_LINES: the instance's memory (which never shrinks) holds one
@@ -229,6 +256,42 @@ def scan(data: pa.Buffer, starts: np.ndarray, ends: np.ndarray, flags: int) -> S
         with _lock:
             _problem = _describe(exc)
         return None
+
+
+KEYED_TEXTS = 1 << 18  # texts per hmac8 call: the instance's memory (never shrinking) stays small
+
+
+def keyed_digests(key: bytes, texts: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
+    """``privacy.digests.pseudonym_values(key, texts)`` computed by the module, outside the GIL: the
+    first 8 bytes of HMAC-SHA256(key, text) of each text as a signed big-endian int64. None when the
+    scanner is unavailable (the caller computes them itself). ``texts`` holds no null."""
+    global _problem
+    if _disabled() or _problem is not None:
+        return None
+    if texts.null_count:
+        raise ValueError("a null text to key")  # the caller's bug: it keys present addresses only
+    runtime = _load()
+    if runtime is None:
+        return None
+    strings = pa.concat_arrays(texts.chunks) if isinstance(texts, pa.ChunkedArray) else texts
+    strings = strings.cast(pa.large_string())  # (64-bit offsets: any number of texts)
+    parts = []
+    try:
+        for at in range(0, len(strings), KEYED_TEXTS):
+            part = strings.slice(at, KEYED_TEXTS)
+            offsets = np.frombuffer(part.buffers()[1], dtype=np.int64)
+            bounds = offsets[part.offset : part.offset + len(part) + 1]
+            lo = int(bounds[0]) if len(bounds) else 0
+            data = part.buffers()[2]
+            got = runtime.instance().keyed(key, data.slice(lo) if data is not None else None, bounds - lo)
+            if got is None:
+                return None
+            parts.append(got)
+    except (runtime.wasmtime.Trap, runtime.wasmtime.WasmtimeError) as exc:
+        with _lock:
+            _problem = _describe(exc)
+        return None
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _describe(exc: Exception) -> str:
