@@ -237,3 +237,31 @@ def test_the_off_switch_is_a_known_variable() -> None:
 
     assert list(_settings._env_warnings({"HOSTLOGS_SCANNER": "off"})) == []
     assert list(_settings._env_warnings({"HOSTLOGS_SCANER": "off"}))  # a typo is still reported
+
+
+@pytest.mark.parametrize(
+    ("hmac8", "why"),
+    [
+        (
+            '(func (export "hmac8") (param i32 i32 i32 i32 i32 i32))',
+            "the module's keyed digests are not HMAC-SHA256",
+        ),
+        ("", "the module has no export 'hmac8'"),
+    ],
+)
+def test_a_module_that_cannot_key_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hmac8: str, why: str
+) -> None:
+    """Found by review: a module whose keying does nothing gave wrong pseudonyms (they must link with
+    every other run's), and one without the export crashed ingest. Each instance keys a probe first:
+    such a module is off, and the regex stages and Python's hmac do the work."""
+    module = tmp_path / "scan.wasm"
+    module.write_text(
+        TRAPPING.replace('(func (export "hmac8") (param i32 i32 i32 i32 i32 i32) unreachable)', hmac8)
+    )
+    monkeypatch.setattr(scanner, "MODULE_PATH", module)
+    monkeypatch.setattr(scanner, "_runtime", None)
+    monkeypatch.setattr(scanner, "_problem", None)
+    assert scanner.keyed_digests(b"k", pa.array(["192.0.2.7"])) is None
+    assert scanner.status() == f"off (WasmtimeError: {why})"
+    assert _scan([LINE]) is None

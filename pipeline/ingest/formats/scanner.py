@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import hmac
 import os
 import threading
 import weakref
@@ -30,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 
 MODULE_PATH = Path(__file__).with_name("native") / "scan.wasm"
+_PROBE_KEY = bytes(range(32))  # (checks each instance's keying against Python's hmac)
 # The string fields scan.c writes views of, in its order (enum F_*); forwarded_for only with XFF.
 FIELDS = (
     "domain", "client", "method", "path", "query", "protocol", "referrer", "user_agent", "forwarded_for",
@@ -94,9 +96,19 @@ class _Instance:
         self.wasmtime = wasmtime = runtime.wasmtime
         self.store = wasmtime.Store(runtime.engine)
         exports = wasmtime.Instance(self.store, runtime.module, []).exports(self.store)
-        self.memory: Any = exports["memory"]
-        self.reset, self.alloc, self.scan = exports["reset"], exports["alloc"], exports["scan"]
-        self.compact, self.hmac8 = exports["compact"], exports["hmac8"]
+        try:
+            self.memory: Any = exports["memory"]
+            self.reset, self.alloc, self.scan = exports["reset"], exports["alloc"], exports["scan"]
+            self.compact, self.hmac8 = exports["compact"], exports["hmac8"]
+        except KeyError as exc:  # an older or foreign module: off, as after a trap (found by review)
+            raise wasmtime.WasmtimeError(f"the module has no export {exc}") from None
+        # Keyed digests become pseudonyms that must link with every other run's: a module that keys
+        # wrongly (damaged, foreign) is off before it keys anything (found by review)
+        probe = b"198.51.100.7"
+        got = self.keyed(_PROBE_KEY, pa.py_buffer(probe), np.array([0, len(probe)], dtype=np.uint32))
+        want = int.from_bytes(hmac.digest(_PROBE_KEY, probe, "sha256")[:8], "big", signed=True)
+        if got is None or got.tolist() != [want]:
+            raise wasmtime.WasmtimeError("the module's keyed digests are not HMAC-SHA256")
 
     def keyed(self, key: bytes, data: pa.Buffer | None, offsets: np.ndarray) -> np.ndarray | None:
         """``hmac8`` of the texts ``data[offsets[i]:offsets[i + 1]]`` (offsets from 0, uint32)."""
@@ -270,6 +282,8 @@ def keyed_digests(key: bytes, texts: pa.Array | pa.ChunkedArray) -> np.ndarray |
         return None
     if texts.null_count:
         raise ValueError("a null text to key")  # the caller's bug: it keys present addresses only
+    if not len(texts):
+        return np.zeros(0, dtype=np.int64)
     runtime = _load()
     if runtime is None:
         return None
