@@ -219,13 +219,20 @@ def printable(name: str) -> str:
     return _CONTROL.sub(lambda m: _NAMED.get(m.group(), f"<0x{ord(m.group()):02x}>"), name)
 
 
+def shown_line(text: str) -> str:
+    """``shown(printable(text))``: text from outside (a file name, a record, a typed value) as one
+    printed line, its addresses masked. In that order: the escapes carry no hex digit that could
+    join an address."""
+    return shown(printable(text))
+
+
 def echo_error(exc: BaseException) -> int:
     """Print the error line(s) of ``exc`` (traceback too under --debug); return its exit code."""
     if _debug():
         traceback.print_exception(exc, file=sys.stderr)
     for detail in getattr(exc, "details", ()):  # e.g. each source a PartialFailure could not read
-        click.echo(f"hostlogs: error: {shown(printable(str(detail).strip()))}", err=True)
-    click.echo(f"hostlogs: error: {shown(printable(error_message(exc).strip()))}", err=True)
+        click.echo(f"hostlogs: error: {shown_line(str(detail).strip())}", err=True)
+    click.echo(f"hostlogs: error: {shown_line(error_message(exc).strip())}", err=True)
     return exit_code(exc)
 
 
@@ -241,7 +248,7 @@ def notice(message: str) -> None:
 
 def warn(message: str) -> None:
     """A warning on stderr (``hostlogs: warning: …``): the command goes on."""
-    notice(f"hostlogs: warning: {shown(printable(message))}")
+    notice(f"hostlogs: warning: {shown_line(message)}")
 
 
 def handle_errors(fn: F) -> F:
@@ -331,7 +338,7 @@ class LazyGroup(click.Group):
 def _one_line(message: str) -> str:
     """click's message as one line, the values typed in it masked like every printed line (found by
     review: ``erase 203.0.113.77`` printed "got unexpected extra argument (203.0.113.77)" whole)."""
-    return shown(printable(message.strip().replace("\n", " ")))
+    return shown_line(message.strip().replace("\n", " "))
 
 
 def _interrupted(exc: BaseException) -> int:

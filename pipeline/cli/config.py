@@ -7,7 +7,7 @@ import json
 import click
 
 from pipeline.cli import _settings
-from pipeline.cli._common import handle_errors, json_option, main, printable, shown, store_options, warn
+from pipeline.cli._common import handle_errors, json_option, main, shown_line, store_options, warn
 
 
 @main.group("config")
@@ -42,8 +42,6 @@ def check_cmd(config_path: str | None, store: str | None, as_json: bool) -> None
         warn(warning)
     if as_json:  # (its warnings name sources: masked like the lines on stderr, found by review)
         data = report.to_dict()
-        click.echo(
-            json.dumps({**data, "warnings": [shown(printable(w)) for w in data["warnings"]]}, indent=2)
-        )
+        click.echo(json.dumps({**data, "warnings": [shown_line(w) for w in data["warnings"]]}, indent=2))
     else:
         click.echo(_settings.render_check(report))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, printable, shown, warn
+from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, shown, shown_line, warn
 from pipeline.cli._lifecycle import lifecycle_options
 from pipeline.lifecycle import audited, holds
 
@@ -71,11 +71,11 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
             when += f"; released by {h.released_by} {h.released:%Y-%m-%d %H:%M}"
         span = f"{h.date_from or '…'!s:<10}  {h.date_to or '…'!s:<10}"
         row = f"{h.case:<20}  {status:<8}  {h.domain or '(all)':<20}  {span}  {when}"
-        click.echo(shown(printable(row)))  # (a hold file's text as read: one line, masked)
+        click.echo(shown_line(row))  # (a hold file's text as read: one line, masked)
         if h.erasures_kept:  # (their requests stand: said at the release, and here after it)
             ids = ", ".join(h.erasures_kept)
             line = f"kept rows from the erasures of deletion records {ids}: run them again"
-            click.echo(f"{'':<22}{shown(printable(line))}")
+            click.echo(f"{'':<22}{shown_line(line)}")
 
 
 @hold_group.command("release")

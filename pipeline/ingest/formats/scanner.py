@@ -112,29 +112,37 @@ class _Instance:
 
     def keyed(self, key: bytes, data: pa.Buffer | None, offsets: np.ndarray) -> np.ndarray | None:
         """``hmac8`` of the texts ``data[offsets[i]:offsets[i + 1]]`` (offsets from 0, uint32)."""
-        n, size = len(offsets) - 1, offsets[-1] if len(offsets) else 0
-        regions = {"key": len(key), "data": int(size), "offsets": 4 * (n + 1), "out": 8 * n}
-        at, total = {}, 0
-        for name, region in regions.items():
-            at[name], total = total, total + (max(region, 1) + 15) // 16 * 16
-        if total >= 1 << 31 or len(key) > 64:
+        n, size = len(offsets) - 1, int(offsets[-1]) if len(offsets) else 0
+        if len(key) > 64:
+            return None
+        mem = self._regions({"key": len(key), "data": size, "offsets": 4 * (n + 1), "out": 8 * n})
+        if mem is None:
+            return None
+        mem.put_array("key", np.frombuffer(key, dtype=np.uint8))
+        if data is not None and size:
+            mem.put("data", data.address, size)
+        mem.put_array("offsets", np.asarray(offsets, dtype=np.uint32))
+        at = mem.at
+        self.hmac8(self.store, at["key"], len(key), at["data"], at["offsets"], n, at["out"])
+        return np.frombuffer(mem.buffer("out", 8 * n), dtype=">i8").astype(np.int64)
+
+    def _regions(self, sizes: dict[str, int]) -> _Memory | None:
+        """One allocation for all of a call's regions, each 16-byte aligned (a wasmtime call costs
+        ~0.1 ms of Python, holding the GIL, whatever it does: each region had been one). None when it
+        cannot be had: 32-bit sizes (a larger one would wrap) or out of wasm memory."""
+        offsets, total = {}, 0
+        for name, region in sizes.items():
+            offsets[name], total = total, total + (max(region, 1) + 15) // 16 * 16
+        if total >= 1 << 31:
             return None
         self.reset(self.store)
         base = self.alloc(self.store, total)
         if not base:
             return None
-        at = {name: base + offset for name, offset in at.items()}
-        if any(at[name] + region > self.memory.data_len(self.store) for name, region in regions.items()):
+        at = {name: base + offset for name, offset in offsets.items()}
+        if any(at[name] + region > self.memory.data_len(self.store) for name, region in sizes.items()):
             raise self.wasmtime.WasmtimeError("the module allocated outside its memory")  # never write there
-        mem = _Memory(ctypes.addressof(self.memory.data_ptr(self.store).contents), at)
-        key_bytes = np.frombuffer(key, dtype=np.uint8)  # (kept alive while it is copied)
-        mem.put("key", key_bytes.ctypes.data, len(key))
-        if data is not None and size:
-            mem.put("data", data.address, int(size))
-        relative = np.ascontiguousarray(offsets, dtype=np.uint32)  # (kept alive while it is copied)
-        mem.put("offsets", relative.ctypes.data, 4 * (n + 1))
-        self.hmac8(self.store, at["key"], len(key), at["data"], at["offsets"], n, at["out"])
-        return np.frombuffer(mem.buffer("out", 8 * n), dtype=">i8").astype(np.int64)
+        return _Memory(ctypes.addressof(self.memory.data_ptr(self.store).contents), at)  # after growth
 
     def run(self, data: pa.Buffer, starts: np.ndarray, ends: np.ndarray, flags: int) -> Scanned | None:
         """The lines in chunks of CHUNK_LINES: the instance's memory (which never shrinks) holds one
@@ -161,26 +169,14 @@ class _Instance:
         sizes = {"buf": size + _PAD, "starts": 4 * n, "ends": 4 * n, "ok": n, "ts": 8 * n, "status": 4 * n}
         sizes |= {"bytes": 8 * n, "views": 16 * n * nf, "valid": vb * nf, "long": 4 * nf}
         sizes["out"] = size + 8 * nf  # the long values compacted: at most the lines, + slack per field
-        # one allocation for all regions, each 16-byte aligned: a wasmtime call costs ~0.1 ms of
-        # Python (holding the GIL) whatever it does, and each region had been one
-        offsets, total = {}, 0
-        for name, region in sizes.items():
-            offsets[name], total = total, total + (max(region, 1) + 15) // 16 * 16
-        if total >= 1 << 31:  # the module takes 32-bit sizes (a larger one would wrap)
-            return None
-        self.reset(self.store)
-        base = self.alloc(self.store, total)
-        if not base:
-            return None  # out of wasm memory: the regex stages read this batch
-        at = {name: base + offset for name, offset in offsets.items()}
-        if any(at[name] + region > self.memory.data_len(self.store) for name, region in sizes.items()):
-            raise self.wasmtime.WasmtimeError("the module allocated outside its memory")  # never write there
-        mem = _Memory(ctypes.addressof(self.memory.data_ptr(self.store).contents), at)  # after growth
+        mem = self._regions(sizes)
+        if mem is None:
+            return None  # the regex stages read this batch
+        at = mem.at
         mem.put("buf", data.address + lo, size)
         ctypes.memset(mem.base + at["buf"] + size, 10, _PAD)  # '\n' ends the last line and every search
         for name, values in (("starts", starts), ("ends", ends)):
-            relative = np.ascontiguousarray(values - lo, dtype=np.uint32)
-            mem.put(name, relative.ctypes.data, 4 * n)
+            mem.put_array(name, (values - lo).astype(np.uint32))
         outputs = [at[x] for x in ("ok", "ts", "status", "bytes", "views", "valid", "long")]
         k = self.scan(self.store, at["buf"], n, at["starts"], at["ends"], flags, *outputs)
         self.compact(self.store, at["buf"], n, k, nf, at["views"], at["long"], at["out"])
@@ -200,10 +196,16 @@ class _Memory:
     """The regions of one call in the instance's linear memory (valid until it grows again)."""
 
     base: int
-    at: dict[str, int]
+    at: dict[str, int]  # each region's address in the module's memory (from its base)
 
     def put(self, name: str, address: int, size: int) -> None:
         ctypes.memmove(self.base + self.at[name], address, size)
+
+    def put_array(self, name: str, values: np.ndarray) -> None:
+        """An array's bytes, the array referenced while they are copied (found in review: the
+        address of a temporary array had been copied after the array was freed)."""
+        values = np.ascontiguousarray(values)
+        ctypes.memmove(self.base + self.at[name], values.ctypes.data, values.nbytes)
 
     def get(self, name: str, dtype: type[np.generic], count: int, skip: int = 0) -> np.ndarray:
         """A copy (the next call reuses the memory) of ``count`` values at the region plus ``skip`` bytes."""
