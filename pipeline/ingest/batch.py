@@ -19,11 +19,11 @@ import pyarrow as pa
 from pipeline import __version__
 from pipeline.errors import SourceError, StoreError
 from pipeline.ingest import sources
-from pipeline.ingest.blocks import Block, is_tick
+from pipeline.ingest.blocks import Block, is_tick, max_lines, pieces
 from pipeline.ingest.directives import Tracker
 from pipeline.ingest.fields import Format
 from pipeline.ingest.formats import scanner
-from pipeline.ingest.lines import split_block
+from pipeline.ingest.lines import TooManyLines, split_block
 from pipeline.ingest.rows import ParseSettings, add_oversized, parse_lines
 from pipeline.ingest.state import RunState
 from pipeline.privacy import digests, keys
@@ -117,15 +117,32 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
         replaces = []
         tally.add(prepared)
 
-    max_line = r.cfg.ingest.max_line_bytes
+    limits = (r.cfg.ingest.max_line_bytes, max_lines(r.cfg.ingest.block_bytes))
+
+    def settle(done: Prepared | Dense) -> None:
+        """Commit a parsed block; a dense one's pieces are parsed by the workers and committed in
+        order as they finish, at most ``workers`` + 1 of them waiting (memory: that many batches)."""
+        if isinstance(done, Prepared):
+            return commit(done)
+        parts: deque[Future[Prepared | Dense]] = deque()
+        for part in pieces(done.block, limits[1]):
+            fmt = done.restart.format_for(part.data)  # (in stream order: a W3C piece's #Fields:)
+            parts.append(pool.submit(_prepare, part, fmt, done.restart, settings, r.masker, *limits))
+            while len(parts) > workers:
+                settle(parts.popleft().result())
+        while parts:
+            settle(parts.popleft().result())
+
     # Blocks are parsed by worker threads (polars, numpy and pyarrow release the GIL); commits
     # happen in order on this thread, so progress never runs ahead of the data.
-    in_flight: deque[Future[Prepared]] = deque()
+    in_flight: deque[Future[Prepared | Dense]] = deque()
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="hostlogs-parse") as pool:
         try:
             for block in blocks:
                 if not is_tick(block):
-                    job = (block, tracker.format_for(block.data), settings, r.masker, max_line)
+                    # (a directed format's state at the block's start, for the pieces of a dense one)
+                    restart = Tracker(src.fmt, tracker.state)
+                    job = (block, tracker.format_for(block.data), restart, settings, r.masker, *limits)
                     in_flight.append(pool.submit(_prepare, *job))
                 # Wait for the oldest batch before reading on: at most ``workers`` blocks are parsed
                 # and one more waits its turn while the next is read (a worker that finishes picks it
@@ -134,7 +151,7 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
                 # flushed by time, or gone quiet) is committed before reading on: its lines must not
                 # wait for the next flush to become durable.
                 while in_flight and (len(in_flight) > workers + 1 or in_flight[0].done() or block.urgent):
-                    commit(in_flight.popleft().result())
+                    settle(in_flight.popleft().result())
         except SourceError as exc:
             # The blocks read before the read failed are committed when they are a verified prefix
             # of the source (a plain file truncated under the run; whole gzip members before damage
@@ -144,10 +161,10 @@ def consume(r: RunState, src: Source, blocks: Iterator[Block], *, workers: int, 
             # data inflated before a CRC check is not known to be right, and stored it would be
             # read twice once the file is repaired (found by review).
             while in_flight and exc.verified_prefix:
-                commit(in_flight.popleft().result())
+                settle(in_flight.popleft().result())
             raise
         while in_flight:
-            commit(in_flight.popleft().result())
+            settle(in_flight.popleft().result())
     return tally
 
 
@@ -165,14 +182,27 @@ class Prepared:
     reject_frame: pl.DataFrame
 
 
+@dataclass(frozen=True)
+class Dense:
+    """A block of more lines than one batch holds (short lines): committed as ``blocks.pieces``."""
+
+    block: Block
+    restart: Tracker  # the directed format's state at the block's start
+
+
 def _prepare(
     block: Block,
     fmt: Format,
+    restart: Tracker,
     settings: ParseSettings,
     masker: privacy.ClientMasker,
     max_line_bytes: int,
-) -> Prepared:
-    split = split_block(block.data, block.data_start, max_line_bytes)
+    most_lines: int,
+) -> Prepared | Dense:
+    try:
+        split = split_block(block.data, block.data_start, max_line_bytes, most_lines)
+    except TooManyLines:  # (found before any per-line array is made: memory follows the lines)
+        return Dense(block, restart)
     parsed = add_oversized(parse_lines(split, fmt, settings, masker), block.oversized, masker)
     rows = parsed.rows
     tables = _partition(rows)

@@ -37,6 +37,9 @@ class Block:
     # flushed because time passed or the stream stopped, not because it was full: commit it (and
     # everything before it) before reading on, or a slow stream would wait a whole flush for it
     urgent: bool = False
+    # the SHA-256 state of [start, data_start) (the skipped oversized lines), from which ``pieces``
+    # digests a first piece; None: an empty state (a pipe's digest covers its data only)
+    prefix: Any = None
 
 
 def iter_blocks(
@@ -64,7 +67,6 @@ def iter_blocks(
     oversized: list[tuple[int, int, bytes]] = []
     digest = hashlib.sha256()
     chunk = _even_chunk(size_hint - start, block_bytes, workers) if size_hint is not None else block_bytes
-    max_lines = max(block_bytes // MIN_LINE_BYTES, 1)
     buffers = ReadBuffers()
     while True:
         buf = _read_block(stream, carry, chunk, buffers)
@@ -88,22 +90,54 @@ def iter_blocks(
         if cut < 0:
             carry = bytes(buf)
             continue
-        for piece in _pieces(buf[: cut + 1], max_lines):
-            digest.update(piece)
-            yield Block(range_start, offset, offset + len(piece), piece, digest.hexdigest(), tuple(oversized))
-            digest = hashlib.sha256()
-            oversized = []
-            offset += len(piece)
-            range_start = offset
+        # One block per read, however many lines it holds: a worker cuts one of more than
+        # ``max_lines(block_bytes)`` lines into pieces (``pieces``), where its lines are counted
+        # anyway (counted here too, the reading thread had spent ~9 ms a 32 MiB block on it).
+        data, prefix = buf[: cut + 1], digest.copy()
+        digest.update(data)
+        yield Block(
+            range_start, offset, offset + len(data), data, digest.hexdigest(), tuple(oversized), prefix=prefix
+        )
+        digest = hashlib.sha256()
+        oversized = []
+        offset += len(data)
+        range_start = offset
         carry = bytes(buf[cut + 1 :])
 
 
-# A block holds at most block_bytes / MIN_LINE_BYTES lines (167,772 for 32 MiB: blocks of lines under
+# A batch holds at most block_bytes / MIN_LINE_BYTES lines (167,772 for 32 MiB: blocks of lines under
 # 200 bytes on average, such as common-format logs, are cut into several batches). A batch's memory
 # grows with its lines, not its bytes: 32 MiB of "\0\n" (16.7M binary lines) took 4 GB and 77 s as
 # one batch; 3M common lines of ~75 bytes peaked at 1.09 GB with 1/64 as many lines as bytes, 0.65 GB
 # with 1/200.
 MIN_LINE_BYTES = 200
+
+
+def max_lines(block_bytes: int) -> int:
+    """The most lines one batch holds, for blocks of ``block_bytes``."""
+    return max(block_bytes // MIN_LINE_BYTES, 1)
+
+
+def pieces(block: Block, most: int) -> Iterator[Block]:
+    """``block`` as consecutive blocks of at most ``most`` lines each: the batches it is committed
+    as, each with the digest of its own bytes (the first one's covering the skipped lines before
+    it too), as if they had been read one by one; the last keeps ``urgent``."""
+    start = block.start
+    parts = list(_pieces(memoryview(block.data).cast("B"), most))
+    for i, part in enumerate(parts):
+        digest = (
+            (block.prefix.copy() if block.prefix is not None else hashlib.sha256())
+            if i == 0
+            else hashlib.sha256()
+        )
+        digest.update(part)
+        data_start = block.data_start if i == 0 else start
+        last = i == len(parts) - 1
+        yield Block(
+            start, data_start, data_start + len(part), part, digest.hexdigest(),
+            block.oversized if i == 0 else (), urgent=block.urgent and last,
+        )  # fmt: skip
+        start = data_start + len(part)
 
 
 def _pieces(data: memoryview, max_lines: int) -> Iterator[memoryview]:

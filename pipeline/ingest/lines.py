@@ -36,9 +36,17 @@ class SplitLines:
         return bytes(self.block[start : start + min(int(self.lengths[i]), limit)])
 
 
-def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int) -> SplitLines:
+class TooManyLines(Exception):
+    """A block holds more lines than one batch may (``split_block``'s ``max_lines``)."""
+
+
+def split_block(
+    block: bytes | memoryview, base_offset: int, max_line_bytes: int, max_lines: int | None = None
+) -> SplitLines:
+    """The block's lines; ``TooManyLines`` as soon as more than ``max_lines`` newlines are seen
+    (before any per-line array is made: a block of one-byte lines must be cut first)."""
     arr = np.frombuffer(block, dtype=np.uint8)
-    newlines, ctrl_lines, high_lines = _scan(arr)
+    newlines, ctrl_lines, high_lines = _scan(arr, max_lines)
     starts = np.concatenate(([0], newlines + 1)).astype(np.int64)
     if len(arr) == 0 or arr[-1] == 10:  # nothing after the last '\n'
         starts = starts[:-1]
@@ -84,8 +92,9 @@ def split_block(block: bytes | memoryview, base_offset: int, max_line_bytes: int
 _SCAN_BYTES = 1 << 20
 
 
-def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(positions of the newlines, the lines with control bytes, the lines with bytes ≥ 0x80).
+def _scan(arr: np.ndarray, max_lines: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(positions of the newlines, the lines with control bytes, the lines with bytes ≥ 0x80);
+    ``TooManyLines`` once more than ``max_lines`` newlines were found.
 
     One pass for the unusual bytes (< 32 or ≥ 127: normally the newlines alone), in 1 MiB slices:
     the temporaries stay in cache and are reused by the allocator (block-sized ones cost a page
@@ -106,6 +115,8 @@ def _scan(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         values = part[found]
         is_newline = values == 10
         local = found[is_newline]
+        if max_lines is not None and seen + len(local) > max_lines:
+            raise TooManyLines(f"more than {max_lines} lines")
         newlines.append(local + at)
         if len(local) < len(found):
             odd, values = found[~is_newline], values[~is_newline]

@@ -70,6 +70,51 @@ def test_a_file_of_tiny_lines_is_read_in_batches_of_bounded_lines(tmp_path: Path
     assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
 
 
+def test_a_dense_block_is_cut_where_its_lines_are_counted_and_each_piece_is_proven(tmp_path: Path) -> None:
+    """The reader hands a block over whole; the worker that finds more lines in it than a batch holds
+    has it cut into pieces, committed in order. Each piece's custody digest covers exactly its own
+    bytes, the first one's the oversized line skipped before it too: ``keys prove`` checks them all
+    against the file."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    good = '203.0.113.7 - - [05/Dec/2026:10:00:00 +0000] "GET /a HTTP/1.1" 200 5 "-" "UA"\n'
+    text = good + "y" * 100_000 + "\n" + "x\n" * 20_000 + good + "\0\n" * 9_000 + good
+    log = tmp_path / "dense.log"
+    log.write_text(text)
+    store = tmp_path / "store"
+    block = 1 << 15
+    report = ingest_paths(
+        store, [log], fmt="combined", block_bytes=block, max_line_bytes=4096, max_reject_rate=1.0
+    )
+    assert report.lines == 29_004 and len(store_rows(store)) == 3
+    assert {r["reason"] for r in store_rejects(store)} == {"binary", "unparseable", "too_long"}
+    manifests = list(Store(store).iter_manifests())
+    # (+ 1: the skipped oversized line is a reject of the piece after it)
+    assert max(m["lines"] for m in manifests) <= block // MIN_LINE_BYTES + 1 < 20_000
+    spans = sorted((m["source"]["start"], m["source"]["end"]) for m in manifests)
+    assert spans[0][0] == 0 and spans[-1][1] == len(text.encode())
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    proof = CliRunner().invoke(main, ["keys", "prove", str(log), "--store", str(store)])
+    assert proof.exit_code == 0 and f"{len(manifests)} of {len(manifests)} batch(es) verified" in proof.stdout
+
+
+def test_too_many_lines_are_found_before_any_line_array_is_made() -> None:
+    """16 MiB of one-byte lines (8.4M lines) against a limit of 1,000: the scan stops within its
+    first slice, long before per-line arrays (8 bytes a line each: 67 MB apiece) are made."""
+    data = b"\0\n" * (8 << 20)
+    tracemalloc.start()
+    try:
+        with pytest.raises(lines_module.TooManyLines):
+            split_block(data, 0, 1 << 16, max_lines=1_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * lines_module._SCAN_BYTES <= len(data)  # one slice's temporaries
+    assert len(split_block(data[:2_000], 0, 1 << 16, max_lines=1_000)) == 1_000  # the limit is allowed
+
+
 def _reference_flags(data: bytes) -> tuple[list[bool], list[bool], list[bool]]:
     """Per line, read one at a time: (binary, non-ASCII, blank), as split_block documents them."""
     body = data[:-1] if data.endswith(b"\n") else data
