@@ -180,6 +180,7 @@ class Prepared:
     domain_unknown: int
     pageviews: dict[str, tuple[int, bytes]]  # date → (rows, parquet bytes)
     reject_frame: pl.DataFrame
+    sha256: str  # of the block's bytes (``Block.sha256``)
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,7 @@ def _prepare(
         domain_unknown=parsed.rows.get_column("domain").null_count(),
         pageviews={d: (t.height, encode_frame(t)) for d, t in tables.items()},
         reject_frame=parsed.rejects,
+        sha256=block.sha256(),
     )
 
 
@@ -242,7 +244,7 @@ def _write_batch(
     files = {layout.data_file(date.fromisoformat(d), batch): v for d, v in prepared.pageviews.items()}
     has_rejects = prepared.reject_frame.height > 0
     reject_file = layout.reject_file(now.date(), batch)  # the quarantine is partitioned by ingest date
-    period, digest = _custody(r, prepared, now, block)
+    period, digest = _custody(r, prepared, now)
     shown = sources.stored_name(src.path, r.masker)  # the file's name as the store keeps it
     r.store.begin(seq, [*files, *([reject_file] if has_rejects else [])])
     written = []
@@ -296,7 +298,7 @@ def _write_batch(
         r.on_read(block.end - block.start)
 
 
-def _custody(r: RunState, prepared: Prepared, now: datetime, block: Block) -> tuple[str, str | None]:
+def _custody(r: RunState, prepared: Prepared, now: datetime) -> tuple[str, str | None]:
     """(custody period, keyed digest) of a batch's raw bytes.
 
     The period is the key period of the batch's earliest row (of the ingest date when it has no rows):
@@ -307,7 +309,7 @@ def _custody(r: RunState, prepared: Prepared, now: datetime, block: Block) -> tu
     day = min(prepared.pageviews) if prepared.pageviews else f"{now:%Y-%m-%d}"
     pid = keys.period_id(datetime.fromisoformat(day).date(), r.keys.period)
     key = r.keys.custody_key(pid)
-    return pid, None if key is None else digests.custody_digest(key, bytes.fromhex(block.sha256))
+    return pid, None if key is None else digests.custody_digest(key, bytes.fromhex(prepared.sha256))
 
 
 def _partition(rows: pl.DataFrame) -> dict[str, pl.DataFrame]:

@@ -4,7 +4,6 @@ by time or line count, and the clean stop on SIGTERM/SIGHUP (``blocks`` reads fi
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import select
 import signal
@@ -86,12 +85,11 @@ def iter_pipe_blocks(
             if cut or oversized:
                 data = _copy_out(buf, cut, buffers)
                 start = oversized[0][0] if oversized else offset
-                digest = hashlib.sha256(data).hexdigest()
                 # more input within a moment: a busy writer, keep the workers busy (an empty pipe
                 # buffer at this very instant is common even under `cat big.log |`)
                 waiting = not stopping and bool(select.select([fd], [], [], PIPE_QUIET_SECONDS)[0])
                 urgent = stopping or not waiting
-                yield Block(start, offset, offset + cut, data, digest, tuple(oversized), urgent)
+                yield Block(start, offset, offset + cut, data, tuple(oversized), urgent)
                 del buf[:cut]
                 offset += cut
                 oversized = []
