@@ -76,6 +76,12 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
             ids = ", ".join(h.erasures_kept)
             line = f"kept rows from the erasures of deletion records {ids}: run them again"
             click.echo(f"{'':<22}{shown_line(line)}")
+        if h.records_unread:  # (the erasures above are those it could tell: these may hide more)
+            line = (
+                f"{len(h.records_unread)} deletion record(s) could not be read at its release: an erasure "
+                "it kept rows from may be recorded there (hostlogs verify; hold list --json names them)"
+            )
+            click.echo(f"{'':<22}{shown_line(line)}")
 
 
 @hold_group.command("release")

@@ -53,6 +53,10 @@ class Hold:
     # stand once it is released (``hold list`` names them after the release's own warnings); None
     # while active, and for a hold released by an older hostlogs (not known)
     erasures_kept: tuple[str, ...] | None = None
+    # the deletion records that could not be read at its release, one line each: an erasure it kept
+    # rows from may be recorded there (``erasures_kept`` then lists only the readable ones); None
+    # while active, and for a hold released by an older hostlogs
+    records_unread: tuple[str, ...] | None = None
     file: str = ""  # name of its file under _holds/
 
     @property
@@ -85,6 +89,7 @@ class Hold:
         data = asdict(self)
         data.pop("file")
         data["erasures_kept"] = None if self.erasures_kept is None else list(self.erasures_kept)
+        data["records_unread"] = None if self.records_unread is None else list(self.records_unread)
         return {"version": 1, **{k: _text(v) for k, v in data.items()}}
 
     @classmethod
@@ -101,6 +106,7 @@ class Hold:
                 released=_datetime(data.get("released")),
                 released_by=data.get("released_by"),
                 erasures_kept=_record_ids(data.get("erasures_kept")),
+                records_unread=_record_ids(data.get("records_unread")),
                 file=file,
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -202,7 +208,13 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Rel
         kept, unreadable = erasures_kept(store, current[0])
         now = dt.datetime.now(dt.UTC)
         ids = tuple(str(e["record"]) for e in kept if e.get("record"))
-        hold = Hold(**{**asdict(current[0]), "released": now, "released_by": os_user(), "erasures_kept": ids})
+        done = {
+            "released": now,
+            "released_by": os_user(),
+            "erasures_kept": ids,
+            "records_unread": tuple(unreadable),
+        }
+        hold = Hold(**{**asdict(current[0]), **done})
         with committing():  # (its list of erasures kept is told once: a re-run would find no hold)
             store.write_json(layout.hold(hold.file), hold.to_json())
     return Released(hold, kept, unreadable)
@@ -281,9 +293,9 @@ def hold_file_name(created: dt.datetime, case: str) -> str:
 
 
 def _record_ids(value: Any) -> tuple[str, ...] | None:
-    """The deletion record ids a released hold names; None when not known: absent (an older
-    hostlogs) or not a list of ids. Only informative: a hold file damaged there still tells what it
-    holds, and must not stop purges and erasures (found by review)."""
+    """The deletion record ids (or unread records' lines) a released hold names; None when not
+    known: absent (an older hostlogs) or not a list of texts. Only informative: a hold file damaged
+    there still tells what it holds, and must not stop purges and erasures (found by review)."""
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return tuple(value)
     return None

@@ -292,6 +292,13 @@ def test_a_release_reads_odd_deletion_records_without_failing(store: Path) -> No
     ]
     assert len(released.unreadable) == 1 and "broken.json" in released.unreadable[0]
     assert not active_holds(store)
+    # the release's hold file says so too: its erasures_kept lists only the records it could read
+    (held,) = [h for h in list_holds(Store(store)) if h.case == "LEGAL-2"]
+    assert held.erasures_kept == ("a1", "b2", "c3") and held.records_unread == tuple(released.unreadable)
+    code, out, _ = invoke("hold", "list", "--store", str(store))
+    assert code == 0 and "1 deletion record(s) could not be read at its release" in out, out
+    code, out, _ = invoke("hold", "list", "--json", "--store", str(store))
+    assert code == 0 and "broken.json" in json.loads(out)[0]["records_unread"][0]
 
 
 def test_hold_cli_add_and_json(store: Path) -> None:
