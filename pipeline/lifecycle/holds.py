@@ -208,11 +208,12 @@ def release_hold(store_root: str | Path, case: str, *, wait: float = 0.0) -> Rel
         kept, unreadable = erasures_kept(store, current[0])
         now = dt.datetime.now(dt.UTC)
         ids = tuple(str(e["record"]) for e in kept if e.get("record"))
+        masker = text_masker(store)  # (a record's error names its location: no address kept in it)
         done = {
             "released": now,
             "released_by": os_user(),
             "erasures_kept": ids,
-            "records_unread": tuple(unreadable),
+            "records_unread": tuple(mask_value(line, masker) for line in unreadable),
         }
         hold = Hold(**{**asdict(current[0]), **done})
         with committing():  # (its list of erasures kept is told once: a re-run would find no hold)

@@ -301,6 +301,22 @@ def test_a_release_reads_odd_deletion_records_without_failing(store: Path) -> No
     assert code == 0 and "broken.json" in json.loads(out)[0]["records_unread"][0]
 
 
+def test_a_release_keeps_no_address_from_an_unread_record_line(tmp_path: Path) -> None:
+    """The lines of unread deletion records name their location, which is the operator's path: it
+    is kept masked in the hold file like every other text there."""
+    store = tmp_path / "198.51.100.77" / "store"
+    store.parent.mkdir()
+    build(store, rows())
+    add_hold(store, "LEGAL-3", "claim")
+    (store / "_deletions").mkdir(exist_ok=True)
+    (store / "_deletions" / "20990101T000009000000Z-broken.json").write_text("{not json")
+    released = release_hold(store, "LEGAL-3")
+    assert len(released.unreadable) == 1
+    (held,) = [h for h in list_holds(Store(store)) if h.case == "LEGAL-3"]
+    assert held.records_unread and "broken.json" in held.records_unread[0]
+    assert all(b"198.51.100.77" not in f.read_bytes() for f in (store / HOLDS_DIR).iterdir())
+
+
 def test_hold_cli_add_and_json(store: Path) -> None:
     build(store, rows())
     code, out, _ = invoke(
