@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import signal
 import subprocess
 import sys
@@ -153,6 +154,37 @@ def test_a_quiet_pipe_commits_its_last_full_batch(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     proc.stdin.close()
+
+
+def test_a_pipe_of_short_lines_is_committed_in_batches_of_bounded_lines(tmp_path: Path) -> None:
+    """A pipe's block is cut like a file's (at most block_bytes / 200 lines a batch): a pipe of
+    short lines flushed by a large --flush-lines had been one batch of millions of lines (1 GB for
+    8 MiB of one-byte lines); the same lines, rows and rejects, in order."""
+    import os
+
+    from pipeline.ingest.blocks import MIN_LINE_BYTES
+    from pipeline.store.commit import Store
+
+    store = tmp_path / "store"
+    block = 1 << 16
+    settings = {"BLOCK_BYTES": block, "MAX_LINE_BYTES": 4096, "MAX_REJECT_RATE": 1}
+    env = {**os.environ, **{f"HOSTLOGS_INGEST_{k}": str(v) for k, v in settings.items()}}
+    data = lines(0, 3) + b"x\n" * 30_000 + lines(3, 2)
+    proc = subprocess.run(
+        hostlogs("ingest", "-", "--store", str(store), "--format", "vhost_combined", "--flush-lines", "10000000", "-q"),
+        input=data, env=env, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 0
+    manifests = sorted(Store(store).iter_manifests(), key=lambda m: m["seq"])
+    assert max(m["lines"] for m in manifests) <= block // MIN_LINE_BYTES < 30_000
+    assert sum(m["lines"] for m in manifests) == 30_005 and sum(m["rows"] for m in manifests) == 5
+    spans = [(m["source"]["start"], m["source"]["end"]) for m in manifests]
+    assert (
+        spans[0][0] == 0
+        and spans[-1][1] == len(data)
+        and all(a[1] == b[0] for a, b in itertools.pairwise(spans))
+    )
+    assert sorted(str(r["path"]) for r in store_rows(store)) == [f"/n{n}" for n in range(5)]
 
 
 def test_sigterm_reads_what_the_writer_already_sent(tmp_path: Path) -> None:
