@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import importlib
+import json
 import os
 import re
 import sys
@@ -204,6 +205,24 @@ def shown(text: str, truncator: Truncator | None = None) -> str:
     log named ``access.log.203.0.113.77`` was printed whole, on stdout and stderr). Names in it go
     through ``printable`` first. Query results are not passed through here."""
     return mask_value(text, truncator or _masking.current())
+
+
+def shown_json(data: Any, truncator: Truncator | None = None, **dumps: Any) -> str:
+    """``data`` as JSON, each string in it ``shown`` before it is encoded (found by review: masking
+    the encoded text read a ``\\u00fc`` escape's hex digits as part of the IPv6 address after it and
+    broke the escape: invalid JSON)."""
+
+    def each(value: Any) -> Any:
+        if isinstance(value, str):
+            return shown(value, truncator)
+        if isinstance(value, dict):
+            return {each(k) if isinstance(k, str) else k: each(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [each(v) for v in value]
+        return value
+
+    default = dumps.pop("default", None)
+    return json.dumps(each(json.loads(json.dumps(data, default=default))), **dumps)
 
 
 # C0 and C1 controls and the Unicode line and paragraph separators: each may end a line for a

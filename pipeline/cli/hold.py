@@ -8,7 +8,16 @@ from typing import Any
 
 import click
 
-from pipeline.cli._common import TEXT, date_range, handle_errors, load_config, main, shown, shown_line, warn
+from pipeline.cli._common import (
+    TEXT,
+    date_range,
+    handle_errors,
+    load_config,
+    main,
+    shown_json,
+    shown_line,
+    warn,
+)
 from pipeline.cli._lifecycle import lifecycle_options
 from pipeline.lifecycle import audited, holds
 
@@ -61,7 +70,7 @@ def hold_list_cmd(config_path: str | None, store: str | None, as_json: bool) -> 
 
     found = holds.list_holds(Store.existing(load_config(config_path, store).store))  # a typo: exit 6
     if as_json:  # (hold files as read: masked like every printed line, found by review)
-        click.echo(shown(json.dumps([h.to_json() for h in found], indent=2)))
+        click.echo(shown_json([h.to_json() for h in found], indent=2))
         return
     click.echo(f"{'case':<20}  {'status':<8}  {'domain':<20}  {'from':<10}  {'to':<10}  by / when (UTC)")
     for h in found:
@@ -102,7 +111,7 @@ def hold_release_cmd(
     """
     released = audited.release_hold(load_config(config_path, store), case, wait=wait)
     if as_json:  # (the records' fields as read: masked like every printed line, found by review)
-        click.echo(shown(json.dumps(released.to_json(), indent=2)))
+        click.echo(shown_json(released.to_json(), indent=2))
     else:
         click.echo(f"hold released: {released.hold.describe()}")
     for kept in released.erasures_kept:  # (on stderr with --json too: cron mail shows it)

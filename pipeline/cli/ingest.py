@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import datetime as dt
 import gc
-import json
 import os
 import sys
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from pipeline.cli._common import (
     printable,
     quiet_option,
     shown,
+    shown_json,
     store_options,
     warn,
 )
@@ -202,7 +202,7 @@ def ingest_cmd(
         data = report.to_dict() | ({"reingest": unloaded.to_dict()} if unloaded else {})
         if past is not None:
             data["past_retention"] = past.to_dict()
-        click.echo(shown(json.dumps(data, indent=2, default=str), masker))
+        click.echo(shown_json(data, masker, indent=2, default=str))
     elif not quiet:
         click.echo(shown(render_ingest(report, past), masker))
     else:  # cron mails stderr: rows written only to be purged, data a file held that was left out

@@ -315,6 +315,14 @@ def test_a_release_keeps_no_address_from_an_unread_record_line(tmp_path: Path) -
     (held,) = [h for h in list_holds(Store(store)) if h.case == "LEGAL-3"]
     assert held.records_unread and "broken.json" in held.records_unread[0]
     assert all(b"198.51.100.77" not in f.read_bytes() for f in (store / HOLDS_DIR).iterdir())
+    # a non-ASCII character just before an address: printed --json stays JSON (found by review:
+    # masking the encoded text had broken the \\u00fc escape into "\\udb8::/48")
+    (store / "_deletions" / "20990101T000010000000Z-\u00fc2001:db8::1.json").write_text("{")
+    add_hold(store, "LEGAL-4", "claim")
+    release_hold(store, "LEGAL-4")
+    code, out, _ = invoke("hold", "list", "--json", "--store", str(store))
+    held = {h["case"]: h for h in json.loads(out)}
+    assert code == 0 and any("\u00fc2001:db8::/48" in line for line in held["LEGAL-4"]["records_unread"])
 
 
 def test_hold_cli_add_and_json(store: Path) -> None:
