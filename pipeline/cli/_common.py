@@ -212,17 +212,18 @@ def shown_json(data: Any, truncator: Truncator | None = None, **dumps: Any) -> s
     the encoded text read a ``\\u00fc`` escape's hex digits as part of the IPv6 address after it and
     broke the escape: invalid JSON)."""
 
-    def each(value: Any) -> Any:
+    def each(value: Any) -> Any:  # (JSON as decoded: keys are strings, sequences lists)
         if isinstance(value, str):
             return shown(value, truncator)
         if isinstance(value, dict):
-            return {each(k) if isinstance(k, str) else k: each(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+            return {shown(k, truncator): each(v) for k, v in value.items()}
+        if isinstance(value, list):
             return [each(v) for v in value]
         return value
 
-    default = dumps.pop("default", None)
-    return json.dumps(each(json.loads(json.dumps(data, default=default))), **dumps)
+    # (a round trip first: what ``default`` makes of dates and the like is text to mask as well)
+    plain = json.loads(json.dumps(data, default=dumps.pop("default", None)))
+    return json.dumps(each(plain), **dumps)
 
 
 # C0 and C1 controls and the Unicode line and paragraph separators: each may end a line for a
